@@ -1,0 +1,1 @@
+"""Vendor clients: pure I/O against Akubela, Tuya osaas and Servitly; no Telegram, no database."""

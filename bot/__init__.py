@@ -1,0 +1,1 @@
+"""Wiring: settings, CLI, application, storage, persistence, roles, alerts, i18n."""

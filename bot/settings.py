@@ -1,0 +1,103 @@
+"""The one settings object: read from the environment and `.env`, built once at start."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The demo defaults point every vendor at the embedded sandbox on loopback, so a fresh clone
+# runs with no `.env` at all. Each vendor is mounted under its own prefix there.
+SANDBOX_URL = "http://127.0.0.1:8700"
+DEMO_SECRET_KEY = "demo-secret-key-change-me-in-production-0123456789"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    """Every setting Concierge reads; nothing else touches the environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    # Telegram
+    telegram_bot_token: SecretStr = Field(
+        default=SecretStr("123456:DEMO-sandbox-token"),
+        description="Bot token from @BotFather; the demo token only works on the local Bot API.",
+    )
+    telegram_base_url: str = Field(
+        default="https://api.telegram.org/bot",
+        description="Bot API base URL; the demo points it at the local Bot API.",
+    )
+    admin_telegram_ids: list[int] = Field(default_factory=list)
+
+    # Storage and locale
+    database_url: str = "sqlite+aiosqlite:///concierge.db"
+    timezone: str = "Asia/Shanghai"
+    secret_key: SecretStr = SecretStr(DEMO_SECRET_KEY)
+
+    # Akubela (user and manager commands, OAuth2)
+    akubela_base_url: str = f"{SANDBOX_URL}/akubela"
+    akubela_client_id: str = "concierge-demo"
+    akubela_client_secret: SecretStr = SecretStr("akubela-demo-secret")
+    akubela_manager_username: str = "manager@demo.community"
+    akubela_manager_password: SecretStr = SecretStr("manager-demo-password")
+    akubela_project_id: str = "p-demo-garden-court"
+
+    # Tuya osaas (maintenance tasks)
+    tuya_base_url: str = f"{SANDBOX_URL}/tuya"
+    tuya_client_id: str = "tuyademoclientid"
+    tuya_client_secret: SecretStr = SecretStr("tuya-demo-client-secret")
+    tuya_project_id: str = "1233823965050001"
+
+    # Servitly (maintenance log)
+    servitly_base_url: str = f"{SANDBOX_URL}/servitly"
+    servitly_api_key: SecretStr = SecretStr("servitly-demo-api-key")
+    servitly_pat: SecretStr = SecretStr("servitly-demo-pat")
+    servitly_tenant: str = "demo"
+    servitly_tenant_header: str = "X-Servitly-Tenant"
+    servitly_maintenance_alert_definition_id: str = ""
+
+    # Vendor HTTP behaviour
+    http_connect_timeout: float = Field(default=5.0, gt=0)
+    http_read_timeout: float = Field(default=15.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("servitly_tenant_header")
+    @classmethod
+    def _tenant_header_name(cls, value: str) -> str:
+        if value not in {"X-Servitly-Tenant", "X-Semioty-Tenant"}:
+            raise ValueError("SERVITLY_TENANT_HEADER is X-Servitly-Tenant or X-Semioty-Tenant")
+        return value
+
+    @model_validator(mode="after")
+    def _no_demo_secret_against_real_telegram(self) -> Self:
+        # The demo key is public; tokens encrypted with it are as good as plain text.
+        if self.uses_real_telegram and self.secret_key.get_secret_value() == DEMO_SECRET_KEY:
+            raise ValueError("set SECRET_KEY to a private value before talking to real Telegram")
+        if len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def uses_real_telegram(self) -> bool:
+        """Whether the bot talks to Telegram's servers rather than the local Bot API."""
+        return "api.telegram.org" in self.telegram_base_url
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """The community's time zone."""
+        return ZoneInfo(self.timezone)

@@ -1,0 +1,1 @@
+"""Conversations: one ConversationHandler module per job."""

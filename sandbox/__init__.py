@@ -1,0 +1,1 @@
+"""The embedded default: local vendor APIs and a local Telegram Bot API."""
