@@ -31,8 +31,8 @@ class Settings(BaseSettings):
         description="Bot token from @BotFather; the demo token only works on the local Bot API.",
     )
     telegram_base_url: str = Field(
-        default="https://api.telegram.org/bot",
-        description="Bot API base URL; the demo points it at the local Bot API.",
+        default="http://127.0.0.1:8080/bot",
+        description="Bot API base URL: the local Bot API by default, Telegram's in production.",
     )
     admin_telegram_ids: list[int] = Field(default_factory=list)
 
