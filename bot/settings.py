@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     servitly_tenant_header: str = "X-Servitly-Tenant"
     servitly_maintenance_alert_definition_id: str = ""
 
+    # Embedded sandbox (the demo's vendors)
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = Field(default=8700, ge=1, le=65535)
+    sandbox_auto_advance_seconds: float = Field(default=0.0, ge=0)
+
     # Vendor HTTP behaviour
     http_connect_timeout: float = Field(default=5.0, gt=0)
     http_read_timeout: float = Field(default=15.0, gt=0)

@@ -1,0 +1,76 @@
+"""The `concierge` command as a person runs it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _clean_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith("SANDBOX_")}
+
+
+def test_sandbox_command_serves_the_demo_data(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own console entry point
+        [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port)],
+        cwd=tmp_path,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        demo = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                demo = httpx.get(f"http://127.0.0.1:{port}/_sandbox/demo", timeout=1).json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert demo is not None, f"the sandbox never answered: {output.decode(errors='replace')}"
+    assert {"akubela", "tuya", "servitly"} <= set(demo)
+
+
+def test_busy_port_gets_a_clear_message(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["sandbox", "--port", str(port)]) == 2
+    assert f"Port {port}" in capsys.readouterr().err
+
+
+def test_bad_setting_is_named_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TIMEZONE", "Mars/Olympus")
+    assert main(["sandbox"]) == 2
+    err = capsys.readouterr().err
+    assert "TIMEZONE" in err
+    assert "Traceback" not in err
