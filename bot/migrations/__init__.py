@@ -1,0 +1,1 @@
+"""Alembic migrations of the Concierge schema; applied by bot.storage.migrate.upgrade."""

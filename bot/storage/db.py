@@ -1,0 +1,76 @@
+"""The async engine and session factory: SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.sql.dml import Insert
+
+from bot.storage.models import Base
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///concierge.db"
+
+# A writer waits this long for SQLite's single write lock before failing; the persistence
+# writes several rows at once from concurrent tasks.
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def create_engine(database_url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine:
+    """Opens an async engine; SQLite connections get WAL, foreign keys and a busy timeout."""
+    url = make_url(database_url)
+    engine = _create_async_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite", **kwargs)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets readers carry on while a writer commits; foreign keys are off by default.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # In WAL mode NORMAL is still crash-safe for the database; it may lose the last
+        # commits on power loss only, which the drafts can afford.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """One factory per engine; open one session per unit of work."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def upsert(
+    dialect_name: str,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]] | dict[str, Any],
+    *,
+    key: Sequence[str],
+    update: Sequence[str] | None = None,
+) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE (or DO NOTHING when `update` is empty)."""
+    statement: sqlite.Insert | postgresql.Insert
+    if dialect_name == "sqlite":
+        statement = sqlite.insert(model).values(rows)
+    elif dialect_name == "postgresql":
+        statement = postgresql.insert(model).values(rows)
+    else:
+        raise NotImplementedError(f"no upsert for the {dialect_name} dialect")
+    if update is None:
+        first = rows if isinstance(rows, dict) else rows[0]
+        update = [column for column in first if column not in key]
+    if not update:
+        return statement.on_conflict_do_nothing(index_elements=list(key))
+    return statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={column: statement.excluded[column] for column in update},
+    )

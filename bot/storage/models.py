@@ -1,0 +1,309 @@
+"""The database schema as typed SQLAlchemy models; migration 0001 creates exactly this."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.storage.columns import UtcDateTime, utcnow
+
+# Fixed constraint names, so a later migration can drop or alter a constraint by name on
+# both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Role(enum.StrEnum):
+    """What a Telegram user is to the community."""
+
+    RESIDENT = "resident"
+    WORKER = "worker"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+class OutboxStatus(enum.StrEnum):
+    """Where a queued vendor write stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class AlertStatus(enum.StrEnum):
+    """Whether an alert reached its recipient."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def _string_enum(kind: type[enum.StrEnum], name: str) -> Enum:
+    # Plain VARCHAR holding the value ("resident"), not the member name and not a native
+    # PostgreSQL enum: adding a member later needs no migration.
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute once
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+class Timestamps:
+    """Created/updated columns, set by Python so both databases agree."""
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TelegramUser(Timestamps, Base):
+    """A person who has talked to the bot."""
+
+    __tablename__ = "telegram_users"
+
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[Role] = mapped_column(_string_enum(Role, "role"), default=Role.RESIDENT)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    # Set when Telegram says the user blocked the bot; alerts stop until they write again.
+    blocked_at: Mapped[datetime | None]
+    quiet_hours_start: Mapped[time | None] = mapped_column(Time)
+    quiet_hours_end: Mapped[time | None] = mapped_column(Time)
+
+
+class ResidentLink(Timestamps, Base):
+    """A resident's linked Akubela account; tokens are encrypted with bot.crypto."""
+
+    __tablename__ = "resident_links"
+
+    telegram_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("telegram_users.telegram_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    akubela_account_id: Mapped[str] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(255))
+    residences: Mapped[list[Any]] = mapped_column(default=list)
+    residence_id: Mapped[str | None] = mapped_column(String(128))
+    access_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    token_expires_at: Mapped[datetime | None]
+
+
+class WorkerLink(Timestamps, Base):
+    """A Telegram user bound to a Tuya maintenance worker."""
+
+    __tablename__ = "worker_links"
+
+    telegram_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("telegram_users.telegram_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    tuya_worker_id: Mapped[str] = mapped_column(String(128), index=True)
+    username: Mapped[str | None] = mapped_column(String(255))
+    nickname: Mapped[str | None] = mapped_column(String(255))
+
+
+class ManagerLink(Timestamps, Base):
+    """A Telegram user who manages a project."""
+
+    __tablename__ = "manager_links"
+
+    telegram_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("telegram_users.telegram_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class Invite(Base):
+    """A single-use invite code; only its hash is kept."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[Role] = mapped_column(_string_enum(Role, "role"))
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    project_id: Mapped[str | None] = mapped_column(String(128))
+    # Invites are made from the CLI too, where there is no Telegram user: no foreign key.
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ConversationState(Base):
+    """One ConversationHandler conversation: its key and state, both JSON text."""
+
+    __tablename__ = "conversation_states"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class UserData(Base):
+    """PTB's user_data of one user, JSON text."""
+
+    __tablename__ = "user_data"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChatData(Base):
+    """PTB's chat_data of one chat, JSON text."""
+
+    __tablename__ = "chat_data"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CallbackData(Base):
+    """PTB's arbitrary callback data cache: a single row."""
+
+    __tablename__ = "callback_data"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Draft(Base):
+    """What a user has typed so far in one job, saved the moment they type it."""
+
+    __tablename__ = "drafts"
+
+    # No foreign key: a draft must save even before the user row exists.
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OutboxItem(Timestamps, Base):
+    """A vendor write waiting to go through, retried under the same command id."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    vendor: Mapped[str] = mapped_column(String(32))
+    operation: Mapped[str] = mapped_column(String(64))
+    command_id: Mapped[str] = mapped_column(String(128), unique=True)
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[OutboxStatus] = mapped_column(
+        _string_enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None]
+
+
+class VendorState(Base):
+    """What the bot last saw of one vendor record, to notice changes."""
+
+    __tablename__ = "vendor_states"
+    __table_args__ = (UniqueConstraint("vendor", "kind", "record_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(64))
+    snapshot: Mapped[dict[str, Any]]
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SentAlert(Base):
+    """An alert the bot owes or has sent; the dedupe key makes it go out once."""
+
+    __tablename__ = "sent_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    recipient: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[AlertStatus] = mapped_column(
+        _string_enum(AlertStatus, "alert_status"), default=AlertStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """One vendor write: who asked, what, when and how it ended."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Kept after a user is gone, so no foreign key; None means the bot itself (a job).
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    vendor: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255))
+    request_summary: Mapped[dict[str, Any]]
+    result: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class TaskAcknowledgement(Base):
+    """A worker has seen a Tuya task; one acknowledgement per task."""
+
+    __tablename__ = "task_acknowledgements"
+
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    worker_telegram_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("telegram_users.telegram_id", ondelete="CASCADE")
+    )
+    acknowledged_at: Mapped[datetime] = mapped_column(default=utcnow)

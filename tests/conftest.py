@@ -1,0 +1,251 @@
+"""Database fixtures for every test: a fresh SQLite file and a fresh PostgreSQL database.
+
+`database_url` is parametrized over both databases and gives each test its own database,
+already migrated to the newest schema (copied from a template migrated once per session).
+`empty_database_url` gives an unmigrated one, for migration tests.
+
+PostgreSQL: `TEST_POSTGRES_URL` (a role allowed to CREATE DATABASE) if set; otherwise a
+throwaway cluster started once per session from the Debian binaries on 127.0.0.1. Without
+binaries the PostgreSQL cases skip, except under CI (env `CI`), where they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+from bot.storage.db import create_engine, make_session_factory
+from bot.storage.migrate import upgrade
+
+T = TypeVar("T")
+
+DATABASE_KINDS = ("sqlite", "postgresql")
+_database_numbers = itertools.count(1)
+
+
+def run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Runs a coroutine to completion on its own loop in a worker thread."""
+    # Sync fixtures cannot await, and asyncio.run on the main thread would meddle with the
+    # event loop pytest-asyncio manages for the test.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """Where to reach a PostgreSQL server as a role that may create databases."""
+
+    admin_url: str  # a libpq URL (postgresql://...) to an existing maintenance database
+
+    def url_for(self, database: str) -> str:
+        """The SQLAlchemy asyncpg URL of one database on this server."""
+        url = make_url(self.admin_url).set(drivername="postgresql+asyncpg", database=database)
+        return url.render_as_string(hide_password=False)
+
+    async def execute(self, statement: str) -> None:
+        """Runs one statement on the maintenance database."""
+        # CREATE/DROP DATABASE cannot run inside a transaction.
+        engine = create_async_engine(
+            make_url(self.admin_url).set(drivername="postgresql+asyncpg"),
+            isolation_level="AUTOCOMMIT",
+            poolclass=NullPool,
+        )
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _postgres_bin_dir() -> Path | None:
+    candidates = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda path: int(Path(path).parent.parent.name))
+    return Path(newest).parent
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+def _run(command: list[str], log: Path | None = None) -> None:
+    result = subprocess.run(  # noqa: S603 - fixed binaries, arguments built here
+        _as_postgres_user(command), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        log_tail = log.read_text()[-2000:] if log is not None and log.exists() else ""
+        pytest.fail(
+            f"{command[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n"
+            f"{log_tail}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session: TEST_POSTGRES_URL or a throwaway cluster."""
+    external = os.environ.get("TEST_POSTGRES_URL")
+    if external:
+        url = make_url(external).set(drivername="postgresql")
+        yield PostgresServer(url.render_as_string(hide_password=False))
+        return
+
+    bin_dir = _postgres_bin_dir()
+    if bin_dir is None:
+        reason = (
+            "no PostgreSQL binaries under /usr/lib/postgresql/*/bin and TEST_POSTGRES_URL unset "
+            "(apt-get install postgresql, as .ci/run does)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+    # Not under pytest's private (0700) tmp tree: the postgres user must reach the cluster.
+    root = Path(tempfile.mkdtemp(prefix="concierge-pg-"))
+    data = root / "data"
+    log = root / "server.log"
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    port = _free_port()
+    _run(
+        [
+            str(bin_dir / "initdb"),
+            "--pgdata",
+            str(data),
+            "--username",
+            "postgres",
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
+            "--no-sync",
+        ]
+    )
+    # A test cluster: durability is worthless here and fsync is most of the cost.
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    pg_ctl = str(bin_dir / "pg_ctl")
+    _run([pg_ctl, "--pgdata", str(data), "--log", str(log), "-o", options, "-w", "start"], log)
+    try:
+        yield PostgresServer(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    finally:
+        _run([pg_ctl, "--pgdata", str(data), "-m", "immediate", "-w", "stop"], log)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database migrated once per session, copied for every test (CREATE ... TEMPLATE)."""
+    name = f"concierge_template_{os.getpid()}"
+    run_in_thread(postgres_server.execute(f'CREATE DATABASE "{name}"'))
+    try:
+        run_in_thread(upgrade(postgres_server.url_for(name)))
+        yield name
+    finally:
+        run_in_thread(postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session, copied for every test."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    run_in_thread(upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """Which database the test runs on."""
+    kind: str = request.param
+    return kind
+
+
+def _fresh_postgres_database(
+    request: pytest.FixtureRequest, template: str | None
+) -> Iterator[str]:
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    source = f' TEMPLATE "{template}"' if template else ""
+    run_in_thread(server.execute(f'CREATE DATABASE "{name}"{source}'))
+    try:
+        yield server.url_for(name)
+    finally:
+        run_in_thread(server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(
+    database_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh database of the test's own, migrated to the newest schema."""
+    if database_kind == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "concierge.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+    else:
+        yield from _fresh_postgres_database(request, request.getfixturevalue("postgres_template"))
+
+
+@pytest.fixture
+def empty_database_url(
+    database_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh database of the test's own with no tables at all."""
+    if database_kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    else:
+        yield from _fresh_postgres_database(request, None)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test's migrated database, disposed afterwards."""
+    engine = create_engine(database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The session factory on the test's migrated database."""
+    return make_session_factory(engine)
