@@ -11,7 +11,7 @@ from babel.messages.extract import extract_from_dir
 from bot.i18n import catalog_ids, pick_language, tr
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYWORDS = {"tr": (2,), "N_": None}
+KEYWORDS = {"tr": (2,), "t": None, "N_": None}
 
 
 def _extracted() -> dict[str, str]:
