@@ -1,0 +1,492 @@
+"""Small repositories: each method is one short unit of work in its own session, committed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.storage.columns import utcnow
+from bot.storage.db import create_engine, make_session_factory, upsert
+from bot.storage.models import (
+    AlertStatus,
+    AuditEntry,
+    Draft,
+    OutboxItem,
+    OutboxStatus,
+    Role,
+    SentAlert,
+    TaskAcknowledgement,
+    TelegramUser,
+    VendorState,
+)
+
+# Rows per statement in bulk upserts: well under SQLite's limit on bound parameters.
+_CHUNK = 500
+
+
+class UnknownUser(LookupError):
+    """No Telegram user with that id has been stored."""
+
+
+class UnknownRecord(LookupError):
+    """No row with that id exists."""
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+class _Repository:
+    __slots__ = ("_sessions",)
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+
+class Users(_Repository):
+    """Telegram users: who they are, how they want to be spoken to, what they may do."""
+
+    __slots__ = ()
+
+    async def get(self, telegram_id: int) -> TelegramUser | None:
+        """The stored user, or None."""
+        async with self._sessions() as session:
+            return await session.get(TelegramUser, telegram_id)
+
+    async def get_or_create(
+        self, telegram_id: int, *, language: str = "en", display_name: str | None = None
+    ) -> TelegramUser:
+        """The user, stored on first contact; a changed display name is kept up to date."""
+        now = utcnow()
+        async with self._sessions() as session:
+            # Insert-or-nothing first, so two updates from a new user at once cannot collide.
+            await session.execute(
+                upsert(
+                    _dialect(session),
+                    TelegramUser,
+                    {
+                        "telegram_id": telegram_id,
+                        "language": language,
+                        "role": Role.RESIDENT,
+                        "display_name": display_name or "",
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                    key=["telegram_id"],
+                    update=[],
+                )
+            )
+            user = await session.get_one(TelegramUser, telegram_id, populate_existing=True)
+            if display_name is not None and user.display_name != display_name:
+                user.display_name = display_name
+            await session.commit()
+            return user
+
+    async def _set(self, telegram_id: int, **values: Any) -> None:
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(TelegramUser)
+                .where(TelegramUser.telegram_id == telegram_id)
+                .values(**values, updated_at=utcnow())
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise UnknownUser(f"no Telegram user {telegram_id}")
+            await session.commit()
+
+    async def set_language(self, telegram_id: int, language: str) -> None:
+        """Remembers the user's language ("en", "zh")."""
+        await self._set(telegram_id, language=language)
+
+    async def set_time_zone(self, telegram_id: int, time_zone: str | None) -> None:
+        """Remembers the user's IANA time zone; None means the community's."""
+        await self._set(telegram_id, time_zone=time_zone)
+
+    async def set_role(self, telegram_id: int, role: Role) -> None:
+        """Gives the user a role."""
+        await self._set(telegram_id, role=role)
+
+    async def set_blocked(self, telegram_id: int, at: datetime | None) -> None:
+        """Records that the user blocked the bot (or, with None, that they came back)."""
+        await self._set(telegram_id, blocked_at=at)
+
+    async def set_quiet_hours(
+        self, telegram_id: int, start: time | None, end: time | None
+    ) -> None:
+        """Hours in which alerts wait; both None turns quiet hours off."""
+        if (start is None) != (end is None):
+            raise ValueError("quiet hours need both a start and an end, or neither")
+        await self._set(telegram_id, quiet_hours_start=start, quiet_hours_end=end)
+
+
+class Drafts(_Repository):
+    """What a user typed in a job, saved at once so a crash loses no input."""
+
+    __slots__ = ()
+
+    async def save(self, telegram_id: int, job: str, data: dict[str, Any]) -> None:
+        """Stores the draft (one upsert, committed before returning)."""
+        async with self._sessions() as session:
+            await session.execute(
+                upsert(
+                    _dialect(session),
+                    Draft,
+                    {"telegram_id": telegram_id, "job": job, "data": data, "updated_at": utcnow()},
+                    key=["telegram_id", "job"],
+                )
+            )
+            await session.commit()
+
+    async def load(self, telegram_id: int, job: str) -> dict[str, Any] | None:
+        """The saved draft, or None."""
+        async with self._sessions() as session:
+            draft = await session.get(Draft, (telegram_id, job))
+            return None if draft is None else draft.data
+
+    async def clear(self, telegram_id: int, job: str) -> None:
+        """Forgets the draft (on finish or cancel)."""
+        async with self._sessions() as session:
+            await session.execute(
+                delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == job)
+            )
+            await session.commit()
+
+
+class Outbox(_Repository):
+    """Vendor writes waiting to go through, retried under the same command id."""
+
+    __slots__ = ()
+
+    async def enqueue(
+        self,
+        *,
+        telegram_id: int,
+        vendor: str,
+        operation: str,
+        command_id: str,
+        payload: dict[str, Any],
+        now: datetime | None = None,
+    ) -> OutboxItem:
+        """Queues a write, due now; the same command id queued twice stays one item."""
+        moment = now or utcnow()
+        async with self._sessions() as session:
+            await session.execute(
+                upsert(
+                    _dialect(session),
+                    OutboxItem,
+                    {
+                        "telegram_id": telegram_id,
+                        "vendor": vendor,
+                        "operation": operation,
+                        "command_id": command_id,
+                        "payload": payload,
+                        "status": OutboxStatus.PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": moment,
+                        "created_at": moment,
+                        "updated_at": moment,
+                    },
+                    key=["command_id"],
+                    update=[],
+                )
+            )
+            query = select(OutboxItem).where(OutboxItem.command_id == command_id)
+            item = (await session.scalars(query)).one()
+            await session.commit()
+            return item
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        """One item, or None."""
+        async with self._sessions() as session:
+            return await session.get(OutboxItem, item_id)
+
+    async def claim_due(
+        self, now: datetime, *, limit: int = 20, lease: timedelta = timedelta(minutes=5)
+    ) -> list[OutboxItem]:
+        """Takes the pending items due by `now`, counting the attempt and leasing them."""
+        # The lease pushes next_attempt_at ahead: if the process dies mid-attempt the item
+        # comes due again after the lease instead of being lost or taken twice.
+        async with self._sessions() as session:
+            items = list(
+                await session.scalars(
+                    select(OutboxItem)
+                    .where(
+                        OutboxItem.status == OutboxStatus.PENDING,
+                        OutboxItem.next_attempt_at <= now,
+                    )
+                    .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for item in items:
+                item.attempts += 1
+                item.next_attempt_at = now + lease
+                item.updated_at = now
+            await session.commit()
+            return items
+
+    async def _finish(self, item_id: int, **values: Any) -> None:
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item_id)
+                .values(**values, updated_at=utcnow())
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise UnknownRecord(f"no outbox item {item_id}")
+            await session.commit()
+
+    async def mark_done(self, item_id: int, result: dict[str, Any] | None = None) -> None:
+        """The vendor took the write."""
+        await self._finish(item_id, status=OutboxStatus.DONE, result=result, last_error=None)
+
+    async def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
+        """The attempt failed in a way worth retrying; `error` must hold no secret."""
+        await self._finish(item_id, last_error=error, next_attempt_at=next_attempt_at)
+
+    async def mark_failed(self, item_id: int, error: str) -> None:
+        """The write will never go through; `error` must hold no secret."""
+        await self._finish(item_id, status=OutboxStatus.FAILED, last_error=error)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenRecord:
+    """A vendor record as the bot saw it in one poll."""
+
+    record_id: str
+    state: str
+    snapshot: dict[str, Any]
+
+
+class VendorStates(_Repository):
+    """What the bot last saw of each vendor record, to tell what changed."""
+
+    __slots__ = ()
+
+    async def get_many(
+        self, vendor: str, kind: str, record_ids: Iterable[str] | None = None
+    ) -> dict[str, VendorState]:
+        """Last-seen rows by record id; all of that vendor and kind when no ids are given."""
+        query = select(VendorState).where(VendorState.vendor == vendor, VendorState.kind == kind)
+        async with self._sessions() as session:
+            if record_ids is None:
+                rows = list(await session.scalars(query))
+            else:
+                ids = list(record_ids)
+                rows = []
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = ids[start : start + _CHUNK]
+                    rows.extend(
+                        await session.scalars(query.where(VendorState.record_id.in_(chunk)))
+                    )
+            return {row.record_id: row for row in rows}
+
+    async def put_many(
+        self, vendor: str, kind: str, records: Sequence[SeenRecord], seen_at: datetime
+    ) -> None:
+        """Stores what was seen, in one transaction; existing records are overwritten."""
+        if not records:
+            return
+        rows = [
+            {
+                "vendor": vendor,
+                "kind": kind,
+                "record_id": record.record_id,
+                "state": record.state,
+                "snapshot": record.snapshot,
+                "seen_at": seen_at,
+            }
+            for record in records
+        ]
+        async with self._sessions() as session:
+            for start in range(0, len(rows), _CHUNK):
+                await session.execute(
+                    upsert(
+                        _dialect(session),
+                        VendorState,
+                        rows[start : start + _CHUNK],
+                        key=["vendor", "kind", "record_id"],
+                        update=["state", "snapshot", "seen_at"],
+                    )
+                )
+            await session.commit()
+
+
+class Alerts(_Repository):
+    """Alerts owed or sent; the dedupe key makes each go out once."""
+
+    __slots__ = ()
+
+    async def record(
+        self, dedupe_key: str, *, recipient: int, kind: str, now: datetime | None = None
+    ) -> bool:
+        """Records a pending alert; False when that dedupe key was recorded before."""
+        async with self._sessions() as session:
+            inserted = await session.scalar(
+                upsert(
+                    _dialect(session),
+                    SentAlert,
+                    {
+                        "dedupe_key": dedupe_key,
+                        "recipient": recipient,
+                        "kind": kind,
+                        "status": AlertStatus.PENDING,
+                        "attempts": 0,
+                        "created_at": now or utcnow(),
+                    },
+                    key=["dedupe_key"],
+                    update=[],
+                ).returning(SentAlert.id)
+            )
+            await session.commit()
+            return inserted is not None
+
+    async def get(self, dedupe_key: str) -> SentAlert | None:
+        """The alert with that key, or None."""
+        async with self._sessions() as session:
+            query = select(SentAlert).where(SentAlert.dedupe_key == dedupe_key)
+            return await session.scalar(query)
+
+    async def mark_sent(self, dedupe_key: str, at: datetime) -> None:
+        """The alert reached its recipient."""
+        await self._change(
+            dedupe_key,
+            status=AlertStatus.SENT,
+            sent_at=at,
+            attempts=SentAlert.attempts + 1,
+            last_error=None,
+        )
+
+    async def mark_attempt_failed(self, dedupe_key: str, error: str, *, final: bool) -> None:
+        """One delivery attempt failed; `final` gives up on it. `error` must hold no secret."""
+        status = AlertStatus.FAILED if final else AlertStatus.PENDING
+        await self._change(
+            dedupe_key, status=status, attempts=SentAlert.attempts + 1, last_error=error
+        )
+
+    async def _change(self, dedupe_key: str, **values: Any) -> None:
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(SentAlert).where(SentAlert.dedupe_key == dedupe_key).values(**values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise UnknownRecord(f"no alert {dedupe_key!r}")
+            await session.commit()
+
+
+class AuditLog(_Repository):
+    """Every vendor write: who asked, what, when and how it ended."""
+
+    __slots__ = ()
+
+    async def append(
+        self,
+        *,
+        telegram_id: int | None,
+        vendor: str,
+        action: str,
+        target: str | None,
+        request_summary: dict[str, Any],
+        result: str,
+        at: datetime | None = None,
+    ) -> None:
+        """Adds one entry; the summary must already be redacted (api.redaction)."""
+        async with self._sessions() as session:
+            session.add(
+                AuditEntry(
+                    telegram_id=telegram_id,
+                    vendor=vendor,
+                    action=action,
+                    target=target,
+                    request_summary=request_summary,
+                    result=result,
+                    at=at or utcnow(),
+                )
+            )
+            await session.commit()
+
+    async def recent(self, limit: int = 50) -> list[AuditEntry]:
+        """The newest entries first."""
+        async with self._sessions() as session:
+            query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            return list(await session.scalars(query.limit(limit)))
+
+
+class TaskAcknowledgements(_Repository):
+    """Which worker has seen which Tuya task."""
+
+    __slots__ = ()
+
+    async def acknowledge(
+        self, task_id: str, worker_telegram_id: int, at: datetime | None = None
+    ) -> bool:
+        """Records the acknowledgement; False when the task was acknowledged before."""
+        async with self._sessions() as session:
+            inserted = await session.scalar(
+                upsert(
+                    _dialect(session),
+                    TaskAcknowledgement,
+                    {
+                        "task_id": task_id,
+                        "worker_telegram_id": worker_telegram_id,
+                        "acknowledged_at": at or utcnow(),
+                    },
+                    key=["task_id"],
+                    update=[],
+                ).returning(TaskAcknowledgement.task_id)
+            )
+            await session.commit()
+            return inserted is not None
+
+    async def get_many(self, task_ids: Iterable[str]) -> dict[str, TaskAcknowledgement]:
+        """Acknowledgements of those tasks, by task id."""
+        ids = list(task_ids)
+        found: dict[str, TaskAcknowledgement] = {}
+        async with self._sessions() as session:
+            for start in range(0, len(ids), _CHUNK):
+                query = select(TaskAcknowledgement).where(
+                    TaskAcknowledgement.task_id.in_(ids[start : start + _CHUNK])
+                )
+                found.update((row.task_id, row) for row in await session.scalars(query))
+        return found
+
+
+class Storage:
+    """The engine, its session factory and every repository, opened once at start."""
+
+    __slots__ = (
+        "alerts",
+        "audit",
+        "drafts",
+        "engine",
+        "outbox",
+        "sessions",
+        "task_acknowledgements",
+        "users",
+        "vendor_states",
+    )
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = make_session_factory(engine)
+        self.users = Users(self.sessions)
+        self.drafts = Drafts(self.sessions)
+        self.outbox = Outbox(self.sessions)
+        self.vendor_states = VendorStates(self.sessions)
+        self.alerts = Alerts(self.sessions)
+        self.audit = AuditLog(self.sessions)
+        self.task_acknowledgements = TaskAcknowledgements(self.sessions)
+
+    @classmethod
+    def open(cls, database_url: str) -> Storage:
+        """Storage on a new engine for that URL (no I/O until first use)."""
+        return cls(create_engine(database_url))
+
+    async def close(self) -> None:
+        """Closes every pooled connection."""
+        await self.engine.dispose()

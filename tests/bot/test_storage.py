@@ -1,0 +1,307 @@
+"""Repositories and column behaviour, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.storage.db import create_engine
+from bot.storage.models import (
+    AlertStatus,
+    OutboxStatus,
+    Role,
+    TelegramUser,
+    WorkerLink,
+)
+from bot.storage.repositories import SeenRecord, Storage, UnknownRecord, UnknownUser
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def storage(engine: AsyncEngine) -> Storage:
+    """Repositories on the test's database (the engine fixture disposes of the engine)."""
+    return Storage(engine)
+
+
+async def test_get_or_create_stores_a_user_once_and_follows_name_changes(
+    storage: Storage,
+) -> None:
+    created = await storage.users.get_or_create(42, language="zh", display_name="Li")
+    again = await storage.users.get_or_create(42, language="en", display_name="Li Wei")
+
+    assert created.telegram_id == 42
+    assert created.role is Role.RESIDENT
+    assert again.language == "zh"  # first contact decides; /language changes it later
+    assert again.display_name == "Li Wei"
+    assert (await storage.users.get(42)) is not None
+    assert await storage.users.get(43) is None
+
+
+async def test_user_settings_are_remembered(storage: Storage) -> None:
+    await storage.users.get_or_create(7)
+
+    await storage.users.set_language(7, "zh")
+    await storage.users.set_time_zone(7, "Europe/Berlin")
+    await storage.users.set_role(7, Role.MANAGER)
+    await storage.users.set_blocked(7, T0)
+    await storage.users.set_quiet_hours(7, time(22, 0), time(7, 30))
+
+    user = await storage.users.get(7)
+    assert user is not None
+    assert (user.language, user.time_zone, user.role) == ("zh", "Europe/Berlin", Role.MANAGER)
+    assert user.blocked_at == T0
+    assert (user.quiet_hours_start, user.quiet_hours_end) == (time(22, 0), time(7, 30))
+    assert user.updated_at >= user.created_at
+
+
+async def test_changing_an_unknown_user_says_so(storage: Storage) -> None:
+    with pytest.raises(UnknownUser):
+        await storage.users.set_language(999, "zh")
+
+
+async def test_quiet_hours_need_both_ends(storage: Storage) -> None:
+    await storage.users.get_or_create(7)
+    with pytest.raises(ValueError, match="both"):
+        await storage.users.set_quiet_hours(7, time(22, 0), None)
+
+
+async def test_roles_are_stored_as_their_plain_value(
+    storage: Storage, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await storage.users.get_or_create(7)
+    await storage.users.set_role(7, Role.WORKER)
+
+    async with sessions() as session:
+        raw = await session.scalar(text("SELECT role FROM telegram_users WHERE telegram_id = 7"))
+    assert raw == "worker"
+
+
+async def test_times_come_back_aware_in_utc(
+    storage: Storage, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    await storage.users.get_or_create(7)
+    await storage.users.set_blocked(7, datetime(2026, 11, 23, 16, 0, tzinfo=shanghai))
+
+    user = await storage.users.get(7)
+    assert user is not None
+    assert user.blocked_at is not None
+    assert user.blocked_at.utcoffset() == timedelta(0)
+    assert user.blocked_at == T0
+    async with sessions() as session:
+        # Comparisons in SQL see the same instant on both databases.
+        count = await session.scalar(
+            text("SELECT count(*) FROM telegram_users WHERE blocked_at >= :t"),
+            {"t": T0.replace(tzinfo=None) if session.get_bind().dialect.name == "sqlite" else T0},
+        )
+    assert count == 1
+
+
+async def test_naive_times_are_refused(storage: Storage) -> None:
+    await storage.users.get_or_create(7)
+    with pytest.raises(StatementError, match="naive"):
+        await storage.users.set_blocked(7, datetime(2026, 11, 23, 8, 0))
+
+
+async def test_foreign_keys_are_enforced(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        session.add(WorkerLink(telegram_id=12345, tuya_worker_id="w-1"))
+        with pytest.raises(IntegrityError):
+            await session.commit()
+
+
+async def test_deleting_a_user_removes_their_links(
+    storage: Storage, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await storage.users.get_or_create(7)
+    async with sessions() as session:
+        session.add(WorkerLink(telegram_id=7, tuya_worker_id="w-1"))
+        await session.commit()
+    async with sessions() as session:
+        await session.delete(await session.get_one(TelegramUser, 7))
+        await session.commit()
+    async with sessions() as session:
+        assert await session.get(WorkerLink, 7) is None
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
+    try:
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"
+            assert await connection.scalar(text("PRAGMA foreign_keys")) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_draft_is_saved_overwritten_and_cleared(storage: Storage) -> None:
+    assert await storage.drafts.load(7, "repair") is None
+
+    await storage.drafts.save(7, "repair", {"description": "Leaking tap"})
+    await storage.drafts.save(7, "repair", {"description": "Leaking tap", "slot": "9-12"})
+    await storage.drafts.save(7, "booking", {"amenity": "gym"})
+
+    assert await storage.drafts.load(7, "repair") == {"description": "Leaking tap", "slot": "9-12"}
+    await storage.drafts.clear(7, "repair")
+    assert await storage.drafts.load(7, "repair") is None
+    assert await storage.drafts.load(7, "booking") == {"amenity": "gym"}
+
+
+async def test_the_same_command_is_queued_once(storage: Storage) -> None:
+    first = await storage.outbox.enqueue(
+        telegram_id=7, vendor="akubela", operation="create", command_id="c-1", payload={"a": 1}
+    )
+    second = await storage.outbox.enqueue(
+        telegram_id=7, vendor="akubela", operation="create", command_id="c-1", payload={"a": 2}
+    )
+
+    assert second.id == first.id
+    assert second.payload == {"a": 1}
+    assert first.status is OutboxStatus.PENDING
+
+
+async def test_claiming_takes_due_items_once_and_leases_them(storage: Storage) -> None:
+    due = await storage.outbox.enqueue(
+        telegram_id=7, vendor="tuya", operation="reopen", command_id="c-1", payload={}, now=T0
+    )
+    await storage.outbox.enqueue(
+        telegram_id=7,
+        vendor="tuya",
+        operation="reopen",
+        command_id="c-2",
+        payload={},
+        now=T0 + timedelta(hours=1),
+    )
+
+    claimed = await storage.outbox.claim_due(T0, lease=timedelta(minutes=5))
+    assert [item.command_id for item in claimed] == ["c-1"]
+    assert claimed[0].attempts == 1
+    assert await storage.outbox.claim_due(T0 + timedelta(minutes=4)) == []
+    # A claim that was never finished (the process died) comes due after the lease.
+    reclaimed = await storage.outbox.claim_due(T0 + timedelta(minutes=5))
+    assert [(item.id, item.attempts) for item in reclaimed] == [(due.id, 2)]
+
+
+async def test_outbox_items_end_done_retried_or_failed(storage: Storage) -> None:
+    items = [
+        await storage.outbox.enqueue(
+            telegram_id=7, vendor="akubela", operation="op", command_id=f"c-{n}", payload={}
+        )
+        for n in range(3)
+    ]
+
+    await storage.outbox.mark_done(items[0].id, {"id": "r-1"})
+    await storage.outbox.mark_retry(items[1].id, "vendor unavailable", T0 + timedelta(days=1))
+    await storage.outbox.mark_failed(items[2].id, "rejected: invalid room")
+
+    done, retried, failed = [await storage.outbox.get(item.id) for item in items]
+    assert done is not None
+    assert retried is not None
+    assert failed is not None
+    assert (done.status, done.result) == (OutboxStatus.DONE, {"id": "r-1"})
+    assert (retried.status, retried.last_error) == (OutboxStatus.PENDING, "vendor unavailable")
+    assert retried.next_attempt_at == T0 + timedelta(days=1)
+    assert (failed.status, failed.last_error) == (OutboxStatus.FAILED, "rejected: invalid room")
+    with pytest.raises(UnknownRecord):
+        await storage.outbox.mark_done(10_000)
+
+
+async def test_vendor_states_are_put_and_got_in_bulk(storage: Storage) -> None:
+    records = [SeenRecord(f"r-{n}", "pending", {"n": n}) for n in range(1200)]
+    await storage.vendor_states.put_many("akubela", "repair", records, T0)
+    await storage.vendor_states.put_many(
+        "akubela",
+        "repair",
+        [SeenRecord("r-1", "done", {"n": 1, "closed": True})],
+        T0 + timedelta(1),
+    )
+    await storage.vendor_states.put_many("tuya", "task", [SeenRecord("r-1", "new", {})], T0)
+
+    everything = await storage.vendor_states.get_many("akubela", "repair")
+    assert len(everything) == 1200
+    some = await storage.vendor_states.get_many("akubela", "repair", ["r-1", "r-2", "nope"])
+    assert set(some) == {"r-1", "r-2"}
+    assert (some["r-1"].state, some["r-1"].snapshot) == ("done", {"n": 1, "closed": True})
+    assert some["r-1"].seen_at == T0 + timedelta(1)
+    assert some["r-2"].state == "pending"
+
+
+async def test_an_alert_is_recorded_once(storage: Storage) -> None:
+    assert await storage.alerts.record("repair:r-1:done", recipient=7, kind="repair_state")
+    assert not await storage.alerts.record("repair:r-1:done", recipient=7, kind="repair_state")
+
+    await storage.alerts.mark_attempt_failed("repair:r-1:done", "429 retry later", final=False)
+    pending = await storage.alerts.get("repair:r-1:done")
+    assert pending is not None
+    assert (pending.status, pending.attempts) == (AlertStatus.PENDING, 1)
+
+    await storage.alerts.mark_sent("repair:r-1:done", T0)
+    sent = await storage.alerts.get("repair:r-1:done")
+    assert sent is not None
+    assert (sent.status, sent.attempts, sent.sent_at) == (AlertStatus.SENT, 2, T0)
+    assert sent.last_error is None
+    with pytest.raises(UnknownRecord):
+        await storage.alerts.mark_sent("never-recorded", T0)
+
+
+async def test_an_alert_can_be_given_up(storage: Storage) -> None:
+    await storage.alerts.record("k", recipient=7, kind="task")
+    await storage.alerts.mark_attempt_failed("k", "user blocked the bot", final=True)
+
+    alert = await storage.alerts.get("k")
+    assert alert is not None
+    assert (alert.status, alert.last_error) == (AlertStatus.FAILED, "user blocked the bot")
+
+
+async def test_the_audit_log_keeps_every_write_newest_first(storage: Storage) -> None:
+    for minute in range(3):
+        await storage.audit.append(
+            telegram_id=7,
+            vendor="tuya",
+            action="reopen_task",
+            target=f"task-{minute}",
+            request_summary={"reason": "not fixed"},
+            result="ok",
+            at=T0 + timedelta(minutes=minute),
+        )
+    await storage.audit.append(
+        telegram_id=None,
+        vendor="servitly",
+        action="record_maintenance",
+        target=None,
+        request_summary={},
+        result="Unavailable",
+        at=T0 - timedelta(days=1),
+    )
+
+    entries = await storage.audit.recent(limit=3)
+    assert [entry.target for entry in entries] == ["task-2", "task-1", "task-0"]
+    assert entries[0].request_summary == {"reason": "not fixed"}
+    assert entries[0].at == T0 + timedelta(minutes=2)
+
+
+async def test_a_task_is_acknowledged_once(storage: Storage) -> None:
+    await storage.users.get_or_create(7)
+    await storage.users.get_or_create(8)
+
+    assert await storage.task_acknowledgements.acknowledge("t-1", 7, T0)
+    assert not await storage.task_acknowledgements.acknowledge("t-1", 8, T0 + timedelta(1))
+
+    found = await storage.task_acknowledgements.get_many(["t-1", "t-2"])
+    assert list(found) == ["t-1"]
+    assert (found["t-1"].worker_telegram_id, found["t-1"].acknowledged_at) == (7, T0)
+
+
+async def test_storage_opens_and_closes_its_own_engine(database_url: str) -> None:
+    storage = Storage.open(database_url)
+    try:
+        await storage.users.get_or_create(1)
+        assert await storage.users.get(1) is not None
+    finally:
+        await storage.close()
