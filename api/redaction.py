@@ -17,7 +17,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + _MASK),
     (
         re.compile(
-            r"(?i)((?:access_token|refresh_token|client_secret|password|code|sign|token)"
+            r"(?i)((?:access_token|refresh_token|client_secret|password|code|sign|token|apikey)"
             r"[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+"
         ),
         r"\1" + _MASK,

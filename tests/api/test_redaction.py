@@ -26,6 +26,7 @@ def redacting_logger(caplog: pytest.LogCaptureFixture) -> logging.Logger:
         ("HTTP Request: GET https://t.example/v1.0/token/refresh-abc123 200", "refresh-abc123"),
         ("sent Authorization: Bearer eyJhbGciOi.payload.sig", "eyJhbGciOi"),
         ("form grant_type=password&password=hunter22&scope=user", "hunter22"),
+        ("POST https://s.example/identity/users/login?apiKey=k3y-abcdef 200", "k3y-abcdef"),
         ('{"access_token": "tok-999999", "expires_in": 7200}', "tok-999999"),
         ("token is s3cr3t-access-token-value here", "s3cr3t-access-token-value"),
     ],
