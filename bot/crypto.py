@@ -14,6 +14,14 @@ _SALT = b"concierge/token-cipher/v1"
 _INFO = b"fernet key for vendor tokens at rest"
 
 
+def derive_fernet(secret: str, *, salt: bytes, info: bytes) -> Fernet:
+    """A Fernet keyed by HKDF-SHA256 of `secret`, separated by purpose through salt and info."""
+    if not secret:
+        raise ValueError("an empty SECRET_KEY cannot protect anything")
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
 class TokenDecryptError(Exception):
     """A stored token cannot be read: another SECRET_KEY encrypted it, or it is damaged."""
 
@@ -25,12 +33,7 @@ class TokenCipher:
 
     def __init__(self, secret_key: str | SecretStr) -> None:
         secret = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
-        if not secret:
-            raise ValueError("an empty SECRET_KEY cannot protect tokens")
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=_INFO).derive(
-            secret.encode()
-        )
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        self._fernet = derive_fernet(secret, salt=_SALT, info=_INFO)
 
     def __repr__(self) -> str:
         return "TokenCipher(<key hidden>)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Self
+from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -35,6 +35,19 @@ class Settings(BaseSettings):
         description="Bot API base URL: the local Bot API by default, Telegram's in production.",
     )
     admin_telegram_ids: list[int] = Field(default_factory=list)
+
+    # The bot's own web server (OAuth callback, health, webhook)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8081, ge=1, le=65535)
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8081",
+        description="Where browsers and Telegram reach the web server (OAuth redirect, webhook).",
+    )
+    run_mode: Literal["polling", "webhook"] = "polling"
+    webhook_secret: SecretStr | None = None
+    oauth_state_ttl_seconds: int = Field(default=600, ge=60)
+    invite_ttl_hours: float = Field(default=72, gt=0)
+    persistence_update_interval: float = Field(default=5.0, gt=0, le=60)
 
     # Storage and locale
     database_url: str = "sqlite+aiosqlite:///concierge.db"
@@ -95,6 +108,8 @@ class Settings(BaseSettings):
             raise ValueError("set SECRET_KEY to a private value before talking to real Telegram")
         if len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters")
+        if self.run_mode == "webhook" and self.webhook_secret is None:
+            raise ValueError("webhook mode needs WEBHOOK_SECRET, which Telegram echoes back")
         return self
 
     @property

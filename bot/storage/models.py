@@ -105,6 +105,9 @@ class TelegramUser(Timestamps, Base):
     blocked_at: Mapped[datetime | None]
     quiet_hours_start: Mapped[time | None] = mapped_column(Time)
     quiet_hours_end: Mapped[time | None] = mapped_column(Time)
+    # Wrong invite codes in a row, and until when further tries are refused (brute force).
+    failed_invite_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    invite_locked_until: Mapped[datetime | None]
 
 
 class ResidentLink(Timestamps, Base):
@@ -307,3 +310,16 @@ class TaskAcknowledgement(Base):
         BigInteger, ForeignKey("telegram_users.telegram_id", ondelete="CASCADE")
     )
     acknowledged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OAuthState(Base):
+    """A login link handed out to a Telegram user; its state may be used once."""
+
+    __tablename__ = "oauth_states"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("telegram_users.telegram_id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]

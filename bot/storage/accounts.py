@@ -1,0 +1,290 @@
+"""Who is linked to what: resident, worker and manager links, and single-use invites."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.roles import Actor
+from bot.roles import Role as ActorRole
+from bot.storage.db import upsert
+from bot.storage.models import (
+    Invite,
+    ManagerLink,
+    ResidentLink,
+    Role,
+    TelegramUser,
+    WorkerLink,
+)
+
+INVITE_CODE_BYTES = 15  # 20 URL-safe characters: fits a /start parameter, out of guessing range
+
+
+def hash_code(code: str) -> str:
+    """The stored form of an invite code (codes are random, so a plain hash is enough)."""
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTokens:
+    """A resident's encrypted tokens as kept at rest."""
+
+    access_token_encrypted: str
+    refresh_token_encrypted: str | None
+    expires_at: datetime
+
+
+class RedeemOutcome(StrEnum):
+    """What became of an invite code someone sent."""
+
+    BOUND = "bound"
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    """The outcome of redeeming a code, and the invite when it was bound."""
+
+    outcome: RedeemOutcome
+    role: Role | None = None
+    worker_id: str | None = None
+    project_id: str | None = None
+
+
+class Accounts:
+    """Links between Telegram users and vendor identities."""
+
+    __slots__ = ("_sessions",)
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def actor(self, telegram_id: int, *, admin_ids: frozenset[int] = frozenset()) -> Actor:
+        """Everything authorisation needs to know about a user, in one round trip each."""
+        async with self._sessions() as session:
+            user = await session.get(TelegramUser, telegram_id)
+            resident = await session.get(ResidentLink, telegram_id)
+            worker = await session.get(WorkerLink, telegram_id)
+            projects = await session.scalars(
+                select(ManagerLink.project_id).where(ManagerLink.telegram_id == telegram_id)
+            )
+            project_ids = frozenset(projects)
+        role = ActorRole(user.role.value) if user is not None else ActorRole.RESIDENT
+        if telegram_id in admin_ids:
+            role = ActorRole.ADMIN
+        residence_ids = frozenset(
+            str(r["residence_id"])
+            for r in (resident.residences if resident is not None else [])
+            if isinstance(r, dict) and r.get("residence_id")
+        )
+        return Actor(
+            telegram_id=telegram_id,
+            role=role,
+            residence_ids=residence_ids,
+            worker_id=worker.tuya_worker_id if worker is not None else None,
+            project_ids=project_ids,
+        )
+
+    async def resident(self, telegram_id: int) -> ResidentLink | None:
+        """The resident link, if any."""
+        async with self._sessions() as session:
+            return await session.get(ResidentLink, telegram_id)
+
+    async def residents(self) -> list[ResidentLink]:
+        """Every linked resident (for the watchers)."""
+        async with self._sessions() as session:
+            return list(await session.scalars(select(ResidentLink)))
+
+    async def link_resident(
+        self,
+        telegram_id: int,
+        *,
+        account_id: str,
+        email: str | None,
+        residences: list[dict[str, Any]],
+        tokens: StoredTokens,
+    ) -> ResidentLink:
+        """Stores (or replaces) a resident's link; a single residence is chosen at once."""
+        chosen = str(residences[0]["residence_id"]) if len(residences) == 1 else None
+        values = {
+            "telegram_id": telegram_id,
+            "akubela_account_id": account_id,
+            "email": email,
+            "residences": residences,
+            "residence_id": chosen,
+            "access_token_encrypted": tokens.access_token_encrypted,
+            "refresh_token_encrypted": tokens.refresh_token_encrypted,
+            "token_expires_at": tokens.expires_at,
+        }
+        async with self._sessions.begin() as session:
+            statement = upsert(
+                session.get_bind().dialect.name, ResidentLink, values, key=["telegram_id"]
+            )
+            await session.execute(statement)
+        link = await self.resident(telegram_id)
+        assert link is not None
+        return link
+
+    async def store_tokens(self, telegram_id: int, tokens: StoredTokens) -> None:
+        """Keeps a resident's renewed tokens."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(ResidentLink)
+                .where(ResidentLink.telegram_id == telegram_id)
+                .values(
+                    access_token_encrypted=tokens.access_token_encrypted,
+                    refresh_token_encrypted=tokens.refresh_token_encrypted,
+                    token_expires_at=tokens.expires_at,
+                )
+            )
+
+    async def choose_residence(self, telegram_id: int, residence_id: str) -> bool:
+        """Selects one of the resident's own residences; False when it is not theirs."""
+        link = await self.resident(telegram_id)
+        if link is None or residence_id not in {
+            str(r.get("residence_id")) for r in link.residences if isinstance(r, dict)
+        }:
+            return False
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(ResidentLink)
+                .where(ResidentLink.telegram_id == telegram_id)
+                .values(residence_id=residence_id)
+            )
+        return True
+
+    async def unlink_resident(self, telegram_id: int) -> bool:
+        """Deletes the link and its tokens; False when there was none."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(ResidentLink).where(ResidentLink.telegram_id == telegram_id)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def worker(self, telegram_id: int) -> WorkerLink | None:
+        """The worker link, if any."""
+        async with self._sessions() as session:
+            return await session.get(WorkerLink, telegram_id)
+
+    async def telegram_ids_of_worker(self, worker_id: str) -> list[int]:
+        """The Telegram users bound to a Tuya worker."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(WorkerLink.telegram_id).where(WorkerLink.tuya_worker_id == worker_id)
+            )
+            return list(rows)
+
+    async def managers_of(self, project_id: str) -> list[int]:
+        """The Telegram users who manage a project."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ManagerLink.telegram_id).where(ManagerLink.project_id == project_id)
+            )
+            return list(rows)
+
+
+class Invites:
+    """Single-use, expiring invite codes; only their hashes are stored."""
+
+    __slots__ = ("_sessions",)
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(
+        self,
+        role: Role,
+        *,
+        expires_at: datetime,
+        worker_id: str | None = None,
+        project_id: str | None = None,
+        created_by: int | None = None,
+    ) -> str:
+        """Makes a new code and returns it; this is the only time the plain code exists."""
+        if role is Role.WORKER and not worker_id:
+            raise ValueError("a worker invite names the Tuya worker")
+        if role is Role.MANAGER and not project_id:
+            raise ValueError("a manager invite names the project")
+        code = secrets.token_urlsafe(INVITE_CODE_BYTES)
+        async with self._sessions.begin() as session:
+            session.add(
+                Invite(
+                    code_hash=hash_code(code),
+                    role=role,
+                    worker_id=worker_id,
+                    project_id=project_id,
+                    created_by=created_by,
+                    expires_at=expires_at,
+                )
+            )
+        return code
+
+    async def redeem(
+        self, code: str, telegram_id: int, *, now: datetime, display_name: str = ""
+    ) -> Redeemed:
+        """Binds the user to what the code grants, once; refuses unknown, used, expired codes."""
+        async with self._sessions.begin() as session:
+            invite = await session.scalar(
+                select(Invite).where(Invite.code_hash == hash_code(code)).with_for_update()
+            )
+            if invite is None:
+                return Redeemed(RedeemOutcome.UNKNOWN)
+            if invite.used_at is not None:
+                return Redeemed(RedeemOutcome.USED)
+            if invite.expires_at <= now:
+                return Redeemed(RedeemOutcome.EXPIRED)
+            # Marked used in the same transaction that binds, so a code races to one winner.
+            claimed = await session.execute(
+                update(Invite)
+                .where(Invite.id == invite.id, Invite.used_at.is_(None))
+                .values(used_at=now, used_by=telegram_id)
+            )
+            if not claimed.rowcount:  # type: ignore[attr-defined]
+                return Redeemed(RedeemOutcome.USED)
+            dialect = session.get_bind().dialect.name
+            await session.execute(
+                upsert(
+                    dialect,
+                    TelegramUser,
+                    {
+                        "telegram_id": telegram_id,
+                        "role": invite.role,
+                        "display_name": display_name,
+                    },
+                    key=["telegram_id"],
+                    update=["role"],
+                )
+            )
+            if invite.role is Role.WORKER and invite.worker_id:
+                await session.execute(
+                    upsert(
+                        dialect,
+                        WorkerLink,
+                        {"telegram_id": telegram_id, "tuya_worker_id": invite.worker_id},
+                        key=["telegram_id"],
+                    )
+                )
+            if invite.role is Role.MANAGER and invite.project_id:
+                await session.execute(
+                    upsert(
+                        dialect,
+                        ManagerLink,
+                        {"telegram_id": telegram_id, "project_id": invite.project_id},
+                        key=["telegram_id", "project_id"],
+                    )
+                )
+            return Redeemed(
+                RedeemOutcome.BOUND,
+                role=invite.role,
+                worker_id=invite.worker_id,
+                project_id=invite.project_id,
+            )
