@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from bot.i18n import LANGUAGES, tr
+from conversations.i18n import LANGUAGES, tr
 
 logger = logging.getLogger(__name__)
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.roles import Actor
-from bot.roles import Role as ActorRole
 from bot.storage.db import upsert
 from bot.storage.models import (
     Invite,
@@ -23,8 +21,12 @@ from bot.storage.models import (
     TelegramUser,
     WorkerLink,
 )
+from conversations.roles import Actor
+from conversations.roles import Role as ActorRole
 
 INVITE_CODE_BYTES = 15  # 20 URL-safe characters: fits a /start parameter, out of guessing range
+MAX_FAILED_INVITE_ATTEMPTS = 5
+INVITE_LOCKOUT = timedelta(minutes=15)
 
 
 def hash_code(code: str) -> str:
@@ -48,6 +50,7 @@ class RedeemOutcome(StrEnum):
     UNKNOWN = "unknown"
     USED = "used"
     EXPIRED = "expired"
+    LOCKED = "locked"  # too many wrong codes from this user; try again later
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,13 +234,36 @@ class Invites:
     async def redeem(
         self, code: str, telegram_id: int, *, now: datetime, display_name: str = ""
     ) -> Redeemed:
-        """Binds the user to what the code grants, once; refuses unknown, used, expired codes."""
+        """Binds the user to what the code grants, once; refuses unknown, used, expired codes.
+
+        Wrong codes are counted per user; after a few in a row the user is locked out for a
+        while, so codes cannot be guessed by trying.
+        """
         async with self._sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            await session.execute(
+                upsert(
+                    dialect,
+                    TelegramUser,
+                    {"telegram_id": telegram_id},
+                    key=["telegram_id"],
+                    update=[],
+                )
+            )
+            user = await session.get(TelegramUser, telegram_id, with_for_update=True)
+            assert user is not None
+            if user.invite_locked_until is not None and user.invite_locked_until > now:
+                return Redeemed(RedeemOutcome.LOCKED)
             invite = await session.scalar(
                 select(Invite).where(Invite.code_hash == hash_code(code)).with_for_update()
             )
             if invite is None:
+                user.failed_invite_attempts += 1
+                if user.failed_invite_attempts >= MAX_FAILED_INVITE_ATTEMPTS:
+                    user.failed_invite_attempts = 0
+                    user.invite_locked_until = now + INVITE_LOCKOUT
                 return Redeemed(RedeemOutcome.UNKNOWN)
+            user.failed_invite_attempts = 0
             if invite.used_at is not None:
                 return Redeemed(RedeemOutcome.USED)
             if invite.expires_at <= now:
@@ -250,20 +276,9 @@ class Invites:
             )
             if not claimed.rowcount:  # type: ignore[attr-defined]
                 return Redeemed(RedeemOutcome.USED)
-            dialect = session.get_bind().dialect.name
-            await session.execute(
-                upsert(
-                    dialect,
-                    TelegramUser,
-                    {
-                        "telegram_id": telegram_id,
-                        "role": invite.role,
-                        "display_name": display_name,
-                    },
-                    key=["telegram_id"],
-                    update=["role"],
-                )
-            )
+            user.role = invite.role
+            if display_name:
+                user.display_name = display_name
             if invite.role is Role.WORKER and invite.worker_id:
                 await session.execute(
                     upsert(

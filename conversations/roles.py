@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.i18n import N_
+from conversations.i18n import N_
 
 
 class Role(StrEnum):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 
-from bot.i18n import catalog_ids, pick_language, tr
+from conversations.i18n import catalog_ids, pick_language, tr
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYWORDS = {"tr": (2,), "t": None, "N_": None}

@@ -1,9 +1,9 @@
 """English and Chinese for everything a user sees: gettext catalogs kept as Babel `.po` files.
 
 Code writes the English text as the message id, `tr(lang, "...")`; the Chinese lives in
-`bot/locales/zh/LC_MESSAGES/concierge.po`. Strings defined away from where they are shown (button
-tables, state names) are marked with `N_` so the extractor finds them. A test extracts every id
-with Babel and fails if one has no Chinese.
+`conversations/locales/zh/LC_MESSAGES/concierge.po`. Strings defined away from where they are
+shown (button tables, state names) are marked with `N_` so the extractor finds them. A test
+extracts every id with Babel and fails if one has no Chinese.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Callback data: `"<version>:<job>:<action>[:<arg>]"`, ASCII, at most 64 bytes.
 
-Only ids travel in a button, never objects; a press is re-checked against who pressed it when it
-arrives (see `bot.roles`). A press that does not parse, or carries another version, is stale.
+Only ids travel in a button, never objects; a press is re-checked against who pressed it when
+it arrives (see `conversations.roles`). A press that does not parse, or carries another version,
+is stale.
 """
 
 from __future__ import annotations

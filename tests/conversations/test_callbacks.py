@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.callbacks import CallbackDataError, Press, build, parse, pattern
+from conversations.callbacks import CallbackDataError, Press, build, parse, pattern
 
 
 def test_round_trip() -> None:

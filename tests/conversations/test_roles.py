@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.roles import (
+from conversations.roles import (
     REFUSAL_MESSAGES,
     RESIDENT_ACTIONS,
     Action,

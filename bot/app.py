@@ -1,0 +1,88 @@
+"""The one factory that wires every handler, so tests and production run the same graph."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    BasePersistence,
+    BaseUpdateProcessor,
+    ContextTypes,
+    ExtBot,
+)
+from telegram.request import BaseRequest
+
+from bot.errors import on_error
+from bot.services import Services
+from bot.settings import Settings
+from conversations.context import SERVICES_KEY, ConciergeContext
+
+ConciergeApp = Application[
+    ExtBot[None],
+    ConciergeContext,
+    dict[Any, Any],
+    dict[Any, Any],
+    dict[Any, Any],
+    Any,
+]
+
+HandlerFactory = Callable[[], Sequence[BaseHandler[Any, ConciergeContext, Any]]]
+
+
+def file_url_for(base_url: str) -> str:
+    """The file download base that goes with a Bot API base (`.../bot` → `.../file/bot`)."""
+    root = base_url.rstrip("/")
+    if not root.endswith("/bot"):
+        raise ValueError("TELEGRAM_BASE_URL must end with /bot")
+    return root.removesuffix("/bot") + "/file/bot"
+
+
+def _handler_factories() -> list[HandlerFactory]:
+    # Imported here so that building the graph never depends on import order at module load.
+    return []
+
+
+def build_application(
+    settings: Settings,
+    services: Services,
+    *,
+    persistence: BasePersistence[Any, Any, Any] | None,
+    request: BaseRequest | None = None,
+    update_processor: BaseUpdateProcessor | None = None,
+    rate_limiter: bool = True,
+) -> ConciergeApp:
+    """Builds the bot: every handler, the error handler, persistence and services."""
+    # The builder's generic parameters change with each call; the result is typed below.
+    builder: Any = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_base_url)
+        .base_file_url(file_url_for(settings.telegram_base_url))
+        .context_types(ContextTypes(context=ConciergeContext))
+        .post_shutdown(_close_services)
+    )
+    if rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    if persistence is not None:
+        builder = builder.persistence(persistence)
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    if update_processor is not None:
+        builder = builder.concurrent_updates(update_processor)
+    application: ConciergeApp = builder.build()
+    application.bot_data[SERVICES_KEY] = services
+    for factory in _handler_factories():
+        application.add_handlers(list(factory()))
+    application.add_error_handler(on_error)
+    return application
+
+
+async def _close_services(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    services = application.bot_data.get(SERVICES_KEY)
+    if isinstance(services, Services):
+        await services.aclose()

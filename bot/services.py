@@ -1,0 +1,105 @@
+"""The long-lived services: opened once at start, put in `bot_data`, closed at shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from api.akubela import AkubelaClient
+from api.base import default_timeout
+from api.servitly import ServitlyClient
+from api.tuya import TuyaClient
+from bot.crypto import TokenCipher
+from bot.linking import Linker
+from bot.settings import Settings
+from bot.storage.accounts import Accounts, Invites
+from bot.storage.repositories import Storage
+
+
+def utc_now() -> datetime:
+    """Now, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything handlers and jobs use, reached through `context.services`."""
+
+    settings: Settings
+    storage: Storage
+    accounts: Accounts
+    invites: Invites
+    cipher: TokenCipher
+    akubela: AkubelaClient
+    tuya: TuyaClient
+    servitly: ServitlyClient
+    linker: Linker
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        vendor_transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> Services:
+        """Builds every service from the settings (tests pass the sandbox's transport)."""
+        timeout = default_timeout(settings.http_connect_timeout, settings.http_read_timeout)
+        storage = Storage.open(settings.database_url)
+        accounts = Accounts(storage.sessions)
+        cipher = TokenCipher(settings.secret_key)
+        akubela = AkubelaClient(
+            base_url=settings.akubela_base_url,
+            client_id=settings.akubela_client_id,
+            client_secret=settings.akubela_client_secret,
+            transport=vendor_transport,
+            timeout=timeout,
+            clock=clock,
+        )
+        return cls(
+            settings=settings,
+            storage=storage,
+            accounts=accounts,
+            invites=Invites(storage.sessions),
+            cipher=cipher,
+            akubela=akubela,
+            tuya=TuyaClient(
+                base_url=settings.tuya_base_url,
+                client_id=settings.tuya_client_id,
+                client_secret=settings.tuya_client_secret,
+                project_id=settings.tuya_project_id,
+                transport=vendor_transport,
+                timeout=timeout,
+            ),
+            servitly=ServitlyClient(
+                base_url=settings.servitly_base_url,
+                api_key=settings.servitly_api_key,
+                pat=settings.servitly_pat,
+                tenant=settings.servitly_tenant,
+                tenant_header=settings.servitly_tenant_header,
+                transport=vendor_transport,
+                timeout=timeout,
+            ),
+            linker=Linker(
+                sessions=storage.sessions,
+                accounts=accounts,
+                akubela=akubela,
+                cipher=cipher,
+                secret_key=settings.secret_key.get_secret_value(),
+                public_base_url=settings.public_base_url,
+                state_ttl_seconds=settings.oauth_state_ttl_seconds,
+                clock=clock,
+            ),
+            clock=clock,
+        )
+
+    async def aclose(self) -> None:
+        """Closes every connection pool."""
+        await self.akubela.aclose()
+        await self.tuya.aclose()
+        await self.servitly.aclose()
+        await self.storage.close()

@@ -1,0 +1,53 @@
+"""The typed context every handler receives: services and the user's language, never globals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Self
+
+from telegram import Update
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from conversations.i18n import pick_language, tr
+
+# The services are built by `bot`; conversations only name their type, never import them at
+# run time, so the arrows still point from bot down to conversations.
+if TYPE_CHECKING:
+    from bot.services import Services
+
+SERVICES_KEY = "services"
+LANGUAGE_KEY = "lang"
+
+
+class ConciergeContext(
+    CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]
+):
+    """PTB's context plus `.services` and `.lang`."""
+
+    telegram_language: str | None = None
+
+    @classmethod
+    def from_update(
+        cls,
+        update: object,
+        application: Application[Any, Any, Any, Any, Any, Any],
+    ) -> Self:
+        context = super().from_update(update, application)
+        if isinstance(update, Update) and update.effective_user is not None:
+            context.telegram_language = update.effective_user.language_code
+        return context
+
+    @property
+    def services(self) -> Services:
+        """The long-lived services the bot opened at start."""
+        services: Services = self.bot_data[SERVICES_KEY]
+        return services
+
+    @property
+    def lang(self) -> str:
+        """The user's language: their own choice, else their Telegram client's."""
+        chosen = self.user_data.get(LANGUAGE_KEY) if self.user_data is not None else None
+        return pick_language(chosen, self.telegram_language)
+
+    def t(self, message: str, /, **values: Any) -> str:
+        """`message` in the user's language."""
+        return tr(self.lang, message, **values)
