@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from telegram import BotCommand
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -17,10 +18,27 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot import account
+from bot.account import tell_linked
 from bot.errors import on_error
+from bot.linking import Linked
 from bot.services import Services
 from bot.settings import Settings
 from conversations.context import SERVICES_KEY, ConciergeContext
+from conversations.i18n import LANGUAGES, N_, tr
+
+# The commands Telegram shows in its menu, in each language.
+MENU_COMMANDS = (
+    ("start", N_("Menu")),
+    ("repair", N_("Report a repair")),
+    ("repairs", N_("My repairs")),
+    ("book", N_("Book an amenity")),
+    ("bookings", N_("My bookings")),
+    ("tasks", N_("Maintenance tasks")),
+    ("help", N_("What I can do")),
+    ("language", N_("English / 中文")),
+    ("cancel", N_("Leave what you are doing")),
+)
 
 ConciergeApp = Application[
     ExtBot[None],
@@ -43,8 +61,22 @@ def file_url_for(base_url: str) -> str:
 
 
 def _handler_factories() -> list[HandlerFactory]:
-    # Imported here so that building the graph never depends on import order at module load.
-    return []
+    """Every job's handlers, in priority order; the catch-all for stale buttons comes last."""
+    return [account.build_handlers, account.build_fallback_handlers]
+
+
+async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    services: Services = application.bot_data[SERVICES_KEY]
+
+    async def tell(linked: Linked) -> None:
+        await tell_linked(application, linked)
+
+    services.linker.on_linked(tell)
+    for language in LANGUAGES:
+        commands = [BotCommand(name, tr(language, text)) for name, text in MENU_COMMANDS]
+        await application.bot.set_my_commands(
+            commands, language_code=None if language == "en" else language
+        )
 
 
 def build_application(
@@ -64,6 +96,7 @@ def build_application(
         .base_url(settings.telegram_base_url)
         .base_file_url(file_url_for(settings.telegram_base_url))
         .context_types(ContextTypes(context=ConciergeContext))
+        .post_init(_post_init)
         .post_shutdown(_close_services)
     )
     if rate_limiter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 
 import httpx
@@ -10,8 +9,8 @@ import pytest
 from starlette.applications import Starlette
 
 from bot.settings import Settings
-from sandbox.app import VENDOR_CLASSES, create_app
-from sandbox.core import Clock, VendorSandbox
+from sandbox.app import create_app, default_vendors
+from sandbox.core import Clock
 from tests.support_server import serve
 
 
@@ -27,25 +26,12 @@ def clock() -> Clock:
     return Clock()
 
 
-def _vendors(settings: Settings, clock: Clock) -> list[VendorSandbox]:
-    # INTEGRATION-PENDING: while the three vendor sandboxes land one by one, serve those that
-    # exist; replaced by sandbox.app.default_vendors once all three are in.
-    vendors: list[VendorSandbox] = []
-    for module_name, class_name in VENDOR_CLASSES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        vendors.append(getattr(module, class_name)(settings, clock))
-    return vendors
-
-
 @pytest.fixture
 def sandbox_app(sandbox_settings: Settings, clock: Clock) -> Starlette:
     """The whole sandbox (every vendor) on the test's clock."""
-    return create_app(sandbox_settings, clock=clock, vendors=_vendors(sandbox_settings, clock))
+    return create_app(
+        sandbox_settings, clock=clock, vendors=default_vendors(sandbox_settings, clock)
+    )
 
 
 @pytest.fixture

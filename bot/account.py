@@ -1,0 +1,430 @@
+"""Account commands: /start (menu, linking, invites), /help, /whoami, /language, /residence,
+/unlink, and the polite answer to a button that no longer leads anywhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+
+from bot.linking import Linked, residence_label
+from bot.storage.accounts import RedeemOutcome
+from conversations import callbacks
+from conversations.context import LANGUAGE_KEY, ConciergeContext
+from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
+from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+
+logger = logging.getLogger(__name__)
+
+JOB = "acct"
+
+# (label, job): the menu buttons; each job's conversation starts on `menu:<job>`.
+RESIDENT_MENU = (
+    (N_("🔧 Report a repair"), "repair"),
+    (N_("📋 My repairs"), "repairs"),
+    (N_("📅 Book an amenity"), "book"),
+    (N_("🎫 My bookings"), "bookings"),
+)
+WORKER_MENU = ((N_("🧰 My tasks"), "tasks"),)
+MANAGER_MENU = (
+    (N_("🧰 Tasks"), "tasks"),
+    (N_("➕ Assign a task"), "assign"),
+    (N_("🏠 All repairs"), "repairs_all"),
+    (N_("⏳ Bookings waiting"), "bookings_pending"),
+)
+
+ROLE_NAMES = {
+    Role.RESIDENT: N_("resident"),
+    Role.WORKER: N_("maintenance worker"),
+    Role.MANAGER: N_("property manager"),
+    Role.ADMIN: N_("administrator"),
+}
+
+HELP_LINES: dict[str, Sequence[str]] = {
+    "everyone": (
+        N_("/start – the menu"),
+        N_("/whoami – your role and linked accounts"),
+        N_("/language – English or Chinese"),
+        N_("/cancel – leave what you are doing"),
+    ),
+    "resident": (
+        N_("/repair – report a repair"),
+        N_("/repairs – follow your repairs"),
+        N_("/book – book an amenity"),
+        N_("/bookings – your bookings"),
+        N_("/code – book with a booking code"),
+        N_("/residence – switch residence"),
+        N_("/unlink – unlink your Akubela account"),
+    ),
+    "worker": (N_("/tasks – your maintenance tasks"),),
+    "manager": (
+        N_("/tasks – all maintenance tasks"),
+        N_("/assign – assign a new task"),
+        N_("/repairs_all – every repair in the community"),
+        N_("/bookings_pending – bookings waiting for approval"),
+        N_("/alerts – choose which alerts you get"),
+    ),
+}
+
+
+def menu_markup(actor: Actor, lang: str) -> InlineKeyboardMarkup:
+    """The main menu for what this user can do."""
+    entries: list[tuple[str, str]] = []
+    if actor.residence_ids:
+        entries += RESIDENT_MENU
+    if actor.role is Role.WORKER:
+        entries += WORKER_MENU
+    if actor.role in (Role.MANAGER, Role.ADMIN):
+        entries += MANAGER_MENU
+    rows = [
+        [InlineKeyboardButton(tr(lang, label), callback_data=callbacks.build("menu", job))]
+        for label, job in entries
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+async def actor_of(update: Update, context: ConciergeContext) -> Actor:
+    """The user as authorisation sees them."""
+    services = context.services
+    assert update.effective_user is not None
+    return await services.accounts.actor(
+        update.effective_user.id, admin_ids=frozenset(services.settings.admin_telegram_ids)
+    )
+
+
+async def remember_user(update: Update, context: ConciergeContext) -> None:
+    """Stores the user on first contact, in their Telegram language."""
+    user = update.effective_user
+    if user is None:
+        return
+    stored = await context.services.storage.users.get_or_create(
+        user.id, language=context.lang, display_name=user.full_name
+    )
+    if stored.blocked_at is not None:
+        # They wrote to us, so they unblocked the bot: alerts may reach them again.
+        await context.services.storage.users.set_blocked(user.id, None)
+
+
+async def offer_link(message: Message, context: ConciergeContext, *, resume: str | None) -> None:
+    """Asks an unlinked user to link their Akubela account, with a one-tap login link."""
+    assert message.chat is not None
+    url = await context.services.linker.login_url(message.chat.id, resume=resume)
+    button = InlineKeyboardButton(context.t("🔗 Link your Akubela account"), url=url)
+    await message.reply_text(
+        context.t(
+            "To report repairs and book amenities, link your Akubela account. "
+            "The link opens Akubela's login page and is valid for a few minutes."
+        ),
+        reply_markup=InlineKeyboardMarkup([[button]]),
+    )
+
+
+async def start(update: Update, context: ConciergeContext) -> None:
+    """Greets the user: redeems an invite code, or offers linking, or shows the menu."""
+    message = update.effective_message
+    if message is None or update.effective_user is None:
+        return
+    await remember_user(update, context)
+    if context.args:
+        await _redeem(update, context, context.args[0])
+        return
+    actor = await actor_of(update, context)
+    if not actor.residence_ids and actor.role is Role.RESIDENT:
+        await message.reply_text(
+            context.t(
+                "Hello {name}! I am Concierge, your community's assistant: report repairs, "
+                "book the gym or the meeting room, and follow it all from here.",
+                name=update.effective_user.first_name,
+            )
+        )
+        await offer_link(message, context, resume=None)
+        return
+    await message.reply_text(
+        context.t("What would you like to do?"), reply_markup=menu_markup(actor, context.lang)
+    )
+
+
+async def _redeem(update: Update, context: ConciergeContext, code: str) -> None:
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None
+    assert user is not None
+    services = context.services
+    outcome = await services.invites.redeem(
+        code, user.id, now=services.clock(), display_name=user.full_name
+    )
+    replies = {
+        RedeemOutcome.UNKNOWN: N_("That invite code is not valid. Please check the link you got."),
+        RedeemOutcome.USED: N_("That invite code was already used. Ask for a new one."),
+        RedeemOutcome.EXPIRED: N_("That invite code has expired. Ask for a new one."),
+        RedeemOutcome.LOCKED: N_("Too many wrong codes. Please wait a few minutes and try again."),
+    }
+    if outcome.outcome is not RedeemOutcome.BOUND:
+        logger.info("invite refused for user %s: %s", user.id, outcome.outcome.value)
+        await message.reply_text(context.t(replies[outcome.outcome]))
+        return
+    assert outcome.role is not None
+    logger.info("user %s joined as %s", user.id, outcome.role.value)
+    actor = await actor_of(update, context)
+    await message.reply_text(
+        context.t("Welcome aboard! You are now a {role}.", role=context.t(ROLE_NAMES[actor.role])),
+        reply_markup=menu_markup(actor, context.lang),
+    )
+
+
+async def show_help(update: Update, context: ConciergeContext) -> None:
+    """Lists what this user's role can do."""
+    message = update.effective_message
+    if message is None:
+        return
+    actor = await actor_of(update, context)
+    groups = ["everyone"]
+    if actor.residence_ids or actor.role is Role.RESIDENT:
+        groups.append("resident")
+    if actor.role is Role.WORKER:
+        groups.append("worker")
+    if actor.role in (Role.MANAGER, Role.ADMIN):
+        groups.append("manager")
+    lines = [context.t(line) for group in groups for line in HELP_LINES[group]]
+    await message.reply_text(context.t("Here is what I can do for you:") + "\n" + "\n".join(lines))
+
+
+async def whoami(update: Update, context: ConciergeContext) -> None:
+    """Shows the user's role and what they are linked to."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None:
+        return
+    services = context.services
+    actor = await actor_of(update, context)
+    lines = [context.t("You are a {role}.", role=context.t(ROLE_NAMES[actor.role]))]
+    link = await services.accounts.resident(user.id)
+    if link is None:
+        lines.append(context.t("No Akubela account is linked."))
+    else:
+        lines.append(context.t("Akubela account: {email}", email=link.email or "—"))
+        chosen = next(
+            (r for r in link.residences if r.get("residence_id") == link.residence_id), None
+        )
+        lines.append(
+            context.t(
+                "Residence: {residence}",
+                residence=residence_label(chosen) if chosen else context.t("not chosen yet"),
+            )
+        )
+    worker = await services.accounts.worker(user.id)
+    if worker is not None:
+        lines.append(
+            context.t("Maintenance worker: {name}", name=worker.nickname or worker.tuya_worker_id)
+        )
+    if actor.project_ids:
+        lines.append(
+            context.t(
+                "Projects you manage: {projects}", projects=", ".join(sorted(actor.project_ids))
+            )
+        )
+    lines.append(context.t("Language: {language}", language=LANGUAGE_NAMES[context.lang]))
+    await message.reply_text("\n".join(lines))
+
+
+async def choose_language(update: Update, context: ConciergeContext) -> None:
+    """Offers English and Chinese."""
+    message = update.effective_message
+    if message is None:
+        return
+    buttons = [
+        InlineKeyboardButton(
+            LANGUAGE_NAMES[code], callback_data=callbacks.build(JOB, "lang", code)
+        )
+        for code in LANGUAGES
+    ]
+    await message.reply_text(
+        tr("en", "Which language?") + " / " + tr("zh", "Which language?"),
+        reply_markup=InlineKeyboardMarkup([buttons]),
+    )
+
+
+async def choose_residence(update: Update, context: ConciergeContext) -> None:
+    """Offers the resident's residences to switch between."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None:
+        return
+    link = await context.services.accounts.resident(user.id)
+    if link is None:
+        await offer_link(message, context, resume=None)
+        return
+    await message.reply_text(
+        context.t("Which residence do you want to use?"),
+        reply_markup=_residence_markup(link.residences, link.residence_id),
+    )
+
+
+def _residence_markup(
+    residences: Sequence[dict[str, Any]], chosen: str | None
+) -> InlineKeyboardMarkup:
+    rows = []
+    for residence in residences:
+        residence_id = str(residence.get("residence_id", ""))
+        label = ("✅ " if residence_id == chosen else "") + residence_label(residence)
+        try:
+            data = callbacks.build(JOB, "res", residence_id)
+        except callbacks.CallbackDataError:
+            logger.warning("a residence id does not fit in a button; it is left out")
+            continue
+        rows.append([InlineKeyboardButton(label, callback_data=data)])
+    return InlineKeyboardMarkup(rows)
+
+
+async def confirm_unlink(update: Update, context: ConciergeContext) -> None:
+    """Asks before forgetting the resident's Akubela tokens."""
+    message = update.effective_message
+    if message is None or update.effective_user is None:
+        return
+    if await context.services.accounts.resident(update.effective_user.id) is None:
+        await message.reply_text(context.t("No Akubela account is linked."))
+        return
+    buttons = [
+        InlineKeyboardButton(
+            context.t("Yes, unlink"), callback_data=callbacks.build(JOB, "unlink", "yes")
+        ),
+        InlineKeyboardButton(
+            context.t("Keep it"), callback_data=callbacks.build(JOB, "unlink", "no")
+        ),
+    ]
+    await message.reply_text(
+        context.t("Unlink your Akubela account? I will forget its tokens."),
+        reply_markup=InlineKeyboardMarkup([buttons]),
+    )
+
+
+async def press_account_button(update: Update, context: ConciergeContext) -> None:
+    """Handles the language, residence and unlink buttons."""
+    query = update.callback_query
+    user = update.effective_user
+    if query is None or user is None:
+        return
+    press = callbacks.parse(query.data, job=JOB)
+    if press is None:
+        await answer_stale(update, context)
+        return
+    services = context.services
+    if press.action == "lang" and press.arg in LANGUAGES:
+        if context.user_data is not None:
+            context.user_data[LANGUAGE_KEY] = press.arg
+        await services.storage.users.set_language(user.id, press.arg)
+        await query.answer()
+        await query.edit_message_text(
+            context.t(
+                "From now on I will speak {language} with you.",
+                language=LANGUAGE_NAMES[press.arg],
+            )
+        )
+        return
+    if press.action == "res":
+        actor = await actor_of(update, context)
+        refusal = decide(actor, Action.RESIDENCE_SWITCH, Target(residence_id=press.arg))
+        if refusal is not None:
+            logger.warning("user %s pressed a residence that is not theirs", user.id)
+            await query.answer(context.t(REFUSAL_MESSAGES[refusal]), show_alert=True)
+            return
+        await services.accounts.choose_residence(user.id, press.arg)
+        await query.answer()
+        link = await services.accounts.resident(user.id)
+        chosen: dict[str, Any] = next(
+            (r for r in (link.residences if link else []) if r.get("residence_id") == press.arg),
+            {},
+        )
+        await query.edit_message_text(
+            context.t("Done: you are now using {residence}.", residence=residence_label(chosen)),
+            reply_markup=menu_markup(await actor_of(update, context), context.lang),
+        )
+        return
+    if press.action == "unlink" and press.arg in ("yes", "no"):
+        await query.answer()
+        if press.arg == "yes" and await services.accounts.unlink_resident(user.id):
+            await query.edit_message_text(context.t("Your Akubela account is unlinked."))
+        else:
+            await query.edit_message_text(context.t("Nothing changed."))
+        return
+    await answer_stale(update, context)
+
+
+async def answer_stale(update: Update, context: ConciergeContext) -> None:
+    """Any press nobody handles: an old or forged button gets a polite notice."""
+    query = update.callback_query
+    if query is None:
+        return
+    logger.info(
+        "stale or unknown button pressed by user %s",
+        update.effective_user.id if update.effective_user else None,
+    )
+    await query.answer(
+        context.t("This button is no longer active. Send /start for the menu."), show_alert=True
+    )
+    if query.message is not None:
+        # Take the dead buttons away so they are not pressed again.
+        try:
+            await query.edit_message_reply_markup(reply_markup=None)
+        except TelegramError:
+            # The message may be too old to edit; the notice above is what matters.
+            logger.debug("could not remove stale buttons")
+
+
+async def tell_linked(application: Any, linked: Linked) -> None:
+    """Tells the user in Telegram that their account is linked, and what comes next."""
+    data = application.user_data.get(linked.telegram_id, {})
+    lang = data.get(LANGUAGE_KEY) or "en"
+    bot = application.bot
+    text = tr(lang, "✅ Your Akubela account {email} is linked.", email=linked.email or "")
+    if len(linked.residences) > 1 and linked.chosen_residence_id is None:
+        residences = [r.model_dump() for r in linked.residences]
+        await bot.send_message(
+            linked.telegram_id,
+            text + "\n" + tr(lang, "Which residence do you want to use?"),
+            reply_markup=_residence_markup(residences, None),
+        )
+        return
+    if not linked.residences:
+        await bot.send_message(
+            linked.telegram_id,
+            text
+            + "\n"
+            + tr(
+                lang,
+                "Akubela lists no residence for this account yet, so there is nothing to book.",
+            ),
+        )
+        return
+    actor = Actor(
+        linked.telegram_id, residence_ids=frozenset(r.residence_id for r in linked.residences)
+    )
+    await bot.send_chat_action(linked.telegram_id, ChatAction.TYPING)
+    await bot.send_message(
+        linked.telegram_id,
+        text + "\n" + tr(lang, "What would you like to do?"),
+        reply_markup=menu_markup(actor, lang),
+    )
+
+
+def build_handlers() -> list[BaseHandler[Any, ConciergeContext, Any]]:
+    """The account commands and buttons."""
+    return [
+        CommandHandler("start", start),
+        CommandHandler("help", show_help),
+        CommandHandler("whoami", whoami),
+        CommandHandler("language", choose_language),
+        CommandHandler("residence", choose_residence),
+        CommandHandler("unlink", confirm_unlink),
+        CallbackQueryHandler(press_account_button, pattern=callbacks.pattern(JOB)),
+    ]
+
+
+def build_fallback_handlers() -> list[BaseHandler[Any, ConciergeContext, Any]]:
+    """Registered last: whatever button nobody else took."""
+    return [CallbackQueryHandler(answer_stale)]
