@@ -1,0 +1,206 @@
+"""PTB persistence on the database: conversations, user and chat data survive a restart.
+
+Every write touches one row, upserted by its key, so its cost does not grow with the number of
+stored users; `get_*` read once at start. Services live in bot_data and are never persisted.
+Database errors propagate: the Application hands them to the error handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Hashable, MutableMapping
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
+from telegram.ext import BasePersistence, PersistenceInput
+
+from bot.storage.columns import utcnow
+from bot.storage.db import upsert
+from bot.storage.models import Base, CallbackData, ChatData, ConversationState, UserData
+
+DEFAULT_UPDATE_INTERVAL = 5.0
+_CALLBACK_ROW = 1
+
+Data = dict[Any, Any]
+# The shapes PTB hands over (telegram.ext._utils.types, which is private).
+ConversationKey = tuple[int | str, ...]
+ConversationDict = MutableMapping[ConversationKey, object]
+CDCData = tuple[list[tuple[str, float, dict[str, Any]]], dict[str, str]]
+
+
+class PersistenceDataError(TypeError):
+    """A value handed to the persistence does not survive a JSON round trip unchanged."""
+
+
+def _dump(value: object, what: str) -> str:
+    # A value that JSON would quietly change (int keys turned to strings, tuples to lists, a
+    # datetime) must fail now, not come back different after a restart.
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise PersistenceDataError(f"{what} is not plain JSON: {exc}") from None
+    if json.loads(text) != value:
+        raise PersistenceDataError(
+            f"{what} would change in JSON (use string keys and lists, not tuples)"
+        )
+    return text
+
+
+class DatabasePersistence(BasePersistence[Data, Data, Data]):
+    """A BasePersistence that keeps user data, chat data and conversations in the database."""
+
+    __slots__ = ("_dialect", "_sessions", "_sqlite_writes")
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        update_interval: float = DEFAULT_UPDATE_INTERVAL,
+    ) -> None:
+        super().__init__(
+            store_data=PersistenceInput(bot_data=False), update_interval=update_interval
+        )
+        self._sessions = sessions
+        self._dialect: str | None = None
+        # The Application writes every changed row at once; SQLite has one writer at a time,
+        # so queue them here instead of having them fight over the file lock.
+        self._sqlite_writes = asyncio.Lock()
+
+    async def _write(self, statement: Executable) -> None:
+        async with self._sessions() as session:
+            await session.execute(statement)
+            await session.commit()
+
+    async def _run_write(self, build: Callable[[str], Executable]) -> None:
+        if self._dialect is None:
+            async with self._sessions() as session:
+                self._dialect = session.get_bind().dialect.name
+        statement = build(self._dialect)
+        if self._dialect == "sqlite":
+            async with self._sqlite_writes:
+                await self._write(statement)
+        else:
+            await self._write(statement)
+
+    async def _upsert(self, model: type[Base], row: dict[str, Any], key: list[str]) -> None:
+        await self._run_write(lambda dialect: upsert(dialect, model, row, key=key))
+
+    # user_data and chat_data
+
+    async def get_user_data(self) -> dict[int, Data]:
+        """Every stored user_data, read once at start."""
+        async with self._sessions() as session:
+            rows = (await session.execute(select(UserData.user_id, UserData.data))).all()
+        return {user_id: json.loads(data) for user_id, data in rows}
+
+    async def get_chat_data(self) -> dict[int, Data]:
+        """Every stored chat_data, read once at start."""
+        async with self._sessions() as session:
+            rows = (await session.execute(select(ChatData.chat_id, ChatData.data))).all()
+        return {chat_id: json.loads(data) for chat_id, data in rows}
+
+    async def update_user_data(self, user_id: int, data: Data) -> None:
+        """Stores one user's data (one row)."""
+        text = _dump(data, f"user_data of user {user_id}")
+        await self._upsert(
+            UserData, {"user_id": user_id, "data": text, "updated_at": utcnow()}, ["user_id"]
+        )
+
+    async def update_chat_data(self, chat_id: int, data: Data) -> None:
+        """Stores one chat's data (one row)."""
+        text = _dump(data, f"chat_data of chat {chat_id}")
+        await self._upsert(
+            ChatData, {"chat_id": chat_id, "data": text, "updated_at": utcnow()}, ["chat_id"]
+        )
+
+    async def drop_user_data(self, user_id: int) -> None:
+        """Forgets one user's data."""
+        await self._run_write(lambda _: delete(UserData).where(UserData.user_id == user_id))
+
+    async def drop_chat_data(self, chat_id: int) -> None:
+        """Forgets one chat's data."""
+        await self._run_write(lambda _: delete(ChatData).where(ChatData.chat_id == chat_id))
+
+    async def refresh_user_data(self, user_id: int, user_data: Data) -> None:
+        """Nothing to do: this process is the only writer, so memory is never stale."""
+
+    async def refresh_chat_data(self, chat_id: int, chat_data: Data) -> None:
+        """Nothing to do: this process is the only writer, so memory is never stale."""
+
+    # bot_data: services, never persisted
+
+    async def get_bot_data(self) -> Data:
+        """Always empty: bot_data holds services, which are built at start, not stored."""
+        return {}
+
+    async def update_bot_data(self, data: Data) -> None:
+        """Stores nothing: bot_data is not persisted."""
+
+    async def refresh_bot_data(self, bot_data: Data) -> None:
+        """Nothing to do: bot_data is not persisted."""
+
+    # callback data (only used when the bot runs with arbitrary_callback_data)
+
+    async def get_callback_data(self) -> CDCData | None:
+        """The stored callback data cache, or None."""
+        async with self._sessions() as session:
+            row = await session.get(CallbackData, _CALLBACK_ROW)
+        if row is None:
+            return None
+        buttons, queries = json.loads(row.data)
+        return [(uuid, when, markup) for uuid, when, markup in buttons], queries
+
+    async def update_callback_data(self, data: CDCData) -> None:
+        """Stores the callback data cache (one row)."""
+        buttons, queries = data
+        plain = [[[uuid, when, markup] for uuid, when, markup in buttons], queries]
+        text = _dump(plain, "callback data")
+        await self._upsert(
+            CallbackData, {"id": _CALLBACK_ROW, "data": text, "updated_at": utcnow()}, ["id"]
+        )
+
+    # conversations
+
+    async def get_conversations(self, name: str) -> ConversationDict:
+        """The stored states of one ConversationHandler, by conversation key."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(ConversationState.key, ConversationState.state).where(
+                        ConversationState.name == name
+                    )
+                )
+            ).all()
+        conversations: dict[ConversationKey, object] = {}
+        for key, state in rows:
+            conversations[tuple(json.loads(key))] = json.loads(state)
+        return conversations
+
+    async def update_conversation(
+        self, name: str, key: ConversationKey, new_state: object | None
+    ) -> None:
+        """Stores one conversation's state (one row); None ends it and deletes the row."""
+        key_text = _dump(list(key), f"conversation key of {name}")
+        if new_state is None:
+            await self._run_write(
+                lambda _: delete(ConversationState).where(
+                    ConversationState.name == name, ConversationState.key == key_text
+                )
+            )
+            return
+        if not isinstance(new_state, Hashable):
+            raise PersistenceDataError(f"conversation state of {name} is not hashable")
+        # A StrEnum state is written as its value and read back as that string, which compares
+        # equal to the member, so ConversationHandler still finds its handlers.
+        state_text = _dump(new_state, f"conversation state of {name}")
+        await self._upsert(
+            ConversationState,
+            {"name": name, "key": key_text, "state": state_text, "updated_at": utcnow()},
+            ["name", "key"],
+        )
+
+    async def flush(self) -> None:
+        """Nothing is buffered: every update is written when the Application hands it over."""
