@@ -202,7 +202,7 @@ def _fresh_postgres_database(
 ) -> Iterator[str]:
     server: PostgresServer = request.getfixturevalue("postgres_server")
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    source = f' TEMPLATE "{template}"' if template else ""
+    source = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
     run_in_thread(server.execute(f'CREATE DATABASE "{name}"{source}'))
     try:
         yield server.url_for(name)
