@@ -10,7 +10,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, TypeHandler
 
 from bot.linking import Linked, residence_label
 from bot.storage.accounts import RedeemOutcome
@@ -97,10 +97,13 @@ async def actor_of(update: Update, context: ConciergeContext) -> Actor:
     )
 
 
+KNOWN_KEY = "known"
+
+
 async def remember_user(update: Update, context: ConciergeContext) -> None:
-    """Stores the user on first contact, in their Telegram language."""
+    """Stores the user on first contact, in their Telegram language; a write once per user."""
     user = update.effective_user
-    if user is None:
+    if user is None or context.user_data is None or context.user_data.get(KNOWN_KEY):
         return
     stored = await context.services.storage.users.get_or_create(
         user.id, language=context.lang, display_name=user.full_name
@@ -108,6 +111,7 @@ async def remember_user(update: Update, context: ConciergeContext) -> None:
     if stored.blocked_at is not None:
         # They wrote to us, so they unblocked the bot: alerts may reach them again.
         await context.services.storage.users.set_blocked(user.id, None)
+    context.user_data[KNOWN_KEY] = True
 
 
 async def offer_link(message: Message, context: ConciergeContext, *, resume: str | None) -> None:
@@ -129,7 +133,6 @@ async def start(update: Update, context: ConciergeContext) -> None:
     message = update.effective_message
     if message is None or update.effective_user is None:
         return
-    await remember_user(update, context)
     if context.args:
         await _redeem(update, context, context.args[0])
         return
@@ -410,6 +413,11 @@ async def tell_linked(application: Any, linked: Linked) -> None:
         text + "\n" + tr(lang, "What would you like to do?"),
         reply_markup=menu_markup(actor, lang),
     )
+
+
+def build_first_contact_handlers() -> list[BaseHandler[Any, ConciergeContext, Any]]:
+    """Run before every other handler (a group of their own): remember who wrote."""
+    return [TypeHandler(Update, remember_user)]
 
 
 def build_handlers() -> list[BaseHandler[Any, ConciergeContext, Any]]:

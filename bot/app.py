@@ -66,12 +66,6 @@ def _handler_factories() -> list[HandlerFactory]:
 
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    services: Services = application.bot_data[SERVICES_KEY]
-
-    async def tell(linked: Linked) -> None:
-        await tell_linked(application, linked)
-
-    services.linker.on_linked(tell)
     for language in LANGUAGES:
         commands = [BotCommand(name, tr(language, text)) for name, text in MENU_COMMANDS]
         await application.bot.set_my_commands(
@@ -109,6 +103,13 @@ def build_application(
         builder = builder.concurrent_updates(update_processor)
     application: ConciergeApp = builder.build()
     application.bot_data[SERVICES_KEY] = services
+
+    async def tell(linked: Linked) -> None:
+        await tell_linked(application, linked)
+
+    services.linker.on_linked(tell)
+    # Group -1 runs for every update before the jobs' handlers in group 0.
+    application.add_handlers(account.build_first_contact_handlers(), group=-1)
     for factory in _handler_factories():
         application.add_handlers(list(factory()))
     application.add_error_handler(on_error)

@@ -1,0 +1,65 @@
+"""The whole bot in-process for tests: real Application, real clients, the vendor sandbox,
+a migrated database, and the Telegram stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from bot.app import ConciergeApp, build_application
+from bot.services import Services
+from bot.settings import Settings
+from bot.storage.migrate import upgrade
+from bot.web import create_web_app
+from tests.support_telegram import Chat, FakeTelegram
+
+
+@dataclass
+class BotUnderTest:
+    """What a test drives and inspects."""
+
+    app: ConciergeApp
+    services: Services
+    telegram: FakeTelegram
+    settings: Settings
+
+    def chat(self, user_id: int, *, language_code: str = "en", first_name: str = "Ann") -> Chat:
+        """A private chat with the bot as this user."""
+        return Chat(self.app, user_id, first_name=first_name, language_code=language_code)
+
+    def web(self) -> httpx.AsyncClient:
+        """The bot's own web server (OAuth callback, health), in-process."""
+        app = create_web_app(on_oauth_callback=self.services.linker.complete, health=_healthy)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot")
+
+
+async def _healthy() -> bool:
+    return True
+
+
+@asynccontextmanager
+async def running_bot(
+    database_url: str,
+    sandbox_app: Starlette,
+    *,
+    persistence: Any = None,
+    **settings_overrides: Any,
+) -> AsyncIterator[BotUnderTest]:
+    """Starts the bot on `database_url` against the sandbox; stops it cleanly afterwards."""
+    settings = Settings(_env_file=None, database_url=database_url, **settings_overrides)
+    await upgrade(database_url)
+    services = Services.open(settings, vendor_transport=httpx.ASGITransport(app=sandbox_app))
+    telegram = FakeTelegram()
+    app = build_application(
+        settings, services, persistence=persistence, request=telegram, rate_limiter=False
+    )
+    try:
+        async with app:
+            yield BotUnderTest(app, services, telegram, settings)
+    finally:
+        await services.aclose()
