@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import logging
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -55,6 +57,61 @@ def _cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.storage.migrate import upgrade
+
+    asyncio.run(upgrade(settings.database_url))
+    print("Database is up to date.")
+    return 0
+
+
+async def _bot_username(settings: Settings) -> str | None:
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from bot.app import file_url_for
+
+    bot = Bot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.telegram_base_url,
+        base_file_url=file_url_for(settings.telegram_base_url),
+    )
+    try:
+        async with bot:
+            return bot.username
+    except (TelegramError, OSError):
+        return None
+
+
+async def _invite(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.storage.accounts import Invites
+    from bot.storage.migrate import upgrade
+    from bot.storage.models import Role
+    from bot.storage.repositories import Storage
+
+    await upgrade(settings.database_url)
+    storage = Storage.open(settings.database_url)
+    try:
+        code = await Invites(storage.sessions).create(
+            Role(args.role),
+            worker_id=getattr(args, "worker_id", None),
+            project_id=getattr(args, "project", None),
+            expires_at=datetime.now(UTC) + timedelta(hours=settings.invite_ttl_hours),
+        )
+    finally:
+        await storage.close()
+    username = await _bot_username(settings)
+    print(f"Invite for a {args.role}, valid {settings.invite_ttl_hours:g} hours, single use.")
+    if username:
+        print(f"Link: https://t.me/{username}?start={code}")
+    print(f"Code: {code}  (or send: /start {code})")
+    return 0
+
+
+def _cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_invite(settings, args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per way of running."""
     parser = argparse.ArgumentParser(prog="concierge", description=__doc__)
@@ -65,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", help="address to listen on (default SANDBOX_HOST)")
     sandbox.add_argument("--port", type=int, help="port to listen on (default SANDBOX_PORT)")
     sandbox.set_defaults(handler=_cmd_sandbox)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(handler=_cmd_migrate)
+
+    invite = commands.add_parser("invite", help="make a single-use invite link")
+    roles = invite.add_subparsers(dest="role", required=True)
+    worker = roles.add_parser("worker", help="for a maintenance worker")
+    worker.add_argument("--worker-id", required=True, help="the Tuya worker id")
+    manager = roles.add_parser("manager", help="for a property manager")
+    manager.add_argument("--project", required=True, help="the project id they manage")
+    roles.add_parser("admin", help="for an administrator")
+    invite.set_defaults(handler=_cmd_invite)
     return parser
 
 

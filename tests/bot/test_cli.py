@@ -74,3 +74,42 @@ def test_bad_setting_is_named_without_a_traceback(
     err = capsys.readouterr().err
     assert "TIMEZONE" in err
     assert "Traceback" not in err
+
+
+def test_migrate_is_idempotent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    assert main(["migrate"]) == 0
+    assert main(["migrate"]) == 0
+    assert capsys.readouterr().out.count("up to date") == 2
+
+
+def test_invite_prints_a_code_that_binds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    # No Bot API is listening: the code is still printed, without the t.me link.
+    monkeypatch.setenv("TELEGRAM_BASE_URL", f"http://127.0.0.1:{_free_port()}/bot")
+    assert main(["invite", "worker", "--worker-id", "w-42"]) == 0
+    out = capsys.readouterr().out
+    code = out.split("Code: ")[1].split()[0]
+
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.storage.accounts import Invites, RedeemOutcome
+    from bot.storage.repositories import Storage
+
+    async def redeem() -> RedeemOutcome:
+        storage = Storage.open(url)
+        try:
+            result = await Invites(storage.sessions).redeem(code, 77, now=datetime.now(UTC))
+            return result.outcome
+        finally:
+            await storage.close()
+
+    assert asyncio.run(redeem()) is RedeemOutcome.BOUND
