@@ -3,43 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import enum
-import json
+import signal
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from telegram import Update
-from telegram.ext import (
-    Application,
-    CommandHandler,
-    ContextTypes,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
-from telegram.request import BaseRequest, RequestData
 
 from bot.persistence import DatabasePersistence, PersistenceDataError
 from bot.storage.db import create_engine, make_session_factory
 from bot.storage.models import UserData
 from bot.storage.repositories import Drafts
+from tests.bot.repair_bot import Chat, FakeBotApi, Step, build_app
 
-BOT_USER = {"id": 1, "is_bot": True, "first_name": "Concierge", "username": "concierge_bot"}
-RESIDENT = {"id": 100, "is_bot": False, "first_name": "Ann", "language_code": "en"}
-
-
-class Step(enum.StrEnum):
-    """States of the little repair conversation used here."""
-
-    DESCRIBE = "repair.describe"
-    CONTACT = "repair.contact"
-    CONFIRM = "repair.confirm"
-
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # --- every method, directly
 
@@ -254,161 +236,6 @@ async def test_many_rows_written_at_once_all_land(persistence: DatabasePersisten
 # --- a real Application driven through process_update
 
 
-class FakeBotApi(BaseRequest):
-    """Answers the Bot API calls the test bot makes and records the messages it sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    @property
-    def read_timeout(self) -> float | None:
-        """Nothing here waits."""
-        return 1.0
-
-    async def initialize(self) -> None:
-        """Nothing to open."""
-
-    async def shutdown(self) -> None:
-        """Nothing to close."""
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
-    ) -> tuple[int, bytes]:
-        """Returns what Telegram would for getMe and sendMessage."""
-        endpoint = url.rsplit("/", 1)[-1]
-        parameters = request_data.parameters if request_data is not None else {}
-        result: object = True
-        if endpoint == "getMe":
-            result = BOT_USER
-        elif endpoint == "sendMessage":
-            self.sent.append(dict(parameters))
-            result = {
-                "message_id": len(self.sent) + 1000,
-                "date": 1_700_000_000,
-                "chat": {"id": parameters["chat_id"], "type": "private"},
-                "from": BOT_USER,
-                "text": parameters["text"],
-            }
-        return 200, json.dumps({"ok": True, "result": result}).encode()
-
-    @property
-    def texts(self) -> list[str]:
-        """The texts sent so far."""
-        return [str(message["text"]) for message in self.sent]
-
-
-async def start_repair(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Step:
-    """Asks what is broken."""
-    assert update.effective_message is not None
-    await update.effective_message.reply_text("What needs repairing?")
-    return Step.DESCRIBE
-
-
-async def _keep(update: Update, context: ContextTypes.DEFAULT_TYPE, field: str) -> None:
-    # What the user typed is saved in the drafts table before we answer: a crash after this
-    # line loses no input, whatever the persistence interval.
-    assert update.effective_user is not None
-    assert update.effective_message is not None
-    assert context.user_data is not None
-    draft = context.user_data.setdefault("repair", {})
-    draft[field] = update.effective_message.text
-    drafts: Drafts = context.bot_data["drafts"]
-    await drafts.save(update.effective_user.id, "repair", draft)
-
-
-async def receive_description(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Step:
-    """Keeps the description and asks how to reach the resident."""
-    await _keep(update, context, "description")
-    assert update.effective_message is not None
-    await update.effective_message.reply_text("How can the technician reach you?")
-    return Step.CONTACT
-
-
-async def receive_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Step:
-    """Keeps the contact and shows the summary."""
-    await _keep(update, context, "contact")
-    assert update.effective_message is not None
-    assert context.user_data is not None
-    draft = context.user_data["repair"]
-    await update.effective_message.reply_text(
-        f"Create repair '{draft['description']}', contact {draft['contact']}? (yes/no)"
-    )
-    return Step.CONFIRM
-
-
-async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    """Creates the repair from the draft and ends the conversation."""
-    assert update.effective_user is not None
-    assert update.effective_message is not None
-    assert context.user_data is not None
-    draft = context.user_data.pop("repair")
-    drafts: Drafts = context.bot_data["drafts"]
-    await drafts.clear(update.effective_user.id, "repair")
-    await update.effective_message.reply_text(f"Created: {draft['description']}")
-    return ConversationHandler.END
-
-
-def build_app(
-    persistence: DatabasePersistence, request: FakeBotApi, drafts: Drafts
-) -> Application[Any, Any, Any, Any, Any, Any]:
-    """The test bot: one persistent repair conversation."""
-    app = (
-        Application.builder()
-        .token("123456:TEST-token")
-        .request(request)
-        .get_updates_request(FakeBotApi())
-        .persistence(persistence)
-        .build()
-    )
-    text_only = filters.TEXT & ~filters.COMMAND
-    app.add_handler(
-        ConversationHandler(
-            entry_points=[CommandHandler("repair", start_repair)],
-            states={
-                Step.DESCRIBE: [MessageHandler(text_only, receive_description)],
-                Step.CONTACT: [MessageHandler(text_only, receive_contact)],
-                Step.CONFIRM: [MessageHandler(filters.Regex("^yes$"), confirm)],
-            },
-            fallbacks=[],
-            name="repair",
-            persistent=True,
-        )
-    )
-    app.bot_data["drafts"] = drafts
-    return app
-
-
-class Chat:
-    """Makes the updates one resident sends in a private chat."""
-
-    def __init__(self) -> None:
-        self._ids = iter(range(1, 10_000))
-
-    def says(self, app: Application[Any, Any, Any, Any, Any, Any], words: str) -> Update:
-        """An update carrying the text (a command when it starts with '/')."""
-        number = next(self._ids)
-        message: dict[str, Any] = {
-            "message_id": number,
-            "date": 1_700_000_000 + number,
-            "chat": {"id": RESIDENT["id"], "type": "private"},
-            "from": RESIDENT,
-            "text": words,
-        }
-        if words.startswith("/"):
-            command = words.split()[0]
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        update = Update.de_json({"update_id": number, "message": message}, app.bot)
-        assert update is not None
-        return update
-
-
 @pytest.fixture
 async def second_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """Another engine on the same database: the second process after a restart."""
@@ -491,4 +318,62 @@ async def test_a_killed_process_loses_at_most_the_step_in_flight(
         await second.process_update(chat.says(second, "+86 138 0000 0000"))
         await second.process_update(chat.says(second, "yes"))
 
+    assert api.texts[-1] == "Created: The kitchen tap drips"
+
+
+async def _read_until(stream: asyncio.StreamReader, expected: str) -> None:
+    line = await asyncio.wait_for(stream.readline(), timeout=20)
+    assert line.decode().strip() == expected
+
+
+async def _state_of_resident(sessions: async_sessionmaker[AsyncSession]) -> object:
+    return (await DatabasePersistence(sessions).get_conversations("repair")).get((100, 100))
+
+
+async def test_a_process_killed_with_sigkill_loses_no_typed_input(
+    database_url: str, second_engine: AsyncEngine, chat: Chat
+) -> None:
+    # The real thing: the bot in its own process, PTB's timed writer running, then kill -9.
+    sessions = make_session_factory(second_engine)
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.bot.repair_bot",
+        database_url,
+        "0.05",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+    assert bot.stdin is not None
+    assert bot.stdout is not None
+    try:
+        for number, words in enumerate(["/repair", "The kitchen tap drips"], start=1):
+            bot.stdin.write(f"{words}\n".encode())
+            await _read_until(bot.stdout, f"done {number}")
+        # Let the timed writer store the conversation (it writes every 0.05 s).
+        for _ in range(200):
+            if await _state_of_resident(sessions) == Step.CONTACT:
+                break
+            await asyncio.sleep(0.02)
+        assert await _state_of_resident(sessions) == Step.CONTACT
+        bot.stdin.write(b"+86 138 0000 0000\n")
+        await _read_until(bot.stdout, "done 3")
+    finally:
+        bot.kill()
+        await bot.wait()
+    assert bot.returncode == -signal.SIGKILL
+
+    # At most the step in flight is lost, and its typed text is in the drafts table.
+    assert await _state_of_resident(sessions) in {Step.CONTACT, Step.CONFIRM}
+    assert await Drafts(sessions).load(100, "repair") == {
+        "description": "The kitchen tap drips",
+        "contact": "+86 138 0000 0000",
+    }
+    api = FakeBotApi()
+    second = build_app(DatabasePersistence(sessions), api, Drafts(sessions))
+    async with second:
+        if await _state_of_resident(sessions) == Step.CONTACT:
+            await second.process_update(chat.says(second, "+86 138 0000 0000"))
+        await second.process_update(chat.says(second, "yes"))
     assert api.texts[-1] == "Created: The kitchen tap drips"
