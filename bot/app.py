@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,9 @@ MENU_COMMANDS = (
     ("language", N_("English / 中文")),
     ("cancel", N_("Leave what you are doing")),
 )
+
+# PTB 22 reports durations as timedelta only when asked; without this every RetryAfter warns.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 ConciergeApp = Application[
     ExtBot[None],

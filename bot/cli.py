@@ -57,6 +57,19 @@ def _cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.runner import run_bot
+
+    if not _port_is_free(settings.web_host, settings.web_port):
+        print(
+            f"Port {settings.web_port} on {settings.web_host} is busy; set WEB_PORT.",
+            file=sys.stderr,
+        )
+        return 2
+    asyncio.run(run_bot(settings))
+    return 0
+
+
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from bot.storage.migrate import upgrade
 
@@ -122,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", help="address to listen on (default SANDBOX_HOST)")
     sandbox.add_argument("--port", type=int, help="port to listen on (default SANDBOX_PORT)")
     sandbox.set_defaults(handler=_cmd_sandbox)
+
+    run = commands.add_parser("run", help="run the bot (polling or webhook, see RUN_MODE)")
+    run.set_defaults(handler=_cmd_run)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_cmd_migrate)
