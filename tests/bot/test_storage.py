@@ -10,9 +10,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.storage.db import create_engine
+from bot.storage.db import create_engine, upsert
 from bot.storage.models import (
     AlertStatus,
+    Draft,
     OutboxStatus,
     Role,
     TelegramUser,
@@ -305,3 +306,8 @@ async def test_storage_opens_and_closes_its_own_engine(database_url: str) -> Non
         assert await storage.users.get(1) is not None
     finally:
         await storage.close()
+
+
+def test_upserts_exist_only_for_the_two_supported_databases() -> None:
+    with pytest.raises(NotImplementedError, match="mysql"):
+        upsert("mysql", Draft, {"telegram_id": 1, "job": "repair", "data": {}}, key=["job"])
