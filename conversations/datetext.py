@@ -1,0 +1,467 @@
+"""Reading dates and times of day out of English and Chinese text: the shared vocabulary.
+
+Used by `timewindow`, `slots` and `booking_request`. Pure functions, no I/O. The pieces:
+
+* `normalize` folds width, case, dashes and small Chinese numerals ("下午三点半" -> "下午3点半").
+* `take_explicit_date` reads a calendar date written with numbers or a month name
+  ("25/12", "12/25", "2026-12-25", "dec 25", "12月25日"). A date without a year is this year's
+  if that is today or later, next year's if that is within `ROLL_FORWARD_DAYS`, else this
+  year's (in the past, for the caller to refuse). `a/b` with both parts at most 12 is read
+  month first unless `day_first` (dateparser's default order, and how Chinese writes dates).
+* `take_times` reads a time range ("9-12", "9am to noon", "下午3点到5点") or a single time.
+* `take_day_part` reads a part of the day ("morning", "下午").
+* `relative_date` reads the rest ("tomorrow", "next monday", "下周三", "后天") with our own
+  Chinese week vocabulary first and `dateparser` (future dates preferred, relative to `now`
+  in the user's zone) for everything else.
+* `resolve_range` / `resolve_single` turn what was read into hours and minutes.
+
+Hours 1-12 written without am/pm, a part of the day or a minute part ("9", "3点") are uncertain:
+`ClockTime.certain` is False and `resolve_*` guess (1-6 -> afternoon, 7-11 -> morning), so
+callers that must not guess can check `certain` first.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Final
+from zoneinfo import ZoneInfo
+
+import dateparser
+
+ROLL_FORWARD_DAYS: Final = 183
+"""A year-less date that has passed means next year only if that is at most this far away."""
+
+
+class DayPart(StrEnum):
+    """The parts of a day a person names instead of a time."""
+
+    MORNING = "morning"
+    AFTERNOON = "afternoon"
+    EVENING = "evening"
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTime:
+    """A time of day as written: hour 0-24, minute, and how the half of the day was decided."""
+
+    hour: int
+    minute: int = 0
+    # "am"/"pm" or a Chinese part of the day such as "下午"; "" when nothing said which half.
+    half: str = ""
+    # True when the notation itself fixes the hour (":MM", 0, 13-24, am/pm, a part of the day).
+    certain: bool = False
+
+
+# ---- normalizing ---------------------------------------------------------------------------
+
+_CN_DIGITS: Final = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "兩": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_CN_RUN: Final = "[零〇一二两兩三四五六七八九十]+"
+# Only numerals that count something (hours, minutes, dates, durations) become digits, so that
+# weekday names like "周一" keep their meaning.
+_CN_NUMBER: Final = re.compile(
+    rf"{_CN_RUN}(?=\s*(?:点|點|时|時|个|個|小时|小時|钟|鐘|分|月|日|号|號|天|刻|周|週|h\b))"
+    rf"|(?<=[点點月])(?:{_CN_RUN})"
+)
+_DASHES: Final = re.compile(r"[‐‑‒–—―−~〜～]")
+_PUNCTUATION: Final = re.compile(r"[,，。;；!！?？、]")
+_REWRITES: Final = (
+    # Words that carry both a date and a part of the day are split into the two.
+    (re.compile(r"\btonight\b"), " today evening "),
+    (re.compile(r"\bthis (morning|afternoon|evening)\b"), r" today \1 "),
+    (re.compile(r"今晚"), " 今天 晚上 "),
+    (re.compile(r"明晚"), " 明天 晚上 "),
+    (re.compile(r"明早"), " 明天 早上 "),
+    (re.compile(r"\b(?:the )?day after tomorrow\b"), " 后天 "),
+    (re.compile(r"\bnoon\b|\bmidday\b"), " noon "),
+)
+
+
+def _cn_value(run: str) -> str:
+    if "十" in run:
+        tens_text, _, units_text = run.partition("十")
+        if "十" in units_text or len(tens_text) > 1 or len(units_text) > 1:
+            return run
+        tens = _CN_DIGITS[tens_text] if tens_text else 1
+        units = _CN_DIGITS[units_text] if units_text else 0
+        return str(tens * 10 + units)
+    return "".join(str(_CN_DIGITS[c]) for c in run)
+
+
+def normalize(text: str) -> str:
+    """Folds width, case, dashes, punctuation and counting Chinese numerals; one space apart."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    folded = _DASHES.sub("-", folded)
+    folded = _PUNCTUATION.sub(" ", folded)
+    folded = _CN_NUMBER.sub(lambda m: _cn_value(m.group(0)), folded)
+    for pattern, replacement in _REWRITES:
+        folded = pattern.sub(replacement, folded)
+    return " ".join(folded.split())
+
+
+def _cut(text: str, match: re.Match[str]) -> str:
+    return " ".join((text[: match.start()] + " " + text[match.end() :]).split())
+
+
+# ---- explicit calendar dates -----------------------------------------------------------------
+
+_MONTHS: Final = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+_MONTH_NAME: Final = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_ORDINAL: Final = r"(?:st|nd|rd|th)?"
+_ISO_DATE: Final = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
+_NUMERIC_DATE: Final = re.compile(
+    r"(?<![\d:])(\d{1,2})[/.](\d{1,2})(?:[/.](\d{4}|\d{2}))?(?![\d:])"
+)
+_DAY_MONTH: Final = re.compile(rf"\b(\d{{1,2}}){_ORDINAL}\s*(?:of\s+)?({_MONTH_NAME})\b\.?")
+_MONTH_DAY: Final = re.compile(rf"\b({_MONTH_NAME})\.?\s*(\d{{1,2}}){_ORDINAL}\b")
+_CN_DATE: Final = re.compile(r"(?:(\d{4})\s*年\s*)?(\d{1,2})\s*月\s*(\d{1,2})\s*[日号號]?")
+
+
+def _dated(year: int | None, month: int, day: int, today: date) -> date | None:
+    try:
+        if year is not None:
+            return date(year + 2000 if year < 100 else year, month, day)
+        this_year = date(today.year, month, day)
+    except ValueError:
+        return None
+    if this_year >= today:
+        return this_year
+    try:
+        next_year = date(today.year + 1, month, day)
+    except ValueError:  # 29 February
+        return this_year
+    return next_year if (next_year - today).days <= ROLL_FORWARD_DAYS else this_year
+
+
+def take_explicit_date(
+    text: str, today: date, *, day_first: bool = False
+) -> tuple[date | None, str, bool]:
+    """A date written with numbers or a month name, the text without it, and whether one was
+    written at all (True with a None date means an impossible one such as 31/2)."""
+    if match := _ISO_DATE.search(text):
+        year, month, day = (int(g) for g in match.groups())
+        return _dated(year, month, day, today), _cut(text, match), True
+    if match := _CN_DATE.search(text):
+        year_text, month_text, day_text = match.groups()
+        cn_year = int(year_text) if year_text else None
+        return _dated(cn_year, int(month_text), int(day_text), today), _cut(text, match), True
+    if match := _DAY_MONTH.search(text):
+        day, month = int(match.group(1)), _MONTHS[match.group(2)]
+        return _dated(None, month, day, today), _cut(text, match), True
+    if match := _MONTH_DAY.search(text):
+        day, month = int(match.group(2)), _MONTHS[match.group(1)]
+        return _dated(None, month, day, today), _cut(text, match), True
+    if match := _NUMERIC_DATE.search(text):
+        first, second = int(match.group(1)), int(match.group(2))
+        short_year = int(match.group(3)) if match.group(3) else None
+        if first > 12 or (day_first and second <= 12):
+            day, month = first, second
+        else:
+            month, day = first, second
+        return _dated(short_year, month, day, today), _cut(text, match), True
+    return None, text, False
+
+
+# ---- times of day ----------------------------------------------------------------------------
+
+_HALF_WORDS: Final = "上午|下午|晚上|早上|早晨|清晨|中午|凌晨|傍晚|午后|夜里|晚"
+
+
+def _time_pattern(n: int) -> str:
+    return (
+        rf"(?:(?P<dp{n}>{_HALF_WORDS})\s*)?"
+        rf"(?:(?P<word{n}>(?<![a-z])(?:noon|midnight)|午夜|半夜|中午)"
+        rf"|(?<![\d:/.])(?P<h{n}>\d{{1,2}})"
+        rf"(?:\s*:\s*(?P<m{n}>\d{{2}})"
+        rf"|\s*(?P<dian{n}>[点點时時])\s*(?:(?P<q{n}>\d)\s*刻|(?P<cm{n}>\d{{1,2}})\s*分?"
+        rf"|(?P<half{n}>半))?)?)"
+        rf"(?:\s*(?P<ap{n}>a\.?m\.?|p\.?m\.?|noon)(?![a-z]))?"
+        rf"(?![a-z\d])"
+    )
+
+
+_RANGE: Final = re.compile(
+    _time_pattern(1)
+    + r"\s*(?:-|to|till|until|til|thru|through|and|至|到)\s*(?:at\s+)?"
+    + _time_pattern(2)
+)
+_SINGLE: Final = re.compile(_time_pattern(1))
+
+
+def _clock(match: re.Match[str], n: int) -> ClockTime | None:
+    half = match.group(f"dp{n}") or match.group(f"ap{n}") or ""
+    half = half.replace(".", "")
+    word = match.group(f"word{n}")
+    if word in {"noon", "中午"}:
+        return ClockTime(12, 0, "noon", certain=True)
+    if word:
+        return ClockTime(24, 0, "midnight", certain=True)
+    hour = int(match.group(f"h{n}"))
+    minute = 0
+    minutes_written = match.group(f"m{n}") is not None
+    if minutes_written:
+        minute = int(match.group(f"m{n}"))
+    elif match.group(f"cm{n}"):
+        minute = int(match.group(f"cm{n}"))
+    elif match.group(f"half{n}"):
+        minute = 30
+    elif match.group(f"q{n}"):
+        minute = 15 * int(match.group(f"q{n}"))
+    if hour > 24 or minute > 59 or (hour == 24 and minute):
+        return None
+    certain = bool(half) or minutes_written or hour == 0 or hour > 12
+    return ClockTime(hour, minute, half, certain)
+
+
+def take_times(text: str) -> tuple[ClockTime | None, ClockTime | None, str, bool]:
+    """A range or a single time: (start, end or None, rest of the text, whether one was bad)."""
+    if match := _RANGE.search(text):
+        start, end = _clock(match, 1), _clock(match, 2)
+        if start is None or end is None:
+            return None, None, _cut(text, match), True
+        return start, end, _cut(text, match), False
+    if match := _SINGLE.search(text):
+        single = _clock(match, 1)
+        return single, None, _cut(text, match), single is None
+    return None, None, text, False
+
+
+_DAY_PART_WORDS: Final = (
+    (DayPart.MORNING, re.compile(r"\bmorning\b|上午|早上|早晨|清晨")),
+    (DayPart.AFTERNOON, re.compile(r"\bafternoon\b|下午|午后")),
+    (DayPart.EVENING, re.compile(r"\bevening\b|\bnight\b|晚上|傍晚|夜里")),
+)
+
+
+def take_day_part(text: str) -> tuple[DayPart | None, str]:
+    """A named part of the day, and the text without it."""
+    for part, pattern in _DAY_PART_WORDS:
+        if match := pattern.search(text):
+            return part, _cut(text, match)
+    return None, text
+
+
+_PART_HALF: Final = {DayPart.MORNING: "am", DayPart.AFTERNOON: "pm", DayPart.EVENING: "晚上"}
+_PM_WORDS: Final = frozenset({"pm", "下午", "晚上", "傍晚", "午后", "夜里", "晚"})
+_AM_WORDS: Final = frozenset({"am", "上午", "早上", "早晨", "清晨"})
+
+
+def _hour(clock: ClockTime, half: str) -> int | None:
+    """The 0-24 hour of `clock` read in `half` of the day; None for an impossible pair."""
+    hour = clock.hour
+    if not half or hour > 12:
+        # 24-hour notation; "下午15点" is redundant but clear, "上午15点" is not.
+        return None if hour > 12 and half in _AM_WORDS else hour
+    if half == "midnight":
+        return hour
+    if half == "noon":
+        return hour if hour >= 11 else hour + 12
+    if half == "凌晨":
+        return 0 if hour == 12 else hour
+    if half in _AM_WORDS:
+        return 0 if hour == 12 and half == "am" else hour
+    if half in _PM_WORDS:
+        if hour == 12:
+            # 12pm is noon; "晚上12点" is midnight.
+            return 12 if half in {"pm", "下午", "午后"} else 24
+        return hour + 12
+    return hour
+
+
+def _guess(hour: int) -> int:
+    # Nobody books a 3 a.m. visit: an unmarked 1-6 is the afternoon.
+    return hour + 12 if 1 <= hour <= 6 else hour
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Resolved start and end as minutes after the start day's midnight (end may pass 24:00)."""
+
+    start: int
+    end: int
+
+
+def resolve_single(clock: ClockTime, part: DayPart | None) -> int | None:
+    """Minutes after midnight for a lone time, using a named part of the day when given."""
+    half = clock.half or (_PART_HALF[part] if part else "")
+    hour = _hour(clock, half) if half else (clock.hour if clock.certain else _guess(clock.hour))
+    if hour is None:
+        return None
+    if clock.half == "midnight":
+        hour = 0
+    return hour * 60 + clock.minute
+
+
+def resolve_range(start: ClockTime, end: ClockTime, part: DayPart | None) -> Span | None:
+    """Minutes after midnight for both ends; None when the words contradict each other.
+
+    A half of the day said on one end applies to the other when that keeps the order
+    ("2-5pm", "下午3点到5点"); an end at or before its start moves 12 hours on when it was
+    uncertain ("10-2"), or to the next day when an afternoon start meets a morning end
+    ("22:00-02:00").
+    """
+    part_half = _PART_HALF[part] if part else ""
+    start_half = start.half if start.half != "midnight" else ""
+    end_half = end.half
+    if not end_half and not end.certain:
+        end_half = start_half or part_half
+    if not start_half and not start.certain:
+        start_half = part_half
+        if not start_half and end_half in _PM_WORDS | _AM_WORDS:
+            borrowed = _hour(start, end_half)
+            end_hour = _hour(end, end_half)
+            if borrowed is not None and end_hour is not None and borrowed < end_hour:
+                start_half = end_half
+    first = _hour(start, start_half) if start_half else None
+    if first is None:
+        if start_half:
+            return None
+        first = start.hour if start.certain else _guess(start.hour)
+        if not start.certain and not end_half and end.hour == 12 and first > 12:
+            first = start.hour  # "5-12" is five to noon, not 17:00 to noon
+    if start.half == "midnight":
+        first = 0
+    last = _hour(end, end_half) if end_half else end.hour
+    if last is None:
+        return None
+    begin, finish = first * 60 + start.minute, last * 60 + end.minute
+    if finish <= begin and not end.certain and not end_half and finish + 720 > begin:
+        finish += 720
+    if finish <= begin and first >= 12 > last:
+        finish += 24 * 60
+    return Span(begin, finish)
+
+
+# ---- relative dates --------------------------------------------------------------------------
+
+_WEEKDAY_CN: Final = {
+    "一": 0,
+    "二": 1,
+    "三": 2,
+    "四": 3,
+    "五": 4,
+    "六": 5,
+    "日": 6,
+    "天": 6,
+    "末": 5,
+    "1": 0,
+    "2": 1,
+    "3": 2,
+    "4": 3,
+    "5": 4,
+    "6": 5,
+    "7": 6,
+}
+_CN_WEEKDAY: Final = re.compile(
+    r"(?P<which>下下个?|下个?|这个?|本|上个?)?\s*(?:周|週|星期|礼拜|禮拜)(?P<day>[一二三四五六日天末1-7])"
+)
+_CN_RELATIVE: Final = (
+    (re.compile(r"大后天|大後天"), 3),
+    (re.compile(r"后天|後天"), 2),
+    (re.compile(r"明天|明日|tomorrow\b"), 1),
+    (re.compile(r"今天|今日|\btoday\b"), 0),
+)
+_FILLER: Final = re.compile(
+    r"\b(?:at|on|from|between|for|around|about|by|please|pls|starting|start|and)\b|@"
+    r"|[从從在于於的请請]"
+)
+
+
+def _week_date(which: str, weekday: int, today: date) -> date:
+    monday = today - timedelta(days=today.weekday())
+    if which.startswith("下下"):
+        return monday + timedelta(weeks=2, days=weekday)
+    if which.startswith("下"):
+        return monday + timedelta(weeks=1, days=weekday)
+    if which.startswith("上"):
+        return monday - timedelta(weeks=1) + timedelta(days=weekday)
+    if which:  # 这周五 / 本周五: this week's, even if it has passed
+        return monday + timedelta(days=weekday)
+    # A bare "周五" is the next Friday after today, as dateparser reads "fri".
+    ahead = (weekday - today.weekday()) % 7 or 7
+    return today + timedelta(days=ahead)
+
+
+def relative_date(text: str, now: datetime, zone: ZoneInfo) -> date | None:
+    """The date named by `text` relative to `now` in `zone`, or None if it names none."""
+    today = now.astimezone(zone).date()
+    if match := _CN_WEEKDAY.search(text):
+        return _week_date(match.group("which") or "", _WEEKDAY_CN[match.group("day")], today)
+    for pattern, days in _CN_RELATIVE:
+        if pattern.search(text):
+            return today + timedelta(days=days)
+    phrase = " ".join(_FILLER.sub(" ", text).split())
+    if not phrase:
+        return None
+    parsed = dateparser.parse(
+        phrase,
+        languages=["en", "zh"],
+        settings={
+            "PREFER_DATES_FROM": "future",
+            "RELATIVE_BASE": now.astimezone(zone).replace(tzinfo=None),
+            "TIMEZONE": zone.key,
+            "RETURN_AS_TIMEZONE_AWARE": True,
+        },
+    )
+    if not isinstance(parsed, datetime):
+        return None
+    return parsed.astimezone(zone).date() if parsed.tzinfo else parsed.date()
+
+
+def is_blank(text: str) -> bool:
+    """True when nothing but filler words is left."""
+    return not _FILLER.sub(" ", text).strip()
+
+
+# ---- local times -----------------------------------------------------------------------------
+
+
+def local_moment(day: date, minutes: int, zone: ZoneInfo) -> datetime:
+    """The aware moment `minutes` after `day`'s local midnight, read on the wall clock.
+
+    Minutes past 24:00 land on the next day; a wall time that a DST jump skips moves forward
+    by the jump, as a clock on the wall would.
+    """
+    days, minute_of_day = divmod(minutes, 24 * 60)
+    wall = datetime.combine(day + timedelta(days=days), time(), tzinfo=zone) + timedelta(
+        minutes=minute_of_day
+    )
+    # The round trip through UTC turns a skipped wall time into a real one.
+    return wall.astimezone(UTC).astimezone(zone)
