@@ -13,10 +13,13 @@ from api.base import default_timeout
 from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
 from bot.crypto import TokenCipher
+from bot.desks import AkubelaResidentDesk
 from bot.linking import Linker
+from bot.outbox import OutboxService
 from bot.settings import Settings
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.repositories import Storage
+from conversations.ports import ResidentDesk
 
 
 def utc_now() -> datetime:
@@ -37,7 +40,19 @@ class Services:
     tuya: TuyaClient
     servitly: ServitlyClient
     linker: Linker
+    images: httpx.AsyncClient
+    outbox: OutboxService
     clock: Callable[[], datetime] = field(default=utc_now)
+
+    async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
+        """The resident's desk for their chosen residence; None until linked and chosen."""
+        link = await self.accounts.resident(telegram_id)
+        if link is None or link.residence_id is None:
+            return None
+        tokens = self.linker.tokens_for(link)
+        if tokens is None:
+            return None
+        return AkubelaResidentDesk(self.akubela, tokens, link.residence_id, images=self.images)
 
     @classmethod
     def open(
@@ -60,8 +75,13 @@ class Services:
             timeout=timeout,
             clock=clock,
         )
+        images = httpx.AsyncClient(
+            transport=vendor_transport, timeout=timeout, follow_redirects=True
+        )
         return cls(
             settings=settings,
+            images=images,
+            outbox=OutboxService(storage, clock=clock),
             storage=storage,
             accounts=accounts,
             invites=Invites(storage.sessions),
@@ -102,4 +122,5 @@ class Services:
         await self.akubela.aclose()
         await self.tuya.aclose()
         await self.servitly.aclose()
+        await self.images.aclose()
         await self.storage.close()
