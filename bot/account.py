@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, TypeHandler
@@ -15,6 +15,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Type
 from bot.linking import Linked, residence_label
 from bot.storage.accounts import RedeemOutcome
 from conversations import callbacks
+from conversations.common import offer_link
 from conversations.context import LANGUAGE_KEY, ConciergeContext
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
@@ -114,20 +115,6 @@ async def remember_user(update: Update, context: ConciergeContext) -> None:
     context.user_data[KNOWN_KEY] = True
 
 
-async def offer_link(message: Message, context: ConciergeContext, *, resume: str | None) -> None:
-    """Asks an unlinked user to link their Akubela account, with a one-tap login link."""
-    assert message.chat is not None
-    url = await context.services.linker.login_url(message.chat.id, resume=resume)
-    button = InlineKeyboardButton(context.t("🔗 Link your Akubela account"), url=url)
-    await message.reply_text(
-        context.t(
-            "To report repairs and book amenities, link your Akubela account. "
-            "The link opens Akubela's login page and is valid for a few minutes."
-        ),
-        reply_markup=InlineKeyboardMarkup([[button]]),
-    )
-
-
 async def start(update: Update, context: ConciergeContext) -> None:
     """Greets the user: redeems an invite code, or offers linking, or shows the menu."""
     message = update.effective_message
@@ -145,7 +132,7 @@ async def start(update: Update, context: ConciergeContext) -> None:
                 name=update.effective_user.first_name,
             )
         )
-        await offer_link(message, context, resume=None)
+        await offer_link(update, context, resume=None)
         return
     await message.reply_text(
         context.t("What would you like to do?"), reply_markup=menu_markup(actor, context.lang)
@@ -260,7 +247,7 @@ async def choose_residence(update: Update, context: ConciergeContext) -> None:
         return
     link = await context.services.accounts.resident(user.id)
     if link is None:
-        await offer_link(message, context, resume=None)
+        await offer_link(update, context, resume=None)
         return
     await message.reply_text(
         context.t("Which residence do you want to use?"),

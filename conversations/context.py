@@ -24,6 +24,7 @@ class ConciergeContext(
     """PTB's context plus `.services` and `.lang`."""
 
     telegram_language: str | None = None
+    user_id: int | None = None
 
     @classmethod
     def from_update(
@@ -34,6 +35,7 @@ class ConciergeContext(
         context = super().from_update(update, application)
         if isinstance(update, Update) and update.effective_user is not None:
             context.telegram_language = update.effective_user.language_code
+            context.user_id = update.effective_user.id
         return context
 
     @property

@@ -1,0 +1,195 @@
+"""What every conversation shares: cancel, time-out, drafts, the link offer, vendor failures.
+
+Drafts are pydantic models kept in two places at once: in `user_data` under the job's name
+(what the conversation reads) and in the drafts table, written in the same step the user
+typed, so a crash between persistence flushes loses no input.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+from telegram.ext import ConversationHandler
+
+from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
+from conversations import callbacks
+from conversations.context import ConciergeContext
+from conversations.i18n import N_
+from conversations.ports import ResidentDesk
+
+logger = logging.getLogger(__name__)
+
+D = TypeVar("D", bound=BaseModel)
+
+CANCEL_LABEL = N_("✖ Cancel")
+
+
+def new_command_id() -> str:
+    """A vendor command id: 32 hex characters, chosen once per write and kept in the draft."""
+    return uuid.uuid4().hex
+
+
+def cancel_button(job: str, context: ConciergeContext) -> InlineKeyboardButton:
+    """The Cancel button every step shows."""
+    return InlineKeyboardButton(
+        context.t(CANCEL_LABEL), callback_data=callbacks.build(job, "cancel")
+    )
+
+
+def with_cancel(
+    rows: list[list[InlineKeyboardButton]], job: str, context: ConciergeContext
+) -> InlineKeyboardMarkup:
+    """A keyboard with the Cancel button as its last row."""
+    return InlineKeyboardMarkup([*rows, [cancel_button(job, context)]])
+
+
+async def save_draft(context: ConciergeContext, job: str, draft: BaseModel) -> None:
+    """Keeps the draft in the conversation and, at once, in the database."""
+    data = draft.model_dump(mode="json")
+    if context.user_data is not None:
+        context.user_data[job] = data
+    if context.user_id is not None:
+        await context.services.storage.drafts.save(context.user_id, job, data)
+
+
+async def load_draft(context: ConciergeContext, job: str, model: type[D]) -> D | None:
+    """The draft from the conversation, else from the database (after a crash), else None."""
+    data = context.user_data.get(job) if context.user_data is not None else None
+    if data is None and context.user_id is not None:
+        data = await context.services.storage.drafts.load(context.user_id, job)
+    if data is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        # A draft from an older version of the flow: start afresh rather than fail.
+        logger.info("discarded an unreadable %s draft", job)
+        return None
+
+
+async def clear_draft(context: ConciergeContext, job: str) -> None:
+    """Forgets the draft everywhere."""
+    if context.user_data is not None:
+        context.user_data.pop(job, None)
+    if context.user_id is not None:
+        await context.services.storage.drafts.clear(context.user_id, job)
+
+
+async def remove_buttons(update: Update) -> None:
+    """Takes the keyboard off the message whose button was pressed."""
+    query = update.callback_query
+    if query is None or query.message is None:
+        return
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except TelegramError:
+        # Too old to edit, or already without buttons: nothing to undo.
+        logger.debug("buttons already gone")
+
+
+async def answer_press(update: Update) -> None:
+    """Acknowledges a button press so the client stops its spinner."""
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+
+
+async def typing(update: Update, context: ConciergeContext) -> None:
+    """Shows "typing…" while a vendor call runs."""
+    chat = update.effective_chat
+    if chat is not None:
+        try:
+            await context.bot.send_chat_action(chat.id, ChatAction.TYPING)
+        except TelegramError:
+            logger.debug("could not show typing")
+
+
+def reply_target(update: Update) -> Message | None:
+    """Where to answer: the user's message, or the message whose button was pressed."""
+    if update.callback_query is not None and isinstance(update.callback_query.message, Message):
+        return update.callback_query.message
+    return update.effective_message
+
+
+async def say(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Sends a new message in the chat the update came from."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    await chat.send_message(text, reply_markup=markup)
+
+
+async def offer_link(update: Update, context: ConciergeContext, *, resume: str | None) -> None:
+    """Asks an unlinked user to link their Akubela account, with a one-tap login link."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    url = await context.services.linker.login_url(chat.id, resume=resume)
+    button = InlineKeyboardButton(context.t("🔗 Link your Akubela account"), url=url)
+    await chat.send_message(
+        context.t(
+            "To report repairs and book amenities, link your Akubela account. "
+            "The link opens Akubela's login page and is valid for a few minutes."
+        ),
+        reply_markup=InlineKeyboardMarkup([[button]]),
+    )
+
+
+async def resident_desk(
+    update: Update, context: ConciergeContext, *, resume: str
+) -> ResidentDesk | None:
+    """The resident's desk, or None after telling them to link or to pick a residence."""
+    user = update.effective_user
+    if user is None:
+        return None
+    desk = await context.services.resident_desk(user.id)
+    if desk is not None:
+        return desk
+    if await context.services.accounts.resident(user.id) is not None:
+        await say(update, context.t("Please choose your residence first with /residence."))
+    else:
+        await offer_link(update, context, resume=resume)
+    return None
+
+
+def vendor_failure(context: ConciergeContext, error: ApiError) -> str:
+    """What happened, in plain words, for a vendor failure (never the raw error)."""
+    if isinstance(error, AuthError):
+        return context.t(
+            "Akubela no longer accepts your login. Please link your account again with /start."
+        )
+    if isinstance(error, NotFound):
+        return context.t("That record no longer exists; it may have been removed meanwhile.")
+    if isinstance(error, RateLimited):
+        return context.t("Akubela is busy right now. Please try again in a minute.")
+    if isinstance(error, Unavailable):
+        return context.t("Akubela is not answering right now. Please try again in a moment.")
+    if isinstance(error, InvalidRequest):
+        return context.t("Akubela refused that: {reason}", reason=error.message)
+    return context.t("Akubela could not do that right now. Please try again in a moment.")
+
+
+async def cancel(update: Update, context: ConciergeContext, job: str) -> int:
+    """Leaves the conversation and forgets its draft."""
+    await answer_press(update)
+    await remove_buttons(update)
+    await clear_draft(context, job)
+    await say(update, context.t("Cancelled. Nothing was sent."))
+    return ConversationHandler.END
+
+
+async def timed_out(update: Update, context: ConciergeContext, *, command: str) -> None:
+    """Says the conversation ended for silence; the draft stays for `command` to resume."""
+    await say(
+        update,
+        context.t(
+            "I stopped waiting after a while without an answer. Your draft is kept: "
+            "send {command} to pick up where you left off.",
+            command=command,
+        ),
+    )
