@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from bot.app import ConciergeApp, build_application
@@ -63,3 +64,42 @@ async def running_bot(
             yield BotUnderTest(app, services, telegram, settings)
     finally:
         await services.aclose()
+
+
+def demo_residents(sandbox_app: Starlette) -> list[dict[str, Any]]:
+    """The sandbox's demo residents: email, password, name, residence_ids."""
+    info: dict[str, Any] = sandbox_app.state.control.vendors["akubela"].demo_info()
+    residents: list[dict[str, Any]] = info["residents"]
+    return residents
+
+
+async def link_demo_resident(
+    bot: BotUnderTest, sandbox_app: Starlette, telegram_id: int, *, homes: int = 1
+) -> dict[str, Any]:
+    """Links a demo resident (with `homes` residences) the quick way, as a completed OAuth
+    login would: tokens from the sandbox, stored encrypted, first residence chosen."""
+    from bot.storage.accounts import StoredTokens
+
+    person = next(r for r in demo_residents(sandbox_app) if len(r["residence_ids"]) == homes)
+    services = bot.services
+    tokens = await services.akubela.password_login(
+        person["email"], SecretStr(person["password"]), scope="user"
+    )
+    await services.storage.users.get_or_create(telegram_id)
+    cipher = services.cipher
+    refresh = tokens.refresh_token
+    await services.accounts.link_resident(
+        telegram_id,
+        account_id=person["account_id"],
+        email=person["email"],
+        residences=[{"residence_id": rid} for rid in person["residence_ids"]],
+        tokens=StoredTokens(
+            access_token_encrypted=cipher.encrypt(tokens.access_token.get_secret_value()),
+            refresh_token_encrypted=cipher.encrypt(refresh.get_secret_value())
+            if refresh
+            else None,
+            expires_at=tokens.expires_at,
+        ),
+    )
+    await services.accounts.choose_residence(telegram_id, person["residence_ids"][0])
+    return person
