@@ -22,6 +22,7 @@ from telegram.request import BaseRequest
 from bot import account
 from bot.account import tell_linked
 from bot.errors import on_error
+from bot.jobs import schedule_jobs
 from bot.linking import Linked
 from bot.services import Services
 from bot.settings import Settings
@@ -117,6 +118,7 @@ def build_application(
     for factory in _handler_factories():
         application.add_handlers(list(factory()))
     application.add_error_handler(on_error)
+    schedule_jobs(application, settings)
     return application
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 
 from api.akubela import AkubelaClient
-from api.base import default_timeout
+from api.base import Sleep, default_timeout
 from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
 from bot.crypto import TokenCipher
@@ -49,10 +50,19 @@ class Services:
         link = await self.accounts.resident(telegram_id)
         if link is None or link.residence_id is None:
             return None
+        return await self.desk_for_residence(telegram_id, link.residence_id)
+
+    async def desk_for_residence(self, telegram_id: int, residence_id: str) -> ResidentDesk | None:
+        """The resident's desk for one of their residences (None when it is not theirs)."""
+        link = await self.accounts.resident(telegram_id)
+        if link is None or residence_id not in {
+            str(r.get("residence_id")) for r in link.residences if isinstance(r, dict)
+        }:
+            return None
         tokens = self.linker.tokens_for(link)
         if tokens is None:
             return None
-        return AkubelaResidentDesk(self.akubela, tokens, link.residence_id, images=self.images)
+        return AkubelaResidentDesk(self.akubela, tokens, residence_id, images=self.images)
 
     @classmethod
     def open(
@@ -61,6 +71,7 @@ class Services:
         *,
         vendor_transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], datetime] = utc_now,
+        vendor_sleep: Sleep = asyncio.sleep,
     ) -> Services:
         """Builds every service from the settings (tests pass the sandbox's transport)."""
         timeout = default_timeout(settings.http_connect_timeout, settings.http_read_timeout)
@@ -74,6 +85,7 @@ class Services:
             transport=vendor_transport,
             timeout=timeout,
             clock=clock,
+            sleep=vendor_sleep,
         )
         images = httpx.AsyncClient(
             transport=vendor_transport, timeout=timeout, follow_redirects=True
@@ -94,6 +106,7 @@ class Services:
                 project_id=settings.tuya_project_id,
                 transport=vendor_transport,
                 timeout=timeout,
+                sleep=vendor_sleep,
             ),
             servitly=ServitlyClient(
                 base_url=settings.servitly_base_url,
@@ -103,6 +116,7 @@ class Services:
                 tenant_header=settings.servitly_tenant_header,
                 transport=vendor_transport,
                 timeout=timeout,
+                sleep=vendor_sleep,
             ),
             linker=Linker(
                 sessions=storage.sessions,

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     invite_ttl_hours: float = Field(default=72, gt=0)
     persistence_update_interval: float = Field(default=5.0, gt=0, le=60)
     conversation_timeout_minutes: float = Field(default=15, gt=0)
+    outbox_interval_seconds: float = Field(default=15, gt=0)
 
     # Storage and locale
     database_url: str = "sqlite+aiosqlite:///concierge.db"

@@ -39,6 +39,10 @@ class BotUnderTest:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot")
 
 
+async def _no_wait(seconds: float) -> None:
+    return None
+
+
 async def _healthy() -> bool:
     return True
 
@@ -49,12 +53,19 @@ async def running_bot(
     sandbox_app: Starlette,
     *,
     persistence: Any = None,
+    clock: Any = None,
     **settings_overrides: Any,
 ) -> AsyncIterator[BotUnderTest]:
     """Starts the bot on `database_url` against the sandbox; stops it cleanly afterwards."""
     settings = Settings(_env_file=None, database_url=database_url, **settings_overrides)
     await upgrade(database_url)
-    services = Services.open(settings, vendor_transport=httpx.ASGITransport(app=sandbox_app))
+    transport = httpx.ASGITransport(app=sandbox_app)
+    # Retries back off for real in production; tests need not wait for them.
+    services = (
+        Services.open(settings, vendor_transport=transport, clock=clock, vendor_sleep=_no_wait)
+        if clock is not None
+        else Services.open(settings, vendor_transport=transport, vendor_sleep=_no_wait)
+    )
     telegram = FakeTelegram()
     app = build_application(
         settings, services, persistence=persistence, request=telegram, rate_limiter=False
