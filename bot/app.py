@@ -21,6 +21,7 @@ from telegram.request import BaseRequest
 
 from bot import account
 from bot.account import tell_linked
+from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
 from bot.jobs import schedule_jobs
 from bot.linking import Linked
@@ -104,8 +105,9 @@ def build_application(
         builder = builder.persistence(persistence)
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
-    if update_processor is not None:
-        builder = builder.concurrent_updates(update_processor)
+    builder = builder.concurrent_updates(
+        update_processor or PerChatUpdateProcessor(max_running=settings.max_concurrent_updates)
+    )
     application: ConciergeApp = builder.build()
     application.bot_data[SERVICES_KEY] = services
 

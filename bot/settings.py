@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     persistence_update_interval: float = Field(default=5.0, gt=0, le=60)
     conversation_timeout_minutes: float = Field(default=15, gt=0)
     outbox_interval_seconds: float = Field(default=15, gt=0)
+    max_concurrent_updates: int = Field(default=64, ge=1)
 
     # Storage and locale
     database_url: str = "sqlite+aiosqlite:///concierge.db"
