@@ -39,6 +39,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import qrcode
 from PIL import Image
 from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -329,7 +330,8 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     async def _read_form(self, request: Request) -> dict[str, str]:
         try:
             form: FormData = await request.form()
-        except Exception:
+        except (ValueError, MultiPartException):
+            # A body that is not a form is answered like a form with nothing in it.
             return {}
         return {key: value for key, value in form.items() if isinstance(value, str)}
 
@@ -458,7 +460,8 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     ) -> Response:
         try:
             body = await request.json()
-        except Exception:
+        except ValueError:
+            # Not JSON (or not UTF-8): the command check below answers with a failure envelope.
             body = None
         try:
             with self._lock:
