@@ -26,6 +26,8 @@ def _configure_logging(verbose: bool) -> None:
     )
     # httpx logs every URL at INFO, and Telegram URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic narrates every plugin it loads; the migrations themselves are what matter.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     redaction.install()
 
 
@@ -67,6 +69,24 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     asyncio.run(run_bot(settings))
+    return 0
+
+
+def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.demo import run_demo
+
+    wanted = [
+        ("SANDBOX_PORT", settings.sandbox_host, settings.sandbox_port),
+        ("DEMO_PORT", settings.demo_host, settings.demo_port),
+        ("WEB_PORT", settings.web_host, settings.web_port),
+    ]
+    for name, host, port in wanted:
+        if not _port_is_free(host, port):
+            print(f"Port {port} on {host} is busy; set {name} to a free port.", file=sys.stderr)
+            return 2
+    asyncio.run(run_demo(settings, workdir=Path.cwd()))
     return 0
 
 
@@ -135,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", help="address to listen on (default SANDBOX_HOST)")
     sandbox.add_argument("--port", type=int, help="port to listen on (default SANDBOX_PORT)")
     sandbox.set_defaults(handler=_cmd_sandbox)
+
+    demo = commands.add_parser("demo", help="the bot on the embedded sandbox, in a web chat")
+    demo.set_defaults(handler=_cmd_demo)
 
     run = commands.add_parser("run", help="run the bot (polling or webhook, see RUN_MODE)")
     run.set_defaults(handler=_cmd_run)

@@ -13,6 +13,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # runs with no `.env` at all. Each vendor is mounted under its own prefix there.
 SANDBOX_URL = "http://127.0.0.1:8700"
 DEMO_SECRET_KEY = "demo-secret-key-change-me-in-production-0123456789"  # noqa: S105
+# The sandbox's demo rooms (Tuya) mapped to its demo locations and things (Servitly).
+DEMO_SERVITLY_LOCATION_MAP: dict[str, dict[str, str]] = {
+    "145267896505310001": {"locationId": "loc-block-a"},
+    "145267896505310002": {"locationId": "loc-block-a"},
+    "145267896505310003": {"locationId": "loc-block-a"},
+    "145267896505310004": {"locationId": "loc-block-b"},
+    "145267896505310005": {"locationId": "loc-block-b"},
+    "145267896505310006": {"thingId": "thing-hvac-b"},
+}
+SERVITLY_TARGET_KEYS = frozenset({"thingId", "locationId"})
 
 
 class Settings(BaseSettings):
@@ -78,11 +88,20 @@ class Settings(BaseSettings):
     servitly_tenant: str = "demo"
     servitly_tenant_header: str = "X-Servitly-Tenant"
     servitly_maintenance_alert_definition_id: str = ""
+    # Where MAINTENANCE is looked up when no alert definition id is set.
+    servitly_thing_definition_id: str = "td-community-equipment"
+    # Tuya room id -> the Servitly thing or location that finished work there is recorded on.
+    servitly_location_map: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: dict(DEMO_SERVITLY_LOCATION_MAP)
+    )
+    servitly_use_deprecated_maintenance_works: bool = False
 
     # Embedded sandbox (the demo's vendors)
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8700, ge=1, le=65535)
     sandbox_auto_advance_seconds: float = Field(default=0.0, ge=0)
+    demo_host: str = "127.0.0.1"
+    demo_port: int = Field(default=8080, ge=1, le=65535)
 
     # Vendor HTTP behaviour
     http_connect_timeout: float = Field(default=5.0, gt=0)
@@ -102,6 +121,20 @@ class Settings(BaseSettings):
     def _tenant_header_name(cls, value: str) -> str:
         if value not in {"X-Servitly-Tenant", "X-Semioty-Tenant"}:
             raise ValueError("SERVITLY_TENANT_HEADER is X-Servitly-Tenant or X-Semioty-Tenant")
+        return value
+
+    @field_validator("servitly_location_map")
+    @classmethod
+    def _one_servitly_target_per_room(
+        cls, value: dict[str, dict[str, str]]
+    ) -> dict[str, dict[str, str]]:
+        for room_id, target in value.items():
+            if len(target) != 1 or not set(target) <= SERVITLY_TARGET_KEYS:
+                raise ValueError(
+                    f"SERVITLY_LOCATION_MAP: room {room_id} needs one thingId or locationId"
+                )
+            if not all(target.values()):
+                raise ValueError(f"SERVITLY_LOCATION_MAP: room {room_id} has an empty id")
         return value
 
     @model_validator(mode="after")

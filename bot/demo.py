@@ -1,0 +1,238 @@
+"""`concierge demo`: the vendor sandbox, a local Bot API with its web chat, and the real bot.
+
+Everything listens on 127.0.0.1. The bot runs exactly as in production (`run_bot`), pointed at
+the local Bot API through TELEGRAM_BASE_URL; only the outside world is simulated. The demo
+database is made fresh each time, with the demo residents already linked, the workers and the
+manager already bound, and one persona left as a newcomer who has linked nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from bot.runner import run_bot
+from bot.services import Services
+from bot.settings import Settings
+from bot.storage.accounts import StoredTokens
+from bot.storage.migrate import upgrade
+from bot.storage.models import Role
+from sandbox.app import create_app
+from sandbox.botapi import Persona, create_botapi_app
+
+logger = logging.getLogger(__name__)
+
+DEMO_DATABASE = "concierge-demo.db"
+AUTO_ADVANCE_SECONDS = 45.0
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPersona:
+    """Someone to chat as, and what they are in the demo data."""
+
+    persona: Persona
+    email: str | None = None
+    password: str | None = None
+    worker_id: str | None = None
+    manages: bool = False
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the demo stops everything in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def demo_settings(base: Settings, *, database_path: Path) -> Settings:
+    """The settings the demo runs with: every vendor and Telegram on loopback."""
+    sandbox = f"http://{base.sandbox_host}:{base.sandbox_port}"
+    return base.model_copy(
+        update={
+            "database_url": f"sqlite+aiosqlite:///{database_path}",
+            "telegram_base_url": f"http://{base.demo_host}:{base.demo_port}/bot",
+            "akubela_base_url": f"{sandbox}/akubela",
+            "tuya_base_url": f"{sandbox}/tuya",
+            "servitly_base_url": f"{sandbox}/servitly",
+            "public_base_url": f"http://{base.web_host}:{base.web_port}",
+            "run_mode": "polling",
+        }
+    )
+
+
+def demo_personas(sandbox_app: Starlette) -> list[DemoPersona]:
+    """One persona per demo resident, worker and manager, and a newcomer."""
+    vendors = sandbox_app.state.control.vendors
+    people: list[DemoPersona] = []
+    for n, resident in enumerate(vendors["akubela"].demo_info()["residents"]):
+        people.append(
+            DemoPersona(
+                Persona(user_id=1001 + n, name=str(resident["name"]), role="resident"),
+                email=str(resident["email"]),
+                password=str(resident["password"]),
+            )
+        )
+    for n, worker in enumerate(vendors["tuya"].demo_info()["workers"]):
+        people.append(
+            DemoPersona(
+                Persona(user_id=2001 + n, name=f"{worker['nickname']} (worker)", role="worker"),
+                worker_id=str(worker["worker_id"]),
+            )
+        )
+    people.append(
+        DemoPersona(Persona(user_id=3001, name="Morgan (manager)", role="manager"), manages=True)
+    )
+    people.append(
+        DemoPersona(
+            Persona(user_id=4001, name="新住户 Newcomer", role="newcomer", language_code="zh")
+        )
+    )
+    return people
+
+
+async def seed(settings: Settings, people: list[DemoPersona], transport: Any) -> None:
+    """Links the residents, binds the workers and the manager, in a fresh database."""
+    await upgrade(settings.database_url)
+    services = Services.open(settings, vendor_transport=transport)
+    try:
+        for person in people:
+            user_id = person.persona.user_id
+            await services.storage.users.get_or_create(user_id, display_name=person.persona.name)
+            if person.email and person.password:
+                await _link(services, user_id, person.email, person.password)
+            grant: dict[str, Any] | None = None
+            if person.worker_id:
+                grant = {"role": Role.WORKER, "worker_id": person.worker_id}
+            elif person.manages:
+                grant = {"role": Role.MANAGER, "project_id": settings.tuya_project_id}
+            if grant is not None:
+                code = await services.invites.create(
+                    expires_at=datetime.now(UTC) + timedelta(minutes=5), **grant
+                )
+                await services.invites.redeem(code, user_id, now=datetime.now(UTC))
+        # The manager also manages the Akubela project, where repairs and bookings live.
+        manager = next(p for p in people if p.manages).persona.user_id
+        code = await services.invites.create(
+            Role.MANAGER,
+            project_id=settings.akubela_project_id,
+            expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        )
+        await services.invites.redeem(code, manager, now=datetime.now(UTC))
+    finally:
+        await services.aclose()
+
+
+async def _link(services: Services, user_id: int, email: str, password: str) -> None:
+    akubela = services.akubela
+    tokens = await akubela.password_login(email, SecretStr(password), scope="user")
+    auth = akubela.user_tokens(tokens)
+    account = await akubela.get_account_info(auth)
+    families = await akubela.get_family_list(auth)
+    refresh = tokens.refresh_token
+    cipher = services.cipher
+    await services.accounts.link_resident(
+        user_id,
+        account_id=account.account_id,
+        email=account.email or email,
+        residences=[family.model_dump(mode="json") for family in families],
+        tokens=StoredTokens(
+            access_token_encrypted=cipher.encrypt(tokens.access_token.get_secret_value()),
+            refresh_token_encrypted=cipher.encrypt(refresh.get_secret_value())
+            if refresh
+            else None,
+            expires_at=tokens.expires_at,
+        ),
+    )
+    if families:
+        await services.accounts.choose_residence(user_id, families[0].residence_id)
+
+
+async def _serve(app: Starlette, host: str, port: int) -> _QuietServer:
+    server = _QuietServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,  # Bot API paths carry the token
+            timeout_graceful_shutdown=1,
+        )
+    )
+    asyncio.get_running_loop().create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            return server
+        await asyncio.sleep(0.01)
+    raise RuntimeError(f"nothing answers on {host}:{port}")
+
+
+def _print_welcome(settings: Settings, people: list[DemoPersona]) -> None:
+    chat = f"http://{settings.demo_host}:{settings.demo_port}/"
+    lines = [
+        "",
+        "Concierge demo is running. Open the web chat:",
+        f"  {chat}",
+        "",
+        "Chat as (pick in the page; open two tabs to be two people):",
+    ]
+    for person in people:
+        extra = f"  {person.email} / {person.password}" if person.email else ""
+        lines.append(f"  - {person.persona.name} [{person.persona.role}]{extra}")
+    lines += [
+        "",
+        f"Vendor sandbox: http://{settings.sandbox_host}:{settings.sandbox_port}/_sandbox/demo",
+        "The newcomer links an account through the sandbox's login page with the e-mail and",
+        "password of any resident above. Repairs, bookings and tasks move on their own.",
+        "Press Ctrl-C to stop.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _remove_old_database(workdir: Path) -> None:
+    """A fresh demo every time: the previous run's database (and its WAL files) go."""
+    for leftover in workdir.glob(f"{DEMO_DATABASE}*"):
+        leftover.unlink()
+
+
+async def run_demo(base: Settings, *, workdir: Path, stop: asyncio.Event | None = None) -> None:
+    """Starts the sandbox, the local Bot API and the bot; runs until Ctrl-C or `stop`."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    database = workdir / DEMO_DATABASE
+    _remove_old_database(workdir)
+    settings = demo_settings(base, database_path=database)
+    sandbox_app = create_app(settings, auto_advance_every=AUTO_ADVANCE_SECONDS)
+    people = demo_personas(sandbox_app)
+    sandbox = await _serve(sandbox_app, settings.sandbox_host, settings.sandbox_port)
+    botapi_app = create_botapi_app(
+        token=settings.telegram_bot_token.get_secret_value(),
+        personas=[person.persona for person in people],
+    )
+    botapi = await _serve(botapi_app, settings.demo_host, settings.demo_port)
+    try:
+        await seed(settings, people, httpx.ASGITransport(app=sandbox_app))
+        _print_welcome(settings, people)
+        await run_bot(settings, stop=stop)
+    finally:
+        botapi_app.state.botapi.close()
+        for server in (botapi, sandbox):
+            server.should_exit = True
+        await asyncio.sleep(0.2)
+    logger.info("demo stopped")
