@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand
@@ -27,6 +28,7 @@ from bot.jobs import schedule_jobs
 from bot.linking import Linked
 from bot.services import Services
 from bot.settings import Settings
+from conversations import my_bookings
 from conversations.context import SERVICES_KEY, ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
 
@@ -66,9 +68,14 @@ def file_url_for(base_url: str) -> str:
     return root.removesuffix("/bot") + "/file/bot"
 
 
-def _handler_factories() -> list[HandlerFactory]:
+def _handler_factories(settings: Settings) -> list[HandlerFactory]:
     """Every job's handlers, in priority order; the catch-all for stale buttons comes last."""
-    return [account.build_handlers, account.build_fallback_handlers]
+    timeout = timedelta(minutes=settings.conversation_timeout_minutes)
+    return [
+        account.build_handlers,
+        lambda: [my_bookings.build_conversation(timeout=timeout)],
+        account.build_fallback_handlers,
+    ]
 
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -117,7 +124,7 @@ def build_application(
     services.linker.on_linked(tell)
     # Group -1 runs for every update before the jobs' handlers in group 0.
     application.add_handlers(account.build_first_contact_handlers(), group=-1)
-    for factory in _handler_factories():
+    for factory in _handler_factories(settings):
         application.add_handlers(list(factory()))
     application.add_error_handler(on_error)
     schedule_jobs(application, settings)

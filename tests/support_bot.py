@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from bot.app import ConciergeApp, build_application
+from bot.persistence import DatabasePersistence
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.migrate import upgrade
@@ -67,6 +68,9 @@ async def running_bot(
         else Services.open(settings, vendor_transport=transport, vendor_sleep=_no_wait)
     )
     telegram = FakeTelegram()
+    if persistence is None:
+        # Conversations are persistent, and PTB refuses them on an app without persistence.
+        persistence = DatabasePersistence(services.storage.sessions)
     app = build_application(
         settings, services, persistence=persistence, request=telegram, rate_limiter=False
     )

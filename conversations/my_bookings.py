@@ -1,0 +1,887 @@
+"""My bookings: upcoming and past bookings, a booking's PIN and QR, cancelling, /code.
+
+```mermaid
+graph LR
+  start(/bookings) --> browse
+  browse -- open --> browse
+  browse -- page / past --> browse
+  browse -- drop one --> confirm
+  browse -- cancel several --> select -- toggle --> select
+  select -- cancel selected --> confirm -- yes --> done((end))
+  confirm -- no --> browse
+  code(/code) -- code given --> done
+  code -- no code --> wait[code] -- code or QR photo --> done
+```
+
+Every press naming a booking is checked against the resident's own booking list, fetched
+fresh, before anything is shown or cancelled. Cancelling and booking by code are writes: their
+command id is chosen once and kept in the draft, and when Akubela cannot take them now they go
+to the outbox under that id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import zxingcpp
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, Field
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from api.akubela_models import Booking, BookingState
+from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
+from conversations import callbacks, common
+from conversations.context import ConciergeContext
+from conversations.i18n import N_, tr
+from conversations.ports import ResidentDesk
+from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
+from conversations.timewindow import TimeWindow, describe_window
+
+logger = logging.getLogger(__name__)
+
+JOB: Final = "bookings"
+PAGE_SIZE: Final = 5
+MAX_SELECTABLE: Final = 20
+MAX_PHOTO_BYTES: Final = 10 * 1024 * 1024
+CODE_PATTERN: Final = re.compile(r"^[A-Za-z0-9_\-]{4,64}$")
+
+
+class State(StrEnum):
+    """Steps of the conversation, persisted by value."""
+
+    BROWSE = "bookings.browse"
+    SELECT = "bookings.select"
+    CONFIRM = "bookings.confirm"
+    CODE = "bookings.code"
+
+
+class View(StrEnum):
+    """Which bookings the list shows."""
+
+    UPCOMING = "upcoming"
+    PAST = "past"
+
+
+class BookingsDraft(BaseModel):
+    """Where the resident is in their list, what they chose to cancel, a code being used."""
+
+    view: View = View.UPCOMING
+    page: int = 0
+    selected: list[str] = Field(default_factory=list)
+    cancel_ids: list[str] = Field(default_factory=list)
+    command_id: str | None = None
+    code: str | None = None
+    awaiting_code: bool = False
+
+
+# ---- rules -----------------------------------------------------------------------------------
+
+_HOLDING_STATES: Final = frozenset({BookingState.PENDING.value, BookingState.SUCCESS.value})
+
+STATE_WORDS: Final = {
+    BookingState.PENDING.value: N_("waiting for approval"),
+    BookingState.SUCCESS.value: N_("confirmed"),
+    BookingState.REJECTED.value: N_("declined"),
+    BookingState.CANCELED.value: N_("cancelled"),
+}
+
+
+def is_upcoming(booking: Booking, now: datetime) -> bool:
+    """A booking that still holds its slot and has not ended."""
+    if booking.state not in _HOLDING_STATES or booking.is_expired:
+        return False
+    end = booking.finish_time or booking.start_time
+    return end is not None and end > now
+
+
+def split_bookings(
+    bookings: Sequence[Booking], now: datetime
+) -> tuple[list[Booking], list[Booking]]:
+    """Upcoming (soonest first) and past or cancelled ones (latest first)."""
+    far_past = datetime.min.replace(tzinfo=UTC)
+    upcoming = [b for b in bookings if is_upcoming(b, now)]
+    past = [b for b in bookings if not is_upcoming(b, now)]
+    upcoming.sort(key=lambda b: b.start_time or far_past)
+    past.sort(key=lambda b: b.start_time or far_past, reverse=True)
+    return upcoming, past
+
+
+def page_of(
+    items: Sequence[Booking], page: int, size: int = PAGE_SIZE
+) -> tuple[list[Booking], int, int]:
+    """The items of one page, that page (clamped into range) and the number of pages."""
+    pages = max(1, -(-len(items) // size))
+    page = min(max(page, 0), pages - 1)
+    return list(items[page * size : (page + 1) * size]), page, pages
+
+
+def toggled(selected: Sequence[str], booking_id: str) -> list[str]:
+    """The selection with `booking_id` added, or removed when it was there."""
+    if booking_id in selected:
+        return [i for i in selected if i != booking_id]
+    return [*selected, booking_id]
+
+
+def amenity_label(name: str, lang: str) -> str:
+    """The amenity's name in the user's language when the vendor gives both ("Gym / 健身房")."""
+    parts = [p.strip() for p in name.split(" / ") if p.strip()]
+    if len(parts) == 2:
+        return parts[1] if lang == "zh" else parts[0]
+    return name.strip() or tr(lang, "Amenity")
+
+
+def state_words(state: str, lang: str) -> str:
+    """A booking state in words."""
+    words = STATE_WORDS.get(state)
+    return tr(lang, words) if words else state
+
+
+def when_words(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> str:
+    """When a booking takes place, in the user's zone."""
+    if booking.start_time is None:
+        return tr(lang, "time not given")
+    finish = booking.finish_time or booking.start_time
+    return describe_window(TimeWindow(booking.start_time, finish), lang, zone, now=now)
+
+
+def booking_line(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> str:
+    """One booking on one line: amenity, when, state."""
+    return tr(
+        lang,
+        N_("{amenity}: {when} ({state})"),
+        amenity=amenity_label(booking.amenity_name, lang),
+        when=when_words(booking, lang, zone, now),
+        state=state_words(booking.state, lang),
+    )
+
+
+def booking_details(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> str:
+    """The detail view: what, when, state, and the PIN for a confirmed upcoming booking."""
+    lines = [
+        amenity_label(booking.amenity_name, lang),
+        when_words(booking, lang, zone, now),
+        tr(lang, N_("Status: {state}"), state=state_words(booking.state, lang)),
+    ]
+    if booking.state == BookingState.SUCCESS and is_upcoming(booking, now) and booking.pin_code:
+        lines.append(tr(lang, N_("PIN code: {pin}"), pin=booking.pin_code))
+    elif booking.state == BookingState.PENDING and is_upcoming(booking, now):
+        lines.append(tr(lang, N_("The office has not approved it yet; you will hear back here.")))
+    return "\n".join(lines)
+
+
+def code_from_text(text: str) -> str | None:
+    """The booking code in what was typed or scanned: a bare code or a link carrying one."""
+    value = text.strip()
+    if value.lower().startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        query = parse_qs(parts.query)
+        candidates = query.get("booking_code", []) + query.get("code", [])
+        value = candidates[0] if candidates else parts.path.rstrip("/").rsplit("/", 1)[-1]
+        value = value.removesuffix(".png")
+    return value if CODE_PATTERN.match(value) else None
+
+
+def decode_qr(data: bytes) -> str | None:
+    """The text of the first QR code in an image, or None when there is none."""
+    if len(data) > MAX_PHOTO_BYTES:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            found = zxingcpp.read_barcodes(
+                image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+            )
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    for barcode in found:
+        if barcode.text:
+            return str(barcode.text)
+    return None
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _zone(context: ConciergeContext) -> ZoneInfo:
+    return ZoneInfo(context.services.settings.timezone)
+
+
+def _button(
+    context: ConciergeContext, label: str, action: str, arg: str = ""
+) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
+
+
+async def _draft(context: ConciergeContext) -> BookingsDraft:
+    return await common.load_draft(context, JOB, BookingsDraft) or BookingsDraft()
+
+
+async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Replaces the pressed text message, or sends a new message (after a command or photo)."""
+    query = update.callback_query
+    message = query.message if query is not None else None
+    if isinstance(message, Message) and message.photo == () and message.text is not None:
+        try:
+            await message.edit_text(text, reply_markup=markup)
+            return
+        except TelegramError:
+            logger.debug("could not edit the list in place; sending it anew")
+    await common.remove_buttons(update)
+    await common.say(update, text, markup)
+
+
+async def _notice(update: Update, text: str) -> None:
+    """A short pop-up for a press; the chat stays as it is."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+
+
+async def _desk(update: Update, context: ConciergeContext) -> ResidentDesk | None:
+    return await common.resident_desk(update, context, resume=JOB)
+
+
+async def _fetch(
+    update: Update, context: ConciergeContext, desk: ResidentDesk
+) -> list[Booking] | None:
+    """The resident's bookings, or None after telling them Akubela failed (with Retry)."""
+    await common.typing(update, context)
+    try:
+        return await desk.bookings()
+    except ApiError as error:
+        await common.answer_press(update)
+        retry = [[_button(context, context.t("🔄 Retry"), "retry")]]
+        await _show(
+            update, common.vendor_failure(context, error), common.with_cancel(retry, JOB, context)
+        )
+        return None
+
+
+async def _own(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, booking_id: str
+) -> tuple[Booking | None, list[Booking] | None]:
+    """The pressed booking when it is the resident's own (else None), and their list."""
+    assert context.user_id is not None
+    actor = await context.services.accounts.actor(
+        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
+    )
+    refusal = decide(actor, Action.BOOKING_VIEW, Target(residence_id=desk.residence_id))
+    if refusal is not None:
+        await _notice(update, context.t(REFUSAL_MESSAGES[refusal]))
+        return None, None
+    bookings = await _fetch(update, context, desk)
+    if bookings is None:
+        return None, None
+    found = next((b for b in bookings if b.booking_id == booking_id), None)
+    if found is None:
+        logger.info("user %s pressed a booking that is not in their list", context.user_id)
+        await _notice(update, context.t("That booking is not in your list (any more)."))
+    return found, bookings
+
+
+# ---- the list --------------------------------------------------------------------------------
+
+
+def list_view(
+    bookings: Sequence[Booking], draft: BookingsDraft, context: ConciergeContext
+) -> tuple[str, InlineKeyboardMarkup, int]:
+    """The text and buttons of one page of the list, and the page actually shown."""
+    lang, zone, now = context.lang, _zone(context), context.services.clock()
+    upcoming, past = split_bookings(bookings, now)
+    shown = upcoming if draft.view is View.UPCOMING else past
+    items, page, pages = page_of(shown, draft.page)
+    if draft.view is View.UPCOMING:
+        title = (
+            context.t("Your upcoming bookings:")
+            if items
+            else context.t("You have no upcoming bookings. Send /book to book an amenity.")
+        )
+    else:
+        title = (
+            context.t("Your past and cancelled bookings:")
+            if items
+            else context.t("You have no past bookings.")
+        )
+    if pages > 1:
+        title += "\n" + context.t("Page {page} of {pages}", page=page + 1, pages=pages)
+    rows = [
+        [_button(context, booking_line(b, lang, zone, now), "open", b.booking_id)]
+        for b in items
+        if b.booking_id
+    ]
+    nav = []
+    if page > 0:
+        nav.append(_button(context, context.t("◀ Previous"), "page", str(page - 1)))
+    if page < pages - 1:
+        nav.append(_button(context, context.t("Next ▶"), "page", str(page + 1)))
+    if nav:
+        rows.append(nav)
+    if draft.view is View.UPCOMING:
+        rows.append([_button(context, context.t("🕘 Past bookings"), "view", View.PAST.value)])
+        if len(upcoming) > 1:
+            rows.append([_button(context, context.t("🗑 Cancel several…"), "select")])
+    else:
+        rows.append(
+            [_button(context, context.t("📅 Upcoming bookings"), "view", View.UPCOMING.value)]
+        )
+    return title, common.with_cancel(rows, JOB, context), page
+
+
+async def _send_list(
+    update: Update,
+    context: ConciergeContext,
+    desk: ResidentDesk,
+    draft: BookingsDraft,
+) -> State:
+    bookings = await _fetch(update, context, desk)
+    if bookings is None:
+        return State.BROWSE
+    text, markup, draft.page = list_view(bookings, draft, context)
+    draft.selected, draft.cancel_ids, draft.command_id = [], [], None
+    await common.save_draft(context, JOB, draft)
+    await _show(update, text, markup)
+    return State.BROWSE
+
+
+async def start_bookings(update: Update, context: ConciergeContext) -> State | int:
+    """Shows the upcoming bookings, or the pending cancel confirmation after a time-out."""
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    draft = await _draft(context)
+    if draft.cancel_ids and draft.command_id:
+        bookings = await _fetch(update, context, desk)
+        if bookings is None:
+            return State.BROWSE
+        return await _ask_cancel(update, context, bookings, draft)
+    return await _send_list(update, context, desk, BookingsDraft())
+
+
+async def press_in_list(update: Update, context: ConciergeContext) -> State | int:
+    """Opens a booking, turns a page, switches past/upcoming, starts a multi-cancel."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    desk = await _desk(update, context)
+    if press is None or desk is None:
+        await common.answer_press(update)
+        return ConversationHandler.END if desk is None else State.BROWSE
+    draft = await _draft(context)
+    match press.action:
+        case "retry" | "back":
+            await common.answer_press(update)
+            return await _send_list(update, context, desk, draft)
+        case "page" if press.arg.isdigit():
+            await common.answer_press(update)
+            draft.page = int(press.arg)
+            return await _send_list(update, context, desk, draft)
+        case "view" if press.arg in {View.UPCOMING.value, View.PAST.value}:
+            await common.answer_press(update)
+            draft.view, draft.page = View(press.arg), 0
+            return await _send_list(update, context, desk, draft)
+        case "open":
+            return await _open(update, context, desk, press.arg)
+        case "drop":
+            booking, bookings = await _own(update, context, desk, press.arg)
+            if booking is None or bookings is None:
+                return State.BROWSE
+            if not is_upcoming(booking, context.services.clock()):
+                await _notice(update, context.t("That booking can no longer be cancelled."))
+                return State.BROWSE
+            await common.answer_press(update)
+            draft.cancel_ids, draft.command_id = [booking.booking_id], common.new_command_id()
+            return await _ask_cancel(update, context, bookings, draft)
+        case "select":
+            await common.answer_press(update)
+            draft.selected = []
+            return await _send_selection(update, context, desk, draft)
+    return await _stale(update, context, State.BROWSE)
+
+
+async def _open(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, booking_id: str
+) -> State:
+    """Shows one booking: details, PIN, and its QR code as a photo when it is confirmed."""
+    booking, _ = await _own(update, context, desk, booking_id)
+    if booking is None:
+        return State.BROWSE
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    now, lang = context.services.clock(), context.lang
+    text = booking_details(booking, lang, _zone(context), now)
+    rows = []
+    if is_upcoming(booking, now):
+        rows.append(
+            [_button(context, context.t("🗑 Cancel this booking"), "drop", booking.booking_id)]
+        )
+    rows.append([_button(context, context.t("◀ Back to the list"), "back")])
+    markup = common.with_cancel(rows, JOB, context)
+    await _send_booking(update, context, desk, booking, text, markup)
+    return State.BROWSE
+
+
+async def _send_booking(
+    update: Update,
+    context: ConciergeContext,
+    desk: ResidentDesk,
+    booking: Booking,
+    text: str,
+    markup: InlineKeyboardMarkup | None,
+) -> None:
+    """The booking as a photo of its QR code when it has one to show, else as text."""
+    chat = update.effective_chat
+    now = context.services.clock()
+    wants_qr = booking.state == BookingState.SUCCESS and is_upcoming(booking, now)
+    if chat is not None and wants_qr and booking.qr_code_url:
+        await common.typing(update, context)
+        try:
+            picture = await desk.download(booking.qr_code_url)
+        except ApiError:
+            logger.info("could not download the QR code of a booking")
+            text += "\n" + context.t("(The QR code could not be loaded just now; the PIN works.)")
+        else:
+            await chat.send_photo(picture, caption=text, reply_markup=markup)
+            return
+    await common.say(update, text, markup)
+
+
+# ---- cancelling ------------------------------------------------------------------------------
+
+
+def selection_view(
+    bookings: Sequence[Booking], draft: BookingsDraft, context: ConciergeContext
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The toggles for choosing several upcoming bookings to cancel."""
+    lang, zone, now = context.lang, _zone(context), context.services.clock()
+    upcoming, _ = split_bookings(bookings, now)
+    rows = []
+    for booking in upcoming[:MAX_SELECTABLE]:
+        mark = "☑" if booking.booking_id in draft.selected else "☐"
+        label = f"{mark} {booking_line(booking, lang, zone, now)}"
+        rows.append([_button(context, label, "tog", booking.booking_id)])
+    count = len(draft.selected)
+    rows.append(
+        [_button(context, context.t("🗑 Cancel the selected ({count})", count=count), "sel_done")]
+    )
+    rows.append([_button(context, context.t("◀ Back to the list"), "back")])
+    text = context.t("Tap the bookings to cancel, then “Cancel the selected”.")
+    return text, common.with_cancel(rows, JOB, context)
+
+
+async def _send_selection(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, draft: BookingsDraft
+) -> State:
+    bookings = await _fetch(update, context, desk)
+    if bookings is None:
+        return State.BROWSE
+    text, markup = selection_view(bookings, draft, context)
+    await common.save_draft(context, JOB, draft)
+    await _show(update, text, markup)
+    return State.SELECT
+
+
+async def press_in_selection(update: Update, context: ConciergeContext) -> State | int:
+    """Toggles a booking, finishes the choice, or goes back to the list."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    desk = await _desk(update, context)
+    if press is None or desk is None:
+        await common.answer_press(update)
+        return ConversationHandler.END if desk is None else State.SELECT
+    draft = await _draft(context)
+    match press.action:
+        case "tog":
+            booking, _ = await _own(update, context, desk, press.arg)
+            if booking is None:
+                return State.SELECT
+            if not is_upcoming(booking, context.services.clock()):
+                await _notice(update, context.t("That booking can no longer be cancelled."))
+                return State.SELECT
+            await common.answer_press(update)
+            draft.selected = toggled(draft.selected, booking.booking_id)
+            return await _send_selection(update, context, desk, draft)
+        case "sel_done":
+            if not draft.selected:
+                await _notice(update, context.t("Choose at least one booking first."))
+                return State.SELECT
+            bookings = await _fetch(update, context, desk)
+            if bookings is None:
+                return State.SELECT
+            await common.answer_press(update)
+            draft.cancel_ids, draft.command_id = list(draft.selected), common.new_command_id()
+            return await _ask_cancel(update, context, bookings, draft)
+        case "back":
+            await common.answer_press(update)
+            return await _send_list(update, context, desk, draft)
+    return await _stale(update, context, State.SELECT)
+
+
+async def _ask_cancel(
+    update: Update, context: ConciergeContext, bookings: Sequence[Booking], draft: BookingsDraft
+) -> State:
+    """Asks to confirm cancelling the bookings in the draft."""
+    now, lang, zone = context.services.clock(), context.lang, _zone(context)
+    chosen = [b for b in bookings if b.booking_id in draft.cancel_ids]
+    lines = [booking_line(b, lang, zone, now) for b in chosen]
+    if len(chosen) == 1:
+        text = context.t("Cancel this booking?")
+    else:
+        text = context.t("Cancel these {count} bookings?", count=len(chosen))
+    await common.save_draft(context, JOB, draft)
+    rows = [
+        [
+            _button(context, context.t("Yes, cancel"), "yes"),
+            _button(context, context.t("No, keep"), "no"),
+        ]
+    ]
+    await _show(update, "\n".join([text, *lines]), common.with_cancel(rows, JOB, context))
+    return State.CONFIRM
+
+
+async def confirm_cancel(update: Update, context: ConciergeContext) -> State | int:
+    """Cancels the chosen bookings (each was checked against the list when it was chosen)."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    desk = await _desk(update, context)
+    if press is None or desk is None:
+        await common.answer_press(update)
+        return ConversationHandler.END if desk is None else State.CONFIRM
+    draft = await _draft(context)
+    if press.action == "no":
+        await common.answer_press(update)
+        return await _send_list(update, context, desk, draft)
+    if press.action != "yes" or not draft.cancel_ids or draft.command_id is None:
+        return await _stale(update, context, State.CONFIRM)
+    assert context.user_id is not None
+    actor = await context.services.accounts.actor(
+        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
+    )
+    refusal = decide(actor, Action.BOOKING_CANCEL, Target(residence_id=desk.residence_id))
+    if refusal is not None:
+        await _notice(update, context.t(REFUSAL_MESSAGES[refusal]))
+        return State.CONFIRM
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    return await _cancel_now(update, context, desk, draft)
+
+
+async def _cancel_now(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, draft: BookingsDraft
+) -> State | int:
+    assert draft.command_id is not None
+    assert context.user_id is not None
+    ids, command_id = draft.cancel_ids, draft.command_id
+    await common.typing(update, context)
+    try:
+        if len(ids) == 1:
+            await desk.cancel_booking(ids[0], command_id=command_id)
+        else:
+            await desk.cancel_bookings(ids, command_id=command_id)
+    except (Unavailable, RateLimited):
+        operation, payload = (
+            ("akubela.booking.cancel", {"residence_id": desk.residence_id, "booking_id": ids[0]})
+            if len(ids) == 1
+            else (
+                "akubela.booking.cancel_many",
+                {"residence_id": desk.residence_id, "booking_ids": list(ids)},
+            )
+        )
+        await context.services.outbox.defer(
+            context.user_id, operation, payload, command_id=command_id
+        )
+        await common.clear_draft(context, JOB)
+        await common.say(
+            update,
+            context.t(
+                "Akubela is not answering right now. Your cancellation is kept and will be "
+                "sent as soon as Akubela answers; you will hear back here."
+            ),
+        )
+        return ConversationHandler.END
+    except InvalidRequest as error:
+        await common.say(update, common.vendor_failure(context, error))
+        bookings = await _fetch(update, context, desk)
+        if bookings is None:
+            return State.CONFIRM
+        return await _ask_cancel(update, context, bookings, draft)
+    except ApiError as error:
+        await common.clear_draft(context, JOB)
+        await common.say(update, common.vendor_failure(context, error))
+        return ConversationHandler.END
+    await common.clear_draft(context, JOB)
+    if len(ids) == 1:
+        await common.say(update, context.t("Done: the booking is cancelled."))
+    else:
+        await common.say(
+            update, context.t("Done: {count} bookings are cancelled.", count=len(ids))
+        )
+    return ConversationHandler.END
+
+
+# ---- booking with a code -----------------------------------------------------------------------
+
+
+async def start_code(update: Update, context: ConciergeContext) -> State | int:
+    """Books with the code after /code, or asks for the code or a photo of its QR."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    message = update.effective_message
+    typed = " ".join(context.args or [])
+    await common.save_draft(context, JOB, BookingsDraft(awaiting_code=True))
+    if message is not None and message.photo:
+        return await receive_code_photo(update, context)
+    if typed:
+        return await receive_code_text(update, context, typed)
+    await common.say(
+        update,
+        context.t("Send me the booking code you were given, or a photo of its QR code."),
+        common.with_cancel([], JOB, context),
+    )
+    return State.CODE
+
+
+async def receive_code_text(
+    update: Update, context: ConciergeContext, typed: str | None = None
+) -> State | int:
+    """Reads a typed booking code and books with it."""
+    message = update.effective_message
+    text = typed if typed is not None else (message.text if message else None) or ""
+    code = code_from_text(text)
+    if code is None:
+        await common.say(
+            update,
+            context.t(
+                "That does not look like a booking code (4 to 64 letters, digits, - or _). "
+                "Please send the code again, or a photo of its QR code."
+            ),
+            common.with_cancel([], JOB, context),
+        )
+        return State.CODE
+    return await _book_with_code(update, context, code)
+
+
+async def receive_code_photo(update: Update, context: ConciergeContext) -> State | int:
+    """Decodes the QR code in a photo and books with the code it carries."""
+    message = update.effective_message
+    if message is None:
+        return State.CODE
+    await common.typing(update, context)
+    data: bytes | None = None
+    try:
+        if message.photo:
+            data = bytes(await (await message.photo[-1].get_file()).download_as_bytearray())
+        elif message.document is not None:
+            data = bytes(await (await message.document.get_file()).download_as_bytearray())
+    except TelegramError:
+        logger.info("could not download a photo of a QR code")
+    decoded = await asyncio.to_thread(decode_qr, data) if data else None
+    code = code_from_text(decoded) if decoded else None
+    if code is None:
+        await common.say(
+            update,
+            context.t(
+                "I could not find a booking QR code in that picture. Please try a sharper "
+                "photo, or type the code."
+            ),
+            common.with_cancel([], JOB, context),
+        )
+        return State.CODE
+    return await _book_with_code(update, context, code)
+
+
+async def receive_other_for_code(update: Update, context: ConciergeContext) -> State:
+    """Anything but text or a picture while a code is awaited."""
+    await common.say(
+        update,
+        context.t("Please send the booking code as text, or a photo of its QR code."),
+        common.with_cancel([], JOB, context),
+    )
+    return State.CODE
+
+
+async def _book_with_code(update: Update, context: ConciergeContext, code: str) -> State | int:
+    """Books with `code` under a command id kept in the draft, so a retry is the same write."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    assert context.user_id is not None
+    draft = await _draft(context)
+    if draft.code != code or draft.command_id is None:
+        draft.code, draft.command_id = code, common.new_command_id()
+    draft.awaiting_code = True
+    await common.save_draft(context, JOB, draft)
+    await common.typing(update, context)
+    try:
+        booking_id = await desk.book_by_code(code, command_id=draft.command_id)
+    except (Unavailable, RateLimited):
+        await context.services.outbox.defer(
+            context.user_id,
+            "akubela.booking.by_code",
+            {"residence_id": desk.residence_id, "booking_code": code},
+            command_id=draft.command_id,
+        )
+        await common.clear_draft(context, JOB)
+        await common.say(
+            update,
+            context.t(
+                "Akubela is not answering right now. Your booking with the code is kept and "
+                "will be sent as soon as Akubela answers; you will hear back here."
+            ),
+        )
+        return ConversationHandler.END
+    except InvalidRequest as error:
+        # A refused command did nothing: the next code goes out under a new id.
+        draft.code, draft.command_id = None, None
+        await common.save_draft(context, JOB, draft)
+        await common.say(
+            update,
+            common.vendor_failure(context, error)
+            + "\n"
+            + context.t("You can send another code, or /cancel."),
+            common.with_cancel([], JOB, context),
+        )
+        return State.CODE
+    except ApiError as error:
+        await common.clear_draft(context, JOB)
+        await common.say(update, common.vendor_failure(context, error))
+        return ConversationHandler.END
+    await common.clear_draft(context, JOB)
+    await _tell_booked(update, context, desk, booking_id)
+    return ConversationHandler.END
+
+
+async def _tell_booked(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, booking_id: str | None
+) -> None:
+    """What the code booked, with the PIN and QR when it is confirmed."""
+    booking: Booking | None = None
+    if booking_id:
+        try:
+            booking = await desk.booking(booking_id)
+        except ApiError:
+            logger.info("the new booking could not be read back")
+    if booking is None:
+        await common.say(
+            update, context.t("✅ Booked with the code. Send /bookings to see your bookings.")
+        )
+        return
+    if not booking.booking_id:
+        booking = booking.model_copy(update={"booking_id": booking_id})
+    now = context.services.clock()
+    text = (
+        context.t("✅ Booked with the code.")
+        + "\n"
+        + booking_details(booking, context.lang, _zone(context), now)
+    )
+    await _send_booking(update, context, desk, booking, text, None)
+
+
+# ---- the rest --------------------------------------------------------------------------------
+
+
+async def _stale(update: Update, context: ConciergeContext, state: State) -> State:
+    """A press this step does not expect (an old or forged button): a notice, same step."""
+    logger.info("stale bookings button pressed by user %s", context.user_id)
+    await _notice(update, context.t("This button is no longer active."))
+    return state
+
+
+async def press_while_code(update: Update, context: ConciergeContext) -> State:
+    """A list button pressed while a code is awaited: a notice, same step."""
+    return await _stale(update, context, State.CODE)
+
+
+async def receive_other(update: Update, context: ConciergeContext) -> None:
+    """Typing where buttons are expected: a hint, same step."""
+    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
+
+
+async def cancel(update: Update, context: ConciergeContext) -> int:
+    """Leaves the conversation."""
+    return await common.cancel(update, context, JOB)
+
+
+async def timed_out(update: Update, context: ConciergeContext) -> None:
+    """Says the conversation ended for silence."""
+    draft = await _draft(context)
+    await common.timed_out(
+        update, context, command="/code" if draft.awaiting_code else "/bookings"
+    )
+
+
+def _with_exits(
+    handlers: list[BaseHandler[Any, ConciergeContext, Any]],
+) -> list[BaseHandler[Any, ConciergeContext, Any]]:
+    # The Cancel button comes before the step's catch-all for this job's presses.
+    return [
+        CallbackQueryHandler(cancel, pattern=rf"^{callbacks.build(JOB, 'cancel')}$"),
+        *handlers,
+    ]
+
+
+def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
+    """/bookings, the menu's "My bookings" and /code."""
+    presses = callbacks.pattern(JOB)
+    not_command = ~filters.COMMAND
+    other = MessageHandler(not_command, receive_other)
+    # per_message stays False so typed codes reach the conversation; PTB warns that buttons
+    # are then tracked per chat rather than per message, which is what this flow wants.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("bookings", start_bookings),
+                CallbackQueryHandler(start_bookings, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+                CommandHandler("code", start_code),
+                MessageHandler(filters.PHOTO & filters.CaptionRegex(r"^/code\b"), start_code),
+            ],
+            states={
+                State.BROWSE: _with_exits(
+                    [CallbackQueryHandler(press_in_list, pattern=presses), other]
+                ),
+                State.SELECT: _with_exits(
+                    [CallbackQueryHandler(press_in_selection, pattern=presses), other]
+                ),
+                State.CONFIRM: _with_exits(
+                    [CallbackQueryHandler(confirm_cancel, pattern=presses), other]
+                ),
+                State.CODE: _with_exits(
+                    [
+                        MessageHandler(filters.TEXT & not_command, receive_code_text),
+                        MessageHandler(filters.PHOTO | filters.Document.IMAGE, receive_code_photo),
+                        MessageHandler(not_command, receive_other_for_code),
+                        CallbackQueryHandler(press_while_code, pattern=presses),
+                    ]
+                ),
+                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+            },
+            fallbacks=[CommandHandler("cancel", cancel)],
+            name=JOB,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )
