@@ -19,6 +19,7 @@ from bot.linking import Linker
 from bot.outbox import OutboxService
 from bot.settings import Settings
 from bot.storage.accounts import Accounts, Invites
+from bot.storage.repair_reports import RepairReports
 from bot.storage.repositories import Storage
 from conversations.ports import ResidentDesk
 
@@ -43,6 +44,7 @@ class Services:
     linker: Linker
     images: httpx.AsyncClient
     outbox: OutboxService
+    repair_reports: RepairReports
     clock: Callable[[], datetime] = field(default=utc_now)
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
@@ -94,6 +96,7 @@ class Services:
             settings=settings,
             images=images,
             outbox=OutboxService(storage, clock=clock),
+            repair_reports=RepairReports(storage.sessions),
             storage=storage,
             accounts=accounts,
             invites=Invites(storage.sessions),

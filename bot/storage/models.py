@@ -323,3 +323,18 @@ class OAuthState(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     used_at: Mapped[datetime | None]
+
+
+class RepairReport(Base):
+    """A repair a resident reported through the bot, with the photos the vendor cannot hold."""
+
+    __tablename__ = "repair_reports"
+
+    maintenance_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # Kept after a user is gone, so managers still see the photos: no foreign key.
+    telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    residence_id: Mapped[str] = mapped_column(String(128))
+    # Telegram file ids: the photos stay on Telegram's servers, the bot sends them by id.
+    photo_file_ids: Mapped[list[Any]] = mapped_column(default=list)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

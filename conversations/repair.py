@@ -1,0 +1,965 @@
+"""Report a repair: `/repair` or the menu's "Report a repair".
+
+describe (10–1000 characters; a photo with a caption counts as both) → photos (optional, up to
+5, albums too; Done or Skip) → when a technician may come (a preset button or free text, always
+echoed in words with Confirm / Change) → contact (the "Share my phone" button or typed text; the
+last one is offered again) → summary with Confirm / Edit / Cancel → the repair is created.
+
+```mermaid
+flowchart LR
+    describe --> photos --> when --> when_confirm --> contact --> summary
+    when_confirm -- change --> when
+    summary -- edit --> describe & photos & when & contact
+    summary -- confirm --> created(["Repair #… created"])
+    summary -- Akubela down --> kept(["kept in the outbox"])
+```
+
+The draft is saved the moment the user types each part. A conversation left idle ends and keeps
+the draft; `/repair` then offers to continue it. Akubela keeps no photos, so their Telegram file
+ids are stored with the repair (`repair_reports`) for whoever handles it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
+from conversations import callbacks, common
+from conversations.context import ConciergeContext
+from conversations.i18n import LANGUAGES, N_, tr
+from conversations.timewindow import (
+    Preset,
+    Refusal,
+    TimeWindow,
+    available_presets,
+    describe_window,
+    parse_window,
+    validate_window,
+)
+
+logger = logging.getLogger(__name__)
+
+JOB: Final = "repair"
+COMMAND: Final = "/repair"
+MIN_DESCRIPTION: Final = 10
+MAX_DESCRIPTION: Final = 1000
+MAX_PHOTOS: Final = 5
+MIN_CONTACT: Final = 3
+MAX_CONTACT: Final = 100
+SHORT_ID_LENGTH: Final = 6
+CONTACT_KEY: Final = "contact"
+"""Where the last contact a user gave is remembered in their `user_data`."""
+PRESETS_PER_ROW: Final = 3
+
+
+class State(StrEnum):
+    """The steps; values are persisted, so they are names, never numbers."""
+
+    RESUME = "repair.resume"
+    DESCRIBE = "repair.describe"
+    PHOTOS = "repair.photos"
+    WHEN = "repair.when"
+    WHEN_CONFIRM = "repair.when_confirm"
+    CONTACT = "repair.contact"
+    SUMMARY = "repair.summary"
+
+
+class Part(StrEnum):
+    """What the summary's Edit can change."""
+
+    DESCRIPTION = "description"
+    PHOTOS = "photos"
+    TIME = "time"
+    CONTACT = "contact"
+
+
+class RepairDraft(BaseModel):
+    """What the resident has told so far; dumped to JSON in user_data and the drafts table."""
+
+    command_id: str
+    step: State = State.DESCRIBE
+    description: str = ""
+    photo_file_ids: list[str] = Field(default_factory=list)
+    start: datetime | None = None
+    end: datetime | None = None
+    window_confirmed: bool = False
+    contact: str = ""
+    editing: Part | None = None
+    # The step a timed-out draft stopped at, while the resident chooses to continue it.
+    paused_at: State | None = None
+    # The album whose photos the last status message counts, so an album gets one message.
+    album_id: str = ""
+    status_message_id: int | None = None
+    refused_photos: int = 0
+
+    @property
+    def has_content(self) -> bool:
+        """Whether the resident has given anything worth resuming."""
+        return bool(self.description or self.photo_file_ids)
+
+    def window(self) -> TimeWindow | None:
+        """The proposed visit window, if any."""
+        if self.start is None or self.end is None:
+            return None
+        return TimeWindow(self.start, self.end)
+
+
+# ---- rules (pure) ----------------------------------------------------------------------------
+
+
+class Problem(StrEnum):
+    """Why a description or contact was refused."""
+
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+
+
+def clean_text(text: str | None) -> str:
+    """The text with surrounding blanks removed and inner runs of spaces kept as typed."""
+    return (text or "").strip()
+
+
+def check_description(text: str | None) -> Problem | None:
+    """None when `text` is a usable description (10–1000 characters), else why not."""
+    length = len(clean_text(text))
+    if length < MIN_DESCRIPTION:
+        return Problem.TOO_SHORT
+    if length > MAX_DESCRIPTION:
+        return Problem.TOO_LONG
+    return None
+
+
+def check_contact(text: str | None) -> Problem | None:
+    """None when `text` is a usable contact (3–100 characters), else why not."""
+    length = len(clean_text(text))
+    if length < MIN_CONTACT:
+        return Problem.TOO_SHORT
+    if length > MAX_CONTACT:
+        return Problem.TOO_LONG
+    return None
+
+
+def add_photo(photos: list[str], file_id: str) -> bool:
+    """Adds a photo unless the report already has the most it may carry; True when added."""
+    if file_id in photos:
+        return True
+    if len(photos) >= MAX_PHOTOS:
+        return False
+    photos.append(file_id)
+    return True
+
+
+def short_id(repair_id: str) -> str:
+    """The short form residents see: the last 6 characters of the vendor's id."""
+    return repair_id[-SHORT_ID_LENGTH:]
+
+
+def next_step(draft: RepairDraft, finished: State) -> State:
+    """Where to go after `finished`: back to the summary when editing, else onwards."""
+    if draft.editing is not None:
+        return State.SUMMARY
+    order = (State.DESCRIBE, State.PHOTOS, State.WHEN, State.CONTACT, State.SUMMARY)
+    if finished is State.WHEN_CONFIRM:
+        finished = State.WHEN
+    return order[min(order.index(finished) + 1, len(order) - 1)] if finished in order else finished
+
+
+def missing_step(draft: RepairDraft) -> State | None:
+    """The first step a confirmed report still lacks (None when it is complete)."""
+    if check_description(draft.description) is not None:
+        return State.DESCRIBE
+    if draft.window() is None or not draft.window_confirmed:
+        return State.WHEN
+    if check_contact(draft.contact) is not None:
+        return State.CONTACT
+    return None
+
+
+def deferred_payload(draft: RepairDraft, residence_id: str) -> dict[str, Any]:
+    """The outbox payload of a report Akubela could not take now (JSON-plain)."""
+    window = draft.window()
+    assert window is not None  # only complete drafts are confirmed
+    return {
+        "residence_id": residence_id,
+        "start": window.start.isoformat(),
+        "finish": window.end.isoformat(),
+        "description": draft.description,
+        "contact": draft.contact,
+        "photo_file_ids": list(draft.photo_file_ids),
+    }
+
+
+# ---- texts -----------------------------------------------------------------------------------
+
+_PART_LABELS: Final = {
+    Part.DESCRIPTION: N_("📝 Description"),
+    Part.PHOTOS: N_("📷 Photos"),
+    Part.TIME: N_("🕒 Time"),
+    Part.CONTACT: N_("📞 Contact"),
+}
+_PART_STEPS: Final = {
+    Part.DESCRIPTION: State.DESCRIBE,
+    Part.PHOTOS: State.PHOTOS,
+    Part.TIME: State.WHEN,
+    Part.CONTACT: State.CONTACT,
+}
+_UNEXPECTED: Final = {
+    State.RESUME: N_("Please tap Continue or Start over."),
+    State.DESCRIBE: N_("Please describe the problem in words (a photo with a caption works too)."),
+    State.PHOTOS: N_("Please send photos, or tap Done when you have finished."),
+    State.WHEN: N_('Please tap a time, or write one such as "tomorrow 9-12".'),
+    State.WHEN_CONFIRM: N_("Please tap Confirm or Change, or write another time."),
+    State.CONTACT: N_("Please share your phone with the button, or type how to reach you."),
+    State.SUMMARY: N_("Please use the buttons below the summary."),
+}
+SHARE_PHONE_LABEL: Final = N_("📱 Share my phone")
+
+
+def description_problem_text(context: ConciergeContext, problem: Problem, length: int) -> str:
+    """Why the description was refused, with the numbers."""
+    if problem is Problem.TOO_SHORT:
+        return context.t(
+            "That is a bit short: please describe the problem in at least {minimum} characters.",
+            minimum=MIN_DESCRIPTION,
+        )
+    return context.t(
+        "That is {length} characters; please keep the description under {maximum}.",
+        length=length,
+        maximum=MAX_DESCRIPTION,
+    )
+
+
+def contact_problem_text(context: ConciergeContext, problem: Problem) -> str:
+    """Why the contact was refused."""
+    if problem is Problem.TOO_SHORT:
+        return context.t("That contact is too short; please give a phone number.")
+    return context.t(
+        "That contact is too long; please keep it under {maximum} characters.",
+        maximum=MAX_CONTACT,
+    )
+
+
+def _zone(context: ConciergeContext) -> ZoneInfo:
+    return ZoneInfo(context.services.settings.timezone)
+
+
+def window_text(context: ConciergeContext, window: TimeWindow) -> str:
+    """The visit window in words, in the user's language and zone."""
+    return describe_window(window, context.lang, _zone(context), now=context.services.clock())
+
+
+def summary_text(context: ConciergeContext, draft: RepairDraft) -> str:
+    """The whole report, for the resident to check before it is sent."""
+    window = draft.window()
+    return context.t(
+        "📋 Please check your repair report:\n\n"
+        "📝 {description}\n📷 Photos: {photos}\n🕒 {window}\n📞 {contact}",
+        description=draft.description,
+        photos=len(draft.photo_file_ids),
+        window=window_text(context, window) if window else "—",
+        contact=draft.contact,
+    )
+
+
+def _photo_status(context: ConciergeContext, draft: RepairDraft) -> str:
+    text = context.t(
+        "📷 {count} of {maximum} photos received. Send more, or tap Done.",
+        count=len(draft.photo_file_ids),
+        maximum=MAX_PHOTOS,
+    )
+    if draft.refused_photos:
+        text += "\n" + context.t(
+            "I can keep at most {maximum} photos; the others were not added.",
+            maximum=MAX_PHOTOS,
+        )
+    return text
+
+
+# ---- keyboards -------------------------------------------------------------------------------
+
+
+def _button(
+    context: ConciergeContext, label: str, action: str, arg: str = ""
+) -> InlineKeyboardButton:
+    return InlineKeyboardButton(context.t(label), callback_data=callbacks.build(JOB, action, arg))
+
+
+def _photo_markup(context: ConciergeContext, draft: RepairDraft) -> InlineKeyboardMarkup:
+    if not draft.photo_file_ids:
+        row = [_button(context, N_("⏭ Skip"), "skip")]
+    else:
+        row = [_button(context, N_("✅ Done"), "done")]
+        if draft.editing is Part.PHOTOS:
+            row.append(_button(context, N_("🗑 Remove all photos"), "clear"))
+    return common.with_cancel([row], JOB, context)
+
+
+def _preset_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
+    zone, now = _zone(context), context.services.clock()
+    buttons = [
+        InlineKeyboardButton(
+            preset.label(context.lang, now, zone),
+            callback_data=callbacks.build(JOB, "when", preset.key),
+        )
+        for preset in available_presets(now, zone)
+    ]
+    rows = [buttons[i : i + PRESETS_PER_ROW] for i in range(0, len(buttons), PRESETS_PER_ROW)]
+    return common.with_cancel(rows, JOB, context)
+
+
+def _summary_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
+    return common.with_cancel(
+        [[_button(context, N_("✅ Confirm"), "confirm"), _button(context, N_("✏️ Edit"), "edit")]],
+        JOB,
+        context,
+    )
+
+
+def _edit_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
+    parts = [_button(context, label, "field", part.value) for part, label in _PART_LABELS.items()]
+    return common.with_cancel(
+        [parts[:2], parts[2:], [_button(context, N_("⬅ Back"), "back")]], JOB, context
+    )
+
+
+def _contact_markup(context: ConciergeContext) -> ReplyKeyboardMarkup:
+    rows = [[KeyboardButton(context.t(SHARE_PHONE_LABEL), request_contact=True)]]
+    last = _remembered_contact(context)
+    if last:
+        rows.append([KeyboardButton(last)])
+    rows.append([KeyboardButton(context.t(common.CANCEL_LABEL))])
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)
+
+
+def _remembered_contact(context: ConciergeContext) -> str:
+    value = context.user_data.get(CONTACT_KEY) if context.user_data is not None else None
+    return value if isinstance(value, str) else ""
+
+
+# ---- the draft -------------------------------------------------------------------------------
+
+
+async def _draft(context: ConciergeContext) -> RepairDraft:
+    """The saved draft, or a fresh one when it is gone (e.g. cleared meanwhile)."""
+    draft = await common.load_draft(context, JOB, RepairDraft)
+    return draft or RepairDraft(command_id=common.new_command_id())
+
+
+async def _save(context: ConciergeContext, draft: RepairDraft) -> None:
+    await common.save_draft(context, JOB, draft)
+
+
+# ---- asking each step ------------------------------------------------------------------------
+
+
+async def ask(
+    update: Update, context: ConciergeContext, draft: RepairDraft, step: State, note: str = ""
+) -> State:
+    """Sends the prompt of `step` (after `note`, when given), remembers it, returns it."""
+    draft.step = step
+    await _save(context, draft)
+    prefix = f"{note}\n\n" if note else ""
+    chat = update.effective_chat
+    if chat is None:
+        return step
+    if step is State.RESUME:
+        text = context.t(
+            "You have an unfinished repair report:\n“{description}”\nContinue it or start over?",
+            description=draft.description or "📷",
+        )
+        markup = common.with_cancel(
+            [
+                [
+                    _button(context, N_("▶ Continue"), "continue"),
+                    _button(context, N_("🆕 Start over"), "restart"),
+                ]
+            ],
+            JOB,
+            context,
+        )
+        await chat.send_message(prefix + text, reply_markup=markup)
+    elif step is State.DESCRIBE:
+        text = context.t(
+            "🔧 What needs repairing? Describe the problem in {minimum}–{maximum} characters. "
+            "You can also send a photo with a caption.",
+            minimum=MIN_DESCRIPTION,
+            maximum=MAX_DESCRIPTION,
+        )
+        if draft.editing is Part.DESCRIPTION and draft.description:
+            text += "\n" + context.t("Now: “{description}”", description=draft.description)
+        await chat.send_message(prefix + text, reply_markup=common.with_cancel([], JOB, context))
+    elif step is State.PHOTOS:
+        text = context.t(
+            "📷 You can add up to {maximum} photos of the problem (an album works too). "
+            "Tap Done when you have finished, or Skip if you have none.",
+            maximum=MAX_PHOTOS,
+        )
+        if draft.photo_file_ids:
+            text += "\n" + _photo_status(context, draft)
+        await chat.send_message(prefix + text, reply_markup=_photo_markup(context, draft))
+    elif step is State.WHEN:
+        text = context.t(
+            "🕒 When may a technician come? Tap a time, or write one, e.g. "
+            "“tomorrow 9-12”, “Fri 14:00 to 16:00” or “明天上午”."
+        )
+        await chat.send_message(prefix + text, reply_markup=_preset_markup(context))
+    elif step is State.WHEN_CONFIRM:
+        window = draft.window()
+        text = context.t(
+            "A technician may come: {window}. Is that right?",
+            window=window_text(context, window) if window else "—",
+        )
+        markup = common.with_cancel(
+            [
+                [
+                    _button(context, N_("✅ Confirm"), "ok"),
+                    _button(context, N_("✏️ Change"), "change"),
+                ]
+            ],
+            JOB,
+            context,
+        )
+        await chat.send_message(prefix + text, reply_markup=markup)
+    elif step is State.CONTACT:
+        text = context.t(
+            "📞 How can the technician reach you? Tap “{share}” or type a phone number.",
+            share=context.t(SHARE_PHONE_LABEL),
+        )
+        last = _remembered_contact(context)
+        if last:
+            text += "\n" + context.t("Or tap {contact} to use it again.", contact=last)
+        await chat.send_message(prefix + text, reply_markup=_contact_markup(context))
+    else:
+        await chat.send_message(
+            prefix + summary_text(context, draft), reply_markup=_summary_markup(context)
+        )
+    return step
+
+
+async def _advance(
+    update: Update, context: ConciergeContext, draft: RepairDraft, finished: State, note: str = ""
+) -> State:
+    step = next_step(draft, finished)
+    if step is State.SUMMARY:
+        draft.editing = None
+    return await ask(update, context, draft, step, note)
+
+
+async def _press(update: Update) -> None:
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+
+
+# ---- entry -----------------------------------------------------------------------------------
+
+
+async def start_report(update: Update, context: ConciergeContext) -> State | int:
+    """/repair or the menu button: offers to resume a draft, else asks for the description."""
+    await _press(update)
+    desk = await common.resident_desk(update, context, resume=JOB)
+    if desk is None:
+        return ConversationHandler.END
+    draft = await common.load_draft(context, JOB, RepairDraft)
+    if draft is not None and draft.has_content:
+        if draft.step is not State.RESUME:
+            draft.paused_at = draft.step
+        return await ask(update, context, draft, State.RESUME)
+    return await ask(
+        update, context, RepairDraft(command_id=common.new_command_id()), State.DESCRIBE
+    )
+
+
+async def choose_resume(update: Update, context: ConciergeContext) -> State:
+    """Continue: back to the step the draft stopped at. Start over: a fresh draft."""
+    await _press(update)
+    press = callbacks.parse(update.callback_query.data if update.callback_query else None)
+    draft = await _draft(context)
+    if press is not None and press.action == "continue" and draft.has_content:
+        step, draft.paused_at = draft.paused_at or State.DESCRIBE, None
+        return await ask(update, context, draft, step)
+    return await ask(
+        update, context, RepairDraft(command_id=common.new_command_id()), State.DESCRIBE
+    )
+
+
+# ---- describe --------------------------------------------------------------------------------
+
+
+async def receive_description(update: Update, context: ConciergeContext) -> State:
+    """Stores a valid description and moves on; explains a refusal and asks again."""
+    message = update.effective_message
+    text = clean_text(message.text if message else None)
+    problem = check_description(text)
+    draft = await _draft(context)
+    if problem is not None:
+        note = description_problem_text(context, problem, len(text))
+        await common.say(update, note)
+        return State.DESCRIBE
+    draft.description = text
+    return await _advance(update, context, draft, State.DESCRIBE)
+
+
+async def receive_photo_while_describing(update: Update, context: ConciergeContext) -> State:
+    """Keeps the photo; its caption, when it is a valid description, completes this step."""
+    message = update.effective_message
+    if message is None or not message.photo:
+        return State.DESCRIBE
+    draft = await _draft(context)
+    added = add_photo(draft.photo_file_ids, message.photo[-1].file_id)
+    caption = clean_text(message.caption)
+    problem = check_description(caption) if caption else None
+    if caption and problem is None:
+        draft.description = caption
+        draft.album_id = message.media_group_id or ""
+        draft.refused_photos = 0 if added else 1
+        step = next_step(draft, State.DESCRIBE)
+        if step is State.PHOTOS:
+            draft.step = State.PHOTOS
+            await _save(context, draft)
+            await _send_photo_status(update, context, draft, message, fresh=True)
+            return State.PHOTOS
+        return await _advance(update, context, draft, State.DESCRIBE)
+    same_album = bool(message.media_group_id) and message.media_group_id == draft.album_id
+    draft.album_id = message.media_group_id or ""
+    await _save(context, draft)
+    if same_album and not caption:
+        # One answer per album: the first photo of it already asked for the description.
+        return State.DESCRIBE
+    note = context.t("📷 Photo kept.")
+    if problem is not None:
+        note += " " + description_problem_text(context, problem, len(caption))
+    else:
+        note += " " + context.t("Now please describe the problem in words.")
+    await common.say(update, note, common.with_cancel([], JOB, context))
+    return State.DESCRIBE
+
+
+# ---- photos ----------------------------------------------------------------------------------
+
+
+async def _send_photo_status(
+    update: Update,
+    context: ConciergeContext,
+    draft: RepairDraft,
+    message: Message,
+    *,
+    fresh: bool,
+) -> None:
+    """One status message per album, edited as its photos arrive, else a new message."""
+    text, markup = _photo_status(context, draft), _photo_markup(context, draft)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    if not fresh and draft.status_message_id is not None:
+        try:
+            await context.bot.edit_message_text(
+                text, chat_id=chat.id, message_id=draft.status_message_id, reply_markup=markup
+            )
+            return
+        except BadRequest as error:
+            if "not modified" in str(error).lower():
+                return
+            logger.debug("photo status could not be edited; sending it anew")
+        except TelegramError:
+            logger.debug("photo status could not be edited; sending it anew")
+    sent = await chat.send_message(text, reply_markup=markup)
+    draft.status_message_id = sent.message_id
+    await _save(context, draft)
+
+
+async def receive_photo(update: Update, context: ConciergeContext) -> State:
+    """Adds a photo (up to 5) and shows how many there are."""
+    message = update.effective_message
+    if message is None or not message.photo:
+        return State.PHOTOS
+    draft = await _draft(context)
+    album = message.media_group_id or ""
+    same_album = bool(album) and album == draft.album_id
+    if not same_album:
+        draft.refused_photos = 0
+    draft.album_id = album
+    if not add_photo(draft.photo_file_ids, message.photo[-1].file_id):
+        draft.refused_photos += 1
+    await _save(context, draft)
+    await _send_photo_status(update, context, draft, message, fresh=not same_album)
+    return State.PHOTOS
+
+
+async def finish_photos(update: Update, context: ConciergeContext) -> State:
+    """Done or Skip: on to the visit time (or back to the summary when editing)."""
+    await _press(update)
+    draft = await _draft(context)
+    draft.album_id, draft.status_message_id, draft.refused_photos = "", None, 0
+    return await _advance(update, context, draft, State.PHOTOS)
+
+
+async def clear_photos(update: Update, context: ConciergeContext) -> State:
+    """Removes every photo of the report and asks again."""
+    await _press(update)
+    draft = await _draft(context)
+    draft.photo_file_ids = []
+    return await ask(update, context, draft, State.PHOTOS, context.t("🗑 Photos removed."))
+
+
+# ---- when ------------------------------------------------------------------------------------
+
+
+async def _propose(
+    update: Update, context: ConciergeContext, draft: RepairDraft, result: TimeWindow | Refusal
+) -> State:
+    if isinstance(result, Refusal):
+        return await ask(update, context, draft, State.WHEN, result.message(context.lang))
+    draft.start, draft.end, draft.window_confirmed = result.start, result.end, False
+    return await ask(update, context, draft, State.WHEN_CONFIRM)
+
+
+async def choose_preset(update: Update, context: ConciergeContext) -> State:
+    """A preset button: echoes its window in words for confirmation."""
+    await _press(update)
+    press = callbacks.parse(update.callback_query.data if update.callback_query else None)
+    preset = Preset.from_key(press.arg) if press is not None else None
+    draft = await _draft(context)
+    if preset is None:
+        return await ask(
+            update, context, draft, State.WHEN, context.t("That button is no longer active.")
+        )
+    now = context.services.clock()
+    return await _propose(
+        update, context, draft, validate_window(preset.window(now, _zone(context)), now)
+    )
+
+
+async def receive_time(update: Update, context: ConciergeContext) -> State:
+    """Free text: parsed relative to now in the user's zone; echoed, or refused with why."""
+    message = update.effective_message
+    text = clean_text(message.text if message else None)
+    draft = await _draft(context)
+    result = parse_window(text, context.services.clock(), _zone(context))
+    return await _propose(update, context, draft, result)
+
+
+async def confirm_time(update: Update, context: ConciergeContext) -> State:
+    """The echoed window is right: on to the contact."""
+    await _press(update)
+    draft = await _draft(context)
+    window = draft.window()
+    now = context.services.clock()
+    checked = validate_window(window, now) if window else None
+    if not isinstance(checked, TimeWindow):
+        # Time went by since the echo (or the window is gone): ask again, saying why.
+        note = checked.message(context.lang) if checked else ""
+        return await ask(update, context, draft, State.WHEN, note)
+    draft.window_confirmed = True
+    return await _advance(update, context, draft, State.WHEN_CONFIRM)
+
+
+async def change_time(update: Update, context: ConciergeContext) -> State:
+    """Change: asks for the time again."""
+    await _press(update)
+    draft = await _draft(context)
+    draft.window_confirmed = False
+    return await ask(update, context, draft, State.WHEN)
+
+
+# ---- contact ---------------------------------------------------------------------------------
+
+
+async def _take_contact(update: Update, context: ConciergeContext, contact: str) -> State:
+    draft = await _draft(context)
+    draft.contact = contact
+    if context.user_data is not None:
+        context.user_data[CONTACT_KEY] = contact
+    chat = update.effective_chat
+    if chat is not None:
+        # The reply keyboard goes away with this message; inline buttons follow in the next.
+        await chat.send_message(
+            context.t("📞 Contact: {contact}", contact=contact),
+            reply_markup=ReplyKeyboardRemove(),
+        )
+    return await _advance(update, context, draft, State.CONTACT)
+
+
+async def receive_shared_contact(update: Update, context: ConciergeContext) -> State:
+    """The "Share my phone" button: its phone number is the contact."""
+    message = update.effective_message
+    phone = clean_text(message.contact.phone_number if message and message.contact else None)
+    if check_contact(phone) is not None:
+        await common.say(update, context.t(_UNEXPECTED[State.CONTACT]))
+        return State.CONTACT
+    return await _take_contact(update, context, phone)
+
+
+async def receive_contact(update: Update, context: ConciergeContext) -> State:
+    """A typed contact: stored when it is 3–100 characters, else refused with why."""
+    message = update.effective_message
+    text = clean_text(message.text if message else None)
+    problem = check_contact(text)
+    if problem is not None:
+        await common.say(update, contact_problem_text(context, problem))
+        return State.CONTACT
+    return await _take_contact(update, context, text)
+
+
+# ---- summary ---------------------------------------------------------------------------------
+
+
+async def edit_report(update: Update, context: ConciergeContext) -> State:
+    """Edit: the summary's buttons become the parts to change."""
+    await common.answer_press(update)
+    query = update.callback_query
+    if query is not None:
+        try:
+            await query.edit_message_reply_markup(reply_markup=_edit_markup(context))
+        except TelegramError:
+            await common.say(
+                update, context.t("What do you want to change?"), _edit_markup(context)
+            )
+    return State.SUMMARY
+
+
+async def choose_part(update: Update, context: ConciergeContext) -> State:
+    """A part to change: its step is asked again, then back to the summary."""
+    await _press(update)
+    press = callbacks.parse(update.callback_query.data if update.callback_query else None)
+    draft = await _draft(context)
+    try:
+        part = Part(press.arg if press else "")
+    except ValueError:
+        return await ask(
+            update, context, draft, State.SUMMARY, context.t("That button is no longer active.")
+        )
+    draft.editing = part
+    return await ask(update, context, draft, _PART_STEPS[part])
+
+
+async def back_to_summary(update: Update, context: ConciergeContext) -> State:
+    """Back from the Edit choices: the summary with its buttons again."""
+    await common.answer_press(update)
+    query = update.callback_query
+    if query is not None:
+        try:
+            await query.edit_message_reply_markup(reply_markup=_summary_markup(context))
+            return State.SUMMARY
+        except TelegramError:
+            logger.debug("summary buttons could not be restored; sending the summary again")
+    return await ask(update, context, await _draft(context), State.SUMMARY)
+
+
+async def confirm_report(update: Update, context: ConciergeContext) -> State | int:
+    """Confirm: creates the repair; when Akubela is down the report waits in the outbox."""
+    await _press(update)
+    draft = await _draft(context)
+    missing = missing_step(draft)
+    if missing is not None:
+        return await ask(update, context, draft, missing)
+    desk = await common.resident_desk(update, context, resume=JOB)
+    if desk is None:
+        return ConversationHandler.END
+    window = draft.window()
+    assert window is not None  # missing_step checked it
+    await common.typing(update, context)
+    try:
+        repair_id = await desk.report_repair(
+            start=window.start,
+            finish=window.end,
+            description=draft.description,
+            contact=draft.contact,
+            command_id=draft.command_id,
+        )
+    except (Unavailable, RateLimited):
+        return await _defer(update, context, draft, desk.residence_id)
+    except InvalidRequest as error:
+        logger.info("Akubela refused a repair report: %s", error.code)
+        return await ask(
+            update, context, draft, State.SUMMARY, common.vendor_failure(context, error)
+        )
+    except ApiError as error:
+        logger.warning("repair report failed: %s", type(error).__name__)
+        retry = common.with_cancel(
+            [[_button(context, N_("🔁 Try again"), "confirm")]], JOB, context
+        )
+        await common.say(update, common.vendor_failure(context, error), retry)
+        return State.SUMMARY
+    if repair_id and context.user_id is not None:
+        await context.services.repair_reports.add(
+            maintenance_id=repair_id,
+            telegram_id=context.user_id,
+            residence_id=desk.residence_id,
+            photo_file_ids=draft.photo_file_ids,
+            description=draft.description,
+        )
+    await common.clear_draft(context, JOB)
+    if repair_id:
+        text = context.t(
+            "✅ Repair #{short_id} created — waiting for confirmation.\n"
+            "Full id: {repair_id}\nSend /repairs to follow it.",
+            short_id=short_id(repair_id),
+            repair_id=repair_id,
+        )
+    else:
+        text = context.t(
+            "✅ Your repair was reported — waiting for confirmation. Send /repairs to follow it."
+        )
+    await common.say(update, text)
+    return ConversationHandler.END
+
+
+async def _defer(
+    update: Update, context: ConciergeContext, draft: RepairDraft, residence_id: str
+) -> int:
+    """Keeps the report in the outbox under the draft's command id and says so."""
+    if context.user_id is None:
+        return ConversationHandler.END
+    await context.services.outbox.defer(
+        context.user_id,
+        "akubela.repair.create",
+        deferred_payload(draft, residence_id),
+        command_id=draft.command_id,
+    )
+    await common.clear_draft(context, JOB)
+    await common.say(
+        update,
+        context.t(
+            "⏳ Akubela is not answering right now. Your report is kept and will be sent "
+            "as soon as Akubela answers; you will hear back here."
+        ),
+    )
+    return ConversationHandler.END
+
+
+# ---- at any step -----------------------------------------------------------------------------
+
+
+async def receive_unexpected(update: Update, context: ConciergeContext) -> State:
+    """Anything the step does not take (a sticker, a file, …): says what it needs, asks again."""
+    draft = await _draft(context)
+    step = draft.step
+    return await ask(update, context, draft, step, context.t(_UNEXPECTED[step]))
+
+
+async def press_stale(update: Update, context: ConciergeContext) -> None:
+    """A repair button this step does not expect (old or forged): a notice, same step."""
+    logger.info("stale repair button pressed by user %s", context.user_id)
+    query = update.callback_query
+    if query is not None:
+        await query.answer(context.t("That button is no longer active."), show_alert=True)
+    await common.remove_buttons(update)
+
+
+async def cancel(update: Update, context: ConciergeContext) -> int:
+    """/cancel or Cancel: forgets the draft and takes any reply keyboard away."""
+    await _press(update)
+    await common.clear_draft(context, JOB)
+    chat = update.effective_chat
+    if chat is not None:
+        await chat.send_message(
+            context.t("Cancelled. Nothing was sent."), reply_markup=ReplyKeyboardRemove()
+        )
+    return ConversationHandler.END
+
+
+async def timed_out(update: Update, context: ConciergeContext) -> None:
+    """Idle too long: says so; the draft stays for /repair to resume."""
+    await common.timed_out(update, context, command=COMMAND)
+
+
+# ---- wiring ----------------------------------------------------------------------------------
+
+Handlers = list[BaseHandler[Update, ConciergeContext, object]]
+
+
+def _on(action: str) -> str:
+    """The pattern of this job's presses with `action`, with or without an argument."""
+    return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
+
+
+def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
+    """/repair and the menu's "Report a repair"."""
+    messages = filters.UpdateType.MESSAGE & ~filters.COMMAND
+    text = filters.TEXT & messages
+    photo = filters.PHOTO & messages
+    cancel_labels = filters.Text([tr(lang, common.CANCEL_LABEL) for lang in LANGUAGES])
+    states: dict[object, Handlers] = {
+        State.RESUME: [CallbackQueryHandler(choose_resume, pattern=_on("(continue|restart)"))],
+        State.DESCRIBE: [
+            MessageHandler(text, receive_description),
+            MessageHandler(photo, receive_photo_while_describing),
+        ],
+        State.PHOTOS: [
+            MessageHandler(photo, receive_photo),
+            CallbackQueryHandler(finish_photos, pattern=_on("(done|skip)")),
+            CallbackQueryHandler(clear_photos, pattern=_on("clear")),
+        ],
+        State.WHEN: [
+            CallbackQueryHandler(choose_preset, pattern=_on("when")),
+            MessageHandler(text, receive_time),
+        ],
+        State.WHEN_CONFIRM: [
+            CallbackQueryHandler(confirm_time, pattern=_on("ok")),
+            CallbackQueryHandler(change_time, pattern=_on("change")),
+            MessageHandler(text, receive_time),
+        ],
+        State.CONTACT: [
+            MessageHandler(filters.CONTACT & messages, receive_shared_contact),
+            MessageHandler(cancel_labels & messages, cancel),
+            MessageHandler(text, receive_contact),
+        ],
+        State.SUMMARY: [
+            CallbackQueryHandler(confirm_report, pattern=_on("confirm")),
+            CallbackQueryHandler(edit_report, pattern=_on("edit")),
+            CallbackQueryHandler(choose_part, pattern=_on("field")),
+            CallbackQueryHandler(back_to_summary, pattern=_on("back")),
+        ],
+        ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+    }
+    # per_message stays False so typed answers reach the conversation; PTB warns that buttons
+    # are then tracked per chat rather than per message, which is what this flow wants (every
+    # press is checked against the step it arrives in).
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("repair", start_report),
+                CallbackQueryHandler(start_report, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+            ],
+            states=states,
+            fallbacks=[
+                CommandHandler("cancel", cancel),
+                CallbackQueryHandler(cancel, pattern=_on("cancel")),
+                CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
+                MessageHandler(messages, receive_unexpected),
+            ],
+            name=JOB,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )
