@@ -21,7 +21,8 @@ from bot.settings import Settings
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.repair_reports import RepairReports
 from bot.storage.repositories import Storage
-from conversations.ports import ResidentDesk
+from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
+from conversations.ports import MaintenanceLog, ResidentDesk, TaskBoard
 
 
 def utc_now() -> datetime:
@@ -46,6 +47,20 @@ class Services:
     outbox: OutboxService
     repair_reports: RepairReports
     clock: Callable[[], datetime] = field(default=utc_now)
+    task_board: TaskBoard = field(init=False)
+    maintenance_log: MaintenanceLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Built here from the clients above, so each keeps its name cache for the whole run.
+        self.task_board = TuyaTaskBoard(self.tuya, clock=self.clock)
+        settings = self.settings
+        self.maintenance_log = ServitlyMaintenanceLog(
+            self.servitly,
+            targets=settings.servitly_location_map,
+            alert_definition_id=settings.servitly_maintenance_alert_definition_id,
+            thing_definition_id=settings.servitly_thing_definition_id,
+            deprecated_works=settings.servitly_use_deprecated_maintenance_works,
+        )
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
         """The resident's desk for their chosen residence; None until linked and chosen."""

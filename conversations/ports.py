@@ -7,11 +7,12 @@ that is retried later (the outbox) goes out under the same id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
 from api.akubela_models import Amenity, Booking, BookingTimeList, Maintenance
+from api.tuya_models import Device, Room, TaskDetail, TaskSummary, Worker
 
 
 class RepairDesk(Protocol):
@@ -103,4 +104,66 @@ class Deferrer(Protocol):
         self, telegram_id: int, operation: str, payload: dict[str, Any], *, command_id: str
     ) -> None:
         """Queues `operation` with `payload`; the user is told when it went through."""
+        ...
+
+
+class TaskBoard(Protocol):
+    """The maintenance tasks of one project, and what a task is built from."""
+
+    project_id: str
+
+    async def tasks(self) -> list[TaskSummary]:
+        """Every task of the project, from all pages."""
+        ...
+
+    async def task(self, task_id: str) -> TaskDetail:
+        """One task with its rooms and devices (NotFound when it is gone)."""
+        ...
+
+    async def workers(self) -> list[Worker]:
+        """The workers a task can be given to."""
+        ...
+
+    async def rooms(self) -> list[Room]:
+        """The rooms of the project (names may be a few minutes old)."""
+        ...
+
+    async def devices(self, room_id: str) -> list[Device]:
+        """The devices in one room (names may be a few minutes old)."""
+        ...
+
+    async def create(self, worker_id: str, rooms: Mapping[str, Sequence[str]]) -> str:
+        """Creates a task for a worker ({room id: device ids}); never retried, returns its id."""
+        ...
+
+    async def accept(self, task_id: str) -> None:
+        """Accepts a finished task (InvalidRequest when it is not awaiting acceptance)."""
+        ...
+
+    async def reopen(self, task_id: str) -> None:
+        """Sends a finished or accepted task back to its worker."""
+        ...
+
+    async def delete(self, task_id: str) -> None:
+        """Deletes a task."""
+        ...
+
+
+class MaintenanceLog(Protocol):
+    """Where finished and accepted maintenance work is recorded."""
+
+    def covers(self, room_ids: Sequence[str]) -> bool:
+        """Whether at least one of these rooms is mapped to a place in the log."""
+        ...
+
+    async def record(
+        self,
+        *,
+        reference: str,
+        room_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        notes: str,
+    ) -> list[str]:
+        """Records the work (`reference`: the task) where those rooms map; the new records' ids."""
         ...

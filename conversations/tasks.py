@@ -1,0 +1,1024 @@
+"""The task board: a worker's own maintenance tasks, and every task for managers.
+
+```mermaid
+graph LR
+  start(/tasks) --> browse
+  browse -- page / filter / open / acknowledge --> browse
+  browse -- accept --> browse
+  browse -- reopen --> reason -- reason typed --> browse
+  browse -- delete --> confirm -- yes / no --> browse
+  alert(Accept / Reopen in an alert) --> browse
+```
+
+Workers see the tasks Tuya gives their linked worker (the task list names the worker by
+username and nickname, so a task is matched to a worker through the worker list), newest
+first, five to a page; a new task can be acknowledged, which is recorded with who and when, in
+the audit log, and told to the managers. Managers see every task with a status filter; a task
+awaiting acceptance is accepted (then recorded in the maintenance log) or reopened with a
+reason the worker is told. Every press naming a task reads the task afresh and is checked with
+`roles.decide` before anything is shown or changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
+from api.tuya_models import TaskDetail, TaskStatus, TaskSummary, Worker
+from conversations import callbacks, common
+from conversations.context import LANGUAGE_KEY, ConciergeContext
+from conversations.i18n import N_, pick_language, tr
+from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+
+logger = logging.getLogger(__name__)
+
+JOB: Final = "tasks"
+PAGE_SIZE: Final = 5
+MIN_REASON: Final = 3
+MAX_REASON: Final = 500
+ALL: Final = "all"
+
+
+class State(StrEnum):
+    """Steps of the conversation, persisted by value."""
+
+    BROWSE = "tasks.browse"
+    REASON = "tasks.reason"
+    CONFIRM = "tasks.confirm"
+
+
+class TasksDraft(BaseModel):
+    """Where the user is on the board, and the task being reopened or deleted."""
+
+    status: str = ALL
+    page: int = 0
+    task_id: str | None = None
+    reason: str | None = None
+
+
+# ---- rules -----------------------------------------------------------------------------------
+
+STATUS_WORDS: Final = {
+    TaskStatus.PENDING_MAINTENANCE.value: ("🆕", N_("new")),
+    TaskStatus.IN_MAINTENANCE.value: ("🛠", N_("in progress")),
+    TaskStatus.PENDING_ACCEPTANCE.value: ("⏳", N_("awaiting acceptance")),
+    TaskStatus.ACCEPTANCE_COMPLETE.value: ("✅", N_("accepted")),
+}
+FILTERS: Final = (ALL, *STATUS_WORDS)
+REOPEN_FROM: Final = frozenset(
+    {TaskStatus.PENDING_ACCEPTANCE.value, TaskStatus.ACCEPTANCE_COMPLETE.value}
+)
+
+
+def status_words(status: str, lang: str) -> str:
+    """A task status in words, with its emoji; an unknown status as Tuya sent it."""
+    known = STATUS_WORDS.get(status)
+    if known is None:
+        return f"❔ {status or '?'}"
+    emoji, words = known
+    return f"{emoji} {tr(lang, words)}"
+
+
+def worker_id_of(task: TaskSummary, workers: Sequence[Worker]) -> str | None:
+    """The worker a task belongs to: by username, else by a nickname only one worker has."""
+    username = task.worker_username.strip().casefold()
+    if username:
+        for worker in workers:
+            if worker.username.strip().casefold() == username:
+                return worker.worker_id
+    nickname = task.worker_nickname.strip()
+    if nickname:
+        named = [w for w in workers if w.nickname.strip() == nickname]
+        if len(named) == 1:
+            return named[0].worker_id
+    return None
+
+
+def newest_first(tasks: Sequence[TaskSummary]) -> list[TaskSummary]:
+    """Tasks by creation time, newest first; tasks without a time last."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(tasks, key=lambda t: (t.gmt_create or oldest, t.task_id), reverse=True)
+
+
+def with_status(tasks: Sequence[TaskSummary], status: str) -> list[TaskSummary]:
+    """The tasks in one status, or all of them."""
+    return list(tasks) if status == ALL else [t for t in tasks if t.status == status]
+
+
+def page_of(
+    items: Sequence[TaskSummary], page: int, size: int = PAGE_SIZE
+) -> tuple[list[TaskSummary], int, int]:
+    """The items of one page, that page (clamped into range) and the number of pages."""
+    pages = max(1, -(-len(items) // size))
+    page = min(max(page, 0), pages - 1)
+    return list(items[page * size : (page + 1) * size]), page, pages
+
+
+def board_project(actor: Actor, project_ids: Sequence[str]) -> str:
+    """The project a manager's decision is checked against: the one of theirs that is ours.
+
+    The task board is the community's Tuya project; a manager linked to either the Tuya or
+    the Akubela project of the community manages it.
+    """
+    return next((p for p in project_ids if p in actor.project_ids), project_ids[0])
+
+
+def reason_problem(text: str) -> str | None:
+    """Why a typed reopen reason cannot be used (a message id), or None when it is fine."""
+    stripped = text.strip()
+    if len(stripped) < MIN_REASON or not any(c.isalnum() for c in stripped):
+        return N_("Please give a short reason in words (at least {minimum} characters).")
+    if len(stripped) > MAX_REASON:
+        return N_("That is too long: please keep the reason under {maximum} characters.")
+    return None
+
+
+def short_id(task_id: str) -> str:
+    """The tail of a task id, enough to tell tasks apart on a button."""
+    return task_id[-6:]
+
+
+def when(moment: datetime | None, zone: ZoneInfo) -> str:
+    """A moment in the community's zone, the same in every language."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+Places = list[tuple[str, list[str]]]
+
+
+def places_lines(places: Places) -> list[str]:
+    """One line per room: its name and the devices to look at."""
+    return [f"• {room}: {', '.join(devices) or '—'}" for room, devices in places]
+
+
+def worker_name(task: TaskSummary) -> str:
+    """How a task names its worker."""
+    return task.worker_nickname or task.worker_username or "?"
+
+
+def task_details(
+    task: TaskDetail,
+    places: Places,
+    acknowledged_at: datetime | None,
+    lang: str,
+    zone: ZoneInfo,
+) -> str:
+    """The detail view of one task."""
+    lines = [
+        tr(lang, N_("Task {task_id}"), task_id=task.task_id),
+        tr(lang, N_("Status: {status}"), status=status_words(task.status, lang)),
+        tr(lang, N_("Worker: {worker}"), worker=worker_name(task)),
+        tr(lang, N_("Created: {when}"), when=when(task.gmt_create, zone)),
+    ]
+    if acknowledged_at is not None:
+        lines.append(tr(lang, N_("👍 Acknowledged: {when}"), when=when(acknowledged_at, zone)))
+    lines.append(tr(lang, N_("Rooms and devices:")))
+    lines += places_lines(places) or ["—"]
+    return "\n".join(lines)
+
+
+def maintenance_notes(
+    task: TaskDetail, places: Places, accepted_at: datetime, zone: ZoneInfo
+) -> str:
+    """The summary written to the maintenance log (for the office, in English)."""
+    rooms = "; ".join(f"{room} ({', '.join(devices) or '-'})" for room, devices in places)
+    return "\n".join(
+        [
+            f"Maintenance task {task.task_id}, accepted {when(accepted_at, zone)}.",
+            f"Worker: {worker_name(task)}",
+            f"Rooms and devices: {rooms or '-'}",
+        ]
+    )
+
+
+# ---- talking to people outside this chat -------------------------------------------------------
+
+
+async def language_of(context: ConciergeContext, telegram_id: int) -> str:
+    """The language a user reads: their choice in the bot, else what we stored for them."""
+    chosen = context.application.user_data.get(telegram_id, {}).get(LANGUAGE_KEY)
+    if chosen:
+        return pick_language(chosen, None)
+    user = await context.services.storage.users.get(telegram_id)
+    return pick_language(user.language if user else None, None)
+
+
+async def tell(context: ConciergeContext, telegram_id: int, message: str, **values: Any) -> bool:
+    """Sends `message` to another user in their language; False when it did not arrive."""
+    services = context.services
+    lang = await language_of(context, telegram_id)
+    try:
+        await context.bot.send_message(telegram_id, tr(lang, message, **values))
+    except Forbidden:
+        logger.info("user %s has blocked the bot; marked", telegram_id)
+        await services.storage.users.set_blocked(telegram_id, services.clock())
+        return False
+    except TelegramError as exc:
+        logger.warning("could not tell user %s: %s", telegram_id, type(exc).__name__)
+        return False
+    return True
+
+
+def project_ids(context: ConciergeContext) -> list[str]:
+    """The community's projects: the task board's first, then Akubela's."""
+    settings = context.services.settings
+    ids = [context.services.task_board.project_id, settings.akubela_project_id]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+async def managers(context: ConciergeContext) -> list[int]:
+    """Everyone who manages the community's projects."""
+    found: list[int] = []
+    for project_id in project_ids(context):
+        found += await context.services.accounts.managers_of(project_id)
+    return list(dict.fromkeys(found))
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def board_failure(context: ConciergeContext, error: ApiError) -> str:
+    """What went wrong with the task system, in plain words."""
+    if isinstance(error, NotFound):
+        return context.t("That task no longer exists; it may have been deleted meanwhile.")
+    if isinstance(error, AuthError):
+        return context.t(
+            "The task system no longer accepts the bot's credentials. "
+            "Please tell the administrator."
+        )
+    if isinstance(error, RateLimited):
+        return context.t("The task system is busy right now. Please try again in a minute.")
+    if isinstance(error, Unavailable):
+        return context.t("The task system is not answering right now. Please try again soon.")
+    return context.t("The task system could not do that right now. Please try again soon.")
+
+
+def _zone(context: ConciergeContext) -> ZoneInfo:
+    return ZoneInfo(context.services.settings.timezone)
+
+
+def button(
+    context: ConciergeContext, label: str, action: str, arg: str = ""
+) -> InlineKeyboardButton:
+    """A button of this job."""
+    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
+
+
+def _back(context: ConciergeContext) -> InlineKeyboardMarkup:
+    return common.with_cancel(
+        [[button(context, context.t("◀ Back to the list"), "back")]], JOB, context
+    )
+
+
+async def _draft(context: ConciergeContext) -> TasksDraft:
+    return await common.load_draft(context, JOB, TasksDraft) or TasksDraft()
+
+
+async def _actor(context: ConciergeContext) -> Actor:
+    assert context.user_id is not None
+    return await context.services.accounts.actor(
+        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
+    )
+
+
+def _is_manager(actor: Actor) -> bool:
+    return actor.role in (Role.MANAGER, Role.ADMIN)
+
+
+async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Replaces the pressed text message, or sends a new message (after a command or alert)."""
+    query = update.callback_query
+    message = query.message if query is not None else None
+    if isinstance(message, Message) and message.text is not None:
+        try:
+            await message.edit_text(text, reply_markup=markup)
+            return
+        except TelegramError:
+            logger.debug("could not edit the board in place; sending it anew")
+    await common.remove_buttons(update)
+    await common.say(update, text, markup)
+
+
+async def _notice(update: Update, text: str) -> None:
+    """A short pop-up for a press (or a message after a command); the chat stays as it is."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+    else:
+        await common.say(update, text)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A task someone may act on, as read just now."""
+
+    task: TaskDetail
+    worker_id: str | None
+
+
+async def load_task(
+    update: Update, context: ConciergeContext, task_id: str, action: Action
+) -> Loaded | None:
+    """The task when it exists and the user may do `action` on it; else None, user told."""
+    board = context.services.task_board
+    actor = await _actor(context)
+    await common.typing(update, context)
+    try:
+        task = await board.task(task_id)
+        workers = await board.workers()
+    except ApiError as error:
+        await _notice(update, board_failure(context, error))
+        return None
+    worker_id = worker_id_of(task, workers)
+    # An unmatched worker is nobody's: a worker never reaches a task we cannot place.
+    target = Target(
+        worker_id=worker_id or "", project_id=board_project(actor, project_ids(context))
+    )
+    refusal = decide(actor, action, target)
+    if refusal is not None:
+        logger.warning(
+            "user %s refused %s on task %s: %s", context.user_id, action.value, task_id, refusal
+        )
+        await _notice(update, context.t(REFUSAL_MESSAGES[refusal]))
+        return None
+    return Loaded(task, worker_id)
+
+
+async def places_of(context: ConciergeContext, task: TaskDetail) -> Places:
+    """The task's rooms and devices by name (ids where the names cannot be read now)."""
+    board = context.services.task_board
+    try:
+        rooms = {r.room_id: r.room_name or r.room_no or r.room_id for r in await board.rooms()}
+    except ApiError:
+        logger.info("room names unavailable; showing ids")
+        rooms = {}
+    found: Places = []
+    for relation in task.room_device_relations:
+        try:
+            names = {
+                d.device_id: d.name or d.device_id for d in await board.devices(relation.room_id)
+            }
+        except ApiError:
+            logger.info("device names unavailable; showing ids")
+            names = {}
+        found.append(
+            (
+                rooms.get(relation.room_id, relation.room_id),
+                [names.get(device_id, device_id) for device_id in relation.device_ids],
+            )
+        )
+    return found
+
+
+# ---- the list --------------------------------------------------------------------------------
+
+
+def _task_button(
+    context: ConciergeContext, task: TaskSummary, manager: bool
+) -> InlineKeyboardButton | None:
+    parts = [status_words(task.status, context.lang), when(task.gmt_create, _zone(context))]
+    if manager:
+        parts.append(worker_name(task))
+    parts.append(f"#{short_id(task.task_id)}")
+    try:
+        return button(context, " · ".join(parts), "open", task.task_id)
+    except callbacks.CallbackDataError:
+        logger.warning("a task id does not fit in a button; it is left out")
+        return None
+
+
+def list_view(
+    tasks: Sequence[TaskSummary], draft: TasksDraft, manager: bool, context: ConciergeContext
+) -> tuple[str, InlineKeyboardMarkup, int]:
+    """The text and buttons of one page of the board, and the page actually shown."""
+    shown = newest_first(with_status(tasks, draft.status) if manager else tasks)
+    items, page, pages = page_of(shown, draft.page)
+    if manager:
+        chosen = (
+            context.t("all") if draft.status == ALL else status_words(draft.status, context.lang)
+        )
+        title = (
+            context.t("Maintenance tasks ({status}), newest first:", status=chosen)
+            if items
+            else context.t("No maintenance tasks ({status}).", status=chosen)
+        )
+    else:
+        title = (
+            context.t("Your maintenance tasks, newest first:")
+            if items
+            else context.t("You have no maintenance tasks right now.")
+        )
+    if pages > 1:
+        title += "\n" + context.t("Page {page} of {pages}", page=page + 1, pages=pages)
+    rows = [[b] for b in (_task_button(context, t, manager) for t in items) if b is not None]
+    nav = []
+    if page > 0:
+        nav.append(button(context, context.t("◀ Previous"), "page", str(page - 1)))
+    if page < pages - 1:
+        nav.append(button(context, context.t("Next ▶"), "page", str(page + 1)))
+    if nav:
+        rows.append(nav)
+    if manager:
+        choices = [
+            button(
+                context,
+                ("• " if status == draft.status else "")
+                + (context.t("All") if status == ALL else status_words(status, context.lang)),
+                "filter",
+                status,
+            )
+            for status in FILTERS
+        ]
+        rows += [choices[:3], choices[3:]]
+    return title, common.with_cancel(rows, JOB, context), page
+
+
+async def _send_list(update: Update, context: ConciergeContext, draft: TasksDraft) -> State:
+    """Shows the board page the draft points at."""
+    actor = await _actor(context)
+    manager = _is_manager(actor)
+    board = context.services.task_board
+    await common.typing(update, context)
+    try:
+        tasks = await board.tasks()
+        workers = [] if manager else await board.workers()
+    except ApiError as error:
+        retry = [[button(context, context.t("🔄 Retry"), "retry")]]
+        await _show(update, board_failure(context, error), common.with_cancel(retry, JOB, context))
+        return State.BROWSE
+    if not manager:
+        tasks = [t for t in tasks if worker_id_of(t, workers) == actor.worker_id]
+    text, markup, draft.page = list_view(tasks, draft, manager, context)
+    draft.task_id, draft.reason = None, None
+    await common.save_draft(context, JOB, draft)
+    await _show(update, text, markup)
+    return State.BROWSE
+
+
+async def start_tasks(update: Update, context: ConciergeContext) -> State | int:
+    """Shows the board: a worker's own tasks, or every task for a manager."""
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    actor = await _actor(context)
+    target = Target(project_id=board_project(actor, project_ids(context)))
+    refusal = decide(actor, Action.TASK_VIEW, target if _is_manager(actor) else None)
+    if refusal is not None:
+        await common.say(update, context.t(REFUSAL_MESSAGES[refusal]))
+        return ConversationHandler.END
+    return await _send_list(update, context, TasksDraft())
+
+
+async def press_in_list(update: Update, context: ConciergeContext) -> State | int:
+    """Turns a page, changes the filter, opens a task, acknowledges, asks to delete."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    if press is None:
+        return await _stale(update, context, State.BROWSE)
+    draft = await _draft(context)
+    match press.action:
+        case "retry" | "back":
+            await common.answer_press(update)
+            return await _send_list(update, context, draft)
+        case "page" if press.arg.isdigit():
+            await common.answer_press(update)
+            draft.page = int(press.arg)
+            return await _send_list(update, context, draft)
+        case "filter" if press.arg in FILTERS:
+            await common.answer_press(update)
+            draft.status, draft.page = press.arg, 0
+            return await _send_list(update, context, draft)
+        case "ack" if press.arg:
+            return await acknowledge(update, context, press.arg)
+        case "del" if press.arg:
+            return await ask_delete(update, context, press.arg)
+    return await _stale(update, context, State.BROWSE)
+
+
+# ---- one task --------------------------------------------------------------------------------
+
+
+async def _detail_markup(
+    context: ConciergeContext, task: TaskDetail, manager: bool, acknowledged: bool
+) -> InlineKeyboardMarkup:
+    rows: list[list[InlineKeyboardButton]] = []
+    if manager:
+        if task.status == TaskStatus.PENDING_ACCEPTANCE:
+            rows.append(
+                [
+                    button(context, context.t("✅ Accept"), "accept", task.task_id),
+                    button(context, context.t("🔁 Reopen"), "reopen", task.task_id),
+                ]
+            )
+        elif task.status in REOPEN_FROM:
+            rows.append([button(context, context.t("🔁 Reopen"), "reopen", task.task_id)])
+        rows.append([button(context, context.t("🗑 Delete"), "del", task.task_id)])
+    elif task.status == TaskStatus.PENDING_MAINTENANCE and not acknowledged:
+        rows.append([button(context, context.t("👍 Acknowledge"), "ack", task.task_id)])
+    rows.append([button(context, context.t("◀ Back to the list"), "back")])
+    return common.with_cancel(rows, JOB, context)
+
+
+async def _send_task(
+    update: Update, context: ConciergeContext, task: TaskDetail, prefix: str = ""
+) -> State:
+    """Shows one task with the buttons this user may use on it."""
+    actor = await _actor(context)
+    acks = await context.services.storage.task_acknowledgements.get_many([task.task_id])
+    ack = acks.get(task.task_id)
+    places = await places_of(context, task)
+    text = task_details(
+        task, places, ack.acknowledged_at if ack else None, context.lang, _zone(context)
+    )
+    markup = await _detail_markup(context, task, _is_manager(actor), ack is not None)
+    await _show(update, (prefix + "\n\n" if prefix else "") + text, markup)
+    return State.BROWSE
+
+
+async def open_task(update: Update, context: ConciergeContext) -> State | int:
+    """Shows the pressed task, after checking it is the user's to see."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    if press is None or not press.arg:
+        return await _stale(update, context, State.BROWSE)
+    loaded = await load_task(update, context, press.arg, Action.TASK_VIEW)
+    if loaded is None:
+        return State.BROWSE
+    await common.answer_press(update)
+    return await _send_task(update, context, loaded.task)
+
+
+async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -> State:
+    """Records that the worker has seen a new task, and tells the managers."""
+    loaded = await load_task(update, context, task_id, Action.TASK_ACKNOWLEDGE)
+    if loaded is None:
+        return State.BROWSE
+    task = loaded.task
+    if task.status != TaskStatus.PENDING_MAINTENANCE:
+        await _notice(
+            update, context.t("This task is no longer new, so there is nothing to acknowledge.")
+        )
+        return await _send_task(update, context, task)
+    await common.answer_press(update)
+    assert context.user_id is not None
+    services = context.services
+    now = services.clock()
+    fresh = await services.storage.task_acknowledgements.acknowledge(
+        task_id, context.user_id, at=now
+    )
+    if not fresh:
+        return await _send_task(
+            update, context, task, context.t("This task was already acknowledged.")
+        )
+    await services.storage.audit.append(
+        telegram_id=context.user_id,
+        vendor="tuya",
+        action="task.acknowledge",
+        target=task_id,
+        request_summary={"task_id": task_id, "worker_id": loaded.worker_id},
+        result="acknowledged",
+        at=now,
+    )
+    places = await places_of(context, task)
+    rooms = ", ".join(room for room, _ in places) or "—"
+    for manager in await managers(context):
+        await tell(
+            context,
+            manager,
+            N_("👍 {worker} acknowledged task {task_id} ({rooms})."),
+            worker=worker_name(task),
+            task_id=task_id,
+            rooms=rooms,
+        )
+    return await _send_task(
+        update, context, task, context.t("Thanks! The manager knows you have seen it.")
+    )
+
+
+# ---- manager decisions -----------------------------------------------------------------------
+
+
+async def press_decision(update: Update, context: ConciergeContext) -> State | int:
+    """Accept or Reopen, from the board or from an alert."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    if press is None or not press.arg:
+        return await _stale(update, context, State.BROWSE)
+    if press.action == "open":
+        return await open_task(update, context)
+    if press.action == "accept":
+        return await accept(update, context, press.arg)
+    return await ask_reason(update, context, press.arg)
+
+
+async def _refused(
+    update: Update, context: ConciergeContext, task_id: str, verb: str, error: ApiError
+) -> State:
+    """Explains a refused move with the task's state as it is now."""
+    logger.info("tuya refused to %s task %s: %s", verb, task_id, error.message)
+    try:
+        status = status_words(
+            (await context.services.task_board.task(task_id)).status, context.lang
+        )
+    except ApiError:
+        status = "?"
+    if verb == "accept":
+        text = context.t(
+            "The task system refused to accept task {task_id}: it is {status}, and only a "
+            "task awaiting acceptance can be accepted.",
+            task_id=task_id,
+            status=status,
+        )
+    else:
+        text = context.t(
+            "The task system refused to reopen task {task_id}: it is {status}, and only a "
+            "task awaiting acceptance or accepted can be reopened.",
+            task_id=task_id,
+            status=status,
+        )
+    await common.say(update, text, _back(context))
+    return State.BROWSE
+
+
+async def accept(update: Update, context: ConciergeContext, task_id: str) -> State:
+    """Accepts a finished task, records the work in the maintenance log, tells the worker."""
+    loaded = await load_task(update, context, task_id, Action.TASK_ACCEPT)
+    if loaded is None:
+        return State.BROWSE
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    assert context.user_id is not None
+    services = context.services
+    try:
+        await services.task_board.accept(task_id)
+    except InvalidRequest as error:
+        return await _refused(update, context, task_id, "accept", error)
+    except ApiError as error:
+        retry = [[button(context, context.t("🔄 Retry"), "accept", task_id)]]
+        await common.say(
+            update, board_failure(context, error), common.with_cancel(retry, JOB, context)
+        )
+        return State.BROWSE
+    now = services.clock()
+    await services.storage.audit.append(
+        telegram_id=context.user_id,
+        vendor="tuya",
+        action="task.accept",
+        target=task_id,
+        request_summary={"task_id": task_id},
+        result="accepted",
+        at=now,
+    )
+    lines = [context.t("✅ Task {task_id} is accepted.", task_id=task_id)]
+    lines.append(await _record_work(context, loaded.task, now))
+    if loaded.worker_id:
+        for telegram_id in await services.accounts.telegram_ids_of_worker(loaded.worker_id):
+            await tell(
+                context, telegram_id, N_("✅ Your task {task_id} was accepted."), task_id=task_id
+            )
+    await common.say(update, "\n".join(lines), _back(context))
+    return State.BROWSE
+
+
+async def _record_work(context: ConciergeContext, task: TaskDetail, now: datetime) -> str:
+    """Writes the accepted work to the maintenance log; what became of it, in words."""
+    services = context.services
+    log = services.maintenance_log
+    room_ids = [r.room_id for r in task.room_device_relations]
+    if not log.covers(room_ids):
+        return context.t(
+            "None of its rooms is mapped to the maintenance log, so nothing was recorded there."
+        )
+    places = await places_of(context, task)
+    try:
+        records = await log.record(
+            reference=task.task_id,
+            room_ids=room_ids,
+            start=task.gmt_create or now,
+            end=now,
+            notes=maintenance_notes(task, places, now, _zone(context)),
+        )
+    except ApiError as error:
+        logger.warning("maintenance log failed for task %s: %s", task.task_id, error)
+        await services.storage.audit.append(
+            telegram_id=context.user_id,
+            vendor="servitly",
+            action="maintenance.record",
+            target=task.task_id,
+            request_summary={"task_id": task.task_id, "room_ids": room_ids},
+            result=f"failed: {type(error).__name__}",
+            at=now,
+        )
+        return context.t(
+            "The maintenance log could not be written just now; please record this work "
+            "there by hand."
+        )
+    await services.storage.audit.append(
+        telegram_id=context.user_id,
+        vendor="servitly",
+        action="maintenance.record",
+        target=task.task_id,
+        request_summary={"task_id": task.task_id, "room_ids": room_ids, "records": records},
+        result="recorded",
+        at=now,
+    )
+    return context.t("The work is recorded in the maintenance log.")
+
+
+async def ask_reason(update: Update, context: ConciergeContext, task_id: str) -> State:
+    """Asks the manager why the task goes back to the worker."""
+    loaded = await load_task(update, context, task_id, Action.TASK_REOPEN)
+    if loaded is None:
+        return State.BROWSE
+    task = loaded.task
+    if task.status not in REOPEN_FROM:
+        await _notice(
+            update,
+            context.t(
+                "Task {task_id} cannot be reopened: it is {status}.",
+                task_id=task_id,
+                status=status_words(task.status, context.lang),
+            ),
+        )
+        return State.BROWSE
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    draft = await _draft(context)
+    draft.task_id, draft.reason = task_id, None
+    await common.save_draft(context, JOB, draft)
+    await common.say(
+        update,
+        context.t(
+            "Why does task {task_id} go back to {worker}? Type the reason; they will read it.",
+            task_id=task_id,
+            worker=worker_name(task),
+        ),
+        common.with_cancel([], JOB, context),
+    )
+    return State.REASON
+
+
+async def receive_reason(update: Update, context: ConciergeContext) -> State:
+    """Reads the reopen reason, then reopens the task and tells the worker why."""
+    message = update.effective_message
+    text = (message.text if message else None) or ""
+    problem = reason_problem(text)
+    if problem is not None:
+        await common.say(
+            update,
+            context.t(problem, minimum=MIN_REASON, maximum=MAX_REASON),
+            common.with_cancel([], JOB, context),
+        )
+        return State.REASON
+    draft = await _draft(context)
+    if draft.task_id is None:
+        return await _send_list(update, context, draft)
+    draft.reason = text.strip()
+    await common.save_draft(context, JOB, draft)
+    return await _reopen_now(update, context, draft)
+
+
+async def press_in_reason(update: Update, context: ConciergeContext) -> State:
+    """Sends the reopen again after the task system did not answer; other presses are stale."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    draft = await _draft(context)
+    if press is None or press.action != "resend" or not draft.reason or not draft.task_id:
+        return await _stale(update, context, State.REASON)
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    return await _reopen_now(update, context, draft)
+
+
+async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDraft) -> State:
+    assert draft.task_id is not None
+    assert draft.reason is not None
+    task_id, reason = draft.task_id, draft.reason
+    loaded = await load_task(update, context, task_id, Action.TASK_REOPEN)
+    if loaded is None:
+        return State.REASON
+    services = context.services
+    try:
+        await services.task_board.reopen(task_id)
+    except InvalidRequest as error:
+        return await _refused(update, context, task_id, "reopen", error)
+    except ApiError as error:
+        again = [[button(context, context.t("🔄 Send again"), "resend")]]
+        await common.say(
+            update,
+            board_failure(context, error) + "\n" + context.t("Your reason is kept."),
+            common.with_cancel(again, JOB, context),
+        )
+        return State.REASON
+    assert context.user_id is not None
+    await services.storage.audit.append(
+        telegram_id=context.user_id,
+        vendor="tuya",
+        action="task.reopen",
+        target=task_id,
+        request_summary={"task_id": task_id, "reason": reason},
+        result="reopened",
+        at=services.clock(),
+    )
+    told = 0
+    if loaded.worker_id:
+        for telegram_id in await services.accounts.telegram_ids_of_worker(loaded.worker_id):
+            told += await tell(
+                context,
+                telegram_id,
+                N_("🔁 Task {task_id} was reopened by the manager. Reason: {reason}"),
+                task_id=task_id,
+                reason=reason,
+            )
+    draft.task_id, draft.reason = None, None
+    await common.save_draft(context, JOB, draft)
+    worker = worker_name(loaded.task)
+    text = (
+        context.t(
+            "🔁 Task {task_id} is reopened; {worker} is told why.", task_id=task_id, worker=worker
+        )
+        if told
+        else context.t(
+            "🔁 Task {task_id} is reopened. {worker} does not use this bot, so please tell "
+            "them why yourself.",
+            task_id=task_id,
+            worker=worker,
+        )
+    )
+    await common.say(update, text, _back(context))
+    return State.BROWSE
+
+
+# ---- deleting --------------------------------------------------------------------------------
+
+
+async def ask_delete(update: Update, context: ConciergeContext, task_id: str) -> State:
+    """Asks the manager to confirm deleting a task."""
+    loaded = await load_task(update, context, task_id, Action.TASK_DELETE)
+    if loaded is None:
+        return State.BROWSE
+    await common.answer_press(update)
+    draft = await _draft(context)
+    draft.task_id = task_id
+    await common.save_draft(context, JOB, draft)
+    task = loaded.task
+    rows = [
+        [
+            button(context, context.t("🗑 Yes, delete"), "delyes"),
+            button(context, context.t("No, keep it"), "delno"),
+        ]
+    ]
+    await _show(
+        update,
+        context.t(
+            "Delete task {task_id} ({worker}, {status})? This cannot be undone.",
+            task_id=task_id,
+            worker=worker_name(task),
+            status=status_words(task.status, context.lang),
+        ),
+        common.with_cancel(rows, JOB, context),
+    )
+    return State.CONFIRM
+
+
+async def confirm_delete(update: Update, context: ConciergeContext) -> State:
+    """Deletes the task in the draft on "Yes", or shows it again on "No"."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    draft = await _draft(context)
+    if press is None or press.action not in ("delyes", "delno") or draft.task_id is None:
+        return await _stale(update, context, State.CONFIRM)
+    task_id = draft.task_id
+    loaded = await load_task(update, context, task_id, Action.TASK_DELETE)
+    if loaded is None:
+        return State.CONFIRM
+    await common.answer_press(update)
+    if press.action == "delno":
+        return await _send_task(update, context, loaded.task)
+    services = context.services
+    try:
+        await services.task_board.delete(task_id)
+    except ApiError as error:
+        await common.say(update, board_failure(context, error))
+        return State.CONFIRM
+    assert context.user_id is not None
+    await services.storage.audit.append(
+        telegram_id=context.user_id,
+        vendor="tuya",
+        action="task.delete",
+        target=task_id,
+        request_summary={"task_id": task_id},
+        result="deleted",
+        at=services.clock(),
+    )
+    draft.task_id = None
+    await common.save_draft(context, JOB, draft)
+    await _show(update, context.t("🗑 Task {task_id} is deleted.", task_id=task_id), _back(context))
+    return State.BROWSE
+
+
+# ---- the rest --------------------------------------------------------------------------------
+
+
+async def _stale(update: Update, context: ConciergeContext, state: State) -> State:
+    """A press this step does not expect (an old or forged button): a notice, same step."""
+    logger.info("stale tasks button pressed by user %s", context.user_id)
+    await _notice(update, context.t("This button is no longer active."))
+    return state
+
+
+async def receive_other(update: Update, context: ConciergeContext) -> None:
+    """Typing where buttons are expected: a hint, same step."""
+    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
+
+
+async def receive_other_for_reason(update: Update, context: ConciergeContext) -> State:
+    """Anything but text while the reason is awaited."""
+    await common.say(
+        update,
+        context.t("Please type the reason as text, or send /cancel to stop."),
+        common.with_cancel([], JOB, context),
+    )
+    return State.REASON
+
+
+async def cancel(update: Update, context: ConciergeContext) -> int:
+    """Leaves the board."""
+    return await common.cancel(update, context, JOB)
+
+
+async def timed_out(update: Update, context: ConciergeContext) -> None:
+    """Says the board closed for silence."""
+    await common.timed_out(update, context, command="/tasks")
+
+
+def _with_exits(
+    handlers: list[BaseHandler[Any, ConciergeContext, Any]],
+) -> list[BaseHandler[Any, ConciergeContext, Any]]:
+    # The Cancel button comes before the step's catch-all for this job's presses.
+    return [
+        CallbackQueryHandler(cancel, pattern=rf"^{callbacks.build(JOB, 'cancel')}$"),
+        *handlers,
+    ]
+
+
+def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
+    """/tasks, the menu's "Tasks", and the Accept / Reopen / open buttons of alerts."""
+    presses = callbacks.pattern(JOB)
+    not_command = ~filters.COMMAND
+    other = MessageHandler(not_command, receive_other)
+    # Alerts carry these buttons into chats where no board is open, so they start one.
+    decisions = rf"^{callbacks.VERSION}:{JOB}:(accept|reopen|open):"
+    # per_message stays False so a typed reason reaches the conversation; PTB warns that
+    # buttons are then tracked per chat rather than per message, which is what this wants.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("tasks", start_tasks),
+                CallbackQueryHandler(start_tasks, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+                CallbackQueryHandler(press_decision, pattern=decisions),
+            ],
+            states={
+                State.BROWSE: _with_exits(
+                    [CallbackQueryHandler(press_in_list, pattern=presses), other]
+                ),
+                State.REASON: _with_exits(
+                    [
+                        MessageHandler(filters.TEXT & not_command, receive_reason),
+                        MessageHandler(not_command, receive_other_for_reason),
+                        CallbackQueryHandler(press_in_reason, pattern=presses),
+                    ]
+                ),
+                State.CONFIRM: _with_exits(
+                    [CallbackQueryHandler(confirm_delete, pattern=presses), other]
+                ),
+                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+            },
+            fallbacks=[CommandHandler("cancel", cancel)],
+            name=JOB,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )
