@@ -437,11 +437,11 @@ async def _open(
         )
     rows.append([_button(context, context.t("◀ Back to the list"), "back")])
     markup = common.with_cancel(rows, JOB, context)
-    await _send_booking(update, context, desk, booking, text, markup)
+    await send_booking(update, context, desk, booking, text, markup)
     return State.BROWSE
 
 
-async def _send_booking(
+async def send_booking(
     update: Update,
     context: ConciergeContext,
     desk: ResidentDesk,
@@ -795,7 +795,7 @@ async def _tell_booked(
         + "\n"
         + booking_details(booking, context.lang, _zone(context), now)
     )
-    await _send_booking(update, context, desk, booking, text, None)
+    await send_booking(update, context, desk, booking, text, None)
 
 
 # ---- the rest --------------------------------------------------------------------------------

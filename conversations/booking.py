@@ -1,0 +1,901 @@
+"""Book an amenity: amenity → date → free start → duration → summary → Confirm.
+
+```mermaid
+graph LR
+  start(/book) --> amenity -- tap or type --> date -- tap or "next friday" --> start_time
+  start_time -- tap or "7pm" --> duration --> confirm -- Confirm --> done((booked))
+  start_time -- nothing free --> date
+  confirm -- refused: taken meanwhile --> start_time
+  onemsg("/book gym tomorrow 7pm for 1 hour", "预约健身房 明天晚上7点 1小时") --> confirm
+```
+
+One step, `advance`, decides what to ask next from the draft, so a request typed in one
+message goes straight to the summary when its slot is free and asks only for what is missing,
+unclear or taken. Every choice is checked against what Akubela offers right now: the amenity
+list, the free starts of the date (`conversations.slots`) and the durations that fit. The
+confirming write keeps its command id in the draft; when Akubela cannot take it, it goes to
+the outbox under that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from api.akubela_models import Amenity, BookingState, BookingTimeList
+from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
+from conversations import callbacks, common, datetext, slots
+from conversations.booking_request import AmenityNames, Part, parse_booking_request, take_duration
+from conversations.context import ConciergeContext
+from conversations.i18n import N_, tr
+from conversations.my_bookings import amenity_label, booking_details, send_booking
+from conversations.ports import ResidentDesk
+from conversations.timewindow import TimeWindow, describe_day, describe_window
+
+logger = logging.getLogger(__name__)
+
+JOB: Final = "book"
+# Akubela's amenity list says nothing about how long a booking may last, so every amenity gets
+# this ceiling (the longest the demo community allows for most amenities); Akubela still
+# refuses a longer booking for an amenity with a lower limit, and the resident is told why.
+DEFAULT_MAX_MINUTES: Final = 120
+STARTS_PER_ROW: Final = 4
+NEAREST: Final = 4
+LOOKAHEAD_DAYS: Final = 7
+MAX_LEAD: Final = timedelta(days=90)
+_AT_FORMAT: Final = "%Y%m%dT%H%M"
+_REQUEST_START: Final = r"^\s*(?:预约|預約|预订|預訂)"
+
+
+class State(StrEnum):
+    """Steps of the conversation, persisted by value."""
+
+    AMENITY = "book.amenity"
+    DATE = "book.date"
+    START = "book.start"
+    DURATION = "book.duration"
+    CONFIRM = "book.confirm"
+
+
+class BookDraft(BaseModel):
+    """What the resident chose so far; the command id once the summary was shown."""
+
+    amenity_id: str | None = None
+    amenity_name: str = ""
+    day: date | None = None
+    start: datetime | None = None
+    duration_minutes: int | None = None
+    # A time said before the date was known ("/book gym 7pm"): used once the date is chosen.
+    wanted_time: time | None = None
+    command_id: str | None = None
+
+
+# ---- rules -----------------------------------------------------------------------------------
+
+
+def duration_words(minutes: int, lang: str) -> str:
+    """A duration in words: "30 min", "1 h", "1 h 30 min"."""
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return tr(lang, N_("{minutes} min"), minutes=rest)
+    if not rest:
+        return tr(lang, N_("{hours} h"), hours=hours)
+    return tr(lang, N_("{hours} h {minutes} min"), hours=hours, minutes=rest)
+
+
+def at_arg(start: datetime) -> str:
+    """A start as button data: its UTC minute, unambiguous on a fall-back night."""
+    return start.astimezone(UTC).strftime(_AT_FORMAT)
+
+
+def from_at_arg(arg: str) -> datetime | None:
+    """The start a button carries, or None for a malformed one."""
+    try:
+        return datetime.strptime(arg, _AT_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def same_moment(a: datetime, b: datetime) -> bool:
+    """Equal instants (two wall times of one zone compare on the wall clock otherwise)."""
+    return a.astimezone(UTC) == b.astimezone(UTC)
+
+
+def bookable_day(day: date, today: date) -> bool:
+    """A date the resident may pick: today or later, within `MAX_LEAD`."""
+    return today <= day <= today + MAX_LEAD
+
+
+def typed_start(text: str, day: date, zone: ZoneInfo) -> datetime | str | None:
+    """A start time typed for `day`: the moment, None when unreadable, "unsure" without am/pm."""
+    start, _end, _rest, bad = datetext.take_times(datetext.normalize(text))
+    if bad or start is None:
+        return None
+    part, _ = datetext.take_day_part(datetext.normalize(text))
+    if not start.certain and part is None:
+        return "unsure"
+    minutes = datetext.resolve_single(start, part)
+    if minutes is None or not 0 <= minutes < 24 * 60:
+        return None
+    return datetext.local_moment(day, minutes, zone)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _zone(context: ConciergeContext) -> ZoneInfo:
+    return ZoneInfo(context.services.settings.timezone)
+
+
+def _today(context: ConciergeContext) -> date:
+    return context.services.clock().astimezone(_zone(context)).date()
+
+
+def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
+
+
+async def _draft(context: ConciergeContext) -> BookDraft:
+    return await common.load_draft(context, JOB, BookDraft) or BookDraft()
+
+
+async def _desk(update: Update, context: ConciergeContext) -> ResidentDesk | None:
+    return await common.resident_desk(update, context, resume=JOB)
+
+
+async def _notice(update: Update, text: str) -> None:
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+
+
+async def _failed_read(
+    update: Update, context: ConciergeContext, error: ApiError, state: State
+) -> State:
+    """Akubela failed a read: say so in words and offer Retry, same step."""
+    await common.answer_press(update)
+    rows = [[_button(context.t("🔄 Retry"), "retry")]]
+    await common.say(
+        update, common.vendor_failure(context, error), common.with_cancel(rows, JOB, context)
+    )
+    return state
+
+
+async def _amenities(
+    update: Update, context: ConciergeContext, desk: ResidentDesk
+) -> list[Amenity] | ApiError:
+    await common.typing(update, context)
+    try:
+        return await desk.amenities()
+    except ApiError as error:
+        return error
+
+
+async def _times(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, amenity_id: str, day: date
+) -> BookingTimeList | ApiError:
+    await common.typing(update, context)
+    try:
+        return await desk.booking_times(amenity_id, slots.vendor_date(day))
+    except ApiError as error:
+        return error
+
+
+def _starts(context: ConciergeContext, times: BookingTimeList, day: date) -> list[datetime]:
+    return slots.free_starts(times, day, _zone(context), now=context.services.clock())
+
+
+# ---- deciding the next question --------------------------------------------------------------
+
+
+async def advance(
+    update: Update,
+    context: ConciergeContext,
+    desk: ResidentDesk,
+    draft: BookDraft,
+    note: str = "",
+    *,
+    near: datetime | None = None,
+) -> State:
+    """Asks for the first thing the draft still lacks, or shows the summary.
+
+    `near`: offer the free starts nearest to this one (a refused or taken start).
+    """
+    today = _today(context)
+    if draft.day is not None and not bookable_day(draft.day, today):
+        draft.day, draft.start, draft.duration_minutes = None, None, None
+    if draft.amenity_id is None:
+        return await _ask_amenity(update, context, desk, draft, note)
+    if draft.day is None:
+        return await _ask_date(update, context, draft, note)
+    times = await _times(update, context, desk, draft.amenity_id, draft.day)
+    if isinstance(times, ApiError):
+        await common.save_draft(context, JOB, draft)
+        return await _failed_read(update, context, times, State.START)
+    starts = _starts(context, times, draft.day)
+    if not starts:
+        return await _no_free_time(update, context, desk, draft, note)
+    if draft.start is None and draft.wanted_time is not None:
+        wanted = draft.wanted_time.hour * 60 + draft.wanted_time.minute
+        draft.start, draft.wanted_time = (
+            datetext.local_moment(draft.day, wanted, _zone(context)),
+            None,
+        )
+    if draft.start is None and near is not None:
+        nearest = slots.nearest_free_starts(near, starts, NEAREST)
+        return await _ask_start(update, context, draft, nearest, note, full=False)
+    if draft.start is None:
+        return await _ask_start(update, context, draft, starts, note)
+    chosen = draft.start
+    if not any(same_moment(chosen, s) for s in starts):
+        draft.start, draft.duration_minutes = None, None
+        nearest = slots.nearest_free_starts(chosen, starts, NEAREST)
+        text = context.t(
+            "{time} is not free. The nearest free times:",
+            time=chosen.astimezone(_zone(context)).strftime("%H:%M"),
+        )
+        return await _ask_start(update, context, draft, nearest, _join(note, text), full=False)
+    durations = slots.durations_for(
+        chosen,
+        times,
+        draft.day,
+        _zone(context),
+        now=context.services.clock(),
+        max_minutes=DEFAULT_MAX_MINUTES,
+    )
+    if draft.duration_minutes not in durations:
+        if draft.duration_minutes is not None:
+            note = _join(
+                note,
+                context.t(
+                    "{duration} does not fit at that time.",
+                    duration=duration_words(draft.duration_minutes, context.lang),
+                ),
+            )
+        draft.duration_minutes = None
+        return await _ask_duration(update, context, draft, durations, note)
+    return await _show_summary(update, context, draft, note)
+
+
+def _join(*parts: str) -> str:
+    return "\n".join(p for p in parts if p)
+
+
+async def _ask_amenity(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, draft: BookDraft, note: str
+) -> State:
+    amenities = await _amenities(update, context, desk)
+    if isinstance(amenities, ApiError):
+        await common.save_draft(context, JOB, draft)
+        return await _failed_read(update, context, amenities, State.AMENITY)
+    await common.save_draft(context, JOB, draft)
+    if not amenities:
+        await common.say(update, _join(note, context.t("There is no amenity to book here.")))
+        return State.AMENITY
+    lang = context.lang
+    lines = [context.t("Which amenity would you like to book?")]
+    rows = []
+    for amenity in amenities:
+        name = amenity_label(amenity.amenity_name, lang)
+        lines.append(f"• {name}: {amenity.amenity_description}".rstrip(": "))
+        row = [_button(name, "am", amenity.amenity_id)]
+        if amenity.amenity_picture_url:
+            row.append(_button(context.t("🖼 Picture"), "pic", amenity.amenity_id))
+        rows.append(row)
+    await common.say(update, _join(note, "\n".join(lines)), common.with_cancel(rows, JOB, context))
+    return State.AMENITY
+
+
+async def _ask_date(
+    update: Update, context: ConciergeContext, draft: BookDraft, note: str
+) -> State:
+    await common.save_draft(context, JOB, draft)
+    today = _today(context)
+    days = slots.next_dates(today)
+    rows = [[_button(describe_day(d, context.lang, today), "day", d.isoformat())] for d in days]
+    text = context.t(
+        '{amenity}: which day? Tap one, or write a date such as "next friday" or "12/25".',
+        amenity=draft.amenity_name,
+    )
+    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    return State.DATE
+
+
+async def _no_free_time(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, draft: BookDraft, note: str
+) -> State:
+    """Says the date is full and offers the next dates that have free time."""
+    assert draft.day is not None
+    assert draft.amenity_id is not None
+    full_day = draft.day
+    draft.day, draft.start, draft.duration_minutes = None, None, None
+    await common.save_draft(context, JOB, draft)
+    today = _today(context)
+    offered: list[date] = []
+    for offset in range(1, LOOKAHEAD_DAYS + 1):
+        candidate = full_day + timedelta(days=offset)
+        times = await _times(update, context, desk, draft.amenity_id, candidate)
+        if isinstance(times, ApiError):
+            break
+        if _starts(context, times, candidate):
+            offered.append(candidate)
+        if len(offered) == 3:
+            break
+    text = context.t(
+        "{amenity} has no free time on {day}.",
+        amenity=draft.amenity_name,
+        day=describe_day(full_day, context.lang, today),
+    )
+    if offered:
+        text += "\n" + context.t("These days have free time; or write another date:")
+    else:
+        text += "\n" + context.t("Please write another date.")
+    rows = [[_button(describe_day(d, context.lang, today), "day", d.isoformat())] for d in offered]
+    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    return State.DATE
+
+
+async def _ask_start(
+    update: Update,
+    context: ConciergeContext,
+    draft: BookDraft,
+    starts: list[datetime],
+    note: str,
+    *,
+    full: bool = True,
+) -> State:
+    assert draft.day is not None
+    await common.save_draft(context, JOB, draft)
+    zone = _zone(context)
+    buttons = [_button(s.astimezone(zone).strftime("%H:%M"), "at", at_arg(s)) for s in starts]
+    rows = [buttons[i : i + STARTS_PER_ROW] for i in range(0, len(buttons), STARTS_PER_ROW)]
+    if not full:
+        rows.append([_button(context.t("🕒 All free times"), "times")])
+    rows.append([_button(context.t("📅 Another day"), "otherday")])
+    text = context.t(
+        '{amenity}, {day}: when would you like to start? Tap a time or write one, e.g. "7pm".',
+        amenity=draft.amenity_name,
+        day=describe_day(draft.day, context.lang, _today(context)),
+    )
+    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    return State.START
+
+
+async def _ask_duration(
+    update: Update, context: ConciergeContext, draft: BookDraft, durations: list[int], note: str
+) -> State:
+    await common.save_draft(context, JOB, draft)
+    buttons = [_button(duration_words(m, context.lang), "dur", str(m)) for m in durations]
+    rows = [buttons[i : i + STARTS_PER_ROW] for i in range(0, len(buttons), STARTS_PER_ROW)]
+    rows.append([_button(context.t("🕒 Another time"), "times")])
+    text = context.t("For how long?")
+    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    return State.DURATION
+
+
+def summary_text(draft: BookDraft, lang: str, zone: ZoneInfo, now: datetime) -> str:
+    """The booking in words, to confirm."""
+    assert draft.start is not None
+    assert draft.duration_minutes is not None
+    finish = draft.start + timedelta(minutes=draft.duration_minutes)
+    return tr(
+        lang,
+        N_("Please check your booking:\n{amenity}\n{when} ({duration})"),
+        amenity=draft.amenity_name,
+        when=describe_window(TimeWindow(draft.start, finish), lang, zone, now=now),
+        duration=duration_words(draft.duration_minutes, lang),
+    )
+
+
+async def _show_summary(
+    update: Update, context: ConciergeContext, draft: BookDraft, note: str
+) -> State:
+    if draft.command_id is None:
+        draft.command_id = common.new_command_id()
+    await common.save_draft(context, JOB, draft)
+    text = summary_text(draft, context.lang, _zone(context), context.services.clock())
+    rows = [
+        [
+            _button(context.t("✅ Confirm"), "confirm"),
+            _button(context.t("🕒 Change the time"), "times"),
+        ]
+    ]
+    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    return State.CONFIRM
+
+
+# ---- entry -----------------------------------------------------------------------------------
+
+
+async def start_booking(update: Update, context: ConciergeContext) -> State | int:
+    """Starts afresh from a one-message request, or picks up the kept draft."""
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    message = update.effective_message
+    text = ""
+    if context.args:
+        text = " ".join(context.args)
+    elif update.callback_query is None and message is not None and message.text:
+        # A typed request ("预约健身房 明天…"); a menu press carries the menu's text instead.
+        text = "" if message.text.startswith("/") else message.text
+    if not text:
+        draft = await _draft(context)
+        note = context.t("Picking up your unfinished booking.") if draft.amenity_id else ""
+        return await advance(update, context, desk, draft, note)
+    return await _from_request(update, context, desk, BookDraft(), text)
+
+
+async def _from_request(
+    update: Update,
+    context: ConciergeContext,
+    desk: ResidentDesk,
+    draft: BookDraft,
+    text: str,
+    *,
+    unknown_amenity: str = "",
+) -> State:
+    """Fills the draft with what a typed request says; asks about unclear parts."""
+    amenities = await _amenities(update, context, desk)
+    if isinstance(amenities, ApiError):
+        await common.save_draft(context, JOB, draft)
+        return await _failed_read(update, context, amenities, State.AMENITY)
+    now, zone = context.services.clock(), _zone(context)
+    request = parse_booking_request(text, [AmenityNames.of(a) for a in amenities], now, zone)
+    notes: list[str] = []
+    if request.amenity_id is not None:
+        found = next(a for a in amenities if a.amenity_id == request.amenity_id)
+        _choose_amenity(draft, found, context.lang)
+    elif Part.AMENITY in request.ambiguous:
+        notes.append(context.t("Several amenities match that; please tap the one you mean."))
+    elif draft.amenity_id is None and unknown_amenity:
+        notes.append(unknown_amenity)
+    if request.date is not None:
+        if request.date != draft.day:
+            draft.start, draft.duration_minutes = None, None
+        draft.day = request.date
+    elif request.date_in_past:
+        notes.append(context.t("That date has already passed."))
+    start = request.start(zone)
+    if start is not None:
+        draft.start = start
+    elif request.start_time is not None:
+        draft.start, draft.wanted_time = None, request.start_time
+    elif Part.START in request.ambiguous:
+        notes.append(context.t("I was not sure which time you meant (morning or evening?)."))
+    if request.duration_minutes is not None:
+        draft.duration_minutes = request.duration_minutes
+    return await advance(update, context, desk, draft, "\n".join(notes))
+
+
+def _choose_amenity(draft: BookDraft, amenity: Amenity, lang: str) -> None:
+    if draft.amenity_id not in (None, amenity.amenity_id):
+        # Another amenity has other free times: what was chosen for the first no longer holds.
+        draft.start, draft.duration_minutes = None, None
+    draft.amenity_id = amenity.amenity_id
+    draft.amenity_name = amenity_label(amenity.amenity_name, lang)
+
+
+# ---- step handlers ---------------------------------------------------------------------------
+
+
+def _press_arg(update: Update) -> str:
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    return press.arg if press is not None else ""
+
+
+async def choose_amenity(update: Update, context: ConciergeContext) -> State | int:
+    """Takes the amenity button (checked against the amenity list) and asks for the date."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    amenities = await _amenities(update, context, desk)
+    if isinstance(amenities, ApiError):
+        return await _failed_read(update, context, amenities, State.AMENITY)
+    found = next((a for a in amenities if a.amenity_id == _press_arg(update)), None)
+    if found is None:
+        await _notice(update, context.t("That amenity is not offered to you (any more)."))
+        return State.AMENITY
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    draft = await _draft(context)
+    _choose_amenity(draft, found, context.lang)
+    return await advance(update, context, desk, draft)
+
+
+async def show_picture(update: Update, context: ConciergeContext) -> State | int:
+    """Sends an amenity's picture with its description; the amenity buttons stay."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    amenities = await _amenities(update, context, desk)
+    if isinstance(amenities, ApiError):
+        return await _failed_read(update, context, amenities, State.AMENITY)
+    found = next((a for a in amenities if a.amenity_id == _press_arg(update)), None)
+    if found is None or not found.amenity_picture_url:
+        await _notice(update, context.t("That amenity is not offered to you (any more)."))
+        return State.AMENITY
+    try:
+        picture = await desk.download(found.amenity_picture_url)
+    except ApiError:
+        await _notice(update, context.t("The picture could not be loaded just now."))
+        return State.AMENITY
+    await common.answer_press(update)
+    name = amenity_label(found.amenity_name, context.lang)
+    markup = InlineKeyboardMarkup(
+        [[_button(context.t("Book {amenity}", amenity=name), "am", found.amenity_id)]]
+    )
+    chat = update.effective_chat
+    if chat is not None:
+        await chat.send_photo(
+            picture, caption=_join(name, found.amenity_description), reply_markup=markup
+        )
+    return State.AMENITY
+
+
+async def receive_amenity_text(update: Update, context: ConciergeContext) -> State | int:
+    """Reads a typed amenity, or a whole request ("gym tomorrow 7pm"), and moves on."""
+    desk = await _desk(update, context)
+    message = update.effective_message
+    if desk is None or message is None or not message.text:
+        return ConversationHandler.END if desk is None else State.AMENITY
+    unknown = context.t("I did not recognise an amenity in that; please tap one.")
+    return await _from_request(
+        update, context, desk, await _draft(context), message.text, unknown_amenity=unknown
+    )
+
+
+async def choose_date(update: Update, context: ConciergeContext) -> State | int | None:
+    """Takes a date button and asks for the start."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    try:
+        day = date.fromisoformat(_press_arg(update))
+    except ValueError:
+        await press_stale(update, context)
+        return None
+    if not bookable_day(day, _today(context)):
+        await _notice(update, context.t("That day can no longer be booked; please pick another."))
+        return State.DATE
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    draft = await _draft(context)
+    if draft.day != day:
+        draft.start, draft.duration_minutes = None, None
+    draft.day = day
+    return await advance(update, context, desk, draft)
+
+
+async def receive_date_text(update: Update, context: ConciergeContext) -> State | int:
+    """Reads a typed date ("next friday", "下周五", "12/25") and asks for the start."""
+    desk = await _desk(update, context)
+    message = update.effective_message
+    if desk is None or message is None or not message.text:
+        return ConversationHandler.END if desk is None else State.DATE
+    draft = await _draft(context)
+    found = slots.parse_date(message.text, context.services.clock(), _zone(context))
+    if isinstance(found, slots.DateRefusal):
+        await common.say(update, found.message(context.lang))
+        return State.DATE
+    if not bookable_day(found, _today(context)):
+        await common.say(update, context.t("Please choose a date within the next 90 days."))
+        return State.DATE
+    if draft.day != found:
+        draft.start, draft.duration_minutes = None, None
+    draft.day = found
+    return await advance(update, context, desk, draft)
+
+
+async def choose_start(update: Update, context: ConciergeContext) -> State | int | None:
+    """Takes a start button; advance checks it is still free and asks for the duration."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    start = from_at_arg(_press_arg(update))
+    if start is None:
+        await press_stale(update, context)
+        return None
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    draft = await _draft(context)
+    draft.start, draft.duration_minutes = start.astimezone(_zone(context)), None
+    draft.day = draft.day or draft.start.date()
+    return await advance(update, context, desk, draft)
+
+
+async def receive_start_text(update: Update, context: ConciergeContext) -> State | int:
+    """Reads a typed start ("7pm", "19:30", "晚上7点") on the chosen date."""
+    desk = await _desk(update, context)
+    message = update.effective_message
+    if desk is None or message is None or not message.text:
+        return ConversationHandler.END if desk is None else State.START
+    draft = await _draft(context)
+    if draft.day is None:
+        return await advance(update, context, desk, draft)
+    found = typed_start(message.text, draft.day, _zone(context))
+    if found == "unsure":
+        await common.say(update, context.t('Please add am or pm (e.g. "7pm"), or tap a time.'))
+        return State.START
+    if not isinstance(found, datetime):
+        await common.say(
+            update, context.t('I could not read a time from that; try e.g. "7pm" or "19:30".')
+        )
+        return State.START
+    draft.start, draft.duration_minutes = found, None
+    return await advance(update, context, desk, draft)
+
+
+async def choose_duration(update: Update, context: ConciergeContext) -> State | int | None:
+    """Takes a duration button; advance checks it still fits and shows the summary."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    arg = _press_arg(update)
+    if not arg.isdigit():
+        await press_stale(update, context)
+        return None
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    draft = await _draft(context)
+    draft.duration_minutes = int(arg)
+    return await advance(update, context, desk, draft)
+
+
+async def receive_duration_text(update: Update, context: ConciergeContext) -> State | int:
+    """Reads a typed duration ("1 hour", "90 min", "一个半小时")."""
+    desk = await _desk(update, context)
+    message = update.effective_message
+    if desk is None or message is None or not message.text:
+        return ConversationHandler.END if desk is None else State.DURATION
+    minutes, _ = take_duration(datetext.normalize(message.text))
+    if minutes is None:
+        await common.say(
+            update, context.t('Please tap a duration, or write one such as "1 hour" or "90 min".')
+        )
+        return State.DURATION
+    draft = await _draft(context)
+    draft.duration_minutes = minutes
+    return await advance(update, context, desk, draft)
+
+
+async def show_times(update: Update, context: ConciergeContext) -> State | int:
+    """Back to every free start of the chosen date."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    draft = await _draft(context)
+    draft.start, draft.duration_minutes, draft.command_id = None, None, None
+    return await advance(update, context, desk, draft)
+
+
+async def other_day(update: Update, context: ConciergeContext) -> State | int:
+    """Back to choosing the date."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    draft = await _draft(context)
+    draft.day, draft.start, draft.duration_minutes, draft.command_id = None, None, None, None
+    return await advance(update, context, desk, draft)
+
+
+async def retry(update: Update, context: ConciergeContext) -> State | int:
+    """Tries the failed read again."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    return await advance(update, context, desk, await _draft(context))
+
+
+# ---- confirming ------------------------------------------------------------------------------
+
+
+async def confirm_booking(update: Update, context: ConciergeContext) -> State | int | None:
+    """Books the slot under the draft's command id, and says how it went."""
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    draft = await _draft(context)
+    if (
+        draft.amenity_id is None
+        or draft.start is None
+        or draft.duration_minutes is None
+        or draft.command_id is None
+    ):
+        await press_stale(update, context)
+        return None
+    assert context.user_id is not None
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    await common.typing(update, context)
+    try:
+        booking_id = await desk.book(
+            amenity_id=draft.amenity_id,
+            start=draft.start,
+            duration_minutes=draft.duration_minutes,
+            command_id=draft.command_id,
+        )
+    except (Unavailable, RateLimited):
+        payload: dict[str, Any] = {
+            "residence_id": desk.residence_id,
+            "amenity_id": draft.amenity_id,
+            "start": draft.start.isoformat(),
+            "duration_minutes": draft.duration_minutes,
+        }
+        await context.services.outbox.defer(
+            context.user_id, "akubela.booking.create", payload, command_id=draft.command_id
+        )
+        await common.clear_draft(context, JOB)
+        await common.say(
+            update,
+            context.t(
+                "Akubela is not answering right now. Your booking request is kept and will be "
+                "sent as soon as Akubela answers; you will hear back here."
+            ),
+        )
+        return ConversationHandler.END
+    except InvalidRequest as error:
+        # A refused command did nothing: the next attempt goes out under a new id, at a start
+        # chosen again from the nearest free ones (the refused one may just have been taken).
+        refused = draft.start
+        draft.start, draft.duration_minutes, draft.command_id = None, None, None
+        note = common.vendor_failure(context, error)
+        return await advance(update, context, desk, draft, note, near=refused)
+    except ApiError as error:
+        await common.say(update, common.vendor_failure(context, error))
+        return State.CONFIRM
+    await common.clear_draft(context, JOB)
+    await _tell_booked(update, context, desk, booking_id, draft)
+    return ConversationHandler.END
+
+
+async def _tell_booked(
+    update: Update,
+    context: ConciergeContext,
+    desk: ResidentDesk,
+    booking_id: str | None,
+    draft: BookDraft,
+) -> None:
+    """The booking's state in words; its PIN and QR code when it is confirmed."""
+    booking = None
+    if booking_id:
+        try:
+            booking = await desk.booking(booking_id)
+        except ApiError:
+            logger.info("the new booking could not be read back")
+    if booking is None:
+        await common.say(
+            update, context.t("✅ Your booking was sent. Send /bookings to see how it stands.")
+        )
+        return
+    now = context.services.clock()
+    headline = {
+        BookingState.SUCCESS.value: context.t("✅ Booked!"),
+        BookingState.PENDING.value: context.t("📨 Booking requested."),
+    }.get(booking.state, context.t("Akubela answered:"))
+    text = _join(headline, booking_details(booking, context.lang, _zone(context), now))
+    await send_booking(update, context, desk, booking, text, None)
+
+
+# ---- the rest --------------------------------------------------------------------------------
+
+
+async def press_stale(update: Update, context: ConciergeContext) -> None:
+    """A press this step does not expect (an old or forged button): a notice, same step."""
+    logger.info("stale book button pressed by user %s", context.user_id)
+    await _notice(update, context.t("This button is no longer active."))
+    return None
+
+
+async def receive_other(update: Update, context: ConciergeContext) -> None:
+    """Anything but what the step expects: a hint, same step."""
+    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
+
+
+async def cancel(update: Update, context: ConciergeContext) -> int:
+    """Leaves the conversation and forgets the draft."""
+    return await common.cancel(update, context, JOB)
+
+
+async def timed_out(update: Update, context: ConciergeContext) -> None:
+    """Says the conversation ended for silence; the draft stays."""
+    await common.timed_out(update, context, command="/book")
+
+
+def _pressed(action: str) -> str:
+    return rf"^{callbacks.build(JOB, action)}(?::|$)"
+
+
+def _step(
+    *handlers: BaseHandler[Any, ConciergeContext, Any],
+    text: Any = None,
+) -> list[BaseHandler[Any, ConciergeContext, Any]]:
+    # Cancel and Retry first, then the step's own buttons and text, then the catch-alls.
+    steps: list[BaseHandler[Any, ConciergeContext, Any]] = [
+        CallbackQueryHandler(cancel, pattern=_pressed("cancel")),
+        CallbackQueryHandler(retry, pattern=_pressed("retry")),
+        *handlers,
+    ]
+    if text is not None:
+        steps.append(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
+    steps += [
+        CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
+        MessageHandler(~filters.COMMAND, receive_other),
+    ]
+    return steps
+
+
+def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
+    """/book, the menu's "Book an amenity", and requests typed as "预约…"."""
+    times = CallbackQueryHandler(show_times, pattern=_pressed("times"))
+    another_day = CallbackQueryHandler(other_day, pattern=_pressed("otherday"))
+    # per_message stays False so typed answers reach the conversation; PTB warns that buttons
+    # are then tracked per chat rather than per message, which is what this flow wants.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("book", start_booking),
+                CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+                MessageHandler(filters.Regex(_REQUEST_START) & ~filters.COMMAND, start_booking),
+            ],
+            states={
+                State.AMENITY: _step(
+                    CallbackQueryHandler(choose_amenity, pattern=_pressed("am")),
+                    CallbackQueryHandler(show_picture, pattern=_pressed("pic")),
+                    text=receive_amenity_text,
+                ),
+                State.DATE: _step(
+                    CallbackQueryHandler(choose_date, pattern=_pressed("day")),
+                    text=receive_date_text,
+                ),
+                State.START: _step(
+                    CallbackQueryHandler(choose_start, pattern=_pressed("at")),
+                    times,
+                    another_day,
+                    text=receive_start_text,
+                ),
+                State.DURATION: _step(
+                    CallbackQueryHandler(choose_duration, pattern=_pressed("dur")),
+                    times,
+                    text=receive_duration_text,
+                ),
+                State.CONFIRM: _step(
+                    CallbackQueryHandler(confirm_booking, pattern=_pressed("confirm")),
+                    times,
+                ),
+                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+            },
+            fallbacks=[CommandHandler("cancel", cancel)],
+            name=JOB,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )
