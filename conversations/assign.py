@@ -1,0 +1,716 @@
+"""/assign: a manager gives a worker a new maintenance task.
+
+```mermaid
+graph LR
+  start(/assign) --> worker -- pick --> rooms
+  rooms -- toggle / page --> rooms
+  rooms -- done --> devices -- toggle --> devices
+  devices -- done, more rooms --> devices
+  devices -- done, last room --> confirm
+  confirm -- change --> rooms
+  confirm -- create --> done((end))
+```
+
+The rooms and devices come from the task board (names cached briefly). Creating a task is a
+write Tuya cannot de-duplicate, so it is never repeated blindly: before the call the draft
+notes which tasks the worker already has, and when the answer is lost the list is searched
+for a new task with exactly these rooms and devices before offering to try again. The
+worker's Telegram accounts are told about the new task.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel, Field
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from api.errors import ApiError, InvalidRequest, RateLimited
+from api.tuya_models import Device, Room, TaskSummary, Worker
+from conversations import callbacks, common
+from conversations.context import ConciergeContext
+from conversations.i18n import N_
+from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
+from conversations.tasks import (
+    board_failure,
+    board_project,
+    newest_first,
+    places_lines,
+    project_ids,
+    tell,
+    worker_id_of,
+)
+
+logger = logging.getLogger(__name__)
+
+JOB: Final = "assign"
+PAGE_SIZE: Final = 8
+
+
+class State(StrEnum):
+    """Steps of the conversation, persisted by value."""
+
+    WORKER = "assign.worker"
+    ROOMS = "assign.rooms"
+    DEVICES = "assign.devices"
+    CONFIRM = "assign.confirm"
+
+
+class AssignDraft(BaseModel):
+    """The task being put together, and what is known about an attempt to create it."""
+
+    worker_id: str | None = None
+    worker_name: str = ""
+    page: int = 0
+    room_ids: list[str] = Field(default_factory=list)
+    room_index: int = 0
+    devices: dict[str, list[str]] = Field(default_factory=dict)
+    # Set just before the create call: the worker's tasks then, to find ours if the answer
+    # is lost.
+    known_task_ids: list[str] | None = None
+
+
+# ---- rules -----------------------------------------------------------------------------------
+
+
+def toggled(selected: Sequence[str], item: str) -> list[str]:
+    """The selection with `item` added, or removed when it was there."""
+    return [i for i in selected if i != item] if item in selected else [*selected, item]
+
+
+def in_list_order(selected: Sequence[str], order: Sequence[str]) -> list[str]:
+    """The selected ids in the order the vendor lists them (unknown ones dropped)."""
+    chosen = set(selected)
+    return [i for i in order if i in chosen]
+
+
+def relations_of(draft: AssignDraft) -> dict[str, list[str]]:
+    """{room id: device ids} for the rooms picked, in order, without empty rooms."""
+    return {r: list(draft.devices[r]) for r in draft.room_ids if draft.devices.get(r)}
+
+
+def same_relations(a: Mapping[str, Sequence[str]], b: Mapping[str, Sequence[str]]) -> bool:
+    """Whether two tasks cover the same devices in the same rooms, whatever the order."""
+    return {k: set(v) for k, v in a.items()} == {k: set(v) for k, v in b.items()}
+
+
+def page_bounds(count: int, page: int, size: int = PAGE_SIZE) -> tuple[int, int, int]:
+    """The first and last index of a page, and the page itself (clamped into range)."""
+    pages = max(1, -(-count // size))
+    page = min(max(page, 0), pages - 1)
+    return page * size, min(count, (page + 1) * size), page
+
+
+def worker_label(worker: Worker) -> str:
+    """How a worker is shown on a button."""
+    if worker.nickname and worker.username:
+        return f"{worker.nickname} ({worker.username})"
+    return worker.nickname or worker.username or worker.worker_id
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _button(
+    context: ConciergeContext, label: str, action: str, arg: str = ""
+) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
+
+
+def _nav(
+    context: ConciergeContext, page: int, count: int, action: str
+) -> list[InlineKeyboardButton]:
+    pages = max(1, -(-count // PAGE_SIZE))
+    nav = []
+    if page > 0:
+        nav.append(_button(context, context.t("◀ Previous"), action, str(page - 1)))
+    if page < pages - 1:
+        nav.append(_button(context, context.t("Next ▶"), action, str(page + 1)))
+    return nav
+
+
+async def _draft(context: ConciergeContext) -> AssignDraft:
+    return await common.load_draft(context, JOB, AssignDraft) or AssignDraft()
+
+
+async def _notice(update: Update, text: str) -> None:
+    """A pop-up for a press; the chat stays as it is."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+    else:
+        await common.say(update, text)
+
+
+async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Replaces the pressed message, or sends a new one."""
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        try:
+            await query.edit_message_text(text, reply_markup=markup)
+            return
+        except TelegramError:
+            logger.debug("could not edit the assign view in place; sending it anew")
+    await common.remove_buttons(update)
+    await common.say(update, text, markup)
+
+
+async def _failed(
+    update: Update, context: ConciergeContext, error: ApiError, state: State
+) -> State:
+    """A read failed: say so, with Retry."""
+    retry = [[_button(context, context.t("🔄 Retry"), "retry")]]
+    await _show(update, board_failure(context, error), common.with_cancel(retry, JOB, context))
+    return state
+
+
+async def _allowed(update: Update, context: ConciergeContext) -> bool:
+    """Whether the user may assign tasks; tells them when not."""
+    assert context.user_id is not None
+    actor = await context.services.accounts.actor(
+        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
+    )
+    refusal = decide(
+        actor, Action.TASK_ASSIGN, Target(project_id=board_project(actor, project_ids(context)))
+    )
+    if refusal is None:
+        return True
+    logger.info("user %s may not assign tasks: %s", context.user_id, refusal)
+    text = context.t(REFUSAL_MESSAGES[refusal])
+    if update.callback_query is not None:
+        await _notice(update, text)
+    else:
+        await common.say(update, text)
+    return False
+
+
+# ---- worker ----------------------------------------------------------------------------------
+
+
+async def _send_workers(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
+    await common.typing(update, context)
+    try:
+        workers = await context.services.task_board.workers()
+    except ApiError as error:
+        return await _failed(update, context, error, State.WORKER)
+    first, last, draft.page = page_bounds(len(workers), draft.page)
+    rows = [[_button(context, worker_label(w), "w", w.worker_id)] for w in workers[first:last]]
+    nav = _nav(context, draft.page, len(workers), "wpage")
+    if nav:
+        rows.append(nav)
+    await common.save_draft(context, JOB, draft)
+    text = (
+        context.t("Who should do the work?")
+        if workers
+        else context.t("The task system lists no workers yet.")
+    )
+    await _show(update, text, common.with_cancel(rows, JOB, context))
+    return State.WORKER
+
+
+async def start_assign(update: Update, context: ConciergeContext) -> State | int:
+    """Starts a new task: asks which worker."""
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    return await _send_workers(update, context, AssignDraft())
+
+
+async def choose_worker(update: Update, context: ConciergeContext) -> State | int:
+    """Takes the worker (checked against the worker list), then asks for the rooms."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    if press is None:
+        return await _stale(update, context, State.WORKER)
+    draft = await _draft(context)
+    match press.action:
+        case "retry":
+            await common.answer_press(update)
+            return await _send_workers(update, context, draft)
+        case "wpage" if press.arg.isdigit():
+            await common.answer_press(update)
+            draft.page = int(press.arg)
+            return await _send_workers(update, context, draft)
+        case "w" if press.arg:
+            try:
+                workers = await context.services.task_board.workers()
+            except ApiError as error:
+                await _notice(update, board_failure(context, error))
+                return State.WORKER
+            worker = next((w for w in workers if w.worker_id == press.arg), None)
+            if worker is None:
+                logger.info("user %s pressed a worker not in the list", context.user_id)
+                await _notice(update, context.t("That worker is not in the list (any more)."))
+                return State.WORKER
+            await common.answer_press(update)
+            draft = AssignDraft(worker_id=worker.worker_id, worker_name=worker_label(worker))
+            return await _send_rooms(update, context, draft)
+    return await _stale(update, context, State.WORKER)
+
+
+# ---- rooms -----------------------------------------------------------------------------------
+
+
+async def _rooms(update: Update, context: ConciergeContext, state: State) -> list[Room] | None:
+    await common.typing(update, context)
+    try:
+        return await context.services.task_board.rooms()
+    except ApiError as error:
+        await _failed(update, context, error, state)
+        return None
+
+
+async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
+    rooms = await _rooms(update, context, State.ROOMS)
+    if rooms is None:
+        return State.ROOMS
+    first, last, draft.page = page_bounds(len(rooms), draft.page)
+    rows = [
+        [
+            _button(
+                context,
+                ("☑ " if r.room_id in draft.room_ids else "☐ ") + (r.room_name or r.room_id),
+                "r",
+                r.room_id,
+            )
+        ]
+        for r in rooms[first:last]
+    ]
+    nav = _nav(context, draft.page, len(rooms), "rpage")
+    if nav:
+        rows.append(nav)
+    rows.append(
+        [
+            _button(context, context.t("◀ Another worker"), "rback"),
+            _button(
+                context, context.t("Next: devices ({count})", count=len(draft.room_ids)), "rdone"
+            ),
+        ]
+    )
+    await common.save_draft(context, JOB, draft)
+    await _show(
+        update,
+        context.t(
+            "Task for {worker}. Which rooms? Tap to pick one or more, then Next.",
+            worker=draft.worker_name,
+        ),
+        common.with_cancel(rows, JOB, context),
+    )
+    return State.ROOMS
+
+
+async def press_in_rooms(update: Update, context: ConciergeContext) -> State | int:
+    """Toggles a room, turns a page, goes back to the workers or on to the devices."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    draft = await _draft(context)
+    if press is None or draft.worker_id is None:
+        return await _stale(update, context, State.ROOMS)
+    match press.action:
+        case "retry":
+            await common.answer_press(update)
+            return await _send_rooms(update, context, draft)
+        case "rpage" if press.arg.isdigit():
+            await common.answer_press(update)
+            draft.page = int(press.arg)
+            return await _send_rooms(update, context, draft)
+        case "rback":
+            await common.answer_press(update)
+            return await _send_workers(update, context, AssignDraft())
+        case "r" if press.arg:
+            rooms = await _rooms(update, context, State.ROOMS)
+            if rooms is None:
+                return State.ROOMS
+            order = [r.room_id for r in rooms]
+            if press.arg not in order:
+                logger.info("user %s pressed a room not in the list", context.user_id)
+                await _notice(update, context.t("That room is not in the list (any more)."))
+                return State.ROOMS
+            await common.answer_press(update)
+            draft.room_ids = in_list_order(toggled(draft.room_ids, press.arg), order)
+            return await _send_rooms(update, context, draft)
+        case "rdone":
+            if not draft.room_ids:
+                await _notice(update, context.t("Please pick at least one room first."))
+                return State.ROOMS
+            await common.answer_press(update)
+            draft.room_index = 0
+            draft.devices = {r: draft.devices.get(r, []) for r in draft.room_ids}
+            return await _send_devices(update, context, draft)
+    return await _stale(update, context, State.ROOMS)
+
+
+# ---- devices ---------------------------------------------------------------------------------
+
+
+async def _devices(update: Update, context: ConciergeContext, room_id: str) -> list[Device] | None:
+    await common.typing(update, context)
+    try:
+        return await context.services.task_board.devices(room_id)
+    except ApiError as error:
+        await _failed(update, context, error, State.DEVICES)
+        return None
+
+
+async def _room_name(context: ConciergeContext, room_id: str) -> str:
+    try:
+        rooms = await context.services.task_board.rooms()
+    except ApiError:
+        return room_id
+    return next((r.room_name for r in rooms if r.room_id == room_id and r.room_name), room_id)
+
+
+async def _send_devices(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
+    room_id = draft.room_ids[draft.room_index]
+    devices = await _devices(update, context, room_id)
+    if devices is None:
+        return State.DEVICES
+    chosen = draft.devices.get(room_id, [])
+    rows = [
+        [
+            _button(
+                context,
+                ("☑ " if d.device_id in chosen else "☐ ") + (d.name or d.device_id),
+                "d",
+                d.device_id,
+            )
+        ]
+        for d in devices
+    ]
+    rows.append(
+        [
+            _button(context, context.t("◀ Back"), "dback"),
+            _button(context, context.t("Done with this room"), "ddone"),
+        ]
+    )
+    await common.save_draft(context, JOB, draft)
+    if devices:
+        text = context.t(
+            "Room {number} of {count}: {room}. Which devices should {worker} look at?",
+            number=draft.room_index + 1,
+            count=len(draft.room_ids),
+            room=await _room_name(context, room_id),
+            worker=draft.worker_name,
+        )
+    else:
+        text = context.t(
+            "Room {number} of {count}: {room} has no devices, so a task cannot cover it. "
+            "Go back and leave it out.",
+            number=draft.room_index + 1,
+            count=len(draft.room_ids),
+            room=await _room_name(context, room_id),
+        )
+    await _show(update, text, common.with_cancel(rows, JOB, context))
+    return State.DEVICES
+
+
+async def press_in_devices(update: Update, context: ConciergeContext) -> State | int:
+    """Toggles a device of the current room, or moves to the next room or the summary."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    draft = await _draft(context)
+    if press is None or draft.worker_id is None or draft.room_index >= len(draft.room_ids):
+        return await _stale(update, context, State.DEVICES)
+    room_id = draft.room_ids[draft.room_index]
+    match press.action:
+        case "retry":
+            await common.answer_press(update)
+            return await _send_devices(update, context, draft)
+        case "d" if press.arg:
+            devices = await _devices(update, context, room_id)
+            if devices is None:
+                return State.DEVICES
+            order = [d.device_id for d in devices]
+            if press.arg not in order:
+                logger.info("user %s pressed a device not in the room", context.user_id)
+                await _notice(update, context.t("That device is not in this room (any more)."))
+                return State.DEVICES
+            await common.answer_press(update)
+            chosen = toggled(draft.devices.get(room_id, []), press.arg)
+            draft.devices[room_id] = in_list_order(chosen, order)
+            return await _send_devices(update, context, draft)
+        case "ddone":
+            if not draft.devices.get(room_id):
+                await _notice(update, context.t("Please pick at least one device in this room."))
+                return State.DEVICES
+            await common.answer_press(update)
+            if draft.room_index + 1 < len(draft.room_ids):
+                draft.room_index += 1
+                return await _send_devices(update, context, draft)
+            return await _send_summary(update, context, draft)
+        case "dback":
+            await common.answer_press(update)
+            if draft.room_index > 0:
+                draft.room_index -= 1
+                return await _send_devices(update, context, draft)
+            draft.page = 0
+            return await _send_rooms(update, context, draft)
+    return await _stale(update, context, State.DEVICES)
+
+
+# ---- summary and creation --------------------------------------------------------------------
+
+
+async def _places(context: ConciergeContext, draft: AssignDraft) -> list[tuple[str, list[str]]]:
+    """The picked rooms and devices by name."""
+    places = []
+    for room_id, device_ids in relations_of(draft).items():
+        try:
+            names = {
+                d.device_id: d.name or d.device_id
+                for d in await context.services.task_board.devices(room_id)
+            }
+        except ApiError:
+            names = {}
+        places.append((await _room_name(context, room_id), [names.get(d, d) for d in device_ids]))
+    return places
+
+
+async def _send_summary(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
+    await common.save_draft(context, JOB, draft)
+    lines = [context.t("New task for {worker}:", worker=draft.worker_name)]
+    lines += places_lines(await _places(context, draft))
+    rows = [
+        [
+            _button(context, context.t("✅ Create the task"), "create"),
+            _button(context, context.t("✏ Change the rooms"), "change"),
+        ]
+    ]
+    await _show(update, "\n".join(lines), common.with_cancel(rows, JOB, context))
+    return State.CONFIRM
+
+
+async def _find_created(context: ConciergeContext, draft: AssignDraft) -> str | None:
+    """The task our lost create made, if the list has it: new for this worker, same devices."""
+    assert draft.worker_id is not None
+    board = context.services.task_board
+    known = set(draft.known_task_ids or [])
+    workers = await board.workers()
+    fresh: list[TaskSummary] = [
+        t
+        for t in newest_first(await board.tasks())
+        if t.task_id not in known and worker_id_of(t, workers) == draft.worker_id
+    ]
+    wanted = relations_of(draft)
+    for task in fresh:
+        detail = await board.task(task.task_id)
+        got = {r.room_id: r.device_ids for r in detail.room_device_relations}
+        if same_relations(got, wanted):
+            return task.task_id
+    return None
+
+
+async def press_in_summary(update: Update, context: ConciergeContext) -> State | int:
+    """Creates the task, or goes back to change the rooms."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    draft = await _draft(context)
+    if press is None or draft.worker_id is None or not relations_of(draft):
+        return await _stale(update, context, State.CONFIRM)
+    if press.action == "change":
+        await common.answer_press(update)
+        draft.page = 0
+        return await _send_rooms(update, context, draft)
+    if press.action != "create":
+        return await _stale(update, context, State.CONFIRM)
+    if not await _allowed(update, context):
+        return State.CONFIRM
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+    return await _create(update, context, draft)
+
+
+async def _create(update: Update, context: ConciergeContext, draft: AssignDraft) -> State | int:
+    assert draft.worker_id is not None
+    board = context.services.task_board
+    await common.typing(update, context)
+    try:
+        if draft.known_task_ids is not None:
+            # An earlier attempt may have gone through without us hearing: look first.
+            found = await _find_created(context, draft)
+            if found is not None:
+                return await _created(update, context, draft, found)
+        else:
+            workers = await board.workers()
+            draft.known_task_ids = [
+                t.task_id
+                for t in await board.tasks()
+                if worker_id_of(t, workers) == draft.worker_id
+            ]
+            await common.save_draft(context, JOB, draft)
+    except ApiError as error:
+        return await _try_again(update, context, board_failure(context, error))
+    try:
+        task_id = await board.create(draft.worker_id, relations_of(draft))
+    except InvalidRequest as error:
+        logger.info("tuya refused a new task: %s", error.message)
+        draft.known_task_ids = None
+        await common.save_draft(context, JOB, draft)
+        return await _try_again(
+            update,
+            context,
+            context.t("The task system refused this task: {reason}", reason=error.message),
+        )
+    except RateLimited as error:
+        # Throttled before it was looked at: nothing was created.
+        draft.known_task_ids = None
+        await common.save_draft(context, JOB, draft)
+        return await _try_again(update, context, board_failure(context, error))
+    except ApiError as error:
+        logger.info("new task outcome unknown (%s); looking for it", type(error).__name__)
+        try:
+            found = await _find_created(context, draft)
+        except ApiError:
+            return await _try_again(
+                update,
+                context,
+                context.t(
+                    "The task system did not answer, and I cannot check yet whether the task "
+                    "was created. Try again: I will look for it first."
+                ),
+            )
+        if found is not None:
+            return await _created(update, context, draft, found)
+        return await _try_again(
+            update,
+            context,
+            context.t(
+                "The task system did not answer, and the new task is not in its list, so it "
+                "was most likely not created."
+            ),
+        )
+    return await _created(update, context, draft, task_id)
+
+
+async def _try_again(update: Update, context: ConciergeContext, text: str) -> State:
+    rows = [
+        [
+            _button(context, context.t("🔁 Try again"), "create"),
+            _button(context, context.t("✏ Change the rooms"), "change"),
+        ]
+    ]
+    await common.say(update, text, common.with_cancel(rows, JOB, context))
+    return State.CONFIRM
+
+
+async def _created(
+    update: Update, context: ConciergeContext, draft: AssignDraft, task_id: str
+) -> int:
+    """Records, tells the worker, and ends."""
+    assert draft.worker_id is not None
+    assert context.user_id is not None
+    services = context.services
+    relations = relations_of(draft)
+    await services.storage.audit.append(
+        telegram_id=context.user_id,
+        vendor="tuya",
+        action="task.create",
+        target=task_id,
+        request_summary={"worker_id": draft.worker_id, "room_device_relations": relations},
+        result="created",
+        at=services.clock(),
+    )
+    places = await _places(context, draft)
+    rooms = ", ".join(room for room, _ in places)
+    told = 0
+    for telegram_id in await services.accounts.telegram_ids_of_worker(draft.worker_id):
+        told += await tell(
+            context,
+            telegram_id,
+            N_("🆕 New maintenance task {task_id} for you: {rooms}. Send /tasks to see it."),
+            task_id=task_id,
+            rooms=rooms,
+        )
+    await common.clear_draft(context, JOB)
+    lines = [context.t("✅ Task {task_id} is created.", task_id=task_id), *places_lines(places)]
+    if told:
+        lines.append(context.t("{worker} is told here.", worker=draft.worker_name))
+    else:
+        lines.append(
+            context.t(
+                "{worker} does not use this bot yet, so please let them know.",
+                worker=draft.worker_name,
+            )
+        )
+    await common.say(update, "\n".join(lines))
+    return ConversationHandler.END
+
+
+# ---- the rest --------------------------------------------------------------------------------
+
+
+async def _stale(update: Update, context: ConciergeContext, state: State) -> State:
+    """A press this step does not expect (an old or forged button): a notice, same step."""
+    logger.info("stale assign button pressed by user %s", context.user_id)
+    await _notice(update, context.t("This button is no longer active."))
+    return state
+
+
+async def receive_other(update: Update, context: ConciergeContext) -> None:
+    """Typing where buttons are expected: a hint, same step."""
+    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
+
+
+async def cancel(update: Update, context: ConciergeContext) -> int:
+    """Leaves without creating anything."""
+    return await common.cancel(update, context, JOB)
+
+
+async def timed_out(update: Update, context: ConciergeContext) -> None:
+    """Says the conversation ended for silence."""
+    await common.timed_out(update, context, command="/assign")
+
+
+def _step(
+    handler: Any,
+) -> list[BaseHandler[Any, ConciergeContext, Any]]:
+    # The Cancel button comes before the step's catch-all for this job's presses.
+    return [
+        CallbackQueryHandler(cancel, pattern=rf"^{callbacks.build(JOB, 'cancel')}$"),
+        CallbackQueryHandler(handler, pattern=callbacks.pattern(JOB)),
+        MessageHandler(~filters.COMMAND, receive_other),
+    ]
+
+
+def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
+    """/assign and the menu's "Assign a task"."""
+    # Only buttons move this flow on; PTB's per_message warning is about typed steps, which
+    # get a hint here rather than a transition.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("assign", start_assign),
+                CallbackQueryHandler(start_assign, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+            ],
+            states={
+                State.WORKER: _step(choose_worker),
+                State.ROOMS: _step(press_in_rooms),
+                State.DEVICES: _step(press_in_devices),
+                State.CONFIRM: _step(press_in_summary),
+                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+            },
+            fallbacks=[CommandHandler("cancel", cancel)],
+            name=JOB,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )
