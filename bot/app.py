@@ -28,7 +28,7 @@ from bot.jobs import schedule_jobs
 from bot.linking import Linked
 from bot.services import Services
 from bot.settings import Settings
-from conversations import assign, booking, my_bookings, repair, tasks
+from conversations import assign, booking, my_bookings, my_repairs, repair, tasks
 from conversations.context import SERVICES_KEY, ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
 
@@ -74,6 +74,7 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
     return [
         account.build_handlers,
         lambda: [repair.build_conversation(timeout=timeout)],
+        lambda: [my_repairs.build_conversation(timeout=timeout)],
         lambda: [booking.build_conversation(timeout=timeout)],
         lambda: [my_bookings.build_conversation(timeout=timeout)],
         lambda: [tasks.build_conversation(timeout=timeout)],

@@ -1,0 +1,688 @@
+"""My repairs: `/repairs` or the menu's "My repairs".
+
+```mermaid
+flowchart LR
+    list -- Prev / Next --> list
+    list -- a repair --> detail -- back --> list
+    detail -- cancel it --> confirm
+    list -- clear closed and completed --> confirm
+    confirm -- yes --> list
+    confirm -- no --> list
+```
+
+The list is newest first, five a page, each repair with an emoji and its state in words. The
+detail shows every field Akubela returns (times in the community's zone) and the photos: the
+resident's own, kept as Telegram files when the repair was reported, and Akubela's pictures.
+Every press that names a repair is checked against the resident's current list, fetched fresh,
+before anything is shown or deleted. Deletions are writes: their command id is chosen once and
+kept in the draft, and when Akubela cannot take them now they wait in the outbox under that id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import warnings
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from api.akubela_models import Maintenance, MaintenanceState
+from api.errors import ApiError, NotFound, RateLimited, Unavailable
+from conversations import callbacks, common
+from conversations.context import ConciergeContext
+from conversations.i18n import N_
+from conversations.ports import ResidentDesk
+from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
+from conversations.timewindow import TimeWindow, describe_window
+
+logger = logging.getLogger(__name__)
+
+JOB: Final = "repairs"
+PAGE_SIZE: Final = 5
+SNIPPET_LENGTH: Final = 28
+MEDIA_GROUP_MAX: Final = 10
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
+
+
+class State(StrEnum):
+    """The steps; values are persisted, so they are names, never numbers."""
+
+    BROWSE = "repairs.browse"
+    CONFIRM = "repairs.confirm"
+
+
+class Pending(StrEnum):
+    """The deletion waiting for the resident's yes."""
+
+    CANCEL = "cancel"
+    CLEAR = "clear"
+
+
+class MyRepairsDraft(BaseModel):
+    """Where the resident is in their list, and a deletion waiting for confirmation."""
+
+    page: int = 0
+    pending: Pending | None = None
+    target_ids: list[str] = Field(default_factory=list)
+    command_id: str = ""
+
+
+# ---- rules (pure) ----------------------------------------------------------------------------
+
+FINISHED: Final = frozenset({MaintenanceState.COMPLETED.value, MaintenanceState.CLOSED.value})
+
+_STATE_BADGES: Final = {
+    MaintenanceState.WAIT_FOR_CONFIRMATION.value: ("⏳", N_("waiting for confirmation")),
+    MaintenanceState.IN_PROGRESS.value: ("🔧", N_("in progress")),
+    MaintenanceState.COMPLETED.value: ("✅", N_("completed")),
+    MaintenanceState.CLOSED.value: ("🔒", N_("closed")),
+}
+UNKNOWN_EMOJI: Final = "❔"
+
+
+def state_emoji(state: str) -> str:
+    """The emoji of a repair state; unknown states get a question mark."""
+    return _STATE_BADGES.get(state.strip().lower(), (UNKNOWN_EMOJI, ""))[0]
+
+
+def state_words(state: str) -> str:
+    """The message id of a known state in words, or the vendor's raw text of an unknown one."""
+    known = _STATE_BADGES.get(state.strip().lower())
+    return known[1] if known else state.strip() or "?"
+
+
+def newest_first(repairs: Sequence[Maintenance]) -> list[Maintenance]:
+    """Newest first by creation time; repairs without one go last."""
+    dated = sorted(
+        (r for r in repairs if r.created_time is not None),
+        key=lambda r: (r.created_time, r.maintenance_id),
+        reverse=True,
+    )
+    return dated + [r for r in repairs if r.created_time is None]
+
+
+def page_of(items: Sequence[Maintenance], page: int) -> tuple[list[Maintenance], int, int]:
+    """The items of `page` (clamped into range), the page shown and how many pages there are."""
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    return list(items[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]), page, pages
+
+
+def finished_ids(repairs: Sequence[Maintenance]) -> list[str]:
+    """The ids of the closed and completed repairs, which "Clear" deletes."""
+    return [r.maintenance_id for r in repairs if r.state.strip().lower() in FINISHED]
+
+
+def key_of(repair_id: str) -> str:
+    """The repair's name in a button: its id when that fits callback data, else a digest."""
+    if _PLAIN_ID.match(repair_id):
+        return repair_id
+    return "x-" + hashlib.sha256(repair_id.encode()).hexdigest()[:24]
+
+
+def find(repairs: Sequence[Maintenance], key: str) -> Maintenance | None:
+    """The repair a button names, if it is in the list (a forged or stale key finds none)."""
+    return next((r for r in repairs if r.maintenance_id and key_of(r.maintenance_id) == key), None)
+
+
+def snippet(text: str, length: int = SNIPPET_LENGTH) -> str:
+    """The start of a description, on one line."""
+    line = " ".join(text.split())
+    return line if len(line) <= length else line[: length - 1].rstrip() + "…"
+
+
+def short_id(repair_id: str) -> str:
+    """The short form residents see: the last 6 characters of the vendor's id."""
+    return repair_id[-6:]
+
+
+# ---- texts -----------------------------------------------------------------------------------
+
+
+def _zone(context: ConciergeContext) -> ZoneInfo:
+    return ZoneInfo(context.services.settings.timezone)
+
+
+def badge(context: ConciergeContext, state: str) -> str:
+    """ "⏳ waiting for confirmation", in the user's language; unknown states as sent."""
+    words = state_words(state)
+    shown = context.t(words) if state.strip().lower() in _STATE_BADGES else words
+    return f"{state_emoji(state)} {shown}"
+
+
+def list_text(
+    context: ConciergeContext, shown: Sequence[Maintenance], page: int, pages: int
+) -> str:
+    """The page of the list: one line per repair."""
+    lines = [context.t("📋 Your repairs (page {page} of {pages}):", page=page + 1, pages=pages)]
+    for repair in shown:
+        lines.append(
+            f"{badge(context, repair.state)} · #{short_id(repair.maintenance_id)} · "
+            f"{snippet(repair.description)}"
+        )
+    lines.append(context.t("Tap a repair to see it in full."))
+    return "\n".join(lines)
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+def detail_text(context: ConciergeContext, repair: Maintenance) -> str:
+    """Every field Akubela returns for a repair, times in the community's zone."""
+    zone = _zone(context)
+    if repair.start_time and repair.finish_time:
+        window = describe_window(
+            TimeWindow(repair.start_time, repair.finish_time),
+            context.lang,
+            zone,
+            now=context.services.clock(),
+        )
+    else:
+        window = "—"
+    text = context.t(
+        "Repair #{short_id} — {state}\nFull id: {repair_id}\n\n📝 {description}\n"
+        "🕒 Visit: {window}\n📞 {contact}\n🗓 Reported: {created}",
+        short_id=short_id(repair.maintenance_id),
+        state=badge(context, repair.state),
+        repair_id=repair.maintenance_id,
+        description=repair.description or "—",
+        window=window,
+        contact=repair.contact or "—",
+        created=_local(repair.created_time, zone),
+    )
+    if repair.feedback:
+        text += "\n" + context.t("💬 Feedback: {feedback}", feedback=repair.feedback)
+    return text
+
+
+# ---- keyboards -------------------------------------------------------------------------------
+
+
+def _button(
+    context: ConciergeContext, label: str, action: str, arg: str = ""
+) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
+
+
+def list_markup(
+    context: ConciergeContext,
+    everything: Sequence[Maintenance],
+    shown: Sequence[Maintenance],
+    page: int,
+    pages: int,
+) -> InlineKeyboardMarkup:
+    """A button per repair, Prev/Next, and "Clear closed and completed" when there are any."""
+    rows = [
+        [
+            _button(
+                context,
+                f"{state_emoji(r.state)} #{short_id(r.maintenance_id)} "
+                f"{snippet(r.description, 20)}",
+                "open",
+                key_of(r.maintenance_id),
+            )
+        ]
+        for r in shown
+        if r.maintenance_id
+    ]
+    turn = []
+    if page > 0:
+        turn.append(_button(context, context.t("◀ Prev"), "page", str(page - 1)))
+    if page < pages - 1:
+        turn.append(_button(context, context.t("Next ▶"), "page", str(page + 1)))
+    if turn:
+        rows.append(turn)
+    finished = len(finished_ids(everything))
+    if finished:
+        label = context.t("🧹 Clear closed and completed ({count})", count=finished)
+        rows.append([_button(context, label, "clear")])
+    return common.with_cancel(rows, JOB, context)
+
+
+def detail_markup(
+    context: ConciergeContext, repair: Maintenance, page: int
+) -> InlineKeyboardMarkup:
+    """Cancel this repair, or back to the list page it came from."""
+    return common.with_cancel(
+        [
+            [
+                _button(
+                    context,
+                    context.t("🗑 Cancel this repair"),
+                    "drop",
+                    key_of(repair.maintenance_id),
+                )
+            ],
+            [_button(context, context.t("⬅ Back to the list"), "page", str(page))],
+        ],
+        JOB,
+        context,
+    )
+
+
+def _retry_markup(
+    context: ConciergeContext, action: str = "page", arg: str = ""
+) -> InlineKeyboardMarkup:
+    return common.with_cancel(
+        [[_button(context, context.t("🔁 Try again"), action, arg)]], JOB, context
+    )
+
+
+# ---- the draft and the vendor ----------------------------------------------------------------
+
+
+async def _draft(context: ConciergeContext) -> MyRepairsDraft:
+    return await common.load_draft(context, JOB, MyRepairsDraft) or MyRepairsDraft()
+
+
+async def _save(context: ConciergeContext, draft: MyRepairsDraft) -> None:
+    await common.save_draft(context, JOB, draft)
+
+
+async def _allowed(
+    update: Update, context: ConciergeContext, action: Action, desk: ResidentDesk
+) -> bool:
+    """Whether the resident may do `action` in the desk's residence (told when not)."""
+    if context.user_id is None:
+        return False
+    actor = await context.services.accounts.actor(
+        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
+    )
+    refusal = decide(actor, action, Target(residence_id=desk.residence_id))
+    if refusal is None:
+        return True
+    logger.warning("user %s refused %s: %s", context.user_id, action, refusal)
+    await common.say(update, context.t(REFUSAL_MESSAGES[refusal]))
+    return False
+
+
+async def _fetch(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, *, retry_arg: str = "0"
+) -> list[Maintenance] | None:
+    """The residence's repairs newest first, or None after saying what went wrong."""
+    await common.typing(update, context)
+    try:
+        return newest_first(await desk.repairs())
+    except ApiError as error:
+        logger.info("repair list failed: %s", type(error).__name__)
+        await common.say(
+            update,
+            common.vendor_failure(context, error),
+            _retry_markup(context, "page", retry_arg),
+        )
+        return None
+
+
+async def _press(update: Update) -> None:
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+
+
+async def _refuse_press(update: Update, context: ConciergeContext, key: str) -> None:
+    """A press naming a repair that is not in the resident's list: logged, politely refused."""
+    logger.warning("user %s pressed repair %r, which is not in their list", context.user_id, key)
+    await common.say(update, context.t("Sorry, that repair is not in your list (any more)."))
+
+
+async def _show_list(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, page: int, note: str = ""
+) -> State | int:
+    repairs = await _fetch(update, context, desk, retry_arg=str(page))
+    if repairs is None:
+        return State.BROWSE
+    draft = await _draft(context)
+    if not repairs:
+        await common.clear_draft(context, JOB)
+        text = context.t("You have no repairs. Send /repair to report one.")
+        await common.say(update, f"{note}\n\n{text}" if note else text)
+        return ConversationHandler.END
+    shown, page, pages = page_of(repairs, page)
+    draft.page, draft.pending, draft.target_ids = page, None, []
+    await _save(context, draft)
+    text = list_text(context, shown, page, pages)
+    await common.say(
+        update,
+        f"{note}\n\n{text}" if note else text,
+        list_markup(context, repairs, shown, page, pages),
+    )
+    return State.BROWSE
+
+
+async def _desk(update: Update, context: ConciergeContext) -> ResidentDesk | None:
+    desk = await common.resident_desk(update, context, resume=JOB)
+    if desk is not None and await _allowed(update, context, Action.REPAIR_VIEW, desk):
+        return desk
+    return None
+
+
+def _arg(update: Update) -> str:
+    press = callbacks.parse(update.callback_query.data if update.callback_query else None, job=JOB)
+    return press.arg if press is not None else ""
+
+
+# ---- handlers --------------------------------------------------------------------------------
+
+
+async def start_list(update: Update, context: ConciergeContext) -> State | int:
+    """/repairs or the menu button: the first page of the list."""
+    await _press(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    return await _show_list(update, context, desk, 0)
+
+
+async def turn_page(update: Update, context: ConciergeContext) -> State | int:
+    """Prev, Next, Back or Try again: that page of the list, fetched fresh."""
+    await _press(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    arg = _arg(update)
+    page = int(arg) if arg.isdigit() else 0
+    return await _show_list(update, context, desk, page)
+
+
+async def open_repair(update: Update, context: ConciergeContext) -> State | int:
+    """A repair of the list: its detail and photos, once it is checked to be the resident's."""
+    await _press(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    key = _arg(update)
+    repairs = await _fetch(update, context, desk)
+    if repairs is None:
+        return State.BROWSE
+    listed = find(repairs, key)
+    if listed is None:
+        await _refuse_press(update, context, key)
+        return State.BROWSE
+    try:
+        repair = await desk.repair(listed.maintenance_id)
+    except NotFound as error:
+        return await _show_list(update, context, desk, 0, common.vendor_failure(context, error))
+    except ApiError as error:
+        await common.say(
+            update, common.vendor_failure(context, error), _retry_markup(context, "open", key)
+        )
+        return State.BROWSE
+    draft = await _draft(context)
+    await _send_photos(update, context, desk, repair)
+    await common.say(
+        update, detail_text(context, repair), detail_markup(context, repair, draft.page)
+    )
+    return State.BROWSE
+
+
+async def _send_photos(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, repair: Maintenance
+) -> None:
+    """The resident's own photos (Telegram file ids) and Akubela's pictures, as one album."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    report = await context.services.repair_reports.get(
+        repair.maintenance_id, residence_id=desk.residence_id
+    )
+    media: list[str | bytes] = [str(f) for f in (report.photo_file_ids if report else [])]
+    for url in repair.maintenance_picture_url[: MEDIA_GROUP_MAX - len(media)]:
+        try:
+            media.append(await desk.download(url))
+        except ApiError as error:
+            # A picture Akubela cannot hand over now is left out; the details still follow.
+            logger.info("repair picture not loaded: %s", type(error).__name__)
+    if not media:
+        return
+    caption = context.t(
+        "📷 Photos of repair #{short_id}", short_id=short_id(repair.maintenance_id)
+    )
+    try:
+        if len(media) == 1:
+            await chat.send_photo(media[0], caption=caption)
+        else:
+            album = [
+                InputMediaPhoto(m, caption=caption if i == 0 else None)
+                for i, m in enumerate(media)
+            ]
+            await chat.send_media_group(album)
+    except TelegramError as error:
+        logger.warning("repair photos could not be sent: %s", type(error).__name__)
+
+
+async def ask_cancel(update: Update, context: ConciergeContext) -> State | int:
+    """Cancel this repair: asks for a confirmation naming it."""
+    await _press(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    key = _arg(update)
+    repairs = await _fetch(update, context, desk)
+    if repairs is None:
+        return State.BROWSE
+    repair = find(repairs, key)
+    if repair is None:
+        await _refuse_press(update, context, key)
+        return State.BROWSE
+    draft = await _draft(context)
+    draft.pending, draft.target_ids = Pending.CANCEL, [repair.maintenance_id]
+    draft.command_id = common.new_command_id()
+    await _save(context, draft)
+    text = context.t(
+        "Cancel repair #{short_id} “{description}”? This cannot be undone.",
+        short_id=short_id(repair.maintenance_id),
+        description=snippet(repair.description, 60),
+    )
+    await common.say(update, text, _confirm_markup(context, context.t("🗑 Yes, cancel it")))
+    return State.CONFIRM
+
+
+async def ask_clear(update: Update, context: ConciergeContext) -> State | int:
+    """Clear closed and completed: asks for a confirmation that says how many."""
+    await _press(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    repairs = await _fetch(update, context, desk)
+    if repairs is None:
+        return State.BROWSE
+    ids = finished_ids(repairs)
+    draft = await _draft(context)
+    if not ids:
+        return await _show_list(
+            update,
+            context,
+            desk,
+            draft.page,
+            context.t("No closed or completed repairs to clear."),
+        )
+    draft.pending, draft.target_ids = Pending.CLEAR, ids
+    draft.command_id = common.new_command_id()
+    await _save(context, draft)
+    text = context.t(
+        "Delete the closed and completed repairs from your list ({count})? This cannot be undone.",
+        count=len(ids),
+    )
+    label = context.t("🧹 Yes, delete {count}", count=len(ids))
+    await common.say(update, text, _confirm_markup(context, label))
+    return State.CONFIRM
+
+
+def _confirm_markup(context: ConciergeContext, yes_label: str) -> InlineKeyboardMarkup:
+    return common.with_cancel(
+        [[_button(context, yes_label, "yes"), _button(context, context.t("✋ No, keep"), "no")]],
+        JOB,
+        context,
+    )
+
+
+async def keep(update: Update, context: ConciergeContext) -> State | int:
+    """No: nothing is deleted; back to the list."""
+    await _press(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    draft = await _draft(context)
+    return await _show_list(update, context, desk, draft.page, context.t("Nothing was deleted."))
+
+
+async def delete_confirmed(update: Update, context: ConciergeContext) -> State | int:
+    """Yes: deletes what was confirmed; when Akubela is down the deletion waits in the outbox."""
+    await _press(update)
+    desk = await _desk(update, context)
+    if desk is None:
+        return ConversationHandler.END
+    draft = await _draft(context)
+    if draft.pending is None or not draft.target_ids:
+        await common.say(update, context.t("That button is no longer active."))
+        return await _show_list(update, context, desk, draft.page)
+    action = Action.REPAIR_CANCEL if draft.pending is Pending.CANCEL else Action.REPAIR_CLEAR
+    if not await _allowed(update, context, action, desk):
+        return ConversationHandler.END
+    # The ids were checked against the resident's list when the question was asked, and they
+    # come from the draft, not from the button, so a press cannot name others.
+    ids = list(draft.target_ids)
+    await common.typing(update, context)
+    try:
+        if draft.pending is Pending.CANCEL:
+            await desk.cancel_repair(ids[0], command_id=draft.command_id)
+        else:
+            await desk.clear_repairs(ids, command_id=draft.command_id)
+    except (Unavailable, RateLimited):
+        return await _defer(update, context, draft, desk.residence_id, ids)
+    except NotFound as error:
+        return await _show_list(
+            update, context, desk, draft.page, common.vendor_failure(context, error)
+        )
+    except ApiError as error:
+        logger.warning("repair deletion failed: %s", type(error).__name__)
+        retry = _confirm_markup(context, context.t("🔁 Try again"))
+        await common.say(update, common.vendor_failure(context, error), retry)
+        return State.CONFIRM
+    if draft.pending is Pending.CANCEL:
+        note = context.t("🗑 Repair #{short_id} is cancelled.", short_id=short_id(ids[0]))
+    else:
+        note = context.t("🧹 Closed and completed repairs cleared: {count}.", count=len(ids))
+    return await _show_list(update, context, desk, draft.page, note)
+
+
+async def _defer(
+    update: Update,
+    context: ConciergeContext,
+    draft: MyRepairsDraft,
+    residence_id: str,
+    ids: list[str],
+) -> int:
+    """Keeps the deletion in the outbox under the draft's command id and says so."""
+    if context.user_id is None:
+        return ConversationHandler.END
+    if draft.pending is Pending.CANCEL:
+        operation = "akubela.repair.cancel"
+        payload: dict[str, object] = {"residence_id": residence_id, "repair_id": ids[0]}
+    else:
+        operation = "akubela.repair.clear"
+        payload = {"residence_id": residence_id, "repair_ids": ids}
+    await context.services.outbox.defer(
+        context.user_id, operation, payload, command_id=draft.command_id
+    )
+    await common.clear_draft(context, JOB)
+    await common.say(
+        update,
+        context.t(
+            "⏳ Akubela is not answering right now. Your request is kept and will be sent "
+            "as soon as Akubela answers; you will hear back here."
+        ),
+    )
+    return ConversationHandler.END
+
+
+async def press_stale(update: Update, context: ConciergeContext) -> None:
+    """A button this step does not expect (old or forged): a notice, same step."""
+    logger.info("stale repairs button pressed by user %s", context.user_id)
+    query = update.callback_query
+    if query is not None:
+        await query.answer(context.t("That button is no longer active."), show_alert=True)
+    await common.remove_buttons(update)
+
+
+async def receive_other(update: Update, context: ConciergeContext) -> None:
+    """Typing where buttons are expected: a hint, same step."""
+    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
+
+
+async def cancel(update: Update, context: ConciergeContext) -> int:
+    """Leaves the list."""
+    return await common.cancel(update, context, JOB)
+
+
+async def timed_out(update: Update, context: ConciergeContext) -> None:
+    """Idle too long: says so."""
+    await common.timed_out(update, context, command="/repairs")
+
+
+# ---- wiring ----------------------------------------------------------------------------------
+
+Handlers = list[BaseHandler[Update, ConciergeContext, object]]
+
+
+def _on(action: str) -> str:
+    return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
+
+
+def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
+    """/repairs and the menu's "My repairs"."""
+    states: dict[object, Handlers] = {
+        State.BROWSE: [
+            CallbackQueryHandler(turn_page, pattern=_on("page")),
+            CallbackQueryHandler(open_repair, pattern=_on("open")),
+            CallbackQueryHandler(ask_cancel, pattern=_on("drop")),
+            CallbackQueryHandler(ask_clear, pattern=_on("clear")),
+        ],
+        State.CONFIRM: [
+            CallbackQueryHandler(delete_confirmed, pattern=_on("yes")),
+            CallbackQueryHandler(keep, pattern=_on("no")),
+        ],
+        ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+    }
+    # per_message stays False so /cancel and typed text reach the conversation; PTB warns that
+    # buttons are then tracked per chat rather than per message, which is what this flow wants
+    # (every press is checked against the step it arrives in and the resident's list).
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("repairs", start_list),
+                CallbackQueryHandler(start_list, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+            ],
+            states=states,
+            fallbacks=[
+                CommandHandler("cancel", cancel),
+                CallbackQueryHandler(cancel, pattern=_on("cancel")),
+                CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
+                MessageHandler(filters.UpdateType.MESSAGE & ~filters.COMMAND, receive_other),
+            ],
+            name=JOB,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )
