@@ -20,7 +20,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import account
+from bot import account, alerts
 from bot.account import tell_linked
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
@@ -79,6 +79,7 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
         lambda: [my_bookings.build_conversation(timeout=timeout)],
         lambda: [tasks.build_conversation(timeout=timeout)],
         lambda: [assign.build_conversation(timeout=timeout)],
+        alerts.build_handlers,
         account.build_fallback_handlers,
     ]
 

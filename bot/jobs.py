@@ -7,6 +7,7 @@ from typing import Any
 
 from telegram.error import Forbidden, TelegramError
 
+from bot.alerts import watch_vendors
 from bot.services import Services
 from bot.settings import Settings
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
@@ -58,4 +59,10 @@ def schedule_jobs(application: Any, settings: Settings) -> None:
         interval=settings.outbox_interval_seconds,
         first=settings.outbox_interval_seconds,
         name="outbox",
+    )
+    application.job_queue.run_repeating(
+        watch_vendors,
+        interval=settings.alert_poll_seconds,
+        first=settings.alert_poll_seconds,
+        name="alerts",
     )

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     conversation_timeout_minutes: float = Field(default=15, gt=0)
     outbox_interval_seconds: float = Field(default=15, gt=0)
     max_concurrent_updates: int = Field(default=64, ge=1)
+    # Alerts: how often the vendors are watched, and when a reminder or escalation is due
+    alert_poll_seconds: float = Field(default=60, gt=0)
+    escalate_repair_after_minutes: float = Field(default=240, gt=0)
+    escalate_task_after_minutes: float = Field(default=240, gt=0)
+    booking_reminder_minutes: float = Field(default=30, gt=0)
 
     # Storage and locale
     database_url: str = "sqlite+aiosqlite:///concierge.db"

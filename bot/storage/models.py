@@ -282,6 +282,8 @@ class SentAlert(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # What to send, kept until it is delivered (quiet hours, a failed attempt, a restart).
+    payload: Mapped[dict[str, Any] | None]
 
 
 class AuditEntry(Base):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from starlette.applications import Starlette
 
 from api.akubela_models import Booking, ManagerMaintenance
 from api.tuya_models import TaskSummary
@@ -33,8 +35,16 @@ from bot.alert_kinds import (
     task_record,
     wanted,
 )
+from bot.alerts import MSG_QUIET_BAD, SWITCHED_OFF_KEY, parse_quiet_hours
+from bot.storage.accounts import RedeemOutcome
+from bot.storage.models import AlertStatus, Role, SentAlert
 from bot.storage.repositories import SeenRecord
 from conversations import callbacks
+from conversations.i18n import tr
+from sandbox.faults import FaultKind, FaultRule
+from sandbox.tuya import LI_WEI, TOM
+from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
+from tests.support_telegram import Call
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -447,3 +457,448 @@ def test_an_alert_survives_its_payload() -> None:
     alert = task_alerts([change], DIRECTORY)[0]
     restored = Alert.from_payload(alert.key, alert.kind.value, alert.recipient, alert.payload())
     assert restored == alert
+
+
+# ---- the watcher against the sandbox ---------------------------------------------------------
+
+ALICE, BOB, TOM_TG, LI_TG, BOSS = 7001, 7002, 7003, 7004, 7005
+REPAIR_WAITING = "m5e0d1c2b3a4f5e6d7c8b9a0f1e2d3c01"  # Alice's first home, wait for confirmation
+REPAIR_DAVE = "m5e0d1c2b3a4f5e6d7c8b9a0f1e2d3c05"  # nobody linked, wait for confirmation
+BOOKING_BOB_PENDING = "b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e02"
+BOOKING_ALICE_GYM = "b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e01"  # approved, tomorrow 07:00
+TASK_TOM_IN_WORK = "1112382396505300005"
+TASK_TOM_NEW = "1112382396505300007"
+TASK_LI_NEW = "1112382396505300008"
+TASK_TOM_AWAITING = "1112382396505300003"
+
+
+class MovableClock:
+    """The bot's clock, moved by the test (the sandbox keeps real time)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def bot_clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+async def bot(
+    database_url: str, sandbox_app: Starlette, bot_clock: MovableClock
+) -> AsyncIterator[BotUnderTest]:
+    async with running_bot(database_url, sandbox_app, clock=bot_clock) as running:
+        yield running
+
+
+def _akubela(sandbox_app: Starlette) -> Any:
+    return sandbox_app.state.control.vendors["akubela"]
+
+
+def _tuya(sandbox_app: Starlette) -> Any:
+    return sandbox_app.state.control.vendors["tuya"]
+
+
+async def _join(
+    bot: BotUnderTest,
+    telegram_id: int,
+    role: Role,
+    *,
+    worker_id: str | None = None,
+    project_id: str | None = None,
+) -> None:
+    invites = bot.services.invites
+    code = await invites.create(
+        role,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        worker_id=worker_id,
+        project_id=project_id,
+    )
+    redeemed = await invites.redeem(code, telegram_id, now=datetime.now(UTC))
+    assert redeemed.outcome is RedeemOutcome.BOUND
+
+
+async def _community(bot: BotUnderTest, sandbox_app: Starlette, *, residents: bool = True) -> None:
+    """Alice (two homes) and Bob linked, Tom and Li Wei as workers, one manager."""
+    if residents:
+        await link_demo_resident(bot, sandbox_app, ALICE, homes=2)
+        await link_demo_resident(bot, sandbox_app, BOB, homes=1)
+    await _join(bot, TOM_TG, Role.WORKER, worker_id=TOM)
+    await _join(bot, LI_TG, Role.WORKER, worker_id=LI_WEI)
+    await _join(bot, BOSS, Role.MANAGER, project_id=bot.settings.akubela_project_id)
+
+
+async def _poll(bot: BotUnderTest) -> None:
+    assert bot.app.job_queue is not None
+    (job,) = bot.app.job_queue.get_jobs_by_name("alerts")
+    await job.run(bot.app)
+
+
+def _to(bot: BotUnderTest, telegram_id: int) -> list[Call]:
+    return [c for c in bot.telegram.sent("sendMessage") if int(c.params["chat_id"]) == telegram_id]
+
+
+def _recipients(bot: BotUnderTest) -> list[int]:
+    return sorted(int(c.params["chat_id"]) for c in bot.telegram.sent("sendMessage"))
+
+
+async def test_the_first_poll_only_looks_then_each_change_reaches_the_right_people_once(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    assert bot.telegram.sent("sendMessage") == []
+
+    _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+    _akubela(sandbox_app).advance("booking", BOOKING_BOB_PENDING, "approve")
+    _tuya(sandbox_app).advance("task", TASK_TOM_IN_WORK)  # now waits for acceptance
+    _tuya(sandbox_app).advance("task", TASK_LI_NEW)  # started: nobody needs to hear
+    await _poll(bot)
+
+    assert _recipients(bot) == [ALICE, BOB, BOSS]
+    (repair,) = _to(bot, ALICE)
+    assert "Kitchen tap drips" in (repair.text or "")
+    assert "confirmed and being worked on" in (repair.text or "")
+    (booking,) = _to(bot, BOB)
+    assert "was approved" in (booking.text or "")
+    (awaiting,) = _to(bot, BOSS)
+    assert "waits for your acceptance" in (awaiting.text or "")
+    assert [b["callback_data"] for row in awaiting.buttons for b in row] == [
+        f"1:tasks:accept:{TASK_TOM_IN_WORK}",
+        f"1:tasks:reopen:{TASK_TOM_IN_WORK}",
+    ]
+
+    await _poll(bot)
+    assert len(bot.telegram.sent("sendMessage")) == 3
+
+
+async def test_workers_hear_of_new_and_reopened_tasks_and_managers_of_new_repairs_in_chinese(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await bot.services.storage.users.set_language(BOSS, "zh")
+    await _poll(bot)
+
+    _tuya(sandbox_app).advance("task", TASK_TOM_AWAITING, "reopen")
+    created = await bot.services.tuya.create_task(
+        worker_id=LI_WEI, room_device_relations=[_relation()]
+    )
+    desk = await bot.services.resident_desk(BOB)
+    assert desk is not None
+    start = datetime.now(UTC) + timedelta(days=2)
+    await desk.report_repair(
+        start=start,
+        finish=start + timedelta(hours=3),
+        description="Hallway light is out",
+        contact="+86 138 0000 0002",
+        command_id="alerts-test-repair-1",
+    )
+    await _poll(bot)
+
+    assert _recipients(bot) == [TOM_TG, LI_TG, BOSS]
+    (reopened,) = _to(bot, TOM_TG)
+    assert f"#{TASK_TOM_AWAITING[-6:]} was reopened" in (reopened.text or "")
+    (assigned,) = _to(bot, LI_TG)
+    assert f"task #{created[-6:]}" in (assigned.text or "")
+    (new_repair,) = _to(bot, BOSS)
+    assert "提交了新报修" in (new_repair.text or "")
+    assert "Hallway light is out" in (new_repair.text or "")
+    labels = [b["text"] for row in new_repair.buttons for b in row]
+    assert labels == [tr("zh", "🏠 All repairs"), tr("zh", "➕ Assign a task")]
+    assert labels != ["🏠 All repairs", "➕ Assign a task"]
+    assert [b["callback_data"] for row in new_repair.buttons for b in row] == [
+        "1:menu:repairs_all",
+        "1:menu:assign",
+    ]
+
+
+def _relation() -> Any:
+    from api.tuya_models import RoomDeviceRelation
+
+    return RoomDeviceRelation(room_id="145267896505310001", device_ids=["0012243300a1"])
+
+
+async def test_no_alert_is_sent_twice_across_a_restart_and_a_change_seen_by_the_next_bot_is_sent(
+    database_url: str, sandbox_app: Starlette, bot_clock: MovableClock
+) -> None:
+    async with running_bot(database_url, sandbox_app, clock=bot_clock) as first:
+        await _community(first, sandbox_app)
+        await _poll(first)
+        _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+        await _poll(first)
+        assert _recipients(first) == [ALICE]
+        _akubela(sandbox_app).advance("repair", REPAIR_WAITING)  # completed, not yet polled
+
+    async with running_bot(database_url, sandbox_app, clock=bot_clock) as second:
+        await _poll(second)
+        (done,) = _to(second, ALICE)
+        assert "completed by the technician" in (done.text or "")
+        assert "Feedback: Repaired by the technician" in (done.text or "")
+        await _poll(second)
+        assert _recipients(second) == [ALICE]
+
+
+async def test_an_outage_gives_no_false_alerts_and_recovery_gives_the_real_ones(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    before = await bot.services.storage.vendor_states.get_many("akubela", "repair")
+
+    faults = sandbox_app.state.control.faults
+    faults.add(FaultRule(FaultKind.ERROR, path="/akubela", status=503))
+    faults.add(FaultRule(FaultKind.RATE_LIMIT, path="/tuya", retry_after=30))
+    _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+    _tuya(sandbox_app).advance("task", TASK_TOM_IN_WORK)
+    await _poll(bot)
+    assert bot.telegram.sent("sendMessage") == []
+    after = await bot.services.storage.vendor_states.get_many("akubela", "repair")
+    assert {k: v.state for k, v in after.items()} == {k: v.state for k, v in before.items()}
+    bookings = await bot.services.storage.vendor_states.get_many("akubela", "booking")
+    assert GONE not in {row.state for row in bookings.values()}
+
+    faults.clear()
+    await _poll(bot)
+    assert _recipients(bot) == [ALICE, BOSS]
+
+
+async def test_a_user_who_blocked_the_bot_is_marked_and_skipped(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    bot.telegram.blocked_chats.add(ALICE)
+    _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+    await _poll(bot)
+    user = await bot.services.storage.users.get(ALICE)
+    assert user is not None
+    assert user.blocked_at is not None
+    assert len(_to(bot, ALICE)) == 1  # the one attempt Telegram refused
+
+    _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+    await _poll(bot)
+    assert len(_to(bot, ALICE)) == 1
+    rows = [row for row in await _ledger_rows(bot) if row.recipient == ALICE]
+    assert [row.status for row in rows] == [AlertStatus.FAILED, AlertStatus.FAILED]
+
+
+async def test_a_failed_delivery_is_retried_on_the_next_poll(
+    bot: BotUnderTest, sandbox_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+    real = bot.telegram.do_request
+    failures = {"left": 1}
+
+    async def flaky(url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        if url.endswith("/sendMessage") and failures["left"]:
+            failures["left"] -= 1
+            return 500, b'{"ok": false, "error_code": 500, "description": "Internal"}'
+        return await real(url, *args, **kwargs)
+
+    monkeypatch.setattr(bot.telegram, "do_request", flaky)
+    await _poll(bot)
+    (row,) = await _ledger_rows(bot)
+    assert (row.status, row.attempts) == (AlertStatus.PENDING, 1)
+    await _poll(bot)
+    (row,) = await _ledger_rows(bot)
+    assert (row.status, row.attempts) == (AlertStatus.SENT, 2)
+    assert len(_to(bot, ALICE)) == 1  # the refused attempt never reached the recorder
+
+
+async def _ledger_rows(bot: BotUnderTest) -> list[SentAlert]:
+    from sqlalchemy import select
+
+    async with bot.services.storage.sessions() as session:
+        return list(await session.scalars(select(SentAlert).order_by(SentAlert.id)))
+
+
+async def test_quiet_hours_hold_ordinary_alerts_but_not_urgent_ones(
+    bot: BotUnderTest, sandbox_app: Starlette, bot_clock: MovableClock
+) -> None:
+    await _community(bot, sandbox_app, residents=False)
+    await link_demo_resident(bot, sandbox_app, ALICE, homes=2)
+    local = bot_clock.now.astimezone(bot.settings.zone)
+
+    def at(delta: timedelta) -> time:
+        return (local + delta).time().replace(second=0, microsecond=0)
+
+    users = bot.services.storage.users
+    await users.set_quiet_hours(ALICE, at(timedelta(minutes=-30)), at(timedelta(hours=1)))
+    await users.set_quiet_hours(BOSS, at(timedelta(minutes=-30)), at(timedelta(hours=5)))
+    await _poll(bot)
+
+    _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+    _tuya(sandbox_app).advance("task", TASK_TOM_IN_WORK)
+    await _poll(bot)
+    assert bot.telegram.sent("sendMessage") == []  # both wait
+
+    # Alice's quiet hours are over; the manager's are not, but escalations are urgent.
+    bot_clock.advance(hours=4, minutes=1)
+    await _poll(bot)
+    (held,) = _to(bot, ALICE)
+    assert "confirmed and being worked on" in (held.text or "")
+    to_boss = [c.text or "" for c in _to(bot, BOSS)]
+    assert to_boss
+    assert all("over 4 h" in text for text in to_boss)
+
+    bot_clock.advance(hours=1)
+    await _poll(bot)
+    assert sum("waits for your acceptance" in (c.text or "") for c in _to(bot, BOSS)) == 1
+
+
+async def test_escalations_repeat_at_most_once_per_threshold(
+    bot: BotUnderTest, sandbox_app: Starlette, bot_clock: MovableClock
+) -> None:
+    await _community(bot, sandbox_app, residents=False)
+    await bot.services.storage.task_acknowledgements.acknowledge(TASK_LI_NEW, LI_TG)
+    await _poll(bot)
+
+    def late() -> list[str]:
+        return sorted((c.text or "")[:20] for c in _to(bot, BOSS) if "over 4 h" in (c.text or ""))
+
+    bot_clock.advance(hours=3)
+    await _poll(bot)
+    assert late() == []
+    bot_clock.advance(hours=1, minutes=1)
+    await _poll(bot)
+    # Two repairs wait for confirmation; one new task is unacknowledged (Li Wei's was seen).
+    first = [c.text or "" for c in _to(bot, BOSS)]
+    assert len(first) == 3
+    assert sum("Task #" + TASK_TOM_NEW[-6:] in text for text in first) == 1
+    assert not any(TASK_LI_NEW[-6:] in text for text in first)
+    bot_clock.advance(hours=3)
+    await _poll(bot)
+    assert len(_to(bot, BOSS)) == 3
+    bot_clock.advance(hours=1)
+    await _poll(bot)
+    assert len(_to(bot, BOSS)) == 6
+    assert sum("over 8 h" in (c.text or "") for c in _to(bot, BOSS)) == 3
+
+
+async def test_a_booking_reminder_goes_out_once_before_it_starts(
+    bot: BotUnderTest, sandbox_app: Starlette, bot_clock: MovableClock
+) -> None:
+    await link_demo_resident(bot, sandbox_app, ALICE, homes=2)
+    await _poll(bot)
+    assert bot.telegram.sent("sendMessage") == []
+    desk = await bot.services.resident_desk(ALICE)
+    assert desk is not None
+    gym = next(b for b in await desk.bookings() if b.booking_id == BOOKING_ALICE_GYM)
+    assert gym.start_time is not None
+    bot_clock.now = gym.start_time - timedelta(minutes=20)
+    await _poll(bot)
+    await _poll(bot)
+    (reminder,) = _to(bot, ALICE)
+    assert "Reminder" in (reminder.text or "")
+    assert gym.start_time.astimezone(bot.settings.zone).strftime("%H:%M") in (reminder.text or "")
+
+
+# ---- /alerts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("22:00-07:00", (time(22, 0), time(7, 0))),
+        (" 7:30 – 9:00 ", (time(7, 30), time(9, 0))),
+        ("22.00~06.30", (time(22, 0), time(6, 30))),
+        ("22:00至07:00", (time(22, 0), time(7, 0))),
+        ("24:00-07:00", None),
+        ("22:60-07:00", None),
+        ("08:00-08:00", None),
+        ("late", None),
+        ("", None),
+    ],
+)
+def test_parse_quiet_hours(text: str, expected: tuple[time, time] | None) -> None:
+    assert parse_quiet_hours(text) == expected
+
+
+async def test_a_manager_switches_one_kind_off_and_still_gets_the_others(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    boss = bot.chat(BOSS)
+    await boss.send("/alerts")
+    assert "Tap an alert" in (bot.telegram.last.text or "")
+    assert "Quiet hours: off" in (bot.telegram.last.text or "")
+    toggle = bot.telegram.button("New repairs")
+    assert toggle == "1:alerts:toggle:repair_new"
+    await boss.press(toggle)
+    redrawn = bot.telegram.sent("editMessageReplyMarkup")[-1].buttons
+    assert redrawn[0][0]["text"].startswith("🔕")
+    assert all(row[0]["text"].startswith("✅") for row in redrawn[1:])
+    assert bot.app.user_data[BOSS][SWITCHED_OFF_KEY] == ["repair_new"]
+
+    desk = await bot.services.resident_desk(BOB)
+    assert desk is not None
+    start = datetime.now(UTC) + timedelta(days=2)
+    await desk.report_repair(
+        start=start,
+        finish=start + timedelta(hours=2),
+        description="Doorbell is silent",
+        contact="+86 138 0000 0002",
+        command_id="alerts-test-repair-2",
+    )
+    _tuya(sandbox_app).advance("task", TASK_TOM_IN_WORK)
+    bot.telegram.clear()
+    await _poll(bot)
+    (only,) = _to(bot, BOSS)
+    assert "waits for your acceptance" in (only.text or "")
+
+    await boss.press(toggle)
+    assert bot.app.user_data[BOSS][SWITCHED_OFF_KEY] == []
+
+
+async def test_alerts_buttons_are_checked_and_residents_only_get_quiet_hours(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    alice = bot.chat(ALICE)
+    await alice.send("/alerts")
+    assert "Quiet hours: off" in (bot.telegram.last.text or "")
+    assert bot.telegram.last.buttons == []
+    await alice.press("1:alerts:toggle:repair_new")
+    refusal = bot.telegram.sent("answerCallbackQuery")[-1].params["text"]
+    assert refusal == tr("en", "Sorry, that is not available to you.")
+    assert SWITCHED_OFF_KEY not in bot.app.user_data.get(ALICE, {})
+
+    await bot.chat(BOSS).press("1:alerts:toggle:not_a_kind")
+    notice = bot.telegram.sent("answerCallbackQuery")[-1].params["text"]
+    assert "no longer active" in notice
+    assert SWITCHED_OFF_KEY not in bot.app.user_data.get(BOSS, {})
+
+
+async def test_quiet_hours_are_set_and_cleared_with_alerts_quiet(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await link_demo_resident(bot, sandbox_app, ALICE, homes=2)
+    users = bot.services.storage.users
+    alice = bot.chat(ALICE, language_code="zh")
+    await alice.send("/alerts quiet 22:00-07:00")
+    user = await users.get(ALICE)
+    assert user is not None
+    assert (user.quiet_hours_start, user.quiet_hours_end) == (time(22, 0), time(7, 0))
+    assert "22:00–07:00" in (bot.telegram.last.text or "")
+    assert "免打扰" in (bot.telegram.last.text or "")
+
+    await alice.send("/alerts quiet whenever")
+    assert (bot.telegram.last.text or "") == tr("zh", MSG_QUIET_BAD)
+    user = await users.get(ALICE)
+    assert user is not None
+    assert user.quiet_hours_start == time(22, 0)
+
+    await alice.send("/alerts quiet off")
+    user = await users.get(ALICE)
+    assert user is not None
+    assert (user.quiet_hours_start, user.quiet_hours_end) == (None, None)

@@ -1,0 +1,554 @@
+"""The alert watcher: polls the vendors, tells the right people once per change.
+
+Each poll reads the Akubela manager list of the project (manager password grant), each linked
+residence's bookings (through a resident's own desk) and the Tuya task list; compares them with
+what `vendor_states` holds; records every alert the rules in `bot.alert_kinds` derive under its
+dedupe key (insert-if-new, with what it says); stores the new snapshot; then delivers whatever
+is still pending, so an alert that failed, or waited out quiet hours, goes out on a later poll.
+
+- The first poll of a source (no marker in `vendor_states` yet) only records what it sees:
+  existing records are not news.
+- A source that fails (vendor down, rate-limited, refusing our credentials) is skipped whole
+  for that poll: its old snapshot stays, nothing is taken for gone, nothing is alerted.
+- Delivery goes through `application.bot` (with the Application's `AIORateLimiter`); a user
+  who blocked the bot is marked and skipped; every outcome is logged and kept in
+  `sent_alerts`. Non-urgent alerts wait while the recipient is in their quiet hours.
+- /alerts: managers switch their own kinds on and off (kept in their user_data); everyone
+  sets quiet hours (`/alerts quiet 22:00-07:00`, `/alerts quiet off`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+
+from api.akubela import AkubelaTokens
+from api.errors import ApiError
+from api.tuya_models import TaskStatus
+from bot.account import actor_of, answer_stale
+from bot.alert_kinds import (
+    GONE,
+    MANAGER_KINDS,
+    Alert,
+    Change,
+    Directory,
+    booking_alerts,
+    booking_record,
+    booking_reminders,
+    diff,
+    in_quiet_hours,
+    repair_alerts,
+    repair_escalations,
+    repair_record,
+    stamp,
+    task_alerts,
+    task_escalations,
+    task_record,
+    wanted,
+)
+from bot.services import Services
+from bot.storage.db import upsert
+from bot.storage.models import AlertStatus, SentAlert, TelegramUser
+from bot.storage.repositories import SeenRecord
+from conversations import callbacks
+from conversations.context import LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
+from conversations.i18n import N_, pick_language, tr
+from conversations.roles import REFUSAL_MESSAGES, Action, decide
+
+logger = logging.getLogger(__name__)
+
+WATCHER_KEY = "alert_watcher"
+SWITCHED_OFF_KEY = "alerts_off"
+MAX_ATTEMPTS = 5
+DELIVERIES_PER_POLL = 200
+# Markers of sources seen at least once live beside the records, under our own name.
+MARKER_VENDOR = "concierge"
+MARKER_KIND = "scope"
+
+
+@dataclass(slots=True)
+class _Observed:
+    """One source's poll: its changes and what to store for it."""
+
+    changes: list[Change]
+    stored: list[SeenRecord]
+    marker: str
+
+
+class AlertLedger:
+    """`sent_alerts` with what each alert says, so a pending one can be sent later."""
+
+    __slots__ = ("_sessions",)
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def record(self, alert: Alert, now: datetime) -> bool:
+        """Keeps the alert as pending; False when its key was recorded before."""
+        async with self._sessions() as session:
+            inserted = await session.scalar(
+                upsert(
+                    session.get_bind().dialect.name,
+                    SentAlert,
+                    {
+                        "dedupe_key": alert.key,
+                        "recipient": alert.recipient,
+                        "kind": alert.kind.value,
+                        "status": AlertStatus.PENDING,
+                        "attempts": 0,
+                        "created_at": now,
+                        "payload": alert.payload(),
+                    },
+                    key=["dedupe_key"],
+                    update=[],
+                ).returning(SentAlert.id)
+            )
+            await session.commit()
+            return inserted is not None
+
+    async def pending(self, limit: int = DELIVERIES_PER_POLL) -> list[SentAlert]:
+        """Alerts not yet delivered, oldest first."""
+        async with self._sessions() as session:
+            query = (
+                select(SentAlert)
+                .where(SentAlert.status == AlertStatus.PENDING)
+                .order_by(SentAlert.id)
+                .limit(limit)
+            )
+            return list(await session.scalars(query))
+
+    async def users(self, telegram_ids: Iterable[int]) -> dict[int, TelegramUser]:
+        """The stored users among these ids."""
+        ids = sorted(set(telegram_ids))
+        if not ids:
+            return {}
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(TelegramUser).where(TelegramUser.telegram_id.in_(ids))
+            )
+            return {row.telegram_id: row for row in rows}
+
+
+def render(alert: Alert, lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The alert's text and buttons in `lang`."""
+    values = {
+        name: tr(lang, value) if name in alert.translated else value
+        for name, value in alert.values.items()
+    }
+    text = tr(lang, alert.message, **values)
+    if not alert.buttons:
+        return text, None
+    rows = [
+        [InlineKeyboardButton(tr(lang, label), callback_data=data)]
+        for label, data in alert.buttons
+    ]
+    return text, InlineKeyboardMarkup(rows)
+
+
+class AlertWatcher:
+    """Polls the vendors and delivers alerts; one per application, kept in bot_data."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._ledger = AlertLedger(services.storage.sessions)
+        self._manager_auth: AkubelaTokens | None = None
+
+    @property
+    def ledger(self) -> AlertLedger:
+        """Where alerts are kept."""
+        return self._ledger
+
+    def _manager_tokens(self) -> AkubelaTokens:
+        # Kept between polls: the manager logs in once and refreshes like any other client.
+        if self._manager_auth is None:
+            settings = self._services.settings
+            self._manager_auth = self._services.akubela.manager_tokens(
+                settings.akubela_manager_username, settings.akubela_manager_password
+            )
+        return self._manager_auth
+
+    async def poll(self, application: Any) -> None:
+        """One round: look, record what changed, store the snapshot, deliver what is due."""
+        services = self._services
+        settings = services.settings
+        now = services.clock()
+        directory = await self._directory()
+        markers = await services.storage.vendor_states.get_many(MARKER_VENDOR, MARKER_KIND)
+        alerts: list[Alert] = []
+        observed: list[tuple[str, str, _Observed]] = []
+
+        repairs = await self._poll_repairs(markers, now)
+        if repairs is not None:
+            observed.append(("akubela", "repair", repairs))
+            alerts += repair_alerts(repairs.changes, directory)
+            alerts += repair_escalations(
+                _live(repairs.stored),
+                directory,
+                now=now,
+                threshold=timedelta(minutes=settings.escalate_repair_after_minutes),
+            )
+
+        for booking in await self._poll_bookings(directory, markers, now):
+            observed.append(("akubela", "booking", booking))
+            alerts += booking_alerts(booking.changes, directory, settings.zone)
+            alerts += booking_reminders(
+                _live(booking.stored),
+                directory,
+                now=now,
+                lead=timedelta(minutes=settings.booking_reminder_minutes),
+                zone=settings.zone,
+            )
+
+        polled = await self._poll_tasks(markers, now)
+        if polled is not None:
+            tasks, workers = polled
+            directory = replace(directory, workers=workers)
+            observed.append(("tuya", "task", tasks))
+            alerts += task_alerts(tasks.changes, directory)
+            waiting = [
+                r.record_id for r in tasks.stored if r.state == TaskStatus.PENDING_MAINTENANCE
+            ]
+            acknowledged = await services.storage.task_acknowledgements.get_many(waiting)
+            alerts += task_escalations(
+                _live(tasks.stored),
+                set(acknowledged),
+                directory,
+                now=now,
+                threshold=timedelta(minutes=settings.escalate_task_after_minutes),
+            )
+
+        # Alerts first, snapshot second: a crash in between derives the same keys next time.
+        await self._record(alerts, application.user_data, now)
+        for vendor, kind, seen in observed:
+            await services.storage.vendor_states.put_many(vendor, kind, seen.stored, now)
+        new_markers = [
+            SeenRecord(seen.marker, "seen", {})
+            for _, _, seen in observed
+            if seen.marker not in markers
+        ]
+        await services.storage.vendor_states.put_many(MARKER_VENDOR, MARKER_KIND, new_markers, now)
+        await self.deliver(application, now)
+
+    # ---- looking ---------------------------------------------------------------------------
+
+    async def _directory(self) -> Directory:
+        """Who lives where, which worker is whom, who manages the community."""
+        services = self._services
+        residents: dict[str, list[int]] = defaultdict(list)
+        for link in await services.accounts.residents():
+            for residence in link.residences:
+                if isinstance(residence, dict) and residence.get("residence_id"):
+                    residents[str(residence["residence_id"])].append(link.telegram_id)
+        settings = services.settings
+        managers: set[int] = set()
+        for project in {settings.akubela_project_id, settings.tuya_project_id}:
+            managers.update(await services.accounts.managers_of(project))
+        return Directory(
+            residents={rid: tuple(ids) for rid, ids in residents.items()},
+            managers=tuple(sorted(managers)),
+        )
+
+    def _observe(
+        self,
+        previous: Mapping[str, SeenRecord],
+        current: Sequence[SeenRecord],
+        marker: str,
+        markers: Mapping[str, Any],
+        now: datetime,
+    ) -> _Observed:
+        # A source polled for the first time: what is there is not news.
+        changes = diff(previous, current) if marker in markers else []
+        return _Observed(changes, stamp(previous, current, now), marker)
+
+    async def _previous(self, vendor: str, kind: str) -> dict[str, SeenRecord]:
+        rows = await self._services.storage.vendor_states.get_many(vendor, kind)
+        return {rid: SeenRecord(rid, row.state, row.snapshot) for rid, row in rows.items()}
+
+    async def _poll_repairs(self, markers: Mapping[str, Any], now: datetime) -> _Observed | None:
+        services = self._services
+        try:
+            items = [
+                item
+                async for item in services.akubela.iter_project_maintenance(
+                    self._manager_tokens(), services.settings.akubela_project_id
+                )
+            ]
+        except ApiError as exc:
+            logger.warning(
+                "alerts: the Akubela manager list failed (%s); next poll", type(exc).__name__
+            )
+            return None
+        current = [repair_record(item) for item in items if item.maintenance_id]
+        previous = await self._previous("akubela", "repair")
+        return self._observe(previous, current, "akubela.repair", markers, now)
+
+    async def _poll_bookings(
+        self, directory: Directory, markers: Mapping[str, Any], now: datetime
+    ) -> list[_Observed]:
+        services = self._services
+        previous_all = await self._previous("akubela", "booking")
+        by_residence: dict[str, dict[str, SeenRecord]] = defaultdict(dict)
+        for rid, record in previous_all.items():
+            by_residence[str(record.snapshot.get("residence_id", ""))][rid] = record
+        results: list[_Observed] = []
+        for residence_id, people in directory.residents.items():
+            bookings = None
+            for telegram_id in people:
+                desk = await services.desk_for_residence(telegram_id, residence_id)
+                if desk is None:
+                    continue
+                try:
+                    bookings = await desk.bookings()
+                except ApiError as exc:
+                    logger.warning(
+                        "alerts: bookings of a residence failed (%s); next poll",
+                        type(exc).__name__,
+                    )
+                    continue
+                break
+            if bookings is None:
+                continue
+            current = [booking_record(b, residence_id) for b in bookings if b.booking_id]
+            marker = f"akubela.booking.{residence_id}"
+            results.append(
+                self._observe(by_residence[residence_id], current, marker, markers, now)
+            )
+        return results
+
+    async def _poll_tasks(
+        self, markers: Mapping[str, Any], now: datetime
+    ) -> tuple[_Observed, dict[str, tuple[int, ...]]] | None:
+        services = self._services
+        try:
+            tasks = [task async for task in services.tuya.iter_tasks()]
+            workers = [worker async for worker in services.tuya.iter_workers()]
+        except ApiError as exc:
+            logger.warning("alerts: the Tuya task list failed (%s); next poll", type(exc).__name__)
+            return None
+        # Tasks name their worker by username; links name the Tuya worker id.
+        linked: dict[str, tuple[int, ...]] = {}
+        for worker in workers:
+            ids = await services.accounts.telegram_ids_of_worker(worker.worker_id)
+            if ids and worker.username:
+                linked[worker.username] = tuple(ids)
+        current = [task_record(task) for task in tasks if task.task_id]
+        previous = await self._previous("tuya", "task")
+        return self._observe(previous, current, "tuya.task", markers, now), linked
+
+    # ---- telling ---------------------------------------------------------------------------
+
+    async def _record(
+        self, alerts: Iterable[Alert], user_data: Mapping[int, Any], now: datetime
+    ) -> None:
+        for alert in alerts:
+            switched_off = (user_data.get(alert.recipient) or {}).get(SWITCHED_OFF_KEY) or ()
+            if not wanted(alert, switched_off):
+                continue
+            if await self._ledger.record(alert, now):
+                logger.info("alert %s for user %s recorded", alert.kind.value, alert.recipient)
+
+    async def deliver(self, application: Any, now: datetime) -> None:
+        """Sends every pending alert that is due; failed ones stay for the next poll."""
+        storage = self._services.storage
+        rows = await self._ledger.pending()
+        users = await self._ledger.users(row.recipient for row in rows)
+        blocked = {tid for tid, user in users.items() if user.blocked_at is not None}
+        for row in rows:
+            user = users.get(row.recipient)
+            if user is None or row.payload is None:
+                await storage.alerts.mark_attempt_failed(
+                    row.dedupe_key, "nothing to send", final=True
+                )
+                continue
+            if row.recipient in blocked:
+                await storage.alerts.mark_attempt_failed(row.dedupe_key, "blocked", final=True)
+                logger.info("alert %s skipped: user %s blocked the bot", row.kind, row.recipient)
+                continue
+            alert = Alert.from_payload(row.dedupe_key, row.kind, row.recipient, row.payload)
+            if not alert.urgent and self._quiet(user, now):
+                continue
+            chosen = (application.user_data.get(row.recipient) or {}).get(LANGUAGE_KEY)
+            text, markup = render(alert, pick_language(chosen or user.language, None))
+            try:
+                await application.bot.send_message(row.recipient, text, reply_markup=markup)
+            except Forbidden:
+                blocked.add(row.recipient)
+                await storage.users.set_blocked(row.recipient, now)
+                await storage.alerts.mark_attempt_failed(row.dedupe_key, "Forbidden", final=True)
+                logger.info(
+                    "alert %s: user %s has blocked the bot; marked", row.kind, row.recipient
+                )
+            except TelegramError as exc:
+                final = row.attempts + 1 >= MAX_ATTEMPTS
+                await storage.alerts.mark_attempt_failed(
+                    row.dedupe_key, type(exc).__name__, final=final
+                )
+                logger.warning(
+                    "alert %s for user %s failed (%s)%s",
+                    row.kind,
+                    row.recipient,
+                    type(exc).__name__,
+                    "; giving up" if final else "; retried next poll",
+                )
+            else:
+                await storage.alerts.mark_sent(row.dedupe_key, now)
+                logger.info("alert %s sent to user %s", row.kind, row.recipient)
+
+    def _quiet(self, user: TelegramUser, now: datetime) -> bool:
+        zone = self._services.settings.zone
+        if user.time_zone:
+            try:
+                zone = ZoneInfo(user.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                logger.debug("user %s has an unknown time zone", user.telegram_id)
+        local = now.astimezone(zone).time()
+        return in_quiet_hours(local, user.quiet_hours_start, user.quiet_hours_end)
+
+
+def _live(records: Iterable[SeenRecord]) -> list[SeenRecord]:
+    return [record for record in records if record.state != GONE]
+
+
+async def watch_vendors(context: ConciergeContext) -> None:
+    """The repeating job: one poll of every vendor."""
+    watcher = context.bot_data.get(WATCHER_KEY)
+    if not isinstance(watcher, AlertWatcher):
+        services: Services = context.bot_data[SERVICES_KEY]
+        watcher = AlertWatcher(services)
+        context.bot_data[WATCHER_KEY] = watcher
+    await watcher.poll(context.application)
+
+
+# ---- /alerts ---------------------------------------------------------------------------------
+
+JOB = "alerts"
+MSG_SWITCHES = N_("🔔 Tap an alert to switch it on or off.")
+MSG_QUIET_OFF = N_("Quiet hours: off. Set them with /alerts quiet 22:00-07:00.")
+MSG_QUIET_ON = N_(
+    "Quiet hours: {start}–{end}; only urgent alerts come then. "
+    "Turn them off with /alerts quiet off."
+)
+MSG_QUIET_BAD = N_(
+    "I could not read those hours. Write them like /alerts quiet 22:00-07:00, "
+    "or /alerts quiet off."
+)
+MSG_SAVED = N_("Alert settings saved.")
+_HOURS = re.compile(r"^\s*(\d{1,2})[:.：](\d{2})\s*[-–~至到]\s*(\d{1,2})[:.：](\d{2})\s*$")
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time] | None:
+    """Reads "22:00-07:00" (also "22.00–7.00", "22:00至07:00"); None when it is not that."""
+    match = _HOURS.match(text)
+    if match is None:
+        return None
+    h1, m1, h2, m2 = (int(part) for part in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) == (h2, m2):
+        return None
+    return time(h1, m1), time(h2, m2)
+
+
+def switches_markup(switched_off: Iterable[str], lang: str) -> InlineKeyboardMarkup:
+    """One button per manager kind, showing whether it is on."""
+    off = set(switched_off)
+    rows = [
+        [
+            InlineKeyboardButton(
+                ("🔕 " if kind.value in off else "✅ ") + tr(lang, label),
+                callback_data=callbacks.build(JOB, "toggle", kind.value),
+            )
+        ]
+        for kind, label in MANAGER_KINDS.items()
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+def _switched_off(context: ConciergeContext) -> list[str]:
+    data = context.user_data if context.user_data is not None else {}
+    return [str(kind) for kind in data.get(SWITCHED_OFF_KEY) or ()]
+
+
+async def _quiet_line(context: ConciergeContext, telegram_id: int) -> str:
+    user = await context.services.storage.users.get(telegram_id)
+    if user is None or user.quiet_hours_start is None or user.quiet_hours_end is None:
+        return context.t(MSG_QUIET_OFF)
+    return context.t(
+        MSG_QUIET_ON,
+        start=user.quiet_hours_start.strftime("%H:%M"),
+        end=user.quiet_hours_end.strftime("%H:%M"),
+    )
+
+
+async def show_alert_settings(update: Update, context: ConciergeContext) -> None:
+    """Shows the manager's switches and everyone's quiet hours; `quiet ...` sets those."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None:
+        return
+    args = context.args or []
+    if args and args[0].lower() in {"quiet", "静音"}:
+        rest = " ".join(args[1:])
+        storage = context.services.storage
+        if rest.strip().lower() in {"off", "关", "关闭"}:
+            await storage.users.set_quiet_hours(user.id, None, None)
+        else:
+            hours = parse_quiet_hours(rest)
+            if hours is None:
+                await message.reply_text(context.t(MSG_QUIET_BAD))
+                return
+            await storage.users.set_quiet_hours(user.id, *hours)
+    actor = await actor_of(update, context)
+    quiet = await _quiet_line(context, user.id)
+    if decide(actor, Action.ALERTS_CONFIGURE) is not None:
+        await message.reply_text(quiet)
+        return
+    await message.reply_text(
+        context.t(MSG_SWITCHES) + "\n" + quiet,
+        reply_markup=switches_markup(_switched_off(context), context.lang),
+    )
+
+
+async def toggle_alert_kind(update: Update, context: ConciergeContext) -> None:
+    """Switches one kind on or off for the manager who pressed, and redraws the buttons."""
+    query = update.callback_query
+    if query is None:
+        return
+    press = callbacks.parse(query.data, job=JOB)
+    kinds = {kind.value for kind in MANAGER_KINDS}
+    if press is None or press.action != "toggle" or press.arg not in kinds:
+        await answer_stale(update, context)
+        return
+    actor = await actor_of(update, context)
+    refusal = decide(actor, Action.ALERTS_CONFIGURE)
+    if refusal is not None:
+        await query.answer(context.t(REFUSAL_MESSAGES[refusal]), show_alert=True)
+        return
+    off = set(_switched_off(context))
+    off ^= {press.arg}
+    if context.user_data is not None:
+        context.user_data[SWITCHED_OFF_KEY] = sorted(off)
+    await query.answer(context.t(MSG_SAVED))
+    try:
+        await query.edit_message_reply_markup(reply_markup=switches_markup(off, context.lang))
+    except BadRequest:
+        # The message may be too old to edit; the switch itself is saved.
+        logger.debug("could not redraw the alert switches")
+
+
+def build_handlers() -> list[BaseHandler[Any, ConciergeContext, Any]]:
+    """/alerts and its buttons."""
+    return [
+        CommandHandler("alerts", show_alert_settings),
+        CallbackQueryHandler(toggle_alert_kind, pattern=callbacks.pattern(JOB)),
+    ]
