@@ -140,6 +140,7 @@ class Alert:
     translated: tuple[str, ...] = ()
     buttons: tuple[tuple[str, str], ...] = ()  # (label, callback data), one per row
     urgent: bool = False
+    photos: tuple[str, ...] = ()  # Telegram file ids sent after the text
 
     def payload(self) -> dict[str, Any]:
         """The alert as JSON-plain data, kept until it is delivered."""
@@ -149,6 +150,7 @@ class Alert:
             "translated": list(self.translated),
             "buttons": [list(button) for button in self.buttons],
             "urgent": self.urgent,
+            "photos": list(self.photos),
         }
 
     @classmethod
@@ -165,6 +167,7 @@ class Alert:
             translated=tuple(str(v) for v in payload.get("translated") or ()),
             buttons=tuple((str(b[0]), str(b[1])) for b in payload.get("buttons") or ()),
             urgent=bool(payload.get("urgent")),
+            photos=tuple(str(p) for p in payload.get("photos") or ()),
         )
 
 
@@ -302,8 +305,14 @@ def _text(snapshot: Mapping[str, Any], name: str) -> str:
     return str(snapshot.get(name) or "")
 
 
-def repair_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
-    """Residents hear of their repair's new state; managers of every new repair."""
+def repair_alerts(
+    changes: Iterable[Change],
+    directory: Directory,
+    photos: Mapping[str, Sequence[str]] | None = None,
+) -> list[Alert]:
+    """Residents hear of their repair's new state; managers of every new repair, with the
+    photos a resident sent through the bot (`photos` by repair id)."""
+    photos = photos or {}
     alerts: list[Alert] = []
     for change in changes:
         snap = change.snapshot
@@ -323,6 +332,7 @@ def repair_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert
                         (BUTTON_ALL_REPAIRS, callbacks.build("menu", "repairs_all")),
                         (BUTTON_ASSIGN, callbacks.build("menu", "assign")),
                     ),
+                    photos=tuple(photos.get(rid, ())),
                 )
                 for manager in directory.managers
             )
@@ -440,6 +450,33 @@ def task_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
                 for manager in directory.managers
             )
     return alerts
+
+
+def not_told_yet(
+    changes: Iterable[Change],
+    created_here: Set[str],
+    reopened_here: Mapping[str, datetime],
+) -> list[Change]:
+    """Task changes the bot has not announced itself: /assign tells the worker of a task it
+    created (`created_here`), the task board tells them why it reopened one (when, by id)."""
+    kept: list[Change] = []
+    for change in changes:
+        if change.kind is ChangeKind.NEW and change.record_id in created_here:
+            continue
+        reopened = reopened_here.get(change.record_id)
+        if (
+            reopened is not None
+            and change.kind is ChangeKind.STATE
+            and change.after == TaskStatus.PENDING_MAINTENANCE
+            and change.before in REOPENED_FROM
+            and (
+                change.before_since is None
+                or reopened >= datetime.fromisoformat(change.before_since)
+            )
+        ):
+            continue
+        kept.append(change)
+    return kept
 
 
 def booking_reminders(

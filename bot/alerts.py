@@ -28,9 +28,9 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
@@ -43,12 +43,14 @@ from bot.alert_kinds import (
     MANAGER_KINDS,
     Alert,
     Change,
+    ChangeKind,
     Directory,
     booking_alerts,
     booking_record,
     booking_reminders,
     diff,
     in_quiet_hours,
+    not_told_yet,
     repair_alerts,
     repair_escalations,
     repair_record,
@@ -60,7 +62,7 @@ from bot.alert_kinds import (
 )
 from bot.services import Services
 from bot.storage.db import upsert
-from bot.storage.models import AlertStatus, SentAlert, TelegramUser
+from bot.storage.models import AlertStatus, AuditEntry, SentAlert, TelegramUser
 from bot.storage.repositories import SeenRecord
 from conversations import callbacks
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
@@ -129,6 +131,19 @@ class AlertLedger:
             )
             return list(await session.scalars(query))
 
+    async def announced(self, action: str, targets: Iterable[str]) -> dict[str, datetime]:
+        """When the bot last did `action` (an audit log action) on each of these targets."""
+        ids = sorted(set(targets))
+        if not ids:
+            return {}
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(AuditEntry.target, func.max(AuditEntry.at))
+                .where(AuditEntry.action == action, AuditEntry.target.in_(ids))
+                .group_by(AuditEntry.target)
+            )
+            return {str(target): at for target, at in rows if target is not None}
+
     async def users(self, telegram_ids: Iterable[int]) -> dict[int, TelegramUser]:
         """The stored users among these ids."""
         ids = sorted(set(telegram_ids))
@@ -192,7 +207,8 @@ class AlertWatcher:
         repairs = await self._poll_repairs(markers, now)
         if repairs is not None:
             observed.append(("akubela", "repair", repairs))
-            alerts += repair_alerts(repairs.changes, directory)
+            photos = await self._photos(repairs.changes)
+            alerts += repair_alerts(repairs.changes, directory, photos)
             alerts += repair_escalations(
                 _live(repairs.stored),
                 directory,
@@ -216,7 +232,10 @@ class AlertWatcher:
             tasks, workers = polled
             directory = replace(directory, workers=workers)
             observed.append(("tuya", "task", tasks))
-            alerts += task_alerts(tasks.changes, directory)
+            changed = [change.record_id for change in tasks.changes]
+            created = await self._ledger.announced("task.create", changed)
+            reopened = await self._ledger.announced("task.reopen", changed)
+            alerts += task_alerts(not_told_yet(tasks.changes, set(created), reopened), directory)
             waiting = [
                 r.record_id for r in tasks.stored if r.state == TaskStatus.PENDING_MAINTENANCE
             ]
@@ -259,6 +278,20 @@ class AlertWatcher:
             residents={rid: tuple(ids) for rid, ids in residents.items()},
             managers=tuple(sorted(managers)),
         )
+
+    async def _photos(self, changes: Iterable[Change]) -> dict[str, list[str]]:
+        """Photos residents sent with new repairs through the bot, by repair id."""
+        found: dict[str, list[str]] = {}
+        for change in changes:
+            if change.kind is not ChangeKind.NEW:
+                continue
+            residence_id = str(change.snapshot.get("residence_id", ""))
+            report = await self._services.repair_reports.get(
+                change.record_id, residence_id=residence_id
+            )
+            if report is not None and report.photo_file_ids:
+                found[change.record_id] = [str(p) for p in report.photo_file_ids]
+        return found
 
     def _observe(
         self,
@@ -405,6 +438,8 @@ class AlertWatcher:
             else:
                 await storage.alerts.mark_sent(row.dedupe_key, now)
                 logger.info("alert %s sent to user %s", row.kind, row.recipient)
+                if alert.photos:
+                    await _send_photos(application.bot, row.recipient, alert.photos)
 
     def _quiet(self, user: TelegramUser, now: datetime) -> bool:
         zone = self._services.settings.zone
@@ -415,6 +450,18 @@ class AlertWatcher:
                 logger.debug("user %s has an unknown time zone", user.telegram_id)
         local = now.astimezone(zone).time()
         return in_quiet_hours(local, user.quiet_hours_start, user.quiet_hours_end)
+
+
+async def _send_photos(bot: Any, chat_id: int, photos: Sequence[str]) -> None:
+    # The text went out and is marked sent: a photo that fails is logged, not retried, so the
+    # text is never sent twice.
+    try:
+        if len(photos) == 1:
+            await bot.send_photo(chat_id, photos[0])
+        else:
+            await bot.send_media_group(chat_id, [InputMediaPhoto(p) for p in photos[:10]])
+    except TelegramError as exc:
+        logger.warning("photos of an alert to user %s failed (%s)", chat_id, type(exc).__name__)
 
 
 def _live(records: Iterable[SeenRecord]) -> list[SeenRecord]:

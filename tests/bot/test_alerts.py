@@ -25,6 +25,7 @@ from bot.alert_kinds import (
     booking_reminders,
     diff,
     in_quiet_hours,
+    not_told_yet,
     periods_overdue,
     repair_alerts,
     repair_escalations,
@@ -348,6 +349,60 @@ def test_keys_differ_per_recipient_and_per_visit_to_a_state() -> None:
     assert not set(keys_first) & set(keys_again)
     # The same change derived twice (e.g. after a crash) gives the same keys.
     assert keys_first == [a.key for a in task_alerts([first], DIRECTORY)]
+
+
+@pytest.mark.parametrize(
+    ("change", "created", "reopened_at", "kept"),
+    [
+        pytest.param(
+            _change(ChangeKind.NEW, "t1", None, "PENDING_MAINTENANCE", **TASK),
+            {"t1"},
+            None,
+            False,
+            id="created with /assign: the worker was told there",
+        ),
+        pytest.param(
+            _change(ChangeKind.NEW, "t1", None, "PENDING_MAINTENANCE", **TASK),
+            set(),
+            None,
+            True,
+            id="created elsewhere",
+        ),
+        pytest.param(
+            _change(ChangeKind.STATE, "t1", "PENDING_ACCEPTANCE", "PENDING_MAINTENANCE", **TASK),
+            set(),
+            T0 + timedelta(minutes=5),
+            False,
+            id="reopened on the board: the worker was told why",
+        ),
+        pytest.param(
+            _change(ChangeKind.STATE, "t1", "PENDING_ACCEPTANCE", "PENDING_MAINTENANCE", **TASK),
+            set(),
+            T0 - timedelta(days=1),
+            True,
+            id="an older reopen on the board, this one elsewhere",
+        ),
+        pytest.param(
+            _change(ChangeKind.STATE, "t1", "IN_MAINTENANCE", "PENDING_ACCEPTANCE", **TASK),
+            {"t1"},
+            T0 + timedelta(minutes=5),
+            True,
+            id="finished: managers still hear",
+        ),
+    ],
+)
+def test_changes_the_bot_announced_itself_are_not_alerted_again(
+    change: Change, created: set[str], reopened_at: datetime | None, kept: bool
+) -> None:
+    reopened = {"t1": reopened_at} if reopened_at else {}
+    assert not_told_yet([change], created, reopened) == ([change] if kept else [])
+
+
+def test_a_new_repair_alert_carries_the_residents_photos() -> None:
+    change = _change(ChangeKind.NEW, "m1", None, "wait for confirmation", **REPAIR)
+    alerts = repair_alerts([change], DIRECTORY, {"m1": ["photo-a", "photo-b"]})
+    assert {a.photos for a in alerts} == {("photo-a", "photo-b")}
+    assert repair_alerts([change], DIRECTORY)[0].photos == ()
 
 
 # ---- reminders and escalations -------------------------------------------------------------
@@ -902,3 +957,93 @@ async def test_quiet_hours_are_set_and_cleared_with_alerts_quiet(
     user = await users.get(ALICE)
     assert user is not None
     assert (user.quiet_hours_start, user.quiet_hours_end) == (None, None)
+
+
+# ---- what the conversations already said, photos, buttons ------------------------------------
+
+
+async def test_a_new_repair_reaches_managers_with_the_residents_photos(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    desk = await bot.services.resident_desk(BOB)
+    assert desk is not None
+    start = datetime.now(UTC) + timedelta(days=2)
+    repair_id = await desk.report_repair(
+        start=start,
+        finish=start + timedelta(hours=3),
+        description="Water under the sink",
+        contact="+86 138 0000 0002",
+        command_id="alerts-test-repair-3",
+    )
+    assert repair_id
+    link = await bot.services.accounts.resident(BOB)
+    assert link is not None
+    assert link.residence_id is not None
+    await bot.services.repair_reports.add(
+        maintenance_id=repair_id,
+        telegram_id=BOB,
+        residence_id=link.residence_id,
+        photo_file_ids=["photo-sink-1", "photo-sink-2"],
+        description="Water under the sink",
+    )
+    await _poll(bot)
+    (text,) = _to(bot, BOSS)
+    assert "Water under the sink" in (text.text or "")
+    (album,) = bot.telegram.sent("sendMediaGroup")
+    assert int(album.params["chat_id"]) == BOSS
+    assert [m["media"] for m in album.params["media"]] == ["photo-sink-1", "photo-sink-2"]
+
+
+async def test_workers_are_not_told_twice_of_what_the_task_board_told_them(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    created = await bot.services.tuya.create_task(
+        worker_id=LI_WEI, room_device_relations=[_relation()]
+    )
+    audit = bot.services.storage.audit
+    await audit.append(
+        telegram_id=BOSS,
+        vendor="tuya",
+        action="task.create",
+        target=created,
+        request_summary={},
+        result="created",
+        at=bot.services.clock(),
+    )
+    _tuya(sandbox_app).advance("task", TASK_TOM_AWAITING, "reopen")
+    await audit.append(
+        telegram_id=BOSS,
+        vendor="tuya",
+        action="task.reopen",
+        target=TASK_TOM_AWAITING,
+        request_summary={"reason": "Still leaking"},
+        result="reopened",
+        at=bot.services.clock(),
+    )
+    await _poll(bot)
+    assert bot.telegram.sent("sendMessage") == []
+
+
+async def test_the_accept_button_in_an_alert_accepts_for_a_manager_only(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    _tuya(sandbox_app).advance("task", TASK_TOM_IN_WORK)
+    await _poll(bot)
+    (alert,) = _to(bot, BOSS)
+    accept = next(
+        b["callback_data"] for row in alert.buttons for b in row if "accept" in b["callback_data"]
+    )
+
+    await bot.chat(TOM_TG).press(accept)
+    assert (await bot.services.tuya.get_task(TASK_TOM_IN_WORK)).status == "PENDING_ACCEPTANCE"
+
+    await bot.chat(BOSS).press(accept)
+    assert (await bot.services.tuya.get_task(TASK_TOM_IN_WORK)).status == "ACCEPTANCE_COMPLETE"
+    await _poll(bot)
+    assert sum("waits for your acceptance" in (c.text or "") for c in _to(bot, BOSS)) == 1
