@@ -16,8 +16,9 @@ from bot.linking import Linked, residence_label
 from bot.storage.accounts import RedeemOutcome
 from conversations import callbacks
 from conversations.common import offer_link
-from conversations.context import LANGUAGE_KEY, ConciergeContext
+from conversations.context import LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
+from conversations.notify import language_of
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
 
 logger = logging.getLogger(__name__)
@@ -368,8 +369,8 @@ async def answer_stale(update: Update, context: ConciergeContext) -> None:
 
 async def tell_linked(application: Any, linked: Linked) -> None:
     """Tells the user in Telegram that their account is linked, and what comes next."""
-    data = application.user_data.get(linked.telegram_id, {})
-    lang = data.get(LANGUAGE_KEY) or "en"
+    services = application.bot_data[SERVICES_KEY]
+    lang = await language_of(application, services, linked.telegram_id)
     bot = application.bot
     text = tr(lang, "✅ Your Akubela account {email} is linked.", email=linked.email or "")
     if len(linked.residences) > 1 and linked.chosen_residence_id is None:

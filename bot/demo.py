@@ -29,6 +29,7 @@ from bot.settings import Settings
 from bot.storage.accounts import StoredTokens
 from bot.storage.migrate import upgrade
 from bot.storage.models import Role
+from conversations.i18n import pick_language
 from sandbox.app import create_app
 from sandbox.botapi import Persona, create_botapi_app
 
@@ -110,7 +111,11 @@ async def seed(settings: Settings, people: list[DemoPersona], transport: Any) ->
     try:
         for person in people:
             user_id = person.persona.user_id
-            await services.storage.users.get_or_create(user_id, display_name=person.persona.name)
+            await services.storage.users.get_or_create(
+                user_id,
+                language=pick_language(None, person.persona.language_code),
+                display_name=person.persona.name,
+            )
             if person.email and person.password:
                 await _link(services, user_id, person.email, person.password)
             grant: dict[str, Any] | None = None

@@ -16,7 +16,7 @@ from api.tuya import TuyaClient
 from bot.crypto import TokenCipher
 from bot.desks import AkubelaResidentDesk
 from bot.linking import Linker
-from bot.outbox import OutboxService
+from bot.outbox import Delivered, OutboxService
 from bot.settings import Settings
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.repair_reports import RepairReports
@@ -60,6 +60,20 @@ class Services:
             alert_definition_id=settings.servitly_maintenance_alert_definition_id,
             thing_definition_id=settings.servitly_thing_definition_id,
             deprecated_works=settings.servitly_use_deprecated_maintenance_works,
+        )
+        self.outbox.on_delivered(self._keep_deferred_repair_photos)
+
+    async def _keep_deferred_repair_photos(self, delivered: Delivered) -> None:
+        """A repair reported while Akubela was down keeps its photos once it is created."""
+        item = delivered.item
+        if item.operation != "akubela.repair.create" or not delivered.record_id:
+            return
+        await self.repair_reports.add(
+            maintenance_id=delivered.record_id,
+            telegram_id=item.telegram_id,
+            residence_id=str(item.payload["residence_id"]),
+            photo_file_ids=[str(f) for f in item.payload.get("photo_file_ids", [])],
+            description=str(item.payload["description"]),
         )
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:

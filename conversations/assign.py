@@ -43,7 +43,7 @@ from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, InvalidRequest, RateLimited
 from api.tuya_models import Device, Room, TaskSummary, Worker
-from conversations import callbacks, common
+from conversations import callbacks, common, notify
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
@@ -53,7 +53,6 @@ from conversations.tasks import (
     newest_first,
     places_lines,
     project_ids,
-    tell,
     worker_id_of,
 )
 
@@ -630,8 +629,9 @@ async def _created(
     rooms = ", ".join(room for room, _ in places)
     told = 0
     for telegram_id in await services.accounts.telegram_ids_of_worker(draft.worker_id):
-        told += await tell(
-            context,
+        told += await notify.tell(
+            context.application,
+            context.services,
             telegram_id,
             N_("🆕 New maintenance task {task_id} for you: {rooms}. Send /tasks to see it."),
             task_id=task_id,

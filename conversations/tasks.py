@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import Forbidden, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -46,9 +46,9 @@ from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
 from api.tuya_models import TaskDetail, TaskStatus, TaskSummary, Worker
-from conversations import callbacks, common
-from conversations.context import LANGUAGE_KEY, ConciergeContext
-from conversations.i18n import N_, pick_language, tr
+from conversations import callbacks, common, notify
+from conversations.context import ConciergeContext
+from conversations.i18n import N_, tr
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
 
 logger = logging.getLogger(__name__)
@@ -213,31 +213,6 @@ def maintenance_notes(
 
 
 # ---- talking to people outside this chat -------------------------------------------------------
-
-
-async def language_of(context: ConciergeContext, telegram_id: int) -> str:
-    """The language a user reads: their choice in the bot, else what we stored for them."""
-    chosen = context.application.user_data.get(telegram_id, {}).get(LANGUAGE_KEY)
-    if chosen:
-        return pick_language(chosen, None)
-    user = await context.services.storage.users.get(telegram_id)
-    return pick_language(user.language if user else None, None)
-
-
-async def tell(context: ConciergeContext, telegram_id: int, message: str, **values: Any) -> bool:
-    """Sends `message` to another user in their language; False when it did not arrive."""
-    services = context.services
-    lang = await language_of(context, telegram_id)
-    try:
-        await context.bot.send_message(telegram_id, tr(lang, message, **values))
-    except Forbidden:
-        logger.info("user %s has blocked the bot; marked", telegram_id)
-        await services.storage.users.set_blocked(telegram_id, services.clock())
-        return False
-    except TelegramError as exc:
-        logger.warning("could not tell user %s: %s", telegram_id, type(exc).__name__)
-        return False
-    return True
 
 
 def project_ids(context: ConciergeContext) -> list[str]:
@@ -601,8 +576,9 @@ async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -
     places = await places_of(context, task)
     rooms = ", ".join(room for room, _ in places) or "—"
     for manager in await managers(context):
-        await tell(
-            context,
+        await notify.tell(
+            context.application,
+            context.services,
             manager,
             N_("👍 {worker} acknowledged task {task_id} ({rooms})."),
             worker=worker_name(task),
@@ -692,8 +668,12 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     lines.append(await _record_work(context, loaded.task, now))
     if loaded.worker_id:
         for telegram_id in await services.accounts.telegram_ids_of_worker(loaded.worker_id):
-            await tell(
-                context, telegram_id, N_("✅ Your task {task_id} was accepted."), task_id=task_id
+            await notify.tell(
+                context.application,
+                context.services,
+                telegram_id,
+                N_("✅ Your task {task_id} was accepted."),
+                task_id=task_id,
             )
     await common.say(update, "\n".join(lines), _back(context))
     return State.BROWSE
@@ -842,8 +822,9 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
     told = 0
     if loaded.worker_id:
         for telegram_id in await services.accounts.telegram_ids_of_worker(loaded.worker_id):
-            told += await tell(
-                context,
+            told += await notify.tell(
+                context.application,
+                context.services,
                 telegram_id,
                 N_("🔁 Task {task_id} was reopened by the manager. Reason: {reason}"),
                 task_id=task_id,

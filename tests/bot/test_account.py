@@ -269,3 +269,13 @@ async def test_help_lists_what_the_role_can_do(bot: BotUnderTest) -> None:
 
 def test_sandbox_clock_fixture_is_shared(clock: Clock) -> None:
     assert clock.now().tzinfo is not None
+
+
+async def test_the_link_notice_speaks_the_users_telegram_language(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    person = _resident(sandbox_app, homes=1)
+    await bot.chat(515, language_code="zh-hans").send("/start")
+    redirect = await _log_in(sandbox_app, _link_url(bot), person["email"], person["password"])
+    await _follow(bot, redirect)
+    assert "已绑定" in (bot.telegram.last.text or "")

@@ -110,6 +110,29 @@ async def test_a_write_waits_out_an_outage_and_goes_through_once(
     assert len(bot.telegram.sent("sendMessage")) == 1
 
 
+async def test_a_deferred_repair_keeps_its_photos_once_created(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    person = await link_demo_resident(bot, sandbox_app, USER)
+    description = "Window latch broken, photos deferred"
+    payload = _repair_payload(person["residence_ids"][0], description) | {
+        "photo_file_ids": ["p-1", "p-2"]
+    }
+    await bot.services.outbox.defer(
+        USER, "akubela.repair.create", payload, command_id=new_command_id()
+    )
+    await _run_job(bot)
+    desk = await bot.services.resident_desk(USER)
+    assert desk is not None
+    (repair,) = [r for r in await desk.repairs() if r.description == description]
+    assert repair.maintenance_id is not None
+    report = await bot.services.repair_reports.get(
+        repair.maintenance_id, residence_id=desk.residence_id
+    )
+    assert report is not None
+    assert report.photo_file_ids == ["p-1", "p-2"]
+
+
 async def test_a_record_that_landed_without_an_answer_is_not_created_again(
     bot: BotUnderTest, sandbox_app: Starlette, clock_: MovableClock
 ) -> None:

@@ -1,0 +1,57 @@
+"""Messages to a user outside their own conversation (alerts, results of deferred writes, a
+manager told about a worker's acknowledgement), in that user's language."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from telegram.error import Forbidden, TelegramError
+
+from conversations.context import LANGUAGE_KEY
+from conversations.i18n import pick_language, tr
+
+# Services are built by `bot`; only their type is named here.
+if TYPE_CHECKING:
+    from bot.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+async def language_of(application: Any, services: Services, telegram_id: int) -> str:
+    """The language a user reads: their choice in the bot, else what we stored for them."""
+    chosen = application.user_data.get(telegram_id, {}).get(LANGUAGE_KEY)
+    if chosen:
+        return pick_language(chosen, None)
+    user = await services.storage.users.get(telegram_id)
+    return pick_language(user.language if user else None, None)
+
+
+async def tell(
+    application: Any,
+    services: Services,
+    telegram_id: int,
+    message: str,
+    /,
+    *,
+    translate_values: bool = False,
+    **values: Any,
+) -> bool:
+    """Sends `message` (a message id) in the user's language; False when it did not arrive.
+
+    With `translate_values`, string values are message ids too (a reason, a state) and are
+    translated; otherwise they are shown as given (names, a reason a manager typed).
+    """
+    lang = await language_of(application, services, telegram_id)
+    if translate_values:
+        values = {k: tr(lang, v) if isinstance(v, str) else v for k, v in values.items()}
+    try:
+        await application.bot.send_message(telegram_id, tr(lang, message, **values))
+    except Forbidden:
+        logger.info("user %s has blocked the bot; marked", telegram_id)
+        await services.storage.users.set_blocked(telegram_id, services.clock())
+        return False
+    except TelegramError as exc:
+        logger.warning("could not tell user %s: %s", telegram_id, type(exc).__name__)
+        return False
+    return True
