@@ -19,6 +19,7 @@ is still pending, so an alert that failed, or waited out quiet hours, goes out o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import defaultdict
@@ -74,7 +75,8 @@ logger = logging.getLogger(__name__)
 WATCHER_KEY = "alert_watcher"
 SWITCHED_OFF_KEY = "alerts_off"
 MAX_ATTEMPTS = 5
-DELIVERIES_PER_POLL = 200
+PAGE_SIZE = 200
+MAX_KEY_LENGTH = 255  # sent_alerts.dedupe_key
 # Markers of sources seen at least once live beside the records, under our own name.
 MARKER_VENDOR = "concierge"
 MARKER_KIND = "scope"
@@ -105,7 +107,7 @@ class AlertLedger:
                     session.get_bind().dialect.name,
                     SentAlert,
                     {
-                        "dedupe_key": alert.key,
+                        "dedupe_key": storable_key(alert.key),
                         "recipient": alert.recipient,
                         "kind": alert.kind.value,
                         "status": AlertStatus.PENDING,
@@ -120,12 +122,12 @@ class AlertLedger:
             await session.commit()
             return inserted is not None
 
-    async def pending(self, limit: int = DELIVERIES_PER_POLL) -> list[SentAlert]:
-        """Alerts not yet delivered, oldest first."""
+    async def pending(self, *, after: int = 0, limit: int = PAGE_SIZE) -> list[SentAlert]:
+        """Alerts not yet delivered, oldest first, from the one after id `after` on."""
         async with self._sessions() as session:
             query = (
                 select(SentAlert)
-                .where(SentAlert.status == AlertStatus.PENDING)
+                .where(SentAlert.status == AlertStatus.PENDING, SentAlert.id > after)
                 .order_by(SentAlert.id)
                 .limit(limit)
             )
@@ -156,6 +158,14 @@ class AlertLedger:
             return {row.telegram_id: row for row in rows}
 
 
+def storable_key(key: str) -> str:
+    """The key as the column holds it: a vendor's very long state or id is hashed to fit."""
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return key[: MAX_KEY_LENGTH - len(digest) - 1] + "#" + digest
+
+
 def render(alert: Alert, lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
     """The alert's text and buttons in `lang`."""
     values = {
@@ -175,8 +185,9 @@ def render(alert: Alert, lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
 class AlertWatcher:
     """Polls the vendors and delivers alerts; one per application, kept in bot_data."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, page_size: int = PAGE_SIZE) -> None:
         self._services = services
+        self._page_size = page_size
         self._ledger = AlertLedger(services.storage.sessions)
         self._manager_auth: AkubelaTokens | None = None
 
@@ -394,52 +405,64 @@ class AlertWatcher:
 
     async def deliver(self, application: Any, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
+        # Page through by id: alerts held by quiet hours must not hide the ones behind them.
+        after = 0
+        blocked: set[int] = set()
+        while True:
+            rows = await self._ledger.pending(after=after, limit=self._page_size)
+            if not rows:
+                return
+            users = await self._ledger.users(row.recipient for row in rows)
+            blocked |= {tid for tid, user in users.items() if user.blocked_at is not None}
+            for row in rows:
+                await self._deliver_one(application, row, users.get(row.recipient), blocked, now)
+            after = rows[-1].id
+
+    async def _deliver_one(
+        self,
+        application: Any,
+        row: SentAlert,
+        user: TelegramUser | None,
+        blocked: set[int],
+        now: datetime,
+    ) -> None:
         storage = self._services.storage
-        rows = await self._ledger.pending()
-        users = await self._ledger.users(row.recipient for row in rows)
-        blocked = {tid for tid, user in users.items() if user.blocked_at is not None}
-        for row in rows:
-            user = users.get(row.recipient)
-            if user is None or row.payload is None:
-                await storage.alerts.mark_attempt_failed(
-                    row.dedupe_key, "nothing to send", final=True
-                )
-                continue
-            if row.recipient in blocked:
-                await storage.alerts.mark_attempt_failed(row.dedupe_key, "blocked", final=True)
-                logger.info("alert %s skipped: user %s blocked the bot", row.kind, row.recipient)
-                continue
-            alert = Alert.from_payload(row.dedupe_key, row.kind, row.recipient, row.payload)
-            if not alert.urgent and self._quiet(user, now):
-                continue
-            chosen = (application.user_data.get(row.recipient) or {}).get(LANGUAGE_KEY)
-            text, markup = render(alert, pick_language(chosen or user.language, None))
-            try:
-                await application.bot.send_message(row.recipient, text, reply_markup=markup)
-            except Forbidden:
-                blocked.add(row.recipient)
-                await storage.users.set_blocked(row.recipient, now)
-                await storage.alerts.mark_attempt_failed(row.dedupe_key, "Forbidden", final=True)
-                logger.info(
-                    "alert %s: user %s has blocked the bot; marked", row.kind, row.recipient
-                )
-            except TelegramError as exc:
-                final = row.attempts + 1 >= MAX_ATTEMPTS
-                await storage.alerts.mark_attempt_failed(
-                    row.dedupe_key, type(exc).__name__, final=final
-                )
-                logger.warning(
-                    "alert %s for user %s failed (%s)%s",
-                    row.kind,
-                    row.recipient,
-                    type(exc).__name__,
-                    "; giving up" if final else "; retried next poll",
-                )
-            else:
-                await storage.alerts.mark_sent(row.dedupe_key, now)
-                logger.info("alert %s sent to user %s", row.kind, row.recipient)
-                if alert.photos:
-                    await _send_photos(application.bot, row.recipient, alert.photos)
+        if user is None or row.payload is None:
+            await storage.alerts.mark_attempt_failed(row.dedupe_key, "nothing to send", final=True)
+            return
+        if row.recipient in blocked:
+            await storage.alerts.mark_attempt_failed(row.dedupe_key, "blocked", final=True)
+            logger.info("alert %s skipped: user %s blocked the bot", row.kind, row.recipient)
+            return
+        alert = Alert.from_payload(row.dedupe_key, row.kind, row.recipient, row.payload)
+        if not alert.urgent and self._quiet(user, now):
+            return
+        chosen = (application.user_data.get(row.recipient) or {}).get(LANGUAGE_KEY)
+        text, markup = render(alert, pick_language(chosen or user.language, None))
+        try:
+            await application.bot.send_message(row.recipient, text, reply_markup=markup)
+        except Forbidden:
+            blocked.add(row.recipient)
+            await storage.users.set_blocked(row.recipient, now)
+            await storage.alerts.mark_attempt_failed(row.dedupe_key, "Forbidden", final=True)
+            logger.info("alert %s: user %s has blocked the bot; marked", row.kind, row.recipient)
+        except TelegramError as exc:
+            final = row.attempts + 1 >= MAX_ATTEMPTS
+            await storage.alerts.mark_attempt_failed(
+                row.dedupe_key, type(exc).__name__, final=final
+            )
+            logger.warning(
+                "alert %s for user %s failed (%s)%s",
+                row.kind,
+                row.recipient,
+                type(exc).__name__,
+                "; giving up" if final else "; retried next poll",
+            )
+        else:
+            await storage.alerts.mark_sent(row.dedupe_key, now)
+            logger.info("alert %s sent to user %s", row.kind, row.recipient)
+            if alert.photos:
+                await _send_photos(application.bot, row.recipient, alert.photos)
 
     def _quiet(self, user: TelegramUser, now: datetime) -> bool:
         zone = self._services.settings.zone

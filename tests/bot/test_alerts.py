@@ -14,6 +14,8 @@ from api.akubela_models import Booking, ManagerMaintenance
 from api.tuya_models import TaskSummary
 from bot.alert_kinds import (
     GONE,
+    MSG_REPAIR_NEW,
+    MSG_REPAIR_STATE,
     SINCE,
     Alert,
     AlertKind,
@@ -36,7 +38,13 @@ from bot.alert_kinds import (
     task_record,
     wanted,
 )
-from bot.alerts import MSG_QUIET_BAD, SWITCHED_OFF_KEY, parse_quiet_hours
+from bot.alerts import (
+    MSG_QUIET_BAD,
+    SWITCHED_OFF_KEY,
+    AlertWatcher,
+    parse_quiet_hours,
+    storable_key,
+)
 from bot.storage.accounts import RedeemOutcome
 from bot.storage.models import AlertStatus, Role, SentAlert
 from bot.storage.repositories import SeenRecord
@@ -1047,3 +1055,38 @@ async def test_the_accept_button_in_an_alert_accepts_for_a_manager_only(
     assert (await bot.services.tuya.get_task(TASK_TOM_IN_WORK)).status == "ACCEPTANCE_COMPLETE"
     await _poll(bot)
     assert sum("waits for your acceptance" in (c.text or "") for c in _to(bot, BOSS)) == 1
+
+
+def test_an_overlong_key_is_hashed_to_fit_and_stays_distinct() -> None:
+    short = "repair:m1:closed:0:7"
+    assert storable_key(short) == short
+    long_a = "task:" + "x" * 300 + ":a"
+    long_b = "task:" + "x" * 300 + ":b"
+    assert len(storable_key(long_a)) == 255
+    assert storable_key(long_a) != storable_key(long_b)
+    assert storable_key(long_a) == storable_key(long_a)
+
+
+async def test_alerts_held_by_quiet_hours_do_not_hide_the_ones_behind_them(
+    bot: BotUnderTest, sandbox_app: Starlette, bot_clock: MovableClock
+) -> None:
+    await _community(bot, sandbox_app)
+    local = bot_clock.now.astimezone(bot.settings.zone)
+    start = (local - timedelta(minutes=30)).time().replace(second=0, microsecond=0)
+    end = (local + timedelta(hours=1)).time().replace(second=0, microsecond=0)
+    await bot.services.storage.users.set_quiet_hours(BOSS, start, end)
+    watcher = AlertWatcher(bot.services, page_size=2)
+    values = {"home": "A 1201", "description": "Tap drips"}
+    for n in range(5):
+        await watcher.ledger.record(
+            Alert(f"held-{n}", AlertKind.REPAIR_NEW, BOSS, MSG_REPAIR_NEW, values), bot_clock.now
+        )
+    state = {"description": "Tap drips", "state": "closed", "feedback": ""}
+    await watcher.ledger.record(
+        Alert("for-alice", AlertKind.REPAIR_STATE, ALICE, MSG_REPAIR_STATE, state), bot_clock.now
+    )
+    await watcher.deliver(bot.app, bot_clock.now)
+    assert _recipients(bot) == [ALICE]
+    bot_clock.advance(hours=1, minutes=1)
+    await watcher.deliver(bot.app, bot_clock.now)
+    assert _recipients(bot) == [ALICE] + [BOSS] * 5
