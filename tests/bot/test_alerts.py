@@ -44,10 +44,11 @@ from bot.alerts import (
     AlertWatcher,
     parse_quiet_hours,
     storable_key,
+    watch_vendors,
 )
 from bot.storage.accounts import RedeemOutcome
 from bot.storage.models import AlertStatus, Role, SentAlert
-from bot.storage.repositories import SeenRecord
+from bot.storage.repositories import SeenRecord, VendorStates
 from conversations import callbacks
 from conversations.i18n import tr
 from sandbox.faults import FaultKind, FaultRule
@@ -1090,3 +1091,43 @@ async def test_alerts_held_by_quiet_hours_do_not_hide_the_ones_behind_them(
     bot_clock.advance(hours=1, minutes=1)
     await watcher.deliver(bot.app, bot_clock.now)
     assert _recipients(bot) == [ALICE] + [BOSS] * 5
+
+
+async def test_a_poll_that_dies_before_storing_its_snapshot_sends_the_alert_once_later(
+    bot: BotUnderTest, sandbox_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _community(bot, sandbox_app)
+    await _poll(bot)
+    _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+
+    async def dies(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the process died here")
+
+    with monkeypatch.context() as patch:
+        # The repository has slots, so the method is replaced on its class, for this block only.
+        patch.setattr(VendorStates, "put_many", dies)
+        with pytest.raises(RuntimeError):
+            # Straight to the watcher: the job would hand the error to the error handler.
+            await AlertWatcher(bot.services).poll(bot.app)
+    assert bot.telegram.sent("sendMessage") == []
+    (kept,) = await _ledger_rows(bot)
+    assert kept.status is AlertStatus.PENDING
+
+    await _poll(bot)  # sees the same change again: the same key, so still one alert
+    await _poll(bot)
+    assert _recipients(bot) == [ALICE]
+    assert [row.status for row in await _ledger_rows(bot)] == [AlertStatus.SENT]
+
+
+async def test_the_watcher_runs_every_alert_poll_seconds(
+    database_url: str, sandbox_app: Starlette
+) -> None:
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    async with running_bot(database_url, sandbox_app, alert_poll_seconds=42) as running:
+        assert running.app.job_queue is not None
+        (job,) = running.app.job_queue.get_jobs_by_name("alerts")
+        assert job.callback is watch_vendors
+        trigger = job.job.trigger
+        assert isinstance(trigger, IntervalTrigger)
+        assert trigger.interval == timedelta(seconds=42)
