@@ -32,6 +32,7 @@ RESIDENT_MENU = (
     (N_("📅 Book an amenity"), "book"),
     (N_("🎫 My bookings"), "bookings"),
 )
+RESUME_LABELS = {job: label for label, job in RESIDENT_MENU}
 WORKER_MENU = ((N_("🧰 My tasks"), "tasks"),)
 MANAGER_MENU = (
     (N_("🧰 Tasks"), "tasks"),
@@ -396,10 +397,19 @@ async def tell_linked(application: Any, linked: Linked) -> None:
         linked.telegram_id, residence_ids=frozenset(r.residence_id for r in linked.residences)
     )
     await bot.send_chat_action(linked.telegram_id, ChatAction.TYPING)
+    menu = menu_markup(actor, lang)
+    resume = RESUME_LABELS.get(linked.resume or "")
+    if resume is not None:
+        # They were on their way somewhere when we asked them to link: offer that first.
+        carry_on = InlineKeyboardButton(
+            tr(lang, "▶ Carry on: {job}", job=tr(lang, resume)),
+            callback_data=callbacks.build("menu", str(linked.resume)),
+        )
+        menu = InlineKeyboardMarkup([[carry_on], *menu.inline_keyboard])
     await bot.send_message(
         linked.telegram_id,
         text + "\n" + tr(lang, "What would you like to do?"),
-        reply_markup=menu_markup(actor, lang),
+        reply_markup=menu,
     )
 
 

@@ -165,7 +165,7 @@ async def _link(services: Services, user_id: int, email: str, password: str) -> 
         await services.accounts.choose_residence(user_id, families[0].residence_id)
 
 
-async def _serve(app: Starlette, host: str, port: int) -> _QuietServer:
+async def _serve(app: Starlette, host: str, port: int) -> tuple[_QuietServer, asyncio.Task[None]]:
     server = _QuietServer(
         uvicorn.Config(
             app,
@@ -176,10 +176,10 @@ async def _serve(app: Starlette, host: str, port: int) -> _QuietServer:
             timeout_graceful_shutdown=1,
         )
     )
-    asyncio.get_running_loop().create_task(server.serve())
+    serving = asyncio.get_running_loop().create_task(server.serve())
     for _ in range(500):
         if server.started:
-            return server
+            return server, serving
         await asyncio.sleep(0.01)
     raise RuntimeError(f"nothing answers on {host}:{port}")
 
@@ -225,12 +225,12 @@ async def run_demo(base: Settings, *, workdir: Path, stop: asyncio.Event | None 
     settings = demo_settings(base, database_path=database)
     sandbox_app = create_app(settings, auto_advance_every=AUTO_ADVANCE_SECONDS)
     people = demo_personas(sandbox_app)
-    sandbox = await _serve(sandbox_app, settings.sandbox_host, settings.sandbox_port)
+    sandbox, sandbox_task = await _serve(sandbox_app, settings.sandbox_host, settings.sandbox_port)
     botapi_app = create_botapi_app(
         token=settings.telegram_bot_token.get_secret_value(),
         personas=[person.persona for person in people],
     )
-    botapi = await _serve(botapi_app, settings.demo_host, settings.demo_port)
+    botapi, botapi_task = await _serve(botapi_app, settings.demo_host, settings.demo_port)
     try:
         await seed(settings, people, httpx.ASGITransport(app=sandbox_app))
         _print_welcome(settings, people)
@@ -239,5 +239,7 @@ async def run_demo(base: Settings, *, workdir: Path, stop: asyncio.Event | None 
         botapi_app.state.botapi.close()
         for server in (botapi, sandbox):
             server.should_exit = True
-        await asyncio.sleep(0.2)
+        # Let each server finish its own shutdown (lifespan included) before the loop ends;
+        # cancelling them half way is what makes uvicorn print a traceback.
+        await asyncio.wait({botapi_task, sandbox_task}, timeout=10)
     logger.info("demo stopped")

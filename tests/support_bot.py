@@ -58,7 +58,11 @@ async def running_bot(
     **settings_overrides: Any,
 ) -> AsyncIterator[BotUnderTest]:
     """Starts the bot on `database_url` against the sandbox; stops it cleanly afterwards."""
-    settings = Settings(_env_file=None, database_url=database_url, **settings_overrides)
+    # The repeating jobs run when a test calls them, not on their own in the middle of one.
+    quiet_jobs = {"outbox_interval_seconds": 3600, "alert_poll_seconds": 3600}
+    settings = Settings(
+        _env_file=None, database_url=database_url, **(quiet_jobs | settings_overrides)
+    )
     await upgrade(database_url)
     transport = httpx.ASGITransport(app=sandbox_app)
     # Retries back off for real in production; tests need not wait for them.
@@ -76,7 +80,13 @@ async def running_bot(
     )
     try:
         async with app:
-            yield BotUnderTest(app, services, telegram, settings)
+            # Conversation time-outs are JobQueue jobs: without it running they are ignored.
+            assert app.job_queue is not None
+            await app.job_queue.start()
+            try:
+                yield BotUnderTest(app, services, telegram, settings)
+            finally:
+                await app.job_queue.stop(wait=False)
     finally:
         await services.aclose()
 

@@ -279,3 +279,17 @@ async def test_the_link_notice_speaks_the_users_telegram_language(
     redirect = await _log_in(sandbox_app, _link_url(bot), person["email"], person["password"])
     await _follow(bot, redirect)
     assert "已绑定" in (bot.telegram.last.text or "")
+
+
+async def test_after_linking_the_resident_is_brought_back_to_their_repair(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    person = _resident(sandbox_app, homes=1)
+    chat = bot.chat(516)
+    await chat.send("/repair")
+    redirect = await _log_in(sandbox_app, _link_url(bot), person["email"], person["password"])
+    await _follow(bot, redirect)
+    first = bot.telegram.last.buttons[0][0]
+    assert first["text"] == "▶ Carry on: 🔧 Report a repair"
+    await chat.press(first["callback_data"])
+    assert "What needs repairing?" in (bot.telegram.last.text or "")
