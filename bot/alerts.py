@@ -87,7 +87,8 @@ class _Observed:
     """One source's poll: its changes and what to store for it."""
 
     changes: list[Change]
-    stored: list[SeenRecord]
+    stored: list[SeenRecord]  # every record as it stands, with since when
+    writes: list[SeenRecord]  # only those that are new, moved or gone: the rest is as stored
     marker: str
 
 
@@ -262,7 +263,7 @@ class AlertWatcher:
         # Alerts first, snapshot second: a crash in between derives the same keys next time.
         await self._record(alerts, application.user_data, now)
         for vendor, kind, seen in observed:
-            await services.storage.vendor_states.put_many(vendor, kind, seen.stored, now)
+            await services.storage.vendor_states.put_many(vendor, kind, seen.writes, now)
         new_markers = [
             SeenRecord(seen.marker, "seen", {})
             for _, _, seen in observed
@@ -314,7 +315,13 @@ class AlertWatcher:
     ) -> _Observed:
         # A source polled for the first time: what is there is not news.
         changes = diff(previous, current) if marker in markers else []
-        return _Observed(changes, stamp(previous, current, now), marker)
+        stored = stamp(previous, current, now)
+        writes = [
+            record
+            for record in stored
+            if record.record_id not in previous or previous[record.record_id].state != record.state
+        ]
+        return _Observed(changes, stored, writes, marker)
 
     async def _previous(self, vendor: str, kind: str) -> dict[str, SeenRecord]:
         rows = await self._services.storage.vendor_states.get_many(vendor, kind)

@@ -1131,3 +1131,19 @@ async def test_the_watcher_runs_every_alert_poll_seconds(
         trigger = job.job.trigger
         assert isinstance(trigger, IntervalTrigger)
         assert trigger.interval == timedelta(seconds=42)
+
+
+async def test_a_quiet_poll_rewrites_nothing_and_a_change_rewrites_only_its_record(
+    bot: BotUnderTest, sandbox_app: Starlette, bot_clock: MovableClock
+) -> None:
+    await _community(bot, sandbox_app, residents=False)
+    await _poll(bot)
+    first = bot_clock.now
+    bot_clock.advance(minutes=1)
+    _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+    await _poll(bot)
+    rows = await bot.services.storage.vendor_states.get_many("akubela", "repair")
+    rewritten = {rid for rid, row in rows.items() if row.seen_at != first}
+    assert rewritten == {REPAIR_WAITING}
+    assert rows[REPAIR_WAITING].snapshot[SINCE] == bot_clock.now.isoformat()
+    assert rows[REPAIR_DAVE].snapshot[SINCE] == first.isoformat()
