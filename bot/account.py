@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
@@ -16,7 +17,7 @@ from bot.linking import Linked, residence_label
 from bot.storage.accounts import RedeemOutcome
 from conversations import callbacks
 from conversations.common import offer_link
-from conversations.context import LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
+from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
 from conversations.notify import language_of
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
@@ -62,6 +63,7 @@ HELP_LINES: dict[str, Sequence[str]] = {
         N_("/bookings – your bookings"),
         N_("/code – book with a booking code"),
         N_("/residence – switch residence"),
+        N_("/timezone – the time zone times are shown in"),
         N_("/unlink – unlink your Akubela account"),
     ),
     "worker": (N_("/tasks – your maintenance tasks"),),
@@ -221,6 +223,7 @@ async def whoami(update: Update, context: ConciergeContext) -> None:
             )
         )
     lines.append(context.t("Language: {language}", language=LANGUAGE_NAMES[context.lang]))
+    lines.append(context.t("Time zone: {zone}", zone=str(context.zone)))
     await message.reply_text("\n".join(lines))
 
 
@@ -238,6 +241,46 @@ async def choose_language(update: Update, context: ConciergeContext) -> None:
     await message.reply_text(
         tr("en", "Which language?") + " / " + tr("zh", "Which language?"),
         reply_markup=InlineKeyboardMarkup([buttons]),
+    )
+
+
+async def set_time_zone(update: Update, context: ConciergeContext) -> None:
+    """Shows or sets the user's own time zone (`/timezone Europe/Berlin`, `/timezone reset`)."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None or context.user_data is None:
+        return
+    community = context.services.settings.timezone
+    if not context.args:
+        await message.reply_text(
+            context.t(
+                "Times are shown in {zone}. To change it, send /timezone and a zone name "
+                "such as Europe/Berlin, or /timezone reset for the community's ({community}).",
+                zone=str(context.zone),
+                community=community,
+            )
+        )
+        return
+    wanted = context.args[0].strip()
+    if wanted.lower() == "reset":
+        context.user_data.pop(TIME_ZONE_KEY, None)
+        await context.services.storage.users.set_time_zone(user.id, None)
+    else:
+        try:
+            zone = ZoneInfo(wanted)
+        except (ZoneInfoNotFoundError, ValueError):
+            await message.reply_text(
+                context.t(
+                    "I do not know the time zone “{zone}”. Try a name like Asia/Shanghai or "
+                    "Europe/Berlin.",
+                    zone=wanted[:64],
+                )
+            )
+            return
+        context.user_data[TIME_ZONE_KEY] = zone.key
+        await context.services.storage.users.set_time_zone(user.id, zone.key)
+    await message.reply_text(
+        context.t("Done: times are now shown in {zone}.", zone=str(context.zone))
     )
 
 
@@ -426,6 +469,7 @@ def build_handlers() -> list[BaseHandler[Any, ConciergeContext, Any]]:
         CommandHandler("whoami", whoami),
         CommandHandler("language", choose_language),
         CommandHandler("residence", choose_residence),
+        CommandHandler("timezone", set_time_zone),
         CommandHandler("unlink", confirm_unlink),
         CallbackQueryHandler(press_account_button, pattern=callbacks.pattern(JOB)),
     ]

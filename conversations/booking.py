@@ -140,12 +140,8 @@ def typed_start(text: str, day: date, zone: ZoneInfo) -> datetime | str | None:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _zone(context: ConciergeContext) -> ZoneInfo:
-    return ZoneInfo(context.services.settings.timezone)
-
-
 def _today(context: ConciergeContext) -> date:
-    return context.services.clock().astimezone(_zone(context)).date()
+    return context.services.clock().astimezone(context.zone).date()
 
 
 def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
@@ -198,7 +194,7 @@ async def _times(
 
 
 def _starts(context: ConciergeContext, times: BookingTimeList, day: date) -> list[datetime]:
-    return slots.free_starts(times, day, _zone(context), now=context.services.clock())
+    return slots.free_starts(times, day, context.zone, now=context.services.clock())
 
 
 # ---- deciding the next question --------------------------------------------------------------
@@ -234,7 +230,7 @@ async def advance(
     if draft.start is None and draft.wanted_time is not None:
         wanted = draft.wanted_time.hour * 60 + draft.wanted_time.minute
         draft.start, draft.wanted_time = (
-            datetext.local_moment(draft.day, wanted, _zone(context)),
+            datetext.local_moment(draft.day, wanted, context.zone),
             None,
         )
     if draft.start is None and near is not None:
@@ -248,14 +244,14 @@ async def advance(
         nearest = slots.nearest_free_starts(chosen, starts, NEAREST)
         text = context.t(
             "{time} is not free. The nearest free times:",
-            time=chosen.astimezone(_zone(context)).strftime("%H:%M"),
+            time=chosen.astimezone(context.zone).strftime("%H:%M"),
         )
         return await _ask_start(update, context, draft, nearest, _join(note, text), full=False)
     durations = slots.durations_for(
         chosen,
         times,
         draft.day,
-        _zone(context),
+        context.zone,
         now=context.services.clock(),
         max_minutes=DEFAULT_MAX_MINUTES,
     )
@@ -362,7 +358,7 @@ async def _ask_start(
 ) -> State:
     assert draft.day is not None
     await common.save_draft(context, JOB, draft)
-    zone = _zone(context)
+    zone = context.zone
     buttons = [_button(s.astimezone(zone).strftime("%H:%M"), "at", at_arg(s)) for s in starts]
     rows = [buttons[i : i + STARTS_PER_ROW] for i in range(0, len(buttons), STARTS_PER_ROW)]
     if not full:
@@ -409,7 +405,7 @@ async def _show_summary(
     if draft.command_id is None:
         draft.command_id = common.new_command_id()
     await common.save_draft(context, JOB, draft)
-    text = summary_text(draft, context.lang, _zone(context), context.services.clock())
+    text = summary_text(draft, context.lang, context.zone, context.services.clock())
     rows = [
         [
             _button(context.t("✅ Confirm"), "confirm"),
@@ -458,7 +454,7 @@ async def _from_request(
     if isinstance(amenities, ApiError):
         await common.save_draft(context, JOB, draft)
         return await _failed_read(update, context, amenities, State.AMENITY)
-    now, zone = context.services.clock(), _zone(context)
+    now, zone = context.services.clock(), context.zone
     request = parse_booking_request(text, [AmenityNames.of(a) for a in amenities], now, zone)
     notes: list[str] = []
     if request.amenity_id is not None:
@@ -593,7 +589,7 @@ async def receive_date_text(update: Update, context: ConciergeContext) -> State 
     if desk is None or message is None or not message.text:
         return ConversationHandler.END if desk is None else State.DATE
     draft = await _draft(context)
-    found = slots.parse_date(message.text, context.services.clock(), _zone(context))
+    found = slots.parse_date(message.text, context.services.clock(), context.zone)
     if isinstance(found, slots.DateRefusal):
         await common.say(update, found.message(context.lang))
         return State.DATE
@@ -618,7 +614,7 @@ async def choose_start(update: Update, context: ConciergeContext) -> State | int
     await common.answer_press(update)
     await common.remove_buttons(update)
     draft = await _draft(context)
-    draft.start, draft.duration_minutes = start.astimezone(_zone(context)), None
+    draft.start, draft.duration_minutes = start.astimezone(context.zone), None
     draft.day = draft.day or draft.start.date()
     return await advance(update, context, desk, draft)
 
@@ -632,7 +628,7 @@ async def receive_start_text(update: Update, context: ConciergeContext) -> State
     draft = await _draft(context)
     if draft.day is None:
         return await advance(update, context, desk, draft)
-    found = typed_start(message.text, draft.day, _zone(context))
+    found = typed_start(message.text, draft.day, context.zone)
     if found == "unsure":
         await common.say(update, context.t('Please add am or pm (e.g. "7pm"), or tap a time.'))
         return State.START
@@ -798,7 +794,7 @@ async def _tell_booked(
         BookingState.SUCCESS.value: context.t("✅ Booked!"),
         BookingState.PENDING.value: context.t("📨 Booking requested."),
     }.get(booking.state, context.t("Akubela answered:"))
-    text = _join(headline, booking_details(booking, context.lang, _zone(context), now))
+    text = _join(headline, booking_details(booking, context.lang, context.zone, now))
     await send_booking(update, context, desk, booking, text, None)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 SERVICES_KEY = "services"
 LANGUAGE_KEY = "lang"
+TIME_ZONE_KEY = "tz"
 
 
 class ConciergeContext(
@@ -49,6 +51,17 @@ class ConciergeContext(
         """The user's language: their own choice, else their Telegram client's."""
         chosen = self.user_data.get(LANGUAGE_KEY) if self.user_data is not None else None
         return pick_language(chosen, self.telegram_language)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The user's time zone: their own choice (/timezone), else the community's."""
+        chosen = self.user_data.get(TIME_ZONE_KEY) if self.user_data is not None else None
+        if isinstance(chosen, str):
+            try:
+                return ZoneInfo(chosen)
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
+        return self.services.settings.zone
 
     def t(self, message: str, /, **values: Any) -> str:
         """`message` in the user's language."""

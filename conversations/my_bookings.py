@@ -223,10 +223,6 @@ def decode_qr(data: bytes) -> str | None:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _zone(context: ConciergeContext) -> ZoneInfo:
-    return ZoneInfo(context.services.settings.timezone)
-
-
 def _button(
     context: ConciergeContext, label: str, action: str, arg: str = ""
 ) -> InlineKeyboardButton:
@@ -306,7 +302,7 @@ def list_view(
     bookings: Sequence[Booking], draft: BookingsDraft, context: ConciergeContext
 ) -> tuple[str, InlineKeyboardMarkup, int]:
     """The text and buttons of one page of the list, and the page actually shown."""
-    lang, zone, now = context.lang, _zone(context), context.services.clock()
+    lang, zone, now = context.lang, context.zone, context.services.clock()
     upcoming, past = split_bookings(bookings, now)
     shown = upcoming if draft.view is View.UPCOMING else past
     items, page, pages = page_of(shown, draft.page)
@@ -429,7 +425,7 @@ async def _open(
     await common.answer_press(update)
     await common.remove_buttons(update)
     now, lang = context.services.clock(), context.lang
-    text = booking_details(booking, lang, _zone(context), now)
+    text = booking_details(booking, lang, context.zone, now)
     rows = []
     if is_upcoming(booking, now):
         rows.append(
@@ -473,7 +469,7 @@ def selection_view(
     bookings: Sequence[Booking], draft: BookingsDraft, context: ConciergeContext
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The toggles for choosing several upcoming bookings to cancel."""
-    lang, zone, now = context.lang, _zone(context), context.services.clock()
+    lang, zone, now = context.lang, context.zone, context.services.clock()
     upcoming, _ = split_bookings(bookings, now)
     rows = []
     for booking in upcoming[:MAX_SELECTABLE]:
@@ -541,7 +537,7 @@ async def _ask_cancel(
     update: Update, context: ConciergeContext, bookings: Sequence[Booking], draft: BookingsDraft
 ) -> State:
     """Asks to confirm cancelling the bookings in the draft."""
-    now, lang, zone = context.services.clock(), context.lang, _zone(context)
+    now, lang, zone = context.services.clock(), context.lang, context.zone
     chosen = [b for b in bookings if b.booking_id in draft.cancel_ids]
     lines = [booking_line(b, lang, zone, now) for b in chosen]
     if len(chosen) == 1:
@@ -793,7 +789,7 @@ async def _tell_booked(
     text = (
         context.t("✅ Booked with the code.")
         + "\n"
-        + booking_details(booking, context.lang, _zone(context), now)
+        + booking_details(booking, context.lang, context.zone, now)
     )
     await send_booking(update, context, desk, booking, text, None)
 

@@ -157,10 +157,6 @@ def short_id(repair_id: str) -> str:
 # ---- texts -----------------------------------------------------------------------------------
 
 
-def _zone(context: ConciergeContext) -> ZoneInfo:
-    return ZoneInfo(context.services.settings.timezone)
-
-
 def badge(context: ConciergeContext, state: str) -> str:
     """ "⏳ waiting for confirmation", in the user's language; unknown states as sent."""
     words = state_words(state)
@@ -188,7 +184,7 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
 
 def detail_text(context: ConciergeContext, repair: Maintenance) -> str:
     """Every field Akubela returns for a repair, times in the community's zone."""
-    zone = _zone(context)
+    zone = context.zone
     if repair.start_time and repair.finish_time:
         window = describe_window(
             TimeWindow(repair.start_time, repair.finish_time),

@@ -26,7 +26,6 @@ import warnings
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from telegram import (
@@ -266,13 +265,9 @@ def contact_problem_text(context: ConciergeContext, problem: Problem) -> str:
     )
 
 
-def _zone(context: ConciergeContext) -> ZoneInfo:
-    return ZoneInfo(context.services.settings.timezone)
-
-
 def window_text(context: ConciergeContext, window: TimeWindow) -> str:
     """The visit window in words, in the user's language and zone."""
-    return describe_window(window, context.lang, _zone(context), now=context.services.clock())
+    return describe_window(window, context.lang, context.zone, now=context.services.clock())
 
 
 def summary_text(context: ConciergeContext, draft: RepairDraft) -> str:
@@ -322,7 +317,7 @@ def _photo_markup(context: ConciergeContext, draft: RepairDraft) -> InlineKeyboa
 
 
 def _preset_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
-    zone, now = _zone(context), context.services.clock()
+    zone, now = context.zone, context.services.clock()
     buttons = [
         InlineKeyboardButton(
             preset.label(context.lang, now, zone),
@@ -652,7 +647,7 @@ async def choose_preset(update: Update, context: ConciergeContext) -> State:
         )
     now = context.services.clock()
     return await _propose(
-        update, context, draft, validate_window(preset.window(now, _zone(context)), now)
+        update, context, draft, validate_window(preset.window(now, context.zone), now)
     )
 
 
@@ -661,7 +656,7 @@ async def receive_time(update: Update, context: ConciergeContext) -> State:
     message = update.effective_message
     text = clean_text(message.text if message else None)
     draft = await _draft(context)
-    result = parse_window(text, context.services.clock(), _zone(context))
+    result = parse_window(text, context.services.clock(), context.zone)
     return await _propose(update, context, draft, result)
 
 

@@ -249,10 +249,6 @@ def board_failure(context: ConciergeContext, error: ApiError) -> str:
     return context.t("The task system could not do that right now. Please try again soon.")
 
 
-def _zone(context: ConciergeContext) -> ZoneInfo:
-    return ZoneInfo(context.services.settings.timezone)
-
-
 def button(
     context: ConciergeContext, label: str, action: str, arg: str = ""
 ) -> InlineKeyboardButton:
@@ -371,7 +367,7 @@ async def places_of(context: ConciergeContext, task: TaskDetail) -> Places:
 def _task_button(
     context: ConciergeContext, task: TaskSummary, manager: bool
 ) -> InlineKeyboardButton | None:
-    parts = [status_words(task.status, context.lang), when(task.gmt_create, _zone(context))]
+    parts = [status_words(task.status, context.lang), when(task.gmt_create, context.zone)]
     if manager:
         parts.append(worker_name(task))
     parts.append(f"#{short_id(task.task_id)}")
@@ -522,7 +518,7 @@ async def _send_task(
     ack = acks.get(task.task_id)
     places = await places_of(context, task)
     text = task_details(
-        task, places, ack.acknowledged_at if ack else None, context.lang, _zone(context)
+        task, places, ack.acknowledged_at if ack else None, context.lang, context.zone
     )
     markup = await _detail_markup(context, task, _is_manager(actor), ack is not None)
     await _show(update, (prefix + "\n\n" if prefix else "") + text, markup)
@@ -695,7 +691,7 @@ async def _record_work(context: ConciergeContext, task: TaskDetail, now: datetim
             room_ids=room_ids,
             start=task.gmt_create or now,
             end=now,
-            notes=maintenance_notes(task, places, now, _zone(context)),
+            notes=maintenance_notes(task, places, now, context.zone),
         )
     except ApiError as error:
         logger.warning("maintenance log failed for task %s: %s", task.task_id, error)
