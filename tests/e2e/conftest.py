@@ -73,6 +73,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     workdir = tmp_path_factory.mktemp("demo")
     ports = {name: str(_free_port()) for name in ("SANDBOX_PORT", "DEMO_PORT", "WEB_PORT")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SANDBOX_", "DEMO_", "WEB_"))}
+    # Alerts poll every couple of seconds here, so a manager sees a new repair within the test.
+    env["ALERT_POLL_SECONDS"] = "2"
     log = workdir / "demo.log"
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -19,12 +19,13 @@ PIXEL = base64.b64decode(
 )
 
 
-def test_a_newcomer_links_an_account_and_reports_a_repair_with_a_photo(
+def test_a_newcomer_links_and_reports_a_repair_and_the_manager_is_alerted(
     context: BrowserContext, demo: Demo, tmp_path: Path
 ) -> None:
     resident = next(
         r for r in demo.info()["akubela"]["residents"] if r["email"].startswith("dave")
     )
+    manager = open_chat(context, demo, MANAGER)  # a second page, watching for alerts
     chat = open_chat(context, demo, NEWCOMER)
     say(chat, "/start")
     link = chat.locator('a.inline-btn[href*="oauth2/auth"]').last
@@ -58,6 +59,8 @@ def test_a_newcomer_links_an_account_and_reports_a_repair_with_a_photo(
         if r["description"] == "The bathroom ceiling light flickers all evening"
     ]
     assert len(created) == 1
+    # The manager's page receives the new-repair alert, live.
+    see(manager, "The bathroom ceiling light flickers all evening")
 
 
 def _repairs(demo: Demo) -> list[dict[str, str]]:
