@@ -141,6 +141,7 @@ class Alert:
     buttons: tuple[tuple[str, str], ...] = ()  # (label, callback data), one per row
     urgent: bool = False
     photos: tuple[str, ...] = ()  # Telegram file ids sent after the text
+    moments: tuple[str, ...] = ()  # values that are ISO times, shown in the reader's zone
 
     def payload(self) -> dict[str, Any]:
         """The alert as JSON-plain data, kept until it is delivered."""
@@ -151,6 +152,7 @@ class Alert:
             "buttons": [list(button) for button in self.buttons],
             "urgent": self.urgent,
             "photos": list(self.photos),
+            "moments": list(self.moments),
         }
 
     @classmethod
@@ -168,6 +170,7 @@ class Alert:
             buttons=tuple((str(b[0]), str(b[1])) for b in payload.get("buttons") or ()),
             urgent=bool(payload.get("urgent")),
             photos=tuple(str(p) for p in payload.get("photos") or ()),
+            moments=tuple(str(m) for m in payload.get("moments") or ()),
         )
 
 
@@ -295,10 +298,11 @@ def _short(record_id: str) -> str:
     return record_id[-6:]
 
 
-def _when(value: Any, zone: ZoneInfo) -> str:
+def local_time(value: str, zone: ZoneInfo) -> str:
+    """An ISO moment as the reader's local date and time; "?" when there is none."""
     if not value:
         return "?"
-    return datetime.fromisoformat(str(value)).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _text(snapshot: Mapping[str, Any], name: str) -> str:
@@ -357,13 +361,13 @@ def repair_alerts(
     return alerts
 
 
-def booking_alerts(changes: Iterable[Change], directory: Directory, zone: ZoneInfo) -> list[Alert]:
+def booking_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
     """Residents hear whether a booking was approved; managers of bookings that wait."""
     alerts: list[Alert] = []
     for change in changes:
         snap = change.snapshot
         rid = change.record_id
-        when = _when(snap.get("start"), zone)
+        when = _text(snap, "start")
         values = {"amenity": _text(snap, "amenity"), "when": when, "home": _text(snap, "home")}
         mark = _mark(change.before_since)
         if change.kind is ChangeKind.STATE and change.before == BookingState.PENDING:
@@ -376,6 +380,7 @@ def booking_alerts(changes: Iterable[Change], directory: Directory, zone: ZoneIn
                         recipient=resident,
                         message=message,
                         values=values,
+                        moments=("when",),
                     )
                     for resident in directory.residents.get(_text(snap, "residence_id"), ())
                 )
@@ -387,6 +392,7 @@ def booking_alerts(changes: Iterable[Change], directory: Directory, zone: ZoneIn
                     recipient=manager,
                     message=MSG_BOOKING_PENDING,
                     values=values,
+                    moments=("when",),
                     buttons=(
                         (BUTTON_BOOKINGS_WAITING, callbacks.build("menu", "bookings_pending")),
                     ),
@@ -485,7 +491,6 @@ def booking_reminders(
     *,
     now: datetime,
     lead: timedelta,
-    zone: ZoneInfo,
 ) -> list[Alert]:
     """Residents are reminded of an approved booking that starts within `lead`."""
     alerts: list[Alert] = []
@@ -503,7 +508,8 @@ def booking_reminders(
                 kind=AlertKind.BOOKING_REMINDER,
                 recipient=resident,
                 message=MSG_BOOKING_REMINDER,
-                values={"amenity": _text(snap, "amenity"), "when": _when(start_text, zone)},
+                values={"amenity": _text(snap, "amenity"), "when": str(start_text)},
+                moments=("when",),
                 urgent=True,
             )
             for resident in directory.residents.get(_text(snap, "residence_id"), ())

@@ -51,6 +51,7 @@ from bot.alert_kinds import (
     booking_reminders,
     diff,
     in_quiet_hours,
+    local_time,
     not_told_yet,
     repair_alerts,
     repair_escalations,
@@ -167,10 +168,14 @@ def storable_key(key: str) -> str:
     return key[: MAX_KEY_LENGTH - len(digest) - 1] + "#" + digest
 
 
-def render(alert: Alert, lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The alert's text and buttons in `lang`."""
+def render(alert: Alert, lang: str, zone: ZoneInfo) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The alert's text and buttons in `lang`, its times in `zone`."""
     values = {
-        name: tr(lang, value) if name in alert.translated else value
+        name: tr(lang, value)
+        if name in alert.translated
+        else local_time(value, zone)
+        if name in alert.moments
+        else value
         for name, value in alert.values.items()
     }
     text = tr(lang, alert.message, **values)
@@ -230,13 +235,12 @@ class AlertWatcher:
 
         for booking in await self._poll_bookings(directory, markers, now):
             observed.append(("akubela", "booking", booking))
-            alerts += booking_alerts(booking.changes, directory, settings.zone)
+            alerts += booking_alerts(booking.changes, directory)
             alerts += booking_reminders(
                 _live(booking.stored),
                 directory,
                 now=now,
                 lead=timedelta(minutes=settings.booking_reminder_minutes),
-                zone=settings.zone,
             )
 
         polled = await self._poll_tasks(markers, now)
@@ -442,10 +446,13 @@ class AlertWatcher:
             logger.info("alert %s skipped: user %s blocked the bot", row.kind, row.recipient)
             return
         alert = Alert.from_payload(row.dedupe_key, row.kind, row.recipient, row.payload)
-        if not alert.urgent and self._quiet(user, now):
+        zone = self._zone(user)
+        if not alert.urgent and in_quiet_hours(
+            now.astimezone(zone).time(), user.quiet_hours_start, user.quiet_hours_end
+        ):
             return
         chosen = (application.user_data.get(row.recipient) or {}).get(LANGUAGE_KEY)
-        text, markup = render(alert, pick_language(chosen or user.language, None))
+        text, markup = render(alert, pick_language(chosen or user.language, None), zone)
         try:
             await application.bot.send_message(row.recipient, text, reply_markup=markup)
         except Forbidden:
@@ -471,15 +478,14 @@ class AlertWatcher:
             if alert.photos:
                 await _send_photos(application.bot, row.recipient, alert.photos)
 
-    def _quiet(self, user: TelegramUser, now: datetime) -> bool:
-        zone = self._services.settings.zone
+    def _zone(self, user: TelegramUser) -> ZoneInfo:
+        """The user's own time zone, else the community's."""
         if user.time_zone:
             try:
-                zone = ZoneInfo(user.time_zone)
+                return ZoneInfo(user.time_zone)
             except (ZoneInfoNotFoundError, ValueError):
                 logger.debug("user %s has an unknown time zone", user.telegram_id)
-        local = now.astimezone(zone).time()
-        return in_quiet_hours(local, user.quiet_hours_start, user.quiet_hours_end)
+        return self._services.settings.zone
 
 
 async def _send_photos(bot: Any, chat_id: int, photos: Sequence[str]) -> None:

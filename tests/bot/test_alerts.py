@@ -43,6 +43,7 @@ from bot.alerts import (
     SWITCHED_OFF_KEY,
     AlertWatcher,
     parse_quiet_hours,
+    render,
     storable_key,
     watch_vendors,
 )
@@ -265,18 +266,21 @@ BOOKING = {"residence_id": "home-1", "amenity": "Gym", "home": "A 1201", "start"
     ],
 )
 def test_booking_routing(change: Change, expected: list[tuple[AlertKind, int]]) -> None:
-    assert _who(booking_alerts([change], DIRECTORY, ZONE)) == expected
+    assert _who(booking_alerts([change], DIRECTORY)) == expected
 
 
-def test_booking_decisions_say_which_and_when_in_the_community_zone() -> None:
+def test_booking_decisions_say_which_and_when_in_the_readers_zone() -> None:
     approved = _change(ChangeKind.STATE, "b1", "pending", "success", **BOOKING)
     rejected = _change(ChangeKind.STATE, "b1", "pending", "rejected", **BOOKING)
-    (yes,) = booking_alerts([approved], DIRECTORY, ZONE)
-    (no,) = booking_alerts([rejected], DIRECTORY, ZONE)
+    (yes,) = booking_alerts([approved], DIRECTORY)
+    (no,) = booking_alerts([rejected], DIRECTORY)
     assert "approved" in yes.message
     assert "rejected" in no.message
-    assert yes.values["when"] == "2026-03-02 09:00"
     assert yes.key != no.key
+    assert yes.moments == ("when",)
+    assert render(yes, "en", ZONE)[0].endswith("on 2026-03-02 09:00 was approved.")
+    assert "2026-03-02 02:00" in render(yes, "en", ZoneInfo("Europe/Paris"))[0]
+    assert "2026-03-02 09:00" in render(yes, "zh", ZONE)[0]
 
 
 TASK = {"worker_username": "tom@demo", "worker": "Tom"}
@@ -430,7 +434,7 @@ def test_a_new_repair_alert_carries_the_residents_photos() -> None:
 )
 def test_booking_reminders(state: str, starts_in: timedelta, reminded: bool) -> None:
     record = _seen("b1", state, T0, **{**BOOKING, "start": (T0 + starts_in).isoformat()})
-    alerts = booking_reminders([record], DIRECTORY, now=T0, lead=timedelta(minutes=30), zone=ZONE)
+    alerts = booking_reminders([record], DIRECTORY, now=T0, lead=timedelta(minutes=30))
     assert _who(alerts) == ([(AlertKind.BOOKING_REMINDER, RESIDENT)] if reminded else [])
     assert all(a.urgent for a in alerts)
 
@@ -1147,3 +1151,20 @@ async def test_a_quiet_poll_rewrites_nothing_and_a_change_rewrites_only_its_reco
     assert rewritten == {REPAIR_WAITING}
     assert rows[REPAIR_WAITING].snapshot[SINCE] == bot_clock.now.isoformat()
     assert rows[REPAIR_DAVE].snapshot[SINCE] == first.isoformat()
+
+
+async def test_times_in_an_alert_are_shown_in_the_recipients_own_zone(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await _community(bot, sandbox_app)
+    await bot.services.storage.users.set_time_zone(BOB, "Europe/London")
+    await _poll(bot)
+    _akubela(sandbox_app).advance("booking", BOOKING_BOB_PENDING, "approve")
+    await _poll(bot)
+    desk = await bot.services.resident_desk(BOB)
+    assert desk is not None
+    booking = next(b for b in await desk.bookings() if b.booking_id == BOOKING_BOB_PENDING)
+    assert booking.start_time is not None
+    london = booking.start_time.astimezone(ZoneInfo("Europe/London"))
+    (approved,) = _to(bot, BOB)
+    assert london.strftime("%Y-%m-%d %H:%M") in (approved.text or "")
