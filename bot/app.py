@@ -28,7 +28,15 @@ from bot.jobs import schedule_jobs
 from bot.linking import Linked
 from bot.services import Services
 from bot.settings import Settings
-from conversations import assign, booking, my_bookings, my_repairs, repair, tasks
+from conversations import (
+    assign,
+    booking,
+    my_bookings,
+    my_repairs,
+    project_repairs,
+    repair,
+    tasks,
+)
 from conversations.context import SERVICES_KEY, ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
 
@@ -80,6 +88,7 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
         lambda: [tasks.build_conversation(timeout=timeout)],
         lambda: [assign.build_conversation(timeout=timeout)],
         alerts.build_handlers,
+        lambda: [project_repairs.build_conversation(timeout=timeout)],
         account.build_fallback_handlers,
     ]
 

@@ -9,7 +9,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from api.akubela import AkubelaClient, AkubelaTokens
-from api.akubela_models import Amenity, Booking, BookingTimeList, Maintenance
+from api.akubela_models import (
+    Amenity,
+    Booking,
+    BookingTimeList,
+    Maintenance,
+    ManagerMaintenance,
+)
 from api.errors import InvalidRequest, Unavailable
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -122,16 +128,53 @@ class AkubelaResidentDesk:
 
     async def download(self, url: str) -> bytes:
         """Fetches a vendor image over http(s), refusing anything that is not a small image."""
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise InvalidRequest("not an http(s) image URL", vendor="akubela")
-        try:
-            response = await self._images.get(url)
-        except httpx.TransportError as exc:
-            raise Unavailable(
-                f"image download failed ({type(exc).__name__})", vendor="akubela"
-            ) from None
-        if response.status_code != 200 or len(response.content) > MAX_IMAGE_BYTES:
-            raise Unavailable(f"image answered HTTP {response.status_code}", vendor="akubela")
-        if not response.headers.get("content-type", "").startswith("image/"):
-            raise InvalidRequest("the URL did not give an image", vendor="akubela")
-        return response.content
+        return await download_image(self._images, url)
+
+
+async def download_image(images: httpx.AsyncClient, url: str) -> bytes:
+    """A vendor image over http(s); anything that is not a small image is refused."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise InvalidRequest("not an http(s) image URL", vendor="akubela")
+    try:
+        response = await images.get(url)
+    except httpx.TransportError as exc:
+        raise Unavailable(
+            f"image download failed ({type(exc).__name__})", vendor="akubela"
+        ) from None
+    if response.status_code != 200 or len(response.content) > MAX_IMAGE_BYTES:
+        raise Unavailable(f"image answered HTTP {response.status_code}", vendor="akubela")
+    if not response.headers.get("content-type", "").startswith("image/"):
+        raise InvalidRequest("the URL did not give an image", vendor="akubela")
+    return response.content
+
+
+class AkubelaProjectDesk:
+    """The project's repairs through the property manager's account (all pages)."""
+
+    def __init__(
+        self,
+        client: AkubelaClient,
+        manager: AkubelaTokens,
+        project_id: str,
+        *,
+        images: httpx.AsyncClient,
+        page_size: int = 50,
+    ) -> None:
+        self._client = client
+        self._manager = manager
+        self.project_id = project_id
+        self._images = images
+        self._page_size = page_size
+
+    async def repairs(self) -> list[ManagerMaintenance]:
+        """Every repair of the project, page after page."""
+        return [
+            item
+            async for item in self._client.iter_project_maintenance(
+                self._manager, self.project_id, page_size=self._page_size
+            )
+        ]
+
+    async def download(self, url: str) -> bytes:
+        """Fetches a repair's picture."""
+        return await download_image(self._images, url)

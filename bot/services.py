@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 
 import httpx
 
-from api.akubela import AkubelaClient
+from api.akubela import AkubelaClient, AkubelaTokens
 from api.base import Sleep, default_timeout
 from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
 from bot.crypto import TokenCipher
-from bot.desks import AkubelaResidentDesk
+from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
 from bot.linking import Linker
 from bot.outbox import Delivered, OutboxService
 from bot.settings import Settings
@@ -22,7 +22,7 @@ from bot.storage.accounts import Accounts, Invites
 from bot.storage.repair_reports import RepairReports
 from bot.storage.repositories import Storage
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
-from conversations.ports import MaintenanceLog, ResidentDesk, TaskBoard
+from conversations.ports import MaintenanceLog, ProjectDesk, ResidentDesk, TaskBoard
 
 
 def utc_now() -> datetime:
@@ -49,6 +49,8 @@ class Services:
     clock: Callable[[], datetime] = field(default=utc_now)
     task_board: TaskBoard = field(init=False)
     maintenance_log: MaintenanceLog = field(init=False)
+    manager_auth: AkubelaTokens = field(init=False)
+    project_desk: ProjectDesk = field(init=False)
 
     def __post_init__(self) -> None:
         # Built here from the clients above, so each keeps its name cache for the whole run.
@@ -60,6 +62,13 @@ class Services:
             alert_definition_id=settings.servitly_maintenance_alert_definition_id,
             thing_definition_id=settings.servitly_thing_definition_id,
             deprecated_works=settings.servitly_use_deprecated_maintenance_works,
+        )
+        # One manager login for the whole run, shared by every view that needs it.
+        self.manager_auth = self.akubela.manager_tokens(
+            settings.akubela_manager_username, settings.akubela_manager_password
+        )
+        self.project_desk = AkubelaProjectDesk(
+            self.akubela, self.manager_auth, settings.akubela_project_id, images=self.images
         )
         self.outbox.on_delivered(self._keep_deferred_repair_photos)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import ConversationHandler
@@ -22,12 +23,14 @@ from conversations import callbacks
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.ports import ResidentDesk
+from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 
 logger = logging.getLogger(__name__)
 
 D = TypeVar("D", bound=BaseModel)
 
 CANCEL_LABEL = N_("✖ Cancel")
+MEDIA_GROUP_MAX: Final = 10  # Telegram's limit for one album
 
 
 def new_command_id() -> str:
@@ -193,3 +196,40 @@ async def timed_out(update: Update, context: ConciergeContext, *, command: str) 
             command=command,
         ),
     )
+
+
+async def allowed(
+    update: Update, context: ConciergeContext, action: Action, target: Target
+) -> bool:
+    """Whether the user may do `action` on `target`; when not, they are told politely."""
+    if context.user_id is None:
+        return False
+    actor = await context.services.accounts.actor(
+        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
+    )
+    refusal = decide(actor, action, target)
+    if refusal is None:
+        return True
+    logger.warning("user %s refused %s: %s", context.user_id, action.value, refusal.value)
+    await say(update, context.t(REFUSAL_MESSAGES[refusal]))
+    return False
+
+
+async def send_album(update: Update, media: Sequence[str | bytes], caption: str) -> None:
+    """Photos (Telegram file ids or image bytes) as one photo or one album, captioned once."""
+    chat = update.effective_chat
+    media = list(media)[:MEDIA_GROUP_MAX]
+    if chat is None or not media:
+        return
+    try:
+        if len(media) == 1:
+            await chat.send_photo(media[0], caption=caption)
+        else:
+            album = [
+                InputMediaPhoto(m, caption=caption if i == 0 else None)
+                for i, m in enumerate(media)
+            ]
+            await chat.send_media_group(album)
+    except TelegramError as error:
+        # The details follow anyway; a photo Telegram will not take is not worth failing for.
+        logger.warning("photos could not be sent: %s", type(error).__name__)

@@ -24,15 +24,14 @@ import hashlib
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
-from telegram.error import TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -58,8 +57,9 @@ logger = logging.getLogger(__name__)
 JOB: Final = "repairs"
 PAGE_SIZE: Final = 5
 SNIPPET_LENGTH: Final = 28
-MEDIA_GROUP_MAX: Final = 10
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
+# The project-wide view lists the manager's richer repairs with these same rules.
+R = TypeVar("R", bound=Maintenance)
 
 
 class State(StrEnum):
@@ -109,7 +109,7 @@ def state_words(state: str) -> str:
     return known[1] if known else state.strip() or "?"
 
 
-def newest_first(repairs: Sequence[Maintenance]) -> list[Maintenance]:
+def newest_first(repairs: Sequence[R]) -> list[R]:
     """Newest first by creation time; repairs without one go last."""
     dated = sorted(
         (r for r in repairs if r.created_time is not None),
@@ -119,7 +119,7 @@ def newest_first(repairs: Sequence[Maintenance]) -> list[Maintenance]:
     return dated + [r for r in repairs if r.created_time is None]
 
 
-def page_of(items: Sequence[Maintenance], page: int) -> tuple[list[Maintenance], int, int]:
+def page_of(items: Sequence[R], page: int) -> tuple[list[R], int, int]:
     """The items of `page` (clamped into range), the page shown and how many pages there are."""
     pages = max(1, -(-len(items) // PAGE_SIZE))
     page = min(max(page, 0), pages - 1)
@@ -138,7 +138,7 @@ def key_of(repair_id: str) -> str:
     return "x-" + hashlib.sha256(repair_id.encode()).hexdigest()[:24]
 
 
-def find(repairs: Sequence[Maintenance], key: str) -> Maintenance | None:
+def find(repairs: Sequence[R], key: str) -> R | None:
     """The repair a button names, if it is in the list (a forged or stale key finds none)."""
     return next((r for r in repairs if r.maintenance_id and key_of(r.maintenance_id) == key), None)
 
@@ -429,39 +429,38 @@ async def open_repair(update: Update, context: ConciergeContext) -> State | int:
     return State.BROWSE
 
 
-async def _send_photos(
-    update: Update, context: ConciergeContext, desk: ResidentDesk, repair: Maintenance
-) -> None:
-    """The resident's own photos (Telegram file ids) and Akubela's pictures, as one album."""
-    chat = update.effective_chat
-    if chat is None:
-        return
+async def repair_photos(
+    context: ConciergeContext,
+    repair: Maintenance,
+    *,
+    residence_id: str,
+    download: Callable[[str], Awaitable[bytes]],
+) -> list[str | bytes]:
+    """The resident's own photos (Telegram file ids kept at reporting) and Akubela's pictures."""
     report = await context.services.repair_reports.get(
-        repair.maintenance_id, residence_id=desk.residence_id
+        repair.maintenance_id, residence_id=residence_id
     )
     media: list[str | bytes] = [str(f) for f in (report.photo_file_ids if report else [])]
-    for url in repair.maintenance_picture_url[: MEDIA_GROUP_MAX - len(media)]:
+    for url in repair.maintenance_picture_url[: common.MEDIA_GROUP_MAX - len(media)]:
         try:
-            media.append(await desk.download(url))
+            media.append(await download(url))
         except ApiError as error:
             # A picture Akubela cannot hand over now is left out; the details still follow.
             logger.info("repair picture not loaded: %s", type(error).__name__)
-    if not media:
-        return
+    return media
+
+
+async def _send_photos(
+    update: Update, context: ConciergeContext, desk: ResidentDesk, repair: Maintenance
+) -> None:
+    """The repair's photos as one album."""
+    media = await repair_photos(
+        context, repair, residence_id=desk.residence_id, download=desk.download
+    )
     caption = context.t(
         "📷 Photos of repair #{short_id}", short_id=short_id(repair.maintenance_id)
     )
-    try:
-        if len(media) == 1:
-            await chat.send_photo(media[0], caption=caption)
-        else:
-            album = [
-                InputMediaPhoto(m, caption=caption if i == 0 else None)
-                for i, m in enumerate(media)
-            ]
-            await chat.send_media_group(album)
-    except TelegramError as error:
-        logger.warning("repair photos could not be sent: %s", type(error).__name__)
+    await common.send_album(update, media, caption)
 
 
 async def ask_cancel(update: Update, context: ConciergeContext) -> State | int:

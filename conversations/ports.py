@@ -11,7 +11,13 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from api.akubela_models import Amenity, Booking, BookingTimeList, Maintenance
+from api.akubela_models import (
+    Amenity,
+    Booking,
+    BookingTimeList,
+    Maintenance,
+    ManagerMaintenance,
+)
 from api.tuya_models import Device, Room, TaskDetail, TaskSummary, Worker
 
 
@@ -166,4 +172,18 @@ class MaintenanceLog(Protocol):
         notes: str,
     ) -> list[str]:
         """Records the work (`reference`: the task) where those rooms map; the new records' ids."""
+        ...
+
+
+class ProjectDesk(Protocol):
+    """The whole community's repairs, as the property manager's account sees them."""
+
+    project_id: str
+
+    async def repairs(self) -> list[ManagerMaintenance]:
+        """Every repair of the project, from all pages, with the residence each belongs to."""
+        ...
+
+    async def download(self, url: str) -> bytes:
+        """Fetches a vendor image (a repair's picture)."""
         ...

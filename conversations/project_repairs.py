@@ -1,0 +1,451 @@
+"""Every repair in the community: `/repairs_all` or the menu's "All repairs" (managers only).
+
+```mermaid
+flowchart LR
+    list -- Prev / Next / a state --> list
+    list -- a repair --> detail -- back --> list
+    list -- Akubela down --> retry -- Try again --> list
+```
+
+The list comes from Akubela's manager list, every page of it, newest first, five a page, with a
+filter per repair state (and "other" when Akubela sends a state the docs do not name). The detail
+shows every field, times in the community's zone, the residence, building and family, the
+feedback, and the photos: the resident's own when they reported through the bot (kept as
+Telegram files) and Akubela's pictures. Every press is checked again (role and project) and a
+press naming a repair is looked up in a fresh list, so an old or forged button shows nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from api.akubela_models import MaintenanceState, ManagerMaintenance
+from api.errors import ApiError, AuthError
+from conversations import callbacks, common
+from conversations.context import ConciergeContext
+from conversations.i18n import N_, tr
+from conversations.my_repairs import (
+    find,
+    key_of,
+    newest_first,
+    page_of,
+    repair_photos,
+    short_id,
+    snippet,
+    state_emoji,
+    state_words,
+)
+from conversations.roles import Action, Target
+from conversations.tasks import when
+from conversations.timewindow import TimeWindow, describe_window
+
+logger = logging.getLogger(__name__)
+
+JOB: Final = "repairs_all"
+ALL: Final = "all"
+OTHER: Final = "other"
+
+# Filter codes travel in buttons (no spaces allowed there); each names one documented state.
+STATE_FILTERS: Final = {
+    "waiting": MaintenanceState.WAIT_FOR_CONFIRMATION.value,
+    "progress": MaintenanceState.IN_PROGRESS.value,
+    "completed": MaintenanceState.COMPLETED.value,
+    "closed": MaintenanceState.CLOSED.value,
+}
+KNOWN_STATES: Final = frozenset(STATE_FILTERS.values())
+OTHER_WORDS: Final = N_("other states")
+
+
+class State(StrEnum):
+    """The one step; its value is persisted, so it is a name, never a number."""
+
+    BROWSE = "repairs_all.browse"
+
+
+class ProjectRepairsDraft(BaseModel):
+    """Which state the manager filters on and which page they are on."""
+
+    state_filter: str = ALL
+    page: int = 0
+
+
+# ---- rules (pure) ----------------------------------------------------------------------------
+
+
+def normalized(state: str) -> str:
+    """A state as compared: trimmed, lower case."""
+    return state.strip().lower()
+
+
+def matches(repair: ManagerMaintenance, state_filter: str) -> bool:
+    """Whether a repair is shown under a filter (an unknown filter code shows everything)."""
+    state = normalized(repair.state)
+    if state_filter == OTHER:
+        return state not in KNOWN_STATES
+    wanted = STATE_FILTERS.get(state_filter)
+    return wanted is None or state == wanted
+
+
+def filtered(repairs: Sequence[ManagerMaintenance], state_filter: str) -> list[ManagerMaintenance]:
+    """The repairs a filter shows, in the order given."""
+    return [r for r in repairs if matches(r, state_filter)]
+
+
+def filter_counts(repairs: Sequence[ManagerMaintenance]) -> dict[str, int]:
+    """How many repairs each filter shows; "other" only when there are such repairs."""
+    counts = {ALL: len(repairs)}
+    for code in STATE_FILTERS:
+        counts[code] = len(filtered(repairs, code))
+    others = len(filtered(repairs, OTHER))
+    if others:
+        counts[OTHER] = others
+    return counts
+
+
+def state_badge(state: str, lang: str) -> str:
+    """ "⏳ waiting for confirmation" in `lang`; an unknown state as Akubela sent it."""
+    words = state_words(state)
+    shown = tr(lang, words) if normalized(state) in KNOWN_STATES else words
+    return f"{state_emoji(state)} {shown}"
+
+
+def filter_label(state_filter: str, lang: str) -> str:
+    """A filter in words."""
+    if state_filter == OTHER:
+        return f"❔ {tr(lang, OTHER_WORDS)}"
+    wanted = STATE_FILTERS.get(state_filter)
+    return state_badge(wanted, lang) if wanted else tr(lang, N_("all"))
+
+
+def home_of(repair: ManagerMaintenance) -> str:
+    """The residence as people name it: family and building, else its id."""
+    parts = [p for p in (repair.family_name.strip(), repair.building_name.strip()) if p]
+    return ", ".join(parts) or repair.residence_id or "—"
+
+
+def list_text(
+    repairs: Sequence[ManagerMaintenance], state_filter: str, page: int, pages: int, lang: str
+) -> str:
+    """One page of the list: a title and one line per repair."""
+    label = filter_label(state_filter, lang)
+    if not repairs:
+        return tr(lang, N_("🏠 No repairs in the community ({state})."), state=label)
+    lines = [
+        tr(
+            lang,
+            N_("🏠 Repairs in the community ({state}), newest first, page {page} of {pages}:"),
+            state=label,
+            page=page + 1,
+            pages=pages,
+        )
+    ]
+    for repair in repairs:
+        lines.append(
+            f"{state_badge(repair.state, lang)} · #{short_id(repair.maintenance_id)} · "
+            f"{home_of(repair)} · {snippet(repair.description)}"
+        )
+    lines.append(tr(lang, N_("Tap a repair to see it in full.")))
+    return "\n".join(lines)
+
+
+def detail_text(repair: ManagerMaintenance, lang: str, zone: ZoneInfo, now: datetime) -> str:
+    """Every field of a repair from the manager list, times in the community's zone."""
+    if repair.start_time and repair.finish_time:
+        window = describe_window(
+            TimeWindow(repair.start_time, repair.finish_time), lang, zone, now=now
+        )
+    else:
+        window = "—"
+    text = tr(
+        lang,
+        N_(
+            "Repair #{short_id} — {state}\nFull id: {repair_id}\n"
+            "🏠 {family} · {building} (residence {residence_id})\n\n📝 {description}\n"
+            "🕒 Visit: {window}\n📞 {contact}\n🗓 Reported: {created}"
+        ),
+        short_id=short_id(repair.maintenance_id),
+        state=state_badge(repair.state, lang),
+        repair_id=repair.maintenance_id,
+        family=repair.family_name or "—",
+        building=repair.building_name or "—",
+        residence_id=repair.residence_id or "—",
+        description=repair.description or "—",
+        window=window,
+        contact=repair.contact or "—",
+        created=when(repair.created_time, zone),
+    )
+    if repair.feedback:
+        text += "\n" + tr(lang, N_("💬 Feedback: {feedback}"), feedback=repair.feedback)
+    return text
+
+
+# ---- keyboards -------------------------------------------------------------------------------
+
+
+def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
+
+
+def list_markup(
+    context: ConciergeContext,
+    everything: Sequence[ManagerMaintenance],
+    shown: Sequence[ManagerMaintenance],
+    draft: ProjectRepairsDraft,
+    pages: int,
+) -> InlineKeyboardMarkup:
+    """A button per repair, Prev/Next, and a button per state filter (with counts)."""
+    lang = context.lang
+    rows = [
+        [
+            _button(
+                f"{state_emoji(r.state)} #{short_id(r.maintenance_id)} "
+                f"{snippet(home_of(r), 16)} {snippet(r.description, 18)}",
+                "open",
+                key_of(r.maintenance_id),
+            )
+        ]
+        for r in shown
+        if r.maintenance_id
+    ]
+    turn = []
+    if draft.page > 0:
+        turn.append(_button(context.t("◀ Prev"), "page", str(draft.page - 1)))
+    if draft.page < pages - 1:
+        turn.append(_button(context.t("Next ▶"), "page", str(draft.page + 1)))
+    if turn:
+        rows.append(turn)
+    chips = [
+        _button(
+            ("• " if code == draft.state_filter else "") + f"{filter_label(code, lang)} ({count})",
+            "filter",
+            code,
+        )
+        for code, count in filter_counts(everything).items()
+    ]
+    rows += [chips[i : i + 2] for i in range(0, len(chips), 2)]
+    return common.with_cancel(rows, JOB, context)
+
+
+def _back_markup(context: ConciergeContext, page: int) -> InlineKeyboardMarkup:
+    return common.with_cancel(
+        [[_button(context.t("⬅ Back to the list"), "page", str(page))]], JOB, context
+    )
+
+
+def _retry_markup(context: ConciergeContext, action: str, arg: str) -> InlineKeyboardMarkup:
+    return common.with_cancel([[_button(context.t("🔁 Try again"), action, arg)]], JOB, context)
+
+
+# ---- the draft and the vendor ----------------------------------------------------------------
+
+
+async def _draft(context: ConciergeContext) -> ProjectRepairsDraft:
+    return await common.load_draft(context, JOB, ProjectRepairsDraft) or ProjectRepairsDraft()
+
+
+async def _allowed(update: Update, context: ConciergeContext) -> bool:
+    target = Target(project_id=context.services.settings.akubela_project_id)
+    return await common.allowed(update, context, Action.REPAIRS_VIEW_ALL, target)
+
+
+def failure_text(context: ConciergeContext, error: ApiError) -> str:
+    """What went wrong with the manager list, in plain words."""
+    if isinstance(error, AuthError):
+        # The manager's login is the bot's own setting, not something the user can redo.
+        return context.t(
+            "Akubela no longer accepts the bot's manager login. Please tell the administrator."
+        )
+    return common.vendor_failure(context, error)
+
+
+async def _fetch(
+    update: Update, context: ConciergeContext, *, retry: tuple[str, str]
+) -> list[ManagerMaintenance] | None:
+    """Every repair of the project, newest first; None after saying what went wrong."""
+    await common.typing(update, context)
+    try:
+        return newest_first(await context.services.project_desk.repairs())
+    except ApiError as error:
+        logger.info("manager repair list failed: %s", type(error).__name__)
+        await common.say(update, failure_text(context, error), _retry_markup(context, *retry))
+        return None
+
+
+async def _press(update: Update) -> None:
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+
+
+def _arg(update: Update) -> str:
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    return press.arg if press is not None else ""
+
+
+async def _show_list(
+    update: Update, context: ConciergeContext, draft: ProjectRepairsDraft
+) -> State:
+    repairs = await _fetch(update, context, retry=("page", str(draft.page)))
+    if repairs is None:
+        return State.BROWSE
+    shown, draft.page, pages = page_of(filtered(repairs, draft.state_filter), draft.page)
+    await common.save_draft(context, JOB, draft)
+    await common.say(
+        update,
+        list_text(shown, draft.state_filter, draft.page, pages, context.lang),
+        list_markup(context, repairs, shown, draft, pages),
+    )
+    return State.BROWSE
+
+
+# ---- handlers --------------------------------------------------------------------------------
+
+
+async def start_list(update: Update, context: ConciergeContext) -> State | int:
+    """/repairs_all or the menu button: the first page of every repair, for managers."""
+    await _press(update)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    return await _show_list(update, context, ProjectRepairsDraft())
+
+
+async def turn_page(update: Update, context: ConciergeContext) -> State | int:
+    """Prev, Next, Back or Try again: that page, fetched fresh, same filter."""
+    await _press(update)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    draft = await _draft(context)
+    arg = _arg(update)
+    draft.page = int(arg) if arg.isdigit() else 0
+    return await _show_list(update, context, draft)
+
+
+async def choose_filter(update: Update, context: ConciergeContext) -> State | int:
+    """A state button: the first page of the repairs in that state."""
+    await _press(update)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    code = _arg(update)
+    if code not in (ALL, OTHER, *STATE_FILTERS):
+        logger.warning("user %s pressed an unknown repair filter %r", context.user_id, code)
+        code = ALL
+    draft = await _draft(context)
+    draft.state_filter, draft.page = code, 0
+    return await _show_list(update, context, draft)
+
+
+async def open_repair(update: Update, context: ConciergeContext) -> State | int:
+    """A repair of the list: its photos and every field, once found in a fresh list."""
+    await _press(update)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    key = _arg(update)
+    repairs = await _fetch(update, context, retry=("open", key))
+    if repairs is None:
+        return State.BROWSE
+    repair = find(repairs, key)
+    draft = await _draft(context)
+    if repair is None:
+        logger.warning("user %s pressed repair %r, which is not in the list", context.user_id, key)
+        await common.say(update, context.t("Sorry, that repair is not in the list (any more)."))
+        return await _show_list(update, context, draft)
+    media = await repair_photos(
+        context,
+        repair,
+        residence_id=repair.residence_id,
+        download=context.services.project_desk.download,
+    )
+    caption = context.t(
+        "📷 Photos of repair #{short_id}", short_id=short_id(repair.maintenance_id)
+    )
+    await common.send_album(update, media, caption)
+    text = detail_text(repair, context.lang, context.zone, context.services.clock())
+    await common.say(update, text, _back_markup(context, draft.page))
+    return State.BROWSE
+
+
+async def press_stale(update: Update, context: ConciergeContext) -> None:
+    """A button this step does not expect (old or forged): a notice, same step."""
+    logger.info("stale repairs_all button pressed by user %s", context.user_id)
+    query = update.callback_query
+    if query is not None:
+        await query.answer(context.t("That button is no longer active."), show_alert=True)
+    await common.remove_buttons(update)
+
+
+async def receive_other(update: Update, context: ConciergeContext) -> None:
+    """Typing where buttons are expected: a hint, same step."""
+    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
+
+
+async def cancel(update: Update, context: ConciergeContext) -> int:
+    """Leaves the list."""
+    return await common.cancel(update, context, JOB)
+
+
+async def timed_out(update: Update, context: ConciergeContext) -> None:
+    """Idle too long: says so."""
+    await common.timed_out(update, context, command="/repairs_all")
+
+
+# ---- wiring ----------------------------------------------------------------------------------
+
+Handlers = list[BaseHandler[Update, ConciergeContext, object]]
+
+
+def _on(action: str) -> str:
+    return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
+
+
+def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
+    """/repairs_all and the menu's "All repairs"."""
+    states: dict[object, Handlers] = {
+        State.BROWSE: [
+            CallbackQueryHandler(turn_page, pattern=_on("page")),
+            CallbackQueryHandler(choose_filter, pattern=_on("filter")),
+            CallbackQueryHandler(open_repair, pattern=_on("open")),
+        ],
+        ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+    }
+    # per_message stays False so /cancel and typed text reach the conversation; PTB warns that
+    # buttons are then tracked per chat, which is what this wants (every press is re-checked).
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("repairs_all", start_list),
+                CallbackQueryHandler(start_list, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+            ],
+            states=states,
+            fallbacks=[
+                CommandHandler("cancel", cancel),
+                CallbackQueryHandler(cancel, pattern=_on("cancel")),
+                CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
+                MessageHandler(filters.UpdateType.MESSAGE & ~filters.COMMAND, receive_other),
+            ],
+            name=JOB,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )
