@@ -33,6 +33,7 @@ from conversations import (
     booking,
     my_bookings,
     my_repairs,
+    pending_bookings,
     project_repairs,
     repair,
     tasks,
@@ -89,6 +90,7 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
         lambda: [assign.build_conversation(timeout=timeout)],
         alerts.build_handlers,
         lambda: [project_repairs.build_conversation(timeout=timeout)],
+        lambda: [pending_bookings.build_conversation(timeout=timeout)],
         account.build_fallback_handlers,
     ]
 

@@ -1,0 +1,498 @@
+"""Bookings waiting for approval: `/bookings_pending` or the menu's "Bookings waiting" (managers).
+
+```mermaid
+flowchart LR
+    list -- Prev / Next --> list
+    list -- a booking --> detail -- back --> list
+    list -- Akubela down --> retry -- Try again --> list
+```
+
+Akubela documents no manager command for bookings, so the list is gathered from the residents
+linked in the bot: each residence is read once, with the tokens of a resident who lives there,
+and its `pending` bookings that have not ended are listed soonest first, five a page. A resident
+whose login fails is skipped and counted, and the list says how many could not be read. The
+detail says plainly that approving happens in the Akubela console (no approve command is
+documented). The list remembers where each booking came from, so a press is answered only for a
+booking it showed, read afresh from that residence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from api.akubela_models import Booking, BookingState
+from api.errors import ApiError, NotFound, RateLimited, Unavailable
+from conversations import callbacks, common
+from conversations.context import ConciergeContext
+from conversations.i18n import N_, tr
+from conversations.my_bookings import amenity_label, state_words, when_words
+from conversations.my_repairs import key_of
+from conversations.ports import BookingDesk
+from conversations.roles import Action, Target
+from conversations.tasks import when
+
+logger = logging.getLogger(__name__)
+
+JOB: Final = "bookings_pending"
+PAGE_SIZE: Final = 5
+PARALLEL_READS: Final = 8  # residences read at once: quick for the manager, gentle on Akubela
+
+
+class State(StrEnum):
+    """The one step; its value is persisted, so it is a name, never a number."""
+
+    BROWSE = "bookings_pending.browse"
+
+
+class Source(BaseModel):
+    """Where a listed booking was read: whose tokens, which residence."""
+
+    telegram_id: int
+    residence_id: str
+    booking_id: str
+
+
+class PendingDraft(BaseModel):
+    """The page shown and, by button key, where each listed booking came from."""
+
+    page: int = 0
+    listed: dict[str, Source] = Field(default_factory=dict)
+
+
+# ---- gathering (no Telegram) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A booking and where it was read."""
+
+    booking: Booking
+    telegram_id: int
+    residence_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What one look over every linked residence found."""
+
+    found: list[Found]
+    unreadable: int  # residents whose bookings could not be read
+    read: int  # residences read
+    vendor_down: bool  # a read failed because Akubela did not answer
+
+
+DeskFor = Callable[[int, str], Awaitable[BookingDesk | None]]
+
+
+def residences_of(
+    residents: Sequence[tuple[int, Sequence[str]]],
+) -> dict[str, list[int]]:
+    """Each residence with the residents linked to it, in the order given."""
+    homes: dict[str, list[int]] = {}
+    for telegram_id, residence_ids in residents:
+        for residence_id in residence_ids:
+            people = homes.setdefault(residence_id, [])
+            if telegram_id not in people:
+                people.append(telegram_id)
+    return homes
+
+
+async def gather(residents: Sequence[tuple[int, Sequence[str]]], desk_for: DeskFor) -> Sweep:
+    """Every booking of every linked residence, each residence read once."""
+    failed: set[int] = set()
+    down = False
+    gate = asyncio.Semaphore(PARALLEL_READS)
+
+    async def read(residence_id: str, people: list[int]) -> list[Found] | None:
+        nonlocal down
+        for telegram_id in people:
+            async with gate:
+                desk = await desk_for(telegram_id, residence_id)
+                if desk is None:
+                    failed.add(telegram_id)
+                    continue
+                try:
+                    bookings = await desk.bookings()
+                except ApiError as error:
+                    # Their login or Akubela failed: someone else in the home may still do.
+                    logger.info("bookings of a residence unreadable: %s", type(error).__name__)
+                    failed.add(telegram_id)
+                    down = down or isinstance(error, Unavailable | RateLimited)
+                    continue
+            return [Found(b, telegram_id, residence_id) for b in bookings]
+        return None
+
+    homes = residences_of(residents)
+    results = await asyncio.gather(*(read(rid, people) for rid, people in homes.items()))
+    found = [item for result in results if result for item in result]
+    read_count = sum(result is not None for result in results)
+    return Sweep(found, len(failed), read_count, down)
+
+
+def waiting(found: Sequence[Found], now: datetime) -> list[Found]:
+    """The pending bookings that have not ended, each once, soonest first."""
+    far_future = datetime.max.replace(tzinfo=UTC)
+    unique: dict[str, Found] = {}
+    for item in found:
+        booking = item.booking
+        end = booking.finish_time or booking.start_time
+        pending = booking.state.strip().lower() == BookingState.PENDING.value
+        # One that has ended or expired waits for nothing any more.
+        over = booking.is_expired or (end is not None and end <= now)
+        if booking.booking_id and pending and not over:
+            unique.setdefault(booking.booking_id, item)
+    return sorted(
+        unique.values(),
+        key=lambda f: (f.booking.start_time or far_future, f.booking.booking_id),
+    )
+
+
+def page_of(items: Sequence[Found], page: int) -> tuple[list[Found], int, int]:
+    """The items of `page` (clamped into range), the page shown and how many pages there are."""
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    return list(items[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]), page, pages
+
+
+# ---- texts (pure) ----------------------------------------------------------------------------
+
+CONSOLE_NOTE: Final = N_(
+    "Approving or declining happens in the Akubela console: Akubela documents no approve "
+    "command for the bot."
+)
+
+
+def home_of(booking: Booking) -> str:
+    """The residence as people name it."""
+    parts = [p for p in (booking.family_name.strip(), booking.building_name.strip()) if p]
+    return ", ".join(parts) or "—"
+
+
+def booking_line(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> str:
+    """One waiting booking on one line: amenity, when, residence."""
+    return tr(
+        lang,
+        N_("{amenity}: {when} · {home}"),
+        amenity=amenity_label(booking.amenity_name, lang),
+        when=when_words(booking, lang, zone, now),
+        home=home_of(booking),
+    )
+
+
+def unreadable_note(count: int, lang: str) -> str:
+    """Says how many residents could not be read, or nothing."""
+    if not count:
+        return ""
+    return tr(
+        lang,
+        N_(
+            "⚠ The bookings of {count} linked resident(s) could not be read just now; "
+            "theirs may be missing here."
+        ),
+        count=count,
+    )
+
+
+def list_text(
+    shown: Sequence[Found],
+    page: int,
+    pages: int,
+    unreadable: int,
+    lang: str,
+    zone: ZoneInfo,
+    now: datetime,
+) -> str:
+    """One page of waiting bookings, with what could not be read and where to approve."""
+    if shown:
+        lines = [
+            tr(
+                lang,
+                N_("⏳ Bookings waiting for approval, soonest first (page {page} of {pages}):"),
+                page=page + 1,
+                pages=pages,
+            )
+        ]
+        lines += [f"• {booking_line(f.booking, lang, zone, now)}" for f in shown]
+    else:
+        lines = [tr(lang, N_("⏳ No bookings are waiting for approval."))]
+    note = unreadable_note(unreadable, lang)
+    if note:
+        lines.append(note)
+    lines.append(tr(lang, CONSOLE_NOTE))
+    return "\n".join(lines)
+
+
+def detail_text(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> str:
+    """Every field of one booking, times in the community's zone, and where to approve it."""
+    text = tr(
+        lang,
+        N_(
+            "{amenity} — {state}\n🕒 {when}\n🏠 {family} · {building}\n"
+            "🗓 Requested: {created}\nBooking id: {booking_id}"
+        ),
+        amenity=amenity_label(booking.amenity_name, lang),
+        state=state_words(booking.state, lang),
+        when=when_words(booking, lang, zone, now),
+        family=booking.family_name or "—",
+        building=booking.building_name or "—",
+        created=when(booking.created_time, zone),
+        booking_id=booking.booking_id or "—",
+    )
+    return text + "\n\n" + tr(lang, CONSOLE_NOTE)
+
+
+# ---- keyboards -------------------------------------------------------------------------------
+
+
+def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
+
+
+def list_markup(
+    context: ConciergeContext, shown: Sequence[Found], page: int, pages: int
+) -> InlineKeyboardMarkup:
+    """A button per booking, Prev/Next, and Refresh."""
+    zone, now = context.zone, context.services.clock()
+    rows = [
+        [
+            _button(
+                booking_line(f.booking, context.lang, zone, now),
+                "open",
+                key_of(f.booking.booking_id),
+            )
+        ]
+        for f in shown
+    ]
+    turn = []
+    if page > 0:
+        turn.append(_button(context.t("◀ Prev"), "page", str(page - 1)))
+    if page < pages - 1:
+        turn.append(_button(context.t("Next ▶"), "page", str(page + 1)))
+    if turn:
+        rows.append(turn)
+    rows.append([_button(context.t("🔄 Refresh"), "page", str(page))])
+    return common.with_cancel(rows, JOB, context)
+
+
+def _retry_markup(context: ConciergeContext, action: str, arg: str) -> InlineKeyboardMarkup:
+    return common.with_cancel([[_button(context.t("🔁 Try again"), action, arg)]], JOB, context)
+
+
+# ---- the draft and the vendor ----------------------------------------------------------------
+
+
+async def _draft(context: ConciergeContext) -> PendingDraft:
+    return await common.load_draft(context, JOB, PendingDraft) or PendingDraft()
+
+
+async def _allowed(update: Update, context: ConciergeContext) -> bool:
+    target = Target(project_id=context.services.settings.akubela_project_id)
+    return await common.allowed(update, context, Action.BOOKINGS_VIEW_PENDING, target)
+
+
+async def _press(update: Update) -> None:
+    await common.answer_press(update)
+    await common.remove_buttons(update)
+
+
+def _arg(update: Update) -> str:
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    return press.arg if press is not None else ""
+
+
+async def _sweep(context: ConciergeContext) -> Sweep:
+    services = context.services
+    residents = [
+        (
+            link.telegram_id,
+            [str(r["residence_id"]) for r in link.residences if isinstance(r, dict)],
+        )
+        for link in await services.accounts.residents()
+    ]
+    return await gather(residents, services.desk_for_residence)
+
+
+async def _show_list(update: Update, context: ConciergeContext, page: int) -> State | int:
+    await common.typing(update, context)
+    sweep = await _sweep(context)
+    if sweep.vendor_down and sweep.read == 0:
+        await common.say(
+            update,
+            context.t("Akubela is not answering right now. Please try again in a moment."),
+            _retry_markup(context, "page", str(page)),
+        )
+        return State.BROWSE
+    if sweep.read == 0 and sweep.unreadable == 0:
+        await common.clear_draft(context, JOB)
+        await common.say(
+            update,
+            context.t(
+                "No resident has linked their Akubela account in the bot yet, so there are "
+                "no bookings to gather."
+            ),
+        )
+        return ConversationHandler.END
+    now = context.services.clock()
+    everything = waiting(sweep.found, now)
+    shown, page, pages = page_of(everything, page)
+    draft = PendingDraft(
+        page=page,
+        listed={
+            key_of(f.booking.booking_id): Source(
+                telegram_id=f.telegram_id,
+                residence_id=f.residence_id,
+                booking_id=f.booking.booking_id,
+            )
+            for f in everything
+        },
+    )
+    await common.save_draft(context, JOB, draft)
+    text = list_text(shown, page, pages, sweep.unreadable, context.lang, context.zone, now)
+    await common.say(update, text, list_markup(context, shown, page, pages))
+    return State.BROWSE
+
+
+# ---- handlers --------------------------------------------------------------------------------
+
+
+async def start_list(update: Update, context: ConciergeContext) -> State | int:
+    """/bookings_pending or the menu button: the first page of waiting bookings, for managers."""
+    await _press(update)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    return await _show_list(update, context, 0)
+
+
+async def turn_page(update: Update, context: ConciergeContext) -> State | int:
+    """Prev, Next, Back, Refresh or Try again: that page, gathered afresh."""
+    await _press(update)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    arg = _arg(update)
+    return await _show_list(update, context, int(arg) if arg.isdigit() else 0)
+
+
+async def open_booking(update: Update, context: ConciergeContext) -> State | int:
+    """A booking of the list: read afresh from its residence and shown in full."""
+    await _press(update)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    key = _arg(update)
+    draft = await _draft(context)
+    source = draft.listed.get(key)
+    if source is None:
+        logger.warning("user %s pressed booking %r, which was not listed", context.user_id, key)
+        await common.say(update, context.t("Sorry, that booking is not in the list (any more)."))
+        return await _show_list(update, context, draft.page)
+    await common.typing(update, context)
+    desk = await context.services.desk_for_residence(source.telegram_id, source.residence_id)
+    if desk is None:
+        await common.say(
+            update,
+            context.t("That resident's link is gone, so the booking cannot be read now."),
+        )
+        return await _show_list(update, context, draft.page)
+    try:
+        booking = await desk.booking(source.booking_id)
+    except NotFound as error:
+        await common.say(update, common.vendor_failure(context, error))
+        return await _show_list(update, context, draft.page)
+    except ApiError as error:
+        logger.info("pending booking unreadable: %s", type(error).__name__)
+        await common.say(
+            update, common.vendor_failure(context, error), _retry_markup(context, "open", key)
+        )
+        return State.BROWSE
+    text = detail_text(booking, context.lang, context.zone, context.services.clock())
+    back = [[_button(context.t("⬅ Back to the list"), "page", str(draft.page))]]
+    await common.say(update, text, common.with_cancel(back, JOB, context))
+    return State.BROWSE
+
+
+async def press_stale(update: Update, context: ConciergeContext) -> None:
+    """A button this step does not expect (old or forged): a notice, same step."""
+    logger.info("stale bookings_pending button pressed by user %s", context.user_id)
+    query = update.callback_query
+    if query is not None:
+        await query.answer(context.t("That button is no longer active."), show_alert=True)
+    await common.remove_buttons(update)
+
+
+async def receive_other(update: Update, context: ConciergeContext) -> None:
+    """Typing where buttons are expected: a hint, same step."""
+    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
+
+
+async def cancel(update: Update, context: ConciergeContext) -> int:
+    """Leaves the list."""
+    return await common.cancel(update, context, JOB)
+
+
+async def timed_out(update: Update, context: ConciergeContext) -> None:
+    """Idle too long: says so."""
+    await common.timed_out(update, context, command="/bookings_pending")
+
+
+# ---- wiring ----------------------------------------------------------------------------------
+
+Handlers = list[BaseHandler[Update, ConciergeContext, object]]
+
+
+def _on(action: str) -> str:
+    return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
+
+
+def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
+    """/bookings_pending and the menu's "Bookings waiting"."""
+    states: dict[object, Handlers] = {
+        State.BROWSE: [
+            CallbackQueryHandler(turn_page, pattern=_on("page")),
+            CallbackQueryHandler(open_booking, pattern=_on("open")),
+        ],
+        ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+    }
+    # per_message stays False so /cancel and typed text reach the conversation; PTB warns that
+    # buttons are then tracked per chat, which is what this wants (every press is re-checked).
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("bookings_pending", start_list),
+                CallbackQueryHandler(start_list, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+            ],
+            states=states,
+            fallbacks=[
+                CommandHandler("cancel", cancel),
+                CallbackQueryHandler(cancel, pattern=_on("cancel")),
+                CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
+                MessageHandler(filters.UpdateType.MESSAGE & ~filters.COMMAND, receive_other),
+            ],
+            name=JOB,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )
