@@ -35,7 +35,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
-from api.akubela import AkubelaTokens
 from api.errors import ApiError
 from api.tuya_models import TaskStatus
 from bot.account import actor_of, answer_stale
@@ -195,21 +194,11 @@ class AlertWatcher:
         self._services = services
         self._page_size = page_size
         self._ledger = AlertLedger(services.storage.sessions)
-        self._manager_auth: AkubelaTokens | None = None
 
     @property
     def ledger(self) -> AlertLedger:
         """Where alerts are kept."""
         return self._ledger
-
-    def _manager_tokens(self) -> AkubelaTokens:
-        # Kept between polls: the manager logs in once and refreshes like any other client.
-        if self._manager_auth is None:
-            settings = self._services.settings
-            self._manager_auth = self._services.akubela.manager_tokens(
-                settings.akubela_manager_username, settings.akubela_manager_password
-            )
-        return self._manager_auth
 
     async def poll(self, application: Any) -> None:
         """One round: look, record what changed, store the snapshot, deliver what is due."""
@@ -337,7 +326,7 @@ class AlertWatcher:
             items = [
                 item
                 async for item in services.akubela.iter_project_maintenance(
-                    self._manager_tokens(), services.settings.akubela_project_id
+                    services.manager_auth, services.settings.akubela_project_id
                 )
             ]
         except ApiError as exc:
