@@ -1,9 +1,10 @@
 """The outbox: a user's write that the vendor could not take now is kept and sent later.
 
 Each write keeps the command id its conversation chose, so a retry is the same command. Before
-a create is sent again, the record is looked for (an earlier attempt may have reached the vendor
-even though its answer was lost), so nothing is created twice. The user hears once: when it went
-through, or, after the retry budget, that it did not and what to do.
+a create is sent again, the record is looked for (an earlier attempt, the conversation's own
+included, may have reached the vendor even though its answer was lost), so nothing is created
+twice. The user hears once: when it went through, or, after the retry budget, that it did not
+and what to do.
 """
 
 from __future__ import annotations
@@ -101,10 +102,10 @@ class OutboxService:
             await self._give_up(item, REASON_NOT_LINKED, notify)
             return False
         try:
-            # Every claimed attempt was counted; from the second on, an earlier one may have
-            # landed without its answer reaching us.
-            found = await _already_there(item, desk) if item.attempts > 1 else None
-            record_id = found or await _perform(item, desk)
+            # Even the first delivery looks: the write was deferred because the vendor failed,
+            # and a timed-out or dropped create may have landed without its answer reaching us.
+            found = await _already_there(item, desk)
+            record_id = found if found is not None else await _perform(item, desk)
         except (Unavailable, RateLimited) as exc:
             if item.attempts >= MAX_ATTEMPTS:
                 await self._give_up(item, REASON_NO_ANSWER, notify)
