@@ -75,6 +75,8 @@ class TasksDraft(BaseModel):
     page: int = 0
     task_id: str | None = None
     reason: str | None = None
+    # A task whose accept or reopen went unanswered: it may have gone through after all.
+    unsure: str | None = None
 
 
 # ---- rules -----------------------------------------------------------------------------------
@@ -264,6 +266,22 @@ def _back(context: ConciergeContext) -> InlineKeyboardMarkup:
 
 async def _draft(context: ConciergeContext) -> TasksDraft:
     return await common.load_draft(context, JOB, TasksDraft) or TasksDraft()
+
+
+def went_through(draft: TasksDraft, task: TaskDetail, moved_to: str) -> bool:
+    """Whether an earlier accept or reopen whose answer was lost did move the task."""
+    return draft.unsure == task.task_id and task.status == moved_to
+
+
+async def _note_unsure(
+    context: ConciergeContext, draft: TasksDraft, task_id: str, error: ApiError | None
+) -> None:
+    """Remembers a move on `task_id` that may have landed unanswered; forgets it once settled."""
+    maybe_landed = isinstance(error, Unavailable) and error.outcome_unknown
+    unsure = task_id if maybe_landed else None
+    if draft.unsure != unsure:
+        draft.unsure = unsure
+        await common.save_draft(context, JOB, draft)
 
 
 async def _actor(context: ConciergeContext) -> Actor:
@@ -640,16 +658,21 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     await common.remove_buttons(update)
     assert context.user_id is not None
     services = context.services
-    try:
-        await services.task_board.accept(task_id)
-    except InvalidRequest as error:
-        return await _refused(update, context, task_id, "accept", error)
-    except ApiError as error:
-        retry = [[button(context, context.t("🔄 Retry"), "accept", task_id)]]
-        await common.say(
-            update, board_failure(context, error), common.with_cancel(retry, JOB, context)
-        )
-        return State.BROWSE
+    draft = await _draft(context)
+    # A retry after a lost answer must not be refused for the move the lost one made.
+    if not went_through(draft, loaded.task, TaskStatus.ACCEPTANCE_COMPLETE):
+        try:
+            await services.task_board.accept(task_id)
+        except InvalidRequest as error:
+            return await _refused(update, context, task_id, "accept", error)
+        except ApiError as error:
+            await _note_unsure(context, draft, task_id, error)
+            retry = [[button(context, context.t("🔄 Retry"), "accept", task_id)]]
+            await common.say(
+                update, board_failure(context, error), common.with_cancel(retry, JOB, context)
+            )
+            return State.BROWSE
+    await _note_unsure(context, draft, task_id, None)
     now = services.clock()
     await services.storage.audit.append(
         telegram_id=context.user_id,
@@ -794,10 +817,12 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
         return State.REASON
     services = context.services
     try:
-        await services.task_board.reopen(task_id)
+        if not went_through(draft, loaded.task, TaskStatus.PENDING_MAINTENANCE):
+            await services.task_board.reopen(task_id)
     except InvalidRequest as error:
         return await _refused(update, context, task_id, "reopen", error)
     except ApiError as error:
+        await _note_unsure(context, draft, task_id, error)
         again = [[button(context, context.t("🔄 Send again"), "resend")]]
         await common.say(
             update,
@@ -826,7 +851,7 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
                 task_id=task_id,
                 reason=reason,
             )
-    draft.task_id, draft.reason = None, None
+    draft.task_id, draft.reason, draft.unsure = None, None, None
     await common.save_draft(context, JOB, draft)
     worker = worker_name(loaded.task)
     text = (
