@@ -1,0 +1,62 @@
+"""`python -m bench [--quick] [--json PATH]`: runs the five figures of issue 9, prints a table
+with every target met or not, and writes the results as JSON (to bench/results/ by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.report import render, summary
+from bench.run import FIGURES, FULL, QUICK, RESULTS, results_json, run_figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the bench from the command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, about a minute")
+    parser.add_argument("--json", type=Path, help="where to write the results JSON")
+    parser.add_argument(
+        "--only", help=f"comma-separated figures to run (default all: {','.join(FIGURES)})"
+    )
+    parser.add_argument(
+        "--fanout-rate", type=float, help="the rate limiter's messages per second for figure 3"
+    )
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.fanout_rate is not None:
+        sizes = dataclasses.replace(sizes, fanout_rate=args.fanout_rate)
+    only = tuple(args.only.split(",")) if args.only else FIGURES
+    unknown = set(only) - set(FIGURES)
+    if unknown:
+        parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
+    # The bot's own info logs would drown the table; warnings and errors still show.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="concierge-bench-") as workdir:
+        figures = asyncio.run(run_figures(sizes, Path(workdir), only))
+    seconds = time.perf_counter() - started
+    command = "python -m bench" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+    print(render(figures))
+    print(summary(figures))
+    print(f"\nRan in {seconds:.0f} s on {os.cpu_count()} CPUs.")
+    target = args.json or RESULTS / f"bench-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = results_json(figures, sizes, command=command, seconds=seconds)
+    target.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    print(f"Results: {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

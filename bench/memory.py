@@ -1,0 +1,158 @@
+"""Figure 5: memory per stored conversation, as the growth of the bot process's RSS.
+
+The bot loads every stored conversation, user_data and chat_data when it starts (PTB keeps them
+in memory and persists changes). Two fresh processes build the real Application on a database
+with none and with N stored conversations (the residents of figure 2, half way through a
+repair report), start it, and report their RSS; the difference over N is the cost of one.
+Run as `python -m bench.memory DATABASE_URL` it is the child that measures one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.harness import RecordingRequest, bench_settings, sqlite_url
+from bench.persistence_cost import populate_database
+from bench.report import Figure
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+async def measure_here(database_url: str) -> dict[str, Any]:
+    """Builds and starts the Application on `database_url`; RSS before and after it loads."""
+    from bot.app import build_application
+    from bot.persistence import DatabasePersistence
+    from bot.services import Services
+
+    settings = bench_settings(database_url)
+    services = Services.open(settings)
+    try:
+        app = build_application(
+            settings,
+            services,
+            persistence=DatabasePersistence(services.storage.sessions),
+            request=RecordingRequest(),
+            rate_limiter=False,
+        )
+        gc.collect()
+        before = rss_bytes()
+        # initialize() reads every stored user_data, chat_data and conversation into memory.
+        await app.initialize()
+        gc.collect()
+        after = rss_bytes()
+        trimmed = after - _trim_released()
+        loaded = len(app.user_data)
+        await app.shutdown()
+    finally:
+        await services.aclose()
+    return {
+        "rss_before": before,
+        "rss_after": after,
+        "rss_after_trim": trimmed,
+        "users_loaded": loaded,
+    }
+
+
+def _trim_released() -> int:
+    """How much RSS glibc gives back when asked to return freed memory (0 elsewhere)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return 0
+    before = rss_bytes()
+    libc.malloc_trim(0)
+    return max(0, before - rss_bytes())
+
+
+async def measure_in_child(database_url: str) -> dict[str, Any]:
+    """`measure_here` in a fresh interpreter, so nothing else this process did is counted."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.memory",
+        database_url,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"memory child failed: {err.decode(errors='replace')[-2000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def run_memory(*, stored: int, workdir: Path) -> Figure:
+    """Figure 5: RSS with no stored conversations and with `stored`, in fresh processes."""
+    empty = sqlite_url(workdir / "memory-0.db")
+    full = sqlite_url(workdir / f"memory-{stored}.db")
+    await populate_database(empty, 0)
+    await populate_database(full, stored)
+    baseline = await measure_in_child(empty)
+    loaded = await measure_in_child(full)
+    if loaded["users_loaded"] != stored:
+        raise RuntimeError(f"the bot loaded {loaded['users_loaded']} users, not {stored}")
+    growth = loaded["rss_after"] - baseline["rss_after"]
+    per = growth / stored
+    live = loaded["rss_after_trim"] - baseline["rss_after_trim"]
+    figure = Figure(
+        key="memory",
+        title="Memory per stored conversation (RSS growth)",
+        headers=[
+            "stored conversations",
+            "RSS after start",
+            "growth",
+            "per conversation",
+            "per conversation, freed memory returned",
+        ],
+        table=[
+            ["0", f"{baseline['rss_after'] / 2**20:.1f} MiB", "", "", ""],
+            [
+                f"{stored:,}",
+                f"{loaded['rss_after'] / 2**20:.1f} MiB",
+                f"{growth / 2**20:.1f} MiB",
+                f"{per / 1024:.2f} KiB",
+                f"{live / stored / 1024:.2f} KiB",
+            ],
+        ],
+        data={
+            "stored": stored,
+            "empty": baseline,
+            "loaded": loaded,
+            "growth_bytes": growth,
+            "bytes_per_conversation": round(per),
+            "bytes_per_conversation_after_trim": round(live / stored),
+        },
+    )
+    figure.notes += [
+        "Each stored conversation: a `repair` conversation state, the resident's user_data "
+        "(their draft) and chat_data, all read into memory when the bot starts.",
+        "No target: reported for sizing. RSS after start, in two fresh processes on a database "
+        "with none and with the stored conversations (Linux /proc/self/statm). The last "
+        "column asks glibc to return freed memory first (malloc_trim): what the loaded data "
+        "itself holds, without the allocator's leftovers from reading the rows.",
+    ]
+    return figure
+
+
+def main() -> None:
+    """The child: measures one database and prints one JSON line."""
+    print(json.dumps(asyncio.run(measure_here(sys.argv[1]))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Figure 2: what persisting one update costs with 1k, 10k and 100k stored conversations,
+Concierge's `DatabasePersistence` (SQLite, the default) against PTB's `PicklePersistence`.
+
+A stored conversation is a resident half way through reporting a repair: the `repair`
+conversation's state, their user_data (the draft, as the flow keeps it) and their chat_data.
+One update makes the calls `Application.update_persistence` makes after it: the chat's
+chat_data, the user's user_data (the same dict, changed in place, as the Application passes it)
+and the conversation's new state. Both sides get the same updates for the same residents.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+from telegram.ext import BasePersistence, ExtBot, PersistenceInput, PicklePersistence
+
+from bench.harness import now, sqlite_url
+from bench.report import Figure, Target
+from bot.persistence import DatabasePersistence
+from bot.storage.db import create_engine, make_session_factory
+from bot.storage.migrate import upgrade
+from bot.storage.models import ChatData, ConversationState, UserData
+from conversations.repair import JOB, RepairDraft, State
+
+FIRST_USER = 7_000_000
+ROWS_PER_INSERT = 5_000
+WARM_UPDATES = 3
+GROWTH_TARGET = 1.5
+TIMESTAMP = datetime(2025, 1, 6, 9, 30, tzinfo=UTC)
+
+
+def draft_of(user_id: int) -> dict[str, Any]:
+    """A resident's repair draft as the flow stores it in user_data."""
+    draft = RepairDraft(
+        command_id=f"bench-{user_id:012d}-0000-4000-8000-000000000000",
+        step=State.DESCRIBE,
+        description="The kitchen tap drips all night and the cabinet below is getting wet.",
+        start=TIMESTAMP,
+        end=TIMESTAMP.replace(hour=12),
+    )
+    return {"known": True, JOB: draft.model_dump(mode="json")}
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def populate_database(database_url: str, count: int) -> None:
+    """Migrates the database and stores `count` residents' conversations and data in it."""
+    await upgrade(database_url)
+    if count == 0:
+        return
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            for start in range(0, count, ROWS_PER_INSERT):
+                users = range(FIRST_USER + start, FIRST_USER + min(count, start + ROWS_PER_INSERT))
+                await connection.execute(
+                    insert(ConversationState),
+                    [
+                        {
+                            "name": JOB,
+                            "key": _json([u, u]),
+                            "state": _json(State.DESCRIBE.value),
+                            "updated_at": TIMESTAMP,
+                        }
+                        for u in users
+                    ],
+                )
+                await connection.execute(
+                    insert(UserData),
+                    [
+                        {"user_id": u, "data": _json(draft_of(u)), "updated_at": TIMESTAMP}
+                        for u in users
+                    ],
+                )
+                await connection.execute(
+                    insert(ChatData),
+                    [{"chat_id": u, "data": "{}", "updated_at": TIMESTAMP} for u in users],
+                )
+    finally:
+        await engine.dispose()
+
+
+def _pickle(path: Path) -> PicklePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
+    # bot_data and callback_data off, as in Concierge's persistence, so both write the same.
+    persistence = PicklePersistence(
+        path, store_data=PersistenceInput(bot_data=False, callback_data=False)
+    )
+    persistence.set_bot(ExtBot("1:bench-token-never-sent"))
+    return persistence
+
+
+async def populate_pickle(path: Path, count: int) -> None:
+    """Writes a pickle file holding `count` residents' conversations and data."""
+    persistence = PicklePersistence(
+        path, store_data=PersistenceInput(bot_data=False, callback_data=False), on_flush=True
+    )
+    persistence.set_bot(ExtBot("1:bench-token-never-sent"))
+    await persistence.get_conversations(JOB)
+    for user in range(FIRST_USER, FIRST_USER + count):
+        await persistence.update_user_data(user, draft_of(user))
+        await persistence.update_chat_data(user, {})
+        await persistence.update_conversation(JOB, (user, user), State.DESCRIBE.value)
+    await persistence.flush()
+
+
+async def time_updates(
+    persistence: BasePersistence[Any, Any, Any], count: int, updates: int, *, warm: int
+) -> list[float]:
+    """Seconds per update for `updates` updates spread over the `count` stored residents."""
+    # Loaded as the Application loads them at start; it then hands these same dicts back.
+    user_data: dict[int, dict[str, Any]] = await persistence.get_user_data()
+    chat_data: dict[int, dict[str, Any]] = await persistence.get_chat_data()
+    conversations = await persistence.get_conversations(JOB)
+    states = {key: str(state) for key, state in conversations.items()}
+    times: list[float] = []
+    for number in range(warm + updates):
+        # A stride coprime with the count visits residents all over the table, not one corner.
+        user = FIRST_USER + (number * 7919) % count
+        data = user_data.setdefault(user, draft_of(user))
+        data[JOB]["description"] = f"The kitchen tap drips all night (update {number})."
+        key = (user, user)
+        state = State.PHOTOS if states.get(key) == State.DESCRIBE else State.DESCRIBE
+        states[key] = state.value
+        started = now()
+        await persistence.update_chat_data(user, chat_data.setdefault(user, {}))
+        await persistence.update_user_data(user, data)
+        await persistence.update_conversation(JOB, key, state.value)
+        if number >= warm:
+            times.append(now() - started)
+    return times
+
+
+async def measure_database(workdir: Path, count: int, updates: int) -> list[float]:
+    """Per-update seconds of Concierge's persistence on SQLite with `count` stored."""
+    url = sqlite_url(workdir / f"persistence-{count}.db")
+    await populate_database(url, count)
+    engine = create_engine(url)
+    try:
+        return await time_updates(
+            DatabasePersistence(make_session_factory(engine)), count, updates, warm=WARM_UPDATES
+        )
+    finally:
+        await engine.dispose()
+
+
+async def measure_pickle(workdir: Path, count: int, updates: int) -> list[float]:
+    """Per-update seconds of PTB's PicklePersistence (its defaults) with `count` stored."""
+    path = workdir / f"persistence-{count}.pickle"
+    await populate_pickle(path, count)
+    # One warm-up write: each costs a whole file at this size.
+    return await time_updates(_pickle(path), count, updates, warm=1)
+
+
+def _ms(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "updates": len(values),
+        "median_ms": round(statistics.median(values) * 1000, 3),
+        "mean_ms": round(statistics.fmean(values) * 1000, 3),
+    }
+
+
+async def run_persistence_cost(
+    *, sizes: Sequence[int], updates: int, pickle_budget: int, workdir: Path
+) -> Figure:
+    """Figure 2: both persistences at every size, same updates; the growth of ours."""
+    figure = Figure(
+        key="persistence",
+        title="Persistence write cost per update by stored conversations",
+        headers=["stored", "Concierge (SQLite)", "PicklePersistence", "pickle ÷ ours"],
+    )
+    rows: list[dict[str, Any]] = []
+    for count in sizes:
+        ours = _ms(await measure_database(workdir, count, updates))
+        # Pickle rewrites the whole file per write: fewer updates keep its run short.
+        pickle_updates = max(3, min(updates, pickle_budget // count))
+        theirs = _ms(await measure_pickle(workdir, count, pickle_updates))
+        ratio = round(theirs["median_ms"] / ours["median_ms"], 1)
+        rows.append(
+            {"stored": count, "concierge": ours, "pickle": theirs, "pickle_over_ours": ratio}
+        )
+        figure.table.append(
+            [
+                f"{count:,}",
+                f"{ours['median_ms']:.2f} ms",
+                f"{theirs['median_ms']:.2f} ms",
+                f"{ratio:.1f}×",
+            ]
+        )
+    smallest, largest = rows[0], rows[-1]
+    growth = round(largest["concierge"]["median_ms"] / smallest["concierge"]["median_ms"], 2)
+    pickle_growth = round(largest["pickle"]["median_ms"] / smallest["pickle"]["median_ms"], 1)
+    figure.data = {"rows": rows, "growth": growth, "pickle_growth": pickle_growth}
+    figure.targets.append(
+        Target(
+            f"ours within {GROWTH_TARGET}× from {smallest['stored']:,} to {largest['stored']:,}",
+            growth <= GROWTH_TARGET,
+            f"{growth}× (PicklePersistence: {pickle_growth}×)",
+        )
+    )
+    figure.notes += [
+        "Median per update of: chat_data, user_data (the resident's draft) and the "
+        "conversation's new state, the calls Application.update_persistence makes after one "
+        "update. Concierge upserts one row each; PicklePersistence (single file, not "
+        "on_flush: its defaults) rewrites the whole file when a value changed.",
+        "Both with bot_data and callback_data off, as Concierge's persistence has them.",
+    ]
+    return figure

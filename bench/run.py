@@ -1,0 +1,144 @@
+"""The figures, the sizes they run at, and the JSON a run leaves behind."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import platform
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench.report import Figure
+
+RESULTS = Path(__file__).resolve().parent / "results"
+T = TypeVar("T")
+# No figure takes near this long on two cores; past it something hangs.
+FIGURE_LIMIT_SECONDS = 900.0
+FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each figure's workload is."""
+
+    residents: int
+    vendor_latencies: tuple[float, ...]
+    sequential_sample: int  # residents PTB's sequential side is measured on above 0 ms
+    stored_conversations: tuple[int, ...]
+    persistence_updates: int
+    pickle_budget: int  # stored × updates PicklePersistence writes per size, at most
+    recipients: int
+    fanout_rate: float
+    memory_conversations: int
+
+
+FULL = Sizes(
+    residents=1000,
+    vendor_latencies=(0.0, 0.05, 0.2),
+    sequential_sample=20,
+    stored_conversations=(1_000, 10_000, 100_000),
+    persistence_updates=300,
+    pickle_budget=50_000,
+    recipients=5000,
+    fanout_rate=100.0,
+    memory_conversations=100_000,
+)
+QUICK = Sizes(
+    residents=200,
+    vendor_latencies=(0.0, 0.05, 0.2),
+    sequential_sample=10,
+    stored_conversations=(1_000, 10_000),
+    persistence_updates=100,
+    pickle_budget=20_000,
+    recipients=500,
+    fanout_rate=100.0,
+    memory_conversations=10_000,
+)
+# For the smoke test: every code path, next to no time; the figures mean nothing at this size.
+TINY = Sizes(
+    residents=6,
+    vendor_latencies=(0.0, 0.005),
+    sequential_sample=2,
+    stored_conversations=(20, 60),
+    persistence_updates=4,
+    pickle_budget=100,
+    recipients=12,
+    fanout_rate=1000.0,
+    memory_conversations=50,
+)
+
+
+async def _bounded(name: str, work: Awaitable[T]) -> T:
+    # A hung run (a handler that never returns) must end the bench, not keep it forever.
+    try:
+        async with asyncio.timeout(FIGURE_LIMIT_SECONDS):
+            return await work
+    except TimeoutError:
+        raise RuntimeError(
+            f"{name} ran over {FIGURE_LIMIT_SECONDS:.0f} s and was stopped"
+        ) from None
+
+
+async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES) -> list[Figure]:
+    """Runs the chosen figures (in the issue's order) and returns them."""
+    from bench.fanout import run_fanout
+    from bench.harness import prepare_community
+    from bench.memory import run_memory
+    from bench.persistence_cost import run_persistence_cost
+    from bench.throughput import run_throughput
+
+    done: dict[str, Figure] = {}
+    if "throughput" in only or "handler_time" in only:
+        community = await prepare_community(workdir, sizes.residents)
+        throughput, handler = await _bounded(
+            "throughput",
+            run_throughput(
+                community,
+                latencies=sizes.vendor_latencies if "throughput" in only else (0.0,),
+                sample_residents=sizes.sequential_sample,
+                workdir=workdir,
+            ),
+        )
+        done["throughput"], done["handler_time"] = throughput, handler
+    if "persistence" in only:
+        done["persistence"] = await _bounded(
+            "persistence",
+            run_persistence_cost(
+                sizes=sizes.stored_conversations,
+                updates=sizes.persistence_updates,
+                pickle_budget=sizes.pickle_budget,
+                workdir=workdir,
+            ),
+        )
+    if "fanout" in only:
+        done["fanout"] = await _bounded(
+            "fanout",
+            run_fanout(recipients=sizes.recipients, rate=sizes.fanout_rate, workdir=workdir),
+        )
+    if "memory" in only:
+        done["memory"] = await _bounded(
+            "memory", run_memory(stored=sizes.memory_conversations, workdir=workdir)
+        )
+    return [done[key] for key in FIGURES if key in only and key in done]
+
+
+def results_json(
+    figures: Sequence[Figure], sizes: Sizes, *, command: str, seconds: float
+) -> dict[str, Any]:
+    """Everything a run found, with what it ran on."""
+    return {
+        "command": command,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "sizes": dataclasses.asdict(sizes),
+        "figures": {figure.key: figure.to_json() for figure in figures},
+    }

@@ -1,0 +1,109 @@
+"""The bench harness at tiny sizes: it runs end to end and reports every figure's keys.
+
+No timing is asserted here (the bench measures; the suite only checks that it can), beyond the
+pure arithmetic of the harness: percentiles, the order check and the sequential replay.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.harness import Handled, Resident, Timings, interleaved, percentile
+from bench.report import render
+from bench.run import FIGURES, TINY, results_json, run_figures
+from bench.throughput import PTB, Run, replay
+
+SIDE_KEYS = {"measured", "updates", "updates_per_s", "p50_ms", "p99_ms", "out_of_order", "errors"}
+
+
+async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
+    figures = await run_figures(TINY, tmp_path)
+    data = json.loads(json.dumps(results_json(figures, TINY, command="smoke", seconds=0.0)))
+
+    assert list(data["figures"]) == list(FIGURES)
+    for figure in data["figures"].values():
+        assert figure["title"]
+        assert figure["table"]["rows"]
+        assert all(len(row) == len(figure["table"]["headers"]) for row in figure["table"]["rows"])
+        for target in figure["targets"]:
+            assert set(target) == {"name", "met", "measured"}
+            assert isinstance(target["met"], bool)
+
+    throughput = data["figures"]["throughput"]
+    assert len(throughput["targets"]) == 4
+    rows = throughput["data"]["rows"]
+    assert [row["vendor_latency_ms"] for row in rows] == [0, 5]
+    for row in rows:
+        assert set(row["concierge"]) >= SIDE_KEYS
+        assert set(row[PTB]) >= SIDE_KEYS
+        assert row["speedup"] > 0
+    # Above 0 ms the sequential side is sampled and replayed, and says so.
+    assert "replayed" in rows[1][PTB]["measured"]
+    assert rows[1][PTB]["updates"] == rows[1]["concierge"]["updates"]
+
+    persistence = data["figures"]["persistence"]["data"]
+    assert [row["stored"] for row in persistence["rows"]] == list(TINY.stored_conversations)
+    for row in persistence["rows"]:
+        assert {"median_ms", "mean_ms", "updates"} <= set(row["concierge"])
+        assert {"median_ms", "mean_ms", "updates"} <= set(row["pickle"])
+    assert "growth" in persistence
+
+    fanout = data["figures"]["fanout"]["data"]
+    assert fanout["recipients"] == TINY.recipients
+    assert {"achieved_rate", "share", "responses_429", "sent", "seconds"} <= set(fanout)
+
+    handler = data["figures"]["handler_time"]
+    assert {"p50_ms", "p99_ms", "max_ms"} <= set(handler["data"]["steps"]["all updates"])
+    assert len(handler["targets"]) == 1
+
+    memory = data["figures"]["memory"]["data"]
+    assert memory["loaded"]["users_loaded"] == TINY.memory_conversations
+    assert {"growth_bytes", "bytes_per_conversation"} <= set(memory)
+
+    printed = render(figures)
+    assert all(figure.title in printed for figure in figures)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+
+
+def _handled(update_id: int, chat_id: int, started: float, ended: float) -> Handled:
+    return Handled(update_id, chat_id, 0.0, started, ended, 0.0, 0)
+
+
+def test_the_order_check_sees_overlap_and_overtaking() -> None:
+    timings = Timings(expected=4)
+    timings.records += [
+        _handled(1, 10, 0.0, 1.0),
+        _handled(2, 10, 1.0, 2.0),  # in turn
+        _handled(3, 20, 0.5, 2.0),
+        _handled(4, 20, 1.5, 3.0),  # began before 3 ended
+    ]
+    assert timings.out_of_order() == 1
+    timings.records.append(_handled(5, 30, 0.0, 1.0))
+    timings.records.append(_handled(6, 30, -1.0, -0.5))  # handled before an earlier update
+    assert timings.out_of_order() == 2
+
+
+def test_replay_queues_the_whole_backlog_on_one_server() -> None:
+    a = Resident(1, ("/start", "/repairs"))
+    b = Resident(2, ("/start",))
+    # The sample: a's steps cost 1 s and 2 s, b's 3 s, back to back from 0.
+    records = [_handled(100, 1, 0.0, 1.0), _handled(101, 2, 1.0, 4.0), _handled(102, 1, 4.0, 6.0)]
+    sample = Run(PTB, 0.2, 2, records, {}, 0.0, 0, 0, 2)
+    everyone = [a, b, Resident(3, a.steps), Resident(4, b.steps)]
+    assert len(interleaved(everyone)) == 6
+
+    result = replay(sample, [a, b], everyone)
+
+    # Order: a1 b1 c1 d1 a2 c2, costing 1 3 1 3 2 2: done at 1 4 5 8 10 12.
+    assert result["updates"] == 6
+    assert result["seconds"] == 12.0
+    assert result["updates_per_s"] == 0.5
+    assert result["p50_ms"] == 5000.0
+    assert result["p99_ms"] == 12000.0
