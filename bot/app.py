@@ -18,7 +18,7 @@ from telegram.ext import (
     ContextTypes,
     ExtBot,
 )
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot import account, alerts
 from bot.account import tell_linked
@@ -28,6 +28,7 @@ from bot.jobs import schedule_jobs
 from bot.linking import Linked
 from bot.services import Services
 from bot.settings import Settings
+from bot.telegram_bot import ConciergeBot
 from conversations import (
     assign,
     booking,
@@ -113,22 +114,26 @@ def build_application(
     rate_limiter: bool = True,
 ) -> ConciergeApp:
     """Builds the bot: every handler, the error handler, persistence and services."""
+    # Our own bot class (it splits over-long texts), so the bot's settings are given to it
+    # rather than to the builder; the pool sizes are the builder's own defaults.
+    bot = ConciergeBot(
+        token=settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.telegram_base_url,
+        base_file_url=file_url_for(settings.telegram_base_url),
+        request=request or HTTPXRequest(connection_pool_size=256),
+        get_updates_request=request or HTTPXRequest(connection_pool_size=1),
+        rate_limiter=AIORateLimiter(max_retries=3) if rate_limiter else None,
+    )
     # The builder's generic parameters change with each call; the result is typed below.
     builder: Any = (
         ApplicationBuilder()
-        .token(settings.telegram_bot_token.get_secret_value())
-        .base_url(settings.telegram_base_url)
-        .base_file_url(file_url_for(settings.telegram_base_url))
+        .bot(bot)
         .context_types(ContextTypes(context=ConciergeContext))
         .post_init(_post_init)
         .post_shutdown(_close_services)
     )
-    if rate_limiter:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
     if persistence is not None:
         builder = builder.persistence(persistence)
-    if request is not None:
-        builder = builder.request(request).get_updates_request(request)
     builder = builder.concurrent_updates(
         update_processor or PerChatUpdateProcessor(max_running=settings.max_concurrent_updates)
     )
