@@ -11,7 +11,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, TypeHandler
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot.linking import Linked, residence_label
 from bot.storage.accounts import RedeemOutcome
@@ -411,6 +418,28 @@ async def answer_stale(update: Update, context: ConciergeContext) -> None:
             logger.debug("could not remove stale buttons")
 
 
+async def answer_unhandled(update: Update, context: ConciergeContext) -> None:
+    """A message no command or step takes (an unknown command, text out of the blue): a hint,
+    so the user never talks into silence."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.text is not None and message.text.startswith("/"):
+        text = context.t("I do not know that command. Send /help to see what I can do.")
+    else:
+        text = context.t("I did not understand that. Send /start for the menu or /help.")
+    await message.reply_text(text)
+
+
+async def nothing_to_cancel(update: Update, context: ConciergeContext) -> None:
+    """/cancel outside any conversation: says there was nothing to leave."""
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(
+            context.t("There is nothing to cancel. Send /start for the menu.")
+        )
+
+
 async def tell_linked(application: Any, linked: Linked) -> None:
     """Tells the user in Telegram that their account is linked, and what comes next."""
     services = application.bot_data[SERVICES_KEY]
@@ -476,5 +505,12 @@ def build_handlers() -> list[BaseHandler[Any, ConciergeContext, Any]]:
 
 
 def build_fallback_handlers() -> list[BaseHandler[Any, ConciergeContext, Any]]:
-    """Registered last: whatever button nobody else took."""
-    return [CallbackQueryHandler(answer_stale)]
+    """Registered last: whatever button or message nobody else took."""
+    # Only in private chats: in a group, other people's messages are not meant for the bot.
+    private = filters.ChatType.PRIVATE
+    return [
+        CallbackQueryHandler(answer_stale),
+        # Each conversation takes /cancel while it is open; here nothing was.
+        CommandHandler("cancel", nothing_to_cancel, filters=private),
+        MessageHandler(private & filters.UpdateType.MESSAGE, answer_unhandled),
+    ]

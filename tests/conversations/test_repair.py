@@ -473,8 +473,8 @@ async def test_cancel_with_the_button_and_with_the_command(
     await chat.press(_press("cancel"))
     assert _last(bot) == "Cancelled. Nothing was sent."
     assert await _draft_data(bot) is None
-    await chat.send(DESCRIPTION)  # the conversation is over: nobody takes this
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    await chat.send(DESCRIPTION)  # the conversation is over: only the general hint answers
+    assert _last(bot) == "I did not understand that. Send /start for the menu or /help."
 
     await _up_to_summary(chat)
     await chat.press(_press("edit"))
