@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
     # The bot's own info logs would drown the table; warnings and errors still show.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    load_before = os.getloadavg()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="concierge-bench-") as workdir:
         figures = asyncio.run(run_figures(sizes, Path(workdir), only))
@@ -49,10 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m bench" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     print(render(figures))
     print(summary(figures))
-    print(f"\nRan in {seconds:.0f} s on {os.cpu_count()} CPUs.")
+    load_after = os.getloadavg()
+    print(
+        f"\nRan in {seconds:.0f} s on {os.cpu_count()} CPUs; load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after."
+    )
     target = args.json or RESULTS / f"bench-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    data = results_json(figures, sizes, command=command, seconds=seconds)
+    data = results_json(figures, sizes, command=command, seconds=seconds, load_before=load_before)
     target.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     print(f"Results: {target}")
     return 0

@@ -31,6 +31,7 @@ class Figure:
     data: dict[str, Any] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    seconds: float | None = None  # how long measuring it took
 
     def to_json(self) -> dict[str, Any]:
         """The figure as JSON."""
@@ -40,6 +41,7 @@ class Figure:
             "data": self.data,
             "targets": [t.to_json() for t in self.targets],
             "notes": self.notes,
+            "seconds": None if self.seconds is None else round(self.seconds, 1),
         }
 
 
@@ -67,6 +69,8 @@ def render(figures: Sequence[Figure]) -> str:
             parts.append(f"- Target {target.name}: **{verdict}** ({target.measured})")
         for note in figure.notes:
             parts.append(f"- {note}")
+        if figure.seconds is not None:
+            parts.append(f"- Measured in {figure.seconds:.0f} s.")
         parts.append("")
     return "\n".join(parts)
 

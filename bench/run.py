@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import platform
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ class Sizes:
 FULL = Sizes(
     residents=1000,
     vendor_latencies=(0.0, 0.05, 0.2),
-    sequential_sample=20,
+    sequential_sample=10,
     stored_conversations=(1_000, 10_000, 100_000),
     persistence_updates=300,
     pickle_budget=50_000,
@@ -72,15 +73,22 @@ TINY = Sizes(
 )
 
 
-async def _bounded(name: str, work: Awaitable[T]) -> T:
-    # A hung run (a handler that never returns) must end the bench, not keep it forever.
+async def _timed(name: str, work: Awaitable[T]) -> tuple[T, float]:
+    """The figure's result and its seconds; a hung run ends the bench instead of waiting."""
+    started = time.perf_counter()
     try:
         async with asyncio.timeout(FIGURE_LIMIT_SECONDS):
-            return await work
+            result = await work
     except TimeoutError:
-        raise RuntimeError(
-            f"{name} ran over {FIGURE_LIMIT_SECONDS:.0f} s and was stopped"
-        ) from None
+        limit = f"{FIGURE_LIMIT_SECONDS:.0f} s"
+        raise RuntimeError(f"{name} ran over {limit} and was stopped") from None
+    return result, time.perf_counter() - started
+
+
+async def _figure(name: str, work: Awaitable[Figure]) -> Figure:
+    figure, seconds = await _timed(name, work)
+    figure.seconds = seconds
+    return figure
 
 
 async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES) -> list[Figure]:
@@ -94,7 +102,7 @@ async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES
     done: dict[str, Figure] = {}
     if "throughput" in only or "handler_time" in only:
         community = await prepare_community(workdir, sizes.residents)
-        throughput, handler = await _bounded(
+        (throughput, handler), seconds = await _timed(
             "throughput",
             run_throughput(
                 community,
@@ -103,9 +111,11 @@ async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES
                 workdir=workdir,
             ),
         )
+        # One set of runs measures both figures; the time is the throughput figure's.
+        throughput.seconds = seconds
         done["throughput"], done["handler_time"] = throughput, handler
     if "persistence" in only:
-        done["persistence"] = await _bounded(
+        done["persistence"] = await _figure(
             "persistence",
             run_persistence_cost(
                 sizes=sizes.stored_conversations,
@@ -115,19 +125,24 @@ async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES
             ),
         )
     if "fanout" in only:
-        done["fanout"] = await _bounded(
+        done["fanout"] = await _figure(
             "fanout",
             run_fanout(recipients=sizes.recipients, rate=sizes.fanout_rate, workdir=workdir),
         )
     if "memory" in only:
-        done["memory"] = await _bounded(
+        done["memory"] = await _figure(
             "memory", run_memory(stored=sizes.memory_conversations, workdir=workdir)
         )
     return [done[key] for key in FIGURES if key in only and key in done]
 
 
 def results_json(
-    figures: Sequence[Figure], sizes: Sizes, *, command: str, seconds: float
+    figures: Sequence[Figure],
+    sizes: Sizes,
+    *,
+    command: str,
+    seconds: float,
+    load_before: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Everything a run found, with what it ran on."""
     return {
@@ -138,6 +153,9 @@ def results_json(
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            # Other work on the machine slows every figure; these say how busy it was.
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
         "sizes": dataclasses.asdict(sizes),
         "figures": {figure.key: figure.to_json() for figure in figures},

@@ -14,7 +14,16 @@ from bench.report import render
 from bench.run import FIGURES, TINY, results_json, run_figures
 from bench.throughput import PTB, Run, replay
 
-SIDE_KEYS = {"measured", "updates", "updates_per_s", "p50_ms", "p99_ms", "out_of_order", "errors"}
+SIDE_KEYS = {
+    "measured",
+    "updates",
+    "updates_per_s",
+    "p50_ms",
+    "p99_ms",
+    "cpu_ms_per_update",
+    "out_of_order",
+    "errors",
+}
 
 
 async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
@@ -22,8 +31,9 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
     data = json.loads(json.dumps(results_json(figures, TINY, command="smoke", seconds=0.0)))
 
     assert list(data["figures"]) == list(FIGURES)
-    for figure in data["figures"].values():
+    for key, figure in data["figures"].items():
         assert figure["title"]
+        assert (figure["seconds"] is None) == (key == "handler_time")
         assert figure["table"]["rows"]
         assert all(len(row) == len(figure["table"]["headers"]) for row in figure["table"]["rows"])
         for target in figure["targets"]:
@@ -38,6 +48,7 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
         assert set(row["concierge"]) >= SIDE_KEYS
         assert set(row[PTB]) >= SIDE_KEYS
         assert row["speedup"] > 0
+    assert len(rows[0]["concierge"]["rounds_updates_per_s"]) == 2
     # Above 0 ms the sequential side is sampled and replayed, and says so.
     assert "replayed" in rows[1][PTB]["measured"]
     assert rows[1][PTB]["updates"] == rows[1]["concierge"]["updates"]
@@ -95,7 +106,18 @@ def test_replay_queues_the_whole_backlog_on_one_server() -> None:
     b = Resident(2, ("/start",))
     # The sample: a's steps cost 1 s and 2 s, b's 3 s, back to back from 0.
     records = [_handled(100, 1, 0.0, 1.0), _handled(101, 2, 1.0, 4.0), _handled(102, 1, 4.0, 6.0)]
-    sample = Run(PTB, 0.2, 2, records, {}, 0.0, 0, 0, 2)
+    sample = Run(
+        side=PTB,
+        latency=0.2,
+        residents=2,
+        records=records,
+        labels={},
+        queued=0.0,
+        out_of_order=0,
+        errors=0,
+        finished_flows=2,
+        cpu_seconds=0.6,
+    )
     everyone = [a, b, Resident(3, a.steps), Resident(4, b.steps)]
     assert len(interleaved(everyone)) == 6
 
@@ -107,3 +129,4 @@ def test_replay_queues_the_whole_backlog_on_one_server() -> None:
     assert result["updates_per_s"] == 0.5
     assert result["p50_ms"] == 5000.0
     assert result["p99_ms"] == 12000.0
+    assert result["cpu_ms_per_update"] == 200.0
