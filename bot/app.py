@@ -20,7 +20,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import account, alerts
+from bot import account, alerts, flood
 from bot.account import tell_linked
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
@@ -144,6 +144,9 @@ def build_application(
         await tell_linked(application, linked)
 
     services.linker.on_linked(tell)
+    # Group -2 turns a flood away before anything else (even remembering the user) runs.
+    gate = flood.FloodGate(rate=settings.flood_rate, burst=settings.flood_burst)
+    application.add_handlers(flood.build_handlers(gate), group=flood.FLOOD_GROUP)
     # Group -1 runs for every update before the jobs' handlers in group 0.
     application.add_handlers(account.build_first_contact_handlers(), group=-1)
     for factory in _handler_factories(settings):

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     conversation_timeout_minutes: float = Field(default=15, gt=0)
     outbox_interval_seconds: float = Field(default=15, gt=0)
     max_concurrent_updates: int = Field(default=64, ge=1)
+    # Flood control per user: a burst of updates at once, then `rate` a second; 0 turns it off
+    flood_rate: float = Field(default=1.0, ge=0)
+    flood_burst: int = Field(default=20, ge=1)
     # Alerts: how often the vendors are watched, and when a reminder or escalation is due
     alert_poll_seconds: float = Field(default=60, gt=0)
     escalate_repair_after_minutes: float = Field(default=240, gt=0)

@@ -60,6 +60,8 @@ async def running_bot(
     """Starts the bot on `database_url` against the sandbox; stops it cleanly afterwards."""
     # The repeating jobs run when a test calls them, not on their own in the middle of one.
     quiet_jobs = {"outbox_interval_seconds": 3600, "alert_poll_seconds": 3600}
+    # A test sends updates far faster than a person; flood control is tested on its own.
+    quiet_jobs["flood_rate"] = 0
     settings = Settings(
         _env_file=None, database_url=database_url, **(quiet_jobs | settings_overrides)
     )
