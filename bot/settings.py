@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +24,7 @@ DEMO_SERVITLY_LOCATION_MAP: dict[str, dict[str, str]] = {
     "145267896505310006": {"thingId": "thing-hvac-b"},
 }
 SERVITLY_TARGET_KEYS = frozenset({"thingId", "locationId"})
+WEBHOOK_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -122,6 +124,14 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_telegram_accepts(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's own rule for secret_token; anything else fails only at setWebhook.
+        if value is not None and not WEBHOOK_SECRET_SHAPE.fullmatch(value.get_secret_value()):
+            raise ValueError("WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
     @field_validator("servitly_tenant_header")

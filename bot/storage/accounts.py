@@ -263,7 +263,8 @@ class Invites:
                     user.failed_invite_attempts = 0
                     user.invite_locked_until = now + INVITE_LOCKOUT
                 return Redeemed(RedeemOutcome.UNKNOWN)
-            user.failed_invite_attempts = 0
+            # A real but used or expired code is no guess, yet it does not clear the count:
+            # otherwise one spent code slipped between guesses would buy endless guesses.
             if invite.used_at is not None:
                 return Redeemed(RedeemOutcome.USED)
             if invite.expires_at <= now:
@@ -276,6 +277,7 @@ class Invites:
             )
             if not claimed.rowcount:  # type: ignore[attr-defined]
                 return Redeemed(RedeemOutcome.USED)
+            user.failed_invite_attempts = 0
             user.role = invite.role
             if display_name:
                 user.display_name = display_name
