@@ -6,6 +6,7 @@ processors, and a community of linked residents in a template database.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextvars
 import itertools
 import json
@@ -132,6 +133,71 @@ class TimingTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Closes the wrapped transport."""
         await self._inner.aclose()
+
+
+class Busy:
+    """When some kind of work was in flight: disjoint windows, in time order."""
+
+    __slots__ = ("_in_flight", "_since", "windows")
+
+    def __init__(self) -> None:
+        self.windows: list[tuple[float, float]] = []
+        self._in_flight = 0
+        self._since = 0.0
+
+    def enter(self) -> None:
+        """A piece of work starts."""
+        if self._in_flight == 0:
+            self._since = now()
+        self._in_flight += 1
+
+    def leave(self) -> None:
+        """A piece of work ends."""
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self.windows.append((self._since, now()))
+
+    def overlaps(self, start: float, end: float) -> bool:
+        """Whether any window overlaps [start, end]."""
+        # Only the last window starting before `end` can reach past `start`: the windows are
+        # disjoint and ordered, so every earlier one ended before that one began.
+        index = bisect.bisect_left(self.windows, (end, end)) - 1
+        return index >= 0 and self.windows[index][1] > start
+
+
+class WatchedPersistence(DatabasePersistence):
+    """Concierge's persistence, noting when it writes (the Application flushes it every few
+    seconds, beside the handlers)."""
+
+    def __init__(self, *args: Any, busy: Busy, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.busy = busy
+
+    async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
+        """Writes, noted."""
+        self.busy.enter()
+        try:
+            await super().update_user_data(user_id, data)
+        finally:
+            self.busy.leave()
+
+    async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
+        """Writes, noted."""
+        self.busy.enter()
+        try:
+            await super().update_chat_data(chat_id, data)
+        finally:
+            self.busy.leave()
+
+    async def update_conversation(
+        self, name: str, key: tuple[int | str, ...], new_state: object | None
+    ) -> None:
+        """Writes, noted."""
+        self.busy.enter()
+        try:
+            await super().update_conversation(name, key, new_state)
+        finally:
+            self.busy.leave()
 
 
 # ---- timed update processors -----------------------------------------------------------------
@@ -479,6 +545,7 @@ class BenchBot:
     services: Services
     telegram: RecordingRequest
     errors: list[str]
+    persistence_busy: Busy
 
 
 @asynccontextmanager
@@ -490,8 +557,9 @@ async def running_bot(
     transport = TimingTransport(httpx.ASGITransport(app=sandbox))
     services = Services.open(settings, vendor_transport=transport)
     telegram = RecordingRequest()
-    persistence = DatabasePersistence(
-        services.storage.sessions, update_interval=settings.persistence_update_interval
+    busy = Busy()
+    persistence = WatchedPersistence(
+        services.storage.sessions, update_interval=settings.persistence_update_interval, busy=busy
     )
     # The recording request stands in for Telegram, so no rate limiter: this measures the bot.
     app = build_application(
@@ -512,7 +580,7 @@ async def running_bot(
         async with app:
             await app.start()
             try:
-                yield BenchBot(app, services, telegram, errors)
+                yield BenchBot(app, services, telegram, errors, busy)
             finally:
                 await app.stop()
     finally:
