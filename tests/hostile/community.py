@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from starlette.applications import Starlette
-from telegram import Update
 from telegram.ext import ConversationHandler
 
 from bot.storage.models import Role
@@ -210,10 +209,6 @@ class Community:
         )
 
 
-async def _record_error(update: object, context: ConciergeContext, errors: list[Any]) -> None:
-    errors.append(context.error)
-
-
 async def join(
     bot: BotUnderTest,
     telegram_id: int,
@@ -260,7 +255,8 @@ async def community(
         errors: list[BaseException] = []
 
         async def record(update: object, context: ConciergeContext) -> None:
-            await _record_error(update, context, errors)
+            if context.error is not None:
+                errors.append(context.error)
 
         bot.app.add_error_handler(record)
         resident = await link_demo_resident(bot, sandbox_app, RESIDENT, homes=1)
@@ -523,8 +519,3 @@ def problems_with(calls: list[Call]) -> list[str]:
                 if not str(button.get("text", "")).strip():
                     found.append("a button without a label")
     return found
-
-
-def user_update(update: object) -> bool:
-    """Whether an update came from a person (not a job)."""
-    return isinstance(update, Update) and update.effective_user is not None
