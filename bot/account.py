@@ -26,7 +26,7 @@ from conversations import callbacks
 from conversations.common import offer_link
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
-from conversations.notify import language_of
+from conversations.notify import BLOCKED_KEY, language_of
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,10 @@ KNOWN_KEY = "known"
 async def remember_user(update: Update, context: ConciergeContext) -> None:
     """Stores the user on first contact, in their Telegram language; a write once per user."""
     user = update.effective_user
-    if user is None or context.user_data is None or context.user_data.get(KNOWN_KEY):
+    if user is None or context.user_data is None:
+        return
+    data = context.user_data
+    if data.get(KNOWN_KEY) and not data.get(BLOCKED_KEY):
         return
     stored = await context.services.storage.users.get_or_create(
         user.id, language=context.lang, display_name=user.full_name
@@ -123,7 +126,8 @@ async def remember_user(update: Update, context: ConciergeContext) -> None:
     if stored.blocked_at is not None:
         # They wrote to us, so they unblocked the bot: alerts may reach them again.
         await context.services.storage.users.set_blocked(user.id, None)
-    context.user_data[KNOWN_KEY] = True
+    data.pop(BLOCKED_KEY, None)
+    data[KNOWN_KEY] = True
 
 
 async def start(update: Update, context: ConciergeContext) -> None:

@@ -65,7 +65,7 @@ from bot.services import Services
 from bot.storage.db import upsert
 from bot.storage.models import AlertStatus, AuditEntry, SentAlert, TelegramUser
 from bot.storage.repositories import SeenRecord
-from conversations import callbacks
+from conversations import callbacks, notify
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
 from conversations.i18n import N_, pick_language, tr
 from conversations.roles import REFUSAL_MESSAGES, Action, decide
@@ -446,7 +446,7 @@ class AlertWatcher:
             await application.bot.send_message(row.recipient, text, reply_markup=markup)
         except Forbidden:
             blocked.add(row.recipient)
-            await storage.users.set_blocked(row.recipient, now)
+            await notify.mark_blocked(application, self._services, row.recipient)
             await storage.alerts.mark_attempt_failed(row.dedupe_key, "Forbidden", final=True)
             logger.info("alert %s: user %s has blocked the bot; marked", row.kind, row.recipient)
         except TelegramError as exc:

@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.error import Forbidden, TelegramError
 
 from conversations.context import ConciergeContext
+from conversations.notify import mark_blocked
 
 logger = logging.getLogger(__name__)
 
@@ -37,5 +38,7 @@ async def on_error(update: object, context: ConciergeContext) -> None:
         )
     except Forbidden:
         logger.info("user %s has blocked the bot; no apology sent", user_id)
+        if user_id is not None:
+            await mark_blocked(context.application, context.services, user_id)
     except TelegramError as exc:
         logger.warning("could not apologise to user %s: %s", user_id, type(exc).__name__)

@@ -17,6 +17,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+BLOCKED_KEY = "blocked"
+
+
+async def mark_blocked(application: Any, services: Services, telegram_id: int) -> None:
+    """Telegram said this user blocked the bot: stop alerting them until they write again.
+
+    The flag also goes into the user's persisted data, which is what the bot sees first when
+    they do write again (and so knows to lift the block).
+    """
+    await services.storage.users.set_blocked(telegram_id, services.clock())
+    data = application.user_data.get(telegram_id)
+    if data is not None:
+        data[BLOCKED_KEY] = True
+        application.mark_data_for_update_persistence(user_ids=telegram_id)
+
 
 async def language_of(application: Any, services: Services, telegram_id: int) -> str:
     """The language a user reads: their choice in the bot, else what we stored for them."""
@@ -49,7 +64,7 @@ async def tell(
         await application.bot.send_message(telegram_id, tr(lang, message, **values))
     except Forbidden:
         logger.info("user %s has blocked the bot; marked", telegram_id)
-        await services.storage.users.set_blocked(telegram_id, services.clock())
+        await mark_blocked(application, services, telegram_id)
         return False
     except TelegramError as exc:
         logger.warning("could not tell user %s: %s", telegram_id, type(exc).__name__)

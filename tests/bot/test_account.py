@@ -293,3 +293,23 @@ async def test_after_linking_the_resident_is_brought_back_to_their_repair(
     assert first["text"] == "▶ Carry on: 🔧 Report a repair"
     await chat.press(first["callback_data"])
     assert "What needs repairing?" in (bot.telegram.last.text or "")
+
+
+async def test_a_user_who_unblocks_the_bot_and_writes_again_gets_alerts_again(
+    bot: BotUnderTest,
+) -> None:
+    from conversations.notify import tell
+
+    chat = bot.chat(517)
+    await chat.send("/start")
+    bot.telegram.blocked_chats.add(517)
+    assert not await tell(bot.app, bot.services, 517, "Nothing changed.")
+    user = await bot.services.storage.users.get(517)
+    assert user is not None
+    assert user.blocked_at is not None
+    bot.telegram.blocked_chats.clear()
+    await chat.send("/help")
+    user = await bot.services.storage.users.get(517)
+    assert user is not None
+    assert user.blocked_at is None
+    assert await tell(bot.app, bot.services, 517, "Nothing changed.")
