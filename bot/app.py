@@ -85,13 +85,15 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
         account.build_handlers,
         lambda: [repair.build_conversation(timeout=timeout)],
         lambda: [my_repairs.build_conversation(timeout=timeout)],
-        lambda: [booking.build_conversation(timeout=timeout)],
         lambda: [my_bookings.build_conversation(timeout=timeout)],
         lambda: [tasks.build_conversation(timeout=timeout)],
         lambda: [assign.build_conversation(timeout=timeout)],
         alerts.build_handlers,
         lambda: [project_repairs.build_conversation(timeout=timeout)],
         lambda: [pending_bookings.build_conversation(timeout=timeout)],
+        # Last of the flows: a message starting with 预约 opens a booking only when no other
+        # conversation is waiting for that text (a repair description, a reopen reason).
+        lambda: [booking.build_conversation(timeout=timeout)],
         account.build_fallback_handlers,
     ]
 
