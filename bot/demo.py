@@ -9,10 +9,7 @@ manager already bound, and one persona left as a newcomer who has linked nothing
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +20,7 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from bot.runner import run_bot
+from bot.runner import EmbeddedServer, run_bot, stop_on_signals
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.accounts import StoredTokens
@@ -48,14 +45,6 @@ class DemoPersona:
     password: str | None = None
     worker_id: str | None = None
     manages: bool = False
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the demo stops everything in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def demo_settings(base: Settings, *, database_path: Path) -> Settings:
@@ -165,8 +154,10 @@ async def _link(services: Services, user_id: int, email: str, password: str) -> 
         await services.accounts.choose_residence(user_id, families[0].residence_id)
 
 
-async def _serve(app: Starlette, host: str, port: int) -> tuple[_QuietServer, asyncio.Task[None]]:
-    server = _QuietServer(
+async def _serve(
+    app: Starlette, host: str, port: int
+) -> tuple[EmbeddedServer, asyncio.Task[None]]:
+    server = EmbeddedServer(
         uvicorn.Config(
             app,
             host=host,
@@ -216,10 +207,7 @@ def _remove_old_database(workdir: Path) -> None:
 async def run_demo(base: Settings, *, workdir: Path, stop: asyncio.Event | None = None) -> None:
     """Starts the sandbox, the local Bot API and the bot; runs until Ctrl-C or `stop`."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     database = workdir / DEMO_DATABASE
     _remove_old_database(workdir)
     settings = demo_settings(base, database_path=database)

@@ -24,7 +24,7 @@ from bot.web import WEBHOOK_PATH, create_web_app
 logger = logging.getLogger(__name__)
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """uvicorn without signal handling of its own: the bot owns the process's signals."""
 
     @contextlib.contextmanager
@@ -32,7 +32,8 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """Ctrl-C and SIGTERM set `stop`, so the caller shuts everything down in order."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -42,7 +43,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Migrates, starts the bot and its web server, and runs until `stop` (or a signal)."""
     stop = stop or asyncio.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     await upgrade(settings.database_url)
     services = Services.open(settings)
     persistence = DatabasePersistence(
@@ -69,7 +70,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
         on_update=on_update if webhook else None,
         webhook_secret=secret,
     )
-    server = _EmbeddedServer(
+    server = EmbeddedServer(
         uvicorn.Config(
             web,
             host=settings.web_host,
