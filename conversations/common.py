@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from typing import Final, TypeVar
+import warnings
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
-from telegram.ext import ConversationHandler
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
 from conversations import callbacks
@@ -233,3 +244,63 @@ async def send_album(update: Update, media: Sequence[str | bytes], caption: str)
     except TelegramError as error:
         # The details follow anyway; a photo Telegram will not take is not worth failing for.
         logger.warning("photos could not be sent: %s", type(error).__name__)
+
+
+Handlers = list[BaseHandler[Update, ConciergeContext, object]]
+Callback = Callable[[Update, ConciergeContext], Coroutine[Any, Any, object]]
+
+
+def browse_conversation(
+    *,
+    job: str,
+    command: str,
+    start: Callback,
+    states: dict[object, Handlers],
+    timeout: timedelta,
+) -> ConversationHandler[ConciergeContext]:
+    """A conversation driven by buttons only (a list, a detail, a confirmation).
+
+    It starts on `/<command>` or the menu's button for `job`; `/cancel` and the Cancel button
+    leave it; an unexpected press gets a notice, typed text a hint, and silence the time-out.
+    """
+
+    async def press_stale(update: Update, context: ConciergeContext) -> None:
+        logger.info("stale %s button pressed by user %s", job, context.user_id)
+        query = update.callback_query
+        if query is not None:
+            await query.answer(context.t("That button is no longer active."), show_alert=True)
+        await remove_buttons(update)
+
+    async def receive_other(update: Update, context: ConciergeContext) -> None:
+        await say(update, context.t("Please use the buttons above, or send /cancel to stop."))
+
+    async def leave(update: Update, context: ConciergeContext) -> int:
+        return await cancel(update, context, job)
+
+    async def idle(update: Update, context: ConciergeContext) -> None:
+        await timed_out(update, context, command=f"/{command}")
+
+    # per_message stays False so /cancel and typed text reach the conversation; PTB warns that
+    # buttons are then tracked per chat rather than per message, which is what these flows want
+    # (every press is checked against the step it arrives in and what the user may see).
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="If 'per_message=False'", category=PTBUserWarning
+        )
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler(command, start),
+                CallbackQueryHandler(start, pattern=rf"^{callbacks.build('menu', job)}$"),
+            ],
+            states={**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, idle)]},
+            fallbacks=[
+                CommandHandler("cancel", leave),
+                CallbackQueryHandler(leave, pattern=rf"^{callbacks.build(job, 'cancel')}(:|$)"),
+                CallbackQueryHandler(press_stale, pattern=callbacks.pattern(job)),
+                MessageHandler(filters.UpdateType.MESSAGE & ~filters.COMMAND, receive_other),
+            ],
+            name=job,
+            persistent=True,
+            conversation_timeout=timeout,
+            allow_reentry=True,
+        )

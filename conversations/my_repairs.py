@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -33,15 +32,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
-    MessageHandler,
-    TypeHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.akubela_models import Maintenance, MaintenanceState
 from api.errors import ApiError, NotFound, RateLimited, Unavailable
@@ -609,33 +602,7 @@ async def _defer(
     return ConversationHandler.END
 
 
-async def press_stale(update: Update, context: ConciergeContext) -> None:
-    """A button this step does not expect (old or forged): a notice, same step."""
-    logger.info("stale repairs button pressed by user %s", context.user_id)
-    query = update.callback_query
-    if query is not None:
-        await query.answer(context.t("That button is no longer active."), show_alert=True)
-    await common.remove_buttons(update)
-
-
-async def receive_other(update: Update, context: ConciergeContext) -> None:
-    """Typing where buttons are expected: a hint, same step."""
-    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
-
-
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """Leaves the list."""
-    return await common.cancel(update, context, JOB)
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Idle too long: says so."""
-    await common.timed_out(update, context, command="/repairs")
-
-
 # ---- wiring ----------------------------------------------------------------------------------
-
-Handlers = list[BaseHandler[Update, ConciergeContext, object]]
 
 
 def _on(action: str) -> str:
@@ -644,7 +611,7 @@ def _on(action: str) -> str:
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/repairs and the menu's "My repairs"."""
-    states: dict[object, Handlers] = {
+    states: dict[object, common.Handlers] = {
         State.BROWSE: [
             CallbackQueryHandler(turn_page, pattern=_on("page")),
             CallbackQueryHandler(open_repair, pattern=_on("open")),
@@ -655,29 +622,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
             CallbackQueryHandler(delete_confirmed, pattern=_on("yes")),
             CallbackQueryHandler(keep, pattern=_on("no")),
         ],
-        ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
     }
-    # per_message stays False so /cancel and typed text reach the conversation; PTB warns that
-    # buttons are then tracked per chat rather than per message, which is what this flow wants
-    # (every press is checked against the step it arrives in and the resident's list).
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return ConversationHandler(
-            entry_points=[
-                CommandHandler("repairs", start_list),
-                CallbackQueryHandler(start_list, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-            ],
-            states=states,
-            fallbacks=[
-                CommandHandler("cancel", cancel),
-                CallbackQueryHandler(cancel, pattern=_on("cancel")),
-                CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
-                MessageHandler(filters.UpdateType.MESSAGE & ~filters.COMMAND, receive_other),
-            ],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=True,
-        )
+    return common.browse_conversation(
+        job=JOB, command="repairs", start=start_list, states=states, timeout=timeout
+    )

@@ -18,7 +18,6 @@ press naming a repair is looked up in a fresh list, so an old or forged button s
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,15 +27,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
-    MessageHandler,
-    TypeHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.akubela_models import MaintenanceState, ManagerMaintenance
 from api.errors import ApiError, AuthError
@@ -383,33 +376,7 @@ async def open_repair(update: Update, context: ConciergeContext) -> State | int:
     return State.BROWSE
 
 
-async def press_stale(update: Update, context: ConciergeContext) -> None:
-    """A button this step does not expect (old or forged): a notice, same step."""
-    logger.info("stale repairs_all button pressed by user %s", context.user_id)
-    query = update.callback_query
-    if query is not None:
-        await query.answer(context.t("That button is no longer active."), show_alert=True)
-    await common.remove_buttons(update)
-
-
-async def receive_other(update: Update, context: ConciergeContext) -> None:
-    """Typing where buttons are expected: a hint, same step."""
-    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
-
-
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """Leaves the list."""
-    return await common.cancel(update, context, JOB)
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Idle too long: says so."""
-    await common.timed_out(update, context, command="/repairs_all")
-
-
 # ---- wiring ----------------------------------------------------------------------------------
-
-Handlers = list[BaseHandler[Update, ConciergeContext, object]]
 
 
 def _on(action: str) -> str:
@@ -418,34 +385,13 @@ def _on(action: str) -> str:
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/repairs_all and the menu's "All repairs"."""
-    states: dict[object, Handlers] = {
+    states: dict[object, common.Handlers] = {
         State.BROWSE: [
             CallbackQueryHandler(turn_page, pattern=_on("page")),
             CallbackQueryHandler(choose_filter, pattern=_on("filter")),
             CallbackQueryHandler(open_repair, pattern=_on("open")),
         ],
-        ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
     }
-    # per_message stays False so /cancel and typed text reach the conversation; PTB warns that
-    # buttons are then tracked per chat, which is what this wants (every press is re-checked).
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return ConversationHandler(
-            entry_points=[
-                CommandHandler("repairs_all", start_list),
-                CallbackQueryHandler(start_list, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-            ],
-            states=states,
-            fallbacks=[
-                CommandHandler("cancel", cancel),
-                CallbackQueryHandler(cancel, pattern=_on("cancel")),
-                CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
-                MessageHandler(filters.UpdateType.MESSAGE & ~filters.COMMAND, receive_other),
-            ],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=True,
-        )
+    return common.browse_conversation(
+        job=JOB, command="repairs_all", start=start_list, states=states, timeout=timeout
+    )
