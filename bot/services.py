@@ -19,6 +19,7 @@ from bot.linking import Linker
 from bot.outbox import Delivered, OutboxService
 from bot.settings import Settings
 from bot.storage.accounts import Accounts, Invites
+from bot.storage.models import ResidentLink
 from bot.storage.repair_reports import RepairReports
 from bot.storage.repositories import Storage
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
@@ -90,12 +91,15 @@ class Services:
         link = await self.accounts.resident(telegram_id)
         if link is None or link.residence_id is None:
             return None
-        return await self.desk_for_residence(telegram_id, link.residence_id)
+        return self._desk(link, link.residence_id)
 
     async def desk_for_residence(self, telegram_id: int, residence_id: str) -> ResidentDesk | None:
         """The resident's desk for one of their residences (None when it is not theirs)."""
         link = await self.accounts.resident(telegram_id)
-        if link is None or residence_id not in {
+        return None if link is None else self._desk(link, residence_id)
+
+    def _desk(self, link: ResidentLink, residence_id: str) -> ResidentDesk | None:
+        if residence_id not in {
             str(r.get("residence_id")) for r in link.residences if isinstance(r, dict)
         }:
             return None
