@@ -28,6 +28,7 @@ import html
 import io
 import logging
 import random
+import re
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -45,8 +46,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from api.akubela_models import BookingState, MaintenanceState, Scope
-from api.times import format_vendor_datetime, parse_vendor_datetime
+from api.times import VENDOR_DATETIME_FORMAT, format_vendor_datetime
 from bot.settings import Settings
+from sandbox.akubela_errors import ErrorStyle, Failure, render
 from sandbox.akubela_seed import (
     BBQ,
     GYM,
@@ -64,22 +66,16 @@ from sandbox.core import Clock
 logger = logging.getLogger(__name__)
 
 METHOD = "/api/v1.0/invoke/open-ability/method"
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+DATETIME_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+DATE_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ACCESS_TTL = timedelta(hours=2)
 REFRESH_TTL = timedelta(days=30)
 CODE_TTL = timedelta(minutes=5)
 MANAGER_ACCOUNT = "manager"
 Param = dict[str, Any]
 CommandHandler = Callable[["AkubelaSandbox", "Caller", Param], Any]
-
-
-class Failure(Exception):
-    """A refused call, answered with the failure envelope."""
-
-    def __init__(self, code: str, message: str, status: int = 200) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @dataclass(slots=True)
@@ -130,6 +126,7 @@ class AkubelaSandbox:
         self._settings = settings
         self._clock = clock
         self._zone = settings.zone
+        self._error_style = ErrorStyle(settings.sandbox_akubela_error_style)
         # Requests and the demo timer share the state; uvicorn runs in another thread in
         # tests. Nothing awaits while holding the lock, so a check and its write are atomic.
         self._lock = threading.RLock()
@@ -261,16 +258,8 @@ class AkubelaSandbox:
     def _ok(self, result: Any) -> JSONResponse:
         return JSONResponse({"success": True, "timestamp": self._stamp(), "result": result})
 
-    def _fail(self, failure: Failure) -> JSONResponse:
-        return JSONResponse(
-            {
-                "success": False,
-                "timestamp": self._stamp(),
-                "code": failure.code,
-                "message": failure.message,
-            },
-            status_code=failure.status,
-        )
+    def _fail(self, failure: Failure) -> Response:
+        return render(failure, self._error_style, self._stamp())
 
     @staticmethod
     def _base_url(request: Request) -> str:
@@ -375,6 +364,13 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     async def _token(self, request: Request) -> Response:
         form = await self._read_form(request)
         try:
+            # RFC 6749 token requests are forms; a JSON or bare body is not read as one.
+            if _media_type(request.headers.get("Content-Type")) != FORM:
+                raise Failure(
+                    "invalid_request",
+                    f"Content-Type must be {FORM}",
+                    malformed=True,
+                )
             with self._lock:
                 result = self._grant(form)
         except Failure as failure:
@@ -389,26 +385,26 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
             )
         )
         if not client_ok:
-            raise Failure("invalid_client", "client authentication failed", 401)
+            raise Failure("invalid_client", "client authentication failed")
         now = self._clock.now()
         grant_type = form.get("grant_type", "")
         if grant_type == "authorization_code":
             code = self._codes.pop(form.get("code", ""), None)  # single use, even when refused
             if code is None or code.expires_at <= now:
-                raise Failure("invalid_grant", "authorization code is invalid or expired", 400)
+                raise Failure("invalid_grant", "authorization code is invalid or expired")
             if code.client_id != form["client_id"] or code.redirect_uri != form.get(
                 "redirect_uri"
             ):
-                raise Failure("invalid_grant", "code was issued for another client", 400)
+                raise Failure("invalid_grant", "code was issued for another client")
             return self._issue(code.account_id, code.scope, now)
         if grant_type == "password":
             return self._password_grant(form, now)
         if grant_type == "refresh_token":
             old = self._refresh.pop(form.get("refresh_token", ""), None)  # single use
             if old is None or old.expires_at <= now or old.client_id != form["client_id"]:
-                raise Failure("invalid_grant", "refresh token is invalid or expired", 400)
+                raise Failure("invalid_grant", "refresh token is invalid or expired")
             return self._issue(old.account_id, old.scope, now)
-        raise Failure("unsupported_grant_type", f"grant_type {grant_type!r} is not supported", 400)
+        raise Failure("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
     def _password_grant(self, form: dict[str, str], now: datetime) -> dict[str, Any]:
         username, password = form.get("username", ""), form.get("password", "")
@@ -420,15 +416,13 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         )
         if manager_ok:
             if scope != Scope.MANAGER:
-                raise Failure(
-                    "invalid_scope", "the manager account signs in with scope manager", 400
-                )
+                raise Failure("invalid_scope", "the manager account signs in with scope manager")
             return self._issue(MANAGER_ACCOUNT, Scope.MANAGER, now)
         person = self._resident_by_login(username, password)
         if person is None:
-            raise Failure("invalid_grant", "wrong username or password", 400)
+            raise Failure("invalid_grant", "wrong username or password")
         if scope != Scope.USER:
-            raise Failure("invalid_scope", f"scope {scope!r} is not granted to residents", 400)
+            raise Failure("invalid_scope", f"scope {scope!r} is not granted to residents")
         return self._issue(person.account_id, Scope.USER, now)
 
     def _issue(self, account_id: str, scope: str, now: datetime) -> dict[str, Any]:
@@ -466,16 +460,24 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         try:
             with self._lock:
                 caller = self._caller(request, scope)
+                _check_json_headers(request)
                 if not isinstance(body, dict) or not isinstance(body.get("command"), str):
-                    raise Failure("invalid_request", "body must be {command, id, param}", 400)
+                    raise Failure(
+                        "invalid_request", "body must be {command, id, param}", malformed=True
+                    )
                 if not isinstance(body.get("id"), str) or not body["id"]:
-                    raise Failure("invalid_request", "command id is required", 400)
-                param = body.get("param", {})
+                    raise Failure("invalid_request", "command id is required", malformed=True)
+                # Required by every command's table, even when it carries nothing: `{}`.
+                if "param" not in body:
+                    raise Failure("missing_param", "param is required", malformed=True)
+                param = body["param"]
                 if not isinstance(param, dict):
-                    raise Failure("invalid_request", "param must be an object", 400)
+                    raise Failure("invalid_request", "param must be an object", malformed=True)
                 handler = table.get(body["command"])
                 if handler is None:
-                    raise Failure("unknown_command", f"unknown command {body['command']!r}", 400)
+                    raise Failure(
+                        "unknown_command", f"unknown command {body['command']!r}", malformed=True
+                    )
                 result = handler(self, caller, param)
         except Failure as failure:
             return self._fail(failure)
@@ -485,14 +487,14 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         header = request.headers.get("Authorization", "")
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
-            raise Failure("invalid_token", "missing bearer access token", 401)
+            raise Failure("invalid_token", "missing bearer access token")
         grant = self._access.get(token.strip())
         if grant is None:
-            raise Failure("invalid_token", "invalid access token", 401)
+            raise Failure("invalid_token", "invalid access token")
         if grant.expires_at <= self._clock.now():
-            raise Failure("token_expired", "access token expired", 401)
+            raise Failure("token_expired", "access token expired")
         if grant.scope != scope:
-            raise Failure("insufficient_scope", f"these commands need scope {scope}", 403)
+            raise Failure("insufficient_scope", f"these commands need scope {scope}")
         return Caller(grant.account_id, grant.scope, self._base_url(request))
 
     # -- param readers
@@ -500,31 +502,50 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     @staticmethod
     def _text(param: Param, key: str) -> str:
         value = param.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise Failure("missing_param", f"param {key} is required", 400)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise Failure("missing_param", f"param {key} is required", malformed=True)
+        # The documents type every id and text as String: a number is not accepted for one.
+        if not isinstance(value, str):
+            raise Failure("invalid_param", f"{key} must be a string", malformed=True)
         return value.strip()
 
     @staticmethod
     def _time(param: Param, key: str) -> datetime:
         text = AkubelaSandbox._text(param, key)
+        # Exactly the documents' `YYYY-MM-DD HH:MM:SS` (UTC, no zone, no `T`, no offset).
+        if not DATETIME_SHAPE.fullmatch(text):
+            raise Failure(
+                "invalid_param", f"{key} must be 'YYYY-MM-DD HH:MM:SS' in UTC", malformed=True
+            )
         try:
-            return parse_vendor_datetime(text)
+            return datetime.strptime(text, VENDOR_DATETIME_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             raise Failure(
-                "invalid_param", f"{key} must be 'YYYY-MM-DD HH:MM:SS' in UTC", 400
+                "invalid_param", f"{key} must be 'YYYY-MM-DD HH:MM:SS' in UTC", malformed=True
             ) from None
+
+    @staticmethod
+    def _date(param: Param, key: str) -> date:
+        text = AkubelaSandbox._text(param, key)
+        # The documents' example is `2024-01-02`; `20240102` and the like are not taken.
+        if not DATE_SHAPE.fullmatch(text):
+            raise Failure("invalid_param", f"{key} must be YYYY-MM-DD", malformed=True)
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise Failure("invalid_param", f"{key} must be YYYY-MM-DD", malformed=True) from None
 
     @staticmethod
     def _int(param: Param, key: str, *, low: int, high: int) -> int:
         value = param.get(key)
         if value is None:
-            raise Failure("missing_param", f"param {key} is required", 400)
+            raise Failure("missing_param", f"param {key} is required", malformed=True)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise Failure("invalid_param", f"{key} must be an integer", 400)
+            raise Failure("invalid_param", f"{key} must be an integer", malformed=True)
         if not low <= value <= high:
-            raise Failure("invalid_param", f"{key} must be between {low} and {high}", 400)
+            raise Failure(
+                "invalid_param", f"{key} must be between {low} and {high}", malformed=True
+            )
         return value
 
     def _residence(self, caller: Caller, param: Param) -> Residence:
@@ -584,7 +605,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         contact = self._text(param, "contact")
         filenames = param.get("filename") or []
         if not isinstance(filenames, list) or not all(isinstance(f, str) for f in filenames):
-            raise Failure("invalid_param", "filename must be a list of strings", 400)
+            raise Failure("invalid_param", "filename must be a list of strings", malformed=True)
         if finish <= start:
             raise Failure("invalid_time", "finish_time must be after start_time")
         if len(description) > 1000:
@@ -613,7 +634,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         home = self._residence(caller, param)
         entries = param.get("maintenances")
         if not isinstance(entries, list) or not entries:
-            raise Failure("missing_param", "param maintenances is required", 400)
+            raise Failure("missing_param", "param maintenances is required", malformed=True)
         # Check every id first: a batch is all or nothing.
         repairs = [
             self._own_repair(home, self._text(e if isinstance(e, dict) else {}, "maintenance_id"))
@@ -730,10 +751,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     def cmd_get_booking_time_list(self, caller: Caller, param: Param) -> Any:
         self._residence(caller, param)
         amenity = self._amenity(param)
-        try:
-            day = date.fromisoformat(self._text(param, "date"))
-        except ValueError:
-            raise Failure("invalid_param", "date must be YYYY-MM-DD", 400) from None
+        day = self._date(param, "date")
         window = self._window(amenity, day)
         if window is None:
             return {"allowed_booking_time": None, "disallowed_booking_time": []}
@@ -867,7 +885,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         home = self._residence(caller, param)
         entries = param.get("bookings")
         if not isinstance(entries, list) or not entries:
-            raise Failure("missing_param", "param bookings is required", 400)
+            raise Failure("missing_param", "param bookings is required", malformed=True)
         bookings = [
             self._own_booking(home, self._text(e if isinstance(e, dict) else {}, "booking_id"))
             for e in entries
@@ -978,6 +996,21 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     async def _file_png(self, request: Request) -> Response:
         # Akubela documents no upload; every named repair photo shows as a placeholder.
         return Response(_swatch(request.path_params["name"]), media_type="image/png")
+
+
+def _media_type(value: str | None) -> str:
+    """The bare media type of a header value (no parameters), lower case."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _check_json_headers(request: Request) -> None:
+    """Content-Type and Accept exactly as every command's table requires: application/json."""
+    content_type = request.headers.get("Content-Type")
+    parameters = [p.strip().lower() for p in (content_type or "").split(";")[1:] if p.strip()]
+    if _media_type(content_type) != JSON or any(p != "charset=utf-8" for p in parameters):
+        raise Failure("unsupported_media_type", f"Content-Type must be {JSON}")
+    if _media_type(request.headers.get("Accept")) != JSON:
+        raise Failure("not_acceptable", f"Accept must be {JSON}")
 
 
 def _hhmm(moment: datetime) -> str:

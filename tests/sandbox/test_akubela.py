@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -273,6 +274,14 @@ async def test_scopes_keep_residents_and_managers_apart(
 # ---- malformed calls never crash the sandbox -------------------------------------------------
 
 
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def command(name: str, **param: Any) -> dict[str, Any]:
+    """A command body as the documents show it."""
+    return {"command": name, "id": "c45e846ca23ab42c9ae469d988ae32a96", "param": param}
+
+
 async def test_malformed_calls_get_the_failure_envelope(
     client: AkubelaClient, raw: httpx.AsyncClient
 ) -> None:
@@ -280,47 +289,66 @@ async def test_malformed_calls_get_the_failure_envelope(
         "bob@demo.community", SecretStr("bob-demo-pass"), scope="user"
     )
     bearer = {"Authorization": f"Bearer {tokens.access_token.get_secret_value()}"}
+    ok = bearer | JSON_HEADERS
+    start = "2030-01-01 01:00:00"
+    booking = {"residence_id": BOB_HOME, "amenity_id": GYM, "start_time": start}
     cases: list[tuple[dict[str, str], Any, int, str]] = [
-        ({}, {"command": "get_family_list", "id": "1", "param": {}}, 401, "invalid_token"),
-        ({"Authorization": "Bearer nope"}, {"command": "x", "id": "1"}, 401, "invalid_token"),
-        (bearer, b"{not json", 400, "invalid_request"),
-        (bearer, [1, 2], 400, "invalid_request"),
-        (bearer, {"command": "get_family_list", "param": {}}, 400, "invalid_request"),
-        (bearer, {"command": "get_family_list", "id": "1", "param": []}, 400, "invalid_request"),
-        (bearer, {"command": "fly_to_moon", "id": "1", "param": {}}, 400, "unknown_command"),
-        (bearer, {"command": "get_booking_list", "id": "1", "param": {}}, 400, "missing_param"),
+        (JSON_HEADERS, command("get_family_list"), 401, "invalid_token"),
+        ({"Authorization": "Bearer nope"} | JSON_HEADERS, command("x"), 401, "invalid_token"),
+        (ok, b"{not json", 400, "invalid_request"),
+        (ok, [1, 2], 400, "invalid_request"),
+        (ok, {"command": "get_family_list", "param": {}}, 400, "invalid_request"),
+        (ok, {"command": "get_family_list", "id": "1", "param": []}, 400, "invalid_request"),
+        (ok, command("fly_to_moon"), 400, "unknown_command"),
+        (ok, command("get_booking_list"), 400, "missing_param"),
+        # What the documents do not show is refused as the vendor would refuse it.
         (
-            bearer,
-            {
-                "command": "get_booking_time_list",
-                "id": "1",
-                "param": {"residence_id": BOB_HOME, "amenity_id": GYM, "date": "tomorrow"},
-            },
+            bearer | {"Accept": "application/json"},
+            json.dumps(command("get_family_list")).encode(),
+            415,
+            "unsupported_media_type",
+        ),
+        (bearer | {"Content-Type": "text/plain"}, b"{}", 415, "unsupported_media_type"),
+        (
+            bearer | {"Content-Type": "application/json"},
+            command("get_family_list"),
+            406,
+            "not_acceptable",
+        ),
+        (ok | {"Accept": "text/html"}, command("get_family_list"), 406, "not_acceptable"),
+        (ok | {"Accept": "*/*"}, command("get_family_list"), 406, "not_acceptable"),
+        (ok, {"command": "get_family_list", "id": "1"}, 400, "missing_param"),
+        (ok, command("get_booking_list", residence_id=3), 400, "invalid_param"),
+        (ok, {"command": "get_family_list", "id": 1, "param": {}}, 400, "invalid_request"),
+        (
+            ok,
+            command(
+                "get_booking_time_list", residence_id=BOB_HOME, amenity_id=GYM, date="tomorrow"
+            ),
             400,
             "invalid_param",
         ),
         (
-            bearer,
-            {
-                "command": "create_booking_info",
-                "id": "1",
-                "param": {
-                    "residence_id": BOB_HOME,
-                    "amenity_id": GYM,
-                    "start_time": "2030-01-01 01:00:00",
-                    "duration": "60",
-                },
-            },
+            ok,
+            command(
+                "get_booking_time_list", residence_id=BOB_HOME, amenity_id=GYM, date="20300102"
+            ),
             400,
             "invalid_param",
         ),
+        (ok, command("create_booking_info", **booking, duration="60"), 400, "invalid_param"),
+        *(
+            (
+                ok,
+                command("create_booking_info", **(booking | {"start_time": when}), duration=60),
+                400,
+                "invalid_param",
+            )
+            for when in ("2030-01-01T01:00:00", "2030-01-01 09:00:00+08:00", "2030-01-01 01:00")
+        ),
         (
-            bearer,
-            {
-                "command": "batch_delete_booking_info",
-                "id": "1",
-                "param": {"residence_id": BOB_HOME, "bookings": [{"nope": 1}]},
-            },
+            ok,
+            command("batch_delete_booking_info", residence_id=BOB_HOME, bookings=[{"nope": 1}]),
             400,
             "missing_param",
         ),
@@ -330,12 +358,17 @@ async def test_malformed_calls_get_the_failure_envelope(
             answer = await raw.post(f"{METHOD}/user-commands", headers=headers, content=body)
         else:
             answer = await raw.post(f"{METHOD}/user-commands", headers=headers, json=body)
-        assert (answer.status_code, answer.json()["code"]) == (status, code), body
+        assert (answer.status_code, answer.json()["code"]) == (status, code), (headers, body)
         assert answer.json()["success"] is False
         assert answer.json()["message"]
     token = await raw.post(f"{METHOD}/oauth2/token", content=b"\x00\xff garbage")
-    assert token.status_code == 401
+    assert token.status_code == 400
     assert token.json()["success"] is False
+    as_json = await raw.post(
+        f"{METHOD}/oauth2/token",
+        json={"grant_type": "password", "username": "bob@demo.community"},
+    )
+    assert (as_json.status_code, as_json.json()["code"]) == (400, "invalid_request")
 
 
 # ---- residences -----------------------------------------------------------------------------
