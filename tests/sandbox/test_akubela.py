@@ -20,6 +20,8 @@ from api.base import RetryPolicy
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound
 from bot.settings import Settings
 from sandbox.akubela import BBQ, GYM, MEETING_ROOM, AkubelaSandbox
+from sandbox.akubela_errors import ErrorStyle
+from sandbox.app import create_app, default_vendors
 from sandbox.core import Clock
 
 METHOD = "/akubela/api/v1.0/invoke/open-ability/method"
@@ -862,3 +864,41 @@ async def test_every_command_over_live_http(
 ) -> None:
     async with make_client(sandbox_settings, clock, live_sandbox, None) as client:
         await run_every_command(client, sandbox_settings, clock)
+
+
+# ---- every failure style the vendor might use ----------------------------------------------
+
+
+@pytest.mark.parametrize("style", list(ErrorStyle))
+async def test_the_client_copes_with_every_error_style(style: ErrorStyle, clock: Clock) -> None:
+    settings = Settings(_env_file=None, sandbox_akubela_error_style=style.value)
+    app = create_app(settings, clock=clock, vendors=default_vendors(settings, clock))
+    vendor = app.state.control.vendors["akubela"]
+    transport = httpx.ASGITransport(app=app)
+    async with make_client(settings, clock, "http://sandbox.test", transport) as client:
+        bob = await login(client, "bob@demo.community")
+        # An expired token is renewed once and the call repeated.
+        vendor.expire_tokens()
+        before = bob.tokens
+        assert await client.get_booking_list(bob, BOB_HOME)
+        assert bob.tokens is not before
+        with pytest.raises(NotFound):
+            await client.get_booking_info(bob, BOB_HOME, ALICE_GYM_BOOKING)
+        start = local(settings, local_day(settings, clock, 1), 7, 30)
+        with pytest.raises(InvalidRequest, match="already booked"):
+            await client.create_booking_info(
+                bob, BOB_HOME, amenity_id=GYM, start_time=start, duration=60
+            )
+        with pytest.raises(AuthError):
+            await client.get_project_maintenance_page(bob, settings.akubela_project_id)
+        with pytest.raises(AuthError):
+            await client.password_login("bob@demo.community", SecretStr("wrong"), scope="user")
+        assert before is not None and before.refresh_token is not None
+        with pytest.raises(AuthError):
+            await client.refresh(before.refresh_token)
+        with pytest.raises(InvalidRequest):
+            await client._token({"grant_type": "magic"})
+    wrong = settings.model_copy(update={"akubela_client_secret": SecretStr("wrong-one")})
+    async with make_client(wrong, clock, "http://sandbox.test", transport) as client:
+        with pytest.raises(AuthError):
+            await client.password_login("bob@demo.community", SecretStr("bob-demo-pass"))
