@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import logging
 import random
 import re
@@ -737,10 +738,12 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         return datetime.combine(day, moment, tzinfo=self._zone).astimezone(UTC)
 
     def _taken(
-        self, amenity: Amenity, day: date, *, ignore_group: str = ""
+        self, amenity: Amenity, days: Sequence[date], *, ignore_group: str = ""
     ) -> list[tuple[datetime, datetime]]:
-        """Booked and blocked intervals of one local date."""
-        intervals = [(self._local(day, a), self._local(day, b)) for a, b in amenity.blocks]
+        """Booked and blocked intervals of some local dates."""
+        intervals = [
+            (self._local(day, a), self._local(day, b)) for day in days for a, b in amenity.blocks
+        ]
         intervals += [
             (b.start_time, b.finish_time)
             for b in self._bookings.values()
@@ -748,20 +751,43 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         ]
         return intervals
 
+    def _bookable(self, amenity: Amenity, day: date) -> bool:
+        """Whether a local date lies within the amenity's booking horizon."""
+        today = self._clock.now().astimezone(self._zone).date()
+        return day <= today + timedelta(days=amenity.rules.horizon_days)
+
+    def _span(self, day: date) -> tuple[datetime, datetime]:
+        """The instants a `get_booking_time_list` date covers, by AKUBELA_TIME_LIST_DATE."""
+        zone = self._zone if self._settings.akubela_time_list_date == "local" else UTC
+        midnight = datetime.combine(day, time(0, 0), tzinfo=zone)
+        following = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
+        return midnight.astimezone(UTC), following.astimezone(UTC)
+
     def cmd_get_booking_time_list(self, caller: Caller, param: Param) -> Any:
         self._residence(caller, param)
         amenity = self._amenity(param)
-        day = self._date(param, "date")
-        window = self._window(amenity, day)
-        if window is None:
+        span_start, span_end = self._span(self._date(param, "date"))
+        # A UTC date may hold parts of two local opening days: look at every local date near.
+        first = span_start.astimezone(self._zone).date() - timedelta(days=1)
+        days = [first + timedelta(days=n) for n in range(3)]
+        windows: list[tuple[datetime, datetime]] = []
+        for day in days:
+            window = self._window(amenity, day) if self._bookable(amenity, day) else None
+            if window is not None and max(window[0], span_start) < min(window[1], span_end):
+                windows.append((max(window[0], span_start), min(window[1], span_end)))
+        if not windows:
             return {"allowed_booking_time": None, "disallowed_booking_time": []}
-        opens, closes = window
-        busy = [(max(a, opens), min(b, closes)) for a, b in self._taken(amenity, day)]
+        windows.sort()
+        opens, closes = windows[0][0], max(end for _start, end in windows)
+        busy = list(self._taken(amenity, days))
+        # Closed hours between two opening windows of one UTC date.
+        busy += [(a_end, b_start) for (_a, a_end), (b_start, _b) in itertools.pairwise(windows)]
         now = self._clock.now()
         if now > opens:
-            busy.append((opens, min(self._round_up(amenity, opens, now), closes)))
+            busy.append((opens, self._round_up(amenity, windows, now)))
+        clipped = sorted((max(a, opens), min(b, closes)) for a, b in busy)
         merged: list[tuple[datetime, datetime]] = []
-        for start, finish in sorted(i for i in busy if i[0] < i[1]):
+        for start, finish in (i for i in clipped if i[0] < i[1]):
             if merged and start <= merged[-1][1]:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
             else:
@@ -774,42 +800,63 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         }
 
     @staticmethod
-    def _round_up(amenity: Amenity, opens: datetime, now: datetime) -> datetime:
-        step = timedelta(minutes=amenity.slot_minutes)
-        slots = -(-(now - opens) // step)  # ceiling division of timedeltas
-        return opens + slots * step
+    def _round_up(
+        amenity: Amenity, windows: Sequence[tuple[datetime, datetime]], now: datetime
+    ) -> datetime:
+        """The first moment after `now` a booking could start (on the grid, if it has one)."""
+        grid = amenity.rules.grid_minutes
+        if grid is None:
+            return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        step = timedelta(minutes=grid)
+        # The grid runs from the opening of the window `now` falls in (or the last one).
+        opens = max((start for start, _end in windows if start <= now), default=now)
+        return opens + -(-(now - opens) // step) * step  # ceiling division of timedeltas
 
     def _check_slot(
         self, amenity: Amenity, start: datetime, minutes: int, *, group: str = ""
     ) -> datetime:
-        """Refuses a booking that cannot happen, with the reason; returns its finish."""
+        """Refuses a booking the amenity's rules do not allow, with the reason; returns its
+        finish."""
+        rules = amenity.rules
         if minutes <= 0:
             raise Failure("invalid_duration", "duration must be a positive number of minutes")
-        if minutes > amenity.max_minutes:
+        if minutes < rules.min_minutes:
+            raise Failure(
+                "duration_too_short",
+                f"{amenity.name} is booked for at least {rules.min_minutes} minutes",
+            )
+        if minutes > rules.max_minutes:
             raise Failure(
                 "duration_too_long",
-                f"{amenity.name} can be booked for at most {amenity.max_minutes} minutes",
+                f"{amenity.name} can be booked for at most {rules.max_minutes} minutes",
             )
-        if minutes % amenity.slot_minutes:
+        if rules.grid_minutes is not None and minutes % rules.grid_minutes:
             raise Failure(
                 "invalid_duration",
-                f"duration must be a multiple of {amenity.slot_minutes} minutes",
+                f"duration must be a multiple of {rules.grid_minutes} minutes",
             )
         if start < self._clock.now():
             raise Failure("time_in_past", "start_time is in the past")
         finish = start + timedelta(minutes=minutes)
         day = start.astimezone(self._zone).date()
+        if not self._bookable(amenity, day):
+            raise Failure(
+                "too_far_ahead",
+                f"{amenity.name} is booked at most {rules.horizon_days} days ahead",
+            )
         window = self._window(amenity, day)
         if window is None or not (window[0] <= start and finish <= window[1]):
             raise Failure(
                 "outside_opening_hours", f"{amenity.name} is not open for the whole booking"
             )
-        if (start - window[0]) % timedelta(minutes=amenity.slot_minutes):
+        if rules.grid_minutes is not None and (start - window[0]) % timedelta(
+            minutes=rules.grid_minutes
+        ):
             raise Failure(
                 "invalid_start_time",
-                f"bookings start on the {amenity.slot_minutes}-minute grid from opening time",
+                f"bookings start on the {rules.grid_minutes}-minute grid from opening time",
             )
-        for taken_start, taken_finish in self._taken(amenity, day, ignore_group=group):
+        for taken_start, taken_finish in self._taken(amenity, [day], ignore_group=group):
             if taken_start < finish and start < taken_finish:
                 raise Failure("slot_taken", "that time is already booked or closed")
         return finish

@@ -477,13 +477,13 @@ async def test_manager_pages_through_the_whole_project(
 ) -> None:
     boss = await manager(client, sandbox_settings)
     project = sandbox_settings.akubela_project_id
-    everything = [m async for m in client.iter_project_maintenance(boss, project, page_size=4)]
-    assert len(everything) == 6
+    everything = [m async for m in client.iter_project_maintenance(boss, project, page_size=3)]
+    assert len(everything) == 8
     assert {m.state for m in everything} == {s.value for s in MaintenanceState}
-    assert len({m.maintenance_id for m in everything}) == 6
+    assert len({m.maintenance_id for m in everything}) == 8
     assert all(m.residence_id and m.building_name for m in everything)
-    page = await client.get_project_maintenance_page(boss, project, page_index=2, page_size=4)
-    assert (page.total, page.page_index, len(page.items)) == (6, 2, 2)
+    page = await client.get_project_maintenance_page(boss, project, page_index=3, page_size=3)
+    assert (page.total, page.page_index, len(page.items)) == (8, 3, 2)
     with pytest.raises(NotFound):
         await client.get_project_maintenance_page(boss, "p-other")
 
@@ -501,11 +501,11 @@ async def test_amenities_and_time_list(
     assert picture.startswith("http://sandbox.test/akubela/media/amenity/")
     tomorrow = local_day(sandbox_settings, clock, 1)
     times = await client.get_booking_time_list(alice, ALICE_HOME, GYM, tomorrow)
-    # Asia/Shanghai 06:00-22:00 in UTC; lunch closure 12:00-13:00 and Alice's 07:00-08:00.
+    # Asia/Shanghai 06:00-23:00 in UTC; lunch closure 12:00-13:00 and Alice's 07:00-08:00.
     assert times.allowed_booking_time is not None
     assert (times.allowed_booking_time.start_time, times.allowed_booking_time.finish_time) == (
         time(22, 0),
-        time(14, 0),
+        time(15, 0),
     )
     assert [(t.start_time, t.finish_time) for t in times.disallowed_booking_time] == [
         (time(23, 0), time(0, 0)),
@@ -572,12 +572,16 @@ async def test_booking_lifecycle_pin_and_qr(
     [
         (GYM, 1, 7, 30, 60, "already booked"),  # overlaps Alice's 07:00-08:00
         (GYM, 1, 11, 30, 60, "already booked"),  # runs into the lunch closure
-        (GYM, 1, 21, 30, 60, "not open"),
+        (GYM, 1, 22, 30, 60, "not open"),
         (GYM, 1, 5, 0, 60, "not open"),
         (GYM, -1, 9, 0, 60, "in the past"),
         (GYM, 1, 9, 0, 150, "at most 120 minutes"),
-        (GYM, 1, 9, 15, 60, "grid"),
-        (GYM, 1, 9, 0, 45, "multiple of 30"),
+        (GYM, 1, 9, 0, 20, "at least 30 minutes"),
+        (GYM, 31, 9, 0, 60, "at most 30 days ahead"),
+        (BBQ, 15, 17, 0, 60, "at most 14 days ahead"),
+        (BBQ, 1, 17, 30, 60, "grid"),
+        (BBQ, 1, 17, 0, 90, "multiple of 60"),
+        (MEETING_ROOM, 7, 10, 15, 60, "grid"),
         (BBQ, 1, 17, 0, 180, "at most 120"),
         (BBQ, 1, 19, 0, 120, "not open"),
     ],
@@ -850,7 +854,7 @@ async def run_every_command(client: AkubelaClient, settings: Settings, clock: Cl
     await client.delete_booking_info(bob, BOB_HOME, joined)
     await client.batch_delete_booking_info(alice, ALICE_STUDIO, [booking])
     page = await client.get_project_maintenance_page(boss, settings.akubela_project_id)
-    assert page.total == 5  # six seeded, one batch-deleted above
+    assert page.total == 7  # eight seeded, one batch-deleted above
 
 
 async def test_every_command_in_process(
@@ -893,7 +897,8 @@ async def test_the_client_copes_with_every_error_style(style: ErrorStyle, clock:
             await client.get_project_maintenance_page(bob, settings.akubela_project_id)
         with pytest.raises(AuthError):
             await client.password_login("bob@demo.community", SecretStr("wrong"), scope="user")
-        assert before is not None and before.refresh_token is not None
+        assert before is not None
+        assert before.refresh_token is not None
         with pytest.raises(AuthError):
             await client.refresh(before.refresh_token)
         with pytest.raises(InvalidRequest):
