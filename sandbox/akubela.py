@@ -3,14 +3,21 @@
 Serves exactly the shapes `api.akubela` reads (see `api.akubela_models` for the ones the
 vendor docs leave out). Choices the docs do not make:
 
-* Failures use `{"success": false, "timestamp", "code", "message"}`: HTTP 401 for a missing,
-  unknown or expired token, 403 for the wrong scope, 400 for a malformed call (bad body,
-  unknown command, missing or malformed param), HTTP 200 for refusals and unknown records.
-* Booking times of day are UTC `HH:MM`. The window of `get_booking_time_list` belongs to the
-  community's local date; each bare time is the first UTC moment with that time of day at or
-  after that local date's midnight (so with UTC+8 a 06:00-22:00 gym reads `22:00`-`14:00`).
-  A closed day has `allowed_booking_time: null`. The already-past part of today is listed as
-  disallowed together with bookings and daily closures.
+* Everything the documents do not show is refused: a Content-Type other than
+  `application/json` (415), an Accept other than `application/json` (406), a body without
+  `param`, a number where the documents type a String, a time other than exactly
+  `YYYY-MM-DD HH:MM:SS`, a date other than `YYYY-MM-DD`, a token request that is not a form.
+* Failures take the shape `SANDBOX_AKUBELA_ERROR_STYLE` chooses (`sandbox.akubela_errors`):
+  the documents' failure page is missing, so the client must cope with each plausible one.
+* Booking times of day are UTC `HH:MM`. With `AKUBELA_TIME_LIST_DATE=local` the window of
+  `get_booking_time_list` belongs to the community's local date; each bare time is the first
+  UTC moment with that time of day at or after that local date's midnight (so with UTC+8 a
+  06:00-23:00 gym reads `22:00`-`15:00`). With `utc` it covers the UTC date: opening hours
+  of the local days that fall on it, the closed hours between them disallowed. A closed day
+  (or one past the amenity's horizon) has `allowed_booking_time: null`. The already-past
+  part of today is listed as disallowed together with bookings and daily closures.
+* Each amenity books by its own rules from the seed (`BookingRules`: grid, shortest and
+  longest booking, horizon); a booking outside them is refused with the reason.
 * `delete_booking_info` cancels an upcoming booking (it stays listed as `canceled` and frees
   its slot); deleting one that is already over, canceled or rejected removes it.
 * Booking codes: every booking has one, and its `qr_code_url` is a PNG of that code (served
