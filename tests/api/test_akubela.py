@@ -209,7 +209,9 @@ async def test_command_sends_doc_request_and_reads_doc_response(command: str) ->
     (sent,) = fake.requests
     assert sent.url.path == COMMAND_PATH
     assert sent.headers["Authorization"] == f"Bearer {ACCESS}"
+    # Both headers the documents mark required, exactly as they show them.
     assert sent.headers["Content-Type"] == "application/json"
+    assert sent.headers["Accept"] == "application/json"
     body = json.loads(sent.content)
     assert body["command"] == request_doc["command"]
     assert body["param"] == request_doc["param"]
