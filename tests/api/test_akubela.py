@@ -433,7 +433,8 @@ def styled(style: ErrorStyle, code: str, message: str, *, malformed: bool = Fals
     """A handler failing exactly as the sandbox does in `style`."""
     answer = render(Failure(code, message, malformed=malformed), style, 1)
     headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
-    return lambda _r: httpx.Response(answer.status_code, headers=headers, content=answer.body)
+    body = bytes(answer.body)
+    return lambda _r: httpx.Response(answer.status_code, headers=headers, content=body)
 
 
 STYLED: dict[str, tuple[tuple[str, str, bool], type[ApiError]]] = {
