@@ -6,6 +6,15 @@ when `success` is not true (even on HTTP 200), on a non-2xx status or on a body 
 JSON. The shapes the docs leave out (family list, account info, manager pages, the failure
 envelope) are described in `api.akubela_models`.
 
+The failure page the docs point to is missing, so a failure is read by what it plausibly
+means, whatever its shape (`{code, message}` on 4xx, `success: false` with a number on HTTP
+200, OAuth's `{error, error_description}`, a bare 401), in this order: the HTTP status
+(401/403 `AuthError`, 429, 5xx); words in the code or message ("token expired", "invalid_grant",
+"令牌过期", ...); a numeric code shaped like an HTTP status (40100 or 401 `AuthError`, 40400
+`NotFound`, 42900 `RateLimited`, 50000 `Unavailable`), so a token refused on HTTP 200 with a
+code nobody documented still renews the token and repeats the call once; 404 or "not found"
+words `NotFound`; anything else `InvalidRequest`.
+
 One `AkubelaClient` serves every resident; each call takes the `AkubelaTokens` of the person
 it is made for, which keeps that person's access token fresh.
 """
@@ -61,7 +70,14 @@ from api.base import (
     json_or_unavailable,
     parse_retry_after,
 )
-from api.errors import ApiError, AuthError, InvalidRequest, NotFound, Unavailable
+from api.errors import (
+    ApiError,
+    AuthError,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
 from api.redaction import secrets_filter
 
 logger = logging.getLogger(__name__)
@@ -106,6 +122,15 @@ def failure_message(data: Any) -> str | None:
             if isinstance(value, str) and value.strip():
                 return value.strip()
     return None
+
+
+def _status_shaped(code: str | int | None) -> int | None:
+    """The HTTP status a numeric vendor code stands for (40100 -> 401, 404 -> 404), if any."""
+    text = str(code) if isinstance(code, int) else (code or "").strip()
+    if not text.isdigit() or len(text) < 3:
+        return None
+    status = int(text[:3])
+    return status if 400 <= status <= 599 else None
 
 
 def _failure_code(data: Any) -> str | int | None:
@@ -256,7 +281,16 @@ class AkubelaClient(VendorClient):
             )
         if _AUTH_WORDS.search(meaning):
             return AuthError(text, vendor=self.vendor, code=code, status=status)
-        if status == 404 or _NOT_FOUND_WORDS.search(meaning):
+        shaped = _status_shaped(code)
+        if shaped in (401, 403):
+            return AuthError(text, vendor=self.vendor, code=code, status=status)
+        if shaped == 429:
+            return RateLimited(text, vendor=self.vendor, code=code, status=status)
+        if shaped is not None and (shaped == 408 or shaped >= 500):
+            return Unavailable(
+                text, vendor=self.vendor, code=code, status=status, outcome_unknown=True
+            )
+        if status == 404 or shaped == 404 or _NOT_FOUND_WORDS.search(meaning):
             return NotFound(text, vendor=self.vendor, code=code, status=status)
         return InvalidRequest(text, vendor=self.vendor, code=code, status=status)
 

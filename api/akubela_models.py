@@ -10,7 +10,8 @@ Shapes the docs leave out and Concierge defines (the sandbox serves exactly thes
   `residence_id`, `family_name` and `building_name`).
 * a failure: `{"success": false, "timestamp": ..., "code": "<short_snake_code>",
   "message": "<human text>"}`; clients also read `msg`, `error_description`, `error`,
-  `result.message` and `result.msg`.
+  `result.message` and `result.msg`, numeric codes and bodiless answers (the documents'
+  failure page is missing: `api.akubela` says how each plausible shape is read).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -17,6 +18,7 @@ from api.akubela_models import (
     ManagerMaintenance,
 )
 from api.errors import InvalidRequest, Unavailable
+from bot.booking_dates import local_day_times, utc_dates
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
@@ -31,11 +33,14 @@ class AkubelaResidentDesk:
         residence_id: str,
         *,
         images: httpx.AsyncClient,
+        utc_dates_zone: ZoneInfo | None = None,
     ) -> None:
         self._client = client
         self._tokens = tokens
         self.residence_id = residence_id
         self._images = images
+        # Set when Akubela keys booking time lists by UTC date (AKUBELA_TIME_LIST_DATE=utc).
+        self._utc_dates_in = utc_dates_zone
 
     async def repairs(self) -> list[Maintenance]:
         """Every repair of the residence."""
@@ -82,10 +87,19 @@ class AkubelaResidentDesk:
         return await self._client.get_booking_amenity_list(self._tokens, self.residence_id)
 
     async def booking_times(self, amenity_id: str, day: date) -> BookingTimeList:
-        """Opening window and taken intervals of a date."""
-        return await self._client.get_booking_time_list(
-            self._tokens, self.residence_id, amenity_id, day
-        )
+        """Opening window and taken intervals of a local date."""
+        zone = self._utc_dates_in
+        if zone is None:
+            return await self._client.get_booking_time_list(
+                self._tokens, self.residence_id, amenity_id, day
+            )
+        answers = {
+            utc_day: await self._client.get_booking_time_list(
+                self._tokens, self.residence_id, amenity_id, utc_day
+            )
+            for utc_day in utc_dates(day, zone)
+        }
+        return local_day_times(answers, day, zone)
 
     async def bookings(self) -> list[Booking]:
         """Every booking of the residence."""

@@ -106,7 +106,12 @@ class Services:
         tokens = self.linker.tokens_for(link)
         if tokens is None:
             return None
-        return AkubelaResidentDesk(self.akubela, tokens, residence_id, images=self.images)
+        utc_dates_in = (
+            self.settings.zone if self.settings.akubela_time_list_date == "utc" else None
+        )
+        return AkubelaResidentDesk(
+            self.akubela, tokens, residence_id, images=self.images, utc_dates_zone=utc_dates_in
+        )
 
     @classmethod
     def open(

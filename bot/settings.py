@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     akubela_manager_username: str = "manager@demo.community"
     akubela_manager_password: SecretStr = SecretStr("manager-demo-password")
     akubela_project_id: str = "p-demo-garden-court"
+    # Which calendar date `get_booking_time_list` takes (the docs say only 日期): the
+    # community's local date, or the UTC date. The sandbox follows the same setting.
+    akubela_time_list_date: Literal["local", "utc"] = "local"
 
     # Tuya osaas (maintenance tasks)
     tuya_base_url: str = f"{SANDBOX_URL}/tuya"
@@ -110,6 +113,8 @@ class Settings(BaseSettings):
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8700, ge=1, le=65535)
     sandbox_auto_advance_seconds: float = Field(default=0.0, ge=0)
+    # How the Akubela sandbox fails (the vendor's failure page is not in the docs).
+    sandbox_akubela_error_style: Literal["status", "envelope", "oauth", "empty401"] = "status"
     demo_host: str = "127.0.0.1"
     demo_port: int = Field(default=8080, ge=1, le=65535)
 

@@ -5,7 +5,9 @@ Pure functions over the vendor's `get_booking_time_list` answer, no I/O.
 How vendor times map to real moments (the sandbox serves exactly this):
 
 * The `date` parameter of `get_booking_time_list` is the community's local date
-  (`vendor_date(day) == day`); `zone` below is the community's zone.
+  (`vendor_date(day) == day`); `zone` below is the community's zone. (A vendor that keys its
+  lists by UTC date, `AKUBELA_TIME_LIST_DATE=utc`, is read into this shape by the desk, see
+  `bot.booking_dates`.)
 * Every bare `HH:MM` in the answer is a UTC time of day. A start (of the allowed window or of
   a disallowed interval) is the first UTC moment with that time of day at or after the local
   date's midnight; a finish is the first UTC moment with that time of day strictly after its

@@ -3,14 +3,21 @@
 Serves exactly the shapes `api.akubela` reads (see `api.akubela_models` for the ones the
 vendor docs leave out). Choices the docs do not make:
 
-* Failures use `{"success": false, "timestamp", "code", "message"}`: HTTP 401 for a missing,
-  unknown or expired token, 403 for the wrong scope, 400 for a malformed call (bad body,
-  unknown command, missing or malformed param), HTTP 200 for refusals and unknown records.
-* Booking times of day are UTC `HH:MM`. The window of `get_booking_time_list` belongs to the
-  community's local date; each bare time is the first UTC moment with that time of day at or
-  after that local date's midnight (so with UTC+8 a 06:00-22:00 gym reads `22:00`-`14:00`).
-  A closed day has `allowed_booking_time: null`. The already-past part of today is listed as
-  disallowed together with bookings and daily closures.
+* Everything the documents do not show is refused: a Content-Type other than
+  `application/json` (415), an Accept other than `application/json` (406), a body without
+  `param`, a number where the documents type a String, a time other than exactly
+  `YYYY-MM-DD HH:MM:SS`, a date other than `YYYY-MM-DD`, a token request that is not a form.
+* Failures take the shape `SANDBOX_AKUBELA_ERROR_STYLE` chooses (`sandbox.akubela_errors`):
+  the documents' failure page is missing, so the client must cope with each plausible one.
+* Booking times of day are UTC `HH:MM`. With `AKUBELA_TIME_LIST_DATE=local` the window of
+  `get_booking_time_list` belongs to the community's local date; each bare time is the first
+  UTC moment with that time of day at or after that local date's midnight (so with UTC+8 a
+  06:00-23:00 gym reads `22:00`-`15:00`). With `utc` it covers the UTC date: opening hours
+  of the local days that fall on it, the closed hours between them disallowed. A closed day
+  (or one past the amenity's horizon) has `allowed_booking_time: null`. The already-past
+  part of today is listed as disallowed together with bookings and daily closures.
+* Each amenity books by its own rules from the seed (`BookingRules`: grid, shortest and
+  longest booking, horizon); a booking outside them is refused with the reason.
 * `delete_booking_info` cancels an upcoming booking (it stays listed as `canceled` and frees
   its slot); deleting one that is already over, canceled or rejected removes it.
 * Booking codes: every booking has one, and its `qr_code_url` is a PNG of that code (served
@@ -26,8 +33,10 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import logging
 import random
+import re
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -45,8 +54,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from api.akubela_models import BookingState, MaintenanceState, Scope
-from api.times import format_vendor_datetime, parse_vendor_datetime
+from api.times import VENDOR_DATETIME_FORMAT, format_vendor_datetime
 from bot.settings import Settings
+from sandbox.akubela_errors import ErrorStyle, Failure, render
 from sandbox.akubela_seed import (
     BBQ,
     GYM,
@@ -64,22 +74,16 @@ from sandbox.core import Clock
 logger = logging.getLogger(__name__)
 
 METHOD = "/api/v1.0/invoke/open-ability/method"
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+DATETIME_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+DATE_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ACCESS_TTL = timedelta(hours=2)
 REFRESH_TTL = timedelta(days=30)
 CODE_TTL = timedelta(minutes=5)
 MANAGER_ACCOUNT = "manager"
 Param = dict[str, Any]
 CommandHandler = Callable[["AkubelaSandbox", "Caller", Param], Any]
-
-
-class Failure(Exception):
-    """A refused call, answered with the failure envelope."""
-
-    def __init__(self, code: str, message: str, status: int = 200) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @dataclass(slots=True)
@@ -130,6 +134,7 @@ class AkubelaSandbox:
         self._settings = settings
         self._clock = clock
         self._zone = settings.zone
+        self._error_style = ErrorStyle(settings.sandbox_akubela_error_style)
         # Requests and the demo timer share the state; uvicorn runs in another thread in
         # tests. Nothing awaits while holding the lock, so a check and its write are atomic.
         self._lock = threading.RLock()
@@ -261,16 +266,8 @@ class AkubelaSandbox:
     def _ok(self, result: Any) -> JSONResponse:
         return JSONResponse({"success": True, "timestamp": self._stamp(), "result": result})
 
-    def _fail(self, failure: Failure) -> JSONResponse:
-        return JSONResponse(
-            {
-                "success": False,
-                "timestamp": self._stamp(),
-                "code": failure.code,
-                "message": failure.message,
-            },
-            status_code=failure.status,
-        )
+    def _fail(self, failure: Failure) -> Response:
+        return render(failure, self._error_style, self._stamp())
 
     @staticmethod
     def _base_url(request: Request) -> str:
@@ -375,6 +372,13 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     async def _token(self, request: Request) -> Response:
         form = await self._read_form(request)
         try:
+            # RFC 6749 token requests are forms; a JSON or bare body is not read as one.
+            if _media_type(request.headers.get("Content-Type")) != FORM:
+                raise Failure(
+                    "invalid_request",
+                    f"Content-Type must be {FORM}",
+                    malformed=True,
+                )
             with self._lock:
                 result = self._grant(form)
         except Failure as failure:
@@ -389,26 +393,26 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
             )
         )
         if not client_ok:
-            raise Failure("invalid_client", "client authentication failed", 401)
+            raise Failure("invalid_client", "client authentication failed")
         now = self._clock.now()
         grant_type = form.get("grant_type", "")
         if grant_type == "authorization_code":
             code = self._codes.pop(form.get("code", ""), None)  # single use, even when refused
             if code is None or code.expires_at <= now:
-                raise Failure("invalid_grant", "authorization code is invalid or expired", 400)
+                raise Failure("invalid_grant", "authorization code is invalid or expired")
             if code.client_id != form["client_id"] or code.redirect_uri != form.get(
                 "redirect_uri"
             ):
-                raise Failure("invalid_grant", "code was issued for another client", 400)
+                raise Failure("invalid_grant", "code was issued for another client")
             return self._issue(code.account_id, code.scope, now)
         if grant_type == "password":
             return self._password_grant(form, now)
         if grant_type == "refresh_token":
             old = self._refresh.pop(form.get("refresh_token", ""), None)  # single use
             if old is None or old.expires_at <= now or old.client_id != form["client_id"]:
-                raise Failure("invalid_grant", "refresh token is invalid or expired", 400)
+                raise Failure("invalid_grant", "refresh token is invalid or expired")
             return self._issue(old.account_id, old.scope, now)
-        raise Failure("unsupported_grant_type", f"grant_type {grant_type!r} is not supported", 400)
+        raise Failure("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
     def _password_grant(self, form: dict[str, str], now: datetime) -> dict[str, Any]:
         username, password = form.get("username", ""), form.get("password", "")
@@ -420,15 +424,13 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         )
         if manager_ok:
             if scope != Scope.MANAGER:
-                raise Failure(
-                    "invalid_scope", "the manager account signs in with scope manager", 400
-                )
+                raise Failure("invalid_scope", "the manager account signs in with scope manager")
             return self._issue(MANAGER_ACCOUNT, Scope.MANAGER, now)
         person = self._resident_by_login(username, password)
         if person is None:
-            raise Failure("invalid_grant", "wrong username or password", 400)
+            raise Failure("invalid_grant", "wrong username or password")
         if scope != Scope.USER:
-            raise Failure("invalid_scope", f"scope {scope!r} is not granted to residents", 400)
+            raise Failure("invalid_scope", f"scope {scope!r} is not granted to residents")
         return self._issue(person.account_id, Scope.USER, now)
 
     def _issue(self, account_id: str, scope: str, now: datetime) -> dict[str, Any]:
@@ -466,16 +468,24 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         try:
             with self._lock:
                 caller = self._caller(request, scope)
+                _check_json_headers(request)
                 if not isinstance(body, dict) or not isinstance(body.get("command"), str):
-                    raise Failure("invalid_request", "body must be {command, id, param}", 400)
+                    raise Failure(
+                        "invalid_request", "body must be {command, id, param}", malformed=True
+                    )
                 if not isinstance(body.get("id"), str) or not body["id"]:
-                    raise Failure("invalid_request", "command id is required", 400)
-                param = body.get("param", {})
+                    raise Failure("invalid_request", "command id is required", malformed=True)
+                # Required by every command's table, even when it carries nothing: `{}`.
+                if "param" not in body:
+                    raise Failure("missing_param", "param is required", malformed=True)
+                param = body["param"]
                 if not isinstance(param, dict):
-                    raise Failure("invalid_request", "param must be an object", 400)
+                    raise Failure("invalid_request", "param must be an object", malformed=True)
                 handler = table.get(body["command"])
                 if handler is None:
-                    raise Failure("unknown_command", f"unknown command {body['command']!r}", 400)
+                    raise Failure(
+                        "unknown_command", f"unknown command {body['command']!r}", malformed=True
+                    )
                 result = handler(self, caller, param)
         except Failure as failure:
             return self._fail(failure)
@@ -485,14 +495,14 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         header = request.headers.get("Authorization", "")
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
-            raise Failure("invalid_token", "missing bearer access token", 401)
+            raise Failure("invalid_token", "missing bearer access token")
         grant = self._access.get(token.strip())
         if grant is None:
-            raise Failure("invalid_token", "invalid access token", 401)
+            raise Failure("invalid_token", "invalid access token")
         if grant.expires_at <= self._clock.now():
-            raise Failure("token_expired", "access token expired", 401)
+            raise Failure("token_expired", "access token expired")
         if grant.scope != scope:
-            raise Failure("insufficient_scope", f"these commands need scope {scope}", 403)
+            raise Failure("insufficient_scope", f"these commands need scope {scope}")
         return Caller(grant.account_id, grant.scope, self._base_url(request))
 
     # -- param readers
@@ -500,31 +510,50 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     @staticmethod
     def _text(param: Param, key: str) -> str:
         value = param.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise Failure("missing_param", f"param {key} is required", 400)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise Failure("missing_param", f"param {key} is required", malformed=True)
+        # The documents type every id and text as String: a number is not accepted for one.
+        if not isinstance(value, str):
+            raise Failure("invalid_param", f"{key} must be a string", malformed=True)
         return value.strip()
 
     @staticmethod
     def _time(param: Param, key: str) -> datetime:
         text = AkubelaSandbox._text(param, key)
+        # Exactly the documents' `YYYY-MM-DD HH:MM:SS` (UTC, no zone, no `T`, no offset).
+        if not DATETIME_SHAPE.fullmatch(text):
+            raise Failure(
+                "invalid_param", f"{key} must be 'YYYY-MM-DD HH:MM:SS' in UTC", malformed=True
+            )
         try:
-            return parse_vendor_datetime(text)
+            return datetime.strptime(text, VENDOR_DATETIME_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             raise Failure(
-                "invalid_param", f"{key} must be 'YYYY-MM-DD HH:MM:SS' in UTC", 400
+                "invalid_param", f"{key} must be 'YYYY-MM-DD HH:MM:SS' in UTC", malformed=True
             ) from None
+
+    @staticmethod
+    def _date(param: Param, key: str) -> date:
+        text = AkubelaSandbox._text(param, key)
+        # The documents' example is `2024-01-02`; `20240102` and the like are not taken.
+        if not DATE_SHAPE.fullmatch(text):
+            raise Failure("invalid_param", f"{key} must be YYYY-MM-DD", malformed=True)
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise Failure("invalid_param", f"{key} must be YYYY-MM-DD", malformed=True) from None
 
     @staticmethod
     def _int(param: Param, key: str, *, low: int, high: int) -> int:
         value = param.get(key)
         if value is None:
-            raise Failure("missing_param", f"param {key} is required", 400)
+            raise Failure("missing_param", f"param {key} is required", malformed=True)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise Failure("invalid_param", f"{key} must be an integer", 400)
+            raise Failure("invalid_param", f"{key} must be an integer", malformed=True)
         if not low <= value <= high:
-            raise Failure("invalid_param", f"{key} must be between {low} and {high}", 400)
+            raise Failure(
+                "invalid_param", f"{key} must be between {low} and {high}", malformed=True
+            )
         return value
 
     def _residence(self, caller: Caller, param: Param) -> Residence:
@@ -584,7 +613,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         contact = self._text(param, "contact")
         filenames = param.get("filename") or []
         if not isinstance(filenames, list) or not all(isinstance(f, str) for f in filenames):
-            raise Failure("invalid_param", "filename must be a list of strings", 400)
+            raise Failure("invalid_param", "filename must be a list of strings", malformed=True)
         if finish <= start:
             raise Failure("invalid_time", "finish_time must be after start_time")
         if len(description) > 1000:
@@ -613,7 +642,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         home = self._residence(caller, param)
         entries = param.get("maintenances")
         if not isinstance(entries, list) or not entries:
-            raise Failure("missing_param", "param maintenances is required", 400)
+            raise Failure("missing_param", "param maintenances is required", malformed=True)
         # Check every id first: a batch is all or nothing.
         repairs = [
             self._own_repair(home, self._text(e if isinstance(e, dict) else {}, "maintenance_id"))
@@ -716,10 +745,12 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         return datetime.combine(day, moment, tzinfo=self._zone).astimezone(UTC)
 
     def _taken(
-        self, amenity: Amenity, day: date, *, ignore_group: str = ""
+        self, amenity: Amenity, days: Sequence[date], *, ignore_group: str = ""
     ) -> list[tuple[datetime, datetime]]:
-        """Booked and blocked intervals of one local date."""
-        intervals = [(self._local(day, a), self._local(day, b)) for a, b in amenity.blocks]
+        """Booked and blocked intervals of some local dates."""
+        intervals = [
+            (self._local(day, a), self._local(day, b)) for day in days for a, b in amenity.blocks
+        ]
         intervals += [
             (b.start_time, b.finish_time)
             for b in self._bookings.values()
@@ -727,23 +758,43 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         ]
         return intervals
 
+    def _bookable(self, amenity: Amenity, day: date) -> bool:
+        """Whether a local date lies within the amenity's booking horizon."""
+        today = self._clock.now().astimezone(self._zone).date()
+        return day <= today + timedelta(days=amenity.rules.horizon_days)
+
+    def _span(self, day: date) -> tuple[datetime, datetime]:
+        """The instants a `get_booking_time_list` date covers, by AKUBELA_TIME_LIST_DATE."""
+        zone = self._zone if self._settings.akubela_time_list_date == "local" else UTC
+        midnight = datetime.combine(day, time(0, 0), tzinfo=zone)
+        following = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
+        return midnight.astimezone(UTC), following.astimezone(UTC)
+
     def cmd_get_booking_time_list(self, caller: Caller, param: Param) -> Any:
         self._residence(caller, param)
         amenity = self._amenity(param)
-        try:
-            day = date.fromisoformat(self._text(param, "date"))
-        except ValueError:
-            raise Failure("invalid_param", "date must be YYYY-MM-DD", 400) from None
-        window = self._window(amenity, day)
-        if window is None:
+        span_start, span_end = self._span(self._date(param, "date"))
+        # A UTC date may hold parts of two local opening days: look at every local date near.
+        first = span_start.astimezone(self._zone).date() - timedelta(days=1)
+        days = [first + timedelta(days=n) for n in range(3)]
+        windows: list[tuple[datetime, datetime]] = []
+        for day in days:
+            window = self._window(amenity, day) if self._bookable(amenity, day) else None
+            if window is not None and max(window[0], span_start) < min(window[1], span_end):
+                windows.append((max(window[0], span_start), min(window[1], span_end)))
+        if not windows:
             return {"allowed_booking_time": None, "disallowed_booking_time": []}
-        opens, closes = window
-        busy = [(max(a, opens), min(b, closes)) for a, b in self._taken(amenity, day)]
+        windows.sort()
+        opens, closes = windows[0][0], max(end for _start, end in windows)
+        busy = list(self._taken(amenity, days))
+        # Closed hours between two opening windows of one UTC date.
+        busy += [(a_end, b_start) for (_a, a_end), (b_start, _b) in itertools.pairwise(windows)]
         now = self._clock.now()
         if now > opens:
-            busy.append((opens, min(self._round_up(amenity, opens, now), closes)))
+            busy.append((opens, self._round_up(amenity, windows, now)))
+        clipped = sorted((max(a, opens), min(b, closes)) for a, b in busy)
         merged: list[tuple[datetime, datetime]] = []
-        for start, finish in sorted(i for i in busy if i[0] < i[1]):
+        for start, finish in (i for i in clipped if i[0] < i[1]):
             if merged and start <= merged[-1][1]:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
             else:
@@ -756,42 +807,63 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         }
 
     @staticmethod
-    def _round_up(amenity: Amenity, opens: datetime, now: datetime) -> datetime:
-        step = timedelta(minutes=amenity.slot_minutes)
-        slots = -(-(now - opens) // step)  # ceiling division of timedeltas
-        return opens + slots * step
+    def _round_up(
+        amenity: Amenity, windows: Sequence[tuple[datetime, datetime]], now: datetime
+    ) -> datetime:
+        """The first moment after `now` a booking could start (on the grid, if it has one)."""
+        grid = amenity.rules.grid_minutes
+        if grid is None:
+            return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        step = timedelta(minutes=grid)
+        # The grid runs from the opening of the window `now` falls in (or the last one).
+        opens = max((start for start, _end in windows if start <= now), default=now)
+        return opens + -(-(now - opens) // step) * step  # ceiling division of timedeltas
 
     def _check_slot(
         self, amenity: Amenity, start: datetime, minutes: int, *, group: str = ""
     ) -> datetime:
-        """Refuses a booking that cannot happen, with the reason; returns its finish."""
+        """Refuses a booking the amenity's rules do not allow, with the reason; returns its
+        finish."""
+        rules = amenity.rules
         if minutes <= 0:
             raise Failure("invalid_duration", "duration must be a positive number of minutes")
-        if minutes > amenity.max_minutes:
+        if minutes < rules.min_minutes:
+            raise Failure(
+                "duration_too_short",
+                f"{amenity.name} is booked for at least {rules.min_minutes} minutes",
+            )
+        if minutes > rules.max_minutes:
             raise Failure(
                 "duration_too_long",
-                f"{amenity.name} can be booked for at most {amenity.max_minutes} minutes",
+                f"{amenity.name} can be booked for at most {rules.max_minutes} minutes",
             )
-        if minutes % amenity.slot_minutes:
+        if rules.grid_minutes is not None and minutes % rules.grid_minutes:
             raise Failure(
                 "invalid_duration",
-                f"duration must be a multiple of {amenity.slot_minutes} minutes",
+                f"duration must be a multiple of {rules.grid_minutes} minutes",
             )
         if start < self._clock.now():
             raise Failure("time_in_past", "start_time is in the past")
         finish = start + timedelta(minutes=minutes)
         day = start.astimezone(self._zone).date()
+        if not self._bookable(amenity, day):
+            raise Failure(
+                "too_far_ahead",
+                f"{amenity.name} is booked at most {rules.horizon_days} days ahead",
+            )
         window = self._window(amenity, day)
         if window is None or not (window[0] <= start and finish <= window[1]):
             raise Failure(
                 "outside_opening_hours", f"{amenity.name} is not open for the whole booking"
             )
-        if (start - window[0]) % timedelta(minutes=amenity.slot_minutes):
+        if rules.grid_minutes is not None and (start - window[0]) % timedelta(
+            minutes=rules.grid_minutes
+        ):
             raise Failure(
                 "invalid_start_time",
-                f"bookings start on the {amenity.slot_minutes}-minute grid from opening time",
+                f"bookings start on the {rules.grid_minutes}-minute grid from opening time",
             )
-        for taken_start, taken_finish in self._taken(amenity, day, ignore_group=group):
+        for taken_start, taken_finish in self._taken(amenity, [day], ignore_group=group):
             if taken_start < finish and start < taken_finish:
                 raise Failure("slot_taken", "that time is already booked or closed")
         return finish
@@ -867,7 +939,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         home = self._residence(caller, param)
         entries = param.get("bookings")
         if not isinstance(entries, list) or not entries:
-            raise Failure("missing_param", "param bookings is required", 400)
+            raise Failure("missing_param", "param bookings is required", malformed=True)
         bookings = [
             self._own_booking(home, self._text(e if isinstance(e, dict) else {}, "booking_id"))
             for e in entries
@@ -978,6 +1050,21 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     async def _file_png(self, request: Request) -> Response:
         # Akubela documents no upload; every named repair photo shows as a placeholder.
         return Response(_swatch(request.path_params["name"]), media_type="image/png")
+
+
+def _media_type(value: str | None) -> str:
+    """The bare media type of a header value (no parameters), lower case."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _check_json_headers(request: Request) -> None:
+    """Content-Type and Accept exactly as every command's table requires: application/json."""
+    content_type = request.headers.get("Content-Type")
+    parameters = [p.strip().lower() for p in (content_type or "").split(";")[1:] if p.strip()]
+    if _media_type(content_type) != JSON or any(p != "charset=utf-8" for p in parameters):
+        raise Failure("unsupported_media_type", f"Content-Type must be {JSON}")
+    if _media_type(request.headers.get("Accept")) != JSON:
+        raise Failure("not_acceptable", f"Accept must be {JSON}")
 
 
 def _hhmm(moment: datetime) -> str:

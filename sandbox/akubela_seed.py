@@ -2,6 +2,15 @@
 
 Ids are stable across resets; times are laid out around the clock's "now" at reset so the
 demo always has repairs of every age and bookings both past and upcoming.
+
+The ids of the vendor documents' request examples are part of the seed, so each example is
+accepted exactly as written: the residence `r31adc...` (Frank Zhou's home) with the repairs
+`m31adc...` and `m8b5a73f...` and the bookings `b31adc...` and `b8b5a73f...`, the amenity
+`afa332e...` (the gym) and the booking code `bfa332e...` (Alice's gym booking).
+
+Each amenity books by its own rules (`BookingRules`), as the community sets them: the gym takes
+any start and any whole number of minutes from 30 to 120 (the documents' own example books it
+for 80 minutes from 13:14:15), the meeting room a 30-minute grid, the BBQ terrace an hour grid.
 """
 
 from __future__ import annotations
@@ -38,6 +47,18 @@ class Resident:
     residence_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class BookingRules:
+    """How one amenity may be booked: data of the community, not of the sandbox's code."""
+
+    # Starts lie on this grid from opening time and lengths are multiples of it; None takes
+    # any start (to the second) and any whole number of minutes.
+    grid_minutes: int | None
+    min_minutes: int
+    max_minutes: int
+    horizon_days: int  # the last bookable local date, counted from today (today is 0)
+
+
 @dataclass(slots=True)
 class Amenity:
     """A bookable facility; hours and blocks are in the community's local time."""
@@ -47,8 +68,7 @@ class Amenity:
     name: str
     description: str
     hours: dict[int, tuple[time, time]]  # weekday -> (open, close); a missing day is closed
-    slot_minutes: int
-    max_minutes: int
+    rules: BookingRules
     auto_approve: bool
     blocks: tuple[tuple[time, time], ...] = ()  # daily closures (cleaning, maintenance)
 
@@ -105,7 +125,14 @@ class Seed:
     bookings: dict[str, BookingRecord] = field(default_factory=dict)
 
 
-GYM = "a7c1e0f2b9d84c3e8f61d2a4b5c6e7f01"
+GYM = "afa332e258aae1badbb27d31128f442dc"  # the documents' example amenity
+# The documents' example records (see the module docstring).
+DOC_RESIDENCE = "r31adc223cc4b3bedb6bd4742dedcfa52"
+DOC_REPAIR = "m31adc223cc4b3bedb6bd4742dedcfa52"
+DOC_REPAIR_TO_DELETE = "m8b5a73f8dd84abaa94dcs248be49b0d1"
+DOC_BOOKING = "b31adc223cc4b3bedb6bd4742dedcfa52"
+DOC_BOOKING_TO_DELETE = "b8b5a73f8dd84abaa94dcs248be49b0d1"
+DOC_BOOKING_CODE = "bfa332e258aae1badbb27d31128f442dc"
 MEETING_ROOM = "a7c1e0f2b9d84c3e8f61d2a4b5c6e7f02"
 BBQ = "a7c1e0f2b9d84c3e8f61d2a4b5c6e7f03"
 
@@ -124,6 +151,7 @@ def _residences(project_id: str) -> dict[str, Residence]:
         ("r3f9a1c2d4e5b6a7980c1d2e3f4a5b605", "Zhang Home / 张家", "Building A / A栋", "0303"),
         ("r3f9a1c2d4e5b6a7980c1d2e3f4a5b606", "Liu Home / 刘家", "Building B / B栋", "0701"),
         ("r3f9a1c2d4e5b6a7980c1d2e3f4a5b607", "Zhao Home / 赵家", "Building A / A栋", "1502"),
+        (DOC_RESIDENCE, "Zhou Home / 周家", "Building B / B栋", "0501"),
     ]
     return {
         rid: Residence(rid, family, building, room, project_id)
@@ -174,12 +202,20 @@ def _residents() -> dict[str, Resident]:
             "+86 138 0000 0005",
             (f"{r}6",),
         ),
+        Resident(
+            "u8d2b4f6a1c3e5d7f9b0a2c4e6f8a1b06",
+            "frank@demo.community",
+            "frank-demo-pass",
+            "Frank Zhou",
+            "+86 138 0000 0006",
+            (DOC_RESIDENCE,),
+        ),
     ]
     return {person.account_id: person for person in people}
 
 
 def _amenities() -> dict[str, Amenity]:
-    every_day = dict.fromkeys(WEEKDAYS, (time(6, 0), time(22, 0)))
+    every_day = dict.fromkeys(WEEKDAYS, (time(6, 0), time(23, 0)))
     office = {day: (time(9, 0), time(18, 0)) for day in range(5)} | {5: (time(10, 0), time(16, 0))}
     evenings = dict.fromkeys(WEEKDAYS, (time(17, 0), time(20, 0)))
     items = [
@@ -189,8 +225,7 @@ def _amenities() -> dict[str, Amenity]:
             "Gym / 健身房",
             "Treadmills, weights and a yoga corner. 跑步机、器械和瑜伽区。",
             every_day,
-            slot_minutes=30,
-            max_minutes=120,
+            BookingRules(grid_minutes=None, min_minutes=30, max_minutes=120, horizon_days=30),
             auto_approve=True,
             blocks=((time(12, 0), time(13, 0)),),
         ),
@@ -200,8 +235,7 @@ def _amenities() -> dict[str, Amenity]:
             "Meeting room / 会议室",
             "Twelve seats and a screen; the office approves each booking. 需物业审批。",
             office,
-            slot_minutes=30,
-            max_minutes=180,
+            BookingRules(grid_minutes=30, min_minutes=30, max_minutes=180, horizon_days=30),
             auto_approve=False,
         ),
         Amenity(
@@ -210,8 +244,7 @@ def _amenities() -> dict[str, Amenity]:
             "BBQ terrace / 烧烤露台",
             "Roof terrace with two grills, evenings only. 仅限傍晚开放。",
             evenings,
-            slot_minutes=60,
-            max_minutes=120,
+            BookingRules(grid_minutes=60, min_minutes=60, max_minutes=120, horizon_days=14),
             auto_approve=True,
         ),
     ]
@@ -277,6 +310,23 @@ def build_seed(project_id: str, now: datetime, zone: ZoneInfo) -> Seed:
             MaintenanceState.IN_PROGRESS,
             "",
         ),
+        # The documents' examples, old and settled so the demo's alerts leave them alone.
+        (
+            DOC_REPAIR,
+            DOC_RESIDENCE,
+            20,
+            "Hallway light switch sparks. 走廊开关打火。",
+            MaintenanceState.COMPLETED,
+            "Switch replaced. 已更换开关。",
+        ),
+        (
+            DOC_REPAIR_TO_DELETE,
+            DOC_RESIDENCE,
+            25,
+            "Bathroom fan is loud.",
+            MaintenanceState.CLOSED,
+            "Cleaned; no fault found. 已清洁，未发现故障。",
+        ),
     ]
     for number, (mid, rid, days_ago, text, state, feedback) in enumerate(repairs):
         created = now - timedelta(days=days_ago, hours=number)
@@ -318,6 +368,8 @@ def build_seed(project_id: str, now: datetime, zone: ZoneInfo) -> Seed:
             BookingState.REJECTED,
         ),
         ("b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e06", BBQ, f"{r}1", 2, 17, 60, BookingState.SUCCESS),
+        (DOC_BOOKING, MEETING_ROOM, DOC_RESIDENCE, 4, 15, 60, BookingState.REJECTED),
+        (DOC_BOOKING_TO_DELETE, GYM, DOC_RESIDENCE, 5, 19, 60, BookingState.CANCELED),
     ]
     for number, (bid, amenity_id, rid, offset, hour, minutes, status) in enumerate(bookings):
         day = today + timedelta(days=offset)
@@ -334,7 +386,7 @@ def build_seed(project_id: str, now: datetime, zone: ZoneInfo) -> Seed:
             finish_time=start + timedelta(minutes=minutes),
             state=status.value,
             pin_code=str((482913 + number * 111111) % 900000 + 100000),
-            booking_code=f"k{bid[1:]}",
+            booking_code=DOC_BOOKING_CODE if number == 0 else f"k{bid[1:]}",
             created_time=now - timedelta(days=3, hours=number),
         )
     return seed

@@ -2,9 +2,12 @@
 
 Behaves as Servitly's API reference says, for the calls Concierge makes:
 
-- Every call needs the tenant header (`settings.servitly_tenant_header`; the other of
-  `X-Servitly-Tenant` / `X-Semioty-Tenant` is accepted too, as Servitly still takes the legacy
-  name). Missing: 401; naming another tenant: 403. Errors are always `{"message": ...}`.
+- Every call needs the tenant header the tenant uses (`settings.servitly_tenant_header`:
+  `X-Servitly-Tenant`, or the legacy `X-Semioty-Tenant` on older tenants); the other name
+  does not count. Missing: 401; naming another tenant: 403. Errors are always
+  `{"message": ...}`.
+- Timestamps are milliseconds, as the documents' 13-digit examples are: a number below
+  10^12 (a time in seconds, or before September 2001) is refused with 400.
 - `POST /identity/users/patLogin` (`apiKey` + `pat` from settings) and
   `POST /identity/users/login?apiKey=...` (the demo user's email and password) answer
   `token`, `tokenExpirationTimestamp` (ms, by the sandbox clock), `refreshToken`, `userId`,
@@ -21,9 +24,10 @@ Behaves as Servitly's API reference says, for the calls Concierge makes:
   `size` 1..1000, `sort` "field,ASC|DESC", newest first by default).
 - `GET /inventory/thingDefinitions/{id}/alertDefinitions`: a failure, an anomaly, an operation
   and the severity-5 MAINTENANCE definition.
-- The deprecated `POST /inventory/maintenanceWorks`: 201 with the stored work, field for field.
-  Servitly points its users to events instead, so each work is also logged as a MAINTENANCE
-  event on the same thing or location.
+- The deprecated `POST /inventory/maintenanceWorks`: 201 with the stored work, field for field;
+  the document marks no body field required, so even `{}` is stored. Servitly points its users
+  to events instead, so each work on a thing or location is also logged as a MAINTENANCE
+  event there.
 
 Control: `advance("event", id[, "close"])` ends an open event now; `auto_advance` closes the
 oldest open event; `expire_tokens` ends every issued JWT (renewal is then allowed).
@@ -47,7 +51,10 @@ from api.times import from_epoch_millis, to_epoch_millis
 from bot.settings import Settings
 from sandbox.core import Clock
 
-TENANT_HEADERS = ("X-Servitly-Tenant", "X-Semioty-Tenant")
+# Milliseconds since the epoch start with 13 digits from September 2001 on; anything shorter is
+# a time in seconds (or a mistake), which Servitly would store as a date in January 1970.
+MIN_MILLIS = 10**12
+MAX_MILLIS = 10**14
 TOKEN_LIFETIME_SECONDS = 3600.0
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 20
@@ -196,7 +203,11 @@ def _opt_millis(body: dict[str, Any], key: str) -> int | None:
     if value is None:
         return None
     # bool is an int in Python; a JSON true is not a timestamp.
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**14:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_MILLIS <= value < MAX_MILLIS
+    ):
         raise _Refused(400, f"{BAD_REQUEST}: {key} must be a timestamp in milliseconds")
     return value
 
@@ -216,7 +227,7 @@ def _query_millis(request: Request, key: str) -> int | None:
     text = request.query_params.get(key)
     if text is None or text == "":
         return None
-    if not text.isdigit():
+    if not text.isdigit() or not MIN_MILLIS <= int(text) < MAX_MILLIS:
         raise _Refused(400, f"{BAD_REQUEST}: {key} must be a timestamp in milliseconds")
     return int(text)
 
@@ -278,8 +289,7 @@ class ServitlySandbox:
         self._api_key = settings.servitly_api_key.get_secret_value()
         self._pat = settings.servitly_pat.get_secret_value()
         self._tenant = settings.servitly_tenant
-        configured = settings.servitly_tenant_header
-        self._tenant_headers = (configured, *(h for h in TENANT_HEADERS if h != configured))
+        self._tenant_header = settings.servitly_tenant_header
         self._maintenance_id = (
             settings.servitly_maintenance_alert_definition_id or MAINTENANCE_DEFINITION_ID
         )
@@ -389,8 +399,7 @@ class ServitlySandbox:
             "api_key": self._api_key,
             "pat": self._pat,
             "tenant": self._tenant,
-            "tenant_header": self._tenant_headers[0],
-            "accepted_tenant_headers": list(self._tenant_headers),
+            "tenant_header": self._tenant_header,
             "user": {"email": DEMO_USER_EMAIL, "password": DEMO_USER_PASSWORD},
             "user_id": DEMO_USER_ID,
             "customer_id": CUSTOMER_ID,
@@ -405,11 +414,10 @@ class ServitlySandbox:
     # --- auth -------------------------------------------------------------------------------
 
     def _check_tenant(self, request: Request) -> None:
-        values = [request.headers.get(name) for name in self._tenant_headers]
-        given = [value for value in values if value is not None]
-        if not given:
-            raise _Refused(401, f"{NOT_AUTHENTICATED}: missing {self._tenant_headers[0]} header")
-        if any(value != self._tenant for value in given):
+        value = request.headers.get(self._tenant_header)
+        if value is None:
+            raise _Refused(401, f"{NOT_AUTHENTICATED}: missing {self._tenant_header} header")
+        if value != self._tenant:
             raise _Refused(403, f"{NOT_AUTHORIZED}: unknown tenant")
 
     def _bearer(self, request: Request) -> str | None:
@@ -717,10 +725,10 @@ class ServitlySandbox:
             end = _opt_millis(body, "endTimestamp")
             if start is not None and end is not None and end < start:
                 raise _Refused(400, f"{BAD_REQUEST}: endTimestamp is before startTimestamp")
-            thing_id, location_id = self._target(
-                _opt_str(body, "thingId", max_length=200),
-                _opt_str(body, "locationId", max_length=200),
-            )
+            thing_id = _opt_str(body, "thingId", max_length=200)
+            location_id = _opt_str(body, "locationId", max_length=200)
+            if thing_id is not None or location_id is not None:
+                thing_id, location_id = self._target(thing_id, location_id)
             work: dict[str, Any] = {
                 "startTimestamp": start,
                 "endTimestamp": end,
@@ -737,6 +745,9 @@ class ServitlySandbox:
             self._store.next_work += 1
             stored = {"id": work_id, **{k: v for k, v in work.items() if v is not None}}
             self._store.works[work_id] = stored
+            if thing_id is None and location_id is None:
+                # Nothing to hang an event on: the work alone is what the tenant gets.
+                return JSONResponse(stored, status_code=201)
             notes = " — ".join(t for t in (work["description"], work["outcome"]) if t)
             now = to_epoch_millis(self._clock.now())
             self._store_event(

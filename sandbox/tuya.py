@@ -2,12 +2,15 @@
 
 Behaves as Tuya's cloud does for the calls Concierge makes (mounted under `/tuya`):
 
-- Every request is checked as Tuya checks it, in this order: the `client_id`, `sign` and `t`
-  headers are present (1105), `client_id` is `settings.tuya_client_id` (1005), `t` is within
-  `TIME_TOLERANCE_SECONDS` of the sandbox clock (1013), `sign` is Tuya's HMAC-SHA256 over
-  client_id [+ access_token] + t + nonce + stringToSign with `settings.tuya_client_secret`
-  (1004; `nonce` optional, `Signature-Headers` honoured, so Tuya's own SDKs are accepted),
-  and, off the token paths, `access_token` is a live token (1010 when expired or unknown).
+- Every request is checked as Tuya checks it, in this order: the `client_id`, `sign`,
+  `sign_method` and `t` headers are present (1105), `client_id` is `settings.tuya_client_id`
+  (1005), `sign_method` is exactly `HMAC-SHA256` (1004), `t` is within
+  `TIME_TOLERANCE_SECONDS` of the sandbox clock (1013), `sign` is exactly (upper-case) Tuya's
+  HMAC-SHA256 over client_id [+ access_token] + t + nonce + stringToSign with
+  `settings.tuya_client_secret` (1004; computed by `expected_sign`, the sandbox's own reading
+  of Tuya's rule, never the client's code; `nonce` optional, `Signature-Headers` honoured, so
+  Tuya's own SDKs are accepted), and, off the token paths, `access_token` is a live token
+  (1010 when expired or unknown).
 - `GET /v1.0/token?grant_type=1` issues `{access_token, refresh_token, expire_time: 7200,
   uid}`; `GET /v1.0/token/{refresh_token}` trades a refresh token once for a new pair and
   retires the access token it came with.
@@ -35,6 +38,8 @@ the oldest waiting task of each worker step; `expire_tokens` ends every access t
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -48,13 +53,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from api.times import to_epoch_millis
-from api.tuya import SIGN_METHOD, string_to_sign, tuya_sign
 from api.tuya_models import TaskStatus
 from bot.settings import Settings
 from sandbox.core import Clock
 
 logger = logging.getLogger(__name__)
 
+SIGN_METHOD = "HMAC-SHA256"
 TOKEN_LIFETIME_SECONDS = 7200
 TIME_TOLERANCE_SECONDS = 300.0
 MAX_PAGE_SIZE = 99
@@ -164,6 +169,33 @@ class _Grant:
 
 
 # --- protocol helpers ------------------------------------------------------------------------
+
+
+def expected_sign(
+    secret: str,
+    *,
+    client_id: str,
+    t: str,
+    nonce: str,
+    method: str,
+    body: bytes,
+    url: str,
+    signed_headers: str = "",
+    access_token: str = "",
+) -> str:
+    """The `sign` Tuya expects, written from Tuya's published rule ("Sign requests").
+
+    Deliberately independent of `api.tuya`: if the client's signing drifts from the rule, the
+    sandbox refuses it instead of mirroring the mistake.
+
+        stringToSign = HTTPMethod + "\\n" + Content-SHA256 + "\\n" + Headers + "\\n" + Url
+        sign = upper(HMAC-SHA256(secret, client_id + access_token + t + nonce + stringToSign))
+    """
+    string_to_sign = "\n".join(
+        (method.upper(), hashlib.sha256(body).hexdigest(), signed_headers, url)
+    )
+    message = client_id + access_token + t + nonce + string_to_sign
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest().upper()
 
 
 def _route_path(request: Request) -> str:
@@ -393,12 +425,15 @@ class TuyaSandbox:
 
     def _authenticate(self, request: Request, body: bytes, *, token_call: bool) -> None:
         headers = request.headers
-        client_id, sign, t = headers.get("client_id"), headers.get("sign"), headers.get("t")
-        if not client_id or not sign or not t:
-            raise TuyaFailure(1105, "missing the header: client_id, sign and t are required")
+        required = ("client_id", "sign", "sign_method", "t")
+        missing = [name for name in required if not headers.get(name)]
+        if missing:
+            raise TuyaFailure(1105, f"missing the header: {', '.join(missing)}")
+        client_id, sign, t = headers["client_id"], headers["sign"], headers["t"]
         if client_id != self._client_id:
             raise TuyaFailure(1005, "clientId invalid")
-        if headers.get("sign_method", SIGN_METHOD).upper() != SIGN_METHOD:
+        # Tuya's only value, exactly as documented: no lower-case or other digests.
+        if headers["sign_method"] != SIGN_METHOD:
             raise TuyaFailure(1004, "sign invalid")
         try:
             sent_ms = int(t)
@@ -407,17 +442,19 @@ class TuyaSandbox:
         if abs(sent_ms - self._now_ms()) > TIME_TOLERANCE_SECONDS * 1000:
             raise TuyaFailure(1013, "request time is invalid")
         access_token = "" if token_call else headers.get("access_token", "")
-        expected = tuya_sign(
+        expected = expected_sign(
             self._secret.get_secret_value(),
             client_id=client_id,
             access_token=access_token,
             t=t,
             nonce=headers.get("nonce", ""),
-            to_sign=string_to_sign(
-                request.method, body, _signed_url(request), _signed_headers(request)
-            ),
+            method=request.method,
+            body=body,
+            url=_signed_url(request),
+            signed_headers=_signed_headers(request),
         )
-        if not secrets.compare_digest(sign.upper(), expected):
+        # The rule upper-cases the digest; a lower-case sign is refused as Tuya refuses it.
+        if not secrets.compare_digest(sign, expected):
             raise TuyaFailure(1004, "sign invalid")
         if token_call:
             return

@@ -21,6 +21,7 @@ from api.akubela_models import TokenSet
 from api.base import RetryPolicy
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
 from api.times import parse_vendor_datetime
+from sandbox.akubela_errors import ErrorStyle, Failure, render
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "akubela"
 BASE = "https://akubela.test/base"
@@ -208,7 +209,9 @@ async def test_command_sends_doc_request_and_reads_doc_response(command: str) ->
     (sent,) = fake.requests
     assert sent.url.path == COMMAND_PATH
     assert sent.headers["Authorization"] == f"Bearer {ACCESS}"
+    # Both headers the documents mark required, exactly as they show them.
     assert sent.headers["Content-Type"] == "application/json"
+    assert sent.headers["Accept"] == "application/json"
     body = json.loads(sent.content)
     assert body["command"] == request_doc["command"]
     assert body["param"] == request_doc["param"]
@@ -419,6 +422,163 @@ async def test_message_from_result_reaches_the_exception() -> None:
     async with fake.client() as client:
         with pytest.raises(InvalidRequest, match="amenity closed"):
             await client.get_booking_amenity_list(holder(client), "r1")
+
+
+# ---- the undocumented failure page, in every shape the sandbox can give it ------------------
+
+STYLES = list(ErrorStyle)
+
+
+def styled(style: ErrorStyle, code: str, message: str, *, malformed: bool = False) -> Handler:
+    """A handler failing exactly as the sandbox does in `style`."""
+    answer = render(Failure(code, message, malformed=malformed), style, 1)
+    headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
+    body = bytes(answer.body)
+    return lambda _r: httpx.Response(answer.status_code, headers=headers, content=body)
+
+
+STYLED: dict[str, tuple[tuple[str, str, bool], type[ApiError]]] = {
+    "expired-token": (("token_expired", "access token expired", False), AuthError),
+    "wrong-scope": (("insufficient_scope", "these commands need scope user", False), AuthError),
+    "not-found": (("booking_not_found", "booking b1 not found", False), NotFound),
+    "refused": (("slot_taken", "that time is already booked or closed", False), InvalidRequest),
+    "malformed": (("missing_param", "param residence_id is required", True), InvalidRequest),
+    "bad-header": (("not_acceptable", "Accept must be application/json", False), InvalidRequest),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(STYLED))
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("command", sorted(CALLS))
+async def test_failure_classes_in_every_error_style(
+    command: str, style: ErrorStyle, kind: str
+) -> None:
+    (code, message, malformed), expected = STYLED[kind]
+    refused_grant = styled(style, "invalid_grant", "refresh token is invalid or expired")
+    fake = Fake(command=styled(style, code, message, malformed=malformed), token=refused_grant)
+    async with fake.client() as client:
+        with pytest.raises(expected) as caught:
+            await CALLS[command](
+                client, holder(client), load(f"{command}.request.json")["param"], "c"
+            )
+    assert type(caught.value) is expected
+    if expected is AuthError:
+        # The token was refused: one renewal is tried (here refused too), nothing resent.
+        assert [f["grant_type"] for f in fake.token_forms()] == ["refresh_token"]
+    else:
+        assert fake.token_forms() == []
+    assert len(fake.commands()) == 1
+
+
+@pytest.mark.parametrize("style", STYLES)
+async def test_a_refused_token_renews_and_retries_once_in_every_error_style(
+    style: ErrorStyle,
+) -> None:
+    expired = styled(style, "token_expired", "access token expired")
+
+    def command(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == f"Bearer {ACCESS}":
+            return expired(request)
+        if json.loads(request.content)["command"] == "get_booking_list":
+            return ok([])
+        return ok({"booking_id": "b9"})
+
+    fake = Fake(command=command)
+    async with fake.client() as client:
+        auth = client.user_tokens(tokens())
+        booking_id = await client.create_booking_info(
+            auth, "r1", amenity_id="a1", start_time=NOW, duration=60, command_id="same-id"
+        )
+        listed = await client.get_booking_list(auth, "r1")
+    assert booking_id == "b9"
+    assert listed == []
+    assert [f["grant_type"] for f in fake.token_forms()] == ["refresh_token"]
+    assert [b["id"] for b in fake.commands()[:2]] == ["same-id", "same-id"]
+
+
+@pytest.mark.parametrize("style", STYLES)
+async def test_a_token_still_refused_after_renewal_is_raised_in_every_error_style(
+    style: ErrorStyle,
+) -> None:
+    fake = Fake(command=styled(style, "invalid_token", "invalid access token"))
+    async with fake.client() as client:
+        with pytest.raises(AuthError):
+            await client.get_booking_list(holder(client), "r1")
+    assert len(fake.commands()) == 2
+    assert len(fake.token_forms()) == 1
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("invalid_grant", AuthError),
+        ("invalid_client", AuthError),
+        ("unsupported_grant_type", InvalidRequest),
+        ("invalid_scope", InvalidRequest),
+    ],
+)
+async def test_token_endpoint_failures_in_every_error_style(
+    style: ErrorStyle, code: str, expected: type[ApiError]
+) -> None:
+    fake = Fake(command=failure(), token=styled(style, code, f"{code} refused"))
+    async with fake.client() as client:
+        with pytest.raises(expected):
+            await client.exchange_code("code-1", redirect_uri="https://bot.test/cb")
+
+
+@pytest.mark.parametrize("style", STYLES)
+async def test_manager_logs_in_again_when_refresh_is_refused_in_every_error_style(
+    style: ErrorStyle,
+) -> None:
+    expired = styled(style, "token_expired", "access token expired")
+    refused = styled(style, "invalid_grant", "refresh token is invalid or expired")
+
+    def token(request: httpx.Request) -> httpx.Response:
+        if parse_qs(request.content.decode())["grant_type"] == ["refresh_token"]:
+            return refused(request)
+        return token_answer(access=f"manager-at-{len(fake.token_forms())}")
+
+    def command(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == "Bearer manager-at-1":
+            return expired(request)
+        return ok({"total": 0, "list": []})
+
+    fake = Fake(command=command, token=token)
+    async with fake.client() as client:
+        auth = client.manager_tokens("manager@x", SecretStr(PASSWORD))
+        page = await client.get_project_maintenance_page(auth, PROJECT)
+    assert page.total == 0
+    assert [f["grant_type"] for f in fake.token_forms()] == [
+        "password",
+        "refresh_token",
+        "password",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (40100, AuthError),
+        ("401", AuthError),
+        (4031002, AuthError),
+        (40400, NotFound),
+        (42900, RateLimited),
+        (50000, Unavailable),
+        (40000, InvalidRequest),
+        (10003, InvalidRequest),
+        ("E1", InvalidRequest),
+    ],
+)
+async def test_numeric_codes_shaped_like_http_statuses(
+    code: int | str, expected: type[ApiError]
+) -> None:
+    fake = Fake(command=failure(code=code, message="操作失败"))
+    async with fake.client() as client:
+        with pytest.raises(expected) as caught:
+            await client.get_booking_list(holder(client), "r1")
+    assert caught.value.status == 200
+    assert caught.value.code == code
 
 
 # ---- tokens ---------------------------------------------------------------------------------

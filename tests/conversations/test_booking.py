@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from bot.persistence import DatabasePersistence
+from bot.settings import Settings
 from bot.storage.models import OutboxItem
 from conversations import callbacks
 from conversations.booking import (
@@ -26,6 +27,8 @@ from conversations.booking import (
     typed_start,
 )
 from sandbox.akubela_seed import BBQ, GYM, MEETING_ROOM
+from sandbox.app import create_app, default_vendors
+from sandbox.core import Clock
 from sandbox.faults import FaultKind, FaultRule
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
 
@@ -140,6 +143,37 @@ def test_bookable_days() -> None:
 
 
 # ---- step by step ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reading", ["local", "utc"])
+async def test_the_right_starts_whichever_date_akubela_keys_its_time_lists_by(
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    reading: str,
+) -> None:
+    # Sandbox and bot follow one AKUBELA_TIME_LIST_DATE; the resident sees the same day.
+    settings = Settings(_env_file=None, akubela_time_list_date=reading)
+    app = create_app(settings, clock=clock, vendors=default_vendors(settings, clock))
+    async with started(database_url, app, sessions, akubela_time_list_date=reading) as bot:
+        await link_demo_resident(bot, app, BOB)
+        chat = bot.chat(BOB)
+        await chat.send("/book")
+        await chat.press(_press("am", GYM))
+        tomorrow = _tomorrow()
+        await chat.press(_press("day", tomorrow.isoformat()))
+        starts = _labels(bot)
+        # 06:00-23:00 local, Alice's 07:00-08:00, the lunch closure 12:00-13:00.
+        assert starts[:4] == ["06:00", "06:30", "08:00", "08:30"]
+        assert {"07:00", "07:30", "12:00", "12:30", "23:00"}.isdisjoint(starts)
+        assert {"11:30", "13:00", "22:30"} <= set(starts)
+        await chat.press(_at(tomorrow, 22, 30))
+        assert _labels(bot)[:1] == ["30 min"]  # 23:00 closes
+        await chat.press(_press("dur", "30"))
+        await chat.press(_press("confirm"))
+        assert (bot.telegram.last.text or "").startswith("✅ Booked!\nGym\nTomorrow (")
+    [made] = _bob_bookings(app)
+    assert made.start_time == datetime.combine(tomorrow, time(22, 30), tzinfo=ZONE)
 
 
 async def test_book_step_by_step_in_english(bot: BotUnderTest, sandbox_app: Starlette) -> None:

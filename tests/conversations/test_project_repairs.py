@@ -28,6 +28,7 @@ from conversations.project_repairs import (
     list_text,
     state_badge,
 )
+from sandbox.akubela_seed import DOC_REPAIR, DOC_REPAIR_TO_DELETE
 from sandbox.faults import FaultKind, FaultRule
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
 
@@ -35,7 +36,8 @@ PROJECT = "p-demo-garden-court"  # the Akubela project of the demo community
 TUYA_PROJECT = "1233823965050001"
 MANAGER, RESIDENT, STRANGER, TUYA_MANAGER, ADMIN = 1101, 1102, 1103, 1104, 1105
 REPAIR = "m5e0d1c2b3a4f5e6d7c8b9a0f1e2d3c0{}".format  # the sandbox's seed repairs 1..6
-NEWEST_FIRST = [REPAIR(n) for n in (1, 5, 2, 6, 3, 4)]
+# ... and, oldest, the two of the vendor documents' examples.
+NEWEST_FIRST = [REPAIR(n) for n in (1, 5, 2, 6, 3, 4)] + [DOC_REPAIR, DOC_REPAIR_TO_DELETE]
 MANAGER_PATH = "/akubela/api/v1.0/invoke/open-ability/method/manager-commands"
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -208,7 +210,7 @@ async def test_a_manager_pages_through_every_repair_newest_first(bot: BotUnderTe
     assert _last(bot).startswith("🏠 Repairs in the community (all), newest first, page 1 of 2:")
     assert _listed(bot) == NEWEST_FIRST[:5]
     labels = [b["text"] for row in bot.telegram.last_buttons() for b in row]
-    assert "• all (6)" in labels
+    assert "• all (8)" in labels
     assert "⏳ waiting for confirmation (2)" in labels
     await chat.press(bot.telegram.button("Next"))
     assert "page 2 of 2" in _last(bot)
@@ -231,7 +233,7 @@ async def test_the_state_filter_narrows_the_list(
     await chat.press(_press("filter", "progress"))
     assert _listed(bot) == [REPAIR(1), REPAIR(2), REPAIR(6)]
     await chat.press(_press("filter", "closed"))
-    assert _listed(bot) == [REPAIR(4)]
+    assert _listed(bot) == [REPAIR(4), DOC_REPAIR_TO_DELETE]
     await chat.press(_press("filter", "other"))
     assert _last(bot) == "🏠 No repairs in the community (❔ other states)."
     await chat.press(_press("filter", "all"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from api.base import RetryPolicy
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound
 from bot.settings import Settings
 from sandbox.akubela import BBQ, GYM, MEETING_ROOM, AkubelaSandbox
+from sandbox.akubela_errors import ErrorStyle
+from sandbox.app import create_app, default_vendors
 from sandbox.core import Clock
 
 METHOD = "/akubela/api/v1.0/invoke/open-ability/method"
@@ -273,6 +276,14 @@ async def test_scopes_keep_residents_and_managers_apart(
 # ---- malformed calls never crash the sandbox -------------------------------------------------
 
 
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def command(name: str, **param: Any) -> dict[str, Any]:
+    """A command body as the documents show it."""
+    return {"command": name, "id": "c45e846ca23ab42c9ae469d988ae32a96", "param": param}
+
+
 async def test_malformed_calls_get_the_failure_envelope(
     client: AkubelaClient, raw: httpx.AsyncClient
 ) -> None:
@@ -280,47 +291,66 @@ async def test_malformed_calls_get_the_failure_envelope(
         "bob@demo.community", SecretStr("bob-demo-pass"), scope="user"
     )
     bearer = {"Authorization": f"Bearer {tokens.access_token.get_secret_value()}"}
+    ok = bearer | JSON_HEADERS
+    start = "2030-01-01 01:00:00"
+    booking = {"residence_id": BOB_HOME, "amenity_id": GYM, "start_time": start}
     cases: list[tuple[dict[str, str], Any, int, str]] = [
-        ({}, {"command": "get_family_list", "id": "1", "param": {}}, 401, "invalid_token"),
-        ({"Authorization": "Bearer nope"}, {"command": "x", "id": "1"}, 401, "invalid_token"),
-        (bearer, b"{not json", 400, "invalid_request"),
-        (bearer, [1, 2], 400, "invalid_request"),
-        (bearer, {"command": "get_family_list", "param": {}}, 400, "invalid_request"),
-        (bearer, {"command": "get_family_list", "id": "1", "param": []}, 400, "invalid_request"),
-        (bearer, {"command": "fly_to_moon", "id": "1", "param": {}}, 400, "unknown_command"),
-        (bearer, {"command": "get_booking_list", "id": "1", "param": {}}, 400, "missing_param"),
+        (JSON_HEADERS, command("get_family_list"), 401, "invalid_token"),
+        ({"Authorization": "Bearer nope"} | JSON_HEADERS, command("x"), 401, "invalid_token"),
+        (ok, b"{not json", 400, "invalid_request"),
+        (ok, [1, 2], 400, "invalid_request"),
+        (ok, {"command": "get_family_list", "param": {}}, 400, "invalid_request"),
+        (ok, {"command": "get_family_list", "id": "1", "param": []}, 400, "invalid_request"),
+        (ok, command("fly_to_moon"), 400, "unknown_command"),
+        (ok, command("get_booking_list"), 400, "missing_param"),
+        # What the documents do not show is refused as the vendor would refuse it.
         (
-            bearer,
-            {
-                "command": "get_booking_time_list",
-                "id": "1",
-                "param": {"residence_id": BOB_HOME, "amenity_id": GYM, "date": "tomorrow"},
-            },
+            bearer | {"Accept": "application/json"},
+            json.dumps(command("get_family_list")).encode(),
+            415,
+            "unsupported_media_type",
+        ),
+        (bearer | {"Content-Type": "text/plain"}, b"{}", 415, "unsupported_media_type"),
+        (
+            bearer | {"Content-Type": "application/json"},
+            command("get_family_list"),
+            406,
+            "not_acceptable",
+        ),
+        (ok | {"Accept": "text/html"}, command("get_family_list"), 406, "not_acceptable"),
+        (ok | {"Accept": "*/*"}, command("get_family_list"), 406, "not_acceptable"),
+        (ok, {"command": "get_family_list", "id": "1"}, 400, "missing_param"),
+        (ok, command("get_booking_list", residence_id=3), 400, "invalid_param"),
+        (ok, {"command": "get_family_list", "id": 1, "param": {}}, 400, "invalid_request"),
+        (
+            ok,
+            command(
+                "get_booking_time_list", residence_id=BOB_HOME, amenity_id=GYM, date="tomorrow"
+            ),
             400,
             "invalid_param",
         ),
         (
-            bearer,
-            {
-                "command": "create_booking_info",
-                "id": "1",
-                "param": {
-                    "residence_id": BOB_HOME,
-                    "amenity_id": GYM,
-                    "start_time": "2030-01-01 01:00:00",
-                    "duration": "60",
-                },
-            },
+            ok,
+            command(
+                "get_booking_time_list", residence_id=BOB_HOME, amenity_id=GYM, date="20300102"
+            ),
             400,
             "invalid_param",
         ),
+        (ok, command("create_booking_info", **booking, duration="60"), 400, "invalid_param"),
+        *(
+            (
+                ok,
+                command("create_booking_info", **(booking | {"start_time": when}), duration=60),
+                400,
+                "invalid_param",
+            )
+            for when in ("2030-01-01T01:00:00", "2030-01-01 09:00:00+08:00", "2030-01-01 01:00")
+        ),
         (
-            bearer,
-            {
-                "command": "batch_delete_booking_info",
-                "id": "1",
-                "param": {"residence_id": BOB_HOME, "bookings": [{"nope": 1}]},
-            },
+            ok,
+            command("batch_delete_booking_info", residence_id=BOB_HOME, bookings=[{"nope": 1}]),
             400,
             "missing_param",
         ),
@@ -330,12 +360,17 @@ async def test_malformed_calls_get_the_failure_envelope(
             answer = await raw.post(f"{METHOD}/user-commands", headers=headers, content=body)
         else:
             answer = await raw.post(f"{METHOD}/user-commands", headers=headers, json=body)
-        assert (answer.status_code, answer.json()["code"]) == (status, code), body
+        assert (answer.status_code, answer.json()["code"]) == (status, code), (headers, body)
         assert answer.json()["success"] is False
         assert answer.json()["message"]
     token = await raw.post(f"{METHOD}/oauth2/token", content=b"\x00\xff garbage")
-    assert token.status_code == 401
+    assert token.status_code == 400
     assert token.json()["success"] is False
+    as_json = await raw.post(
+        f"{METHOD}/oauth2/token",
+        json={"grant_type": "password", "username": "bob@demo.community"},
+    )
+    assert (as_json.status_code, as_json.json()["code"]) == (400, "invalid_request")
 
 
 # ---- residences -----------------------------------------------------------------------------
@@ -442,13 +477,13 @@ async def test_manager_pages_through_the_whole_project(
 ) -> None:
     boss = await manager(client, sandbox_settings)
     project = sandbox_settings.akubela_project_id
-    everything = [m async for m in client.iter_project_maintenance(boss, project, page_size=4)]
-    assert len(everything) == 6
+    everything = [m async for m in client.iter_project_maintenance(boss, project, page_size=3)]
+    assert len(everything) == 8
     assert {m.state for m in everything} == {s.value for s in MaintenanceState}
-    assert len({m.maintenance_id for m in everything}) == 6
+    assert len({m.maintenance_id for m in everything}) == 8
     assert all(m.residence_id and m.building_name for m in everything)
-    page = await client.get_project_maintenance_page(boss, project, page_index=2, page_size=4)
-    assert (page.total, page.page_index, len(page.items)) == (6, 2, 2)
+    page = await client.get_project_maintenance_page(boss, project, page_index=3, page_size=3)
+    assert (page.total, page.page_index, len(page.items)) == (8, 3, 2)
     with pytest.raises(NotFound):
         await client.get_project_maintenance_page(boss, "p-other")
 
@@ -466,11 +501,11 @@ async def test_amenities_and_time_list(
     assert picture.startswith("http://sandbox.test/akubela/media/amenity/")
     tomorrow = local_day(sandbox_settings, clock, 1)
     times = await client.get_booking_time_list(alice, ALICE_HOME, GYM, tomorrow)
-    # Asia/Shanghai 06:00-22:00 in UTC; lunch closure 12:00-13:00 and Alice's 07:00-08:00.
+    # Asia/Shanghai 06:00-23:00 in UTC; lunch closure 12:00-13:00 and Alice's 07:00-08:00.
     assert times.allowed_booking_time is not None
     assert (times.allowed_booking_time.start_time, times.allowed_booking_time.finish_time) == (
         time(22, 0),
-        time(14, 0),
+        time(15, 0),
     )
     assert [(t.start_time, t.finish_time) for t in times.disallowed_booking_time] == [
         (time(23, 0), time(0, 0)),
@@ -537,12 +572,16 @@ async def test_booking_lifecycle_pin_and_qr(
     [
         (GYM, 1, 7, 30, 60, "already booked"),  # overlaps Alice's 07:00-08:00
         (GYM, 1, 11, 30, 60, "already booked"),  # runs into the lunch closure
-        (GYM, 1, 21, 30, 60, "not open"),
+        (GYM, 1, 22, 30, 60, "not open"),
         (GYM, 1, 5, 0, 60, "not open"),
         (GYM, -1, 9, 0, 60, "in the past"),
         (GYM, 1, 9, 0, 150, "at most 120 minutes"),
-        (GYM, 1, 9, 15, 60, "grid"),
-        (GYM, 1, 9, 0, 45, "multiple of 30"),
+        (GYM, 1, 9, 0, 20, "at least 30 minutes"),
+        (GYM, 31, 9, 0, 60, "at most 30 days ahead"),
+        (BBQ, 15, 17, 0, 60, "at most 14 days ahead"),
+        (BBQ, 1, 17, 30, 60, "grid"),
+        (BBQ, 1, 17, 0, 90, "multiple of 60"),
+        (MEETING_ROOM, 7, 10, 15, 60, "grid"),
         (BBQ, 1, 17, 0, 180, "at most 120"),
         (BBQ, 1, 19, 0, 120, "not open"),
     ],
@@ -815,7 +854,7 @@ async def run_every_command(client: AkubelaClient, settings: Settings, clock: Cl
     await client.delete_booking_info(bob, BOB_HOME, joined)
     await client.batch_delete_booking_info(alice, ALICE_STUDIO, [booking])
     page = await client.get_project_maintenance_page(boss, settings.akubela_project_id)
-    assert page.total == 5  # six seeded, one batch-deleted above
+    assert page.total == 7  # eight seeded, one batch-deleted above
 
 
 async def test_every_command_in_process(
@@ -829,3 +868,42 @@ async def test_every_command_over_live_http(
 ) -> None:
     async with make_client(sandbox_settings, clock, live_sandbox, None) as client:
         await run_every_command(client, sandbox_settings, clock)
+
+
+# ---- every failure style the vendor might use ----------------------------------------------
+
+
+@pytest.mark.parametrize("style", list(ErrorStyle))
+async def test_the_client_copes_with_every_error_style(style: ErrorStyle, clock: Clock) -> None:
+    settings = Settings(_env_file=None, sandbox_akubela_error_style=style.value)
+    app = create_app(settings, clock=clock, vendors=default_vendors(settings, clock))
+    vendor = app.state.control.vendors["akubela"]
+    transport = httpx.ASGITransport(app=app)
+    async with make_client(settings, clock, "http://sandbox.test", transport) as client:
+        bob = await login(client, "bob@demo.community")
+        # An expired token is renewed once and the call repeated.
+        vendor.expire_tokens()
+        before = bob.tokens
+        assert await client.get_booking_list(bob, BOB_HOME)
+        assert bob.tokens is not before
+        with pytest.raises(NotFound):
+            await client.get_booking_info(bob, BOB_HOME, ALICE_GYM_BOOKING)
+        start = local(settings, local_day(settings, clock, 1), 7, 30)
+        with pytest.raises(InvalidRequest, match="already booked"):
+            await client.create_booking_info(
+                bob, BOB_HOME, amenity_id=GYM, start_time=start, duration=60
+            )
+        with pytest.raises(AuthError):
+            await client.get_project_maintenance_page(bob, settings.akubela_project_id)
+        with pytest.raises(AuthError):
+            await client.password_login("bob@demo.community", SecretStr("wrong"), scope="user")
+        assert before is not None
+        assert before.refresh_token is not None
+        with pytest.raises(AuthError):
+            await client.refresh(before.refresh_token)
+        with pytest.raises(InvalidRequest):
+            await client._token({"grant_type": "magic"})
+    wrong = settings.model_copy(update={"akubela_client_secret": SecretStr("wrong-one")})
+    async with make_client(wrong, clock, "http://sandbox.test", transport) as client:
+        with pytest.raises(AuthError):
+            await client.password_login("bob@demo.community", SecretStr("bob-demo-pass"))

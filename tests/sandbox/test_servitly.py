@@ -294,8 +294,8 @@ async def test_client_with_a_wrong_tenant_gets_auth_error(
 
 @pytest.mark.parametrize("configured", ["X-Servitly-Tenant", "X-Semioty-Tenant"])
 @pytest.mark.parametrize("sent", ["X-Servitly-Tenant", "X-Semioty-Tenant"])
-async def test_configured_and_legacy_tenant_header_names_are_accepted(
-    asgi_target: Target, clock: Clock, configured: str, sent: str
+async def test_only_the_tenants_own_header_name_is_accepted(
+    clock: Clock, configured: str, sent: str
 ) -> None:
     settings = Settings(_env_file=None, servitly_tenant_header=configured)
     sandbox = ServitlySandbox(settings, clock)
@@ -303,8 +303,13 @@ async def test_configured_and_legacy_tenant_header_names_are_accepted(
     transport = RecordingTransport(httpx.ASGITransport(app=app))
     target = Target(ASGI_BASE, transport)
     async with make_client(target, settings, clock, tenant_header=sent) as client:
-        definitions = await client.list_alert_definitions(THING_DEFINITION_ID)
-    assert definitions
+        if sent == configured:
+            assert await client.list_alert_definitions(THING_DEFINITION_ID)
+        else:
+            # A tenant on the new name does not answer to the legacy one, nor the reverse.
+            with pytest.raises(AuthError) as caught:
+                await client.login()
+            assert caught.value.status == 401
     assert sandbox.demo_info()["tenant_header"] == configured
 
 
@@ -456,7 +461,14 @@ async def test_location_only_event(client: ServitlyClient, clock: Clock) -> None
         ),
         ("PUT", "/inventory/historicalEvents/ev-0001", b'"text"'),
         ("POST", "/inventory/maintenanceWorks", b"{"),
-        ("POST", "/inventory/maintenanceWorks", b'{"description": "no target"}'),
+        ("POST", "/inventory/maintenanceWorks", b'{"startTimestamp": 1578438000}'),
+        (
+            "POST",
+            "/inventory/historicalEvents",
+            b'{"alertDefinitionId": "ad-maintenance", "startTimestamp": 1578438000,'
+            b' "thingId": "thing-gate-main"}',
+        ),
+        ("GET", "/v2/identity/users/me/historicalEvents?minStartTimestamp=1578438000", b""),
         ("POST", "/inventory/maintenanceWorks", b'{"thingId": "thing-gate-main", "type": 3}'),
         ("GET", "/v2/identity/users/me/historicalEvents?page=-1", b""),
         ("GET", "/v2/identity/users/me/historicalEvents?size=abc", b""),
@@ -557,10 +569,43 @@ async def test_deprecated_maintenance_works(
 
 
 async def test_deprecated_maintenance_work_refusals(client: ServitlyClient) -> None:
-    with pytest.raises(InvalidRequest):
-        await client.create_maintenance_work(MaintenanceWorkWrite(type="REPAIR"))
     with pytest.raises(InvalidRequest, match="unknown locationId"):
         await client.create_maintenance_work(MaintenanceWorkWrite(location_id="loc-nowhere"))
+    with pytest.raises(InvalidRequest, match="milliseconds"):
+        await client.create_maintenance_work(
+            MaintenanceWorkWrite.model_validate({"startTimestamp": 1578438000})
+        )
+
+
+# The document's body fields each come with an example; none is marked required.
+DOC_WORK = json.loads((FIXTURES / "maintenance_works.doc.request.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("body", [{}, DOC_WORK], ids=["empty", "doc-example"])
+async def test_maintenance_works_takes_any_body_the_document_allows(
+    client: ServitlyClient,
+    asgi_target: Target,
+    sandbox_settings: Settings,
+    servitly: ServitlySandbox,
+    body: dict[str, Any],
+) -> None:
+    token = await client.login()
+    async with httpx.AsyncClient(
+        transport=asgi_target.transport, base_url=f"{ASGI_BASE}/servitly"
+    ) as raw:
+        answer = await raw.post(
+            "/inventory/maintenanceWorks",
+            json=body,
+            headers={
+                "X-Servitly-Tenant": sandbox_settings.servitly_tenant,
+                "Authorization": f"Bearer {token.token.get_secret_value()}",
+            },
+        )
+    assert answer.status_code == 201
+    created = answer.json()
+    assert isinstance(created["id"], str)
+    assert {k: v for k, v in created.items() if k != "id"} == body
+    assert servitly.maintenance_work(created["id"]) == created
 
 
 # --- faults as the client sees them ---------------------------------------------------------

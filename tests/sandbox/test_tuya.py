@@ -14,7 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from api.errors import AuthError, InvalidRequest, NotFound
-from api.tuya import TuyaClient
+from api.tuya import TuyaClient, string_to_sign, tuya_sign
 from api.tuya_models import RoomDeviceRelation, TaskStatus
 from bot.settings import Settings
 from sandbox.core import Clock
@@ -29,6 +29,7 @@ from sandbox.tuya import (
     TASK_STATUS_REFUSED,
     TOM,
     TuyaSandbox,
+    expected_sign,
 )
 
 PENDING_MAINTENANCE_TOM = "1112382396505300007"
@@ -509,6 +510,73 @@ async def test_a_request_signed_like_tuyas_python_sdk_is_accepted(
     answer = (await raw.http.post("/tuya" + path, content=body, headers=headers)).json()
     assert answer["success"] is True
     assert isinstance(answer["result"], str)
+
+
+# Tuya's worked example in "Sign requests" (developer.tuya.com): inputs and the two published
+# signatures, a third opinion shared by neither the client nor the sandbox.
+OFFICIAL = {
+    "secret": "4OHBOnWOqaEC1mWXOpVL3yV50s0qGSRC",
+    "client_id": "1KAD46OrT9HafiKdsXeg",
+    "t": "1588925778000",
+    "nonce": "5138cc3a9033d69856923fd07b491173",
+    "signed_headers": "area_id:29a33e8796834b1efa6\ncall_id:8afdb70ab2ed11eb85290242ac130003\n",
+}
+OFFICIAL_CASES = [
+    (
+        "/v1.0/token?grant_type=1",
+        "",
+        "9E48A3E93B302EEECC803C7241985D0A34EB944F40FB573C7B5C2A82158AF13E",
+    ),
+    (
+        "/v2.0/apps/schema/users?page_no=1&page_size=50",
+        "3f4eda2bdec17232f67c0b188af3eec1",
+        "AE4481C692AA80B25F3A7E12C3A5FD9BBF6251539DD78E565A1A72A508A88784",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "token", "published"), OFFICIAL_CASES)
+def test_client_and_sandbox_both_sign_tuyas_official_example(
+    url: str, token: str, published: str
+) -> None:
+    sandbox_says = expected_sign(
+        OFFICIAL["secret"],
+        client_id=OFFICIAL["client_id"],
+        access_token=token,
+        t=OFFICIAL["t"],
+        nonce=OFFICIAL["nonce"],
+        method="GET",
+        body=b"",
+        url=url,
+        signed_headers=OFFICIAL["signed_headers"],
+    )
+    client_says = tuya_sign(
+        OFFICIAL["secret"],
+        client_id=OFFICIAL["client_id"],
+        access_token=token,
+        t=OFFICIAL["t"],
+        nonce=OFFICIAL["nonce"],
+        to_sign=string_to_sign("GET", b"", url, OFFICIAL["signed_headers"]),
+    )
+    assert sandbox_says == client_says == published
+
+
+async def test_lower_case_sign_is_refused(raw: Raw) -> None:
+    headers = raw.headers("GET", "/v1.0/token?grant_type=1")
+    headers["sign"] = headers["sign"].lower()
+    answer = (await raw.http.get("/tuya/v1.0/token?grant_type=1", headers=headers)).json()
+    assert (answer["success"], answer["code"]) == (False, 1004)
+
+
+@pytest.mark.parametrize("value", [None, "hmac-sha256", "HMAC-SHA1"])
+async def test_sign_method_is_required_exactly(raw: Raw, value: str | None) -> None:
+    headers = raw.headers("GET", "/v1.0/token?grant_type=1")
+    if value is None:
+        del headers["sign_method"]
+    else:
+        headers["sign_method"] = value
+    answer = (await raw.http.get("/tuya/v1.0/token?grant_type=1", headers=headers)).json()
+    assert (answer["success"], answer["code"]) == (False, 1105 if value is None else 1004)
 
 
 @pytest.mark.parametrize("skew_seconds", [-600, 600])
