@@ -5,8 +5,8 @@ answer only, within a short while. Handlers answer where they know what to say; 
 makes sure of the rest, in one place rather than in every handler:
 
 - `ConciergeApplication.process_update` notes each press with the bot (so a second answer is
-  never sent), drops a double tap (the same button of the same unchanged message again within
-  `DOUBLE_TAP_SECONDS`) quietly, answers with a short "one moment" toast if the handler has not
+  never sent), drops a double tap (the same button of the same view again within
+  `DOUBLE_TAP_SECONDS`, after the first tap already changed that message) quietly, answers with a short "one moment" toast if the handler has not
   answered within `ANSWER_WITHIN` seconds, and answers quietly when the handler never did (a
   press that flood control or a filter dropped, a handler that failed).
 - `AnswerPressFirst` wraps the vendor clients' transport: a vendor call made while the press
@@ -85,7 +85,8 @@ def _tap_key(query: CallbackQuery) -> tuple[Any, ...]:
     message = query.message
     content: tuple[Any, ...] = ()
     if isinstance(message, Message):
-        content = (message.edit_date, message.text, message.caption)
+        markup = message.reply_markup.to_json() if message.reply_markup else ""
+        content = (message.edit_date, message.text, message.caption, markup)
     return (query.from_user.id, message.message_id if message else None, query.data, content)
 
 
@@ -115,7 +116,7 @@ class ConciergeApplication(Application):  # type: ignore[type-arg]
         token = CURRENT_PRESS.set(press)
         timer = asyncio.get_running_loop().call_later(ANSWER_WITHIN, press.answer_soon)
         try:
-            if self._double_tap(query):
+            if self._double_tap(query, bot):
                 logger.info("double tap by user %s ignored", query.from_user.id)
             else:
                 await super().process_update(update)
@@ -127,7 +128,9 @@ class ConciergeApplication(Application):  # type: ignore[type-arg]
                     await task
                 await press.answer()
 
-    def _double_tap(self, query: CallbackQuery) -> bool:
+    def _double_tap(self, query: CallbackQuery, bot: ConciergeBot) -> bool:
+        """The same button of the same view again, within seconds, after the bot already
+        changed that message: the second tap of a double tap."""
         now = time.monotonic()
         while self._recent_taps:
             oldest, at = next(iter(self._recent_taps.items()))
@@ -136,7 +139,8 @@ class ConciergeApplication(Application):  # type: ignore[type-arg]
             del self._recent_taps[oldest]
         key = _tap_key(query)
         if key in self._recent_taps:
-            return True
+            message = query.message
+            return isinstance(message, Message) and bot.outdated(message)
         self._recent_taps[key] = now
         return False
 

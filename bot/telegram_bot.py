@@ -108,6 +108,13 @@ class ConciergeBot(ExtBot[int]):
         while len(self._shown) > REMEMBERED_MESSAGES:
             self._shown.popitem(last=False)
 
+    def outdated(self, message: Message) -> bool:
+        """Whether the bot has since made this message show something else (a press on it was
+        made on a view the user no longer has)."""
+        shown = self._shown.get((message.chat_id, message.message_id))
+        content = message.text if message.text is not None else message.caption
+        return shown is not None and shown != (content, _markup_json(message.reply_markup))
+
     def _unchanged(
         self, chat_id: object, message_id: object, content: object, markup: object
     ) -> bool:
@@ -158,7 +165,8 @@ class ConciergeBot(ExtBot[int]):
         chat_id, answered = self._presses.get(callback_query_id, (None, False))
         if answered:
             if text and chat_id is not None:
-                await self.send_message(chat_id, text)
+                # Quietly, as a toast would have been.
+                await self.send_message(chat_id, text, disable_notification=True)
             return True
         # Marked before the request goes, so a concurrent second answer sees it.
         self._presses[callback_query_id] = (chat_id, True)

@@ -25,10 +25,12 @@ from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
 from sandbox.botapi import methods
-from sandbox.botapi.rules import Rules
+from sandbox.botapi.rules import MAX_TEXT, Rules
 from sandbox.botapi.state import JSON, BotApiError, BotApiState, Persona
 from sandbox.botapi.state import Chat as BotApiChat
 
+# The toast a press gets while its handler waits for a vendor (bot.presses.ONE_MOMENT).
+MOMENTS = frozenset({"⏳ One moment…", "⏳ 请稍候…"})
 BOT_ID = 123456
 BOT_USERNAME = "concierge_test_bot"
 
@@ -197,6 +199,18 @@ class FakeTelegram(BaseRequest):
             "sendMessage", "editMessageText", "sendPhoto", "editMessageCaption", "sendMediaGroup"
         )
 
+    def notices(self) -> list[str]:
+        """What presses told the user: each answer's text (the "one moment" toast aside), and
+        the notices that came late, as quiet messages, after that toast."""
+        found = []
+        for call in self.calls:
+            text = call.params.get("text")
+            if call.method == "answerCallbackQuery" and text and text not in MOMENTS:
+                found.append(str(text))
+            elif call.method == "sendMessage" and call.params.get("disable_notification"):
+                found.append(str(text))
+        return found
+
     @property
     def last(self) -> Call:
         """The last message, edit or photo."""
@@ -257,11 +271,29 @@ class Chat:
             await self.app.process_update(Update.de_json(payload, self.app.bot))
 
     async def send(self, text: str) -> int:
-        """Types `text` (a leading /command becomes a bot_command entity, as Telegram does);
-        the new message's id."""
-        message = self.telegram.state.user_sends_text(self._chat, text, sender=self._sender)
-        await self.deliver()
-        return message.message_id
+        """Types `text` as a Telegram client sends it: trimmed, nothing when blank, a text over
+        4096 characters as several messages (a leading /command becomes a bot_command entity);
+        the last new message's id (0 when nothing was sent)."""
+        text = text.strip()
+        sent = 0
+        while text:
+            piece, text = text[:MAX_TEXT], text[MAX_TEXT:].strip()
+            if not piece.strip():
+                continue
+            message = self.telegram.state.user_sends_text(self._chat, piece, sender=self._sender)
+            sent = message.message_id
+            await self.deliver()
+        return sent
+
+    async def edit_last(self, text: str) -> None:
+        """Edits this user's newest text message, if there is one and the text is new."""
+        text = text.strip()[:MAX_TEXT]
+        for message in reversed(list(self._chat.messages.values())):
+            if message.from_bot or message.sender != self.user_id or message.text is None:
+                continue
+            if text and text != message.text.strip():
+                await self.edit(message.message_id, text)
+            return
 
     async def edit(self, message_id: int, text: str) -> None:
         """Edits an earlier message of this user's: Telegram sends an `edited_message` (even

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import string
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -199,8 +198,7 @@ class Move:
             await chat.send_photo(caption=self.value or None)
         elif self.kind == "edited":
             # Telegram sends an edit of an earlier message as its own kind of update.
-            message = chat._base_message() | {"text": self.value, "edit_date": int(time.time())}
-            await chat._process({"edited_message": message})
+            await chat.edit_last(self.value)
         elif self.kind == "contact":
             await chat.send_contact(self.value)
         else:
