@@ -199,6 +199,10 @@ class FakeTelegram(BaseRequest):
             "sendMessage", "editMessageText", "sendPhoto", "editMessageCaption", "sendMediaGroup"
         )
 
+    def content(self) -> list[Call]:
+        """Replies other than the notices of presses (see `notices`)."""
+        return [c for c in self.replies() if not c.params.get("disable_notification")]
+
     def notices(self) -> list[str]:
         """What presses told the user: each answer's text (the "one moment" toast aside), and
         the notices that came late, as quiet messages, after that toast."""

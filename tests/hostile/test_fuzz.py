@@ -287,7 +287,9 @@ async def play_and_check(town: Community, user: int, move: Move) -> None:
     methods = {call.method for call in sent}
     if move.kind in ("press", "shown"):
         assert "answerCallbackQuery" in methods, f"{move!r} was not answered: {methods}"
-    elif move.kind != "edited":  # editing an old message asks nothing of the bot
+    elif move.kind == "edited":  # editing an old message asks nothing of the bot
+        assert sent == [], f"{move!r} made the bot do {methods}"
+    elif move.kind != "text" or move.value.strip():  # a blank text is never sent
         assert methods & REPLY_METHODS, f"{move!r} got no reply: {methods}"
     assert problems_with(sent) == [], move
     for job, state in town.conversations(user).items():
