@@ -6,9 +6,10 @@ makes sure of the rest, in one place rather than in every handler:
 
 - `ConciergeApplication.process_update` notes each press with the bot (so a second answer is
   never sent), drops a double tap (the same button of the same view again within
-  `DOUBLE_TAP_SECONDS`, after the first tap already changed that message) quietly, answers with a short "one moment" toast if the handler has not
-  answered within `ANSWER_WITHIN` seconds, and answers quietly when the handler never did (a
-  press that flood control or a filter dropped, a handler that failed).
+  `DOUBLE_TAP_SECONDS`, after the first tap already changed that message) quietly, answers
+  with a short "one moment" toast if the handler has not answered within `ANSWER_WITHIN`
+  seconds, and answers quietly when the handler never did (a press that flood control or a
+  filter dropped, a handler that failed).
 - `AnswerPressFirst` wraps the vendor clients' transport: a vendor call made while the press
   that caused it is unanswered answers it first (the same toast), so the spinner never waits for
   a vendor that may take 15 s.

@@ -209,9 +209,9 @@ class FakeTelegram(BaseRequest):
         found = []
         for call in self.calls:
             text = call.params.get("text")
-            if call.method == "answerCallbackQuery" and text and text not in MOMENTS:
-                found.append(str(text))
-            elif call.method == "sendMessage" and call.params.get("disable_notification"):
+            answer = call.method == "answerCallbackQuery" and text and text not in MOMENTS
+            late = call.method == "sendMessage" and call.params.get("disable_notification")
+            if answer or late:
                 found.append(str(text))
         return found
 
