@@ -20,6 +20,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.gate import FROM_GROUP
 from bot.linking import Linked, residence_label
 from bot.storage.accounts import RedeemOutcome
 from conversations import callbacks
@@ -135,7 +136,7 @@ async def start(update: Update, context: ConciergeContext) -> None:
     message = update.effective_message
     if message is None or update.effective_user is None:
         return
-    if context.args:
+    if context.args and context.args[0] != FROM_GROUP:
         await _redeem(update, context, context.args[0])
         return
     actor = await actor_of(update, context)
@@ -410,9 +411,8 @@ async def answer_stale(update: Update, context: ConciergeContext) -> None:
         "stale or unknown button pressed by user %s",
         update.effective_user.id if update.effective_user else None,
     )
-    await query.answer(
-        context.t("This button is no longer active. Send /start for the menu."), show_alert=True
-    )
+    # A toast, not a pop-up: an old button is nothing to be alarmed about.
+    await query.answer(context.t("This button is no longer active. Send /start for the menu."))
     if query.message is not None:
         # Take the dead buttons away so they are not pressed again.
         try:

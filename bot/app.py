@@ -20,12 +20,13 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import account, alerts, flood
+from bot import account, alerts, flood, gate
 from bot.account import tell_linked
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
 from bot.jobs import schedule_jobs
 from bot.linking import Linked
+from bot.presses import ConciergeApplication
 from bot.services import Services
 from bot.settings import Settings
 from bot.telegram_bot import ConciergeBot
@@ -129,6 +130,7 @@ def build_application(
     # The builder's generic parameters change with each call; the result is typed below.
     builder: Any = (
         ApplicationBuilder()
+        .application_class(ConciergeApplication)
         .bot(bot)
         .context_types(ContextTypes(context=ConciergeContext))
         .post_init(_post_init)
@@ -146,9 +148,12 @@ def build_application(
         await tell_linked(application, linked)
 
     services.linker.on_linked(tell)
+    # Group -3 lets through only new messages and presses in private chats (no edits, no
+    # groups, no channel posts): no flow ever sees the rest.
+    application.add_handlers(gate.build_handlers(), group=gate.GATE_GROUP)
     # Group -2 turns a flood away before anything else (even remembering the user) runs.
-    gate = flood.FloodGate(rate=settings.flood_rate, burst=settings.flood_burst)
-    application.add_handlers(flood.build_handlers(gate), group=flood.FLOOD_GROUP)
+    flood_gate = flood.FloodGate(rate=settings.flood_rate, burst=settings.flood_burst)
+    application.add_handlers(flood.build_handlers(flood_gate), group=flood.FLOOD_GROUP)
     # Group -1 runs for every update before the jobs' handlers in group 0.
     application.add_handlers(account.build_first_contact_handlers(), group=-1)
     for factory in _handler_factories(settings):

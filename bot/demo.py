@@ -28,7 +28,7 @@ from bot.storage.migrate import upgrade
 from bot.storage.models import Role
 from conversations.i18n import pick_language
 from sandbox.app import create_app
-from sandbox.botapi import Persona, create_botapi_app
+from sandbox.botapi import Persona, Rules, create_botapi_app
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +217,10 @@ async def run_demo(base: Settings, *, workdir: Path, stop: asyncio.Event | None 
     botapi_app = create_botapi_app(
         token=settings.telegram_bot_token.get_secret_value(),
         personas=[person.persona for person in people],
+        rules=Rules(
+            answer_window=settings.demo_answer_window_seconds,
+            flood_control=settings.demo_flood_control,
+        ),
     )
     botapi, botapi_task = await _serve(botapi_app, settings.demo_host, settings.demo_port)
     try:

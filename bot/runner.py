@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 
 from bot.app import build_application
+from bot.gate import ALLOWED_UPDATES
 from bot.persistence import DatabasePersistence
 from bot.services import Services
 from bot.settings import Settings
@@ -89,11 +90,11 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
                 await application.bot.set_webhook(
                     settings.public_base_url.rstrip("/") + WEBHOOK_PATH,
                     secret_token=secret,
-                    allowed_updates=Update.ALL_TYPES,
+                    allowed_updates=list(ALLOWED_UPDATES),
                 )
             else:
                 assert application.updater is not None
-                await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+                await application.updater.start_polling(allowed_updates=list(ALLOWED_UPDATES))
             serving = asyncio.create_task(server.serve())
             logger.info(
                 "Concierge is running (%s); web server on %s:%s",

@@ -17,6 +17,7 @@ from bot.crypto import TokenCipher
 from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
 from bot.linking import Linker
 from bot.outbox import Delivered, OutboxService
+from bot.presses import AnswerPressFirst
 from bot.settings import Settings
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.models import ResidentLink
@@ -123,6 +124,11 @@ class Services:
         vendor_sleep: Sleep = asyncio.sleep,
     ) -> Services:
         """Builds every service from the settings (tests pass the sandbox's transport)."""
+
+        def vendor() -> httpx.AsyncBaseTransport:
+            # A vendor call answers the button press that caused it first (bot.presses).
+            return AnswerPressFirst(vendor_transport)
+
         timeout = default_timeout(settings.http_connect_timeout, settings.http_read_timeout)
         storage = Storage.open(settings.database_url)
         accounts = Accounts(storage.sessions)
@@ -131,14 +137,12 @@ class Services:
             base_url=settings.akubela_base_url,
             client_id=settings.akubela_client_id,
             client_secret=settings.akubela_client_secret,
-            transport=vendor_transport,
+            transport=vendor(),
             timeout=timeout,
             clock=clock,
             sleep=vendor_sleep,
         )
-        images = httpx.AsyncClient(
-            transport=vendor_transport, timeout=timeout, follow_redirects=True
-        )
+        images = httpx.AsyncClient(transport=vendor(), timeout=timeout, follow_redirects=True)
         return cls(
             settings=settings,
             images=images,
@@ -154,7 +158,7 @@ class Services:
                 client_id=settings.tuya_client_id,
                 client_secret=settings.tuya_client_secret,
                 project_id=settings.tuya_project_id,
-                transport=vendor_transport,
+                transport=vendor(),
                 timeout=timeout,
                 sleep=vendor_sleep,
             ),
@@ -164,7 +168,7 @@ class Services:
                 pat=settings.servitly_pat,
                 tenant=settings.servitly_tenant,
                 tenant_header=settings.servitly_tenant_header,
-                transport=vendor_transport,
+                transport=vendor(),
                 timeout=timeout,
                 sleep=vendor_sleep,
             ),

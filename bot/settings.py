@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     sandbox_akubela_error_style: Literal["status", "envelope", "oauth", "empty401"] = "status"
     demo_host: str = "127.0.0.1"
     demo_port: int = Field(default=8080, ge=1, le=65535)
+    # The demo's local Bot API: seconds a button press can be answered, and Telegram's flood
+    # control (about 1 message a second per chat, 20 a minute per group, 30 a second overall).
+    demo_answer_window_seconds: float = Field(default=15.0, gt=0)
+    demo_flood_control: bool = True
 
     # Vendor HTTP behaviour
     http_connect_timeout: float = Field(default=5.0, gt=0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import glob
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -249,3 +250,94 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """The session factory on the test's migrated database."""
     return make_session_factory(engine)
+
+
+# ---- every Bot API request of the suite, checked against Telegram's rules ----------------------
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@dataclass
+class BotApiRecord:
+    """What the suite asked of Telegram: every request to the stand-in or a local Bot API."""
+
+    methods: dict[str, int]
+    refusals: list[tuple[str, str, int, str]]  # (test, method, status, description)
+    expected: int = 0
+    test: str = ""
+
+    @property
+    def requests(self) -> int:
+        return sum(self.methods.values())
+
+
+BOTAPI = BotApiRecord(methods={}, refusals=[])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "telegram_refusals(*descriptions): this test means to send Bot API requests that "
+        "Telegram refuses (with these descriptions; any, when none is given)",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_botapi_requests() -> Iterator[BotApiRecord]:
+    """Counts every Bot API request (`sandbox.botapi.methods.call`, which both the tests'
+    stand-in and the local Bot API run) and writes test-artifacts/botapi-requests.json."""
+    from sandbox.botapi import methods
+    from sandbox.botapi.state import BotApiError
+
+    original = methods.call
+
+    async def recorded(state: Any, name: str, params: Any) -> Any:
+        key = name.lower()
+        canonical = next((m for m in methods.METHODS if m == key), key)
+        BOTAPI.methods[canonical] = BOTAPI.methods.get(canonical, 0) + 1
+        try:
+            return await original(state, name, params)
+        except BotApiError as error:
+            BOTAPI.refusals.append((BOTAPI.test, name, error.status, error.description))
+            raise
+
+    methods.call = recorded
+    try:
+        yield BOTAPI
+    finally:
+        methods.call = original
+        violations = [r for r in BOTAPI.refusals if r[2] == 400]
+        summary = {
+            "requests": BOTAPI.requests,
+            "methods": len(BOTAPI.methods),
+            "by_method": dict(sorted(BOTAPI.methods.items())),
+            "refused": len(BOTAPI.refusals),
+            "refused_on_purpose": BOTAPI.expected,
+            "forbidden_403": sum(1 for r in BOTAPI.refusals if r[2] == 403),
+            "flood_429": sum(1 for r in BOTAPI.refusals if r[2] == 429),
+            "rule_violations": len(violations) - BOTAPI.expected,
+        }
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "botapi-requests.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+@pytest.fixture(autouse=True)
+def _telegram_rules(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test whose Bot API requests Telegram would refuse (400), unless it says it
+    means to send them with `@pytest.mark.telegram_refusals(...)`."""
+    marker = request.node.get_closest_marker("telegram_refusals")
+    allowed: tuple[str, ...] = tuple(marker.args) if marker is not None else ()
+    BOTAPI.test = request.node.nodeid
+    first = len(BOTAPI.refusals)
+    yield
+    refused = [r for r in BOTAPI.refusals[first:] if r[2] == 400]
+    meant = [
+        r
+        for r in refused
+        if marker is not None and (not allowed or any(a in r[3] for a in allowed))
+    ]
+    BOTAPI.expected += len(meant)
+    broken = [r for r in refused if r not in meant]
+    if broken:
+        lines = "\n".join(f"  {method}: {description}" for _, method, _, description in broken)
+        pytest.fail(f"Telegram would refuse these Bot API requests:\n{lines}", pytrace=False)

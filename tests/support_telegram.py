@@ -1,22 +1,36 @@
-"""A stand-in for Telegram in tests: a recording `BaseRequest` and a chat that sends updates.
+"""A stand-in for Telegram in tests: the local Bot API's own rules and memory, in process.
 
 The application under test is the real one (`build_application`); only the HTTP layer to the
-Bot API is replaced. Every call is recorded with its parameters, and answers are shaped like
-Telegram's so PTB parses them.
+Bot API is replaced. Every request runs through `sandbox.botapi.methods` on a `BotApiState`,
+the same rulebook (`sandbox.botapi.rules`) the local Bot API plays by, so a request Telegram
+would refuse (a second answer to a press, an edit that changes nothing, a caption too long) is
+refused here too, and fails the test that made it unless the test says it means to send it
+(`@pytest.mark.telegram_refusals(...)`, see `tests/conftest.py`). Every call is recorded with
+its parameters for the test to look at. A user's side (`Chat`) goes through the same state:
+messages get real ids, a press comes from a message the bot sent.
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import io
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from PIL import Image
 from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
+from sandbox.botapi import methods
+from sandbox.botapi.rules import MAX_TEXT, Rules
+from sandbox.botapi.state import JSON, BotApiError, BotApiState, Persona
+from sandbox.botapi.state import Chat as BotApiChat
+
+# The toast a press gets while its handler waits for a vendor (bot.presses.ONE_MOMENT).
+MOMENTS = frozenset({"⏳ One moment…", "⏳ 请稍候…"})
 BOT_ID = 123456
 BOT_USERNAME = "concierge_test_bot"
 
@@ -57,14 +71,25 @@ def _decode(value: Any) -> Any:
     return value
 
 
-@dataclass
-class FakeTelegram(BaseRequest):
-    """Answers every Bot API method the bot uses, like Telegram, and records the calls."""
+def _png(width: int = 800, height: int = 600) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 140, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
-    calls: list[Call] = field(default_factory=list)
-    blocked_chats: set[int] = field(default_factory=set)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
-    _files: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+class FakeTelegram(BaseRequest):
+    """Telegram for the bot under test: the local Bot API's methods on its state, in process."""
+
+    def __init__(self, *, rules: Rules | None = None) -> None:
+        self.state = BotApiState(
+            token=f"{BOT_ID}:stand-in",
+            personas=[],
+            bot_username=BOT_USERNAME,
+            bot_name="Concierge",
+            rules=rules,
+        )
+        self.calls: list[Call] = []
+        self.lock = asyncio.Lock()
 
     async def initialize(self) -> None:
         return None
@@ -76,6 +101,11 @@ class FakeTelegram(BaseRequest):
     def read_timeout(self) -> float | None:
         return None
 
+    @property
+    def blocked_chats(self) -> _Blocked:
+        """User ids that blocked the bot (a test adds one to make sends answer 403)."""
+        return _Blocked(self)
+
     async def do_request(
         self,
         url: str,
@@ -86,84 +116,76 @@ class FakeTelegram(BaseRequest):
         connect_timeout: Any = None,
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
-        name = url.rsplit("/", 1)[-1]
-        params = {
-            k: _decode(v) for k, v in (request_data.parameters if request_data else {}).items()
-        }
-        self.calls.append(Call(name, params))
-        chat_id = params.get("chat_id")
-        if chat_id is not None and int(chat_id) in self.blocked_chats:
-            body = {
-                "ok": False,
-                "error_code": 403,
-                "description": "Forbidden: bot was blocked by the user",
-            }
-            return 403, json.dumps(body).encode()
-        result = self._answer(name, params)
+        path = urlsplit(url).path
+        if "/file/bot" in path:
+            stored = self.state.files_by_path.get(path.split("/", 3)[-1])
+            if stored is None:
+                return 404, b'{"ok": false, "error_code": 404, "description": "Not Found"}'
+            return 200, stored.data
+        name = path.rsplit("/", 1)[-1]
+        values = dict(request_data.parameters) if request_data else {}
+        self.calls.append(Call(name, {k: _decode(v) for k, v in values.items()}))
+        params = methods.Params(values={k: v for k, v in values.items() if v is not None})
+        for key, part in (request_data.multipart_data or {}).items() if request_data else ():
+            filename, content, *rest = part
+            data = content if isinstance(content, bytes) else bytes(str(content), "utf-8")
+            mime = str(rest[0]) if rest else "application/octet-stream"
+            params.files[key] = methods.Upload(str(filename or key), mime, data)
+        chat_id = params.values.get("chat_id")
+        if chat_id is not None:
+            self.chat(int(chat_id))
+        try:
+            result = await methods.call(self.state, name, params)
+        except BotApiError as error:
+            return error.status, json.dumps(error.payload()).encode()
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
-    def _message(self, params: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        chat_id = int(params["chat_id"])
-        message: dict[str, Any] = {
-            "message_id": int(params.get("message_id") or next(self._ids)),
-            "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private"},
-            "from": {
-                "id": BOT_ID,
-                "is_bot": True,
-                "first_name": "Concierge",
-                "username": BOT_USERNAME,
-            },
-        }
-        markup = params.get("reply_markup")
-        if isinstance(markup, dict) and "inline_keyboard" in markup:
-            message["reply_markup"] = markup
-        message.update(extra)
-        return message
+    # -- the user's side ---------------------------------------------------------------------
 
-    def _photo(self) -> list[dict[str, Any]]:
-        n = next(self._files)
-        return [
-            {
-                "file_id": f"photo-{n}",
-                "file_unique_id": f"u-photo-{n}",
-                "width": 320,
-                "height": 320,
-            }
-        ]
+    def chat(self, chat_id: int, first_name: str = "Ann", language_code: str = "en") -> BotApiChat:
+        """A private chat with this user, started on first use (every user id in a test has
+        pressed Start before); group ids must be created with `group`."""
+        found = self.state.chats.get(chat_id)
+        if found is not None:
+            return found
+        if chat_id < 0:
+            raise AssertionError(f"no group {chat_id}: create it with telegram.group(...)")
+        persona = Persona(chat_id, first_name, "user", language_code=language_code)
+        return self.state.add_persona(persona)
 
-    def _answer(self, name: str, params: dict[str, Any]) -> Any:
-        if name == "getMe":
-            return {
-                "id": BOT_ID,
-                "is_bot": True,
-                "first_name": "Concierge",
-                "username": BOT_USERNAME,
-                "can_join_groups": False,
-                "can_read_all_group_messages": False,
-                "supports_inline_queries": False,
-            }
-        if name in {"sendMessage", "editMessageText"}:
-            return self._message(params, text=str(params.get("text", "")))
-        if name == "editMessageReplyMarkup":
-            return self._message(params)
-        if name in {"sendPhoto", "editMessageCaption"}:
-            return self._message(params, photo=self._photo(), caption=params.get("caption"))
-        if name == "sendDocument":
-            return self._message(
-                params, document={"file_id": "doc-1", "file_unique_id": "u-doc-1"}
+    def photo(self, file_id: str, *, width: int = 800, height: int = 600) -> list[JSON]:
+        """A photo Telegram knows under `file_id` (as if a user had sent it), as PhotoSizes."""
+        known = self.state.photo_sets.get(file_id)
+        if known is None:
+            stored = self.state.store_file(
+                _png(width, height), kind="photos", mime_type="image/png", size=(width, height)
             )
-        if name == "sendMediaGroup":
-            media = params.get("media") or []
-            return [self._message(params, photo=self._photo()) for _ in media]
-        if name == "getFile":
-            return {
-                "file_id": params["file_id"],
-                "file_unique_id": "u",
-                "file_path": "photos/1.jpg",
-            }
-        # answerCallbackQuery, sendChatAction, deleteMessage, setMyCommands, ...
-        return True
+            for index in (self.state.files, self.state.photo_sets):
+                index.pop(stored.file_id, None)
+            stored.file_id = file_id
+            stored.file_unique_id = f"u-{file_id}"
+            self.state.files[file_id] = stored
+            self.state.files_by_unique_id[stored.file_unique_id] = stored
+            known = self.state.photo_sets[file_id] = [stored]
+        return [size.photo_size() for size in known]
+
+    def group(self, title: str, members: list[int], kind: str = "group") -> int:
+        """A group of these users with the bot in it; its chat id."""
+        for member in members:
+            self.chat(member)
+        return self.state.create_group(title, members, kind).chat_id
+
+    def take_updates(self) -> list[JSON]:
+        """The updates Telegram would deliver now, oldest first."""
+        updates, self.state.updates = self.state.updates, []
+        return updates
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+    def bot_messages(self, chat_id: int) -> list[Any]:
+        """The bot's messages still in a chat, oldest first."""
+        return [m for m in self.chat(chat_id).messages.values() if m.from_bot and not m.deleted]
 
     # -- what tests look at ---------------------------------------------------------------
 
@@ -176,6 +198,22 @@ class FakeTelegram(BaseRequest):
         return self.sent(
             "sendMessage", "editMessageText", "sendPhoto", "editMessageCaption", "sendMediaGroup"
         )
+
+    def content(self) -> list[Call]:
+        """Replies other than the notices of presses (see `notices`)."""
+        return [c for c in self.replies() if not c.params.get("disable_notification")]
+
+    def notices(self) -> list[str]:
+        """What presses told the user: each answer's text (the "one moment" toast aside), and
+        the notices that came late, as quiet messages, after that toast."""
+        found = []
+        for call in self.calls:
+            text = call.params.get("text")
+            answer = call.method == "answerCallbackQuery" and text and text not in MOMENTS
+            late = call.method == "sendMessage" and call.params.get("disable_notification")
+            if answer or late:
+                found.append(str(text))
+        return found
 
     @property
     def last(self) -> Call:
@@ -200,48 +238,78 @@ class FakeTelegram(BaseRequest):
                         return str(button["callback_data"])
         raise AssertionError(f"no button labelled like {label_part!r}")
 
-    def clear(self) -> None:
-        self.calls.clear()
-
 
 @dataclass
 class Chat:
-    """One private chat with the bot: what a user does, turned into updates."""
+    """One user talking to the bot: what they do becomes updates, through Telegram's state."""
 
     app: Application[Any, Any, Any, Any, Any, Any]
     user_id: int
     first_name: str = "Ann"
     language_code: str = "en"
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    chat_id: int | None = None  # a group's id; None for the private chat
 
-    def _user(self) -> dict[str, Any]:
-        return {
-            "id": self.user_id,
-            "is_bot": False,
-            "first_name": self.first_name,
-            "language_code": self.language_code,
-        }
+    def in_group(self, chat_id: int) -> Chat:
+        """The same user, writing in a group they are a member of."""
+        return Chat(self.app, self.user_id, self.first_name, self.language_code, chat_id)
 
-    def _base_message(self) -> dict[str, Any]:
-        return {
-            "message_id": next(self._ids),
-            "date": int(time.time()),
-            "chat": {"id": self.user_id, "type": "private", "first_name": self.first_name},
-            "from": self._user(),
-        }
+    @property
+    def telegram(self) -> FakeTelegram:
+        request = self.app.bot.request
+        assert isinstance(request, FakeTelegram), "the bot under test talks to FakeTelegram"
+        return request
 
-    async def _process(self, payload: dict[str, Any]) -> None:
-        payload["update_id"] = next(self._ids) + 10_000
-        update = Update.de_json(payload, self.app.bot)
-        await self.app.process_update(update)
+    @property
+    def _chat(self) -> BotApiChat:
+        telegram = self.telegram
+        telegram.chat(self.user_id, self.first_name, self.language_code)
+        return telegram.chat(self.user_id if self.chat_id is None else self.chat_id)
 
-    async def send(self, text: str) -> None:
-        """Types `text` (a leading /command becomes a bot_command entity, as Telegram does)."""
-        message = self._base_message() | {"text": text}
-        if text.startswith("/"):
-            command = text.split()[0]
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        await self._process({"message": message})
+    @property
+    def _sender(self) -> int | None:
+        return None if self.chat_id is None else self.user_id
+
+    async def deliver(self) -> None:
+        """Hands the bot every update Telegram has for it now."""
+        for payload in self.telegram.take_updates():
+            await self.app.process_update(Update.de_json(payload, self.app.bot))
+
+    async def send(self, text: str) -> int:
+        """Types `text` as a Telegram client sends it: trimmed, nothing when blank, a text over
+        4096 characters as several messages (a leading /command becomes a bot_command entity);
+        the last new message's id (0 when nothing was sent)."""
+        text = text.strip()
+        sent = 0
+        while text:
+            piece, text = text[:MAX_TEXT], text[MAX_TEXT:].strip()
+            if not piece.strip():
+                continue
+            message = self.telegram.state.user_sends_text(self._chat, piece, sender=self._sender)
+            sent = message.message_id
+            await self.deliver()
+        return sent
+
+    async def edit_last(self, text: str) -> None:
+        """Edits this user's newest text message, if there is one and the text is new."""
+        text = text.strip()[:MAX_TEXT]
+        for message in reversed(list(self._chat.messages.values())):
+            if message.from_bot or message.sender != self.user_id or message.text is None:
+                continue
+            if text and text != message.text.strip():
+                await self.edit(message.message_id, text)
+            return
+
+    async def edit(self, message_id: int, text: str) -> None:
+        """Edits an earlier message of this user's: Telegram sends an `edited_message` (even
+        to a bot that did not ask for them, to prove the bot drops them itself)."""
+        state = self.telegram.state
+        wanted = state.allowed_updates
+        state.allowed_updates = wanted | {"edited_message"}
+        try:
+            state.user_edits_text(self._chat, message_id, text, sender=self._sender)
+        finally:
+            state.allowed_updates = wanted
+        await self.deliver()
 
     async def send_photo(
         self,
@@ -250,57 +318,84 @@ class Chat:
         media_group_id: str | None = None,
     ) -> None:
         """Sends a photo, optionally with a caption or as part of an album."""
-        message = self._base_message() | {
-            "photo": [
-                {"file_id": file_id, "file_unique_id": f"u-{file_id}", "width": 800, "height": 600}
-            ]
-        }
-        if caption is not None:
-            message["caption"] = caption
-        if media_group_id is not None:
-            message["media_group_id"] = media_group_id
-        await self._process({"message": message})
+        telegram = self.telegram
+        telegram.photo(file_id)
+        sizes = [telegram.state.files[file_id]]
+        telegram.state.user_message(
+            self._chat,
+            sender=self._sender,
+            photo=sizes,
+            caption=caption,
+            media_group_id=media_group_id,
+        )
+        await self.deliver()
 
     async def send_contact(self, phone_number: str) -> None:
         """Shares the user's own phone number with the contact button."""
-        message = self._base_message() | {
-            "contact": {
-                "phone_number": phone_number,
-                "first_name": self.first_name,
-                "user_id": self.user_id,
-            }
+        contact = {
+            "phone_number": phone_number,
+            "first_name": self.first_name,
+            "user_id": self.user_id,
         }
-        await self._process({"message": message})
+        self.telegram.state.user_message(self._chat, sender=self._sender, contact=contact)
+        await self.deliver()
 
     async def send_sticker(self) -> None:
         """Sends a sticker, which no step expects."""
-        message = self._base_message() | {
-            "sticker": {
-                "file_id": "sticker-1",
-                "file_unique_id": "u-sticker-1",
-                "width": 512,
-                "height": 512,
-                "is_animated": False,
-                "is_video": False,
-                "type": "regular",
-            }
+        sticker = {
+            "file_id": "sticker-1",
+            "file_unique_id": "u-sticker-1",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "type": "regular",
         }
-        await self._process({"message": message})
+        self.telegram.state.user_message(self._chat, sender=self._sender, sticker=sticker)
+        await self.deliver()
 
-    async def press(self, data: str, message_id: int = 1) -> None:
-        """Presses an inline button carrying `data` on bot message `message_id`."""
-        bot_message = {
-            "message_id": message_id,
-            "date": int(time.time()),
-            "chat": {"id": self.user_id, "type": "private"},
-            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Concierge"},
-            "text": "…",
-        }
-        query = {
-            "id": str(next(self._ids)),
-            "from": self._user(),
-            "chat_instance": f"ci-{self.user_id}",
-            "message": bot_message,
-            "data": data,
-        }
-        await self._process({"callback_query": query})
+    async def press(self, data: str, message_id: int | None = None) -> str:
+        """Presses the inline button carrying `data`: on message `message_id`, else on the
+        newest bot message that has it (an old message of the bot's when none has: a button
+        from an earlier version or an earlier conversation). The callback query id."""
+        chat = self._chat
+        if message_id is None:
+            message_id = self._message_with(chat, data)
+        query_id = self.telegram.state.user_presses(chat, message_id, data, sender=self._sender)
+        await self.deliver()
+        return query_id
+
+    def _message_with(self, chat: BotApiChat, data: str) -> int:
+        for message in reversed(list(chat.messages.values())):
+            if message.from_bot and not message.deleted:
+                for row in message.inline_keyboard or []:
+                    if any(button.get("callback_data") == data for button in row):
+                        return message.message_id
+        old = self.telegram.state.add_message(
+            chat,
+            from_bot=True,
+            text="…",
+            inline_keyboard=[[{"text": "·", "callback_data": data}]],
+        )
+        return old.message_id
+
+
+@dataclass
+class _Blocked:
+    """A set-like view of the users who blocked the bot (silently, as tests need it)."""
+
+    telegram: FakeTelegram
+
+    def add(self, user_id: int) -> None:
+        self.telegram.chat(user_id).blocked = True
+
+    def discard(self, user_id: int) -> None:
+        self.telegram.chat(user_id).blocked = False
+
+    def clear(self) -> None:
+        for chat in self.telegram.state.chats.values():
+            chat.blocked = False
+
+    def __contains__(self, user_id: object) -> bool:
+        chat = self.telegram.state.chats.get(user_id) if isinstance(user_id, int) else None
+        return chat is not None and chat.blocked

@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sandbox.botapi import methods
+from sandbox.botapi.rules import Rules
 from sandbox.botapi.state import BotApiError, BotApiState, Clock, Persona, Sleep, bad_request
 from sandbox.botapi.webchat import webchat_routes
 
@@ -165,9 +166,10 @@ def create_botapi_app(
     bot_name: str = "Concierge",
     clock: Clock | None = None,
     sleep: Sleep | None = None,
+    rules: Rules | None = None,
 ) -> Starlette:
     """Builds the local Bot API + web chat app; its state is `app.state.botapi`."""
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"rules": rules}
     if clock is not None:
         extra["clock"] = clock
     if sleep is not None:

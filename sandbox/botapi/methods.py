@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -15,6 +16,7 @@ import httpx
 from pydantic import SecretStr
 
 from sandbox.botapi import entities as entity_parser
+from sandbox.botapi import rules
 from sandbox.botapi.state import (
     JSON,
     BotApiError,
@@ -26,15 +28,12 @@ from sandbox.botapi.state import (
     bad_request,
 )
 
-MAX_TEXT = 4096
-MAX_CAPTION = 1024
-MAX_CALLBACK_DATA = 64
+MAX_TEXT = rules.MAX_TEXT
+MAX_CAPTION = rules.MAX_CAPTION
+MAX_CALLBACK_DATA = rules.MAX_CALLBACK_DATA
 MAX_POLL_TIMEOUT = 50.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-NOT_MODIFIED = (
-    "message is not modified: specified new message content and reply markup are exactly the "
-    "same as a current content and reply markup of the message"
-)
+NOT_MODIFIED = rules.NOT_MODIFIED
 CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -64,7 +63,6 @@ INLINE_ACTIONS = frozenset(
         "pay",
     }
 )
-_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +171,13 @@ async def call(state: BotApiState, name: str, params: Params) -> Any:
 # --- shared checks --------------------------------------------------------------------------
 
 
-def _chat(state: BotApiState, p: Params) -> Chat:
+def _chat(state: BotApiState, p: Params, method: str = "") -> Chat:
+    """The chat a call names, refused when the bot may not write there (blocked, flood)."""
     if not p.has("chat_id"):
         raise bad_request("chat_id is empty")
-    return state.chat(p.values["chat_id"])
+    chat = state.chat(p.values["chat_id"])
+    state.check_can_send(chat, method)
+    return chat
 
 
 def _formatted(p: Params, text_name: str, entities_name: str) -> tuple[str, list[JSON]]:
@@ -230,14 +231,16 @@ class Markup:
     remove: bool = False
 
 
-def _markup(p: Params, *, inline_only: bool = False) -> Markup:
+def _markup(
+    p: Params, *, inline_only: bool = False, rulebook: rules.Rules | None = None
+) -> Markup:
     data = p.get_json("reply_markup", "can't parse reply keyboard markup JSON object")
     if data is None:
         return Markup()
     if not isinstance(data, dict):
         raise bad_request("can't parse reply keyboard markup JSON object")
     if "inline_keyboard" in data:
-        return Markup(inline=_inline_keyboard(data["inline_keyboard"]))
+        return Markup(inline=_inline_keyboard(data["inline_keyboard"], rulebook or rules.Rules()))
     if inline_only:
         raise bad_request("inline keyboard expected")
     if "keyboard" in data:
@@ -255,7 +258,7 @@ def _rows(value: Any, what: str) -> list[list[Any]]:
     return value
 
 
-def _inline_keyboard(value: Any) -> list[list[JSON]]:
+def _inline_keyboard(value: Any, rulebook: rules.Rules) -> list[list[JSON]]:
     rows = _rows(value, "inline keyboard")
     keyboard: list[list[JSON]] = []
     for row in rows:
@@ -283,15 +286,9 @@ def _inline_keyboard(value: Any) -> list[list[JSON]]:
                 if not isinstance(data, str) or not 1 <= len(data.encode()) <= MAX_CALLBACK_DATA:
                     raise bad_request("BUTTON_DATA_INVALID")
             if "url" in button:
-                url = button["url"]
-                if not isinstance(url, str) or urlsplit(url).scheme not in {
-                    "http",
-                    "https",
-                    "tg",
-                }:
-                    raise bad_request(
-                        f"inline keyboard button URL '{url}' is invalid: Wrong HTTP URL"
-                    )
+                refusal = rules.button_url_error(button["url"], rulebook)
+                if refusal is not None:
+                    raise bad_request(refusal)
             buttons.append(dict(button))
         if buttons:
             keyboard.append(buttons)
@@ -347,6 +344,14 @@ def _reply_target(chat: Chat, p: Params) -> int | None:
 
 
 def _send(state: BotApiState, chat: Chat, p: Params, markup: Markup, **fields: Any) -> Message:
+    if markup.reply is not None and not chat.is_private:
+        wants_contact = any(
+            isinstance(button, dict) and button.get("request_contact")
+            for row in markup.reply["keyboard"]
+            for button in row
+        )
+        if wants_contact:
+            raise bad_request(rules.CONTACT_IN_GROUP)
     message = state.add_message(
         chat,
         from_bot=True,
@@ -405,7 +410,12 @@ async def _input_bytes(
 async def _input_photo(state: BotApiState, p: Params, value: Any, name: str) -> list[StoredFile]:
     upload, file_id = await _input_bytes(state, p, value, name)
     if upload is not None:
-        return state.store_photo(upload.data)
+        stored = state.store_photo(upload.data)
+        full = stored[-1]
+        refusal = rules.photo_error(len(full.data), full.width or 0, full.height or 0)
+        if refusal is not None:
+            raise bad_request(refusal)
+        return stored
     assert file_id is not None
     sizes = state.photo_sets.get(file_id)
     if sizes is None:
@@ -571,9 +581,10 @@ async def set_my_commands(state: BotApiState, p: Params) -> bool:
     for entry in commands:
         if not isinstance(entry, dict):
             raise bad_request("can't parse commands JSON object")
-        command = str(entry.get("command", "")).strip().lstrip("/").lower()
+        # Telegram checks the name as given: no slash, no capitals, no padding.
+        command = str(entry.get("command", ""))
         description = str(entry.get("description", "")).strip()
-        if not _COMMAND.fullmatch(command):
+        if not rules.COMMAND_NAME.fullmatch(command):
             raise bad_request("BOT_COMMAND_INVALID")
         if not 1 <= len(description) <= 256:
             raise bad_request("command description must be 1-256 characters long")
@@ -614,9 +625,9 @@ async def get_chat_menu_button(state: BotApiState, p: Params) -> JSON:
 
 @method("getChat")
 async def get_chat(state: BotApiState, p: Params) -> JSON:
-    """A persona's private chat."""
+    """A chat the bot is in."""
     chat = _chat(state, p)
-    return {**chat.persona.chat(), "accent_color_id": 0, "max_reaction_count": 11}
+    return {**chat.chat_json(), "accent_color_id": 0, "max_reaction_count": 11}
 
 
 # --- sending --------------------------------------------------------------------------------
@@ -625,9 +636,9 @@ async def get_chat(state: BotApiState, p: Params) -> JSON:
 @method("sendMessage")
 async def send_message(state: BotApiState, p: Params) -> JSON:
     """Sends text, with an inline keyboard, a reply keyboard or a keyboard removal."""
-    chat = _chat(state, p)
+    chat = _chat(state, p, "sendmessage")
     text, found = _text(p)
-    markup = _markup(p)
+    markup = _markup(p, rulebook=state.rules)
     message = _send(state, chat, p, markup, text=text, entities=found)
     return state.message_json(message)
 
@@ -635,9 +646,9 @@ async def send_message(state: BotApiState, p: Params) -> JSON:
 @method("sendPhoto")
 async def send_photo(state: BotApiState, p: Params) -> JSON:
     """Sends a photo from an upload, a file_id or a loopback URL."""
-    chat = _chat(state, p)
+    chat = _chat(state, p, "sendphoto")
     caption, found = _caption(p)
-    markup = _markup(p)
+    markup = _markup(p, rulebook=state.rules)
     sizes = await _input_photo(state, p, p.values.get("photo"), "photo")
     message = _send(state, chat, p, markup, photo=sizes, caption=caption, caption_entities=found)
     return state.message_json(message)
@@ -646,9 +657,9 @@ async def send_photo(state: BotApiState, p: Params) -> JSON:
 @method("sendDocument")
 async def send_document(state: BotApiState, p: Params) -> JSON:
     """Sends a document from an upload, a file_id or a loopback URL."""
-    chat = _chat(state, p)
+    chat = _chat(state, p, "senddocument")
     caption, found = _caption(p)
-    markup = _markup(p)
+    markup = _markup(p, rulebook=state.rules)
     document = await _input_document(state, p, p.values.get("document"), "document")
     message = _send(
         state, chat, p, markup, document=document, caption=caption, caption_entities=found
@@ -659,7 +670,7 @@ async def send_document(state: BotApiState, p: Params) -> JSON:
 @method("sendMediaGroup")
 async def send_media_group(state: BotApiState, p: Params) -> list[JSON]:
     """Sends 2-10 photos or documents as one album."""
-    chat = _chat(state, p)
+    chat = _chat(state, p, "sendmediagroup")
     media = p.get_json("media", "can't parse media JSON object")
     if not isinstance(media, list) or not all(isinstance(item, dict) for item in media):
         raise bad_request("can't parse media JSON object")
@@ -694,7 +705,7 @@ async def send_media_group(state: BotApiState, p: Params) -> list[JSON]:
 @method("sendChatAction")
 async def send_chat_action(state: BotApiState, p: Params) -> bool:
     """Shows "typing…" (or another action) in the page for five seconds."""
-    chat = _chat(state, p)
+    chat = _chat(state, p, "sendchataction")
     if p.get_str("action") not in CHAT_ACTIONS:
         raise bad_request("wrong parameter action in request")
     chat.typing_until = state.clock() + 5.0
@@ -705,10 +716,10 @@ async def send_chat_action(state: BotApiState, p: Params) -> bool:
 # --- editing and deleting -------------------------------------------------------------------
 
 
-def _editable(state: BotApiState, p: Params) -> tuple[Chat, Message]:
+def _editable(state: BotApiState, p: Params, method: str) -> tuple[Chat, Message]:
     if p.has("inline_message_id"):
         raise bad_request("the local Bot API has no inline messages")
-    chat = _chat(state, p)
+    chat = _chat(state, p, method)
     message_id = p.get_int("message_id")
     if message_id is None:
         raise bad_request("message identifier is not specified")
@@ -729,11 +740,11 @@ def _edited(state: BotApiState, chat: Chat, message: Message) -> JSON:
 @method("editMessageText")
 async def edit_message_text(state: BotApiState, p: Params) -> JSON:
     """Replaces a bot message's text; without reply_markup its inline keyboard goes."""
-    chat, message = _editable(state, p)
+    chat, message = _editable(state, p, "editmessagetext")
     if message.text is None:
         raise bad_request("there is no text in the message to edit")
     text, found = _text(p)
-    keyboard = _markup(p, inline_only=True).inline
+    keyboard = _markup(p, inline_only=True, rulebook=state.rules).inline
     if (text, found, keyboard) == (message.text, message.entities, message.inline_keyboard):
         raise bad_request(NOT_MODIFIED)
     message.text, message.entities, message.inline_keyboard = text, found, keyboard
@@ -743,11 +754,11 @@ async def edit_message_text(state: BotApiState, p: Params) -> JSON:
 @method("editMessageCaption")
 async def edit_message_caption(state: BotApiState, p: Params) -> JSON:
     """Replaces a media message's caption; without reply_markup its inline keyboard goes."""
-    chat, message = _editable(state, p)
+    chat, message = _editable(state, p, "editmessagecaption")
     if not message.has_media:
         raise bad_request("there is no caption in the message to edit")
     caption, found = _caption(p)
-    keyboard = _markup(p, inline_only=True).inline
+    keyboard = _markup(p, inline_only=True, rulebook=state.rules).inline
     current = (message.caption, message.caption_entities, message.inline_keyboard)
     if (caption, found, keyboard) == current:
         raise bad_request(NOT_MODIFIED)
@@ -758,8 +769,8 @@ async def edit_message_caption(state: BotApiState, p: Params) -> JSON:
 @method("editMessageReplyMarkup")
 async def edit_message_reply_markup(state: BotApiState, p: Params) -> JSON:
     """Replaces (or, without reply_markup, removes) a bot message's inline keyboard."""
-    chat, message = _editable(state, p)
-    keyboard = _markup(p, inline_only=True).inline
+    chat, message = _editable(state, p, "editmessagereplymarkup")
+    keyboard = _markup(p, inline_only=True, rulebook=state.rules).inline
     if keyboard == message.inline_keyboard:
         raise bad_request(NOT_MODIFIED)
     message.inline_keyboard = keyboard
@@ -770,6 +781,8 @@ def _delete(state: BotApiState, chat: Chat, message_id: int) -> bool:
     message = chat.messages.get(message_id)
     if message is None or message.deleted:
         return False
+    if not rules.may_delete(message.date, state.clock()):
+        raise bad_request(rules.CANT_DELETE)
     message.deleted = True
     message.inline_keyboard = None
     state.touch(chat)
@@ -790,14 +803,15 @@ async def delete_message(state: BotApiState, p: Params) -> bool:
 
 @method("deleteMessages")
 async def delete_messages(state: BotApiState, p: Params) -> bool:
-    """Deletes the listed messages that exist, silently skipping the others."""
+    """Deletes the listed messages that exist and may go, silently skipping the others."""
     chat = _chat(state, p)
     ids = p.get_json("message_ids", "can't parse message_ids JSON object")
     if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
         raise bad_request("message_ids must be a list of 1-100 identifiers")
     for message_id in ids:
         if isinstance(message_id, int):
-            _delete(state, chat, message_id)
+            with contextlib.suppress(BotApiError):
+                _delete(state, chat, message_id)
     return True
 
 
@@ -806,14 +820,11 @@ async def delete_messages(state: BotApiState, p: Params) -> bool:
 
 @method("answerCallbackQuery")
 async def answer_callback_query(state: BotApiState, p: Params) -> bool:
-    """Stops the button's spinner; text becomes a toast (or an alert) in the page."""
-    query = state.callbacks.get(p.get_str("callback_query_id") or "")
-    if query is None or query.answered:
-        raise bad_request("query is too old and response timeout expired or query ID is invalid")
+    """Stops the button's spinner, once, within the answer window; text becomes a toast."""
     text = p.get_str("text") or ""
-    if len(text) > 200:
+    if len(text) > rules.MAX_ANSWER_TEXT:
         raise bad_request("MESSAGE_TOO_LONG")
-    query.answered = True
+    query = state.answer_press(p.get_str("callback_query_id") or "")
     chat = state.chats[query.chat_id]
     if text:
         state.toast(chat, text, show_alert=p.get_bool("show_alert"))
@@ -826,4 +837,6 @@ async def get_file(state: BotApiState, p: Params) -> JSON:
     stored = state.files.get(p.get_str("file_id") or "")
     if stored is None:
         raise bad_request("invalid file_id")
+    if len(stored.data) > rules.MAX_DOWNLOAD_BYTES:
+        raise bad_request(rules.FILE_TOO_BIG)
     return stored.file()

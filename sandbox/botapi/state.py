@@ -20,36 +20,14 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 from pydantic import SecretStr
 
+from sandbox.botapi import rules
+from sandbox.botapi.rules import DEFAULT_UPDATE_TYPES, FloodControl, Rules
+
 JSON = dict[str, Any]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 TYPING_SECONDS = 5.0
-# What Telegram sends when a bot gives no allowed_updates (or an empty list).
-DEFAULT_UPDATE_TYPES = frozenset(
-    {
-        "message",
-        "edited_message",
-        "channel_post",
-        "edited_channel_post",
-        "business_connection",
-        "business_message",
-        "edited_business_message",
-        "deleted_business_messages",
-        "inline_query",
-        "chosen_inline_result",
-        "callback_query",
-        "shipping_query",
-        "pre_checkout_query",
-        "purchased_paid_media",
-        "poll",
-        "poll_answer",
-        "my_chat_member",
-        "chat_join_request",
-        "chat_boost",
-        "removed_chat_boost",
-    }
-)
 
 
 class BotApiError(Exception):
@@ -150,12 +128,13 @@ class StoredFile:
 
 @dataclass(slots=True)
 class Message:
-    """One message in a private chat, sent by the persona or by the bot."""
+    """One message in a chat, sent by the bot or by a person (`sender`)."""
 
     message_id: int
     chat_id: int
     from_bot: bool
     date: int
+    sender: int | None = None  # the user who sent it (None for the bot's own)
     text: str | None = None
     entities: list[JSON] = field(default_factory=list)
     caption: str | None = None
@@ -167,6 +146,7 @@ class Message:
     reply_keyboard: JSON | None = None
     media_group_id: str | None = None
     reply_to_message_id: int | None = None
+    sticker: JSON | None = None
     edit_date: int | None = None
     deleted: bool = False
 
@@ -187,9 +167,15 @@ class Toast:
 
 @dataclass(slots=True)
 class Chat:
-    """A private chat between one persona and the bot."""
+    """A chat with the bot: a persona's private chat, or a group of personas and the bot."""
 
-    persona: Persona
+    persona: Persona  # the private chat's person; for a group, the member who created it
+    chat_id: int = 0
+    kind: str = "private"  # "private", "group" or "supergroup"
+    title: str = ""
+    members: list[int] = field(default_factory=list)
+    bot_member: bool = True  # a group: whether the bot is in it
+    blocked: bool = False  # a private chat: whether the person blocked the bot
     messages: dict[int, Message] = field(default_factory=dict)
     next_message_id: int = 1
     reply_keyboard: JSON | None = None
@@ -197,14 +183,30 @@ class Chat:
     toasts: list[Toast] = field(default_factory=list)
     version: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.chat_id:
+            self.chat_id = self.persona.user_id
+
+    @property
+    def is_private(self) -> bool:
+        """Whether this is a one-to-one chat with a person."""
+        return self.kind == "private"
+
+    def chat_json(self) -> JSON:
+        """The Telegram `Chat` object."""
+        if self.is_private:
+            return self.persona.chat()
+        return {"id": self.chat_id, "type": self.kind, "title": self.title}
+
 
 @dataclass(slots=True)
 class CallbackQuery:
-    """A button press waiting for answerCallbackQuery."""
+    """A button press waiting for answerCallbackQuery (once, within the answer window)."""
 
     query_id: str
     chat_id: int
     message_id: int
+    received_at: float = 0.0
     answered: bool = False
 
 
@@ -300,6 +302,7 @@ class BotApiState:
         bot_name: str = "Concierge",
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
+        rules: Rules | None = None,
     ) -> None:
         bot_id, _, _ = token.partition(":")
         if not bot_id.isdigit():
@@ -314,6 +317,9 @@ class BotApiState:
         if len(self.personas) != len(personas):
             raise ValueError("persona user ids must be unique")
         self.chats: dict[int, Chat] = {p.user_id: Chat(p) for p in personas}
+        self.rules = rules or Rules()
+        self.flood = FloodControl(clock)
+        self._next_group = 1
         self.updates: list[JSON] = []
         self.next_update_id = secrets.randbelow(100_000_000) + 100_000
         self.allowed_updates: frozenset[str] = DEFAULT_UPDATE_TYPES
@@ -363,7 +369,35 @@ class BotApiState:
 
     def persona_chat(self, user_id: int) -> Chat | None:
         """The chat of a persona, for the web chat (None when unknown)."""
-        return self.chats.get(user_id)
+        found = self.chats.get(user_id)
+        return found if found is not None and found.is_private else None
+
+    def group_chat(self, chat_id: int) -> Chat | None:
+        """A group the web chat created (None when unknown)."""
+        found = self.chats.get(chat_id)
+        return found if found is not None and not found.is_private else None
+
+    def add_persona(self, persona: Persona) -> Chat:
+        """Someone new who has started the bot: a private chat of their own."""
+        if persona.user_id in self.personas:
+            raise ValueError("persona user ids must be unique")
+        self.personas[persona.user_id] = persona
+        chat = self.chats[persona.user_id] = Chat(persona)
+        self.touch(chat)
+        return chat
+
+    def check_can_send(self, chat: Chat, method: str) -> None:
+        """Refuses a call to a chat the bot may not write to, or over Telegram's flood limits."""
+        if chat.is_private and chat.blocked:
+            raise BotApiError(403, rules.BLOCKED)
+        if not chat.is_private and not chat.bot_member:
+            raise BotApiError(403, rules.NOT_MEMBER)
+        if self.rules.flood_control and method in rules.SENDING_METHODS:
+            wait = self.flood.admit(chat.chat_id, group=not chat.is_private)
+            if wait is not None:
+                raise BotApiError(
+                    429, f"Too Many Requests: retry after {wait}", {"retry_after": wait}
+                )
 
     def close(self) -> None:
         """Wakes every long poll so the server can stop at once."""
@@ -394,7 +428,7 @@ class BotApiState:
         """Appends a message to a chat and tells the page."""
         message = Message(
             message_id=chat.next_message_id,
-            chat_id=chat.persona.user_id,
+            chat_id=chat.chat_id,
             from_bot=from_bot,
             date=self.now(),
             **fields,
@@ -417,8 +451,8 @@ class BotApiState:
         chat = self.chats[message.chat_id]
         data: JSON = {
             "message_id": message.message_id,
-            "from": self.bot_user() if message.from_bot else chat.persona.user(),
-            "chat": chat.persona.chat(),
+            "from": self.bot_user() if message.from_bot else self._sender(chat, message).user(),
+            "chat": chat.chat_json(),
             "date": message.date,
         }
         if message.edit_date is not None:
@@ -437,6 +471,8 @@ class BotApiState:
                 data["caption_entities"] = message.caption_entities
         if message.contact is not None:
             data["contact"] = message.contact
+        if message.sticker is not None:
+            data["sticker"] = message.sticker
         if message.media_group_id is not None:
             data["media_group_id"] = message.media_group_id
         if message.inline_keyboard is not None:
@@ -447,6 +483,9 @@ class BotApiState:
             if replied is not None and not replied.deleted:
                 data["reply_to_message"] = self.message_json(replied, with_reply=False)
         return data
+
+    def _sender(self, chat: Chat, message: Message) -> Persona:
+        return self.personas.get(message.sender or chat.persona.user_id, chat.persona)
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -533,37 +572,81 @@ class BotApiState:
 
     # --- the web chat's side ------------------------------------------------------------------
 
-    def user_message(self, chat: Chat, **fields: Any) -> Message:
-        """Records a message a persona sent and queues its update."""
+    def user_message(self, chat: Chat, *, sender: int | None = None, **fields: Any) -> Message:
+        """Records a message a person sent and queues its update (as Telegram would)."""
         if chat.reply_keyboard and chat.reply_keyboard.get("one_time_keyboard"):
             chat.reply_keyboard = None
-        message = self.add_message(chat, from_bot=False, **fields)
-        self.push_update("message", self.message_json(message))
+        sender = chat.persona.user_id if sender is None else sender
+        message = self.add_message(chat, from_bot=False, sender=sender, **fields)
+        if self._delivered(chat, message):
+            self.push_update("message", self.message_json(message))
         return message
 
-    def user_sends_text(self, chat: Chat, text: str) -> Message:
-        """A persona types text (a leading /command gets its bot_command entity)."""
+    def _delivered(self, chat: Chat, message: Message) -> bool:
+        """Privacy mode: in a group the bot gets commands and replies to itself, nothing else."""
+        if chat.is_private:
+            return not chat.blocked
+        if not chat.bot_member:
+            return False
+        if message.text is not None and message.text.startswith("/"):
+            return True
+        replied = chat.messages.get(message.reply_to_message_id or 0)
+        return replied is not None and replied.from_bot
+
+    def user_sends_text(self, chat: Chat, text: str, *, sender: int | None = None) -> Message:
+        """A person types text (a leading /command gets its bot_command entity, as typed)."""
         text = text.strip()
         if not text:
             raise ValueError("message text is empty")
-        if len(text) > 4096:
+        if len(text) > rules.MAX_TEXT:
             raise ValueError("message is too long")
         entities: list[JSON] = []
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0]
             entities.append({"type": "bot_command", "offset": 0, "length": len(command)})
-        return self.user_message(chat, text=text, entities=entities)
+        return self.user_message(chat, sender=sender, text=text, entities=entities)
 
-    def user_sends_photo(self, chat: Chat, data: bytes, caption: str | None) -> Message:
-        """A persona sends a photo from disk, with an optional caption."""
+    def user_edits_text(
+        self, chat: Chat, message_id: int, text: str, *, sender: int | None = None
+    ) -> Message:
+        """A person edits a text message of their own: Telegram sends an `edited_message`."""
+        sender = chat.persona.user_id if sender is None else sender
+        message = chat.messages.get(message_id)
+        if message is None or message.deleted:
+            raise LookupError("message not found")
+        if message.from_bot or message.sender != sender or message.text is None:
+            raise ValueError("only a text message of your own can be edited")
+        text = text.strip()
+        if not text:
+            raise ValueError("message text is empty")
+        if len(text) > rules.MAX_TEXT:
+            raise ValueError("message is too long")
+        if text == message.text:
+            raise ValueError("the text is unchanged")
+        message.text = text
+        message.entities = (
+            [{"type": "bot_command", "offset": 0, "length": len(text.split(maxsplit=1)[0])}]
+            if text.startswith("/")
+            else []
+        )
+        message.edit_date = self.now()
+        self.touch(chat)
+        if self._delivered(chat, message):
+            self.push_update("edited_message", self.message_json(message))
+        return message
+
+    def user_sends_photo(
+        self, chat: Chat, data: bytes, caption: str | None, *, sender: int | None = None
+    ) -> Message:
+        """A person sends a photo from disk, with an optional caption."""
         try:
             sizes = self.store_photo(data)
         except BotApiError:
             raise ValueError("that file is not an image") from None
         caption = (caption or "").strip() or None
-        if caption is not None and len(caption) > 1024:
+        if caption is not None and len(caption) > rules.MAX_CAPTION:
             raise ValueError("caption is too long")
-        return self.user_message(chat, photo=sizes, caption=caption)
+        return self.user_message(chat, sender=sender, photo=sizes, caption=caption)
 
     def user_sends_contact(
         self, chat: Chat, phone_number: str | None, first_name: str | None
@@ -576,8 +659,12 @@ class BotApiState:
         }
         return self.user_message(chat, contact=contact)
 
-    def user_presses(self, chat: Chat, message_id: int, data: str) -> str:
-        """A persona presses an inline button; returns the callback query id."""
+    def user_presses(
+        self, chat: Chat, message_id: int, data: str, *, sender: int | None = None
+    ) -> str:
+        """A person presses an inline button of any bot message still there; returns the
+        callback query id. Data that is not on that message is refused, as the client would."""
+        sender = chat.persona.user_id if sender is None else sender
         message = chat.messages.get(message_id)
         if message is None or message.deleted:
             raise LookupError("message not found")
@@ -589,20 +676,110 @@ class BotApiState:
         }
         if data not in pressable:
             raise ValueError("no button with that callback_data on this message")
+        if not chat.is_private and sender not in chat.members:
+            raise ValueError("only a member of the group can press its buttons")
         query_id = str(secrets.randbits(63))
-        self.callbacks[query_id] = CallbackQuery(query_id, chat.persona.user_id, message_id)
-        instance = hashlib.sha256(f"{self.bot_id}:{chat.persona.user_id}".encode()).hexdigest()
+        self.callbacks[query_id] = CallbackQuery(
+            query_id, chat.chat_id, message_id, received_at=self.clock()
+        )
+        self._forget_old_callbacks()
+        instance = hashlib.sha256(f"{self.bot_id}:{chat.chat_id}".encode()).hexdigest()
         self.push_update(
             "callback_query",
             {
                 "id": query_id,
-                "from": chat.persona.user(),
+                "from": self.personas[sender].user(),
                 "message": self.message_json(message),
                 "chat_instance": str(int(instance[:15], 16)),
                 "data": data,
             },
         )
         return query_id
+
+    def _forget_old_callbacks(self) -> None:
+        # Memory stays bounded: a press past its answer window can never be answered anyway.
+        if len(self.callbacks) < 10_000:
+            return
+        now = self.clock()
+        for key in [
+            key
+            for key, query in self.callbacks.items()
+            if not rules.may_answer(query.received_at, now, self.rules)
+        ]:
+            del self.callbacks[key]
+
+    def answer_press(self, query_id: str) -> CallbackQuery:
+        """Marks a press answered; a second answer or a late one is Telegram's 400."""
+        query = self.callbacks.get(query_id)
+        if (
+            query is None
+            or query.answered
+            or not rules.may_answer(query.received_at, self.clock(), self.rules)
+        ):
+            raise bad_request(rules.QUERY_TOO_OLD)
+        query.answered = True
+        return query
+
+    # --- blocking and groups ---------------------------------------------------------------
+
+    def _member_update(self, chat: Chat, by: Persona, old: str, new: str) -> None:
+        self.push_update(
+            "my_chat_member",
+            {
+                "chat": chat.chat_json(),
+                "from": by.user(),
+                "date": self.now(),
+                "old_chat_member": self._bot_member(old),
+                "new_chat_member": self._bot_member(new),
+            },
+        )
+
+    def _bot_member(self, status: str) -> JSON:
+        member: JSON = {"status": status, "user": self.bot_user()}
+        if status == "kicked":
+            member["until_date"] = 0  # for ever
+        return member
+
+    def block(self, chat: Chat) -> bool:
+        """The person blocks the bot: sends to them answer 403; the bot hears `kicked`."""
+        if not chat.is_private:
+            raise ValueError("only a private chat can be blocked")
+        if chat.blocked:
+            return False
+        chat.blocked = True
+        self._member_update(chat, chat.persona, "member", "kicked")
+        self.touch(chat)
+        return True
+
+    def unblock(self, chat: Chat) -> bool:
+        """The person unblocks the bot: the bot hears `member` again."""
+        if not chat.is_private:
+            raise ValueError("only a private chat can be unblocked")
+        if not chat.blocked:
+            return False
+        chat.blocked = False
+        self._member_update(chat, chat.persona, "kicked", "member")
+        self.touch(chat)
+        return True
+
+    def create_group(self, title: str, members: Sequence[int], kind: str = "group") -> Chat:
+        """A group of personas with the bot in it; adding the bot sends `my_chat_member`."""
+        if kind not in ("group", "supergroup"):
+            raise ValueError('type must be "group" or "supergroup"')
+        title = title.strip()
+        if not title or len(title) > 128:
+            raise ValueError("a group needs a title of 1-128 characters")
+        if not members or any(member not in self.personas for member in members):
+            raise ValueError("members must be known user ids, at least one")
+        number = self._next_group
+        self._next_group += 1
+        chat_id = -(1_000_000_000_000 + number) if kind == "supergroup" else -(400_000 + number)
+        owner = self.personas[members[0]]
+        chat = Chat(owner, chat_id=chat_id, kind=kind, title=title, members=list(members))
+        self.chats[chat_id] = chat
+        self._member_update(chat, owner, "left", "member")
+        self.touch(chat)
+        return chat
 
     def toast(self, chat: Chat, text: str, *, show_alert: bool) -> None:
         """Queues an answerCallbackQuery notice for the page."""

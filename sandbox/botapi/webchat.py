@@ -14,6 +14,15 @@
   multipart body with a `photo` file and an optional `caption` → the new message.
 - `POST /api/chats/{user_id}/callbacks` with `{"message_id", "data"}` → presses that inline
   button: `{"callback_query_id"}`; 400 when the message has no such button.
+- `POST /api/chats/{user_id}/messages/{message_id}/edit` with `{"text"}` → edits the persona's
+  own text message; the bot gets an `edited_message`.
+- `POST /api/chats/{user_id}/block` and `/unblock` → the persona blocks or unblocks the bot
+  (`my_chat_member` updates; while blocked the bot's sends answer 403).
+- `GET /api/groups` → the groups; `POST /api/groups` with `{"title", "members": [user_id, ...],
+  "type": "group"|"supergroup"}` → `{"chat_id"}` (the bot is added: `my_chat_member`).
+- `GET /api/groups/{chat_id}`, `/events`, `GET/POST /api/groups/{chat_id}/messages` (a post
+  needs `"from"`: a member's user_id) and `POST /api/groups/{chat_id}/callbacks` with
+  `{"from", "message_id", "data"}`: a group, the same shapes as a private chat.
 - `GET /api/files/{file_unique_id}` → a photo or document's bytes, for the page.
 
 Errors answer `{"error": "..."}` with 400 (bad input) or 404 (unknown persona or message).
@@ -50,14 +59,28 @@ class _NotFound(Exception):
 
 
 def _chat(request: Request) -> Chat:
+    """The private chat (`/api/chats/{user_id}`) or group (`/api/groups/{chat_id}`) addressed."""
+    state = _state(request)
     try:
-        user_id = int(request.path_params["user_id"])
+        if "chat_id" in request.path_params:
+            chat = state.group_chat(int(request.path_params["chat_id"]))
+        else:
+            chat = state.persona_chat(int(request.path_params["user_id"]))
     except ValueError:
         raise _NotFound from None
-    chat = _state(request).persona_chat(user_id)
     if chat is None:
         raise _NotFound
     return chat
+
+
+def _sender(chat: Chat, body: JSON) -> int | None:
+    """Who acts: in a group, the member named by `from`; in a private chat, the persona."""
+    if chat.is_private:
+        return None
+    sender = body.get("from")
+    if not isinstance(sender, int) or sender not in chat.members:
+        raise ValueError('"from" must be the user_id of a member of the group')
+    return sender
 
 
 def message_view(state: BotApiState, message: Message) -> JSON:
@@ -69,6 +92,12 @@ def message_view(state: BotApiState, message: Message) -> JSON:
         "edited": message.edit_date is not None,
         "deleted": message.deleted,
     }
+    if not message.from_bot and message.sender is not None:
+        sender = state.personas.get(message.sender)
+        view["sender"] = {
+            "user_id": message.sender,
+            "name": sender.name if sender else str(message.sender),
+        }
     if message.deleted:
         return view
     if message.text is not None:
@@ -110,6 +139,14 @@ def _button_view(button: JSON) -> JSON:
 def chat_view(state: BotApiState, chat: Chat) -> JSON:
     """The chat's live state for the page: typing, keyboard, toasts, command menu."""
     persona = chat.persona
+    group = None
+    if not chat.is_private:
+        group = {
+            "chat_id": chat.chat_id,
+            "title": chat.title,
+            "type": chat.kind,
+            "members": [_persona_view(state.chats[m]) for m in chat.members if m in state.chats],
+        }
     commands = (
         state.commands.get(("default", persona.language_code))
         or state.commands.get(("default", ""))
@@ -127,6 +164,8 @@ def chat_view(state: BotApiState, chat: Chat) -> JSON:
         ],
         "bot": {"name": state.bot_name, "username": state.bot_username},
         "persona": _persona_view(chat),
+        "blocked": chat.blocked,
+        "group": group,
     }
 
 
@@ -143,7 +182,7 @@ def _persona_view(chat: Chat) -> JSON:
 async def personas(request: Request) -> Response:
     """Lists who one can chat as."""
     state = _state(request)
-    return JSONResponse([_persona_view(chat) for chat in state.chats.values()])
+    return JSONResponse([_persona_view(chat) for chat in state.chats.values() if chat.is_private])
 
 
 async def chat_state(request: Request) -> Response:
@@ -197,6 +236,8 @@ async def post_message(request: Request) -> Response:
     content_type = request.headers.get("content-type", "")
     try:
         if content_type.startswith("multipart/form-data"):
+            if not chat.is_private:
+                raise ValueError("photos go to private chats only here")
             message = await _post_photo(request, state, chat)
         else:
             message = _post_json(state, chat, await _json_body(request))
@@ -216,8 +257,11 @@ async def _json_body(request: Request) -> JSON:
 
 
 def _post_json(state: BotApiState, chat: Chat, body: JSON) -> Message:
+    sender = _sender(chat, body)
     contact = body.get("contact")
     if contact is not None:
+        if not chat.is_private:
+            raise ValueError("contacts go to private chats only")
         if not isinstance(contact, dict):
             raise ValueError("contact must be an object")
         return state.user_sends_contact(
@@ -226,7 +270,7 @@ def _post_json(state: BotApiState, chat: Chat, body: JSON) -> Message:
     text = body.get("text")
     if not isinstance(text, str):
         raise ValueError('send {"text": ...}, {"contact": {...}} or a multipart photo')
-    return state.user_sends_text(chat, text)
+    return state.user_sends_text(chat, text, sender=sender)
 
 
 def _opt_str(data: JSON, key: str) -> str | None:
@@ -263,12 +307,72 @@ async def post_callback(request: Request) -> Response:
         data = body.get("data")
         if not isinstance(message_id, int) or not isinstance(data, str):
             raise ValueError('send {"message_id": <int>, "data": <str>}')
-        query_id = state.user_presses(chat, message_id, data)
+        query_id = state.user_presses(chat, message_id, data, sender=_sender(chat, body))
     except LookupError as exc:
         return _error(404, str(exc))
     except ValueError as exc:
         return _error(400, str(exc))
     return JSONResponse({"callback_query_id": query_id})
+
+
+async def edit_message(request: Request) -> Response:
+    """A person edits a text message of their own (the bot gets an `edited_message`)."""
+    try:
+        chat = _chat(request)
+    except _NotFound:
+        return _error(404, "unknown chat")
+    state = _state(request)
+    try:
+        body = await _json_body(request)
+        text = body.get("text")
+        if not isinstance(text, str):
+            raise ValueError('send {"text": ...}')
+        message = state.user_edits_text(
+            chat, int(request.path_params["message_id"]), text, sender=_sender(chat, body)
+        )
+    except LookupError as exc:
+        return _error(404, str(exc))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return JSONResponse(message_view(state, message))
+
+
+async def block(request: Request) -> Response:
+    """The persona blocks (`/block`) or unblocks (`/unblock`) the bot."""
+    try:
+        chat = _chat(request)
+    except _NotFound:
+        return _error(404, "unknown persona")
+    state = _state(request)
+    if request.url.path.endswith("/unblock"):
+        state.unblock(chat)
+    else:
+        state.block(chat)
+    return JSONResponse(chat_view(state, chat))
+
+
+async def groups(request: Request) -> Response:
+    """GET lists the groups; POST creates one with the bot in it."""
+    state = _state(request)
+    if request.method == "GET":
+        return JSONResponse(
+            [
+                {"chat_id": chat.chat_id, "title": chat.title, "type": chat.kind}
+                for chat in state.chats.values()
+                if not chat.is_private
+            ]
+        )
+    try:
+        body = await _json_body(request)
+        members = body.get("members")
+        if not isinstance(members, list) or not all(isinstance(m, int) for m in members):
+            raise ValueError('"members" must be a list of user ids')
+        chat = state.create_group(
+            str(body.get("title") or ""), members, str(body.get("type") or "group")
+        )
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return JSONResponse({"chat_id": chat.chat_id})
 
 
 async def file_bytes(request: Request) -> Response:
@@ -292,5 +396,19 @@ def webchat_routes() -> list[Route]:
         Route("/api/chats/{user_id}/messages", list_messages, methods=["GET"]),
         Route("/api/chats/{user_id}/messages", post_message, methods=["POST"]),
         Route("/api/chats/{user_id}/callbacks", post_callback, methods=["POST"]),
+        Route(
+            "/api/chats/{user_id}/messages/{message_id:int}/edit", edit_message, methods=["POST"]
+        ),
+        Route("/api/chats/{user_id}/block", block, methods=["POST"]),
+        Route("/api/chats/{user_id}/unblock", block, methods=["POST"]),
+        Route("/api/groups", groups, methods=["GET", "POST"]),
+        Route("/api/groups/{chat_id}", chat_state),
+        Route("/api/groups/{chat_id}/events", events),
+        Route("/api/groups/{chat_id}/messages", list_messages, methods=["GET"]),
+        Route("/api/groups/{chat_id}/messages", post_message, methods=["POST"]),
+        Route("/api/groups/{chat_id}/callbacks", post_callback, methods=["POST"]),
+        Route(
+            "/api/groups/{chat_id}/messages/{message_id:int}/edit", edit_message, methods=["POST"]
+        ),
         Route("/api/files/{file_unique_id}", file_bytes),
     ]

@@ -994,6 +994,8 @@ async def test_a_new_repair_reaches_managers_with_the_residents_photos(
     link = await bot.services.accounts.resident(BOB)
     assert link is not None
     assert link.residence_id is not None
+    for file_id in ["photo-sink-1", "photo-sink-2"]:  # photos the resident sent through Telegram
+        bot.telegram.photo(file_id)
     await bot.services.repair_reports.add(
         maintenance_id=repair_id,
         telegram_id=BOB,

@@ -75,7 +75,7 @@ def _labels(bot: BotUnderTest) -> list[str]:
 
 
 def _alerts(bot: BotUnderTest) -> list[str]:
-    return [str(c.params.get("text")) for c in bot.telegram.sent("answerCallbackQuery")]
+    return bot.telegram.notices()
 
 
 def _press(action: str, arg: str = "") -> str:

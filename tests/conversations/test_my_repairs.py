@@ -107,7 +107,7 @@ def _labels(bot: BotUnderTest) -> list[str]:
 
 
 def _alerts(bot: BotUnderTest) -> list[str]:
-    return [str(c.params.get("text")) for c in bot.telegram.sent("answerCallbackQuery")]
+    return bot.telegram.notices()
 
 
 def _press(action: str, arg: str = "") -> str:
@@ -226,6 +226,8 @@ async def test_the_detail_shows_every_field_and_the_photos(
 ) -> None:
     chat = await _bob(bot, sandbox_app)
     desk = await _desk(bot, BOB)
+    for file_id in ["lock-1", "lock-2"]:  # photos the resident sent through Telegram
+        bot.telegram.photo(file_id)
     await bot.services.repair_reports.add(
         maintenance_id=BOB_COMPLETED,
         telegram_id=BOB,

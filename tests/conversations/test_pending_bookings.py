@@ -96,7 +96,7 @@ def _last(bot: BotUnderTest) -> str:
 
 
 def _alerts(bot: BotUnderTest) -> list[str]:
-    return [str(c.params.get("text")) for c in bot.telegram.sent("answerCallbackQuery")]
+    return bot.telegram.notices()
 
 
 def _listed(bot: BotUnderTest) -> list[str]:

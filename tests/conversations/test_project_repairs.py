@@ -78,7 +78,7 @@ def _last(bot: BotUnderTest) -> str:
 
 
 def _alerts(bot: BotUnderTest) -> list[str]:
-    return [str(c.params.get("text")) for c in bot.telegram.sent("answerCallbackQuery")]
+    return bot.telegram.notices()
 
 
 def _listed(bot: BotUnderTest) -> list[str]:
@@ -243,6 +243,8 @@ async def test_the_state_filter_narrows_the_list(
 async def test_the_detail_shows_every_field_and_the_residents_photos(bot: BotUnderTest) -> None:
     await join(bot, MANAGER)
     # Alice reported the leak through the bot with two photos.
+    for file_id in ["alice-photo-1", "alice-photo-2"]:  # photos the resident sent through Telegram
+        bot.telegram.photo(file_id)
     await bot.services.repair_reports.add(
         maintenance_id=REPAIR(1),
         telegram_id=RESIDENT,
@@ -274,6 +276,8 @@ async def test_the_detail_shows_every_field_and_the_residents_photos(bot: BotUnd
 
 async def test_a_single_photo_goes_as_a_photo(bot: BotUnderTest) -> None:
     await join(bot, MANAGER)
+    for file_id in ["dave-photo"]:  # photos the resident sent through Telegram
+        bot.telegram.photo(file_id)
     await bot.services.repair_reports.add(
         maintenance_id=REPAIR(5),
         telegram_id=RESIDENT,

@@ -127,7 +127,7 @@ def _labels(bot: BotUnderTest) -> list[str]:
 
 
 def _alerts(bot: BotUnderTest) -> list[str]:
-    return [str(c.params.get("text")) for c in bot.telegram.sent("answerCallbackQuery")]
+    return bot.telegram.notices()
 
 
 def _told(bot: BotUnderTest, telegram_id: int) -> list[str]:
@@ -296,7 +296,7 @@ async def test_a_worker_never_sees_or_acts_on_another_workers_task(
     bot.telegram.clear()
     await chat.press(_press("open", TASK(8)))  # Li Wei's
     assert _alerts(bot) == ["Sorry, that record is not yours."]
-    assert bot.telegram.replies() == []
+    assert bot.telegram.content() == []
     await chat.press(_press("ack", TASK(8)))
     assert _alerts(bot)[-1] == "Sorry, that record is not yours."
     assert await bot.services.storage.task_acknowledgements.get_many([TASK(8)]) == {}

@@ -99,7 +99,8 @@ async def test_the_bot_sends_a_long_text_in_pieces_with_the_buttons_under_the_la
             [],
             [[{"text": "OK", "callback_data": "1:x:ok"}]],
         ]
-        assert sent.text == calls[-1].text
+        # Telegram trims a message's text, as the stand-in now does too.
+        assert sent.text == (calls[-1].text or "").strip()
         assert sum((c.text or "").count("line") for c in calls) == 2000
 
 

@@ -176,6 +176,8 @@ async def _raw_database(bot: BotUnderTest) -> str:
     return "\n".join(rows)
 
 
+# One Bot API call is meant to fail, to see its error logged without the token.
+@pytest.mark.telegram_refusals("chat not found")
 async def test_no_secret_at_rest_in_logs_exceptions_or_chat(
     database_url: str,
     sandbox_app: Starlette,

@@ -5,6 +5,8 @@
 
 const $ = (id) => document.getElementById(id);
 let userId = null;
+let groupId = null; // a group's chat id when the page shows a group (userId writes there)
+let botUsername = "";
 let version = -1;
 let lastToast = null;
 let pollGeneration = 0;
@@ -16,6 +18,29 @@ const rendered = new Map(); // message_id -> {el, signature}
 function personaFromHash() {
   const match = /user=(\d+)/.exec(location.hash);
   return match ? Number(match[1]) : null;
+}
+
+function groupFromHash() {
+  const match = /group=(-\d+)/.exec(location.hash);
+  return match ? Number(match[1]) : null;
+}
+
+// The JSON API of what the page shows: the persona's private chat, or a group.
+function base() {
+  return groupId === null ? `/api/chats/${userId}` : `/api/groups/${groupId}`;
+}
+
+// In a group, every action names who does it.
+function as(body) {
+  return groupId === null ? body : { ...body, from: userId };
+}
+
+async function postJson(path, body) {
+  return api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
 }
 
 async function api(path, options = {}) {
@@ -119,10 +144,28 @@ function buildMessage(message) {
       s.addEventListener("click", () => s.classList.add("shown")));
     el.appendChild(text);
   }
+  if (groupId !== null && message.sender) {
+    const who = document.createElement("div");
+    who.className = "sender";
+    who.textContent = message.sender.name;
+    el.prepend(who);
+  }
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = (message.edited ? "edited " : "") + time(message.date);
   (el.querySelector(".text") || el).appendChild(meta);
+  const mine = message.from === "user" && (!message.sender || message.sender.user_id === userId);
+  if (mine && message.text !== undefined) {
+    // As in Telegram, one's own text can be edited later; the bot gets an edited_message.
+    const edit = document.createElement("button");
+    edit.type = "button";
+    edit.className = "edit-btn";
+    edit.title = "Edit this message";
+    edit.dataset.testid = "edit";
+    edit.textContent = "\u270E";
+    edit.addEventListener("click", () => editMessage(message));
+    meta.appendChild(edit);
+  }
   if (message.buttons && message.buttons.length) {
     const buttons = document.createElement("div");
     buttons.className = "buttons";
@@ -137,7 +180,36 @@ function buildMessage(message) {
   return el;
 }
 
+async function editMessage(message) {
+  const text = window.prompt("Edit your message", message.text);
+  if (text === null || !text.trim() || text.trim() === message.text) return;
+  try {
+    await postJson(`${base()}/messages/${message.message_id}/edit`, as({ text }));
+    await refreshMessages();
+  } catch (error) {
+    showToast(error.message);
+  }
+}
+
+// A t.me link to this bot opens the private chat and presses Start, as Telegram does.
+function startLink(url) {
+  const match = /^https:\/\/t\.me\/([A-Za-z0-9_]+)\?start=([A-Za-z0-9_-]+)$/.exec(url);
+  return match && match[1] === botUsername ? match[2] : null;
+}
+
 function inlineButton(message, button) {
+  if (button.url && startLink(button.url) !== null) {
+    const el = document.createElement("button");
+    el.type = "button";
+    el.className = "inline-btn";
+    el.textContent = `${button.text} \u2197`;
+    el.addEventListener("click", async () => {
+      const payload = startLink(button.url);
+      location.hash = `user=${userId}`;
+      await postJson(`/api/chats/${userId}/messages`, { text: `/start ${payload}` });
+    });
+    return el;
+  }
   if (button.url) {
     const link = document.createElement("a");
     link.className = "inline-btn";
@@ -159,11 +231,10 @@ function inlineButton(message, button) {
   el.addEventListener("click", async () => {
     el.disabled = true;
     try {
-      await api(`/api/chats/${userId}/callbacks`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ message_id: message.message_id, data: button.callback_data }),
-      });
+      await postJson(
+        `${base()}/callbacks`,
+        as({ message_id: message.message_id, data: button.callback_data }),
+      );
     } catch (error) {
       showToast(error.message);
     } finally {
@@ -184,7 +255,7 @@ function scrollToBottom(force) {
 }
 
 async function refreshMessages() {
-  const messages = await api(`/api/chats/${userId}/messages`);
+  const messages = await api(`${base()}/messages`);
   const box = $("messages");
   const stick = nearBottom();
   const seen = new Set();
@@ -231,7 +302,12 @@ async function refreshMessages() {
 }
 
 function applyChatState(chat) {
-  $("bot-name").textContent = chat.bot.name;
+  botUsername = chat.bot.username;
+  $("bot-name").textContent = chat.group ? chat.group.title : chat.bot.name;
+  const block = $("block");
+  block.hidden = Boolean(chat.group);
+  block.dataset.blocked = chat.blocked ? "1" : "0";
+  block.textContent = chat.blocked ? "Unblock bot" : "Block bot";
   const status = $("status");
   clearTimeout(typingTimer);
   if (chat.typing) {
@@ -242,7 +318,7 @@ function applyChatState(chat) {
       status.classList.remove("typing");
     }, chat.typing_for * 1000);
   } else {
-    status.textContent = "bot";
+    status.textContent = chat.group ? "group" : chat.blocked ? "blocked" : "bot";
     status.classList.remove("typing");
   }
   renderReplyKeyboard(chat.reply_keyboard);
@@ -300,11 +376,7 @@ function showAlert(text) {
 
 async function sendJson(body) {
   try {
-    await api(`/api/chats/${userId}/messages`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
+    await postJson(`${base()}/messages`, as(body));
     await refreshMessages();
     scrollToBottom(true);
   } catch (error) {
@@ -330,7 +402,7 @@ async function sendPhoto(file) {
 async function poll(generation) {
   while (generation === pollGeneration) {
     try {
-      const chat = await api(`/api/chats/${userId}/events?since=${version}&timeout=25`);
+      const chat = await api(`${base()}/events?since=${version}&timeout=25`);
       if (generation !== pollGeneration) return;
       if (chat.version !== version) {
         version = chat.version;
@@ -382,11 +454,53 @@ async function showPicker() {
     item.appendChild(button);
     list.appendChild(item);
   }
+  await showGroups();
 }
 
-async function openChat(id) {
+// Groups: everyone in the demo with the bot; open one as any member.
+async function showGroups() {
+  const list = $("group-list");
+  list.innerHTML = "";
+  const personas = await api("/api/personas");
+  for (const group of await api("/api/groups")) {
+    const item = document.createElement("li");
+    item.className = "group";
+    item.innerHTML = `<strong>${escapeHtml(group.title)}</strong> <span class="role">as</span> `;
+    for (const persona of personas) {
+      const link = document.createElement("a");
+      link.href = `#group=${group.chat_id}&user=${persona.user_id}`;
+      link.textContent = persona.name;
+      item.appendChild(link);
+      item.appendChild(document.createTextNode(" "));
+    }
+    list.appendChild(item);
+  }
+  $("new-group").onclick = async () => {
+    const title = window.prompt("Name of the new group", "Block B neighbours");
+    if (!title) return;
+    const members = personas.map((p) => p.user_id);
+    try {
+      await postJson("/api/groups", { title, members, type: "group" });
+    } catch (error) {
+      window.alert(error.message);
+    }
+    await showGroups();
+  };
+}
+
+async function toggleBlock(blocked) {
+  try {
+    const chat = await postJson(`/api/chats/${userId}/${blocked ? "unblock" : "block"}`, {});
+    applyChatState(chat);
+  } catch (error) {
+    showToast(error.message);
+  }
+}
+
+async function openChat(id, group = null) {
   const generation = ++pollGeneration;
   userId = id;
+  groupId = group;
   version = -1;
   lastToast = null;
   rendered.clear();
@@ -394,9 +508,10 @@ async function openChat(id) {
   $("picker").hidden = true;
   $("chat").hidden = false;
   try {
-    const chat = await api(`/api/chats/${id}`);
-    $("me").innerHTML = `${escapeHtml(chat.persona.name)}<br>${escapeHtml(chat.persona.role)}`;
-    document.title = `${chat.persona.name} · Concierge`;
+    const chat = await api(base());
+    const me = (await api(`/api/chats/${id}`)).persona;
+    $("me").innerHTML = `${escapeHtml(me.name)}<br>${escapeHtml(me.role)}`;
+    document.title = `${chat.group ? chat.group.title : me.name} · Concierge`;
     version = chat.version;
     applyChatState(chat);
     await refreshMessages();
@@ -411,7 +526,7 @@ async function openChat(id) {
 
 function route() {
   const id = personaFromHash();
-  if (id === null) showPicker(); else openChat(id);
+  if (id === null) showPicker(); else openChat(id, groupFromHash());
 }
 
 $("composer").addEventListener("submit", (event) => {
@@ -428,6 +543,7 @@ $("attach").addEventListener("change", (event) => {
   event.target.value = "";
 });
 $("switch").addEventListener("click", () => { location.hash = ""; });
+$("block").addEventListener("click", () => toggleBlock($("block").dataset.blocked === "1"));
 $("commands").addEventListener("click", toggleCommandMenu);
 $("alert-ok").addEventListener("click", () => { $("alert").hidden = true; });
 $("toast").addEventListener("click", () => { $("toast").hidden = true; });

@@ -14,6 +14,9 @@ from telegram.ext import AIORateLimiter
 
 from tests.sandbox.botapi.conftest import MANAGER, RESIDENT, LiveBotApi, png_bytes
 
+# These tests send what Telegram refuses, to see it refused.
+pytestmark = pytest.mark.telegram_refusals()
+
 Call = Callable[[Bot], Awaitable[Any]]
 CHAT = RESIDENT.user_id
 

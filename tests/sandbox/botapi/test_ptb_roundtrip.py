@@ -194,6 +194,7 @@ async def test_bot_photo_upload_shows_as_a_url_and_can_be_resent_by_file_id(
     assert (await botapi.http.get(shown["photo"])).content == image
 
 
+@pytest.mark.telegram_refusals("wrong file identifier", "bad webhook")
 async def test_send_photo_by_url_fetches_loopback_only(botapi: LiveBotApi) -> None:
     image = png_bytes(50, 50)
     response = await botapi.http.post(

@@ -131,6 +131,7 @@ async def test_webhook_delivers_updates_with_the_secret_header(botapi: LiveBotAp
     assert update.message.text == "via webhook"
 
 
+@pytest.mark.telegram_refusals("wrong file identifier", "bad webhook")
 async def test_webhooks_only_go_to_loopback(botapi: LiveBotApi) -> None:
     async with botapi.bot() as bot:
         with pytest.raises(BadRequest, match=r"(?i)bad webhook"):
