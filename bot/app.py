@@ -104,6 +104,7 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
         await application.bot.set_my_commands(
             commands, language_code=None if language == "en" else language
         )
+    await alerts.look_before_updates(application)
 
 
 def build_application(
@@ -146,6 +147,7 @@ def build_application(
         await tell_linked(application, linked)
 
     services.linker.on_linked(tell)
+    services.outbox.on_delivered(alerts.announcing_deliveries(application))
     # Group -2 turns a flood away before anything else (even remembering the user) runs.
     gate = flood.FloodGate(rate=settings.flood_rate, burst=settings.flood_burst)
     application.add_handlers(flood.build_handlers(gate), group=flood.FLOOD_GROUP)

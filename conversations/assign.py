@@ -43,9 +43,9 @@ from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, InvalidRequest, RateLimited
 from api.tuya_models import Device, Room, TaskSummary, Worker
-from conversations import callbacks, common, notify
+from conversations import callbacks, common
 from conversations.context import ConciergeContext
-from conversations.i18n import N_
+from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.tasks import (
     board_failure,
@@ -627,16 +627,9 @@ async def _created(
     )
     places = await _places(context, draft)
     rooms = ", ".join(room for room, _ in places)
-    told = 0
-    for telegram_id in await services.accounts.telegram_ids_of_worker(draft.worker_id):
-        told += await notify.tell(
-            context.application,
-            context.services,
-            telegram_id,
-            N_("🆕 New maintenance task {task_id} for you: {rooms}. Send /tasks to see it."),
-            task_id=task_id,
-            rooms=rooms,
-        )
+    told = await context.announce(
+        OwnWrite("tuya.task.create", context.user_id, (task_id,), {"rooms": rooms})
+    )
     await common.clear_draft(context, JOB)
     lines = [context.t("✅ Task {task_id} is created.", task_id=task_id), *places_lines(places)]
     if told:

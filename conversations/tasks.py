@@ -46,9 +46,10 @@ from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
 from api.tuya_models import TaskDetail, TaskStatus, TaskSummary, Worker
-from conversations import callbacks, common, notify
+from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
+from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
 
 logger = logging.getLogger(__name__)
@@ -222,14 +223,6 @@ def project_ids(context: ConciergeContext) -> list[str]:
     settings = context.services.settings
     ids = [context.services.task_board.project_id, settings.akubela_project_id]
     return list(dict.fromkeys(i for i in ids if i))
-
-
-async def managers(context: ConciergeContext) -> list[int]:
-    """Everyone who manages the community's projects."""
-    found: list[int] = []
-    for project_id in project_ids(context):
-        found += await context.services.accounts.managers_of(project_id)
-    return list(dict.fromkeys(found))
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -589,16 +582,14 @@ async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -
     )
     places = await places_of(context, task)
     rooms = ", ".join(room for room, _ in places) or "—"
-    for manager in await managers(context):
-        await notify.tell(
-            context.application,
-            context.services,
-            manager,
-            N_("👍 {worker} acknowledged task {task_id} ({rooms})."),
-            worker=worker_name(task),
-            task_id=task_id,
-            rooms=rooms,
+    await context.announce(
+        OwnWrite(
+            "tuya.task.acknowledge",
+            context.user_id,
+            (task_id,),
+            {"worker": worker_name(task), "rooms": rooms},
         )
+    )
     return await _send_task(
         update, context, task, context.t("Thanks! The manager knows you have seen it.")
     )
@@ -685,15 +676,7 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     )
     lines = [context.t("✅ Task {task_id} is accepted.", task_id=task_id)]
     lines.append(await _record_work(context, loaded.task, now))
-    if loaded.worker_id:
-        for telegram_id in await services.accounts.telegram_ids_of_worker(loaded.worker_id):
-            await notify.tell(
-                context.application,
-                context.services,
-                telegram_id,
-                N_("✅ Your task {task_id} was accepted."),
-                task_id=task_id,
-            )
+    await context.announce(OwnWrite("tuya.task.accept", context.user_id, (task_id,)))
     await common.say(update, "\n".join(lines), _back(context))
     return State.BROWSE
 
@@ -840,17 +823,9 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
         result="reopened",
         at=services.clock(),
     )
-    told = 0
-    if loaded.worker_id:
-        for telegram_id in await services.accounts.telegram_ids_of_worker(loaded.worker_id):
-            told += await notify.tell(
-                context.application,
-                context.services,
-                telegram_id,
-                N_("🔁 Task {task_id} was reopened by the manager. Reason: {reason}"),
-                task_id=task_id,
-                reason=reason,
-            )
+    told = await context.announce(
+        OwnWrite("tuya.task.reopen", context.user_id, (task_id,), {"reason": reason})
+    )
     draft.task_id, draft.reason, draft.unsure = None, None, None
     await common.save_draft(context, JOB, draft)
     worker = worker_name(loaded.task)
