@@ -24,9 +24,21 @@ ZONE = ZoneInfo("Asia/Shanghai")
 TASK_TOM_NEW = "1112382396505300007"
 
 
-async def _join(bot: BotUnderTest, telegram_id: int, role: Role, **binding: str) -> None:
+async def _join(
+    bot: BotUnderTest,
+    telegram_id: int,
+    role: Role,
+    *,
+    worker_id: str | None = None,
+    project_id: str | None = None,
+) -> None:
     invites = bot.services.invites
-    code = await invites.create(role, expires_at=datetime.now(UTC) + timedelta(hours=1), **binding)
+    code = await invites.create(
+        role,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        worker_id=worker_id,
+        project_id=project_id,
+    )
     redeemed = await invites.redeem(code, telegram_id, now=datetime.now(UTC))
     assert redeemed.outcome is RedeemOutcome.BOUND
 
