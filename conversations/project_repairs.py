@@ -393,5 +393,11 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         ],
     }
     return common.browse_conversation(
-        job=JOB, command="repairs_all", start=start_list, states=states, timeout=timeout
+        job=JOB,
+        command="repairs_all",
+        start=start_list,
+        states=states,
+        timeout=timeout,
+        # A new-repair alert's "Open the repair" works with no list open.
+        entry_points=[CallbackQueryHandler(open_repair, pattern=_on("open"))],
     )

@@ -248,3 +248,48 @@ async def test_a_manager_who_switched_acknowledgements_off_is_not_told(bot: BotU
     await _acknowledge(bot)
     await _poll(bot)
     assert _to(bot, BOSS, containing="acknowledged task") == []
+
+
+ALICE = 7101
+ROOM_A_1201, LOCK_1201 = "145267896505310002", "0012243300b1"
+
+
+async def test_a_manager_opens_the_new_repair_and_assigns_a_task_from_it_in_two_taps(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    # Alice's first home is Chen Home, Building A 1201: Tuya knows that flat as a room.
+    await link_demo_resident(bot, sandbox_app, ALICE, homes=2)
+    chat = bot.chat(ALICE)
+    await chat.send("/repair")
+    await chat.send("The smart door lock beeps and will not open")
+    await chat.press("1:repair:skip")
+    await chat.press("1:repair:when:1m")
+    await chat.press("1:repair:ok")
+    await chat.send("+86 138 0000 0001")
+    await chat.press("1:repair:confirm")
+    [alert] = [
+        c
+        for c in bot.telegram.sent("sendMessage")
+        if int(c.params["chat_id"]) == BOSS and "New repair" in (c.text or "")
+    ]
+    open_it, assign = (b["callback_data"] for row in alert.buttons for b in row)
+
+    boss = bot.chat(BOSS)
+    await boss.press(open_it)
+    assert "📝 The smart door lock beeps and will not open" in (bot.telegram.last.text or "")
+    await boss.press(assign)
+    assert (bot.telegram.last.text or "").startswith("📝 From repair #"), bot.telegram.last.text
+    await boss.press(f"1:assign:w:{TOM}")
+    # The flat is already chosen.
+    assert any(b["text"] == "☑ Block A 1201" for row in bot.telegram.last_buttons() for b in row)
+    await boss.press("1:assign:rdone")
+    await boss.press(f"1:assign:d:{LOCK_1201}")
+    await boss.press("1:assign:ddone")
+    assert "From repair #" in (bot.telegram.last.text or "")
+    await boss.press("1:assign:create")
+
+    (told,) = _to(bot, TOM_TG, containing="New maintenance task")
+    assert "🏠 Block A 1201" in told
+    assert "📝 The smart door lock beeps and will not open" in told
+    assert "📞 +86 138 0000 0001" in told
+    assert "🕒 Visit: " in told
