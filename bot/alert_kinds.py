@@ -416,7 +416,7 @@ def repair_alerts(
                     },
                     moments=("start", "finish"),
                     buttons=(
-                        (BUTTON_OPEN_REPAIR, callbacks.build("repairs_all", "open", key)),
+                        (BUTTON_OPEN_REPAIR, callbacks.build("repairs_all", "show", key)),
                         (BUTTON_ASSIGN, callbacks.build("assign", "repair", key)),
                     ),
                     photos=tuple(photos.get(rid, ())),

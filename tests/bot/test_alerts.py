@@ -244,7 +244,7 @@ def test_a_new_repair_alert_has_one_tap_buttons_and_the_facts_a_manager_needs() 
         [_change(ChangeKind.NEW, "m12345678", None, "x", **repair)], directory
     )
     datas = [data for _, data in alert.buttons]
-    assert datas == ["1:repairs_all:open:m12345678", "1:assign:repair:m12345678"]
+    assert datas == ["1:repairs_all:show:m12345678", "1:assign:repair:m12345678"]
     text, _ = render(alert, "en", ZONE)
     assert text == (
         "🆕 New repair #345678 from Building A 1201:\n📝 Tap drips\n"
@@ -680,7 +680,7 @@ async def test_workers_hear_of_new_and_reopened_tasks_and_managers_of_new_repair
     assert labels == [tr("zh", "🔎 Open the repair"), tr("zh", "➕ Assign a task")]
     assert labels != ["🔎 Open the repair", "➕ Assign a task"]
     assert [b["callback_data"].split(":")[:3] for row in new_repair.buttons for b in row] == [
-        ["1", "repairs_all", "open"],
+        ["1", "repairs_all", "show"],
         ["1", "assign", "repair"],
     ]
 

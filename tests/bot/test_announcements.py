@@ -277,6 +277,9 @@ async def test_a_manager_opens_the_new_repair_and_assigns_a_task_from_it_in_two_
     boss = bot.chat(BOSS)
     await boss.press(open_it)
     assert "📝 The smart door lock beeps and will not open" in (bot.telegram.last.text or "")
+    # The alert keeps its buttons: "Assign a task" is still there to press.
+    edits = bot.telegram.sent("editMessageReplyMarkup", "editMessageText")
+    assert [e for e in edits if int(e.params["chat_id"]) == BOSS] == []
     await boss.press(assign)
     assert (bot.telegram.last.text or "").startswith("📝 From repair #"), bot.telegram.last.text
     await boss.press(f"1:assign:w:{TOM}")
