@@ -1,22 +1,32 @@
-"""The alert watcher: polls the vendors, tells the right people once per change.
+"""The alert watcher: tells the right people once per change, at once for the bot's own writes.
 
-Each poll reads the Akubela manager list of the project (manager password grant), each linked
-residence's bookings (through a resident's own desk) and the Tuya task list; compares them with
-what `vendor_states` holds; records every alert the rules in `bot.alert_kinds` derive under its
-dedupe key (insert-if-new, with what it says); stores the new snapshot; then delivers whatever
-is still pending, so an alert that failed, or waited out quiet hours, goes out on a later poll.
+Two paths see changes, and both derive alerts with the rules in `bot.alert_kinds`, under the
+same dedupe keys, so a record is announced once whichever path saw it first:
 
-- The first poll of a source (no marker in `vendor_states` yet) only records what it sees:
-  existing records are not news.
+- `announce` (the conversations' `Announcer`, and the outbox's delivered hook): a write of the
+  bot's went through; the record is read back, compared with what `vendor_states` knew, the
+  people it concerns are told now (never the one who made it), and its new state is stored.
+- `poll`, every ALERT_POLL_SECONDS and once at start before the first update: the Akubela
+  manager list of the project (manager password grant), each linked residence's bookings
+  (through a resident's own desk) and the Tuya task list, compared with what was known; every
+  alert recorded under its key (insert-if-new, with what it says); then the new snapshot is
+  stored, only where a record still stands as the poll read it (a write announced meanwhile
+  is newer than what the poll saw).
+
+Then whatever is pending is delivered, so an alert that failed, or waited out quiet hours, goes
+out later.
+
+- A source looked at for the first time (no marker in `vendor_states` yet) takes what nobody
+  knew of as its baseline; records the bot already knows (it announced them) are compared.
 - A source that fails (vendor down, rate-limited, refusing our credentials) is skipped whole
   for that poll: its old snapshot stays, nothing is taken for gone, nothing is alerted.
-- Delivery goes through `application.bot` (with the Application's `AIORateLimiter`); a user
-  who blocked the bot is marked and skipped; every outcome is logged and kept in
-  `sent_alerts`. Non-urgent alerts wait while the recipient is in their quiet hours.
+- Delivery goes through `application.bot` (with the Application's `AIORateLimiter`), one
+  delivery at a time per process; a user who blocked the bot is marked and skipped; every
+  outcome is logged and kept in `sent_alerts`. Non-urgent alerts wait while the recipient is
+  in their quiet hours.
 - /alerts: managers switch their own kinds on and off (kept in their user_data); everyone
   sets quiet hours (`/alerts quiet 22:00-07:00`, `/alerts quiet off`).
 """
-
 from __future__ import annotations
 
 import asyncio

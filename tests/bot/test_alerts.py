@@ -23,6 +23,7 @@ from bot.alert_kinds import (
     ChangeKind,
     Directory,
     booking_alerts,
+    booking_lapses,
     booking_record,
     booking_reminders,
     diff,
@@ -413,6 +414,51 @@ def test_a_new_repair_alert_carries_the_residents_photos() -> None:
 
 
 # ---- reminders and escalations -------------------------------------------------------------
+
+
+def test_a_booking_still_pending_when_it_began_tells_its_resident_once() -> None:
+    started = _seen("b1", "pending", **BOOKING)
+    upcoming = _seen("b2", "pending", **{**BOOKING, "start": (T0 + timedelta(days=1)).isoformat()})
+    approved = _seen("b3", "success", **BOOKING)
+    (lapsed,) = booking_lapses([started, upcoming, approved], DIRECTORY, now=T0)
+    assert (lapsed.kind, lapsed.recipient) == (AlertKind.BOOKING_DECIDED, RESIDENT)
+    assert "still waiting for approval when it began" in render(lapsed, "en", ZONE)[0]
+    # The same key as any other outcome: a late decision seen afterwards is not told again.
+    (decided,) = booking_alerts(
+        [_change(ChangeKind.STATE, "b1", "pending", "success", **BOOKING)], DIRECTORY
+    )
+    assert decided.key == lapsed.key
+
+
+def test_the_known_task_facts_survive_the_next_poll() -> None:
+    known = {"t1": _seen("t1", "PENDING_MAINTENANCE", T0, note="Tap drips", rooms="A 1201")}
+    (stored,) = stamp(known, [_seen("t1", "IN_MAINTENANCE", worker="Tom")], T0)
+    assert stored.snapshot["note"] == "Tap drips"
+    assert stored.snapshot["rooms"] == "A 1201"
+    assert stored.snapshot["worker"] == "Tom"
+
+
+async def test_a_poll_never_overwrites_a_state_the_bot_stored_while_it_was_looking(
+    bot: BotUnderTest,
+) -> None:
+    states = bot.services.storage.vendor_states
+    await states.put_many("akubela", "booking", [_seen("b1", "pending")], T0)
+    # The poll read "pending" and saw it approved; meanwhile the bot stored a cancellation.
+    await states.put_many("akubela", "booking", [_seen("b1", "canceled")], T0)
+    await states.put_many(
+        "akubela", "booking", [_seen("b1", "success")], T0, expected={"b1": "pending"}
+    )
+    # And a record the poll took for new was stored by the bot first.
+    await states.put_many("akubela", "booking", [_seen("b2", "pending")], T0)
+    await states.put_many(
+        "akubela", "booking", [_seen("b2", "success")], T0, expected={"b2": None}
+    )
+    rows = await states.get_many("akubela", "booking")
+    assert {rid: row.state for rid, row in rows.items()} == {"b1": "canceled", "b2": "pending"}
+    await states.put_many(
+        "akubela", "booking", [_seen("b1", "~gone")], T0, expected={"b1": "canceled"}
+    )
+    assert (await states.get_many("akubela", "booking"))["b1"].state == "~gone"
 
 
 @pytest.mark.parametrize(
