@@ -179,12 +179,7 @@ class Directory:
 
     def flat(self, snapshot: Mapping[str, Any]) -> str:
         """The record's flat: building and room when a resident's link names them."""
-        return (
-            self.flats.get(_text(snapshot, "residence_id"))
-            or _text(snapshot, "home")
-            or _text(snapshot, "rooms")
-            or "—"
-        )
+        return self.flats.get(_text(snapshot, "residence_id")) or _text(snapshot, "home") or "—"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ out later.
 - /alerts: managers switch their own kinds on and off (kept in their user_data); everyone
   sets quiet hours (`/alerts quiet 22:00-07:00`, `/alerts quiet off`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -96,6 +97,7 @@ MAX_KEY_LENGTH = 255  # sent_alerts.dedupe_key
 # Markers of sources seen at least once live beside the records, under our own name.
 MARKER_VENDOR = "concierge"
 MARKER_KIND = "scope"
+ACKNOWLEDGE = "tuya.task.acknowledge"
 # The state a write requires of its record (the vendors refuse it otherwise).
 WRITE_STARTS_FROM: dict[str, str] = {
     "tuya.task.accept": TaskStatus.PENDING_ACCEPTANCE,
@@ -283,14 +285,17 @@ class AlertWatcher:
     async def announce(self, application: Any, write: OwnWrite) -> int:
         """A write of the bot's that went through: the record's new state is looked up, the
         people it concerns are told now (never the one who made it), and that state becomes
-        what the watcher knows, so no poll tells it again. How many alerts it recorded."""
+        what the watcher knows, so no poll tells it again. How many alerts it made."""
         services = self._services
         now = services.clock()
+        if write.operation == ACKNOWLEDGE:
+            # Not a vendor write: the acknowledgement lives in the bot, the task is unchanged.
+            alerts = await self._acknowledged(write, now)
+            return await self._tell(application, write, alerts, now)
         found = await self._records_after(write)
         if found is None:
-            return 0  # the poll will see it
+            return 0  # the next poll will see it
         vendor, kind, current, ids = found
-        directory = await self._directory()
         rows = await services.storage.vendor_states.get_many(vendor, kind, ids)
         previous = {rid: SeenRecord(rid, row.state, row.snapshot) for rid, row in rows.items()}
         # A record the watcher has not seen yet was, before this write, in the one state the
@@ -300,31 +305,52 @@ class AlertWatcher:
             for rid in ids:
                 previous.setdefault(rid, SeenRecord(rid, before, {}))
         changes = diff(previous, current)
-        if kind == "task":
-            directory = replace(directory, workers=await self._linked_workers())
-            reason = str(write.payload.get("reason") or "")
-            changes = [
-                replace(c, snapshot={**c.snapshot, "reason": reason}) if reason else c
-                for c in changes
-            ]
+        directory = await self._directory()
         if kind == "repair":
             alerts = repair_alerts(changes, directory, await self._photos(changes))
         elif kind == "booking":
             alerts = booking_alerts(changes, directory)
         else:
+            directory = replace(directory, workers=await self._linked_workers())
+            # Why a task was reopened goes with this one alert, not into what is kept.
+            reason = str(write.payload.get("reason") or "")
+            if reason:
+                changes = [replace(c, snapshot={**c.snapshot, "reason": reason}) for c in changes]
             alerts = task_alerts(changes, directory)
-        if write.operation == "tuya.task.acknowledge":
-            record = current[0]
-            worker = str(write.payload.get("worker") or "")
-            alerts += acknowledgement_alerts(record, worker, now, directory)
+        told = await self._tell(application, write, alerts, now, deliver=False)
+        # Alerts first, state second, as in a poll.
+        await services.storage.vendor_states.put_many(
+            vendor, kind, stamp(previous, current, now), now
+        )
+        await self.deliver(application, now)
+        return told
+
+    async def _tell(
+        self,
+        application: Any,
+        write: OwnWrite,
+        alerts: Iterable[Alert],
+        now: datetime,
+        *,
+        deliver: bool = True,
+    ) -> int:
         told = [alert for alert in alerts if alert.recipient != write.telegram_id]
         await self._record(told, application.user_data, now)
-        if write.operation != "tuya.task.acknowledge":
-            await services.storage.vendor_states.put_many(
-                vendor, kind, stamp(previous, current, now), now
-            )
-        await self.deliver(application, now)
+        if deliver:
+            await self.deliver(application, now)
         return len(told)
+
+    async def _acknowledged(self, write: OwnWrite, now: datetime) -> list[Alert]:
+        """Managers hear that a worker has seen a new task."""
+        (task_id,) = write.record_ids
+        rows = await self._services.storage.vendor_states.get_many("tuya", "task", [task_id])
+        record = SeenRecord(
+            task_id,
+            rows[task_id].state if task_id in rows else "",
+            {"rooms": str(write.payload.get("rooms") or "")},
+        )
+        worker = str(write.payload.get("worker") or "")
+        return acknowledgement_alerts(record, worker, now, await self._directory())
 
     async def _records_after(
         self, write: OwnWrite
@@ -337,11 +363,6 @@ class AlertWatcher:
         operation = write.operation
         try:
             if operation.startswith("tuya.task."):
-                if operation == "tuya.task.acknowledge":
-                    rows = await services.storage.vendor_states.get_many("tuya", "task", ids)
-                    snapshot = dict(rows[ids[0]].snapshot) if ids and ids[0] in rows else {}
-                    snapshot.setdefault("rooms", str(payload.get("rooms") or ""))
-                    return "tuya", "task", [SeenRecord(ids[0], "", snapshot)], ids
                 details = [await services.task_board.task(tid) for tid in ids]
                 facts = {k: str(payload[k]) for k in STICKY if payload.get(k)}
                 current = [
@@ -353,12 +374,11 @@ class AlertWatcher:
             desk = await services.desk_for_residence(write.telegram_id, residence_id)
             if desk is None:
                 return None
-            if operation.startswith("akubela.repair."):
-                if operation == "akubela.repair.create":
-                    current = [repair_record(await desk.repair(rid), residence_id) for rid in ids]
-                else:
-                    current = []  # a resident's repair goes by being deleted
+            if operation == "akubela.repair.create":
+                current = [repair_record(await desk.repair(rid), residence_id) for rid in ids]
                 return "akubela", "repair", current, ids
+            if operation.startswith("akubela.repair."):
+                return "akubela", "repair", [], ids  # a resident's repair goes by being deleted
             if operation.startswith("akubela.booking."):
                 listed = {b.booking_id: b for b in await desk.bookings()}
                 current = [
@@ -668,21 +688,22 @@ async def watch_vendors(context: ConciergeContext) -> None:
     await watcher_of(context.application).poll(context.application)
 
 
+def _named_records(payload: Mapping[str, Any]) -> list[str]:
+    """The records a deferred cancel names (one, or several at once)."""
+    one = [str(payload[k]) for k in ("repair_id", "booking_id") if payload.get(k)]
+    many = [str(i) for k in ("repair_ids", "booking_ids") for i in payload.get(k) or ()]
+    return one + many
+
+
 def announcing_deliveries(application: Any) -> Callable[[Delivered], Awaitable[None]]:
     """The outbox's hook: a deferred write that went through is the bot's own write too."""
     watcher = watcher_of(application)
 
     async def announce(delivered: Delivered) -> None:
         item = delivered.item
-        payload = item.payload
-        ids = (
-            [delivered.record_id]
-            if delivered.record_id
-            else [str(payload[k]) for k in ("repair_id", "booking_id") if payload.get(k)]
-            or [str(i) for k in ("repair_ids", "booking_ids") for i in payload.get(k) or ()]
-        )
+        ids = [delivered.record_id] if delivered.record_id else _named_records(item.payload)
         await watcher.announce(
-            application, OwnWrite(item.operation, item.telegram_id, tuple(ids), payload)
+            application, OwnWrite(item.operation, item.telegram_id, tuple(ids), item.payload)
         )
 
     return announce

@@ -417,9 +417,10 @@ def test_a_new_repair_alert_carries_the_residents_photos() -> None:
 
 
 def test_a_booking_still_pending_when_it_began_tells_its_resident_once() -> None:
-    started = _seen("b1", "pending", **BOOKING)
-    upcoming = _seen("b2", "pending", **{**BOOKING, "start": (T0 + timedelta(days=1)).isoformat()})
-    approved = _seen("b3", "success", **BOOKING)
+    tomorrow = {**BOOKING, "start": (T0 + timedelta(days=1)).isoformat()}
+    started = SeenRecord("b1", "pending", dict(BOOKING))
+    upcoming = SeenRecord("b2", "pending", tomorrow)
+    approved = SeenRecord("b3", "success", dict(BOOKING))
     (lapsed,) = booking_lapses([started, upcoming, approved], DIRECTORY, now=T0)
     assert (lapsed.kind, lapsed.recipient) == (AlertKind.BOOKING_DECIDED, RESIDENT)
     assert "still waiting for approval when it began" in render(lapsed, "en", ZONE)[0]
