@@ -98,6 +98,12 @@ MAX_KEY_LENGTH = 255  # sent_alerts.dedupe_key
 MARKER_VENDOR = "concierge"
 MARKER_KIND = "scope"
 ACKNOWLEDGE = "tuya.task.acknowledge"
+# The state a task write leaves its task in.
+WRITE_LEADS_TO: dict[str, str] = {
+    "tuya.task.create": TaskStatus.PENDING_MAINTENANCE,
+    "tuya.task.accept": TaskStatus.ACCEPTANCE_COMPLETE,
+    "tuya.task.reopen": TaskStatus.PENDING_MAINTENANCE,
+}
 # The state a write requires of its record (the vendors refuse it otherwise).
 WRITE_STARTS_FROM: dict[str, str] = {
     "tuya.task.accept": TaskStatus.PENDING_ACCEPTANCE,
@@ -387,9 +393,26 @@ class AlertWatcher:
                 return "akubela", "booking", current, ids
         except ApiError as exc:
             logger.info("alerts: %s could not be read back (%s)", operation, type(exc).__name__)
-            return None
+            return await self._as_written(write, ids)
         logger.warning("alerts: no announcement for %s", operation)
         return None
+
+    async def _as_written(
+        self, write: OwnWrite, ids: list[str]
+    ) -> tuple[str, str, list[SeenRecord], list[str]] | None:
+        """A task that cannot be read back is in the state its write leads to (Tuya refuses
+        the write otherwise), with what was known of it, so the worker still hears now (and a
+        reopen's reason is not lost); anything else waits for the next poll."""
+        after = WRITE_LEADS_TO.get(write.operation)
+        if after is None:
+            return None
+        rows = await self._services.storage.vendor_states.get_many("tuya", "task", ids)
+        facts = {k: str(v) for k, v in write.payload.items() if k != "reason" and v}
+        current = [
+            SeenRecord(rid, after, {**(rows[rid].snapshot if rid in rows else {}), **facts})
+            for rid in ids
+        ]
+        return "tuya", "task", current, ids
 
     # ---- looking ---------------------------------------------------------------------------
 

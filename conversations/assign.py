@@ -146,6 +146,15 @@ def worker_label(worker: Worker) -> str:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
+async def _username(context: ConciergeContext, worker_id: str) -> str:
+    """The worker's Tuya username (how tasks name their worker); "" when unknown now."""
+    try:
+        workers = await context.services.task_board.workers()
+    except ApiError:
+        return ""
+    return next((w.username for w in workers if w.worker_id == worker_id), "")
+
+
 def _from_repair(context: ConciergeContext, repair: FromRepair) -> str:
     return context.t(
         "📝 From repair #{short_id}: “{note}”", short_id=repair.repair_id[-6:], note=repair.note
@@ -697,6 +706,7 @@ async def _created(
     places = await _places(context, draft)
     rooms = ", ".join(room for room, _ in places)
     facts = draft.repair.facts() if draft.repair is not None else {}
+    facts["worker_username"] = await _username(context, draft.worker_id)
     told = await context.announce(
         OwnWrite("tuya.task.create", context.user_id, (task_id,), {"rooms": rooms, **facts})
     )

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
+from api.errors import Unavailable
 from bot.storage.accounts import RedeemOutcome
 from bot.storage.models import Role
 from sandbox.akubela_seed import MEETING_ROOM
@@ -22,6 +24,7 @@ from tests.support_telegram import Call
 BOB, TOM_TG, BOSS = 7102, 7103, 7105
 ZONE = ZoneInfo("Asia/Shanghai")
 TASK_TOM_NEW = "1112382396505300007"
+TASK_TOM_AWAITING = "1112382396505300003"
 
 
 async def _join(
@@ -296,3 +299,30 @@ async def test_a_manager_opens_the_new_repair_and_assigns_a_task_from_it_in_two_
     assert "📝 The smart door lock beeps and will not open" in told
     assert "📞 +86 138 0000 0001" in told
     assert "🕒 Visit: " in told
+
+
+async def test_a_reopen_whose_task_cannot_be_read_back_still_gives_the_worker_the_reason(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = bot.services.task_board
+    real_reopen, real_task = board.reopen, board.task
+    reopened: list[str] = []
+
+    async def reopen(task_id: str) -> None:
+        await real_reopen(task_id)
+        reopened.append(task_id)
+
+    async def task(task_id: str) -> Any:
+        if reopened:
+            raise Unavailable("Tuya is down", vendor="tuya")
+        return await real_task(task_id)
+
+    monkeypatch.setattr(board, "reopen", reopen)
+    monkeypatch.setattr(board, "task", task)
+    boss = bot.chat(BOSS)
+    await boss.press(f"1:tasks:reopen:{TASK_TOM_AWAITING}")
+    await boss.send("The sensor still reads wet")
+    assert reopened == [TASK_TOM_AWAITING]
+    assert "Tom is told why" in (bot.telegram.last.text or "")
+    (told,) = _to(bot, TOM_TG)
+    assert "Reason: The sensor still reads wet" in told
