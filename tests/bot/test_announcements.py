@@ -299,6 +299,13 @@ async def test_a_manager_opens_the_new_repair_and_assigns_a_task_from_it_in_two_
     assert "📝 The smart door lock beeps and will not open" in told
     assert "📞 +86 138 0000 0001" in told
     assert "🕒 Visit: " in told
+    [alert_to_tom] = [
+        c for c in bot.telegram.sent("sendMessage") if int(c.params["chat_id"]) == TOM_TG
+    ]
+    [[open_task]] = alert_to_tom.buttons
+    await bot.chat(TOM_TG).press(open_task["callback_data"])
+    assert "Block A 1201" in (bot.telegram.last.text or "")
+    assert "👍 Acknowledge" in [b["text"] for row in bot.telegram.last_buttons() for b in row]
 
 
 async def test_a_reopen_whose_task_cannot_be_read_back_still_gives_the_worker_the_reason(
