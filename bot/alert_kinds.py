@@ -581,7 +581,7 @@ def task_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
         mark = _mark(change.before_since)
         short = {"short_id": _short(tid)}
         workers = directory.workers.get(_text(snap, "worker_username"), ())
-        to_tasks = ((BUTTON_OPEN_TASK, callbacks.build("tasks", "open", tid)),)
+        to_tasks = ((BUTTON_OPEN_TASK, callbacks.build("tasks", "show", tid)),)
         # A task first seen already started or done was not news to its worker.
         if change.kind is ChangeKind.NEW and change.after == TaskStatus.PENDING_MAINTENANCE:
             message, values, moments = _task_facts(tid, snap)
@@ -658,7 +658,7 @@ def acknowledgement_alerts(
                 "worker": worker,
                 "rooms": _text(record.snapshot, "rooms") or "—",
             },
-            buttons=((BUTTON_OPEN_TASK, callbacks.build("tasks", "open", record.record_id)),),
+            buttons=((BUTTON_OPEN_TASK, callbacks.build("tasks", "show", record.record_id)),),
         )
         for manager in directory.managers
     ]

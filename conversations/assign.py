@@ -191,9 +191,15 @@ async def _notice(update: Update, text: str) -> None:
         await common.say(update, text)
 
 
-async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Replaces the pressed message, or sends a new one."""
+async def _show(
+    update: Update, text: str, markup: InlineKeyboardMarkup | None = None, *, anew: bool = False
+) -> None:
+    """Replaces the pressed message, or sends a new one (`anew`: the pressed one is an alert,
+    which stays as it was)."""
     query = update.callback_query
+    if anew:
+        await common.say(update, text, markup)
+        return
     if query is not None and query.message is not None:
         try:
             await query.edit_message_text(text, reply_markup=markup)
@@ -236,7 +242,9 @@ async def _allowed(update: Update, context: ConciergeContext) -> bool:
 # ---- worker ----------------------------------------------------------------------------------
 
 
-async def _send_workers(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
+async def _send_workers(
+    update: Update, context: ConciergeContext, draft: AssignDraft, *, anew: bool = False
+) -> State:
     await common.typing(update, context)
     try:
         workers = await context.services.task_board.workers()
@@ -255,7 +263,7 @@ async def _send_workers(update: Update, context: ConciergeContext, draft: Assign
     )
     if draft.repair is not None:
         text = _from_repair(context, draft.repair) + "\n" + text
-    await _show(update, text, common.with_cancel(rows, JOB, context))
+    await _show(update, text, common.with_cancel(rows, JOB, context), anew=anew)
     return State.WORKER
 
 
@@ -299,7 +307,7 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
         ),
         room_ids=[room] if room in rooms else [],
     )
-    return await _send_workers(update, context, draft)
+    return await _send_workers(update, context, draft, anew=True)
 
 
 async def choose_worker(update: Update, context: ConciergeContext) -> State | int:

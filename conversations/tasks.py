@@ -521,7 +521,12 @@ async def _detail_markup(
 
 
 async def _send_task(
-    update: Update, context: ConciergeContext, task: TaskDetail, prefix: str = ""
+    update: Update,
+    context: ConciergeContext,
+    task: TaskDetail,
+    prefix: str = "",
+    *,
+    anew: bool = False,
 ) -> State:
     """Shows one task with the buttons this user may use on it."""
     actor = await _actor(context)
@@ -532,12 +537,19 @@ async def _send_task(
         task, places, ack.acknowledged_at if ack else None, context.lang, context.zone
     )
     markup = await _detail_markup(context, task, _is_manager(actor), ack is not None)
-    await _show(update, (prefix + "\n\n" if prefix else "") + text, markup)
+    text = (prefix + "\n\n" if prefix else "") + text
+    if anew:
+        await common.say(update, text, markup)
+    else:
+        await _show(update, text, markup)
     return State.BROWSE
 
 
-async def open_task(update: Update, context: ConciergeContext) -> State | int:
-    """Shows the pressed task, after checking it is the user's to see."""
+async def open_task(
+    update: Update, context: ConciergeContext, *, anew: bool = False
+) -> State | int:
+    """Shows the pressed task, after checking it is the user's to see; `anew` in a message of
+    its own (from an alert, which stays as it was)."""
     query = update.callback_query
     press = callbacks.parse(query.data if query else None, job=JOB)
     if press is None or not press.arg:
@@ -546,7 +558,7 @@ async def open_task(update: Update, context: ConciergeContext) -> State | int:
     if loaded is None:
         return State.BROWSE
     await common.answer_press(update)
-    return await _send_task(update, context, loaded.task)
+    return await _send_task(update, context, loaded.task, anew=anew)
 
 
 async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -> State:
@@ -606,6 +618,8 @@ async def press_decision(update: Update, context: ConciergeContext) -> State | i
         return await _stale(update, context, State.BROWSE)
     if press.action == "open":
         return await open_task(update, context)
+    if press.action == "show":
+        return await open_task(update, context, anew=True)
     if press.action == "accept":
         return await accept(update, context, press.arg)
     return await ask_reason(update, context, press.arg)
@@ -964,7 +978,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
     not_command = ~filters.COMMAND
     other = MessageHandler(not_command, receive_other)
     # Alerts carry these buttons into chats where no board is open, so they start one.
-    decisions = rf"^{callbacks.VERSION}:{JOB}:(accept|reopen|open):"
+    decisions = rf"^{callbacks.VERSION}:{JOB}:(accept|reopen|open|show):"
     # per_message stays False so a typed reason reaches the conversation; PTB warns that
     # buttons are then tracked per chat rather than per message, which is what this wants.
     with warnings.catch_warnings():

@@ -82,6 +82,11 @@ def _to(bot: BotUnderTest, telegram_id: int, *, containing: str = "") -> list[st
     ]
 
 
+def _edits(bot: BotUnderTest, telegram_id: int) -> list[Call]:
+    edits = bot.telegram.sent("editMessageReplyMarkup", "editMessageText")
+    return [e for e in edits if int(e.params["chat_id"]) == telegram_id]
+
+
 def _next_monday() -> date:
     today = datetime.now(ZONE).date()
     return today + timedelta(days=(0 - today.weekday() - 1) % 7 + 1)
@@ -280,11 +285,10 @@ async def test_a_manager_opens_the_new_repair_and_assigns_a_task_from_it_in_two_
     boss = bot.chat(BOSS)
     await boss.press(open_it)
     assert "📝 The smart door lock beeps and will not open" in (bot.telegram.last.text or "")
-    # The alert keeps its buttons: "Assign a task" is still there to press.
-    edits = bot.telegram.sent("editMessageReplyMarkup", "editMessageText")
-    assert [e for e in edits if int(e.params["chat_id"]) == BOSS] == []
     await boss.press(assign)
     assert (bot.telegram.last.text or "").startswith("📝 From repair #"), bot.telegram.last.text
+    # The alert stays as it was, buttons and all: each view came as a message of its own.
+    assert _edits(bot, BOSS) == []
     await boss.press(f"1:assign:w:{TOM}")
     # The flat is already chosen.
     assert any(b["text"] == "☑ Block A 1201" for row in bot.telegram.last_buttons() for b in row)
@@ -305,6 +309,7 @@ async def test_a_manager_opens_the_new_repair_and_assigns_a_task_from_it_in_two_
     [[open_task]] = alert_to_tom.buttons
     await bot.chat(TOM_TG).press(open_task["callback_data"])
     assert "Block A 1201" in (bot.telegram.last.text or "")
+    assert _edits(bot, TOM_TG) == []
     assert "👍 Acknowledge" in [b["text"] for row in bot.telegram.last_buttons() for b in row]
 
 
