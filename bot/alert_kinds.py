@@ -644,21 +644,17 @@ def task_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
 
 
 def acknowledgement_alerts(
-    record: SeenRecord, worker: str, at: datetime, directory: Directory
+    task_id: str, worker: str, rooms: str, at: datetime, directory: Directory
 ) -> list[Alert]:
     """Managers hear that a worker has seen a new task (an acknowledgement lives in the bot)."""
     return [
         Alert(
-            key=f"task:{record.record_id}:acknowledged:{_mark(at.isoformat())}:{manager}",
+            key=f"task:{task_id}:acknowledged:{_mark(at.isoformat())}:{manager}",
             kind=AlertKind.TASK_ACKNOWLEDGED,
             recipient=manager,
             message=MSG_TASK_ACKNOWLEDGED,
-            values={
-                "short_id": _short(record.record_id),
-                "worker": worker,
-                "rooms": _text(record.snapshot, "rooms") or "—",
-            },
-            buttons=((BUTTON_OPEN_TASK, callbacks.build("tasks", "show", record.record_id)),),
+            values={"short_id": _short(task_id), "worker": worker, "rooms": rooms or "—"},
+            buttons=((BUTTON_OPEN_TASK, callbacks.build("tasks", "show", task_id)),),
         )
         for manager in directory.managers
     ]

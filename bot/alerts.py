@@ -42,14 +42,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from api.errors import ApiError
-from api.tuya_models import TaskStatus
+from api.tuya_models import TaskStatus, Worker
 from bot.account import actor_of, answer_stale
 from bot.alert_kinds import (
     GONE,
@@ -317,7 +316,12 @@ class AlertWatcher:
         elif kind == "booking":
             alerts = booking_alerts(changes, directory)
         else:
-            directory = replace(directory, workers=await self._linked_workers())
+            try:
+                workers = await services.task_board.workers()
+            except ApiError as exc:
+                logger.info("alerts: workers unknown now (%s); next poll", type(exc).__name__)
+                return 0
+            directory = replace(directory, workers=await self._by_username(workers))
             # Why a task was reopened goes with this one alert, not into what is kept.
             reason = str(write.payload.get("reason") or "")
             if reason:
@@ -349,14 +353,9 @@ class AlertWatcher:
     async def _acknowledged(self, write: OwnWrite, now: datetime) -> list[Alert]:
         """Managers hear that a worker has seen a new task."""
         (task_id,) = write.record_ids
-        rows = await self._services.storage.vendor_states.get_many("tuya", "task", [task_id])
-        record = SeenRecord(
-            task_id,
-            rows[task_id].state if task_id in rows else "",
-            {"rooms": str(write.payload.get("rooms") or "")},
-        )
         worker = str(write.payload.get("worker") or "")
-        return acknowledgement_alerts(record, worker, now, await self._directory())
+        rooms = str(write.payload.get("rooms") or "")
+        return acknowledgement_alerts(task_id, worker, rooms, now, await self._directory())
 
     async def _records_after(
         self, write: OwnWrite
@@ -442,10 +441,11 @@ class AlertWatcher:
             flats=flats,
         )
 
-    async def _linked_workers(self) -> dict[str, tuple[int, ...]]:
-        """Telegram accounts by Tuya username (tasks name their worker by username)."""
+    async def _by_username(self, workers: Iterable[Worker]) -> dict[str, tuple[int, ...]]:
+        """Linked workers' Telegram accounts by Tuya username: tasks name their worker by
+        username, links name the Tuya worker id."""
         linked: dict[str, tuple[int, ...]] = {}
-        for worker in await self._services.task_board.workers():
+        for worker in workers:
             ids = await self._services.accounts.telegram_ids_of_worker(worker.worker_id)
             if ids and worker.username:
                 linked[worker.username] = tuple(ids)
@@ -476,9 +476,7 @@ class AlertWatcher:
         # A source looked at for the first time: what nobody knew of is the baseline, not
         # news; a record the bot already knows (it announced its own write) is compared.
         if marker not in markers:
-            current_known = [record for record in current if record.record_id in previous]
-            changes = diff(previous, current_known)
-            changes = [c for c in changes if c.kind is not ChangeKind.GONE]
+            changes = diff(previous, [r for r in current if r.record_id in previous])
         else:
             changes = diff(previous, current)
         stored = stamp(previous, current, now)
@@ -560,12 +558,7 @@ class AlertWatcher:
         except ApiError as exc:
             logger.warning("alerts: the Tuya task list failed (%s); next poll", type(exc).__name__)
             return None
-        # Tasks name their worker by username; links name the Tuya worker id.
-        linked: dict[str, tuple[int, ...]] = {}
-        for worker in workers:
-            ids = await services.accounts.telegram_ids_of_worker(worker.worker_id)
-            if ids and worker.username:
-                linked[worker.username] = tuple(ids)
+        linked = await self._by_username(workers)
         current = [task_record(task) for task in tasks if task.task_id]
         previous = await self._previous("tuya", "task")
         if "tuya.task" in markers:
@@ -590,17 +583,13 @@ class AlertWatcher:
 
     async def _record(
         self, alerts: Iterable[Alert], user_data: Mapping[int, Any], now: datetime
-    ) -> int:
-        """Keeps each alert its recipient wants; how many were new."""
-        recorded = 0
+    ) -> None:
         for alert in alerts:
             switched_off = (user_data.get(alert.recipient) or {}).get(SWITCHED_OFF_KEY) or ()
             if not wanted(alert, switched_off):
                 continue
             if await self._ledger.record(alert, now):
-                recorded += 1
                 logger.info("alert %s for user %s recorded", alert.kind.value, alert.recipient)
-        return recorded
 
     async def deliver(self, application: Any, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
@@ -736,11 +725,7 @@ async def look_before_updates(application: Any) -> None:
     """At start, before the first update: one poll, so the watcher knows what is there (the
     baseline on a fresh install, what changed while the bot was down otherwise) and a write in
     the bot's first second is compared with it."""
-    try:
-        await watcher_of(application).poll(application)
-    except (ApiError, SQLAlchemyError, TelegramError) as exc:
-        # The bot still starts; the repeating poll takes the baseline instead.
-        logger.warning("alerts: the first look at start failed (%s)", type(exc).__name__)
+    await watcher_of(application).poll(application)
 
 
 # ---- /alerts ---------------------------------------------------------------------------------
