@@ -725,7 +725,7 @@ def repair_escalations(
                 message=MSG_REPAIR_ESCALATION,
                 values={
                     "description": _text(snap, "description"),
-                    "home": _text(snap, "home"),
+                    "home": directory.flat(snap),
                     "hours": _hours(threshold, periods),
                 },
                 buttons=((BUTTON_ALL_REPAIRS, callbacks.build("menu", "repairs_all")),),
