@@ -21,11 +21,18 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from api.akubela_models import Booking, BookingState, MaintenanceState, ManagerMaintenance
+from api.akubela_models import (
+    Booking,
+    BookingState,
+    Maintenance,
+    MaintenanceState,
+    ManagerMaintenance,
+)
 from api.tuya_models import TaskStatus, TaskSummary
 from bot.storage.repositories import SeenRecord
 from conversations import callbacks
 from conversations.i18n import N_
+from conversations.my_repairs import key_of
 
 # The state stored for a record that disappeared, so it is reported gone only once.
 GONE = "~gone"
@@ -45,6 +52,9 @@ class AlertKind(StrEnum):
     TASK_AWAITING_ACCEPTANCE = "task_awaiting"
     REPAIR_ESCALATION = "repair_escalation"
     TASK_ESCALATION = "task_escalation"
+    CANCELLED = "cancelled"
+    TASK_ACKNOWLEDGED = "task_acknowledged"
+    TASK_ACCEPTED = "task_accepted"
 
 
 # What a manager can switch off, in the order /alerts lists them, with its label.
@@ -54,6 +64,8 @@ MANAGER_KINDS: dict[AlertKind, str] = {
     AlertKind.TASK_AWAITING_ACCEPTANCE: N_("Tasks waiting for acceptance"),
     AlertKind.REPAIR_ESCALATION: N_("Repairs left unconfirmed"),
     AlertKind.TASK_ESCALATION: N_("Tasks left unacknowledged"),
+    AlertKind.CANCELLED: N_("Cancellations by residents"),
+    AlertKind.TASK_ACKNOWLEDGED: N_("Tasks acknowledged by workers"),
 }
 
 REPAIR_STATE_WORDS: dict[str, str] = {
@@ -69,11 +81,38 @@ MSG_REPAIR_STATE_FEEDBACK = N_(
 )
 MSG_BOOKING_APPROVED = N_("✅ Your booking of {amenity} on {when} was approved.")
 MSG_BOOKING_REJECTED = N_("❌ Your booking of {amenity} on {when} was rejected.")
+MSG_BOOKING_CANCELLED = N_("🚫 Your booking of {amenity} on {when} was cancelled.")
+MSG_BOOKING_NOW = N_("📋 Your booking of {amenity} on {when} is now “{state}”.")
+MSG_BOOKING_UNLISTED = N_(
+    "❔ Your booking of {amenity} on {when} is no longer listed by Akubela; "
+    "no decision on it reached me."
+)
+MSG_BOOKING_LAPSED = N_(
+    "⌛ Your booking of {amenity} on {when} was still waiting for approval when it began."
+)
 MSG_BOOKING_REMINDER = N_("⏰ Reminder: your booking of {amenity} starts at {when}.")
-MSG_TASK_ASSIGNED = N_("🧰 A new maintenance task was assigned to you: task #{short_id}.")
+MSG_TASK_ASSIGNED = N_(
+    "🧰 New maintenance task #{short_id} for you.\n🏠 {rooms}\n📝 {note}\n"
+    "🕒 Visit: {start} – {finish}\n📞 {contact}"
+)
+MSG_TASK_ASSIGNED_PLAIN = N_("🧰 New maintenance task #{short_id} for you.\n🏠 {rooms}")
 MSG_TASK_REOPENED = N_("↩️ Task #{short_id} was reopened by the manager and needs more work.")
-MSG_REPAIR_NEW = N_("🆕 New repair from {home}: “{description}”.")
-MSG_BOOKING_PENDING = N_("⏳ {home} asks for {amenity} on {when}; the booking waits for approval.")
+MSG_TASK_REOPENED_REASON = N_(
+    "↩️ Task #{short_id} was reopened by the manager and needs more work.\nReason: {reason}"
+)
+MSG_TASK_ACCEPTED = N_("✅ Your task #{short_id} was accepted.")
+MSG_TASK_ACKNOWLEDGED = N_("👍 {worker} acknowledged task #{short_id} ({rooms}).")
+MSG_REPAIR_NEW = N_(
+    "🆕 New repair #{short_id} from {home}:\n📝 {description}\n"
+    "🕒 Visit: {start} – {finish}\n📞 {contact}"
+)
+MSG_REPAIR_WITHDRAWN = N_(
+    "🚫 Repair #{short_id} from {home} (“{description}”) was withdrawn by the resident."
+)
+MSG_BOOKING_PENDING = N_(
+    "⏳ {home} asks for {amenity} on {when} (booking #{short_id}); the booking waits for approval."
+)
+MSG_BOOKING_WITHDRAWN = N_("🚫 {home} cancelled their booking of {amenity} on {when}.")
 MSG_TASK_AWAITING = N_("🏁 Task #{short_id} ({worker}) is finished and waits for your acceptance.")
 MSG_REPAIR_ESCALATION = N_(
     "⚠️ The repair “{description}” from {home} has waited for confirmation for over {hours} h."
@@ -83,17 +122,26 @@ MSG_TASK_ESCALATION = N_(
 )
 
 BUTTON_ALL_REPAIRS = N_("🏠 All repairs")
+BUTTON_OPEN_REPAIR = N_("🔎 Open the repair")
 BUTTON_ASSIGN = N_("➕ Assign a task")
 BUTTON_BOOKINGS_WAITING = N_("⏳ Bookings waiting")
-BUTTON_MY_TASKS = N_("🧰 My tasks")
+BUTTON_OPEN_TASK = N_("🔎 Open the task")
 BUTTON_TASKS = N_("🧰 Tasks")
 BUTTON_ACCEPT = N_("✅ Accept the work")
 BUTTON_REOPEN = N_("↩️ Reopen the task")
 
+# What a resident hears when their booking leaves `pending`, by the state it is found in.
 DECISION_MESSAGES: dict[str, str] = {
     BookingState.SUCCESS: MSG_BOOKING_APPROVED,
     BookingState.REJECTED: MSG_BOOKING_REJECTED,
+    BookingState.CANCELED: MSG_BOOKING_CANCELLED,
 }
+# A repair that disappears from the manager list while open was withdrawn by its resident.
+OPEN_REPAIR_STATES = frozenset(
+    {MaintenanceState.WAIT_FOR_CONFIRMATION, MaintenanceState.IN_PROGRESS}
+)
+# A booking cancelled from these states is news to the office.
+HELD_BOOKING_STATES = frozenset({BookingState.PENDING, BookingState.SUCCESS})
 
 REOPENED_FROM = frozenset({TaskStatus.PENDING_ACCEPTANCE, TaskStatus.ACCEPTANCE_COMPLETE})
 
@@ -121,11 +169,17 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Directory:
-    """Who is who, for routing: residents by residence, workers by Tuya username, managers."""
+    """Who is who, for routing: residents by residence, workers by Tuya username, managers;
+    and each linked residence's flat (building and room) as people name it."""
 
     residents: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     workers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     managers: tuple[int, ...] = ()
+    flats: Mapping[str, str] = field(default_factory=dict)
+
+    def flat(self, snapshot: Mapping[str, Any]) -> str:
+        """The record's flat: building and room when a resident's link names them."""
+        return self.flats.get(_text(snapshot, "residence_id")) or _text(snapshot, "home") or "—"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,17 +235,23 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def repair_record(item: ManagerMaintenance) -> SeenRecord:
-    """A repair from the manager list as the watcher keeps it."""
-    home = " ".join(part for part in (item.building_name, item.family_name) if part)
+def repair_record(item: Maintenance, residence_id: str = "") -> SeenRecord:
+    """A repair (from the manager list, or one resident's) as the watcher keeps it."""
+    home = ""
+    if isinstance(item, ManagerMaintenance):
+        residence_id = item.residence_id or residence_id
+        home = " ".join(part for part in (item.building_name, item.family_name) if part)
     return SeenRecord(
         record_id=item.maintenance_id,
         state=item.state,
         snapshot={
-            "residence_id": item.residence_id,
+            "residence_id": residence_id,
             "description": item.description,
             "feedback": item.feedback,
             "home": home,
+            "start": _iso(item.start_time),
+            "finish": _iso(item.finish_time),
+            "contact": item.contact,
         },
     )
 
@@ -220,6 +280,11 @@ def task_record(item: TaskSummary) -> SeenRecord:
             "worker": item.worker_nickname or item.worker_username,
         },
     )
+
+
+# What the bot knows of a record that the vendor's list does not say (a task's rooms, and the
+# repair it was made from): kept from one poll to the next.
+STICKY = ("rooms", "note", "repair_start", "repair_finish", "contact", "residence_id")
 
 
 # ---- changes ---------------------------------------------------------------------------------
@@ -263,7 +328,8 @@ def stamp(
         present.add(record.record_id)
         old = previous.get(record.record_id)
         since = _since_text(old) if old is not None and old.state == record.state else None
-        snapshot = {**record.snapshot, SINCE: since or now.isoformat()}
+        kept = {k: old.snapshot[k] for k in STICKY if old is not None and k in old.snapshot}
+        snapshot = {**kept, **record.snapshot, SINCE: since or now.isoformat()}
         stored.append(SeenRecord(record.record_id, record.state, snapshot))
     stored.extend(
         SeenRecord(record_id, GONE, dict(old.snapshot))
@@ -309,19 +375,29 @@ def _text(snapshot: Mapping[str, Any], name: str) -> str:
     return str(snapshot.get(name) or "")
 
 
+def _window(snapshot: Mapping[str, Any], start: str, finish: str) -> dict[str, str]:
+    return {"start": _text(snapshot, start), "finish": _text(snapshot, finish)}
+
+
 def repair_alerts(
     changes: Iterable[Change],
     directory: Directory,
     photos: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Alert]:
-    """Residents hear of their repair's new state; managers of every new repair, with the
-    photos a resident sent through the bot (`photos` by repair id)."""
+    """Residents hear of their repair's new state; managers of every new repair (with the
+    photos a resident sent through the bot, `photos` by repair id) and of one withdrawn."""
     photos = photos or {}
     alerts: list[Alert] = []
     for change in changes:
         snap = change.snapshot
         rid = change.record_id
+        facts = {
+            "short_id": _short(rid),
+            "home": directory.flat(snap),
+            "description": _text(snap, "description"),
+        }
         if change.kind is ChangeKind.NEW:
+            key = key_of(rid)
             alerts.extend(
                 Alert(
                     key=f"repair:{rid}:new:{manager}",
@@ -329,14 +405,27 @@ def repair_alerts(
                     recipient=manager,
                     message=MSG_REPAIR_NEW,
                     values={
-                        "home": _text(snap, "home"),
-                        "description": _text(snap, "description"),
+                        **facts,
+                        **_window(snap, "start", "finish"),
+                        "contact": _text(snap, "contact") or "—",
                     },
+                    moments=("start", "finish"),
                     buttons=(
-                        (BUTTON_ALL_REPAIRS, callbacks.build("menu", "repairs_all")),
-                        (BUTTON_ASSIGN, callbacks.build("menu", "assign")),
+                        (BUTTON_OPEN_REPAIR, callbacks.build("repairs_all", "show", key)),
+                        (BUTTON_ASSIGN, callbacks.build("assign", "repair", key)),
                     ),
                     photos=tuple(photos.get(rid, ())),
+                )
+                for manager in directory.managers
+            )
+        elif change.kind is ChangeKind.GONE and change.before in OPEN_REPAIR_STATES:
+            alerts.extend(
+                Alert(
+                    key=f"repair:{rid}:withdrawn:{manager}",
+                    kind=AlertKind.CANCELLED,
+                    recipient=manager,
+                    message=MSG_REPAIR_WITHDRAWN,
+                    values=facts,
                 )
                 for manager in directory.managers
             )
@@ -361,33 +450,53 @@ def repair_alerts(
     return alerts
 
 
+def _outcome(change: Change) -> str | None:
+    """What a resident hears of a booking that left `pending` (None: still pending or never
+    was): the state it is found in, whatever it went through in between."""
+    if change.before != BookingState.PENDING or change.after == BookingState.PENDING:
+        return None
+    if change.kind is ChangeKind.GONE:
+        return MSG_BOOKING_UNLISTED
+    return DECISION_MESSAGES.get(change.after or "", MSG_BOOKING_NOW)
+
+
 def booking_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
-    """Residents hear whether a booking was approved; managers of bookings that wait."""
+    """Residents hear how a booking they were waiting on ended up; managers of bookings that
+    wait for approval and of held bookings a resident cancelled.
+
+    A booking leaves `pending` once, so its outcome has one key whatever the state it is found
+    in: pending → approved → cancelled between two looks tells the resident "cancelled", once.
+    The office hears "waits for approval" only of a booking seen pending: one already decided
+    when first seen (made in the vendor's app and approved before the next poll) is not news
+    to them, and its resident booked it there.
+    """
     alerts: list[Alert] = []
     for change in changes:
         snap = change.snapshot
         rid = change.record_id
-        when = _text(snap, "start")
-        values = {"amenity": _text(snap, "amenity"), "when": when, "home": _text(snap, "home")}
-        mark = _mark(change.before_since)
-        if change.kind is ChangeKind.STATE and change.before == BookingState.PENDING:
-            message = DECISION_MESSAGES.get(change.after or "")
-            if message is not None:
-                alerts.extend(
-                    Alert(
-                        key=f"booking:{rid}:{change.after}:{mark}:{resident}",
-                        kind=AlertKind.BOOKING_DECIDED,
-                        recipient=resident,
-                        message=message,
-                        values=values,
-                        moments=("when",),
-                    )
-                    for resident in directory.residents.get(_text(snap, "residence_id"), ())
+        values = {
+            "amenity": _text(snap, "amenity"),
+            "when": _text(snap, "start"),
+            "home": directory.flat(snap),
+            "short_id": _short(rid),
+        }
+        message = _outcome(change)
+        if message is not None:
+            alerts.extend(
+                Alert(
+                    key=f"booking:{rid}:outcome:{resident}",
+                    kind=AlertKind.BOOKING_DECIDED,
+                    recipient=resident,
+                    message=message,
+                    values={**values, "state": change.after or ""},
+                    moments=("when",),
                 )
+                for resident in directory.residents.get(_text(snap, "residence_id"), ())
+            )
         if change.kind is not ChangeKind.GONE and change.after == BookingState.PENDING:
             alerts.extend(
                 Alert(
-                    key=f"booking:{rid}:pending:{mark}:{manager}",
+                    key=f"booking:{rid}:pending:{manager}",
                     kind=AlertKind.BOOKING_PENDING,
                     recipient=manager,
                     message=MSG_BOOKING_PENDING,
@@ -399,11 +508,72 @@ def booking_alerts(changes: Iterable[Change], directory: Directory) -> list[Aler
                 )
                 for manager in directory.managers
             )
+        if (
+            change.kind is ChangeKind.STATE
+            and change.after == BookingState.CANCELED
+            and change.before in HELD_BOOKING_STATES
+        ):
+            alerts.extend(
+                Alert(
+                    key=f"booking:{rid}:cancelled:{manager}",
+                    kind=AlertKind.CANCELLED,
+                    recipient=manager,
+                    message=MSG_BOOKING_WITHDRAWN,
+                    values=values,
+                    moments=("when",),
+                )
+                for manager in directory.managers
+            )
     return alerts
 
 
+def booking_lapses(
+    records: Iterable[SeenRecord], directory: Directory, *, now: datetime
+) -> list[Alert]:
+    """Residents hear of a booking still pending when it began: no decision ever came."""
+    alerts: list[Alert] = []
+    for record in records:
+        start_text = record.snapshot.get("start")
+        if record.state != BookingState.PENDING or not start_text:
+            continue
+        if datetime.fromisoformat(str(start_text)) > now:
+            continue
+        snap = record.snapshot
+        alerts.extend(
+            Alert(
+                key=f"booking:{record.record_id}:outcome:{resident}",
+                kind=AlertKind.BOOKING_DECIDED,
+                recipient=resident,
+                message=MSG_BOOKING_LAPSED,
+                values={"amenity": _text(snap, "amenity"), "when": str(start_text)},
+                moments=("when",),
+            )
+            for resident in directory.residents.get(_text(snap, "residence_id"), ())
+        )
+    return alerts
+
+
+def _task_facts(tid: str, snap: Mapping[str, Any]) -> tuple[str, dict[str, str], tuple[str, ...]]:
+    """The assignment's message, values and moments: with the repair's facts when the task was
+    made from one."""
+    values = {"short_id": _short(tid), "rooms": _text(snap, "rooms") or "—"}
+    if not _text(snap, "note"):
+        return MSG_TASK_ASSIGNED_PLAIN, values, ()
+    return (
+        MSG_TASK_ASSIGNED,
+        {
+            **values,
+            "note": _text(snap, "note"),
+            **_window(snap, "repair_start", "repair_finish"),
+            "contact": _text(snap, "contact") or "—",
+        },
+        ("start", "finish"),
+    )
+
+
 def task_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
-    """Workers hear of tasks given to them or reopened; managers of tasks awaiting acceptance."""
+    """Workers hear of tasks given to them, reopened or accepted; managers of tasks awaiting
+    acceptance."""
     alerts: list[Alert] = []
     for change in changes:
         snap = change.snapshot
@@ -411,15 +581,18 @@ def task_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
         mark = _mark(change.before_since)
         short = {"short_id": _short(tid)}
         workers = directory.workers.get(_text(snap, "worker_username"), ())
-        to_tasks = ((BUTTON_MY_TASKS, callbacks.build("menu", "tasks")),)
-        if change.kind is ChangeKind.NEW:
+        to_tasks = ((BUTTON_OPEN_TASK, callbacks.build("tasks", "show", tid)),)
+        # A task first seen already started or done was not news to its worker.
+        if change.kind is ChangeKind.NEW and change.after == TaskStatus.PENDING_MAINTENANCE:
+            message, values, moments = _task_facts(tid, snap)
             alerts.extend(
                 Alert(
                     key=f"task:{tid}:assigned:{worker}",
                     kind=AlertKind.TASK_ASSIGNED,
                     recipient=worker,
-                    message=MSG_TASK_ASSIGNED,
-                    values=short,
+                    message=message,
+                    values=values,
+                    moments=moments,
                     buttons=to_tasks,
                 )
                 for worker in workers
@@ -429,14 +602,26 @@ def task_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
             and change.after == TaskStatus.PENDING_MAINTENANCE
             and change.before in REOPENED_FROM
         ):
+            reason = _text(snap, "reason")
             alerts.extend(
                 Alert(
                     key=f"task:{tid}:reopened:{mark}:{worker}",
                     kind=AlertKind.TASK_REOPENED,
                     recipient=worker,
-                    message=MSG_TASK_REOPENED,
-                    values=short,
+                    message=MSG_TASK_REOPENED_REASON if reason else MSG_TASK_REOPENED,
+                    values={**short, "reason": reason} if reason else short,
                     buttons=to_tasks,
+                )
+                for worker in workers
+            )
+        if change.kind is ChangeKind.STATE and change.after == TaskStatus.ACCEPTANCE_COMPLETE:
+            alerts.extend(
+                Alert(
+                    key=f"task:{tid}:accepted:{mark}:{worker}",
+                    kind=AlertKind.TASK_ACCEPTED,
+                    recipient=worker,
+                    message=MSG_TASK_ACCEPTED,
+                    values=short,
                 )
                 for worker in workers
             )
@@ -458,31 +643,21 @@ def task_alerts(changes: Iterable[Change], directory: Directory) -> list[Alert]:
     return alerts
 
 
-def not_told_yet(
-    changes: Iterable[Change],
-    created_here: Set[str],
-    reopened_here: Mapping[str, datetime],
-) -> list[Change]:
-    """Task changes the bot has not announced itself: /assign tells the worker of a task it
-    created (`created_here`), the task board tells them why it reopened one (when, by id)."""
-    kept: list[Change] = []
-    for change in changes:
-        if change.kind is ChangeKind.NEW and change.record_id in created_here:
-            continue
-        reopened = reopened_here.get(change.record_id)
-        if (
-            reopened is not None
-            and change.kind is ChangeKind.STATE
-            and change.after == TaskStatus.PENDING_MAINTENANCE
-            and change.before in REOPENED_FROM
-            and (
-                change.before_since is None
-                or reopened >= datetime.fromisoformat(change.before_since)
-            )
-        ):
-            continue
-        kept.append(change)
-    return kept
+def acknowledgement_alerts(
+    task_id: str, worker: str, rooms: str, at: datetime, directory: Directory
+) -> list[Alert]:
+    """Managers hear that a worker has seen a new task (an acknowledgement lives in the bot)."""
+    return [
+        Alert(
+            key=f"task:{task_id}:acknowledged:{_mark(at.isoformat())}:{manager}",
+            kind=AlertKind.TASK_ACKNOWLEDGED,
+            recipient=manager,
+            message=MSG_TASK_ACKNOWLEDGED,
+            values={"short_id": _short(task_id), "worker": worker, "rooms": rooms or "—"},
+            buttons=((BUTTON_OPEN_TASK, callbacks.build("tasks", "show", task_id)),),
+        )
+        for manager in directory.managers
+    ]
 
 
 def booking_reminders(
@@ -550,7 +725,7 @@ def repair_escalations(
                 message=MSG_REPAIR_ESCALATION,
                 values={
                     "description": _text(snap, "description"),
-                    "home": _text(snap, "home"),
+                    "home": directory.flat(snap),
                     "hours": _hours(threshold, periods),
                 },
                 buttons=((BUTTON_ALL_REPAIRS, callbacks.build("menu", "repairs_all")),),

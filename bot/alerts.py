@@ -1,57 +1,71 @@
-"""The alert watcher: polls the vendors, tells the right people once per change.
+"""The alert watcher: tells the right people once per change, at once for the bot's own writes.
 
-Each poll reads the Akubela manager list of the project (manager password grant), each linked
-residence's bookings (through a resident's own desk) and the Tuya task list; compares them with
-what `vendor_states` holds; records every alert the rules in `bot.alert_kinds` derive under its
-dedupe key (insert-if-new, with what it says); stores the new snapshot; then delivers whatever
-is still pending, so an alert that failed, or waited out quiet hours, goes out on a later poll.
+Two paths see changes, and both derive alerts with the rules in `bot.alert_kinds`, under the
+same dedupe keys, so a record is announced once whichever path saw it first:
 
-- The first poll of a source (no marker in `vendor_states` yet) only records what it sees:
-  existing records are not news.
+- `announce` (the conversations' `Announcer`, and the outbox's delivered hook): a write of the
+  bot's went through; the record is read back, compared with what `vendor_states` knew, the
+  people it concerns are told now (never the one who made it), and its new state is stored.
+- `poll`, every ALERT_POLL_SECONDS and once at start before the first update: the Akubela
+  manager list of the project (manager password grant), each linked residence's bookings
+  (through a resident's own desk) and the Tuya task list, compared with what was known; every
+  alert recorded under its key (insert-if-new, with what it says); then the new snapshot is
+  stored, only where a record still stands as the poll read it (a write announced meanwhile
+  is newer than what the poll saw).
+
+Then whatever is pending is delivered, so an alert that failed, or waited out quiet hours, goes
+out later.
+
+- A source looked at for the first time (no marker in `vendor_states` yet) takes what nobody
+  knew of as its baseline; records the bot already knows (it announced them) are compared.
 - A source that fails (vendor down, rate-limited, refusing our credentials) is skipped whole
   for that poll: its old snapshot stays, nothing is taken for gone, nothing is alerted.
-- Delivery goes through `application.bot` (with the Application's `AIORateLimiter`); a user
-  who blocked the bot is marked and skipped; every outcome is logged and kept in
-  `sent_alerts`. Non-urgent alerts wait while the recipient is in their quiet hours.
+- Delivery goes through `application.bot` (with the Application's `AIORateLimiter`), one
+  delivery at a time per process; a user who blocked the bot is marked and skipped; every
+  outcome is logged and kept in `sent_alerts`. Non-urgent alerts wait while the recipient is
+  in their quiet hours.
 - /alerts: managers switch their own kinds on and off (kept in their user_data); everyone
   sets quiet hours (`/alerts quiet 22:00-07:00`, `/alerts quiet off`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from api.errors import ApiError
-from api.tuya_models import TaskStatus
+from api.tuya_models import TaskStatus, Worker
 from bot.account import actor_of, answer_stale
 from bot.alert_kinds import (
     GONE,
     MANAGER_KINDS,
+    STICKY,
     Alert,
     Change,
     ChangeKind,
     Directory,
+    acknowledgement_alerts,
     booking_alerts,
+    booking_lapses,
     booking_record,
     booking_reminders,
     diff,
     in_quiet_hours,
     local_time,
-    not_told_yet,
     repair_alerts,
     repair_escalations,
     repair_record,
@@ -61,18 +75,20 @@ from bot.alert_kinds import (
     task_record,
     wanted,
 )
+from bot.outbox import Delivered
 from bot.services import Services
 from bot.storage.db import upsert
-from bot.storage.models import AlertStatus, AuditEntry, SentAlert, TelegramUser
+from bot.storage.models import AlertStatus, SentAlert, TelegramUser
 from bot.storage.repositories import SeenRecord
 from conversations import callbacks, notify
-from conversations.context import LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
+from conversations.context import ANNOUNCER_KEY, LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
 from conversations.i18n import N_, pick_language, tr
+from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, decide
 
 logger = logging.getLogger(__name__)
 
-WATCHER_KEY = "alert_watcher"
+WATCHER_KEY = ANNOUNCER_KEY
 SWITCHED_OFF_KEY = "alerts_off"
 MAX_ATTEMPTS = 5
 PAGE_SIZE = 200
@@ -80,6 +96,18 @@ MAX_KEY_LENGTH = 255  # sent_alerts.dedupe_key
 # Markers of sources seen at least once live beside the records, under our own name.
 MARKER_VENDOR = "concierge"
 MARKER_KIND = "scope"
+ACKNOWLEDGE = "tuya.task.acknowledge"
+# The state a task write leaves its task in.
+WRITE_LEADS_TO: dict[str, str] = {
+    "tuya.task.create": TaskStatus.PENDING_MAINTENANCE,
+    "tuya.task.accept": TaskStatus.ACCEPTANCE_COMPLETE,
+    "tuya.task.reopen": TaskStatus.PENDING_MAINTENANCE,
+}
+# The state a write requires of its record (the vendors refuse it otherwise).
+WRITE_STARTS_FROM: dict[str, str] = {
+    "tuya.task.accept": TaskStatus.PENDING_ACCEPTANCE,
+    "tuya.task.reopen": TaskStatus.PENDING_ACCEPTANCE,
+}
 
 
 @dataclass(slots=True)
@@ -89,6 +117,7 @@ class _Observed:
     changes: list[Change]
     stored: list[SeenRecord]  # every record as it stands, with since when
     writes: list[SeenRecord]  # only those that are new, moved or gone: the rest is as stored
+    expected: dict[str, str | None]  # the state each write replaces (None: none was stored)
     marker: str
 
 
@@ -134,19 +163,6 @@ class AlertLedger:
             )
             return list(await session.scalars(query))
 
-    async def announced(self, action: str, targets: Iterable[str]) -> dict[str, datetime]:
-        """When the bot last did `action` (an audit log action) on each of these targets."""
-        ids = sorted(set(targets))
-        if not ids:
-            return {}
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(AuditEntry.target, func.max(AuditEntry.at))
-                .where(AuditEntry.action == action, AuditEntry.target.in_(ids))
-                .group_by(AuditEntry.target)
-            )
-            return {str(target): at for target, at in rows if target is not None}
-
     async def users(self, telegram_ids: Iterable[int]) -> dict[int, TelegramUser]:
         """The stored users among these ids."""
         ids = sorted(set(telegram_ids))
@@ -188,12 +204,16 @@ def render(alert: Alert, lang: str, zone: ZoneInfo) -> tuple[str, InlineKeyboard
 
 
 class AlertWatcher:
-    """Polls the vendors and delivers alerts; one per application, kept in bot_data."""
+    """Polls the vendors, takes the bot's own writes as news at once, and delivers alerts; one
+    per application, kept in bot_data (it is the conversations' `Announcer`)."""
 
     def __init__(self, services: Services, *, page_size: int = PAGE_SIZE) -> None:
         self._services = services
         self._page_size = page_size
         self._ledger = AlertLedger(services.storage.sessions)
+        # A poll and an announcement may deliver at the same moment: one at a time, so a
+        # pending alert is never picked up and sent by both.
+        self._delivering = asyncio.Lock()
 
     @property
     def ledger(self) -> AlertLedger:
@@ -225,11 +245,10 @@ class AlertWatcher:
         for booking in await self._poll_bookings(directory, markers, now):
             observed.append(("akubela", "booking", booking))
             alerts += booking_alerts(booking.changes, directory)
+            live = _live(booking.stored)
+            alerts += booking_lapses(live, directory, now=now)
             alerts += booking_reminders(
-                _live(booking.stored),
-                directory,
-                now=now,
-                lead=timedelta(minutes=settings.booking_reminder_minutes),
+                live, directory, now=now, lead=timedelta(minutes=settings.booking_reminder_minutes)
             )
 
         polled = await self._poll_tasks(markers, now)
@@ -237,10 +256,7 @@ class AlertWatcher:
             tasks, workers = polled
             directory = replace(directory, workers=workers)
             observed.append(("tuya", "task", tasks))
-            changed = [change.record_id for change in tasks.changes]
-            created = await self._ledger.announced("task.create", changed)
-            reopened = await self._ledger.announced("task.reopen", changed)
-            alerts += task_alerts(not_told_yet(tasks.changes, set(created), reopened), directory)
+            alerts += task_alerts(tasks.changes, directory)
             waiting = [
                 r.record_id for r in tasks.stored if r.state == TaskStatus.PENDING_MAINTENANCE
             ]
@@ -256,7 +272,11 @@ class AlertWatcher:
         # Alerts first, snapshot second: a crash in between derives the same keys next time.
         await self._record(alerts, application.user_data, now)
         for vendor, kind, seen in observed:
-            await services.storage.vendor_states.put_many(vendor, kind, seen.writes, now)
+            # Only where the record still stands as this poll found it: a write the bot
+            # announced meanwhile is newer than what the poll saw, and stays.
+            await services.storage.vendor_states.put_many(
+                vendor, kind, seen.writes, now, expected=seen.expected
+            )
         new_markers = [
             SeenRecord(seen.marker, "seen", {})
             for _, _, seen in observed
@@ -265,16 +285,152 @@ class AlertWatcher:
         await services.storage.vendor_states.put_many(MARKER_VENDOR, MARKER_KIND, new_markers, now)
         await self.deliver(application, now)
 
+    # ---- the bot's own writes --------------------------------------------------------------
+
+    async def announce(self, application: Any, write: OwnWrite) -> int:
+        """A write of the bot's that went through: the record's new state is looked up, the
+        people it concerns are told now (never the one who made it), and that state becomes
+        what the watcher knows, so no poll tells it again. How many alerts it made."""
+        services = self._services
+        now = services.clock()
+        if write.operation == ACKNOWLEDGE:
+            # Not a vendor write: the acknowledgement lives in the bot, the task is unchanged.
+            alerts = await self._acknowledged(write, now)
+            return await self._tell(application, write, alerts, now)
+        found = await self._records_after(write)
+        if found is None:
+            return 0  # the next poll will see it
+        vendor, kind, current, ids = found
+        rows = await services.storage.vendor_states.get_many(vendor, kind, ids)
+        previous = {rid: SeenRecord(rid, row.state, row.snapshot) for rid, row in rows.items()}
+        # A record the watcher has not seen yet was, before this write, in the one state the
+        # write can start from.
+        before = WRITE_STARTS_FROM.get(write.operation)
+        if before is not None:
+            for rid in ids:
+                previous.setdefault(rid, SeenRecord(rid, before, {}))
+        changes = diff(previous, current)
+        directory = await self._directory()
+        if kind == "repair":
+            alerts = repair_alerts(changes, directory, await self._photos(changes))
+        elif kind == "booking":
+            alerts = booking_alerts(changes, directory)
+        else:
+            try:
+                workers = await services.task_board.workers()
+            except ApiError as exc:
+                logger.info("alerts: workers unknown now (%s); next poll", type(exc).__name__)
+                return 0
+            directory = replace(directory, workers=await self._by_username(workers))
+            # Why a task was reopened goes with this one alert, not into what is kept.
+            reason = str(write.payload.get("reason") or "")
+            if reason:
+                changes = [replace(c, snapshot={**c.snapshot, "reason": reason}) for c in changes]
+            alerts = task_alerts(changes, directory)
+        told = await self._tell(application, write, alerts, now, deliver=False)
+        # Alerts first, state second, as in a poll.
+        await services.storage.vendor_states.put_many(
+            vendor, kind, stamp(previous, current, now), now
+        )
+        await self.deliver(application, now)
+        return told
+
+    async def _tell(
+        self,
+        application: Any,
+        write: OwnWrite,
+        alerts: Iterable[Alert],
+        now: datetime,
+        *,
+        deliver: bool = True,
+    ) -> int:
+        told = [alert for alert in alerts if alert.recipient != write.telegram_id]
+        await self._record(told, application.user_data, now)
+        if deliver:
+            await self.deliver(application, now)
+        return len(told)
+
+    async def _acknowledged(self, write: OwnWrite, now: datetime) -> list[Alert]:
+        """Managers hear that a worker has seen a new task."""
+        (task_id,) = write.record_ids
+        worker = str(write.payload.get("worker") or "")
+        rooms = str(write.payload.get("rooms") or "")
+        return acknowledgement_alerts(task_id, worker, rooms, now, await self._directory())
+
+    async def _records_after(
+        self, write: OwnWrite
+    ) -> tuple[str, str, list[SeenRecord], list[str]] | None:
+        """The written records as they stand now (none for one deleted): vendor, kind,
+        records and every id the write touched; None when that cannot be learned now."""
+        services = self._services
+        payload = write.payload
+        ids = [rid for rid in write.record_ids if rid]
+        operation = write.operation
+        try:
+            if operation.startswith("tuya.task."):
+                details = [await services.task_board.task(tid) for tid in ids]
+                facts = {k: str(payload[k]) for k in STICKY if payload.get(k)}
+                current = [
+                    SeenRecord(d.task_id, d.status, {**task_record(d).snapshot, **facts})
+                    for d in details
+                ]
+                return "tuya", "task", current, ids
+            residence_id = str(payload.get("residence_id") or "")
+            desk = await services.desk_for_residence(write.telegram_id, residence_id)
+            if desk is None:
+                return None
+            if operation == "akubela.repair.create":
+                current = [repair_record(await desk.repair(rid), residence_id) for rid in ids]
+                return "akubela", "repair", current, ids
+            if operation.startswith("akubela.repair."):
+                return "akubela", "repair", [], ids  # a resident's repair goes by being deleted
+            if operation.startswith("akubela.booking."):
+                listed = {b.booking_id: b for b in await desk.bookings()}
+                current = [
+                    booking_record(listed[rid], residence_id) for rid in ids if rid in listed
+                ]
+                return "akubela", "booking", current, ids
+        except ApiError as exc:
+            logger.info("alerts: %s could not be read back (%s)", operation, type(exc).__name__)
+            return await self._as_written(write, ids)
+        logger.warning("alerts: no announcement for %s", operation)
+        return None
+
+    async def _as_written(
+        self, write: OwnWrite, ids: list[str]
+    ) -> tuple[str, str, list[SeenRecord], list[str]] | None:
+        """A task that cannot be read back is in the state its write leads to (Tuya refuses
+        the write otherwise), with what was known of it, so the worker still hears now (and a
+        reopen's reason is not lost); anything else waits for the next poll."""
+        after = WRITE_LEADS_TO.get(write.operation)
+        if after is None:
+            return None
+        rows = await self._services.storage.vendor_states.get_many("tuya", "task", ids)
+        facts = {k: str(v) for k, v in write.payload.items() if k != "reason" and v}
+        current = [
+            SeenRecord(rid, after, {**(rows[rid].snapshot if rid in rows else {}), **facts})
+            for rid in ids
+        ]
+        return "tuya", "task", current, ids
+
     # ---- looking ---------------------------------------------------------------------------
 
     async def _directory(self) -> Directory:
         """Who lives where, which worker is whom, who manages the community."""
         services = self._services
         residents: dict[str, list[int]] = defaultdict(list)
+        flats: dict[str, str] = {}
         for link in await services.accounts.residents():
             for residence in link.residences:
                 if isinstance(residence, dict) and residence.get("residence_id"):
-                    residents[str(residence["residence_id"])].append(link.telegram_id)
+                    rid = str(residence["residence_id"])
+                    residents[rid].append(link.telegram_id)
+                    flat = " ".join(
+                        str(residence.get(part) or "").strip()
+                        for part in ("building_name", "room_name")
+                    ).strip()
+                    if flat:
+                        flats[rid] = flat
         settings = services.settings
         managers: set[int] = set()
         for project in {settings.akubela_project_id, settings.tuya_project_id}:
@@ -282,7 +438,18 @@ class AlertWatcher:
         return Directory(
             residents={rid: tuple(ids) for rid, ids in residents.items()},
             managers=tuple(sorted(managers)),
+            flats=flats,
         )
+
+    async def _by_username(self, workers: Iterable[Worker]) -> dict[str, tuple[int, ...]]:
+        """Linked workers' Telegram accounts by Tuya username: tasks name their worker by
+        username, links name the Tuya worker id."""
+        linked: dict[str, tuple[int, ...]] = {}
+        for worker in workers:
+            ids = await self._services.accounts.telegram_ids_of_worker(worker.worker_id)
+            if ids and worker.username:
+                linked[worker.username] = tuple(ids)
+        return linked
 
     async def _photos(self, changes: Iterable[Change]) -> dict[str, list[str]]:
         """Photos residents sent with new repairs through the bot, by repair id."""
@@ -306,15 +473,25 @@ class AlertWatcher:
         markers: Mapping[str, Any],
         now: datetime,
     ) -> _Observed:
-        # A source polled for the first time: what is there is not news.
-        changes = diff(previous, current) if marker in markers else []
+        # A source looked at for the first time: what nobody knew of is the baseline, not
+        # news; a record the bot already knows (it announced its own write) is compared.
+        if marker not in markers:
+            changes = diff(previous, [r for r in current if r.record_id in previous])
+        else:
+            changes = diff(previous, current)
         stored = stamp(previous, current, now)
         writes = [
             record
             for record in stored
             if record.record_id not in previous or previous[record.record_id].state != record.state
         ]
-        return _Observed(changes, stored, writes, marker)
+        expected = {
+            record.record_id: previous[record.record_id].state
+            if record.record_id in previous
+            else None
+            for record in writes
+        }
+        return _Observed(changes, stored, writes, expected, marker)
 
     async def _previous(self, vendor: str, kind: str) -> dict[str, SeenRecord]:
         rows = await self._services.storage.vendor_states.get_many(vendor, kind)
@@ -381,15 +558,26 @@ class AlertWatcher:
         except ApiError as exc:
             logger.warning("alerts: the Tuya task list failed (%s); next poll", type(exc).__name__)
             return None
-        # Tasks name their worker by username; links name the Tuya worker id.
-        linked: dict[str, tuple[int, ...]] = {}
-        for worker in workers:
-            ids = await services.accounts.telegram_ids_of_worker(worker.worker_id)
-            if ids and worker.username:
-                linked[worker.username] = tuple(ids)
+        linked = await self._by_username(workers)
         current = [task_record(task) for task in tasks if task.task_id]
         previous = await self._previous("tuya", "task")
+        if "tuya.task" in markers:
+            # The list does not say where a task is: a new one's rooms are looked up once.
+            for record in current:
+                if record.record_id not in previous:
+                    record.snapshot["rooms"] = await self._rooms_of(record.record_id)
         return self._observe(previous, current, "tuya.task", markers, now), linked
+
+    async def _rooms_of(self, task_id: str) -> str:
+        """The names of a task's rooms, or "" when they cannot be read now."""
+        board = self._services.task_board
+        try:
+            detail = await board.task(task_id)
+            names = {room.room_id: room.room_name for room in await board.rooms()}
+        except ApiError as exc:
+            logger.info("alerts: rooms of a new task unknown (%s)", type(exc).__name__)
+            return ""
+        return ", ".join(names.get(r.room_id) or r.room_id for r in detail.room_device_relations)
 
     # ---- telling ---------------------------------------------------------------------------
 
@@ -405,6 +593,10 @@ class AlertWatcher:
 
     async def deliver(self, application: Any, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
+        async with self._delivering:
+            await self._deliver_pending(application, now)
+
+    async def _deliver_pending(self, application: Any, now: datetime) -> None:
         # Page through by id: alerts held by quiet hours must not hide the ones behind them.
         after = 0
         blocked: set[int] = set()
@@ -493,14 +685,47 @@ def _live(records: Iterable[SeenRecord]) -> list[SeenRecord]:
     return [record for record in records if record.state != GONE]
 
 
+def watcher_of(application: Any) -> AlertWatcher:
+    """The application's one watcher (made on first use)."""
+    watcher = application.bot_data.get(WATCHER_KEY)
+    if not isinstance(watcher, AlertWatcher):
+        services: Services = application.bot_data[SERVICES_KEY]
+        watcher = AlertWatcher(services)
+        application.bot_data[WATCHER_KEY] = watcher
+    return watcher
+
+
 async def watch_vendors(context: ConciergeContext) -> None:
     """The repeating job: one poll of every vendor."""
-    watcher = context.bot_data.get(WATCHER_KEY)
-    if not isinstance(watcher, AlertWatcher):
-        services: Services = context.bot_data[SERVICES_KEY]
-        watcher = AlertWatcher(services)
-        context.bot_data[WATCHER_KEY] = watcher
-    await watcher.poll(context.application)
+    await watcher_of(context.application).poll(context.application)
+
+
+def _named_records(payload: Mapping[str, Any]) -> list[str]:
+    """The records a deferred cancel names (one, or several at once)."""
+    one = [str(payload[k]) for k in ("repair_id", "booking_id") if payload.get(k)]
+    many = [str(i) for k in ("repair_ids", "booking_ids") for i in payload.get(k) or ()]
+    return one + many
+
+
+def announcing_deliveries(application: Any) -> Callable[[Delivered], Awaitable[None]]:
+    """The outbox's hook: a deferred write that went through is the bot's own write too."""
+    watcher = watcher_of(application)
+
+    async def announce(delivered: Delivered) -> None:
+        item = delivered.item
+        ids = [delivered.record_id] if delivered.record_id else _named_records(item.payload)
+        await watcher.announce(
+            application, OwnWrite(item.operation, item.telegram_id, tuple(ids), item.payload)
+        )
+
+    return announce
+
+
+async def look_before_updates(application: Any) -> None:
+    """At start, before the first update: one poll, so the watcher knows what is there (the
+    baseline on a fresh install, what changed while the bot was down otherwise) and a write in
+    the bot's first second is compared with it."""
+    await watcher_of(application).poll(application)
 
 
 # ---- /alerts ---------------------------------------------------------------------------------

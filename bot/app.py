@@ -105,6 +105,7 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
         await application.bot.set_my_commands(
             commands, language_code=None if language == "en" else language
         )
+    await alerts.look_before_updates(application)
 
 
 def build_application(
@@ -148,6 +149,7 @@ def build_application(
         await tell_linked(application, linked)
 
     services.linker.on_linked(tell)
+    services.outbox.on_delivered(alerts.announcing_deliveries(application))
     # Group -3 lets through only new messages and presses in private chats (no edits, no
     # groups, no channel posts): no flow ever sees the rest.
     application.add_handlers(gate.build_handlers(), group=gate.GATE_GROUP)

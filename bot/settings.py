@@ -24,6 +24,10 @@ DEMO_SERVITLY_LOCATION_MAP: dict[str, dict[str, str]] = {
     "145267896505310006": {"thingId": "thing-hvac-b"},
 }
 SERVITLY_TARGET_KEYS = frozenset({"thingId", "locationId"})
+# The one demo flat that both Akubela and Tuya know: Chen Home, Building A 1201.
+DEMO_TUYA_ROOM_OF_RESIDENCE: dict[str, str] = {
+    "r3f9a1c2d4e5b6a7980c1d2e3f4a5b601": "145267896505310002",
+}
 WEBHOOK_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
@@ -93,6 +97,11 @@ class Settings(BaseSettings):
     tuya_client_id: str = "tuyademoclientid"
     tuya_client_secret: SecretStr = SecretStr("tuya-demo-client-secret")
     tuya_project_id: str = "1233823965050001"
+    # Akubela residence id -> the Tuya room of that flat, so a task made from a repair
+    # starts with its room chosen.
+    tuya_room_of_residence: dict[str, str] = Field(
+        default_factory=lambda: dict(DEMO_TUYA_ROOM_OF_RESIDENCE)
+    )
 
     # Servitly (maintenance log)
     servitly_base_url: str = f"{SANDBOX_URL}/servitly"

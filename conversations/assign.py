@@ -43,9 +43,10 @@ from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, InvalidRequest, RateLimited
 from api.tuya_models import Device, Room, TaskSummary, Worker
-from conversations import callbacks, common, notify
+from conversations import callbacks, common
 from conversations.context import ConciergeContext
-from conversations.i18n import N_
+from conversations.my_repairs import find
+from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.tasks import (
     board_failure,
@@ -60,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 JOB: Final = "assign"
 PAGE_SIZE: Final = 8
+_FROM_REPAIR: Final = rf"^{callbacks.VERSION}:{JOB}:repair:"
 
 
 class State(StrEnum):
@@ -71,9 +73,27 @@ class State(StrEnum):
     CONFIRM = "assign.confirm"
 
 
+class FromRepair(BaseModel):
+    """The repair a task is made from (an alert's "Assign a task"): its description is the
+    task's text, and the worker is told its visit window and contact. Tuya keeps no text on a
+    task, so the bot does."""
+
+    repair_id: str
+    residence_id: str = ""
+    note: str = ""
+    repair_start: str = ""
+    repair_finish: str = ""
+    contact: str = ""
+
+    def facts(self) -> dict[str, str]:
+        """What the worker's alert carries, by the names the watcher keeps."""
+        return self.model_dump(exclude={"repair_id"})
+
+
 class AssignDraft(BaseModel):
     """The task being put together, and what is known about an attempt to create it."""
 
+    repair: FromRepair | None = None
     worker_id: str | None = None
     worker_name: str = ""
     page: int = 0
@@ -126,6 +146,21 @@ def worker_label(worker: Worker) -> str:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
+async def _username(context: ConciergeContext, worker_id: str) -> str:
+    """The worker's Tuya username (how tasks name their worker); "" when unknown now."""
+    try:
+        workers = await context.services.task_board.workers()
+    except ApiError:
+        return ""
+    return next((w.username for w in workers if w.worker_id == worker_id), "")
+
+
+def _from_repair(context: ConciergeContext, repair: FromRepair) -> str:
+    return context.t(
+        "📝 From repair #{short_id}: “{note}”", short_id=repair.repair_id[-6:], note=repair.note
+    )
+
+
 def _button(
     context: ConciergeContext, label: str, action: str, arg: str = ""
 ) -> InlineKeyboardButton:
@@ -156,9 +191,15 @@ async def _notice(update: Update, text: str) -> None:
         await common.say(update, text)
 
 
-async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Replaces the pressed message, or sends a new one."""
+async def _show(
+    update: Update, text: str, markup: InlineKeyboardMarkup | None = None, *, anew: bool = False
+) -> None:
+    """Replaces the pressed message, or sends a new one (`anew`: the pressed one is an alert,
+    which stays as it was)."""
     query = update.callback_query
+    if anew:
+        await common.say(update, text, markup)
+        return
     if query is not None and query.message is not None:
         try:
             await query.edit_message_text(text, reply_markup=markup)
@@ -201,7 +242,9 @@ async def _allowed(update: Update, context: ConciergeContext) -> bool:
 # ---- worker ----------------------------------------------------------------------------------
 
 
-async def _send_workers(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
+async def _send_workers(
+    update: Update, context: ConciergeContext, draft: AssignDraft, *, anew: bool = False
+) -> State:
     await common.typing(update, context)
     try:
         workers = await context.services.task_board.workers()
@@ -218,7 +261,9 @@ async def _send_workers(update: Update, context: ConciergeContext, draft: Assign
         if workers
         else context.t("The task system lists no workers yet.")
     )
-    await _show(update, text, common.with_cancel(rows, JOB, context))
+    if draft.repair is not None:
+        text = _from_repair(context, draft.repair) + "\n" + text
+    await _show(update, text, common.with_cancel(rows, JOB, context), anew=anew)
     return State.WORKER
 
 
@@ -229,6 +274,40 @@ async def start_assign(update: Update, context: ConciergeContext) -> State | int
     if not await _allowed(update, context):
         return ConversationHandler.END
     return await _send_workers(update, context, AssignDraft())
+
+
+async def start_from_repair(update: Update, context: ConciergeContext) -> State | int:
+    """A new-repair alert's "Assign a task": the repair's flat already chosen as the room (when
+    it is mapped to one), its description the task's text; asks which worker."""
+    query = update.callback_query
+    press = callbacks.parse(query.data if query else None, job=JOB)
+    if not await _allowed(update, context):
+        return ConversationHandler.END
+    key = press.arg if press is not None else ""
+    try:
+        repair = find(await context.services.project_desk.repairs(), key)
+        rooms = {room.room_id for room in await context.services.task_board.rooms()}
+    except ApiError as error:
+        await _notice(update, board_failure(context, error))
+        return ConversationHandler.END
+    if repair is None:
+        logger.info("user %s pressed a repair not in the list", context.user_id)
+        await _notice(update, context.t("Sorry, that repair is not in the list (any more)."))
+        return ConversationHandler.END
+    await common.answer_press(update)
+    room = context.services.settings.tuya_room_of_residence.get(repair.residence_id)
+    draft = AssignDraft(
+        repair=FromRepair(
+            repair_id=repair.maintenance_id,
+            residence_id=repair.residence_id,
+            note=repair.description,
+            repair_start=repair.start_time.isoformat() if repair.start_time else "",
+            repair_finish=repair.finish_time.isoformat() if repair.finish_time else "",
+            contact=repair.contact,
+        ),
+        room_ids=[room] if room in rooms else [],
+    )
+    return await _send_workers(update, context, draft, anew=True)
 
 
 async def choose_worker(update: Update, context: ConciergeContext) -> State | int:
@@ -258,7 +337,12 @@ async def choose_worker(update: Update, context: ConciergeContext) -> State | in
                 await _notice(update, context.t("That worker is not in the list (any more)."))
                 return State.WORKER
             await common.answer_press(update)
-            draft = AssignDraft(worker_id=worker.worker_id, worker_name=worker_label(worker))
+            draft = AssignDraft(
+                repair=draft.repair,
+                worker_id=worker.worker_id,
+                worker_name=worker_label(worker),
+                room_ids=draft.room_ids,
+            )
             return await _send_rooms(update, context, draft)
     return await _stale(update, context, State.WORKER)
 
@@ -331,7 +415,7 @@ async def press_in_rooms(update: Update, context: ConciergeContext) -> State | i
             return await _send_rooms(update, context, draft)
         case "rback":
             await common.answer_press(update)
-            return await _send_workers(update, context, AssignDraft())
+            return await _send_workers(update, context, AssignDraft(repair=draft.repair))
         case "r" if press.arg:
             rooms = await _rooms(update, context, State.ROOMS)
             if rooms is None:
@@ -485,6 +569,8 @@ async def _send_summary(update: Update, context: ConciergeContext, draft: Assign
     await common.save_draft(context, JOB, draft)
     lines = [context.t("New task for {worker}:", worker=draft.worker_name)]
     lines += places_lines(await _places(context, draft))
+    if draft.repair is not None:
+        lines.append(_from_repair(context, draft.repair))
     rows = [
         [
             _button(context, context.t("✅ Create the task"), "create"),
@@ -627,16 +713,11 @@ async def _created(
     )
     places = await _places(context, draft)
     rooms = ", ".join(room for room, _ in places)
-    told = 0
-    for telegram_id in await services.accounts.telegram_ids_of_worker(draft.worker_id):
-        told += await notify.tell(
-            context.application,
-            context.services,
-            telegram_id,
-            N_("🆕 New maintenance task {task_id} for you: {rooms}. Send /tasks to see it."),
-            task_id=task_id,
-            rooms=rooms,
-        )
+    facts = draft.repair.facts() if draft.repair is not None else {}
+    facts["worker_username"] = await _username(context, draft.worker_id)
+    told = await context.announce(
+        OwnWrite("tuya.task.create", context.user_id, (task_id,), {"rooms": rooms, **facts})
+    )
     await common.clear_draft(context, JOB)
     lines = [context.t("✅ Task {task_id} is created.", task_id=task_id), *places_lines(places)]
     if told:
@@ -700,6 +781,9 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
             entry_points=[
                 CommandHandler("assign", start_assign),
                 CallbackQueryHandler(start_assign, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+                CallbackQueryHandler(
+                    start_from_repair, pattern=rf"^{callbacks.VERSION}:{JOB}:repair:"
+                ),
             ],
             states={
                 State.WORKER: _step(choose_worker),

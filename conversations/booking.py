@@ -46,7 +46,7 @@ from conversations.booking_request import AmenityNames, Part, parse_booking_requ
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, booking_details, send_booking
-from conversations.ports import ResidentDesk
+from conversations.ports import OwnWrite, ResidentDesk
 from conversations.timewindow import TimeWindow, describe_day, describe_window
 
 logger = logging.getLogger(__name__)
@@ -767,6 +767,15 @@ async def confirm_booking(update: Update, context: ConciergeContext) -> State | 
         return State.CONFIRM
     await common.clear_draft(context, JOB)
     await _tell_booked(update, context, desk, booking_id, draft)
+    if booking_id:
+        await context.announce(
+            OwnWrite(
+                "akubela.booking.create",
+                context.user_id,
+                (booking_id,),
+                {"residence_id": desk.residence_id},
+            )
+        )
     return ConversationHandler.END
 
 

@@ -257,11 +257,13 @@ def browse_conversation(
     start: Callback,
     states: dict[object, Handlers],
     timeout: timedelta,
+    entry_points: Handlers | None = None,
 ) -> ConversationHandler[ConciergeContext]:
     """A conversation driven by buttons only (a list, a detail, a confirmation).
 
-    It starts on `/<command>` or the menu's button for `job`; `/cancel` and the Cancel button
-    leave it; an unexpected press gets a notice, typed text a hint, and silence the time-out.
+    It starts on `/<command>` or the menu's button for `job` (or any of `entry_points`, such as
+    an alert's button); `/cancel` and the Cancel button leave it; an unexpected press gets a
+    notice, typed text a hint, and silence the time-out.
     """
 
     async def press_stale(update: Update, context: ConciergeContext) -> None:
@@ -291,6 +293,7 @@ def browse_conversation(
             entry_points=[
                 CommandHandler(command, start),
                 CallbackQueryHandler(start, pattern=rf"^{callbacks.build('menu', job)}$"),
+                *(entry_points or []),
             ],
             states={**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, idle)]},
             fallbacks=[

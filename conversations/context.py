@@ -14,8 +14,10 @@ from conversations.i18n import pick_language, tr
 # run time, so the arrows still point from bot down to conversations.
 if TYPE_CHECKING:
     from bot.services import Services
+    from conversations.ports import Announcer, OwnWrite
 
 SERVICES_KEY = "services"
+ANNOUNCER_KEY = "alert_watcher"
 LANGUAGE_KEY = "lang"
 TIME_ZONE_KEY = "tz"
 
@@ -45,6 +47,13 @@ class ConciergeContext(
         """The long-lived services the bot opened at start."""
         services: Services = self.bot_data[SERVICES_KEY]
         return services
+
+    async def announce(self, write: OwnWrite) -> int:
+        """Tells the people the bot's write concerns, now; how many alerts that made."""
+        announcer: Announcer | None = self.bot_data.get(ANNOUNCER_KEY)
+        if announcer is None:
+            return 0
+        return await announcer.announce(self.application, write)
 
     @property
     def lang(self) -> str:

@@ -54,7 +54,7 @@ from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
-from conversations.ports import ResidentDesk
+from conversations.ports import OwnWrite, ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.timewindow import TimeWindow, describe_window
 
@@ -626,6 +626,14 @@ async def _cancel_now(
         await common.say(update, common.vendor_failure(context, error))
         return ConversationHandler.END
     await common.clear_draft(context, JOB)
+    await context.announce(
+        OwnWrite(
+            "akubela.booking.cancel" if len(ids) == 1 else "akubela.booking.cancel_many",
+            context.user_id,
+            tuple(ids),
+            {"residence_id": desk.residence_id},
+        )
+    )
     if len(ids) == 1:
         await common.say(update, context.t("Done: the booking is cancelled."))
     else:
@@ -765,6 +773,15 @@ async def _book_with_code(update: Update, context: ConciergeContext, code: str) 
         return ConversationHandler.END
     await common.clear_draft(context, JOB)
     await _tell_booked(update, context, desk, booking_id)
+    if booking_id:
+        await context.announce(
+            OwnWrite(
+                "akubela.booking.by_code",
+                context.user_id,
+                (booking_id,),
+                {"residence_id": desk.residence_id},
+            )
+        )
     return ConversationHandler.END
 
 

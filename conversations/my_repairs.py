@@ -41,7 +41,7 @@ from api.errors import ApiError, NotFound, RateLimited, Unavailable
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
-from conversations.ports import ResidentDesk
+from conversations.ports import OwnWrite, ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.timewindow import TimeWindow, describe_window
 
@@ -565,6 +565,13 @@ async def delete_confirmed(update: Update, context: ConciergeContext) -> State |
         retry = _confirm_markup(context, context.t("🔁 Try again"))
         await common.say(update, common.vendor_failure(context, error), retry)
         return State.CONFIRM
+    if context.user_id is not None:
+        operation = (
+            "akubela.repair.cancel" if draft.pending is Pending.CANCEL else "akubela.repair.clear"
+        )
+        await context.announce(
+            OwnWrite(operation, context.user_id, tuple(ids), {"residence_id": desk.residence_id})
+        )
     if draft.pending is Pending.CANCEL:
         note = context.t("🗑 Repair #{short_id} is cancelled.", short_id=short_id(ids[0]))
     else:

@@ -1,5 +1,6 @@
-"""Messages to a user outside their own conversation (alerts, results of deferred writes, a
-manager told about a worker's acknowledgement), in that user's language."""
+"""Messages to a user outside their own conversation (results of deferred writes, a link that
+went through), in that user's language; alerts go through `bot.alerts` instead, which keeps
+them until they are due."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ that is retried later (the outbox) goes out under the same id.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -110,6 +111,26 @@ class Deferrer(Protocol):
         self, telegram_id: int, operation: str, payload: dict[str, Any], *, command_id: str
     ) -> None:
         """Queues `operation` with `payload`; the user is told when it went through."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OwnWrite:
+    """A write of the bot's that went through: the operation (the outbox's names, e.g.
+    "akubela.repair.create", or "tuya.task.reopen"), who made it, its payload as the outbox
+    keeps it (the residence, a reopen's reason, ...) and the records it touched."""
+
+    operation: str
+    telegram_id: int
+    record_ids: tuple[str, ...]
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Announcer(Protocol):
+    """Tells the people a write of the bot's concerns at once (never the one who made it)."""
+
+    async def announce(self, application: Any, write: OwnWrite) -> int:
+        """Records and sends what follows from the write; how many alerts that made."""
         ...
 
 

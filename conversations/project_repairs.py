@@ -349,6 +349,16 @@ async def choose_filter(update: Update, context: ConciergeContext) -> State | in
 async def open_repair(update: Update, context: ConciergeContext) -> State | int:
     """A repair of the list: its photos and every field, once found in a fresh list."""
     await _press(update)
+    return await _open(update, context)
+
+
+async def open_from_alert(update: Update, context: ConciergeContext) -> State | int:
+    """An alert's "Open the repair": the same, and the alert keeps its other buttons."""
+    await common.answer_press(update)
+    return await _open(update, context)
+
+
+async def _open(update: Update, context: ConciergeContext) -> State | int:
     if not await _allowed(update, context):
         return ConversationHandler.END
     key = _arg(update)
@@ -393,5 +403,11 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         ],
     }
     return common.browse_conversation(
-        job=JOB, command="repairs_all", start=start_list, states=states, timeout=timeout
+        job=JOB,
+        command="repairs_all",
+        start=start_list,
+        states=states,
+        timeout=timeout,
+        # A new-repair alert's "Open the repair" works with no list open.
+        entry_points=[CallbackQueryHandler(open_from_alert, pattern=_on("show"))],
     )

@@ -53,6 +53,7 @@ from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
+from conversations.ports import OwnWrite
 from conversations.timewindow import (
     Preset,
     Refusal,
@@ -823,6 +824,15 @@ async def confirm_report(update: Update, context: ConciergeContext) -> State | i
             "✅ Your repair was reported — waiting for confirmation. Send /repairs to follow it."
         )
     await common.say(update, text)
+    if repair_id and context.user_id is not None:
+        await context.announce(
+            OwnWrite(
+                "akubela.repair.create",
+                context.user_id,
+                (repair_id,),
+                {"residence_id": desk.residence_id},
+            )
+        )
     return ConversationHandler.END
 
 

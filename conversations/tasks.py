@@ -46,9 +46,10 @@ from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
 from api.tuya_models import TaskDetail, TaskStatus, TaskSummary, Worker
-from conversations import callbacks, common, notify
+from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
+from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
 
 logger = logging.getLogger(__name__)
@@ -222,14 +223,6 @@ def project_ids(context: ConciergeContext) -> list[str]:
     settings = context.services.settings
     ids = [context.services.task_board.project_id, settings.akubela_project_id]
     return list(dict.fromkeys(i for i in ids if i))
-
-
-async def managers(context: ConciergeContext) -> list[int]:
-    """Everyone who manages the community's projects."""
-    found: list[int] = []
-    for project_id in project_ids(context):
-        found += await context.services.accounts.managers_of(project_id)
-    return list(dict.fromkeys(found))
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -528,7 +521,12 @@ async def _detail_markup(
 
 
 async def _send_task(
-    update: Update, context: ConciergeContext, task: TaskDetail, prefix: str = ""
+    update: Update,
+    context: ConciergeContext,
+    task: TaskDetail,
+    prefix: str = "",
+    *,
+    anew: bool = False,
 ) -> State:
     """Shows one task with the buttons this user may use on it."""
     actor = await _actor(context)
@@ -539,12 +537,19 @@ async def _send_task(
         task, places, ack.acknowledged_at if ack else None, context.lang, context.zone
     )
     markup = await _detail_markup(context, task, _is_manager(actor), ack is not None)
-    await _show(update, (prefix + "\n\n" if prefix else "") + text, markup)
+    text = (prefix + "\n\n" if prefix else "") + text
+    if anew:
+        await common.say(update, text, markup)
+    else:
+        await _show(update, text, markup)
     return State.BROWSE
 
 
-async def open_task(update: Update, context: ConciergeContext) -> State | int:
-    """Shows the pressed task, after checking it is the user's to see."""
+async def open_task(
+    update: Update, context: ConciergeContext, *, anew: bool = False
+) -> State | int:
+    """Shows the pressed task, after checking it is the user's to see; `anew` in a message of
+    its own (from an alert, which stays as it was)."""
     query = update.callback_query
     press = callbacks.parse(query.data if query else None, job=JOB)
     if press is None or not press.arg:
@@ -553,7 +558,7 @@ async def open_task(update: Update, context: ConciergeContext) -> State | int:
     if loaded is None:
         return State.BROWSE
     await common.answer_press(update)
-    return await _send_task(update, context, loaded.task)
+    return await _send_task(update, context, loaded.task, anew=anew)
 
 
 async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -> State:
@@ -589,16 +594,14 @@ async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -
     )
     places = await places_of(context, task)
     rooms = ", ".join(room for room, _ in places) or "—"
-    for manager in await managers(context):
-        await notify.tell(
-            context.application,
-            context.services,
-            manager,
-            N_("👍 {worker} acknowledged task {task_id} ({rooms})."),
-            worker=worker_name(task),
-            task_id=task_id,
-            rooms=rooms,
+    await context.announce(
+        OwnWrite(
+            "tuya.task.acknowledge",
+            context.user_id,
+            (task_id,),
+            {"worker": worker_name(task), "rooms": rooms},
         )
+    )
     return await _send_task(
         update, context, task, context.t("Thanks! The manager knows you have seen it.")
     )
@@ -615,6 +618,8 @@ async def press_decision(update: Update, context: ConciergeContext) -> State | i
         return await _stale(update, context, State.BROWSE)
     if press.action == "open":
         return await open_task(update, context)
+    if press.action == "show":
+        return await open_task(update, context, anew=True)
     if press.action == "accept":
         return await accept(update, context, press.arg)
     return await ask_reason(update, context, press.arg)
@@ -685,15 +690,7 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     )
     lines = [context.t("✅ Task {task_id} is accepted.", task_id=task_id)]
     lines.append(await _record_work(context, loaded.task, now))
-    if loaded.worker_id:
-        for telegram_id in await services.accounts.telegram_ids_of_worker(loaded.worker_id):
-            await notify.tell(
-                context.application,
-                context.services,
-                telegram_id,
-                N_("✅ Your task {task_id} was accepted."),
-                task_id=task_id,
-            )
+    await context.announce(OwnWrite("tuya.task.accept", context.user_id, (task_id,)))
     await common.say(update, "\n".join(lines), _back(context))
     return State.BROWSE
 
@@ -840,17 +837,9 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
         result="reopened",
         at=services.clock(),
     )
-    told = 0
-    if loaded.worker_id:
-        for telegram_id in await services.accounts.telegram_ids_of_worker(loaded.worker_id):
-            told += await notify.tell(
-                context.application,
-                context.services,
-                telegram_id,
-                N_("🔁 Task {task_id} was reopened by the manager. Reason: {reason}"),
-                task_id=task_id,
-                reason=reason,
-            )
+    told = await context.announce(
+        OwnWrite("tuya.task.reopen", context.user_id, (task_id,), {"reason": reason})
+    )
     draft.task_id, draft.reason, draft.unsure = None, None, None
     await common.save_draft(context, JOB, draft)
     worker = worker_name(loaded.task)
@@ -989,7 +978,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
     not_command = ~filters.COMMAND
     other = MessageHandler(not_command, receive_other)
     # Alerts carry these buttons into chats where no board is open, so they start one.
-    decisions = rf"^{callbacks.VERSION}:{JOB}:(accept|reopen|open):"
+    decisions = rf"^{callbacks.VERSION}:{JOB}:(accept|reopen|open|show):"
     # per_message stays False so a typed reason reaches the conversation; PTB warns that
     # buttons are then tracked per chat rather than per message, which is what this wants.
     with warnings.catch_warnings():

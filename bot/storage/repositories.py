@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -287,10 +287,20 @@ class VendorStates(_Repository):
             return {row.record_id: row for row in rows}
 
     async def put_many(
-        self, vendor: str, kind: str, records: Sequence[SeenRecord], seen_at: datetime
+        self,
+        vendor: str,
+        kind: str,
+        records: Sequence[SeenRecord],
+        seen_at: datetime,
+        *,
+        expected: Mapping[str, str | None] | None = None,
     ) -> None:
-        """Stores what was seen, in one transaction; existing records are overwritten."""
+        """Stores what was seen, in one transaction; existing records are overwritten, or with
+        `expected` only where the stored state is still that one (None: nothing stored)."""
         if not records:
+            return
+        if expected is not None:
+            await self._put_where_unchanged(vendor, kind, records, seen_at, expected)
             return
         rows = [
             {
@@ -314,6 +324,42 @@ class VendorStates(_Repository):
                         update=["state", "snapshot", "seen_at"],
                     )
                 )
+            await session.commit()
+
+    async def _put_where_unchanged(
+        self,
+        vendor: str,
+        kind: str,
+        records: Sequence[SeenRecord],
+        seen_at: datetime,
+        expected: Mapping[str, str | None],
+    ) -> None:
+        async with self._sessions() as session:
+            for record in records:
+                values = {"state": record.state, "snapshot": record.snapshot, "seen_at": seen_at}
+                before = expected.get(record.record_id)
+                if before is None:
+                    await session.execute(
+                        upsert(
+                            _dialect(session),
+                            VendorState,
+                            {"vendor": vendor, "kind": kind, "record_id": record.record_id}
+                            | values,
+                            key=["vendor", "kind", "record_id"],
+                            update=[],
+                        )
+                    )
+                else:
+                    await session.execute(
+                        update(VendorState)
+                        .where(
+                            VendorState.vendor == vendor,
+                            VendorState.kind == kind,
+                            VendorState.record_id == record.record_id,
+                            VendorState.state == before,
+                        )
+                        .values(**values)
+                    )
             await session.commit()
 
 

@@ -23,11 +23,11 @@ from bot.alert_kinds import (
     ChangeKind,
     Directory,
     booking_alerts,
+    booking_lapses,
     booking_record,
     booking_reminders,
     diff,
     in_quiet_hours,
-    not_told_yet,
     periods_overdue,
     repair_alerts,
     repair_escalations,
@@ -46,12 +46,13 @@ from bot.alerts import (
     render,
     storable_key,
     watch_vendors,
+    watcher_of,
 )
 from bot.storage.accounts import RedeemOutcome
 from bot.storage.models import AlertStatus, Role, SentAlert
 from bot.storage.repositories import SeenRecord, VendorStates
-from conversations import callbacks
 from conversations.i18n import tr
+from conversations.ports import OwnWrite
 from sandbox.faults import FaultKind, FaultRule
 from sandbox.tuya import LI_WEI, TOM
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
@@ -228,10 +229,31 @@ def test_a_repair_state_alert_names_the_state_and_the_feedback() -> None:
     assert "{feedback}" not in alert.message
 
 
-def test_a_new_repair_alert_has_one_tap_buttons() -> None:
-    (alert, _) = repair_alerts([_change(ChangeKind.NEW, "m1", None, "x", **REPAIR)], DIRECTORY)
+def test_a_new_repair_alert_has_one_tap_buttons_and_the_facts_a_manager_needs() -> None:
+    repair = {
+        **REPAIR,
+        "start": T0.isoformat(),
+        "finish": (T0 + timedelta(hours=3)).isoformat(),
+        "contact": "+86 138 0000 0001",
+    }
+    directory = Directory(
+        residents=DIRECTORY.residents,
+        managers=DIRECTORY.managers,
+        flats={"home-1": "Building A 1201"},
+    )
+    (alert, _) = repair_alerts(
+        [_change(ChangeKind.NEW, "m12345678", None, "x", **repair)], directory
+    )
     datas = [data for _, data in alert.buttons]
-    assert datas == [callbacks.build("menu", "repairs_all"), callbacks.build("menu", "assign")]
+    assert datas == ["1:repairs_all:show:m12345678", "1:assign:repair:m12345678"]
+    text, _ = render(alert, "en", ZONE)
+    assert text == (
+        "🆕 New repair #345678 from Building A 1201:\n📝 Tap drips\n"
+        "🕒 Visit: 2026-03-02 09:00 – 2026-03-02 12:00\n📞 +86 138 0000 0001"
+    )
+    zh, _ = render(alert, "zh", ZONE)
+    assert "上门时间：2026-03-02 09:00 – 2026-03-02 12:00" in zh
+    assert "Building A 1201" in zh
 
 
 BOOKING = {"residence_id": "home-1", "amenity": "Gym", "home": "A 1201", "start": T0.isoformat()}
@@ -252,8 +274,27 @@ BOOKING = {"residence_id": "home-1", "amenity": "Gym", "home": "A 1201", "start"
         ),
         pytest.param(
             _change(ChangeKind.STATE, "b1", "success", "canceled", **BOOKING),
+            [(AlertKind.CANCELLED, MANAGER), (AlertKind.CANCELLED, MANAGER_2)],
+            id="an approved booking cancelled: the office",
+        ),
+        pytest.param(
+            _change(ChangeKind.STATE, "b1", "pending", "canceled", **BOOKING),
+            [
+                (AlertKind.BOOKING_DECIDED, RESIDENT),
+                (AlertKind.CANCELLED, MANAGER),
+                (AlertKind.CANCELLED, MANAGER_2),
+            ],
+            id="a waiting booking found cancelled: its resident and the office",
+        ),
+        pytest.param(
+            _change(ChangeKind.GONE, "b1", "pending", None, **BOOKING),
+            [(AlertKind.BOOKING_DECIDED, RESIDENT)],
+            id="a waiting booking gone: its resident hears what is known",
+        ),
+        pytest.param(
+            _change(ChangeKind.NEW, "b1", None, "rejected", **BOOKING),
             [],
-            id="cancelled by the resident: nobody",
+            id="decided before it was ever seen: nobody",
         ),
         pytest.param(
             _change(ChangeKind.NEW, "b1", None, "pending", **BOOKING),
@@ -276,7 +317,8 @@ def test_booking_decisions_say_which_and_when_in_the_readers_zone() -> None:
     (no,) = booking_alerts([rejected], DIRECTORY)
     assert "approved" in yes.message
     assert "rejected" in no.message
-    assert yes.key != no.key
+    # A booking leaves `pending` once: whatever it is found in, one outcome, one key.
+    assert yes.key == no.key
     assert yes.moments == ("when",)
     assert render(yes, "en", ZONE)[0].endswith("on 2026-03-02 09:00 was approved.")
     assert "2026-03-02 02:00" in render(yes, "en", ZoneInfo("Europe/Paris"))[0]
@@ -364,53 +406,6 @@ def test_keys_differ_per_recipient_and_per_visit_to_a_state() -> None:
     assert keys_first == [a.key for a in task_alerts([first], DIRECTORY)]
 
 
-@pytest.mark.parametrize(
-    ("change", "created", "reopened_at", "kept"),
-    [
-        pytest.param(
-            _change(ChangeKind.NEW, "t1", None, "PENDING_MAINTENANCE", **TASK),
-            {"t1"},
-            None,
-            False,
-            id="created with /assign: the worker was told there",
-        ),
-        pytest.param(
-            _change(ChangeKind.NEW, "t1", None, "PENDING_MAINTENANCE", **TASK),
-            set(),
-            None,
-            True,
-            id="created elsewhere",
-        ),
-        pytest.param(
-            _change(ChangeKind.STATE, "t1", "PENDING_ACCEPTANCE", "PENDING_MAINTENANCE", **TASK),
-            set(),
-            T0 + timedelta(minutes=5),
-            False,
-            id="reopened on the board: the worker was told why",
-        ),
-        pytest.param(
-            _change(ChangeKind.STATE, "t1", "PENDING_ACCEPTANCE", "PENDING_MAINTENANCE", **TASK),
-            set(),
-            T0 - timedelta(days=1),
-            True,
-            id="an older reopen on the board, this one elsewhere",
-        ),
-        pytest.param(
-            _change(ChangeKind.STATE, "t1", "IN_MAINTENANCE", "PENDING_ACCEPTANCE", **TASK),
-            {"t1"},
-            T0 + timedelta(minutes=5),
-            True,
-            id="finished: managers still hear",
-        ),
-    ],
-)
-def test_changes_the_bot_announced_itself_are_not_alerted_again(
-    change: Change, created: set[str], reopened_at: datetime | None, kept: bool
-) -> None:
-    reopened = {"t1": reopened_at} if reopened_at else {}
-    assert not_told_yet([change], created, reopened) == ([change] if kept else [])
-
-
 def test_a_new_repair_alert_carries_the_residents_photos() -> None:
     change = _change(ChangeKind.NEW, "m1", None, "wait for confirmation", **REPAIR)
     alerts = repair_alerts([change], DIRECTORY, {"m1": ["photo-a", "photo-b"]})
@@ -419,6 +414,52 @@ def test_a_new_repair_alert_carries_the_residents_photos() -> None:
 
 
 # ---- reminders and escalations -------------------------------------------------------------
+
+
+def test_a_booking_still_pending_when_it_began_tells_its_resident_once() -> None:
+    tomorrow = {**BOOKING, "start": (T0 + timedelta(days=1)).isoformat()}
+    started = SeenRecord("b1", "pending", dict(BOOKING))
+    upcoming = SeenRecord("b2", "pending", tomorrow)
+    approved = SeenRecord("b3", "success", dict(BOOKING))
+    (lapsed,) = booking_lapses([started, upcoming, approved], DIRECTORY, now=T0)
+    assert (lapsed.kind, lapsed.recipient) == (AlertKind.BOOKING_DECIDED, RESIDENT)
+    assert "still waiting for approval when it began" in render(lapsed, "en", ZONE)[0]
+    # The same key as any other outcome: a late decision seen afterwards is not told again.
+    (decided,) = booking_alerts(
+        [_change(ChangeKind.STATE, "b1", "pending", "success", **BOOKING)], DIRECTORY
+    )
+    assert decided.key == lapsed.key
+
+
+def test_the_known_task_facts_survive_the_next_poll() -> None:
+    known = {"t1": _seen("t1", "PENDING_MAINTENANCE", T0, note="Tap drips", rooms="A 1201")}
+    (stored,) = stamp(known, [_seen("t1", "IN_MAINTENANCE", worker="Tom")], T0)
+    assert stored.snapshot["note"] == "Tap drips"
+    assert stored.snapshot["rooms"] == "A 1201"
+    assert stored.snapshot["worker"] == "Tom"
+
+
+async def test_a_poll_never_overwrites_a_state_the_bot_stored_while_it_was_looking(
+    bot: BotUnderTest,
+) -> None:
+    states = bot.services.storage.vendor_states
+    await states.put_many("akubela", "booking", [_seen("b1", "pending")], T0)
+    # The poll read "pending" and saw it approved; meanwhile the bot stored a cancellation.
+    await states.put_many("akubela", "booking", [_seen("b1", "canceled")], T0)
+    await states.put_many(
+        "akubela", "booking", [_seen("b1", "success")], T0, expected={"b1": "pending"}
+    )
+    # And a record the poll took for new was stored by the bot first.
+    await states.put_many("akubela", "booking", [_seen("b2", "pending")], T0)
+    await states.put_many(
+        "akubela", "booking", [_seen("b2", "success")], T0, expected={"b2": None}
+    )
+    rows = await states.get_many("akubela", "booking")
+    assert {rid: row.state for rid, row in rows.items()} == {"b1": "canceled", "b2": "pending"}
+    await states.put_many(
+        "akubela", "booking", [_seen("b1", "~gone")], T0, expected={"b1": "canceled"}
+    )
+    assert (await states.get_many("akubela", "booking"))["b1"].state == "~gone"
 
 
 @pytest.mark.parametrize(
@@ -674,16 +715,20 @@ async def test_workers_hear_of_new_and_reopened_tasks_and_managers_of_new_repair
     (reopened,) = _to(bot, TOM_TG)
     assert f"#{TASK_TOM_AWAITING[-6:]} was reopened" in (reopened.text or "")
     (assigned,) = _to(bot, LI_TG)
-    assert f"task #{created[-6:]}" in (assigned.text or "")
+    # Made in the Tuya console: the list does not say where, so its rooms were looked up.
+    assert (assigned.text or "") == (
+        f"🧰 New maintenance task #{created[-6:]} for you.\n🏠 Block A lobby"
+    )
     (new_repair,) = _to(bot, BOSS)
     assert "提交了新报修" in (new_repair.text or "")
     assert "Hallway light is out" in (new_repair.text or "")
+    assert "+86 138 0000 0002" in (new_repair.text or "")
     labels = [b["text"] for row in new_repair.buttons for b in row]
-    assert labels == [tr("zh", "🏠 All repairs"), tr("zh", "➕ Assign a task")]
-    assert labels != ["🏠 All repairs", "➕ Assign a task"]
-    assert [b["callback_data"] for row in new_repair.buttons for b in row] == [
-        "1:menu:repairs_all",
-        "1:menu:assign",
+    assert labels == [tr("zh", "🔎 Open the repair"), tr("zh", "➕ Assign a task")]
+    assert labels != ["🔎 Open the repair", "➕ Assign a task"]
+    assert [b["callback_data"].split(":")[:3] for row in new_repair.buttons for b in row] == [
+        ["1", "repairs_all", "show"],
+        ["1", "assign", "repair"],
     ]
 
 
@@ -1011,36 +1056,33 @@ async def test_a_new_repair_reaches_managers_with_the_residents_photos(
     assert [m["media"] for m in album.params["media"]] == ["photo-sink-1", "photo-sink-2"]
 
 
-async def test_workers_are_not_told_twice_of_what_the_task_board_told_them(
+async def test_workers_are_not_told_twice_of_what_the_bot_itself_announced(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     await _community(bot, sandbox_app)
     await _poll(bot)
+    watcher = watcher_of(bot.app)
     created = await bot.services.tuya.create_task(
         worker_id=LI_WEI, room_device_relations=[_relation()]
     )
-    audit = bot.services.storage.audit
-    await audit.append(
-        telegram_id=BOSS,
-        vendor="tuya",
-        action="task.create",
-        target=created,
-        request_summary={},
-        result="created",
-        at=bot.services.clock(),
+    told = await watcher.announce(
+        bot.app, OwnWrite("tuya.task.create", BOSS, (created,), {"rooms": "Block A lobby"})
     )
+    assert told == 1
     _tuya(sandbox_app).advance("task", TASK_TOM_AWAITING, "reopen")
-    await audit.append(
-        telegram_id=BOSS,
-        vendor="tuya",
-        action="task.reopen",
-        target=TASK_TOM_AWAITING,
-        request_summary={"reason": "Still leaking"},
-        result="reopened",
-        at=bot.services.clock(),
+    await watcher.announce(
+        bot.app,
+        OwnWrite("tuya.task.reopen", BOSS, (TASK_TOM_AWAITING,), {"reason": "Still leaking"}),
     )
+    # Told at once, before any poll.
+    (assigned,) = _to(bot, LI_TG)
+    assert f"#{created[-6:]}" in (assigned.text or "")
+    (reopened,) = _to(bot, TOM_TG)
+    assert "Reason: Still leaking" in (reopened.text or "")
+
     await _poll(bot)
-    assert bot.telegram.sent("sendMessage") == []
+    await _poll(bot)
+    assert _recipients(bot) == [TOM_TG, LI_TG]
 
 
 async def test_the_accept_button_in_an_alert_accepts_for_a_manager_only(
@@ -1083,7 +1125,14 @@ async def test_alerts_held_by_quiet_hours_do_not_hide_the_ones_behind_them(
     end = (local + timedelta(hours=1)).time().replace(second=0, microsecond=0)
     await bot.services.storage.users.set_quiet_hours(BOSS, start, end)
     watcher = AlertWatcher(bot.services, page_size=2)
-    values = {"home": "A 1201", "description": "Tap drips"}
+    values = {
+        "home": "A 1201",
+        "description": "Tap drips",
+        "short_id": "1",
+        "start": "",
+        "finish": "",
+        "contact": "",
+    }
     for n in range(5):
         await watcher.ledger.record(
             Alert(f"held-{n}", AlertKind.REPAIR_NEW, BOSS, MSG_REPAIR_NEW, values), bot_clock.now

@@ -71,3 +71,15 @@ def test_demo_starts_serves_the_web_chat_and_stops_cleanly(tmp_path: Path) -> No
     assert code == 0, log
     assert "Concierge demo is running" in log
     assert "Traceback" not in log
+
+
+def test_the_demo_polls_often_enough_to_show_every_alert_within_ten_seconds(
+    tmp_path: Path,
+) -> None:
+    from bot.demo import demo_settings
+    from bot.settings import Settings
+
+    production = Settings(_env_file=None)
+    demo = demo_settings(production, database_path=tmp_path / "demo.db")
+    assert demo.alert_poll_seconds <= 10
+    assert production.alert_poll_seconds == 60

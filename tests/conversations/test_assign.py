@@ -148,8 +148,7 @@ async def test_a_manager_assigns_a_task_end_to_end_and_the_worker_is_told(
     assert _last(bot).startswith(f"✅ Task {new.task_id} is created.")
     assert _last(bot).endswith("Tom (tom@demo.community) is told here.")
     assert _told(bot, TOM_TG) == [
-        f"🆕 New maintenance task {new.task_id} for you: Block A 1201, Block B 0803. "
-        "Send /tasks to see it."
+        f"🧰 New maintenance task #{new.task_id[-6:]} for you.\n🏠 Block A 1201, Block B 0803"
     ]
     assert _told(bot, LI_TG) == []
     [entry] = await bot.services.storage.audit.recent()
@@ -242,7 +241,7 @@ async def test_assign_in_chinese(bot: BotUnderTest, sandbox_app: Starlette) -> N
     await chat.press(_press("create"))
     assert _last(bot).startswith("✅ 任务 ")
     [told] = _told(bot, TOM_TG)
-    assert told.startswith("🆕 您有新的维修任务 ")
+    assert told.startswith("🧰 您有新的维修任务 #")
 
 
 async def test_a_create_that_did_not_happen_is_looked_for_then_tried_again(
@@ -317,7 +316,7 @@ async def test_a_create_whose_answer_is_lost_is_found_not_repeated(
     assert len(_tuya(sandbox_app)._tasks) == count + 1
     assert _last(bot).startswith(f"✅ Task {new.task_id} is created.")
     [told] = _told(bot, TOM_TG)
-    assert new.task_id in told
+    assert f"#{new.task_id[-6:]}" in told
 
 
 async def test_tuya_down_while_listing_workers_offers_a_retry(

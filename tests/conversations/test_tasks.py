@@ -265,7 +265,7 @@ async def test_a_worker_opens_a_task_and_acknowledges_it_and_the_manager_is_told
     assert _last(bot).startswith("Thanks! The manager knows you have seen it.")
     assert "👍 Acknowledged:" in _last(bot)
     assert "👍 Acknowledge" not in _labels(bot)
-    assert _told(bot, MANAGER_TG) == [f"👍 Tom acknowledged task {TASK(7)} (Block A lobby)."]
+    assert _told(bot, MANAGER_TG) == [f"👍 Tom acknowledged task #{TASK(7)[-6:]} (Block A lobby)."]
     acks = await bot.services.storage.task_acknowledgements.get_many([TASK(7)])
     assert acks[TASK(7)].worker_telegram_id == TOM_TG
     [entry] = await bot.services.storage.audit.recent()
@@ -326,7 +326,7 @@ async def test_the_worker_board_in_chinese(bot: BotUnderTest, sandbox_app: Starl
     await chat.press(bot.telegram.button("确认收到"))
     assert _last(bot).startswith("谢谢！管理员已知道您看到了这个任务。")
     # The manager reads English, as their Telegram is.
-    assert _told(bot, MANAGER_TG) == [f"👍 Tom acknowledged task {TASK(7)} (Block A lobby)."]
+    assert _told(bot, MANAGER_TG) == [f"👍 Tom acknowledged task #{TASK(7)[-6:]} (Block A lobby)."]
 
 
 # ---- managers --------------------------------------------------------------------------------
@@ -371,7 +371,7 @@ async def test_accepting_records_the_work_in_servitly_and_tells_the_worker(
     assert "Block A 1201 (Smart door lock, Water leak sensor)" in event["notes"]
     assert "Worker: Tom" in event["notes"]
     assert event["endTimestamp"] >= event["startTimestamp"]
-    assert _told(bot, TOM_TG) == [f"✅ Your task {TASK(3)} was accepted."]
+    assert _told(bot, TOM_TG) == [f"✅ Your task #{TASK(3)[-6:]} was accepted."]
     actions = [e.action for e in await bot.services.storage.audit.recent()]
     assert actions == ["maintenance.record", "task.accept"]
 
@@ -399,7 +399,7 @@ async def test_an_alerts_accept_button_works_with_no_board_open(
     assert _status(sandbox_app, TASK(4)) == "ACCEPTANCE_COMPLETE"
     [event] = _new_events(sandbox_app)
     assert event["locationId"] == "loc-block-b"
-    assert _told(bot, LI_TG) == [f"✅ Your task {TASK(4)} was accepted."]
+    assert _told(bot, LI_TG) == [f"✅ Your task #{TASK(4)[-6:]} was accepted."]
 
 
 async def test_reopen_asks_for_a_reason_and_the_worker_reads_it(
@@ -422,7 +422,7 @@ async def test_reopen_asks_for_a_reason_and_the_worker_reads_it(
     assert _status(sandbox_app, TASK(4)) == "PENDING_MAINTENANCE"
     assert _last(bot) == f"🔁 Task {TASK(4)} is reopened; Li Wei is told why."
     assert _told(bot, LI_TG) == [
-        f"🔁 Task {TASK(4)} was reopened by the manager. "
+        f"↩️ Task #{TASK(4)[-6:]} was reopened by the manager and needs more work.\n"
         "Reason: The thermostat still reads 5 degrees high"
     ]
     [entry] = await bot.services.storage.audit.recent()
@@ -467,7 +467,7 @@ async def test_the_manager_board_in_chinese(bot: BotUnderTest, sandbox_app: Star
     assert _last(bot).startswith("维修任务（全部），最新的在前：")
     await chat.press(_press("accept", TASK(3)))
     assert _last(bot).startswith(f"✅ 任务 {TASK(3)} 已验收。")
-    assert _told(bot, TOM_TG) == [f"✅ Your task {TASK(3)} was accepted."]
+    assert _told(bot, TOM_TG) == [f"✅ Your task #{TASK(3)[-6:]} was accepted."]
 
 
 # ---- leaving, silence, stale buttons, restarts, outages ---------------------------------------

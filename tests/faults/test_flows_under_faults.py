@@ -260,7 +260,7 @@ async def _acknowledged(run: Run) -> int:
 
 
 def _managers_told(run: Run) -> int:
-    return sum(1 for text in run.texts_to(MANAGER_TG) if TASK(7) in text)
+    return sum(1 for text in run.texts_to(MANAGER_TG) if f"#{TASK(7)[-6:]}" in text)
 
 
 async def _accept_prepare(run: Run) -> None:
@@ -280,7 +280,7 @@ async def _accepted(run: Run) -> int:
 
 
 def _worker_told(run: Run) -> int:
-    return sum(1 for text in run.texts_to(TOM_TG) if TASK(3) in text)
+    return sum(1 for text in run.texts_to(TOM_TG) if f"#{TASK(3)[-6:]}" in text)
 
 
 REASON = "The sensor is still wet"
@@ -334,7 +334,7 @@ async def _assigned(run: Run) -> int:
 
 def _worker_told_new(run: Run) -> int:
     new = [t for t in run.tuya._tasks if t not in run.tasks_before]
-    return sum(1 for text in run.texts_to(TOM_TG) for task_id in new if task_id in text)
+    return sum(1 for text in run.texts_to(TOM_TG) for task_id in new if f"#{task_id[-6:]}" in text)
 
 
 FLOWS = (
