@@ -81,7 +81,8 @@ def _repairs(demo: Demo) -> list[dict[str, str]]:
     ).json()["result"]["access_token"]
     answer = httpx.post(
         f"{demo.sandbox}/akubela/api/v1.0/invoke/open-ability/method/manager-commands",
-        headers={"Authorization": f"Bearer {token}"},
+        # Akubela refuses a command whose Accept is not JSON, as its documents show.
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         json={
             "command": "get_maintenance_list",
             "id": "e2e",
