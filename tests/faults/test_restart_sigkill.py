@@ -68,7 +68,9 @@ def _eventually(check: Callable[[], T | None], what: str, seconds: float = 30) -
 
 @pytest.fixture
 def botapi() -> Iterator[str]:
-    app = create_botapi_app(token=TOKEN, personas=[RESIDENT])
+    # The manager opened the bot when they took their invite, so Telegram knows their chat: the
+    # new-repair alert they get at once must reach a chat that exists.
+    app = create_botapi_app(token=TOKEN, personas=[RESIDENT, _manager()])
     with serve(app) as url:
         yield url
     app.state.botapi.close()
