@@ -644,19 +644,29 @@ class AkubelaClient(VendorClient):
     async def iter_project_maintenance(
         self, auth: AkubelaTokens, project_id: str, *, page_size: int = 50
     ) -> AsyncIterator[ManagerMaintenance]:
-        """Every repair of a project, page after page."""
+        """Every repair of a project, page after page (each once)."""
         page_index = 1
-        seen = 0
+        seen: set[str] = set()
+        count = 0
         while True:
             page = await self.get_project_maintenance_page(
                 auth, project_id, page_index=page_index, page_size=page_size
             )
+            fresh = 0
             for item in page.items:
+                # A bare array may be the whole list again rather than the page asked for.
+                if item.maintenance_id and item.maintenance_id in seen:
+                    continue
+                seen.add(item.maintenance_id)
+                fresh += 1
                 yield item
-            seen += len(page.items)
-            # Stop on an empty or short page as well as on the total, so a vendor that
-            # misreports `total` cannot keep us looping.
-            if not page.items or seen >= page.total or len(page.items) < page_size:
+            count += fresh
+            # Stop on an empty or short page, on the total when there is one, and on a page
+            # with nothing new, so a vendor that misreports `total` or ignores the page asked
+            # for cannot keep us looping.
+            if not fresh or len(page.items) < page_size:
+                return
+            if page.total is not None and count >= page.total:
                 return
             page_index += 1
 

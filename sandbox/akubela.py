@@ -133,6 +133,9 @@ class AkubelaSandbox:
         # Requests and the demo timer share the state; uvicorn runs in another thread in
         # tests. Nothing awaits while holding the lock, so a check and its write are atomic.
         self._lock = threading.RLock()
+        # The manager list as Akubela's public V4 pages show it: the page's repairs as a bare
+        # array, without the page object around them (tests switch this on).
+        self.manager_list_bare = False
         self.reset()
 
     # ---- protocol ------------------------------------------------------------------------
@@ -928,6 +931,11 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
             reverse=True,
         )
         start = (page_index - 1) * page_size
+        if self.manager_list_bare:
+            return [
+                self._repair_json(r, caller.base_url, manager=True)
+                for r in repairs[start : start + page_size]
+            ]
         return {
             "total": len(repairs),
             "page_index": page_index,

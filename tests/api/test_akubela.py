@@ -731,3 +731,52 @@ async def test_no_secret_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> 
     for secret in (ACCESS, REFRESH, CLIENT_SECRET, PASSWORD, "secret-auth-code"):
         assert secret not in everything
         assert secret not in caplog.text
+
+
+def _manager_repairs(count: int) -> list[dict[str, Any]]:
+    return [
+        {"maintenance_id": f"m{i}", "residence_id": "r1", "state": "completed"}
+        for i in range(count)
+    ]
+
+
+async def test_the_manager_list_may_be_a_bare_array_of_the_page_asked_for() -> None:
+    repairs = _manager_repairs(5)
+
+    def command(request: httpx.Request) -> httpx.Response:
+        param = json.loads(request.content)["param"]
+        start = (param["page_index"] - 1) * param["page_size"]
+        return ok(repairs[start : start + param["page_size"]])  # no page object around it
+
+    fake = Fake(command=command)
+    async with fake.client() as client:
+        page = await client.get_project_maintenance_page(holder(client), "p1", page_size=2)
+        seen = [
+            m.maintenance_id
+            async for m in client.iter_project_maintenance(holder(client), "p1", page_size=2)
+        ]
+    assert [m.maintenance_id for m in page.items] == ["m0", "m1"]
+    assert page.total is None
+    assert seen == [f"m{i}" for i in range(5)]
+    assert [b["param"]["page_index"] for b in fake.commands()[1:]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("count", [3, 4, 7])
+async def test_a_bare_array_that_ignores_paging_is_read_once(count: int) -> None:
+    # Each page asked for answers the whole list: every repair once, and the walk ends.
+    fake = Fake(command=lambda _r: ok(_manager_repairs(count)))
+    async with fake.client() as client:
+        seen = [
+            m.maintenance_id
+            async for m in client.iter_project_maintenance(holder(client), "p1", page_size=4)
+        ]
+    assert seen == [f"m{i}" for i in range(count)]
+    assert len(fake.commands()) <= 2
+
+
+@pytest.mark.parametrize("result", [None, [], {"total": 0, "list": None}])
+async def test_an_empty_manager_list_in_any_shape_is_empty(result: Any) -> None:
+    fake = Fake(command=lambda _r: ok(result))
+    async with fake.client() as client:
+        seen = [m async for m in client.iter_project_maintenance(holder(client), "p1")]
+    assert seen == []
