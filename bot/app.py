@@ -29,11 +29,13 @@ from bot.linking import Linked
 from bot.services import Services
 from bot.settings import Settings
 from bot.telegram_bot import ConciergeBot
+from bot.tokens import MSG_LINK_AGAIN
 from conversations import (
     assign,
     booking,
     my_bookings,
     my_repairs,
+    notify,
     pending_bookings,
     project_repairs,
     repair,
@@ -146,6 +148,11 @@ def build_application(
         await tell_linked(application, linked)
 
     services.linker.on_linked(tell)
+
+    async def ask_to_link_again(telegram_id: int) -> None:
+        await notify.tell(application, services, telegram_id, MSG_LINK_AGAIN)
+
+    services.tokens.on_lost(ask_to_link_again)
     # Group -2 turns a flood away before anything else (even remembering the user) runs.
     gate = flood.FloodGate(rate=settings.flood_rate, burst=settings.flood_burst)
     application.add_handlers(flood.build_handlers(gate), group=flood.FLOOD_GROUP)

@@ -30,6 +30,7 @@ import logging
 import random
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -154,6 +155,8 @@ class AkubelaSandbox:
             self._codes: dict[str, Grant] = {}
             self._access: dict[str, Grant] = {}
             self._refresh: dict[str, Grant] = {}
+            # Token requests that reached Akubela, by grant type, refused ones included.
+            self.token_requests: Counter[str] = Counter()
             self._random = random.Random(20240501)  # noqa: S311 - stable demo ids, not secrets
 
     def expire_tokens(self) -> None:
@@ -379,6 +382,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         form = await self._read_form(request)
         try:
             with self._lock:
+                self.token_requests[form.get("grant_type", "")] += 1
                 result = self._grant(form)
         except Failure as failure:
             return self._fail(failure)
