@@ -12,13 +12,14 @@ import pytest
 from sqlalchemy import update
 from starlette.applications import Starlette
 
-from bot.storage.accounts import RedeemOutcome
 from bot.storage.models import ResidentLink, Role
 from bot.tokens import MSG_LINK_AGAIN
 from conversations.common import new_command_id
 from conversations.i18n import tr
 from sandbox.faults import FaultKind, FaultRule, FaultWhen
 from tests.bot.test_account import _follow, _link_url, _log_in
+from tests.bot.test_alerts import _join
+from tests.bot.test_outbox import _repair_payload
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
 
 BOB, BOSS = 7101, 7102
@@ -50,13 +51,7 @@ def _asked_to_link_again(bot: BotUnderTest) -> list[str]:
 
 
 async def _join_as_manager(bot: BotUnderTest, telegram_id: int) -> None:
-    code = await bot.services.invites.create(
-        Role.MANAGER,
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
-        project_id=bot.settings.akubela_project_id,
-    )
-    redeemed = await bot.services.invites.redeem(code, telegram_id, now=datetime.now(UTC))
-    assert redeemed.outcome is RedeemOutcome.BOUND
+    await _join(bot, telegram_id, Role.MANAGER, project_id=bot.settings.akubela_project_id)
 
 
 async def _expire_stored_tokens(bot: BotUnderTest, telegram_id: int) -> None:
@@ -73,17 +68,6 @@ async def _run(bot: BotUnderTest, job_name: str) -> None:
     assert bot.app.job_queue is not None
     (job,) = bot.app.job_queue.get_jobs_by_name(job_name)
     await job.run(bot.app)
-
-
-def _repair(residence_id: str, description: str) -> dict[str, Any]:
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    return {
-        "residence_id": residence_id,
-        "start": start.isoformat(),
-        "finish": (start + timedelta(hours=3)).isoformat(),
-        "description": description,
-        "contact": "+86 138 0000 0000",
-    }
 
 
 def _everyone(bot: BotUnderTest, residence_id: str) -> list[Callable[[], Awaitable[Any]]]:
@@ -121,7 +105,7 @@ async def test_ten_users_of_one_expired_token_in_two_processes_spend_one_refresh
             await first.services.outbox.defer(
                 BOB,
                 "akubela.repair.create",
-                _repair(home, f"Window latch {n} is broken"),
+                _repair_payload(home, f"Window latch {n} is broken"),
                 command_id=new_command_id(),
             )
         akubela.expire_tokens()  # Akubela refuses the access token from now on
