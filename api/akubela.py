@@ -16,7 +16,8 @@ code nobody documented still renews the token and repeats the call once; 404 or 
 words `NotFound`; anything else `InvalidRequest`.
 
 One `AkubelaClient` serves every resident; each call takes the `AkubelaTokens` of the person
-it is made for, which keeps that person's access token fresh.
+it is made for: the call's `httpx.Auth`, which keeps that person's access token fresh and
+shares its renewal with every other holder of the account (see `TokenStore`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlencode
 from uuid import uuid4
 
@@ -87,6 +96,8 @@ USER_CHANNEL = "user-commands"
 MANAGER_CHANNEL = "manager-commands"
 TOKEN_PATH = f"{METHOD_PATH}/oauth2/token"
 AUTH_PATH = f"{METHOD_PATH}/oauth2/auth"
+# An authorization code is single-use and short-lived; it is masked in logs for this long.
+AUTH_CODE_TTL_SECONDS = 600.0
 
 M = TypeVar("M", bound=VendorModel)
 Clock = Callable[[], datetime]
@@ -143,20 +154,122 @@ def _failure_code(data: Any) -> str | int | None:
     return None
 
 
-class AkubelaTokens:
-    """One account's tokens: renewed shortly before expiry and once when the vendor refuses them.
+class TokenSlot(Protocol):
+    """An account's stored tokens, read while its renewal lock is held."""
 
-    Concurrent calls share one renewal. Every new `TokenSet` is handed to `on_refresh` (the
-    bot stores it) before any call uses it. Without a refresh token, or when the vendor
-    refuses it, `login` (e.g. the manager's password grant) gets fresh tokens; without
-    `login` the account must be linked again and `AuthError` is raised.
+    @property
+    def tokens(self) -> TokenSet | None:
+        """The tokens as stored when the lock was taken."""
+        ...
+
+    async def save(self, tokens: TokenSet) -> None:
+        """Stores renewed tokens; they are kept by the time the lock is released."""
+        ...
+
+    async def lose(self, error: AuthError) -> None:
+        """The login cannot be renewed any more: its owner has to sign in again."""
+        ...
+
+
+class TokenStore(Protocol):
+    """Where an account's tokens are kept, shared by every holder of that account."""
+
+    def renewing(self) -> AbstractAsyncContextManager[TokenSlot]:
+        """Takes the account's renewal lock and reads its tokens (`AuthError`: none left)."""
+        ...
+
+
+class _MemorySlot:
+    def __init__(self, store: MemoryTokenStore) -> None:
+        self._store = store
+        self.tokens = store.tokens
+
+    async def save(self, tokens: TokenSet) -> None:
+        self._store.tokens = tokens
+        if self._store.on_save is not None:
+            await self._store.on_save(tokens)
+
+    async def lose(self, error: AuthError) -> None:
+        self._store.lost = error
+
+
+class MemoryTokenStore:
+    """Tokens kept in this process only (a login of its own; tests): holders sharing one store
+    renew once between them."""
+
+    def __init__(
+        self, tokens: TokenSet | None = None, *, on_save: OnRefresh | None = None
+    ) -> None:
+        self.tokens = tokens
+        self.on_save = on_save
+        self.lost: AuthError | None = None
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def renewing(self) -> AsyncIterator[TokenSlot]:
+        """The store's lock, and its tokens."""
+        async with self._lock:
+            if self.lost is not None:
+                raise AuthError("the account must be linked again", vendor="akubela")
+            yield _MemorySlot(self)
+
+
+def _token_refused(response: httpx.Response) -> bool:
+    """Whether Akubela refused the access token itself (and so did nothing with the request)."""
+    status = response.status_code
+    if status == 401:
+        return True
+    # 403 is a token that may not do this (wrong scope): a new one would not help.
+    if status in (403, 408, 429) or status >= 500:
+        return False
+    try:
+        data = response.json()
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or data.get("success") is True:
+        return False
+    meaning = f"{_failure_code(data) or ''} {failure_message(data) or ''}"
+    return bool(_AUTH_WORDS.search(meaning))
+
+
+def _spent(error: AuthError) -> bool:
+    """Whether a refused refresh says the refresh token itself is dead (RFC 6749 invalid_grant),
+    rather than, say, the bot's client credentials being wrong."""
+    return str(error.code or "").lower() == "invalid_grant"
+
+
+def _newer(first: TokenSet | None, second: TokenSet | None) -> TokenSet | None:
+    if first is None or second is None:
+        return first or second
+    return second if second.expires_at > first.expires_at else first
+
+
+class AkubelaTokens(httpx.Auth):
+    """One account's tokens, as the `httpx.Auth` of every call made for that account.
+
+    Renewed shortly before expiry and once when the vendor refuses the access token (the
+    refused request then goes again, even a write: the vendor did nothing with it). Calls of
+    this holder share one renewal (an asyncio lock); holders of the same account in other
+    processes share it through the `TokenStore`, whose lock is held from reading the stored
+    tokens to writing the renewed ones back. Under that lock the holder first looks at what is
+    stored: tokens newer than those that failed (renewed by another process, or a new link) are
+    used as they are, and only otherwise is the single-use refresh token spent.
+
+    A refresh whose answer is lost is sent again with the same refresh token (`refresh` retries
+    token calls): if Akubela had not acted, that works; if it had, the token it rotated is
+    gone, Akubela documents no way to get it back, and the refusal (`invalid_grant`) means the
+    account must be linked again, which the store is told once (`TokenSlot.lose`). With `login`
+    (the manager's password grant), fresh tokens are obtained instead.
     """
+
+    requires_response_body = True  # an "expired token" may come as a failure envelope on 200
 
     def __init__(
         self,
         client: AkubelaClient,
         tokens: TokenSet | None = None,
         *,
+        store: TokenStore | None = None,
         on_refresh: OnRefresh | None = None,
         login: Login | None = None,
         margin: timedelta = timedelta(seconds=60),
@@ -164,15 +277,17 @@ class AkubelaTokens:
     ) -> None:
         if tokens is None and login is None:
             raise ValueError("AkubelaTokens needs tokens or a way to log in")
+        if store is not None and on_refresh is not None:
+            raise ValueError("on_refresh is for the in-memory store; a store keeps tokens itself")
         self._client = client
-        self._tokens = tokens
-        self._on_refresh = on_refresh
+        self._tokens: TokenSet | None = None
+        self._store: TokenStore = store or MemoryTokenStore(tokens, on_save=on_refresh)
         self._login = login
         self._margin = margin
         self._clock = clock
         self._lock = asyncio.Lock()
         if tokens is not None:
-            _register_secrets(tokens)
+            self._adopt(tokens)
 
     def __repr__(self) -> str:
         expires = self._tokens.expires_at.isoformat() if self._tokens else None
@@ -186,13 +301,39 @@ class AkubelaTokens:
     def _fresh(self, tokens: TokenSet | None) -> bool:
         return tokens is not None and tokens.expires_at - self._margin > self._clock()
 
+    # ---- httpx.Auth ----------------------------------------------------------------------
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        """Not supported: renewing takes async I/O (the vendor, the token store)."""
+        raise RuntimeError("AkubelaTokens works with httpx.AsyncClient only")
+        yield request  # pragma: no cover - makes this the generator httpx expects
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Sends the request with a usable token; renews it once if the vendor refuses it."""
+        token = await self.access_token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        await response.aread()
+        if not _token_refused(response):
+            return
+        # Refused before acting, so even a write may go again (same command id).
+        await self.rejected(token)
+        request.headers["Authorization"] = f"Bearer {await self.access_token()}"
+        yield request
+
+    # ---- renewal -------------------------------------------------------------------------
+
     async def access_token(self) -> str:
         """A usable access token, renewing it first when it is about to expire."""
         tokens = self._tokens
         if not self._fresh(tokens):
             async with self._lock:
                 if not self._fresh(self._tokens):
-                    await self._renew()
+                    await self._renew(self._tokens)
             tokens = self._tokens
         assert tokens is not None  # _renew either sets tokens or raises
         return tokens.access_token.get_secret_value()
@@ -203,34 +344,77 @@ class AkubelaTokens:
             current = self._tokens
             if current is not None and current.access_token.get_secret_value() != stale:
                 return
-            await self._renew()
+            await self._renew(current)
 
-    async def _renew(self) -> None:
-        old = self._tokens
-        new: TokenSet | None = None
-        if old is not None and old.refresh_token is not None:
+    async def _renew(self, failed: TokenSet | None) -> None:
+        """New tokens in place of `failed`, under the store's lock (the caller holds ours)."""
+        failed_access = failed.access_token.get_secret_value() if failed else None
+        try:
+            async with self._store.renewing() as slot:
+                newest = _newer(slot.tokens, self._tokens)
+                if (
+                    newest is not None
+                    and newest.access_token.get_secret_value() != failed_access
+                    and self._fresh(newest)
+                ):
+                    # Renewed meanwhile by another holder or process, or linked anew: use it.
+                    renewed = newest
+                    if newest is not slot.tokens:
+                        await slot.save(newest)  # ours, and its write-back had failed
+                else:
+                    renewed = await self._obtain(newest, slot)
+                    await slot.save(renewed)
+        except Unavailable as exc:
+            # The call this renewal was for never left: say so, whatever became of the
+            # token request itself.
+            raise Unavailable(
+                f"could not renew the access token ({exc.message})",
+                vendor=exc.vendor,
+                code=exc.code,
+                status=exc.status,
+                outcome_unknown=False,
+            ) from None
+        self._adopt(renewed)
+
+    async def _obtain(self, current: TokenSet | None, slot: TokenSlot) -> TokenSet:
+        refresh = current.refresh_token if current is not None else None
+        if refresh is not None:
             try:
-                new = await self._client.refresh(old.refresh_token)
-            except AuthError:
+                renewed = await self._client.refresh(refresh)
+            except AuthError as exc:
                 if self._login is None:
+                    if _spent(exc):
+                        await slot.lose(exc)
                     raise
                 logger.info("akubela refresh token refused, logging in again")
-        if new is None:
-            if self._login is None:
-                raise AuthError(
-                    "no refresh token; the account must be linked again", vendor="akubela"
-                )
-            new = await self._login()
-        if new.refresh_token is None and old is not None and old.refresh_token is not None:
-            # A refresh answer without a new refresh token leaves the old one valid.
-            new = new.model_copy(update={"refresh_token": old.refresh_token})
-        self._tokens = new
-        if self._on_refresh is not None:
-            await self._on_refresh(new)
+            else:
+                if renewed.refresh_token is None:
+                    # A refresh answer without a new refresh token leaves the old one valid.
+                    renewed = renewed.model_copy(update={"refresh_token": refresh})
+                return renewed
+        if self._login is None:
+            error = AuthError(
+                "no refresh token; the account must be linked again", vendor="akubela"
+            )
+            await slot.lose(error)
+            raise error
+        return await self._login()
+
+    def _adopt(self, tokens: TokenSet) -> None:
+        old = self._tokens
+        self._tokens = tokens
+        _register_secrets(tokens, self._clock())
+        if old is not None and old.refresh_token is not None:
+            spent = old.refresh_token.get_secret_value()
+            if tokens.refresh_token is None or tokens.refresh_token.get_secret_value() != spent:
+                secrets_filter.discard(spent)
 
 
-def _register_secrets(tokens: TokenSet) -> None:
-    secrets_filter.add(tokens.access_token.get_secret_value())
+def _register_secrets(tokens: TokenSet, now: datetime) -> None:
+    # The access token is forgotten once it has expired; the refresh token stays until the
+    # holder replaces it.
+    ttl = max(0.0, (tokens.expires_at - now).total_seconds())
+    secrets_filter.add(tokens.access_token.get_secret_value(), ttl=ttl)
     if tokens.refresh_token is not None:
         secrets_filter.add(tokens.refresh_token.get_secret_value())
 
@@ -376,14 +560,14 @@ class AkubelaClient(VendorClient):
                 tokens = TokenSet.from_result(result, received_at=received_at)
             except ValidationError:
                 raise Unavailable("token answer carried no tokens", vendor=self.vendor) from None
-            _register_secrets(tokens)
+            _register_secrets(tokens, received_at)
             return tokens
 
         return await self._retrying(once, retry=True)
 
     async def exchange_code(self, code: str, *, redirect_uri: str) -> TokenSet:
         """Exchanges the code from the login redirect for a resident's tokens."""
-        secrets_filter.add(code)
+        secrets_filter.add(code, ttl=AUTH_CODE_TTL_SECONDS)
         return await self._token(
             {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         )
@@ -424,21 +608,20 @@ class AkubelaClient(VendorClient):
         return AkubelaTokens(self, tokens, on_refresh=on_refresh, login=login, clock=self._clock)
 
     def user_tokens(
-        self, tokens: TokenSet, *, on_refresh: OnRefresh | None = None
+        self,
+        tokens: TokenSet,
+        *,
+        on_refresh: OnRefresh | None = None,
+        store: TokenStore | None = None,
     ) -> AkubelaTokens:
         """Tokens of a resident who linked their account with the login page."""
-        return AkubelaTokens(self, tokens, on_refresh=on_refresh, clock=self._clock)
+        return AkubelaTokens(self, tokens, store=store, on_refresh=on_refresh, clock=self._clock)
 
     # ---- commands ----------------------------------------------------------------------
 
-    async def _post_command(self, channel: str, body: dict[str, Any], token: str) -> Any:
-        request = self._http.build_request(
-            "POST",
-            f"{METHOD_PATH}/{channel}",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        response = await self._send(request)
+    async def _post_command(self, channel: str, body: dict[str, Any], auth: AkubelaTokens) -> Any:
+        request = self._http.build_request("POST", f"{METHOD_PATH}/{channel}", json=body)
+        response = await self._send(request, auth=auth)
         logger.debug("akubela %s %s -> HTTP %d", channel, body["command"], response.status_code)
         return self._unwrap(response)
 
@@ -456,14 +639,8 @@ class AkubelaClient(VendorClient):
         body = {"command": command, "id": command_id or uuid4().hex, "param": param.to_param()}
 
         async def once() -> Any:
-            token = await auth.access_token()
-            try:
-                return await self._post_command(channel, body, token)
-            except AuthError:
-                # A refused token means the vendor did nothing, so even a write may go again
-                # (same command id) once the token is renewed.
-                await auth.rejected(token)
-                return await self._post_command(channel, body, await auth.access_token())
+            # The holder renews a refused token and sends the command again (see AkubelaTokens).
+            return await self._post_command(channel, body, auth)
 
         return await self._retrying(once, retry=not write)
 
@@ -678,19 +855,29 @@ class AkubelaClient(VendorClient):
     async def iter_project_maintenance(
         self, auth: AkubelaTokens, project_id: str, *, page_size: int = 50
     ) -> AsyncIterator[ManagerMaintenance]:
-        """Every repair of a project, page after page."""
+        """Every repair of a project, page after page (each once)."""
         page_index = 1
-        seen = 0
+        seen: set[str] = set()
+        count = 0
         while True:
             page = await self.get_project_maintenance_page(
                 auth, project_id, page_index=page_index, page_size=page_size
             )
+            fresh = 0
             for item in page.items:
+                # A bare array may be the whole list again rather than the page asked for.
+                if item.maintenance_id and item.maintenance_id in seen:
+                    continue
+                seen.add(item.maintenance_id)
+                fresh += 1
                 yield item
-            seen += len(page.items)
-            # Stop on an empty or short page as well as on the total, so a vendor that
-            # misreports `total` cannot keep us looping.
-            if not page.items or seen >= page.total or len(page.items) < page_size:
+            count += fresh
+            # Stop on an empty or short page, on the total when there is one, and on a page
+            # with nothing new, so a vendor that misreports `total` or ignores the page asked
+            # for cannot keep us looping.
+            if not fresh or len(page.items) < page_size:
+                return
+            if page.total is not None and count >= page.total:
                 return
             page_index += 1
 

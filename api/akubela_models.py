@@ -7,7 +7,8 @@ Shapes the docs leave out and Concierge defines (the sandbox serves exactly thes
 * `get_account_info` (user): `result` is an `Account` (`account_id`, `email`, `name`, `phone`).
 * manager `get_maintenance_list`: `result` is a `ManagerMaintenancePage`
   (`total`, `page_index` counted from 1, `page_size`, `list` of repairs that also carry
-  `residence_id`, `family_name` and `building_name`).
+  `residence_id`, `family_name` and `building_name`). Akubela's public V4 pages show the
+  result as a bare array of those repairs instead; that is accepted too (no total then).
 * a failure: `{"success": false, "timestamp": ..., "code": "<short_snake_code>",
   "message": "<human text>"}`; clients also read `msg`, `error_description`, `error`,
   `result.message` and `result.msg`, numeric codes and bodiless answers (the documents'
@@ -20,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from api.base import VendorModel
 from api.times import TimeOfDay, UtcDateTime
@@ -107,14 +108,22 @@ class ManagerMaintenance(Maintenance):
 
 
 class ManagerMaintenancePage(VendorModel):
-    """One page of a project's repairs (manager `get_maintenance_list`)."""
+    """One page of a project's repairs (manager `get_maintenance_list`): a page object, or
+    the bare array of repairs the V4 pages show (whose `total` is then unknown: None)."""
 
-    total: int = 0
+    total: int | None = 0
     page_index: int = 1
     page_size: int = 0
     items: Annotated[list[ManagerMaintenance], BeforeValidator(_none_to_empty_list)] = Field(
         default_factory=list, alias="list"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_array(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {"list": value, "total": None}
+        return value
 
 
 class Amenity(VendorModel):

@@ -156,10 +156,12 @@ class VendorClient:
     ) -> None:
         await self.aclose()
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(
+        self, request: httpx.Request, *, auth: httpx.Auth | None = None
+    ) -> httpx.Response:
         """Sends one request, turning transport failures into `Unavailable`."""
         try:
-            return await self._http.send(request)
+            return await self._http.send(request, auth=auth)
         except httpx.TransportError as exc:
             raise unavailable_from_transport(exc, vendor=self.vendor) from None
 

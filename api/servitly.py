@@ -163,7 +163,7 @@ class ServitlyClient(VendorClient):
     async def login(self) -> AuthToken:
         """Logs in the configured way (PAT first) and keeps the token for later calls."""
         token = await (self.pat_login() if self._pat is not None else self.password_login())
-        self._token = token
+        self._replace(token)
         return token
 
     async def renew_token(self) -> AuthToken:
@@ -179,8 +179,22 @@ class ServitlyClient(VendorClient):
         token = await self._token_call(
             RENEW_PATH, body.model_dump(by_alias=True, exclude_none=True), bearer=current.token
         )
-        self._token = token
+        self._replace(token)
         return token
+
+    def _replace(self, token: AuthToken) -> None:
+        """Keeps `token`; the one it replaces is no credential of ours any more."""
+        old, self._token = self._token, token
+        if old is None:
+            return
+        # The JWT stays registered with the log filter while it is ours (an expired one is
+        # still what renews it); spent or abandoned, it and its refresh token are forgotten.
+        kept = {token.token.get_secret_value()}
+        if token.refresh_token is not None:
+            kept.add(token.refresh_token.get_secret_value())
+        for secret in (old.token, old.refresh_token):
+            if secret is not None and secret.get_secret_value() not in kept:
+                secrets_filter.discard(secret.get_secret_value())
 
     def _expired(self, token: AuthToken) -> bool:
         expiry = token.token_expiration_timestamp

@@ -352,10 +352,14 @@ class TuyaClient(VendorClient):
             ) from None
         access = parsed.access_token.get_secret_value()
         refresh = parsed.refresh_token.get_secret_value()
-        secrets_filter.add(access)
+        # The access token is forgotten by the log filter once it has expired; the refresh
+        # token once it is replaced (spent, or given up for a fresh grant).
+        secrets_filter.add(access, ttl=parsed.expire_time)
         secrets_filter.add(refresh)
         token = _Token(access, refresh, self._clock() + parsed.expire_time, parsed.uid)
-        self._token = token
+        old, self._token = self._token, token
+        if old is not None and old.refresh_token != refresh:
+            secrets_filter.discard(old.refresh_token)
         return token
 
     async def _grant(self) -> _Token:

@@ -140,6 +140,10 @@ async def start(update: Update, context: ConciergeContext) -> None:
         await _redeem(update, context, context.args[0])
         return
     actor = await actor_of(update, context)
+    if actor.residence_ids and await _login_lost(update, context):
+        # Linked, but Akubela no longer takes the login: what they need is to sign in again.
+        await offer_link(update, context, resume=None)
+        return
     if not actor.residence_ids and actor.role is Role.RESIDENT:
         await message.reply_text(
             context.t(
@@ -153,6 +157,12 @@ async def start(update: Update, context: ConciergeContext) -> None:
     await message.reply_text(
         context.t("What would you like to do?"), reply_markup=menu_markup(actor, context.lang)
     )
+
+
+async def _login_lost(update: Update, context: ConciergeContext) -> bool:
+    assert update.effective_user is not None
+    link = await context.services.accounts.resident(update.effective_user.id)
+    return link is not None and link.relink_required_at is not None
 
 
 async def _redeem(update: Update, context: ConciergeContext, code: str) -> None:
@@ -395,6 +405,7 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
     if press.action == "unlink" and press.arg in ("yes", "no"):
         await query.answer()
         if press.arg == "yes" and await services.accounts.unlink_resident(user.id):
+            services.tokens.forget(user.id)
             await query.edit_message_text(context.t("Your Akubela account is unlinked."))
         else:
             await query.edit_message_text(context.t("Nothing changed."))

@@ -30,11 +30,13 @@ from bot.presses import ConciergeApplication
 from bot.services import Services
 from bot.settings import Settings
 from bot.telegram_bot import ConciergeBot
+from bot.tokens import MSG_LINK_AGAIN
 from conversations import (
     assign,
     booking,
     my_bookings,
     my_repairs,
+    notify,
     pending_bookings,
     project_repairs,
     repair,
@@ -150,6 +152,11 @@ def build_application(
 
     services.linker.on_linked(tell)
     services.outbox.on_delivered(alerts.announcing_deliveries(application))
+
+    async def ask_to_link_again(telegram_id: int) -> None:
+        await notify.tell(application, services, telegram_id, MSG_LINK_AGAIN)
+
+    services.tokens.on_lost(ask_to_link_again)
     # Group -3 lets through only new messages and presses in private chats (no edits, no
     # groups, no channel posts): no flow ever sees the rest.
     application.add_handlers(gate.build_handlers(), group=gate.GATE_GROUP)

@@ -21,12 +21,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.akubela import AkubelaClient, AkubelaTokens
-from api.akubela_models import Family, TokenSet
+from api.akubela_models import Family
 from api.errors import ApiError
 from bot.crypto import TokenCipher, derive_fernet
-from bot.storage.accounts import Accounts, StoredTokens
+from bot.storage.accounts import Accounts
 from bot.storage.db import upsert
-from bot.storage.models import OAuthState, ResidentLink, TelegramUser
+from bot.storage.models import OAuthState, TelegramUser
+from bot.tokens import TokenHolders, stored_tokens
 from bot.web import OAUTH_CALLBACK_PATH, CallbackPage
 from conversations.i18n import N_
 
@@ -77,6 +78,7 @@ class Linker:
         sessions: async_sessionmaker[AsyncSession],
         accounts: Accounts,
         akubela: AkubelaClient,
+        tokens: TokenHolders,
         cipher: TokenCipher,
         secret_key: str,
         public_base_url: str,
@@ -86,6 +88,7 @@ class Linker:
         self._sessions = sessions
         self._accounts = accounts
         self._akubela = akubela
+        self._tokens = tokens
         self._cipher = cipher
         self._state_fernet = derive_fernet(secret_key, salt=_STATE_SALT, info=_STATE_INFO)
         self._redirect_uri = public_base_url.rstrip("/") + OAUTH_CALLBACK_PATH
@@ -172,8 +175,10 @@ class Linker:
             account_id=account.account_id,
             email=account.email or None,
             residences=[family.model_dump(mode="json") for family in families],
-            tokens=self._stored(auth.tokens or tokens),
+            tokens=stored_tokens(self._cipher, auth.tokens or tokens),
         )
+        # Linked anew: the holder of the old tokens (if any) goes, and the next use makes one.
+        self._tokens.forget(telegram_id)
         logger.info(
             "user %s linked an Akubela account with %d residences", telegram_id, len(families)
         )
@@ -183,36 +188,3 @@ class Linker:
                 Linked(telegram_id, account.email, families, link.residence_id, resume)
             )
         return CallbackPage(ok=True, message=PAGE_LINKED)
-
-    def _stored(self, tokens: TokenSet) -> StoredTokens:
-        refresh = tokens.refresh_token
-        return StoredTokens(
-            access_token_encrypted=self._cipher.encrypt(tokens.access_token.get_secret_value()),
-            refresh_token_encrypted=(
-                self._cipher.encrypt(refresh.get_secret_value()) if refresh is not None else None
-            ),
-            expires_at=tokens.expires_at,
-        )
-
-    def tokens_for(self, link: ResidentLink) -> AkubelaTokens | None:
-        """The resident's token holder; renewed tokens are stored encrypted as they arrive."""
-        if link.access_token_encrypted is None or link.token_expires_at is None:
-            return None
-        refresh = (
-            self._cipher.decrypt(link.refresh_token_encrypted)
-            if link.refresh_token_encrypted
-            else None
-        )
-        tokens = TokenSet.model_validate(
-            {
-                "access_token": self._cipher.decrypt(link.access_token_encrypted),
-                "refresh_token": refresh,
-                "expires_at": link.token_expires_at,
-            }
-        )
-        telegram_id = link.telegram_id
-
-        async def keep(renewed: TokenSet) -> None:
-            await self._accounts.store_tokens(telegram_id, self._stored(renewed))
-
-        return AkubelaTokens(self._akubela, tokens, on_refresh=keep, clock=self._clock)

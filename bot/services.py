@@ -24,6 +24,7 @@ from bot.storage.models import ResidentLink
 from bot.storage.repair_reports import RepairReports
 from bot.storage.repositories import Storage
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
+from bot.tokens import TokenHolders
 from conversations.ports import MaintenanceLog, ProjectDesk, ResidentDesk, TaskBoard
 
 
@@ -42,6 +43,7 @@ class Services:
     invites: Invites
     cipher: TokenCipher
     akubela: AkubelaClient
+    tokens: TokenHolders  # one holder per linked resident account, shared by every user of it
     tuya: TuyaClient
     servitly: ServitlyClient
     linker: Linker
@@ -88,30 +90,38 @@ class Services:
         )
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
-        """The resident's desk for their chosen residence; None until linked and chosen."""
+        """The resident's desk for their chosen residence; None until linked and chosen, and
+        while a lost login waits for them to link again."""
         link = await self.accounts.resident(telegram_id)
-        if link is None or link.residence_id is None:
+        if link is None:
+            self.tokens.forget(telegram_id)  # unlinked, perhaps by another process
+            return None
+        if link.residence_id is None:
             return None
         return self._desk(link, link.residence_id)
 
     async def desk_for_residence(self, telegram_id: int, residence_id: str) -> ResidentDesk | None:
-        """The resident's desk for one of their residences (None when it is not theirs)."""
+        """The resident's desk for one of their residences (None when it is not theirs, or
+        while their login is lost)."""
         link = await self.accounts.resident(telegram_id)
-        return None if link is None else self._desk(link, residence_id)
+        if link is None:
+            self.tokens.forget(telegram_id)
+            return None
+        return self._desk(link, residence_id)
 
     def _desk(self, link: ResidentLink, residence_id: str) -> ResidentDesk | None:
         if residence_id not in {
             str(r.get("residence_id")) for r in link.residences if isinstance(r, dict)
         }:
             return None
-        tokens = self.linker.tokens_for(link)
-        if tokens is None:
+        holder = self.tokens.holder(link)
+        if holder is None:
             return None
         utc_dates_in = (
             self.settings.zone if self.settings.akubela_time_list_date == "utc" else None
         )
         return AkubelaResidentDesk(
-            self.akubela, tokens, residence_id, images=self.images, utc_dates_zone=utc_dates_in
+            self.akubela, holder, residence_id, images=self.images, utc_dates_zone=utc_dates_in
         )
 
     @classmethod
@@ -143,6 +153,7 @@ class Services:
             sleep=vendor_sleep,
         )
         images = httpx.AsyncClient(transport=vendor(), timeout=timeout, follow_redirects=True)
+        tokens = TokenHolders(accounts=accounts, akubela=akubela, cipher=cipher, clock=clock)
         return cls(
             settings=settings,
             images=images,
@@ -153,6 +164,7 @@ class Services:
             invites=Invites(storage.sessions),
             cipher=cipher,
             akubela=akubela,
+            tokens=tokens,
             tuya=TuyaClient(
                 base_url=settings.tuya_base_url,
                 client_id=settings.tuya_client_id,
@@ -176,6 +188,7 @@ class Services:
                 sessions=storage.sessions,
                 accounts=accounts,
                 akubela=akubela,
+                tokens=tokens,
                 cipher=cipher,
                 secret_key=settings.secret_key.get_secret_value(),
                 public_base_url=settings.public_base_url,

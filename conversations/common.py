@@ -164,9 +164,11 @@ async def resident_desk(
     desk = await context.services.resident_desk(user.id)
     if desk is not None:
         return desk
-    if await context.services.accounts.resident(user.id) is not None:
+    link = await context.services.accounts.resident(user.id)
+    if link is not None and link.relink_required_at is None:
         await say(update, context.t("Please choose your residence first with /residence."))
     else:
+        # Not linked, or Akubela no longer takes the login: either way, sign in.
         await offer_link(update, context, resume=resume)
     return None
 

@@ -39,6 +39,7 @@ import random
 import re
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -138,6 +139,9 @@ class AkubelaSandbox:
         # Requests and the demo timer share the state; uvicorn runs in another thread in
         # tests. Nothing awaits while holding the lock, so a check and its write are atomic.
         self._lock = threading.RLock()
+        # The manager list as Akubela's public V4 pages show it: the page's repairs as a bare
+        # array, without the page object around them (tests switch this on).
+        self.manager_list_bare = False
         self.reset()
 
     # ---- protocol ------------------------------------------------------------------------
@@ -156,6 +160,8 @@ class AkubelaSandbox:
             self._codes: dict[str, Grant] = {}
             self._access: dict[str, Grant] = {}
             self._refresh: dict[str, Grant] = {}
+            # Token requests that reached Akubela, by grant type, refused ones included.
+            self.token_requests: Counter[str] = Counter()
             self._random = random.Random(20240501)  # noqa: S311 - stable demo ids, not secrets
 
     def expire_tokens(self) -> None:
@@ -380,6 +386,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
                     malformed=True,
                 )
             with self._lock:
+                self.token_requests[form.get("grant_type", "")] += 1
                 result = self._grant(form)
         except Failure as failure:
             return self._fail(failure)
@@ -1000,6 +1007,11 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
             reverse=True,
         )
         start = (page_index - 1) * page_size
+        if self.manager_list_bare:
+            return [
+                self._repair_json(r, caller.base_url, manager=True)
+                for r in repairs[start : start + page_size]
+            ]
         return {
             "total": len(repairs),
             "page_index": page_index,

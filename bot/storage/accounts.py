@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -41,6 +43,45 @@ class StoredTokens:
     access_token_encrypted: str
     refresh_token_encrypted: str | None
     expires_at: datetime
+
+
+class LockedTokens:
+    """A resident's stored tokens, read under a lock on their row held until the block ends."""
+
+    __slots__ = ("_link",)
+
+    def __init__(self, link: ResidentLink) -> None:
+        self._link = link
+
+    @property
+    def stored(self) -> StoredTokens | None:
+        """The tokens as stored (None when the link keeps none)."""
+        link = self._link
+        if link.access_token_encrypted is None or link.token_expires_at is None:
+            return None
+        return StoredTokens(
+            access_token_encrypted=link.access_token_encrypted,
+            refresh_token_encrypted=link.refresh_token_encrypted,
+            expires_at=link.token_expires_at,
+        )
+
+    @property
+    def relink_required(self) -> bool:
+        """Whether the login was lost and the resident asked to link again."""
+        return self._link.relink_required_at is not None
+
+    def save(self, tokens: StoredTokens) -> None:
+        """Replaces the stored tokens (written when the block ends)."""
+        self._link.access_token_encrypted = tokens.access_token_encrypted
+        self._link.refresh_token_encrypted = tokens.refresh_token_encrypted
+        self._link.token_expires_at = tokens.expires_at
+
+    def require_relink(self, now: datetime) -> bool:
+        """Marks the login as lost; False when it already was (the resident was told then)."""
+        if self._link.relink_required_at is not None:
+            return False
+        self._link.relink_required_at = now
+        return True
 
 
 class RedeemOutcome(StrEnum):
@@ -127,6 +168,7 @@ class Accounts:
             "access_token_encrypted": tokens.access_token_encrypted,
             "refresh_token_encrypted": tokens.refresh_token_encrypted,
             "token_expires_at": tokens.expires_at,
+            "relink_required_at": None,  # linking again is what a lost login waits for
         }
         async with self._sessions.begin() as session:
             statement = upsert(
@@ -149,6 +191,29 @@ class Accounts:
                     token_expires_at=tokens.expires_at,
                 )
             )
+
+    @asynccontextmanager
+    async def locked_tokens(self, telegram_id: int) -> AsyncIterator[LockedTokens | None]:
+        """The resident's tokens under a row lock, for renewing them (None: not linked).
+
+        On PostgreSQL this is `SELECT ... FOR UPDATE`: another process renewing the same
+        account waits here until this block ends, then reads what it wrote, so two processes
+        never spend the same single-use refresh token. SQLite ignores FOR UPDATE; it serves one
+        process, where the one token holder per account (and its asyncio lock) suffices.
+
+        What the block wrote is committed even when the block raises: it records what the
+        vendor already did (a rotated token, a login it no longer takes).
+        """
+        async with self._sessions() as session:
+            failure: BaseException | None = None
+            async with session.begin():
+                link = await session.get(ResidentLink, telegram_id, with_for_update=True)
+                try:
+                    yield None if link is None else LockedTokens(link)
+                except BaseException as exc:  # re-raised below, once the writes are kept
+                    failure = exc
+            if failure is not None:
+                raise failure
 
     async def choose_residence(self, telegram_id: int, residence_id: str) -> bool:
         """Selects one of the resident's own residences; False when it is not theirs."""

@@ -128,6 +128,9 @@ class ResidentLink(Timestamps, Base):
     access_token_encrypted: Mapped[str | None] = mapped_column(Text)
     refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
     token_expires_at: Mapped[datetime | None]
+    # Set when Akubela stopped accepting the login (a refresh token it no longer takes): the
+    # resident has been asked to link again, and nothing polls the account until they do.
+    relink_required_at: Mapped[datetime | None]
 
 
 class WorkerLink(Timestamps, Base):

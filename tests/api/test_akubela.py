@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from api.akubela import AkubelaClient, AkubelaTokens, failure_message
+from api.akubela import AkubelaClient, AkubelaTokens, MemoryTokenStore, failure_message
 from api.akubela_models import TokenSet
 from api.base import RetryPolicy
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
@@ -743,15 +743,70 @@ async def test_without_refresh_token_the_account_must_be_linked_again() -> None:
     assert fake.requests == []
 
 
-async def test_concurrent_calls_share_one_refresh() -> None:
-    fake = Fake(command=lambda _r: ok([]))
+def rotating_token_endpoint() -> tuple[Handler, list[str]]:
+    """A token endpoint whose refresh tokens work once, as Akubela's do; and what it issued."""
+    live = {REFRESH}
+    issued: list[str] = []
+
+    def token(request: httpx.Request) -> httpx.Response:
+        form = parse_qs(request.content.decode())
+        if form["refresh_token"][0] not in live:
+            return failure(400, error="invalid_grant")(request)
+        live.remove(form["refresh_token"][0])
+        number = len(issued) + 2
+        issued.append(f"access-token-value-{number:04d}")
+        live.add(f"refresh-token-value-{number:04d}")
+        return token_answer(issued[-1], f"refresh-token-value-{number:04d}")
+
+    return token, issued
+
+
+@pytest.mark.parametrize("expired", ["by-clock", "refused"])
+async def test_holders_of_one_account_sharing_a_store_spend_the_refresh_token_once(
+    expired: str,
+) -> None:
+    # What production has: several holders of one account (each bot process has its own), one
+    # store of its tokens. Sharing a holder would prove nothing.
+    token, issued = rotating_token_endpoint()
+
+    def command(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == f"Bearer {ACCESS}":
+            return FAILURES["auth-401"][0](request)
+        return ok([])
+
+    fake = Fake(command=command, token=token)
+    stored = tokens(expires_in=-1 if expired == "by-clock" else 3600)
+    store = MemoryTokenStore(stored)
     async with fake.client() as client:
-        auth = holder(client, expires_in=-1)
-        await asyncio.gather(*(client.get_booking_list(auth, "r1") for _ in range(5)))
+        holders = [client.user_tokens(stored, store=store) for _ in range(3)]
+        await asyncio.gather(*(client.get_booking_list(holders[i % 3], "r1") for i in range(9)))
     assert len(fake.token_forms()) == 1
+    assert issued == [NEW_ACCESS]
+    assert store.tokens is not None
+    assert store.tokens.access_token.get_secret_value() == NEW_ACCESS
+    assert all(
+        h.tokens is not None and h.tokens.access_token == store.tokens.access_token
+        for h in holders
+    )
+    assert store.lost is None
 
 
-async def test_concurrent_rejections_share_one_refresh() -> None:
+async def test_a_holder_uses_tokens_another_holder_stored_instead_of_refreshing() -> None:
+    token, _issued = rotating_token_endpoint()
+    fake = Fake(command=lambda _r: ok([]), token=token)
+    stored = tokens(expires_in=-1)
+    store = MemoryTokenStore(stored)
+    async with fake.client() as client:
+        first, second = (client.user_tokens(stored, store=store) for _ in range(2))
+        await client.get_booking_list(first, "r1")
+        await client.get_booking_list(second, "r1")  # its own copy is stale: reads the store
+    assert len(fake.token_forms()) == 1
+    assert {r.headers["Authorization"] for r in fake.requests if r.url.path == COMMAND_PATH} == {
+        f"Bearer {NEW_ACCESS}"
+    }
+
+
+async def test_concurrent_rejections_of_one_holder_share_one_refresh() -> None:
     def command(request: httpx.Request) -> httpx.Response:
         if request.headers["Authorization"] == f"Bearer {ACCESS}":
             return FAILURES["auth-401"][0](request)
@@ -762,6 +817,72 @@ async def test_concurrent_rejections_share_one_refresh() -> None:
         auth = holder(client)
         await asyncio.gather(*(client.get_booking_list(auth, "r1") for _ in range(4)))
     assert len(fake.token_forms()) == 1
+
+
+async def test_a_lost_refresh_answer_is_recovered_when_akubela_had_not_acted() -> None:
+    # The answer is lost before Akubela spent the refresh token: sending it again works.
+    answers: list[httpx.Response | Exception] = [httpx.ReadTimeout("lost"), token_answer()]
+
+    def token(request: httpx.Request) -> httpx.Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    fake = Fake(command=lambda _r: ok([]), token=token)
+    store = MemoryTokenStore(tokens(expires_in=-1))
+    async with fake.client() as client:
+        await client.get_booking_list(client.user_tokens(tokens(expires_in=-1), store=store), "r1")
+    assert [f["refresh_token"] for f in fake.token_forms()] == [REFRESH, REFRESH]
+    assert store.lost is None
+
+
+async def test_a_refresh_answer_lost_after_akubela_rotated_the_token_loses_the_login_once() -> (
+    None
+):
+    token, issued = rotating_token_endpoint()
+
+    def act_then_lose(request: httpx.Request) -> httpx.Response:
+        answer = token(request)  # Akubela rotates the token ...
+        if len(issued) == 1 and len(fake.token_forms()) == 1:
+            raise httpx.ReadTimeout("answer lost")  # ... and that answer never arrives
+        return answer
+
+    fake = Fake(command=lambda _r: ok([]), token=act_then_lose)
+    store = MemoryTokenStore(tokens(expires_in=-1))
+    async with fake.client() as client:
+        first, second = (client.user_tokens(tokens(expires_in=-1), store=store) for _ in range(2))
+        with pytest.raises(AuthError):
+            await client.get_booking_list(first, "r1")
+        # The store knows: nobody sends the dead refresh token again.
+        with pytest.raises(AuthError, match="linked again"):
+            await client.get_booking_list(second, "r1")
+    assert issued == [NEW_ACCESS]
+    assert len(fake.token_forms()) == 2  # the lost one, and one resend that was refused
+    assert isinstance(store.lost, AuthError)
+    assert fake.commands() == []
+
+
+async def test_wrong_client_credentials_do_not_lose_the_residents_login() -> None:
+    fake = Fake(command=lambda _r: ok([]), token=failure(401, error="invalid_client"))
+    store = MemoryTokenStore(tokens(expires_in=-1))
+    async with fake.client() as client:
+        with pytest.raises(AuthError):
+            await client.get_booking_list(
+                client.user_tokens(tokens(expires_in=-1), store=store), "r1"
+            )
+    assert store.lost is None
+
+
+async def test_a_renewal_that_fails_says_the_call_never_left() -> None:
+    fake = Fake(command=lambda _r: ok({}), token=lambda _r: httpx.Response(503))
+    async with fake.client() as client:
+        with pytest.raises(Unavailable) as caught:
+            await client.create_booking_info(
+                holder(client, expires_in=-1), "r1", amenity_id="a1", start_time=NOW, duration=60
+            )
+    assert fake.commands() == []
+    assert not caught.value.outcome_unknown
 
 
 async def test_refresh_answer_without_refresh_token_keeps_the_old_one() -> None:
@@ -891,3 +1012,52 @@ async def test_no_secret_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> 
     for secret in (ACCESS, REFRESH, CLIENT_SECRET, PASSWORD, "secret-auth-code"):
         assert secret not in everything
         assert secret not in caplog.text
+
+
+def _manager_repairs(count: int) -> list[dict[str, Any]]:
+    return [
+        {"maintenance_id": f"m{i}", "residence_id": "r1", "state": "completed"}
+        for i in range(count)
+    ]
+
+
+async def test_the_manager_list_may_be_a_bare_array_of_the_page_asked_for() -> None:
+    repairs = _manager_repairs(5)
+
+    def command(request: httpx.Request) -> httpx.Response:
+        param = json.loads(request.content)["param"]
+        start = (param["page_index"] - 1) * param["page_size"]
+        return ok(repairs[start : start + param["page_size"]])  # no page object around it
+
+    fake = Fake(command=command)
+    async with fake.client() as client:
+        page = await client.get_project_maintenance_page(holder(client), "p1", page_size=2)
+        seen = [
+            m.maintenance_id
+            async for m in client.iter_project_maintenance(holder(client), "p1", page_size=2)
+        ]
+    assert [m.maintenance_id for m in page.items] == ["m0", "m1"]
+    assert page.total is None
+    assert seen == [f"m{i}" for i in range(5)]
+    assert [b["param"]["page_index"] for b in fake.commands()[1:]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("count", [3, 4, 7])
+async def test_a_bare_array_that_ignores_paging_is_read_once(count: int) -> None:
+    # Each page asked for answers the whole list: every repair once, and the walk ends.
+    fake = Fake(command=lambda _r: ok(_manager_repairs(count)))
+    async with fake.client() as client:
+        seen = [
+            m.maintenance_id
+            async for m in client.iter_project_maintenance(holder(client), "p1", page_size=4)
+        ]
+    assert seen == [f"m{i}" for i in range(count)]
+    assert len(fake.commands()) <= 2
+
+
+@pytest.mark.parametrize("result", [None, [], {"total": 0, "list": None}])
+async def test_an_empty_manager_list_in_any_shape_is_empty(result: Any) -> None:
+    fake = Fake(command=lambda _r: ok(result))
+    async with fake.client() as client:
+        seen = [m async for m in client.iter_project_maintenance(holder(client), "p1")]
+    assert seen == []

@@ -173,6 +173,12 @@ def test_designed_shapes_parse() -> None:
     )
     assert page.total == 1
     assert page.items[0].building_name == "001"
+    # Akubela's public V4 pages show the same result as a bare array of repairs.
+    bare = ManagerMaintenancePage.model_validate(
+        load("designed/manager_get_maintenance_list.response.json")["result"]["list"]
+    )
+    assert bare.total is None
+    assert bare.items == page.items
     assert page.items[0].state == MaintenanceState.WAIT_FOR_CONFIRMATION
     request = load("designed/manager_get_maintenance_list.request.json")
     assert ManagerMaintenanceQuery.model_validate(request["param"]).to_param() == request["param"]

@@ -91,7 +91,7 @@ async def test_linking_end_to_end_with_one_residence(
     assert link is not None
     assert link.residence_id == person["residence_ids"][0]
     # Tokens at rest are encrypted: the raw row holds no token the sandbox issued.
-    holder = bot.services.linker.tokens_for(link)
+    holder = bot.services.tokens.holder(link)
     assert holder is not None
     assert holder.tokens is not None
     plain = holder.tokens.access_token.get_secret_value()

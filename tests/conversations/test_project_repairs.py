@@ -187,7 +187,16 @@ def test_the_list_text_says_when_a_filter_shows_nothing() -> None:
 # ---- the adapter -----------------------------------------------------------------------------
 
 
-async def test_the_project_desk_reads_every_page(bot: BotUnderTest) -> None:
+def _list_shape(sandbox_app: Starlette, shape: str) -> None:
+    """The manager list as a page object, or as the bare array Akubela's V4 pages show."""
+    sandbox_app.state.control.vendors["akubela"].manager_list_bare = shape == "array"
+
+
+@pytest.mark.parametrize("shape", ["page", "array"])
+async def test_the_project_desk_reads_every_page(
+    bot: BotUnderTest, sandbox_app: Starlette, shape: str
+) -> None:
+    _list_shape(sandbox_app, shape)
     desk = AkubelaProjectDesk(
         bot.services.akubela,
         bot.services.manager_auth,
@@ -203,7 +212,11 @@ async def test_the_project_desk_reads_every_page(bot: BotUnderTest) -> None:
 # ---- the conversation ------------------------------------------------------------------------
 
 
-async def test_a_manager_pages_through_every_repair_newest_first(bot: BotUnderTest) -> None:
+@pytest.mark.parametrize("shape", ["page", "array"])
+async def test_a_manager_pages_through_every_repair_newest_first(
+    bot: BotUnderTest, sandbox_app: Starlette, shape: str
+) -> None:
+    _list_shape(sandbox_app, shape)
     await join(bot, MANAGER)
     chat = bot.chat(MANAGER)
     await chat.press("1:menu:repairs_all")
