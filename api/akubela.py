@@ -228,7 +228,12 @@ def _token_refused(response: httpx.Response) -> bool:
         return False
     if not isinstance(data, dict) or data.get("success") is True:
         return False
-    meaning = f"{_failure_code(data) or ''} {failure_message(data) or ''}"
+    code = _failure_code(data)
+    # A failure envelope on HTTP 200 may say only "authentication failed" with a 401-shaped
+    # code (40100): the code is all there is to go on.
+    if _status_shaped(code) == 401:
+        return True
+    meaning = f"{code or ''} {failure_message(data) or ''}"
     return bool(_AUTH_WORDS.search(meaning))
 
 

@@ -462,10 +462,11 @@ async def test_failure_classes_in_every_error_style(
                 client, holder(client), load(f"{command}.request.json")["param"], "c"
             )
     assert type(caught.value) is expected
-    if expected is AuthError:
+    if kind == "expired-token":
         # The token was refused: one renewal is tried (here refused too), nothing resent.
         assert [f["grant_type"] for f in fake.token_forms()] == ["refresh_token"]
     else:
+        # A wrong scope is not cured by a new token: the single-use refresh token is kept.
         assert fake.token_forms() == []
     assert len(fake.commands()) == 1
 
