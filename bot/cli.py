@@ -13,22 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from api import redaction
+from bot.logs import configure_logging
 from bot.settings import Settings
 
 logger = logging.getLogger("concierge")
-
-
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every URL at INFO, and Telegram URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Alembic narrates every plugin it loads; the migrations themselves are what matter.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    redaction.install()
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -176,17 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_problems(exc: ValidationError) -> list[str]:
+    """Each problem with the settings in words, naming the setting where there is one."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"Setting {where.upper()}: {message}" if where else message)
+    return problems
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the `concierge` command."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
     try:
         settings = Settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            print(f"Setting {where.upper()}: {error['msg']}", file=sys.stderr)
+        # Refused before anything is opened or written: no log file, database or socket.
+        for problem in settings_problems(exc):
+            print(problem, file=sys.stderr)
         return 2
+    configure_logging(verbose=args.verbose, json_lines=settings.log_format == "json")
     code: int = args.handler(settings, args)
     return code
 

@@ -13,6 +13,7 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
+from telegram.error import NetworkError, RetryAfter, TelegramError
 
 from bot.app import build_application
 from bot.persistence import DatabasePersistence
@@ -63,12 +64,24 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
     async def on_update(payload: dict[str, Any]) -> None:
         await application.update_queue.put(Update.de_json(payload, application.bot))
 
+    async def metrics() -> tuple[bytes, str]:
+        return await services.metrics.render(services.storage.sessions, services.clock())
+
+    def polling_failed(error: TelegramError) -> None:
+        # PTB polls again after a pause by itself; each failure is one retry, told in one line.
+        if isinstance(error, NetworkError | RetryAfter):
+            services.metrics.telegram_retry("429" if isinstance(error, RetryAfter) else "network")
+        logger.warning("polling Telegram failed (%s); trying again", type(error).__name__)
+
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     web = create_web_app(
         on_oauth_callback=services.linker.complete,
+        on_oauth_confirm=services.linker.confirm,
         health=health,
         on_update=on_update if webhook else None,
         webhook_secret=secret,
+        metrics=metrics,
+        metrics_allow_from=settings.metrics_allow_from,
     )
     server = EmbeddedServer(
         uvicorn.Config(
@@ -93,7 +106,9 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
                 )
             else:
                 assert application.updater is not None
-                await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+                await application.updater.start_polling(
+                    allowed_updates=Update.ALL_TYPES, error_callback=polling_failed
+                )
             serving = asyncio.create_task(server.serve())
             logger.info(
                 "Concierge is running (%s); web server on %s:%s",

@@ -58,9 +58,7 @@ async def _log_in(sandbox_app: Starlette, login_url: str, email: str, password: 
 
 
 async def _follow(bot: BotUnderTest, redirect: str) -> httpx.Response:
-    parts = urlsplit(redirect)
-    async with bot.web() as web:
-        return await web.get(f"{parts.path}?{parts.query}")
+    return await bot.complete_login(redirect)
 
 
 async def test_a_new_resident_is_offered_a_login_link(bot: BotUnderTest) -> None:

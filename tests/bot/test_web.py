@@ -24,7 +24,7 @@ class Recorder:
             return CallbackPage(ok=True, message="Concierge")
         return CallbackPage(
             ok=False,
-            message="Sorry, something went wrong on our side. Please try again in a moment.",
+            message="Nothing was linked. You can close this page.",
         )
 
     async def health(self) -> bool:
@@ -56,8 +56,8 @@ async def test_callback_page_speaks_both_languages(recorder: Recorder) -> None:
     assert ok.status_code == 200
     assert "lang='zh'" in ok.text
     assert bad.status_code == 400
-    assert "抱歉" in bad.text
-    assert "Sorry" in bad.text
+    assert "没有绑定" in bad.text
+    assert "Nothing was linked" in bad.text
     assert recorder.callbacks == [("good", "s", None), (None, None, "access_denied")]
 
 
