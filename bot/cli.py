@@ -78,6 +78,15 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.check import run_checks
+
+    results = asyncio.run(run_checks(settings))
+    for result in results:
+        print(result.line())
+    return 0 if all(result.ok for result in results) else 1
+
+
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from bot.storage.migrate import upgrade
 
@@ -150,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot (polling or webhook, see RUN_MODE)")
     run.set_defaults(handler=_cmd_run)
 
+    check = commands.add_parser(
+        "check", help="check settings, database, vendors and Telegram; only reads"
+    )
+    check.set_defaults(handler=_cmd_check)
+
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_cmd_migrate)
 
@@ -182,8 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         # Refused before anything is opened or written: no log file, database or socket.
         for problem in settings_problems(exc):
-            print(problem, file=sys.stderr)
-        return 2
+            if args.command == "check":
+                print(f"FAIL  settings: {problem}")
+            else:
+                print(problem, file=sys.stderr)
+        return 1 if args.command == "check" else 2
     configure_logging(verbose=args.verbose, json_lines=settings.log_format == "json")
     code: int = args.handler(settings, args)
     return code

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
+from telegram.error import NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, BaseHandler, ConversationHandler
 
 from bot.storage.gauges import read_backlog
@@ -140,6 +141,13 @@ class Metrics:
     def telegram_retry(self, reason: str) -> None:
         """One Bot API call made again."""
         self.telegram_retries.labels(reason).inc()
+
+    def polling_failed(self, error: TelegramError) -> None:
+        """getUpdates failed and PTB will poll again: a retry, by its reason."""
+        if isinstance(error, RetryAfter):
+            self.telegram_retry("429")
+        elif isinstance(error, NetworkError):
+            self.telegram_retry("network")
 
     def alert_sent(self, kind: str) -> None:
         """One alert delivered."""

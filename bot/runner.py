@@ -13,7 +13,7 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
-from telegram.error import NetworkError, RetryAfter, TelegramError
+from telegram.error import TelegramError
 
 from bot.app import build_application
 from bot.persistence import DatabasePersistence
@@ -69,8 +69,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
 
     def polling_failed(error: TelegramError) -> None:
         # PTB polls again after a pause by itself; each failure is one retry, told in one line.
-        if isinstance(error, NetworkError | RetryAfter):
-            services.metrics.telegram_retry("429" if isinstance(error, RetryAfter) else "network")
+        services.metrics.polling_failed(error)
         logger.warning("polling Telegram failed (%s); trying again", type(error).__name__)
 
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
