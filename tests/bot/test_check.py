@@ -3,57 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from bot.check import Result, run_checks, webhook_url
 from bot.cli import main
 from bot.settings import Settings
-from sandbox.botapi import Persona, create_botapi_app
-from tests.support_server import serve
-
-TOKEN = "123456:CHECK-local-bot-api-token"
-ANN = Persona(user_id=7101, name="Ann", role="resident")
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def botapi() -> Iterator[tuple[str, Any]]:
-    app = create_botapi_app(token=TOKEN, personas=[ANN])
-    with serve(app) as url:
-        yield url, app.state.botapi
-    app.state.botapi.close()
-
-
-@pytest.fixture
-def vendors(sandbox_app: Starlette) -> Iterator[str]:
-    with serve(sandbox_app) as url:
-        yield url
-
-
-@pytest.fixture
-def env(botapi: tuple[str, Any], vendors: str, database_url: str) -> dict[str, Any]:
-    """The settings of a healthy deployment on the sandbox and the local Bot API."""
-    return {
-        "database_url": database_url,
-        "telegram_bot_token": TOKEN,
-        "telegram_base_url": f"{botapi[0]}/bot",
-        "akubela_base_url": f"{vendors}/akubela",
-        "tuya_base_url": f"{vendors}/tuya",
-        "servitly_base_url": f"{vendors}/servitly",
-    }
+from tests.bot.conftest import ANN, TOKEN, closed_port
 
 
 async def _check(env: dict[str, Any], **overrides: Any) -> dict[str, Result]:
@@ -82,7 +41,7 @@ async def test_an_empty_database_needs_migrating(
 
 
 async def test_an_unreachable_database_is_named(env: dict[str, Any]) -> None:
-    url = f"postgresql+asyncpg://concierge:pw@127.0.0.1:{_closed_port()}/concierge"
+    url = f"postgresql+asyncpg://concierge:pw@127.0.0.1:{closed_port()}/concierge"
     failed = _failed(await _check(env, database_url=url))
     assert list(failed) == ["database"]
     assert "cannot be reached" in failed["database"]
@@ -109,7 +68,7 @@ async def test_each_vendor_refusing_our_credentials_is_one_failed_line(
 
 
 async def test_a_vendor_that_does_not_answer_is_named_with_its_url(env: dict[str, Any]) -> None:
-    gone = f"http://127.0.0.1:{_closed_port()}/tuya"
+    gone = f"http://127.0.0.1:{closed_port()}/tuya"
     failed = _failed(await _check(env, tuya_base_url=gone))
     assert list(failed) == ["tuya"]
     assert f"not answering at {gone}" in failed["tuya"]
@@ -120,7 +79,7 @@ async def test_telegram_refusing_the_token_or_not_answering(env: dict[str, Any])
     assert list(refused) == ["telegram"]
     assert "refused TELEGRAM_BOT_TOKEN" in refused["telegram"]
     assert "NOT-our-token" not in refused["telegram"]
-    down = f"http://127.0.0.1:{_closed_port()}/bot"
+    down = f"http://127.0.0.1:{closed_port()}/bot"
     silent = _failed(await _check(env, telegram_base_url=down))
     assert list(silent) == ["telegram"]
     assert "not answering" in silent["telegram"]
@@ -134,7 +93,7 @@ async def _set_webhook(botapi: str, url: str) -> None:
 
 async def test_webhook_lines_ok_and_failing(env: dict[str, Any], botapi: tuple[str, Any]) -> None:
     base, state = botapi
-    hook_port = _closed_port()
+    hook_port = closed_port()
     webhook = env | {
         "run_mode": "webhook",
         "webhook_secret": "hook-secret",

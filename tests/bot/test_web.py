@@ -100,7 +100,7 @@ async def test_a_bad_or_non_ascii_secret_is_a_quiet_403(
 ) -> None:
     async with _client(recorder) as http:
         response = await http.post(
-            "/telegram/webhook", json={"update_id": 2}, headers={SECRET_HEADER: header}
+            "/telegram/webhook", json={"update_id": 2}, headers={SECRET_HEADER.encode(): header}
         )
     assert response.status_code == 403
     assert recorder.updates == []
