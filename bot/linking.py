@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.fernet import InvalidToken
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -119,11 +119,28 @@ class Linker:
     async def login_url(self, telegram_id: int, *, resume: str | None = None) -> str:
         """A fresh, single-use login link for this Telegram user."""
         nonce = await self._new_nonce(telegram_id)
-        payload = json.dumps({"u": telegram_id, "n": nonce, "r": resume}, separators=(",", ":"))
-        state = self._state_fernet.encrypt_at_time(
-            payload.encode(), int(self._clock().timestamp())
-        ).decode("ascii")
+        state = self._seal(self._state_fernet, {"u": telegram_id, "n": nonce, "r": resume})
         return self._akubela.login_url(redirect_uri=self._redirect_uri, state=state)
+
+    def _seal(self, fernet: Fernet, data: dict[str, Any]) -> str:
+        """`data` encrypted, authenticated and stamped with the time, for a URL or a form."""
+        payload = json.dumps(data, separators=(",", ":")).encode()
+        return fernet.encrypt_at_time(payload, int(self._clock().timestamp())).decode("ascii")
+
+    def _open(self, fernet: Fernet, token: str, strings: tuple[str, ...]) -> dict[str, Any] | None:
+        """What `_seal` sealed, if it is ours, unexpired, names a user and has `strings`."""
+        try:
+            raw = fernet.decrypt_at_time(
+                token.encode("ascii"), self._ttl, int(self._clock().timestamp())
+            )
+            data = json.loads(raw)
+        except (InvalidToken, UnicodeError, ValueError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("u"), int):
+            return None
+        if not all(isinstance(data.get(key), str) for key in strings):
+            return None
+        return data
 
     async def _new_nonce(self, telegram_id: int) -> str:
         """A fresh single-use nonce with its row, for a login link or a confirmation."""
@@ -141,20 +158,6 @@ class Linker:
             )
             session.add(OAuthState(nonce=nonce, telegram_id=telegram_id, created_at=self._clock()))
         return nonce
-
-    def _read_state(self, state: str) -> dict[str, Any] | None:
-        try:
-            raw = self._state_fernet.decrypt_at_time(
-                state.encode("ascii"), self._ttl, int(self._clock().timestamp())
-            )
-            data = json.loads(raw)
-        except (InvalidToken, UnicodeError, ValueError):
-            return None
-        if not isinstance(data, dict) or not isinstance(data.get("u"), int):
-            return None
-        if not isinstance(data.get("n"), str):
-            return None
-        return data
 
     async def _claim(self, nonce: str, telegram_id: int) -> bool:
         async with self._sessions.begin() as session:
@@ -175,7 +178,7 @@ class Linker:
         """Finishes a login that came back to the callback; never raises to the browser."""
         if error:
             return CallbackPage(ok=False, message=PAGE_DECLINED)
-        data = self._read_state(state) if state else None
+        data = self._open(self._state_fernet, state, ("n",)) if state else None
         if data is None or not code:
             logger.warning("OAuth callback with a missing, forged or expired state refused")
             return CallbackPage(ok=False, message=PAGE_EXPIRED)
@@ -202,9 +205,7 @@ class Linker:
             "f": [family.model_dump(mode="json") for family in families],
             "t": self._stored(auth.tokens or tokens).as_dict(),
         }
-        token = self._confirm_fernet.encrypt_at_time(
-            json.dumps(pending, separators=(",", ":")).encode(), int(self._clock().timestamp())
-        ).decode("ascii")
+        token = self._seal(self._confirm_fernet, pending)
         return CallbackPage(
             ok=True,
             message=PAGE_CONFIRM,
@@ -221,23 +222,9 @@ class Linker:
             user = await session.get(TelegramUser, telegram_id)
         return (user.display_name if user is not None else "") or f"#{telegram_id}"
 
-    def _read_confirmation(self, token: str) -> dict[str, Any] | None:
-        try:
-            raw = self._confirm_fernet.decrypt_at_time(
-                token.encode("ascii"), self._ttl, int(self._clock().timestamp())
-            )
-            data = json.loads(raw)
-        except (InvalidToken, UnicodeError, ValueError):
-            return None
-        if not isinstance(data, dict) or not isinstance(data.get("u"), int):
-            return None
-        if not all(isinstance(data.get(key), str) for key in ("n", "a")):
-            return None
-        return data
-
     async def confirm(self, token: str | None, yes: bool) -> CallbackPage:
         """Links the account the callback page named, once, if the person said yes."""
-        data = self._read_confirmation(token) if token else None
+        data = self._open(self._confirm_fernet, token, ("n", "a")) if token else None
         if data is None:
             logger.warning("link confirmation with a missing, forged or expired token refused")
             return CallbackPage(ok=False, message=PAGE_EXPIRED)

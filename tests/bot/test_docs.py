@@ -82,10 +82,8 @@ def test_the_concierge_commands_shown_run(
 
 
 @pytest.fixture
-def pg_url(database_kind: str, database_url: str) -> str:
-    """The libpq URL of a migrated PostgreSQL database, as the page's `PG_URL`."""
-    if database_kind != "postgresql":
-        pytest.skip("the backup commands are PostgreSQL's")
+def pg_url(database_url: str) -> str:
+    """The libpq URL of the test's database, as the page's `PG_URL`."""
     url = make_url(database_url).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
 
@@ -101,6 +99,7 @@ def _shell(line: str, cwd: Path, **variables: str) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.parametrize("database_kind", ["postgresql"])  # the page's tools are PostgreSQL's
 async def test_the_postgresql_commands_shown_run(
     pg_url: str, database_url: str, tmp_path: Path
 ) -> None:
