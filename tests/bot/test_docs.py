@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import make_url
@@ -145,12 +146,14 @@ def test_the_metrics_command_shown_answers() -> None:
     async def no_login(*args: Any) -> Any:
         raise AssertionError("not called")
 
-    if shutil.which("curl") is None:
-        pytest.skip("no curl on this machine")
     app = create_web_app(on_oauth_callback=no_login, health=healthy, metrics=page)
     with serve(app) as url:
         command = line.replace("http://127.0.0.1:8081", url)
         assert command != line
-        done = _shell(command, ROOT)
-    assert done.returncode == 0, done.stderr
-    assert 'concierge_telegram_retries_total{reason="429"} 1.0' in done.stdout
+        if shutil.which("curl") is not None:
+            done = _shell(command, ROOT)
+            assert done.returncode == 0, done.stderr
+            text = done.stdout
+        else:  # a machine without curl: the same request
+            text = httpx.get(shlex.split(command)[-1]).text
+    assert 'concierge_telegram_retries_total{reason="429"} 1.0' in text
