@@ -23,6 +23,7 @@ shares its renewal with every other holder of the account (see `TokenStore`).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import (
@@ -452,6 +453,20 @@ class AkubelaClient(VendorClient):
 
     def __repr__(self) -> str:
         return f"AkubelaClient(base_url={self._base_url!r}, client_id={self._client_id!r})"
+
+    def _operation(self, request: httpx.Request) -> str:
+        """For metrics: "token", or the command a command request sends ("get_booking_list")."""
+        path = request.url.path
+        if path.endswith(TOKEN_PATH):
+            return "token"
+        if path.endswith((USER_CHANNEL, MANAGER_CHANNEL)):
+            try:
+                command = json.loads(request.content).get("command")
+            except (ValueError, AttributeError):
+                command = None
+            if isinstance(command, str) and command.isidentifier():
+                return command
+        return super()._operation(request)
 
     # ---- failures ----------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -21,6 +23,31 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+RequestObserver = Callable[[str, str, str, float], None]
+"""Told of every request: (vendor, operation, outcome, seconds); outcome is "ok", "timeout",
+"network" or the kind of error the answer meant ("auth_error", "rate_limited", ...)."""
+
+# Requests of the attempt in progress that got a 2xx answer: whether it meant success is known
+# only once the attempt has read the vendor's envelope (Akubela and Tuya fail inside a 200).
+_answered: ContextVar[list[tuple[str, float]] | None] = ContextVar("_answered", default=None)
+_VERSION = re.compile(r"v\d+(\.\d+)*")
+_WORD = re.compile(r"[A-Za-z][A-Za-z_-]{0,39}|oauth2")
+
+
+def outcome_of(error: ApiError) -> str:
+    """An error's kind as a metric label: `RateLimited` -> "rate_limited"."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+
+
+def path_template(path: str) -> str:
+    """A request path with its ids (and anything else that is not a plain word) as `{id}`,
+    so an operation names no record and no credential."""
+    parts: list[str] = []
+    for segment in path.strip("/").split("/"):
+        keep = _VERSION.fullmatch(segment) or _WORD.fullmatch(segment)
+        # A segment after "token" is a refresh token, whatever it looks like.
+        parts.append(segment if keep and parts[-1:] != ["token"] else "{id}")
+    return "/" + "/".join(parts)
 
 
 class VendorModel(BaseModel):
@@ -140,6 +167,25 @@ class VendorClient:
         )
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._observer: RequestObserver | None = None
+
+    def observe_requests(self, observer: RequestObserver) -> None:
+        """Tells `observer` about every request from now on (the bot's metrics)."""
+        self._observer = observer
+
+    def _operation(self, request: httpx.Request) -> str:
+        """What a request does, for metrics: its method and path template."""
+        path = request.url.path.removeprefix(self._http.base_url.path.rstrip("/"))
+        return f"{request.method} {path_template(path)}"
+
+    def _observe(self, operation: str, outcome: str, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer(self.vendor, operation, outcome, seconds)
+
+    def _settle(self, answered: list[tuple[str, float]], outcome: str) -> None:
+        for operation, seconds in answered:
+            self._observe(operation, outcome, seconds)
+        answered.clear()
 
     async def aclose(self) -> None:
         """Closes the connection pool."""
@@ -160,18 +206,37 @@ class VendorClient:
         self, request: httpx.Request, *, auth: httpx.Auth | None = None
     ) -> httpx.Response:
         """Sends one request, turning transport failures into `Unavailable`."""
+        operation = self._operation(request) if self._observer is not None else ""
+        started = time.perf_counter()
         try:
-            return await self._http.send(request, auth=auth)
+            response = await self._http.send(request, auth=auth)
         except httpx.TransportError as exc:
+            outcome = "timeout" if isinstance(exc, httpx.TimeoutException) else "network"
+            self._observe(operation, outcome, time.perf_counter() - started)
             raise unavailable_from_transport(exc, vendor=self.vendor) from None
+        seconds = time.perf_counter() - started
+        answered = _answered.get()
+        if not response.is_success:
+            error = error_for_status(response.status_code, "", vendor=self.vendor)
+            self._observe(operation, outcome_of(error), seconds)
+        elif answered is None:
+            self._observe(operation, "ok", seconds)
+        else:
+            answered.append((operation, seconds))
+        return response
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]], *, retry: bool) -> T:
         """Runs `operation`, repeating it on transient failures only when `retry` is true."""
         attempt = 0
         while True:
+            answered: list[tuple[str, float]] = []
+            token = _answered.set(answered)
             try:
-                return await operation()
-            except (Unavailable, RateLimited) as exc:
+                result = await operation()
+            except ApiError as exc:
+                self._settle(answered, outcome_of(exc))
+                if not isinstance(exc, Unavailable | RateLimited):
+                    raise
                 retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
                 delay = self._retry.delay(attempt, retry_after) if retry else None
                 if delay is None:
@@ -183,5 +248,12 @@ class VendorClient:
                     attempt + 1,
                     delay,
                 )
-                attempt += 1
-                await self._sleep(delay)
+            else:
+                self._settle(answered, "ok")
+                return result
+            finally:
+                # Anything else (a bug, a cancellation) still counts the requests it made.
+                self._settle(answered, "error")
+                _answered.reset(token)
+            attempt += 1
+            await self._sleep(delay)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,14 +20,15 @@ from telegram.ext import (
     filters,
 )
 
+from bot.alert_kinds import MANAGER_KINDS, WORKER_KINDS
 from bot.gate import FROM_GROUP
 from bot.linking import Linked, residence_label
-from bot.storage.accounts import RedeemOutcome
+from bot.storage.accounts import Redeemed, RedeemOutcome
 from conversations import callbacks
 from conversations.common import offer_link
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
-from conversations.notify import BLOCKED_KEY, language_of
+from conversations.notify import BLOCKED_KEY, language_of, tell
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
 
 logger = logging.getLogger(__name__)
@@ -165,29 +166,117 @@ async def _login_lost(update: Update, context: ConciergeContext) -> bool:
     return link is not None and link.relink_required_at is not None
 
 
+INVITE_REFUSALS = {
+    RedeemOutcome.UNKNOWN: N_("That invite code is not valid. Please check the link you got."),
+    RedeemOutcome.USED: N_("That invite code was already used. Ask for a new one."),
+    RedeemOutcome.EXPIRED: N_("That invite code has expired. Ask for a new one."),
+    RedeemOutcome.LOCKED: N_("Too many wrong codes. Please wait a few minutes and try again."),
+}
+SWITCH_ROLE = N_("You are a {current} now. This invite makes you a {new} instead.")
+SWITCH_WORKER = N_(
+    "This invite binds you to maintenance worker {new} instead of {old}: the tasks of {old} "
+    "will no longer reach you."
+)
+LOSE_PROJECTS = N_("You will stop managing {projects}, and manager alerts stop.")
+LOSE_WORKER = N_("Your binding to maintenance worker {worker} ends, and its task alerts stop.")
+KEEP_RESIDENCE = N_("Your Akubela account stays linked.")
+SWITCH_QUESTION = N_("Go ahead?")
+SWITCH_YES = N_("Yes, switch")
+SWITCH_NO = N_("No, keep things as they are")
+ALSO_LINKED = N_(
+    "⚠️ Your Akubela account {email} was just linked to another Telegram account as well: "
+    "{name}. If that was not you, tell your property manager and change your Akubela password."
+)
+
+
+def role_change(actor: Actor, grant: Redeemed, t: Callable[..., str]) -> list[str]:
+    """What redeeming `grant` would change for `actor`, in words (none: nothing is lost)."""
+    assert grant.role is not None
+    new = Role(grant.role.value)
+    lines: list[str] = []
+    if actor.worker_id and new is Role.WORKER and grant.worker_id != actor.worker_id:
+        lines.append(t(SWITCH_WORKER, new=grant.worker_id or "", old=actor.worker_id))
+    if actor.role is new or actor.role is Role.RESIDENT:
+        return lines
+    lines.append(t(SWITCH_ROLE, current=t(ROLE_NAMES[actor.role]), new=t(ROLE_NAMES[new])))
+    if actor.project_ids and new is Role.WORKER:
+        lines.append(t(LOSE_PROJECTS, projects=", ".join(sorted(actor.project_ids))))
+    if actor.worker_id and new is not Role.WORKER:
+        lines.append(t(LOSE_WORKER, worker=actor.worker_id))
+    if actor.residence_ids:
+        lines.append(t(KEEP_RESIDENCE))
+    return lines
+
+
+def alert_kinds_lost(actor: Actor, grant: Redeemed) -> set[str]:
+    """The alert kinds `actor` stops getting when `grant` is redeemed (pending ones go too)."""
+    assert grant.role is not None
+    new = Role(grant.role.value)
+    lost: set[str] = set()
+    if actor.worker_id and (new is not Role.WORKER or grant.worker_id != actor.worker_id):
+        lost |= {kind.value for kind in WORKER_KINDS}
+    if actor.project_ids and new is Role.WORKER:
+        lost |= {kind.value for kind in MANAGER_KINDS}
+    return lost
+
+
 async def _redeem(update: Update, context: ConciergeContext, code: str) -> None:
+    """Checks an invite; asks first when it would take a role (or binding) away."""
     message = update.effective_message
     user = update.effective_user
     assert message is not None
     assert user is not None
     services = context.services
-    outcome = await services.invites.redeem(
-        code, user.id, now=services.clock(), display_name=user.full_name
+    grant = await services.invites.preview(code, user.id, now=services.clock())
+    if grant.outcome is not RedeemOutcome.VALID:
+        logger.info("invite refused for user %s: %s", user.id, grant.outcome.value)
+        await message.reply_text(context.t(INVITE_REFUSALS[grant.outcome]))
+        return
+    actor = await actor_of(update, context)
+    lines = role_change(actor, grant, context.t)
+    if not lines:
+        await _join(update, context, code)
+        return
+    try:
+        yes = callbacks.build(JOB, "join", code)
+    except callbacks.CallbackDataError:
+        # Not a code we ever made (ours fit a button); refused like any unknown one.
+        await message.reply_text(context.t(INVITE_REFUSALS[RedeemOutcome.UNKNOWN]))
+        return
+    buttons = [
+        [InlineKeyboardButton(context.t(SWITCH_YES), callback_data=yes)],
+        [InlineKeyboardButton(context.t(SWITCH_NO), callback_data=callbacks.build(JOB, "stay"))],
+    ]
+    await message.reply_text(
+        "\n".join([*lines, context.t(SWITCH_QUESTION)]), reply_markup=InlineKeyboardMarkup(buttons)
     )
-    replies = {
-        RedeemOutcome.UNKNOWN: N_("That invite code is not valid. Please check the link you got."),
-        RedeemOutcome.USED: N_("That invite code was already used. Ask for a new one."),
-        RedeemOutcome.EXPIRED: N_("That invite code has expired. Ask for a new one."),
-        RedeemOutcome.LOCKED: N_("Too many wrong codes. Please wait a few minutes and try again."),
-    }
+
+
+async def _join(update: Update, context: ConciergeContext, code: str) -> None:
+    """Redeems the invite: the new role replaces the old one whole."""
+    user = update.effective_user
+    chat = update.effective_chat
+    assert user is not None
+    assert chat is not None
+    services = context.services
+    actor = await actor_of(update, context)
+    grant = await services.invites.preview(code, user.id, now=services.clock())
+    stale = alert_kinds_lost(actor, grant) if grant.outcome is RedeemOutcome.VALID else set()
+    outcome = await services.invites.redeem(
+        code,
+        user.id,
+        now=services.clock(),
+        display_name=user.full_name,
+        stale_alert_kinds=stale,
+    )
     if outcome.outcome is not RedeemOutcome.BOUND:
         logger.info("invite refused for user %s: %s", user.id, outcome.outcome.value)
-        await message.reply_text(context.t(replies[outcome.outcome]))
+        await chat.send_message(context.t(INVITE_REFUSALS[outcome.outcome]))
         return
     assert outcome.role is not None
     logger.info("user %s joined as %s", user.id, outcome.role.value)
     actor = await actor_of(update, context)
-    await message.reply_text(
+    await chat.send_message(
         context.t("Welcome aboard! You are now a {role}.", role=context.t(ROLE_NAMES[actor.role])),
         reply_markup=menu_markup(actor, context.lang),
     )
@@ -402,6 +491,15 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
             reply_markup=menu_markup(await actor_of(update, context), context.lang),
         )
         return
+    if press.action == "join" and press.arg:
+        await query.answer()
+        await _drop_buttons(query)
+        await _join(update, context, press.arg)
+        return
+    if press.action == "stay":
+        await query.answer()
+        await query.edit_message_text(context.t("Nothing changed."))
+        return
     if press.action == "unlink" and press.arg in ("yes", "no"):
         await query.answer()
         if press.arg == "yes" and await services.accounts.unlink_resident(user.id):
@@ -413,12 +511,21 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
     await answer_stale(update, context)
 
 
+async def _drop_buttons(query: Any) -> None:
+    """Takes the buttons off a question once it is answered, so it is not answered twice."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except TelegramError:
+        logger.debug("could not remove answered buttons")
+
+
 async def answer_stale(update: Update, context: ConciergeContext) -> None:
     """Any press nobody handles: an old or forged button gets a polite notice."""
     query = update.callback_query
     if query is None:
         return
-    logger.info(
+    # Old buttons are pressed all the time and harm nothing: not worth an operator's attention.
+    logger.debug(
         "stale or unknown button pressed by user %s",
         update.effective_user.id if update.effective_user else None,
     )
@@ -456,8 +563,11 @@ async def nothing_to_cancel(update: Update, context: ConciergeContext) -> None:
 
 
 async def tell_linked(application: Any, linked: Linked) -> None:
-    """Tells the user in Telegram that their account is linked, and what comes next."""
+    """Tells the user in Telegram that their account is linked, and what comes next; and
+    anyone else the same Akubela account was linked to, that it now is to this user too."""
     services = application.bot_data[SERVICES_KEY]
+    for other in linked.also_linked:
+        await tell(application, services, other, ALSO_LINKED, email=linked.email, name=linked.name)
     lang = await language_of(application, services, linked.telegram_id)
     bot = application.bot
     text = tr(lang, "✅ Your Akubela account {email} is linked.", email=linked.email or "")

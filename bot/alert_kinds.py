@@ -68,6 +68,9 @@ MANAGER_KINDS: dict[AlertKind, str] = {
     AlertKind.TASK_ACKNOWLEDGED: N_("Tasks acknowledged by workers"),
 }
 
+# The alerts that come with a staff role; they stop, pending ones too, when the role goes.
+WORKER_KINDS = frozenset({AlertKind.TASK_ASSIGNED, AlertKind.TASK_REOPENED})
+
 REPAIR_STATE_WORDS: dict[str, str] = {
     MaintenanceState.WAIT_FOR_CONFIRMATION: N_("waiting for the office to confirm"),
     MaintenanceState.IN_PROGRESS: N_("confirmed and being worked on"),

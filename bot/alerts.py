@@ -655,6 +655,7 @@ class AlertWatcher:
             )
         else:
             await storage.alerts.mark_sent(row.dedupe_key, now)
+            self._services.metrics.alert_sent(row.kind)
             logger.info("alert %s sent to user %s", row.kind, row.recipient)
             if alert.photos:
                 await _send_photos(application.bot, row.recipient, alert.photos)

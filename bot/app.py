@@ -9,7 +9,6 @@ from typing import Any
 
 from telegram import BotCommand
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     BaseHandler,
@@ -26,6 +25,7 @@ from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
 from bot.jobs import schedule_jobs
 from bot.linking import Linked
+from bot.metrics import CountingRateLimiter, ObservedApplication
 from bot.presses import ConciergeApplication
 from bot.services import Services
 from bot.settings import Settings
@@ -128,7 +128,11 @@ def build_application(
         base_file_url=file_url_for(settings.telegram_base_url),
         request=request or HTTPXRequest(connection_pool_size=256),
         get_updates_request=request or HTTPXRequest(connection_pool_size=1),
-        rate_limiter=AIORateLimiter(max_retries=3) if rate_limiter else None,
+        rate_limiter=(
+            CountingRateLimiter(max_retries=3, on_retry=services.metrics.telegram_retry)
+            if rate_limiter
+            else None
+        ),
     )
     # The builder's generic parameters change with each call; the result is typed below.
     builder: Any = (
@@ -168,6 +172,10 @@ def build_application(
     for factory in _handler_factories(settings):
         application.add_handlers(list(factory()))
     application.add_error_handler(on_error)
+    # Every update counted, every handler timed (and its errors placed) for /metrics.
+    if isinstance(application, ObservedApplication):
+        application.metrics = services.metrics
+    services.metrics.instrument(application)
     schedule_jobs(application, settings)
     return application
 

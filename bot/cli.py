@@ -13,22 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from api import redaction
+from bot.logs import configure_logging
 from bot.settings import Settings
 
 logger = logging.getLogger("concierge")
-
-
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every URL at INFO, and Telegram URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Alembic narrates every plugin it loads; the migrations themselves are what matter.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    redaction.install()
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -88,6 +76,15 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             return 2
     asyncio.run(run_demo(settings, workdir=Path.cwd()))
     return 0
+
+
+def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.check import run_checks
+
+    results = asyncio.run(run_checks(settings))
+    for result in results:
+        print(result.line())
+    return 0 if all(result.ok for result in results) else 1
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -162,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot (polling or webhook, see RUN_MODE)")
     run.set_defaults(handler=_cmd_run)
 
+    check = commands.add_parser(
+        "check", help="check settings, database, vendors and Telegram; only reads"
+    )
+    check.set_defaults(handler=_cmd_check)
+
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_cmd_migrate)
 
@@ -176,17 +178,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_problems(exc: ValidationError) -> list[str]:
+    """Each problem with the settings in words, naming the setting where there is one."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"Setting {where.upper()}: {message}" if where else message)
+    return problems
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the `concierge` command."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
     try:
         settings = Settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            print(f"Setting {where.upper()}: {error['msg']}", file=sys.stderr)
-        return 2
+        # Refused before anything is opened or written: no log file, database or socket.
+        for problem in settings_problems(exc):
+            if args.command == "check":
+                print(f"FAIL  settings: {problem}")
+            else:
+                print(problem, file=sys.stderr)
+        return 1 if args.command == "check" else 2
+    configure_logging(verbose=args.verbose, json_lines=settings.log_format == "json")
     code: int = args.handler(settings, args)
     return code
 

@@ -20,6 +20,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 
+from bot.metrics import mark_update
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 
@@ -113,6 +114,7 @@ def build_handlers(gate: FloodGate) -> list[BaseHandler[Any, ConciergeContext, A
         if verdict is Verdict.WARN:
             logger.info("user %s is flooding the bot; slowing them down", user.id)
             await _slow_down(update, context)
+        mark_update("throttled")
         raise ApplicationHandlerStop
 
     return [TypeHandler(Update, check)]

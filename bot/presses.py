@@ -31,6 +31,7 @@ from telegram import CallbackQuery, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
+from bot.metrics import ObservedApplication
 from bot.telegram_bot import ConciergeBot
 from conversations.context import LANGUAGE_KEY
 from conversations.i18n import N_, pick_language, tr
@@ -91,8 +92,9 @@ def _tap_key(query: CallbackQuery) -> tuple[Any, ...]:
     return (query.from_user.id, message.message_id if message else None, query.data, content)
 
 
-class ConciergeApplication(Application):  # type: ignore[type-arg]
-    """PTB's Application that sees to every press's one answer (see the module's docstring)."""
+class ConciergeApplication(ObservedApplication):
+    """PTB's Application, counted for the metrics, that sees to every press's one answer (see
+    the module's docstring)."""
 
     __slots__ = ("_recent_taps",)
 

@@ -13,6 +13,7 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
+from telegram.error import TelegramError
 
 from bot.app import build_application
 from bot.gate import ALLOWED_UPDATES
@@ -64,12 +65,23 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
     async def on_update(payload: dict[str, Any]) -> None:
         await application.update_queue.put(Update.de_json(payload, application.bot))
 
+    async def metrics() -> tuple[bytes, str]:
+        return await services.metrics.render(services.storage.sessions, services.clock())
+
+    def polling_failed(error: TelegramError) -> None:
+        # PTB polls again after a pause by itself; each failure is one retry, told in one line.
+        services.metrics.polling_failed(error)
+        logger.warning("polling Telegram failed (%s); trying again", type(error).__name__)
+
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     web = create_web_app(
         on_oauth_callback=services.linker.complete,
+        on_oauth_confirm=services.linker.confirm,
         health=health,
         on_update=on_update if webhook else None,
         webhook_secret=secret,
+        metrics=metrics,
+        metrics_allow_from=settings.metrics_allow_from,
     )
     server = EmbeddedServer(
         uvicorn.Config(
@@ -94,7 +106,9 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
                 )
             else:
                 assert application.updater is not None
-                await application.updater.start_polling(allowed_updates=list(ALLOWED_UPDATES))
+                await application.updater.start_polling(
+                    allowed_updates=list(ALLOWED_UPDATES), error_callback=polling_failed
+                )
             serving = asyncio.create_task(server.serve())
             logger.info(
                 "Concierge is running (%s); web server on %s:%s",

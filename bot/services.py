@@ -15,7 +15,9 @@ from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
 from bot.crypto import TokenCipher
 from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
+from bot.errors import OperatorReports
 from bot.linking import Linker
+from bot.metrics import Metrics
 from bot.outbox import Delivered, OutboxService
 from bot.presses import AnswerPressFirst
 from bot.settings import Settings
@@ -51,12 +53,20 @@ class Services:
     outbox: OutboxService
     repair_reports: RepairReports
     clock: Callable[[], datetime] = field(default=utc_now)
+    metrics: Metrics = field(default_factory=Metrics)
+    reports: OperatorReports = field(init=False)
     task_board: TaskBoard = field(init=False)
     maintenance_log: MaintenanceLog = field(init=False)
     manager_auth: AkubelaTokens = field(init=False)
     project_desk: ProjectDesk = field(init=False)
 
     def __post_init__(self) -> None:
+        for client in (self.akubela, self.tuya, self.servitly):
+            client.observe_requests(self.metrics.vendor_request)
+        self.reports = OperatorReports(
+            delay=self.settings.operator_report_delay_seconds,
+            interval=self.settings.operator_report_interval_seconds,
+        )
         # Built here from the clients above, so each keeps its name cache for the whole run.
         self.task_board = TuyaTaskBoard(self.tuya, clock=self.clock)
         settings = self.settings
@@ -200,6 +210,7 @@ class Services:
 
     async def aclose(self) -> None:
         """Closes every connection pool."""
+        await self.reports.aclose()
         await self.akubela.aclose()
         await self.tuya.aclose()
         await self.servitly.aclose()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import cached_property
 from typing import Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -29,6 +31,56 @@ DEMO_TUYA_ROOM_OF_RESIDENCE: dict[str, str] = {
     "r3f9a1c2d4e5b6a7980c1d2e3f4a5b601": "145267896505310002",
 }
 WEBHOOK_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# A token from @BotFather: the bot's id, a colon and 35 characters. The local Bot API takes any
+# made-up token; one shaped like this means a real bot, even on a Bot API server on loopback.
+BOTFATHER_TOKEN_SHAPE = re.compile(r"\d+:[A-Za-z0-9_-]{35}")
+# Vendor settings whose demo default must not reach a real deployment: the sandbox's URLs,
+# the demo credentials and the demo projects. Compared without regard to case.
+VENDOR_DEMO_SETTINGS = (
+    "akubela_base_url",
+    "akubela_client_id",
+    "akubela_client_secret",
+    "akubela_manager_username",
+    "akubela_manager_password",
+    "akubela_project_id",
+    "tuya_base_url",
+    "tuya_client_id",
+    "tuya_client_secret",
+    "tuya_project_id",
+    "servitly_base_url",
+    "servitly_api_key",
+    "servitly_pat",
+    "servitly_tenant",
+)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether `host` (a URL's host name, any case) names this machine's loopback interface."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_local_bot_api(base_url: str, token: str) -> bool:
+    """Whether a Bot API base URL and token are the demo's: a local Bot API on loopback, and a
+    made-up token (Telegram's servers, any other host or IP, and a self-hosted Bot API server
+    holding a real BotFather token are not the demo)."""
+    try:
+        host = urlsplit(base_url.strip()).hostname
+    except ValueError:
+        return False
+    return is_loopback_host(host) and not BOTFATHER_TOKEN_SHAPE.fullmatch(token)
+
+
+def _plain(value: object) -> str:
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return text.strip().rstrip("/").lower()
 
 
 class Settings(BaseSettings):
@@ -75,6 +127,16 @@ class Settings(BaseSettings):
     escalate_repair_after_minutes: float = Field(default=240, gt=0)
     escalate_task_after_minutes: float = Field(default=240, gt=0)
     booking_reminder_minutes: float = Field(default=30, gt=0)
+
+    # Operating it: who hears about errors, how logs look, who may read /metrics
+    operator_chat_id: int | None = Field(
+        default=None,
+        description="Telegram chat that gets a short report of every unhandled error.",
+    )
+    operator_report_delay_seconds: float = Field(default=5.0, ge=0)
+    operator_report_interval_seconds: float = Field(default=60.0, ge=0)
+    log_format: Literal["text", "json"] = "text"
+    metrics_allow_from: list[str] = Field(default_factory=lambda: ["127.0.0.1/8", "::1/128"])
 
     # Storage and locale
     database_url: str = "sqlite+aiosqlite:///concierge.db"
@@ -152,6 +214,16 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
+    @field_validator("metrics_allow_from")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"METRICS_ALLOW_FROM: {network!r} is not a network") from exc
+        return value
+
     @field_validator("servitly_tenant_header")
     @classmethod
     def _tenant_header_name(cls, value: str) -> str:
@@ -174,20 +246,48 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_demo_secret_against_real_telegram(self) -> Self:
-        # The demo key is public; tokens encrypted with it are as good as plain text.
-        if self.uses_real_telegram and self.secret_key.get_secret_value() == DEMO_SECRET_KEY:
-            raise ValueError("set SECRET_KEY to a private value before talking to real Telegram")
+    def _refuse_unsafe_combinations(self) -> Self:
         if len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters")
         if self.run_mode == "webhook" and self.webhook_secret is None:
             raise ValueError("webhook mode needs WEBHOOK_SECRET, which Telegram echoes back")
+        if self.is_demo:
+            return self
+        # The demo key is public: tokens encrypted with it are as good as plain text. The demo
+        # vendor values point at the sandbox or are public, so none of them may go live.
+        left = [name.upper() for name in self.demo_values_left()]
+        if left:
+            raise ValueError(
+                "TELEGRAM_BASE_URL is not the demo's local Bot API, yet these settings still "
+                "have their public demo values: " + ", ".join(left) + ". Set each one to your "
+                "own in the environment or .env (see docs/deployment.md)."
+            )
+        if self.run_mode == "webhook" and urlsplit(self.public_base_url).scheme != "https":
+            raise ValueError(
+                "webhook mode needs PUBLIC_BASE_URL to start with https://: Telegram delivers "
+                "webhooks over HTTPS only"
+            )
         return self
+
+    def demo_values_left(self) -> list[str]:
+        """The settings (SECRET_KEY and the vendors') that still hold their demo default."""
+        names = ["secret_key", *VENDOR_DEMO_SETTINGS]
+        fields = type(self).model_fields
+        return [
+            name
+            for name in names
+            if _plain(getattr(self, name)) == _plain(fields[name].get_default())
+        ]
+
+    @property
+    def is_demo(self) -> bool:
+        """Whether this is the demo: the bot talks to the local Bot API on loopback."""
+        return is_local_bot_api(self.telegram_base_url, self.telegram_bot_token.get_secret_value())
 
     @property
     def uses_real_telegram(self) -> bool:
-        """Whether the bot talks to Telegram's servers rather than the local Bot API."""
-        return "api.telegram.org" in self.telegram_base_url
+        """Whether the bot talks to a real Bot API server rather than the demo's local one."""
+        return not self.is_demo
 
     @cached_property
     def zone(self) -> ZoneInfo:

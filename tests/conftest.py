@@ -341,3 +341,21 @@ def _telegram_rules(request: pytest.FixtureRequest) -> Iterator[None]:
     if broken:
         lines = "\n".join(f"  {method}: {description}" for _, method, _, description in broken)
         pytest.fail(f"Telegram would refuse these Bot API requests:\n{lines}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """Commands run in-process (`concierge check`, the CLI tests) configure logging for a whole
+    program; a later test must still see the levels and handlers the test run started with."""
+    import logging
+
+    from bot.logs import QUIET_LOGGERS
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    yield
+    root.handlers = handlers
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)

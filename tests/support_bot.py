@@ -3,10 +3,13 @@ a migrated database, and the Telegram stand-in."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -35,9 +38,33 @@ class BotUnderTest:
         return Chat(self.app, user_id, first_name=first_name, language_code=language_code)
 
     def web(self) -> httpx.AsyncClient:
-        """The bot's own web server (OAuth callback, health), in-process."""
-        app = create_web_app(on_oauth_callback=self.services.linker.complete, health=_healthy)
+        """The bot's own web server (OAuth callback and confirmation, health), in-process."""
+        app = create_web_app(
+            on_oauth_callback=self.services.linker.complete,
+            on_oauth_confirm=self.services.linker.confirm,
+            health=_healthy,
+        )
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot")
+
+    async def complete_login(self, redirect: str, *, confirm: bool = True) -> httpx.Response:
+        """Plays the browser back at the bot: the callback page, then its Yes (or No) button.
+        Returns the last page (the callback's own when it asked nothing)."""
+        parts = urlsplit(redirect)
+        async with self.web() as web:
+            page = await web.get(f"{parts.path}?{parts.query}")
+            token = confirm_token(page.text)
+            if token is None:
+                return page
+            decision = "yes" if confirm else "no"
+            return await web.post(
+                "/oauth/akubela/confirm", data={"token": token, "decision": decision}
+            )
+
+
+def confirm_token(page: str) -> str | None:
+    """The confirmation token a callback page carries in its form, if it asks to confirm."""
+    found = re.search(r"name='token' value='([^']+)'", page)
+    return html.unescape(found.group(1)) if found else None
 
 
 async def _no_wait(seconds: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.db import upsert
 from bot.storage.models import (
+    AlertStatus,
     Invite,
     ManagerLink,
     ResidentLink,
     Role,
+    SentAlert,
     TelegramUser,
     WorkerLink,
 )
@@ -43,6 +45,23 @@ class StoredTokens:
     access_token_encrypted: str
     refresh_token_encrypted: str | None
     expires_at: datetime
+
+    def as_dict(self) -> dict[str, str | None]:
+        """As JSON-ready values (still encrypted), to carry until a link is confirmed."""
+        return {
+            "access": self.access_token_encrypted,
+            "refresh": self.refresh_token_encrypted,
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoredTokens:
+        """Back from `as_dict`."""
+        return cls(
+            access_token_encrypted=str(data["access"]),
+            refresh_token_encrypted=None if data.get("refresh") is None else str(data["refresh"]),
+            expires_at=datetime.fromisoformat(str(data["expires_at"])),
+        )
 
 
 class LockedTokens:
@@ -88,6 +107,7 @@ class RedeemOutcome(StrEnum):
     """What became of an invite code someone sent."""
 
     BOUND = "bound"
+    VALID = "valid"  # a preview: the code may be redeemed
     UNKNOWN = "unknown"
     USED = "used"
     EXPIRED = "expired"
@@ -142,6 +162,16 @@ class Accounts:
         """The resident link, if any."""
         async with self._sessions() as session:
             return await session.get(ResidentLink, telegram_id)
+
+    async def holders_of(self, account_id: str) -> list[int]:
+        """The Telegram users an Akubela account is linked to."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ResidentLink.telegram_id).where(
+                    ResidentLink.akubela_account_id == account_id
+                )
+            )
+            return list(rows)
 
     async def residents(self) -> list[ResidentLink]:
         """Every linked resident (for the watchers)."""
@@ -296,44 +326,73 @@ class Invites:
             )
         return code
 
-    async def redeem(
-        self, code: str, telegram_id: int, *, now: datetime, display_name: str = ""
-    ) -> Redeemed:
-        """Binds the user to what the code grants, once; refuses unknown, used, expired codes.
+    async def _look_up(
+        self, session: AsyncSession, code: str, telegram_id: int, now: datetime
+    ) -> tuple[Redeemed | None, Invite | None, TelegramUser]:
+        """The invite a code names, or why it cannot be redeemed; counts wrong guesses.
 
         Wrong codes are counted per user; after a few in a row the user is locked out for a
         while, so codes cannot be guessed by trying.
         """
+        dialect = session.get_bind().dialect.name
+        await session.execute(
+            upsert(
+                dialect, TelegramUser, {"telegram_id": telegram_id}, key=["telegram_id"], update=[]
+            )
+        )
+        user = await session.get(TelegramUser, telegram_id, with_for_update=True)
+        assert user is not None
+        if user.invite_locked_until is not None and user.invite_locked_until > now:
+            return Redeemed(RedeemOutcome.LOCKED), None, user
+        invite = await session.scalar(
+            select(Invite).where(Invite.code_hash == hash_code(code)).with_for_update()
+        )
+        if invite is None:
+            user.failed_invite_attempts += 1
+            if user.failed_invite_attempts >= MAX_FAILED_INVITE_ATTEMPTS:
+                user.failed_invite_attempts = 0
+                user.invite_locked_until = now + INVITE_LOCKOUT
+            return Redeemed(RedeemOutcome.UNKNOWN), None, user
+        # A real but used or expired code is no guess, yet it does not clear the count:
+        # otherwise one spent code slipped between guesses would buy endless guesses.
+        if invite.used_at is not None:
+            return Redeemed(RedeemOutcome.USED), None, user
+        if invite.expires_at <= now:
+            return Redeemed(RedeemOutcome.EXPIRED), None, user
+        return None, invite, user
+
+    async def preview(self, code: str, telegram_id: int, *, now: datetime) -> Redeemed:
+        """What the code would grant (outcome VALID), without using it; or why it cannot."""
         async with self._sessions.begin() as session:
-            dialect = session.get_bind().dialect.name
-            await session.execute(
-                upsert(
-                    dialect,
-                    TelegramUser,
-                    {"telegram_id": telegram_id},
-                    key=["telegram_id"],
-                    update=[],
-                )
+            refusal, invite, _ = await self._look_up(session, code, telegram_id, now)
+            if refusal is not None or invite is None:
+                return refusal or Redeemed(RedeemOutcome.UNKNOWN)
+            return Redeemed(
+                RedeemOutcome.VALID,
+                role=invite.role,
+                worker_id=invite.worker_id,
+                project_id=invite.project_id,
             )
-            user = await session.get(TelegramUser, telegram_id, with_for_update=True)
-            assert user is not None
-            if user.invite_locked_until is not None and user.invite_locked_until > now:
-                return Redeemed(RedeemOutcome.LOCKED)
-            invite = await session.scalar(
-                select(Invite).where(Invite.code_hash == hash_code(code)).with_for_update()
-            )
-            if invite is None:
-                user.failed_invite_attempts += 1
-                if user.failed_invite_attempts >= MAX_FAILED_INVITE_ATTEMPTS:
-                    user.failed_invite_attempts = 0
-                    user.invite_locked_until = now + INVITE_LOCKOUT
-                return Redeemed(RedeemOutcome.UNKNOWN)
-            # A real but used or expired code is no guess, yet it does not clear the count:
-            # otherwise one spent code slipped between guesses would buy endless guesses.
-            if invite.used_at is not None:
-                return Redeemed(RedeemOutcome.USED)
-            if invite.expires_at <= now:
-                return Redeemed(RedeemOutcome.EXPIRED)
+
+    async def redeem(
+        self,
+        code: str,
+        telegram_id: int,
+        *,
+        now: datetime,
+        display_name: str = "",
+        stale_alert_kinds: Collection[str] = (),
+    ) -> Redeemed:
+        """Binds the user to what the code grants, once; refuses unknown, used, expired codes.
+
+        The new role replaces the old one whole: a worker's binding goes when they become a
+        manager or an administrator, a manager's projects when they become a worker, and so do
+        their pending alerts of `stale_alert_kinds` (those of the role they leave).
+        """
+        async with self._sessions.begin() as session:
+            refusal, invite, user = await self._look_up(session, code, telegram_id, now)
+            if refusal is not None or invite is None:
+                return refusal or Redeemed(RedeemOutcome.UNKNOWN)
             # Marked used in the same transaction that binds, so a code races to one winner.
             claimed = await session.execute(
                 update(Invite)
@@ -346,7 +405,28 @@ class Invites:
             user.role = invite.role
             if display_name:
                 user.display_name = display_name
-            if invite.role is Role.WORKER and invite.worker_id:
+            await self._take_role(session, invite, telegram_id, stale_alert_kinds)
+            return Redeemed(
+                RedeemOutcome.BOUND,
+                role=invite.role,
+                worker_id=invite.worker_id,
+                project_id=invite.project_id,
+            )
+
+    @staticmethod
+    async def _take_role(
+        session: AsyncSession, invite: Invite, telegram_id: int, stale_alert_kinds: Collection[str]
+    ) -> None:
+        """Links for the invite's role, and none of another role's left behind."""
+        dialect = session.get_bind().dialect.name
+        if invite.role is not Role.WORKER:
+            await session.execute(delete(WorkerLink).where(WorkerLink.telegram_id == telegram_id))
+        if invite.role is Role.WORKER:
+            # An administrator's or manager's projects go with the role.
+            await session.execute(
+                delete(ManagerLink).where(ManagerLink.telegram_id == telegram_id)
+            )
+            if invite.worker_id:
                 await session.execute(
                     upsert(
                         dialect,
@@ -355,18 +435,20 @@ class Invites:
                         key=["telegram_id"],
                     )
                 )
-            if invite.role is Role.MANAGER and invite.project_id:
-                await session.execute(
-                    upsert(
-                        dialect,
-                        ManagerLink,
-                        {"telegram_id": telegram_id, "project_id": invite.project_id},
-                        key=["telegram_id", "project_id"],
-                    )
+        if invite.role is Role.MANAGER and invite.project_id:
+            await session.execute(
+                upsert(
+                    dialect,
+                    ManagerLink,
+                    {"telegram_id": telegram_id, "project_id": invite.project_id},
+                    key=["telegram_id", "project_id"],
                 )
-            return Redeemed(
-                RedeemOutcome.BOUND,
-                role=invite.role,
-                worker_id=invite.worker_id,
-                project_id=invite.project_id,
+            )
+        if stale_alert_kinds:
+            await session.execute(
+                delete(SentAlert).where(
+                    SentAlert.recipient == telegram_id,
+                    SentAlert.status == AlertStatus.PENDING,
+                    SentAlert.kind.in_(sorted(stale_alert_kinds)),
+                )
             )

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from bot.storage.models import Role
 from sandbox.core import Clock
-from tests.support_bot import BotUnderTest, running_bot
+from tests.support_bot import BotUnderTest, confirm_token, running_bot
 from tests.support_telegram import Chat
 
 
@@ -58,9 +58,7 @@ async def _log_in(sandbox_app: Starlette, login_url: str, email: str, password: 
 
 
 async def _follow(bot: BotUnderTest, redirect: str) -> httpx.Response:
-    parts = urlsplit(redirect)
-    async with bot.web() as web:
-        return await web.get(f"{parts.path}?{parts.query}")
+    return await bot.complete_login(redirect)
 
 
 async def test_a_new_resident_is_offered_a_login_link(bot: BotUnderTest) -> None:
@@ -313,3 +311,181 @@ async def test_a_user_who_unblocks_the_bot_and_writes_again_gets_alerts_again(
     assert user is not None
     assert user.blocked_at is None
     assert await tell(bot.app, bot.services, 517, "Nothing changed.")
+
+
+# ---- no account mix-ups ------------------------------------------------------------------------
+
+
+async def _callback_page(bot: BotUnderTest, redirect: str) -> httpx.Response:
+    parts = urlsplit(redirect)
+    async with bot.web() as web:
+        return await web.get(f"{parts.path}?{parts.query}")
+
+
+async def _answer(bot: BotUnderTest, token: str | None, decision: str) -> httpx.Response:
+    async with bot.web() as web:
+        return await web.post(
+            "/oauth/akubela/confirm", data={"token": token or "", "decision": decision}
+        )
+
+
+async def test_the_callback_page_names_both_sides_and_links_only_when_confirmed(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    person = _resident(sandbox_app, homes=1)
+    await bot.chat(520, first_name="Alice").send("/start")
+    redirect = await _log_in(sandbox_app, _link_url(bot), person["email"], person["password"])
+    page = await _callback_page(bot, redirect)
+    assert page.status_code == 200
+    assert (
+        f"Link the Akubela account {person['email']} to the Telegram account Alice?" in page.text
+    )
+    assert "Telegram 账户 Alice" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+    # Nothing is linked and nobody is told before the person says yes.
+    assert await bot.services.accounts.resident(520) is None
+    assert "is linked" not in (bot.telegram.last.text or "")
+
+    token = confirm_token(page.text)
+    done = await _answer(bot, token, "yes")
+    assert done.status_code == 200
+    assert "is now linked to the Telegram account Alice" in done.text
+    assert await bot.services.accounts.resident(520) is not None
+    assert f"Your Akubela account {person['email']} is linked" in (bot.telegram.last.text or "")
+    # The confirmation works once.
+    again = await _answer(bot, token, "yes")
+    assert again.status_code == 400
+    assert "already used" in again.text
+
+
+async def test_saying_no_links_nothing_and_the_token_is_spent(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    person = _resident(sandbox_app, homes=1)
+    await bot.chat(521).send("/start")
+    redirect = await _log_in(sandbox_app, _link_url(bot), person["email"], person["password"])
+    token = confirm_token((await _callback_page(bot, redirect)).text)
+    page = await _answer(bot, token, "no")
+    assert page.status_code == 200
+    assert "Nothing was linked" in page.text
+    assert "没有绑定" in page.text
+    assert (await _answer(bot, token, "yes")).status_code == 400
+    assert await bot.services.accounts.resident(521) is None
+
+
+async def test_a_forged_confirmation_is_refused(bot: BotUnderTest) -> None:
+    for token in ("", "not-a-token", "gAAAAABlZm9yZ2Vk"):
+        page = await _answer(bot, token, "yes")
+        assert page.status_code == 400
+        assert "expired" in page.text
+
+
+async def test_a_victim_sees_whose_telegram_it_is_and_the_earlier_holder_is_told(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    person = _resident(sandbox_app, homes=1)
+    # The victim uses the bot with their account.
+    await bot.chat(522, first_name="Victor").send("/start")
+    await _follow(
+        bot, await _log_in(sandbox_app, _link_url(bot), person["email"], person["password"])
+    )
+    # Someone else sends the victim their own login link; the page says whose Telegram it is.
+    await bot.chat(523, first_name="Mallory").send("/start")
+    redirect = await _log_in(sandbox_app, _link_url(bot), person["email"], person["password"])
+    page = await _callback_page(bot, redirect)
+    assert "to the Telegram account Mallory?" in page.text
+    # Confirmed anyway: the victim hears of it in Telegram, naming both.
+    bot.telegram.clear()
+    await _answer(bot, confirm_token(page.text), "yes")
+    told = [call for call in bot.telegram.replies() if call.params.get("chat_id") == 522]
+    assert len(told) == 1
+    assert person["email"] in (told[0].text or "")
+    assert "Mallory" in (told[0].text or "")
+    mine = [call for call in bot.telegram.replies() if call.params.get("chat_id") == 523]
+    assert any(person["email"] in (call.text or "") for call in mine)
+
+
+async def _manager(bot: BotUnderTest, telegram_id: int, project: str = "p-1") -> None:
+    code = await bot.services.invites.create(
+        Role.MANAGER, project_id=project, expires_at=datetime.now(UTC) + timedelta(hours=1)
+    )
+    await bot.services.invites.redeem(code, telegram_id, now=datetime.now(UTC))
+
+
+async def _worker_invite(bot: BotUnderTest, worker_id: str = "w-tom") -> str:
+    return await bot.services.invites.create(
+        Role.WORKER, worker_id=worker_id, expires_at=datetime.now(UTC) + timedelta(hours=1)
+    )
+
+
+async def test_a_manager_opening_a_worker_invite_is_asked_first(bot: BotUnderTest) -> None:
+    from bot.alert_kinds import AlertKind
+    from bot.storage.models import AlertStatus
+
+    await _manager(bot, 530)
+    await bot.services.storage.alerts.record(
+        "repair:new:r1", recipient=530, kind=AlertKind.REPAIR_NEW.value
+    )
+    await bot.services.storage.alerts.record(
+        "repair:state:r1", recipient=530, kind=AlertKind.REPAIR_STATE.value
+    )
+    code = await _worker_invite(bot)
+    chat = bot.chat(530)
+    await chat.send(f"/start {code}")
+    question = bot.telegram.last.text or ""
+    assert "You are a property manager now" in question
+    assert "maintenance worker instead" in question
+    assert "stop managing p-1" in question
+    # Nothing changed yet, and the code is not spent.
+    actor = await bot.services.accounts.actor(530)
+    assert actor.project_ids == frozenset({"p-1"})
+    assert actor.worker_id is None
+
+    await chat.press(bot.telegram.button("Yes, switch"))
+    actor = await bot.services.accounts.actor(530)
+    assert actor.role.value == "worker"
+    assert actor.worker_id == "w-tom"
+    assert actor.project_ids == frozenset()  # no half of the old role left behind
+    assert await bot.services.accounts.managers_of("p-1") == []
+    stale = await bot.services.storage.alerts.get("repair:new:r1")
+    assert stale is None or stale.status is not AlertStatus.PENDING
+    kept = await bot.services.storage.alerts.get("repair:state:r1")
+    assert kept is not None
+    assert kept.status is AlertStatus.PENDING
+    assert "You are now a maintenance worker" in (bot.telegram.last.text or "")
+
+
+async def test_keeping_the_role_changes_nothing(bot: BotUnderTest) -> None:
+    await _manager(bot, 531)
+    code = await _worker_invite(bot)
+    chat = bot.chat(531, language_code="zh-hans")
+    await chat.send(f"/start {code}")
+    assert "此邀请会让您改为维修人员" in (bot.telegram.last.text or "")
+    await chat.press(bot.telegram.button("保持不变"))
+    actor = await bot.services.accounts.actor(531)
+    assert actor.role.value == "manager"
+    assert actor.project_ids == frozenset({"p-1"})
+    # The code is still good for the person it was meant for.
+    await bot.chat(532).send(f"/start {code}")
+    assert (await bot.services.accounts.actor(532)).worker_id == "w-tom"
+
+
+async def test_a_worker_becoming_a_manager_loses_the_worker_binding(bot: BotUnderTest) -> None:
+    chat = bot.chat(533)
+    await chat.send(f"/start {await _worker_invite(bot)}")
+    code = await bot.services.invites.create(
+        Role.MANAGER, project_id="p-2", expires_at=datetime.now(UTC) + timedelta(hours=1)
+    )
+    await chat.send(f"/start {code}")
+    assert "binding to maintenance worker w-tom ends" in (bot.telegram.last.text or "")
+    await chat.press(bot.telegram.button("Yes, switch"))
+    actor = await bot.services.accounts.actor(533)
+    assert actor.role.value == "manager"
+    assert actor.worker_id is None
+    assert await bot.services.accounts.telegram_ids_of_worker("w-tom") == []
+
+
+async def test_a_resident_joins_staff_without_a_question(bot: BotUnderTest) -> None:
+    await bot.chat(534).send(f"/start {await _worker_invite(bot)}")
+    assert "Welcome aboard" in (bot.telegram.last.text or "")

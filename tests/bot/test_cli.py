@@ -113,3 +113,26 @@ def test_invite_prints_a_code_that_binds(
             await storage.close()
 
     assert asyncio.run(redeem()) is RedeemOutcome.BOUND
+
+
+@pytest.mark.parametrize("command", [["run"], ["migrate"], ["invite", "admin"]])
+def test_demo_values_outside_the_demo_are_refused_before_anything_is_written(
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEGRAM_BASE_URL", "https://API.TELEGRAM.ORG/bot")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    monkeypatch.setenv("AKUBELA_CLIENT_SECRET", "a-real-one")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1  # one message names them all
+    assert "SECRET_KEY" in lines[0]
+    assert "AKUBELA_BASE_URL" in lines[0]
+    assert "TUYA_CLIENT_SECRET" in lines[0]
+    assert "AKUBELA_CLIENT_SECRET" not in lines[0]
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -35,8 +35,11 @@ def test_a_newcomer_links_and_reports_a_repair_and_the_manager_is_alerted(
     login.fill("#email", resident["email"])
     login.fill("#password", resident["password"])
     login.locator("form").last.evaluate("form => form.requestSubmit()")
-    login.get_by_text("Akubela").first.wait_for()
-    assert "linked" in login.content()
+    # The bot's page names both sides before anything is linked.
+    login.get_by_text(resident["email"]).first.wait_for()
+    assert "新住户 Newcomer" in login.content()
+    login.locator("button[value='yes']").click()
+    login.get_by_text("is now linked").first.wait_for()
     see(chat, resident["email"])
     # The newcomer's Telegram speaks Chinese, and so does the bot after linking.
     see(chat, "已绑定")

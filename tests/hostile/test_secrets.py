@@ -136,9 +136,7 @@ async def _link_for_real(bot: BotUnderTest, sandbox: Starlette) -> dict[str, Any
         if "url" in button
     )
     redirect = await _log_in(sandbox, url, person["email"], person["password"])
-    parts = urlsplit(redirect)
-    async with bot.web() as web:
-        page = await web.get(f"{parts.path}?{parts.query}")
+    page = await bot.complete_login(redirect)
     assert page.status_code == 200
     return person
 

@@ -1,0 +1,51 @@
+"""What the metrics read from the database when scraped: backlogs and open conversations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.storage.models import (
+    AlertStatus,
+    ConversationState,
+    OutboxItem,
+    OutboxStatus,
+    SentAlert,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How much work is waiting, as of one reading."""
+
+    outbox_pending: int
+    outbox_oldest_seconds: float  # age of the oldest pending write; 0 when there is none
+    alerts_pending: int
+    conversations_active: int
+
+
+async def read_backlog(sessions: async_sessionmaker[AsyncSession], now: datetime) -> Backlog:
+    """Counts the outbox, pending alerts and stored conversations in one short session."""
+    async with sessions() as session:
+        outbox = (
+            await session.execute(
+                select(func.count(), func.min(OutboxItem.created_at)).where(
+                    OutboxItem.status == OutboxStatus.PENDING
+                )
+            )
+        ).one()
+        alerts = await session.scalar(
+            select(func.count()).where(SentAlert.status == AlertStatus.PENDING)
+        )
+        conversations = await session.scalar(select(func.count()).select_from(ConversationState))
+    pending, oldest = outbox
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return Backlog(
+        outbox_pending=int(pending),
+        outbox_oldest_seconds=max(0.0, age),
+        alerts_pending=int(alerts or 0),
+        conversations_active=int(conversations or 0),
+    )
