@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
@@ -27,6 +26,7 @@ from conversations.common import offer_link
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
 from conversations.notify import BLOCKED_KEY, language_of
+from conversations.validation import read_zone, zone_examples
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
 
 logger = logging.getLogger(__name__)
@@ -277,14 +277,13 @@ async def set_time_zone(update: Update, context: ConciergeContext) -> None:
         context.user_data.pop(TIME_ZONE_KEY, None)
         await context.services.storage.users.set_time_zone(user.id, None)
     else:
-        try:
-            zone = ZoneInfo(wanted)
-        except (ZoneInfoNotFoundError, ValueError):
+        zone = read_zone(wanted)
+        if zone is None:
             await message.reply_text(
                 context.t(
-                    "I do not know the time zone “{zone}”. Try a name like Asia/Shanghai or "
-                    "Europe/Berlin.",
+                    "I do not know the time zone “{zone}”. Send a full name such as: {examples}",
                     zone=wanted[:64],
+                    examples=", ".join(zone_examples(wanted)),
                 )
             )
             return

@@ -308,8 +308,14 @@ NOW = datetime(2026, 11, 23, 10, 30, tzinfo=SHANGHAI)  # a Monday
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("next friday", date(2026, 11, 27)),
+        # One week rule in both languages: "next friday" = 下周五 = the Friday of next week.
+        ("next friday", date(2026, 12, 4)),
         ("下周五", date(2026, 12, 4)),
+        ("this friday", date(2026, 11, 27)),
+        ("这周五", date(2026, 11, 27)),
+        ("friday", date(2026, 11, 27)),
+        ("周五", date(2026, 11, 27)),
+        ("next mon", date(2026, 11, 30)),
         ("tomorrow", date(2026, 11, 24)),
         ("明天", date(2026, 11, 24)),
         ("today", date(2026, 11, 23)),
