@@ -21,13 +21,13 @@ from telegram.ext import (
 
 from bot.linking import Linked, residence_label
 from bot.storage.accounts import RedeemOutcome
-from conversations import callbacks
+from conversations import callbacks, freetext, repair
 from conversations.common import offer_link
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
 from conversations.notify import BLOCKED_KEY, language_of
-from conversations.validation import read_zone, zone_examples
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+from conversations.validation import read_zone, zone_examples
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,18 @@ HELP_LINES: dict[str, Sequence[str]] = {
         N_("/residence – switch residence"),
         N_("/timezone – the time zone times are shown in"),
         N_("/unlink – unlink your Akubela account"),
+    ),
+    "typing": (
+        N_("You can also just write to me, for example:"),
+        N_(
+            "• “gym tomorrow 7pm for an hour” or “book the meeting room friday 2-4pm”: "
+            "I prepare the booking for you to confirm (/book works the same way)"
+        ),
+        N_("• “my kitchen tap is leaking”: I offer to report a repair"),
+        N_(
+            "Days: “next friday” is the Friday of next week, “this friday” this week's, "
+            "and “friday” alone the next Friday to come."
+        ),
     ),
     "worker": (N_("/tasks – your maintenance tasks"),),
     "manager": (
@@ -190,7 +202,7 @@ async def show_help(update: Update, context: ConciergeContext) -> None:
     actor = await actor_of(update, context)
     groups = ["everyone"]
     if actor.residence_ids or actor.role is Role.RESIDENT:
-        groups.append("resident")
+        groups += ["resident", "typing"]
     if actor.role is Role.WORKER:
         groups.append("worker")
     if actor.role in (Role.MANAGER, Role.ADMIN):
@@ -429,9 +441,31 @@ async def answer_unhandled(update: Update, context: ConciergeContext) -> None:
         return
     if message.text is not None and message.text.startswith("/"):
         text = context.t("I do not know that command. Send /help to see what I can do.")
+    elif message.text is not None and freetext.classify(message.text) is freetext.Kind.PROBLEM:
+        await repair.offer_report(update, context, message.text)
+        return
+    elif message.text is not None:
+        # Text that is neither a booking (the booking conversation took those) nor a problem.
+        await _show_menu(update, context, context.t("I did not understand that."))
+        return
     else:
         text = context.t("I did not understand that. Send /start for the menu or /help.")
     await message.reply_text(text)
+
+
+async def _show_menu(update: Update, context: ConciergeContext, note: str) -> None:
+    """The menu after `note`; an unlinked resident is asked to link first."""
+    message = update.effective_message
+    assert message is not None
+    actor = await actor_of(update, context)
+    if not actor.residence_ids and actor.role is Role.RESIDENT:
+        await message.reply_text(note)
+        await offer_link(update, context, resume=None)
+        return
+    await message.reply_text(
+        note + "\n" + context.t("What would you like to do? Send /help for examples."),
+        reply_markup=menu_markup(actor, context.lang),
+    )
 
 
 async def nothing_to_cancel(update: Update, context: ConciergeContext) -> None:

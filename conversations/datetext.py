@@ -184,6 +184,14 @@ def _dated(year: int | None, month: int, day: int, today: date) -> date | None:
     return next_year if (next_year - today).days <= ROLL_FORWARD_DAYS else this_year
 
 
+def explicit_date_text(text: str) -> str:
+    """The calendar date as written in `text` (possible or not), or "" when none is."""
+    for pattern in (_ISO_DATE, _CN_DATE, _DAY_MONTH, _MONTH_DAY, _NUMERIC_DATE):
+        if match := pattern.search(text):
+            return match.group(0).strip()
+    return ""
+
+
 def take_explicit_date(
     text: str, today: date, *, day_first: bool = False
 ) -> tuple[date | None, str, bool]:
@@ -488,6 +496,8 @@ def _week_date(which: str, weekday: int, today: date) -> date:
 def take_relative_date(text: str, now: datetime, zone: ZoneInfo) -> tuple[date | None, str]:
     """The date named in `text` relative to `now` in `zone` (None if it names none), and
     what of the text was not part of it (filler words aside)."""
+    if len(text) > MAX_TEXT:
+        return None, ""
     today = now.astimezone(zone).date()
     if match := _CN_WEEKDAY.search(text):
         found = _week_date(match.group("which") or "", _WEEKDAY_CN[match.group("day")], today)
@@ -521,8 +531,12 @@ def relative_date(text: str, now: datetime, zone: ZoneInfo) -> date | None:
     return take_relative_date(text, now, zone)[0]
 
 
-def _rest(text: str) -> str:
+def without_filler(text: str) -> str:
+    """The text without the small words that join a date to the rest ("at", "on", "从")."""
     return " ".join(_FILLER.sub(" ", text).split())
+
+
+_rest = without_filler
 
 
 def is_blank(text: str) -> bool:

@@ -55,8 +55,8 @@ from conversations.context import ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
 from conversations.timewindow import (
     Preset,
-    ServiceHours,
     Refusal,
+    ServiceHours,
     TimeWindow,
     available_presets,
     describe_window,
@@ -75,6 +75,8 @@ MAX_CONTACT: Final = 100
 SHORT_ID_LENGTH: Final = 6
 CONTACT_KEY: Final = "contact"
 """Where the last contact a user gave is remembered in their `user_data`."""
+OFFERED_KEY: Final = "repair.offered"
+"""A problem typed outside any conversation, kept in `user_data` until its offer is taken."""
 PRESETS_PER_ROW: Final = 3
 
 
@@ -521,6 +523,42 @@ async def start_report(update: Update, context: ConciergeContext) -> State | int
     )
 
 
+async def offer_report(update: Update, context: ConciergeContext, text: str) -> None:
+    """A problem typed outside any conversation: offers to report it, the text as description."""
+    message = update.effective_message
+    if message is None or context.user_data is None:
+        return
+    description = clean_text(text)[:MAX_DESCRIPTION]
+    context.user_data[OFFERED_KEY] = description
+    markup = InlineKeyboardMarkup([[_button(context, N_("🔧 Report this repair"), "fromtext")]])
+    await message.reply_text(
+        context.t(
+            "That sounds like something to repair:\n“{description}”\nShall I report it?",
+            description=description,
+        ),
+        reply_markup=markup,
+    )
+
+
+async def start_from_text(update: Update, context: ConciergeContext) -> State | int:
+    """The offer's button: a new report whose description is the text that was typed."""
+    await _press(update)
+    desk = await common.resident_desk(update, context, resume=JOB)
+    if desk is None:
+        return ConversationHandler.END
+    offered = context.user_data.pop(OFFERED_KEY, None) if context.user_data is not None else None
+    draft = RepairDraft(command_id=common.new_command_id())
+    if not isinstance(offered, str):
+        return await ask(update, context, draft, State.DESCRIBE)
+    problem = check_description(offered)
+    if problem is not None:
+        draft.description = offered
+        note = description_problem_text(context, problem, len(offered))
+        return await ask(update, context, draft, State.DESCRIBE, note)
+    draft.description = offered
+    return await _advance(update, context, draft, State.DESCRIBE)
+
+
 async def choose_resume(update: Update, context: ConciergeContext) -> State:
     """Continue: back to the step the draft stopped at. Start over: a fresh draft."""
     await _press(update)
@@ -678,7 +716,10 @@ async def choose_preset(update: Update, context: ConciergeContext) -> State:
     now = context.services.clock()
     hours = _hours(context)
     return await _propose(
-        update, context, draft, validate_window(preset.window(now, context.zone, hours), now, hours)
+        update,
+        context,
+        draft,
+        validate_window(preset.window(now, context.zone, hours), now, hours),
     )
 
 
@@ -978,6 +1019,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
             entry_points=[
                 CommandHandler("repair", start_report),
                 CallbackQueryHandler(start_report, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+                CallbackQueryHandler(start_from_text, pattern=_on("fromtext")),
             ],
             states=states,
             fallbacks=[

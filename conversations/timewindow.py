@@ -220,10 +220,9 @@ def available_presets(
 
 def _inside(window: TimeWindow, hours: ServiceHours) -> bool:
     service = hours.on(window.start.date(), window.start.tzinfo or UTC)
-    return (
-        service.start.astimezone(UTC) <= window.start.astimezone(UTC)
-        and window.end.astimezone(UTC) <= service.end.astimezone(UTC)
-    )
+    return service.start.astimezone(UTC) <= window.start.astimezone(UTC) and window.end.astimezone(
+        UTC
+    ) <= service.end.astimezone(UTC)
 
 
 def validate_window(

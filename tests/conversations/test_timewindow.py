@@ -13,9 +13,9 @@ from conversations.datetext import DayPart
 from conversations.timewindow import (
     PRESETS,
     Preset,
-    ServiceHours,
     Reason,
     Refusal,
+    ServiceHours,
     TimeWindow,
     available_presets,
     describe_window,
@@ -291,7 +291,7 @@ def test_validation_accepts_exactly_the_windows_that_keep_every_rule(
 def test_open_ended_and_late_windows_run_to_the_end_of_service_hours(
     text: str, start: datetime, end: datetime
 ) -> None:
-    """"After 3pm" means from 15:00 until technicians stop (20:00), not 15:00-17:00."""
+    """ "After 3pm" means from 15:00 until technicians stop (20:00), not 15:00-17:00."""
     result = parse_window(text, NOW, SHANGHAI)
     assert isinstance(result, TimeWindow), result
     assert (result.start, result.end) == (start, end)
@@ -307,7 +307,8 @@ def test_a_visit_outside_service_hours_is_refused_with_the_hours(text: str) -> N
     assert result.message("en") == (
         "Technicians visit between 08:00 and 20:00. Please choose a time within those hours."
     )
-    assert "08:00" in result.message("zh") and "20:00" in result.message("zh")
+    assert "08:00" in result.message("zh")
+    assert "20:00" in result.message("zh")
 
 
 def test_service_hours_are_a_setting() -> None:
@@ -317,4 +318,10 @@ def test_service_hours_are_a_setting() -> None:
     early = parse_window("tomorrow 9-11", NOW, SHANGHAI, hours=hours)
     assert isinstance(early, Refusal)
     assert "10:00 and 16:00" in early.message("en")
-    assert [p.key for p in available_presets(NOW, SHANGHAI, hours)] == ["0a", "1m", "1a", "2m", "2a"]
+    assert [p.key for p in available_presets(NOW, SHANGHAI, hours)] == [
+        "0a",
+        "1m",
+        "1a",
+        "2m",
+        "2a",
+    ]
