@@ -19,6 +19,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import commands
 from bot.linking import Linked, residence_label
 from bot.storage.accounts import RedeemOutcome
 from conversations import callbacks, freetext, repair
@@ -121,6 +122,15 @@ async def actor_of(update: Update, context: ConciergeContext) -> Actor:
     )
 
 
+async def refresh_commands(update: Update, context: ConciergeContext) -> None:
+    """Sets this private chat's command menu for the user's role and language as they are now."""
+    chat = update.effective_chat
+    if chat is None or chat.type != chat.PRIVATE or update.effective_user is None:
+        return
+    actor = await actor_of(update, context)
+    await commands.set_chat_commands(context.bot, chat.id, actor, context.lang)
+
+
 KNOWN_KEY = "known"
 
 
@@ -150,6 +160,8 @@ async def start(update: Update, context: ConciergeContext) -> None:
     if context.args:
         await _redeem(update, context, context.args[0])
         return
+    # The role may have changed elsewhere (an admin id set, a worker bound): /start catches up.
+    await refresh_commands(update, context)
     actor = await actor_of(update, context)
     if not actor.residence_ids and actor.role is Role.RESIDENT:
         await message.reply_text(
@@ -187,6 +199,7 @@ async def _redeem(update: Update, context: ConciergeContext, code: str) -> None:
         return
     assert outcome.role is not None
     logger.info("user %s joined as %s", user.id, outcome.role.value)
+    await refresh_commands(update, context)
     actor = await actor_of(update, context)
     await message.reply_text(
         context.t("Welcome aboard! You are now a {role}.", role=context.t(ROLE_NAMES[actor.role])),
@@ -376,6 +389,7 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
             context.user_data[LANGUAGE_KEY] = press.arg
         await services.storage.users.set_language(user.id, press.arg)
         await query.answer()
+        await refresh_commands(update, context)
         await query.edit_message_text(
             context.t(
                 "From now on I will speak {language} with you.",
@@ -405,6 +419,7 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
     if press.action == "unlink" and press.arg in ("yes", "no"):
         await query.answer()
         if press.arg == "yes" and await services.accounts.unlink_resident(user.id):
+            await refresh_commands(update, context)
             await query.edit_message_text(context.t("Your Akubela account is unlinked."))
         else:
             await query.edit_message_text(context.t("Nothing changed."))
@@ -482,6 +497,10 @@ async def tell_linked(application: Any, linked: Linked) -> None:
     services = application.bot_data[SERVICES_KEY]
     lang = await language_of(application, services, linked.telegram_id)
     bot = application.bot
+    role = await services.accounts.actor(
+        linked.telegram_id, admin_ids=frozenset(services.settings.admin_telegram_ids)
+    )
+    await commands.set_chat_commands(bot, linked.telegram_id, role, lang)
     text = tr(lang, "✅ Your Akubela account {email} is linked.", email=linked.email or "")
     if len(linked.residences) > 1 and linked.chosen_residence_id is None:
         residences = [r.model_dump() for r in linked.residences]

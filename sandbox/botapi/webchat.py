@@ -110,10 +110,18 @@ def _button_view(button: JSON) -> JSON:
 def chat_view(state: BotApiState, chat: Chat) -> JSON:
     """The chat's live state for the page: typing, keyboard, toasts, command menu."""
     persona = chat.persona
-    commands = (
-        state.commands.get(("default", persona.language_code))
-        or state.commands.get(("default", ""))
-        or []
+    # Telegram's documented order for a private chat: this chat's menu, then all private
+    # chats', then the default; each first in the user's language, then without one.
+    scopes = (f"chat:{persona.user_id}", "all_private_chats", "default")
+    languages = (persona.language_code, "")
+    commands = next(
+        (
+            state.commands[(scope, language)]
+            for scope in scopes
+            for language in languages
+            if (scope, language) in state.commands
+        ),
+        [],
     )
     typing_for = state.typing_for(chat)
     return {
