@@ -378,7 +378,7 @@ def _remembered_contact(context: ConciergeContext) -> str:
     value = context.user_data.get(CONTACT_KEY) if context.user_data is not None else None
     # A contact kept before phone numbers were checked is offered again only if it is one.
     contact = read_contact(value if isinstance(value, str) else "", _region(context))
-    return contact if isinstance(contact, str) else ""
+    return "" if isinstance(contact, Problem) else contact
 
 
 def _region(context: ConciergeContext) -> str:

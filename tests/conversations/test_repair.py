@@ -462,8 +462,12 @@ async def test_a_contact_kept_before_phones_were_checked_is_not_offered_back(
     await chat.press(_press("skip"))
     await chat.press(_press("when", "1a"))
     await chat.press(_press("ok"))
-    assert "call me maybe" not in _last(bot)
-    assert [{"text": "call me maybe"}] not in bot.telegram.last.keyboard
+    assert "How can the technician reach you?" in _last(bot)
+    assert "Or tap" not in _last(bot)
+    assert bot.telegram.last.keyboard == [
+        [{"text": "📱 Share my phone", "request_contact": True}],
+        [{"text": "✖ Cancel"}],
+    ]
 
 
 async def test_the_summary_edits_one_part_and_comes_back(
