@@ -459,7 +459,7 @@ _WEEKDAY_EN: Final = {
         ]
     )
     for name in names
-}
+} | {"weekend": 5}
 _EN_WHICH: Final = {"next": "下", "this": "这", "coming": "", "": ""}
 _EN_WEEKDAY: Final = re.compile(
     r"\b(?:(?P<which>next|this|coming)\s+)?(?P<day>"

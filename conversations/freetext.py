@@ -42,14 +42,15 @@ _PROBLEM_WORDS: Final = re.compile(
     r"\b(?:leak\w*|broken|broke|break\w*|not working|doesn'?t work|does not work|won'?t \w+"
     r"|stopped working|blocked|clogged|flood\w*|no (?:hot )?water|no power|power cut"
     r"|no electricity|stuck|crack\w*|drip\w*|mou?ld\w*|faulty|fault|repair|fix|damaged"
-    r"|smells?|noisy|flicker\w*|burst)\b"
+    r"|smells?|noisy|flicker\w*|burst|dirty)\b"
     r"|坏|壞|漏|堵|不亮|不能用|不工作|不灵|不靈|故障|维修|維修|修理|停电|停電|没电|沒電"
-    r"|没水|沒水|没有热水|沒有熱水|裂|滴水|异味|異味|噪音|卡住|闪|閃"
+    r"|没水|沒水|没有热水|沒有熱水|裂|滴水|异味|異味|噪音|卡住|闪|閃|脏|髒"
 )
 # Words that name a day without numbers, as `datetext` reads them.
 _DAY_WORDS: Final = re.compile(
+    # Whole weekday names only: "sun" or "sat" alone say nothing about a day.
     r"\b(?:today|tonight|tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-    r"|mon|tue|wed|thu|fri|sat|sun|weekend|next week)\b"
+    r"|weekend|next week)\b"
     r"|今天|今晚|明天|明晚|明早|后天|後天|周[一二三四五六日天末]|星期[一二三四五六日天]|礼拜[一二三四五六日天]"
 )
 

@@ -26,6 +26,8 @@ from tests.support_bot import BotUnderTest, link_demo_resident
         ("电梯坏了", Kind.PROBLEM),
         ("the lift has been broken since yesterday", Kind.PROBLEM),
         ("卫生间漏水", Kind.PROBLEM),
+        ("the sun terrace is dirty", Kind.PROBLEM),
+        ("see you on sat", Kind.OTHER),
         ("hello", Kind.OTHER),
         ("你好", Kind.OTHER),
         ("3", Kind.OTHER),
