@@ -876,8 +876,10 @@ def _step(
 
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
-    """/book, the menu's "Book an amenity", and requests typed as "预约…"."""
+    """/book, the menu's "Book an amenity", and booking requests typed outside any flow."""
     times = CallbackQueryHandler(show_times, pattern=_pressed("times"))
+    book_command = CommandHandler("book", start_booking)
+    book_button = CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build('menu', JOB)}$")
     another_day = CallbackQueryHandler(other_day, pattern=_pressed("otherday"))
     # per_message stays False so typed answers reach the conversation; PTB warns that buttons
     # are then tracked per chat rather than per message, which is what this flow wants.
@@ -887,8 +889,8 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         )
         return ConversationHandler(
             entry_points=[
-                CommandHandler("book", start_booking),
-                CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+                book_command,
+                book_button,
                 # Typed outside any conversation: "gym tomorrow 7pm", "预约健身房 明天晚上7点".
                 MessageHandler(
                     freetext.BOOKING_TEXT & filters.ChatType.PRIVATE & ~filters.COMMAND,
@@ -922,9 +924,12 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
                 ),
                 ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
             },
-            fallbacks=[CommandHandler("cancel", cancel)],
+            # /book and the menu button start afresh mid-flow too; they sit here rather than
+            # re-entering through the entry points, because the typed entry ("gym tomorrow
+            # 7pm") must not take a date or a time typed as an answer to a step.
+            fallbacks=[CommandHandler("cancel", cancel), book_command, book_button],
             name=JOB,
             persistent=True,
             conversation_timeout=timeout,
-            allow_reentry=True,
+            allow_reentry=False,
         )

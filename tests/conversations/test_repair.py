@@ -514,8 +514,9 @@ async def test_cancel_with_the_button_and_with_the_command(
     await chat.press(_press("cancel"))
     assert _last(bot) == "Cancelled. Nothing was sent."
     assert await _draft_data(bot) is None
-    await chat.send(DESCRIPTION)  # the conversation is over: only the general hint answers
-    assert _last(bot) == "I did not understand that. Send /start for the menu or /help."
+    await chat.send(DESCRIPTION)  # the conversation is over: the text is a new problem
+    assert _last(bot).startswith("That sounds like something to repair:")
+    assert await _draft_data(bot) is None
 
     await _up_to_summary(chat)
     await chat.press(_press("edit"))
