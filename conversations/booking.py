@@ -875,11 +875,17 @@ def _step(
     return steps
 
 
+def _restarts() -> list[BaseHandler[Update, ConciergeContext, object]]:
+    """/book and the menu's button: a booking from the start, or from a typed request."""
+    return [
+        CommandHandler("book", start_booking),
+        CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+    ]
+
+
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/book, the menu's "Book an amenity", and booking requests typed outside any flow."""
     times = CallbackQueryHandler(show_times, pattern=_pressed("times"))
-    book_command = CommandHandler("book", start_booking)
-    book_button = CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build('menu', JOB)}$")
     another_day = CallbackQueryHandler(other_day, pattern=_pressed("otherday"))
     # per_message stays False so typed answers reach the conversation; PTB warns that buttons
     # are then tracked per chat rather than per message, which is what this flow wants.
@@ -889,8 +895,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         )
         return ConversationHandler(
             entry_points=[
-                book_command,
-                book_button,
+                *_restarts(),
                 # Typed outside any conversation: "gym tomorrow 7pm", "预约健身房 明天晚上7点".
                 MessageHandler(
                     freetext.BOOKING_TEXT & filters.ChatType.PRIVATE & ~filters.COMMAND,
@@ -927,7 +932,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
             # /book and the menu button start afresh mid-flow too; they sit here rather than
             # re-entering through the entry points, because the typed entry ("gym tomorrow
             # 7pm") must not take a date or a time typed as an answer to a step.
-            fallbacks=[CommandHandler("cancel", cancel), book_command, book_button],
+            fallbacks=[CommandHandler("cancel", cancel), *_restarts()],
             name=JOB,
             persistent=True,
             conversation_timeout=timeout,
