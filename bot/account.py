@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
@@ -20,16 +19,18 @@ from telegram.ext import (
     filters,
 )
 
+from bot import commands
 from bot.alert_kinds import MANAGER_KINDS, WORKER_KINDS
 from bot.gate import FROM_GROUP
 from bot.linking import Linked, residence_label
 from bot.storage.accounts import Redeemed, RedeemOutcome
-from conversations import callbacks
+from conversations import callbacks, freetext, repair
 from conversations.common import offer_link
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
 from conversations.notify import BLOCKED_KEY, language_of, tell
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+from conversations.validation import read_zone, zone_examples
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,18 @@ HELP_LINES: dict[str, Sequence[str]] = {
         N_("/timezone – the time zone times are shown in"),
         N_("/unlink – unlink your Akubela account"),
     ),
+    "typing": (
+        N_("You can also just write to me, for example:"),
+        N_(
+            "• “gym tomorrow 7pm for an hour” or “book the meeting room friday 2-4pm”: "
+            "I prepare the booking for you to confirm (/book works the same way)"
+        ),
+        N_("• “my kitchen tap is leaking”: I offer to report a repair"),
+        N_(
+            "Days: “next friday” is the Friday of next week, “this friday” this week's, "
+            "and “friday” alone the next Friday to come."
+        ),
+    ),
     "worker": (N_("/tasks – your maintenance tasks"),),
     "manager": (
         N_("/tasks – all maintenance tasks"),
@@ -111,6 +124,15 @@ async def actor_of(update: Update, context: ConciergeContext) -> Actor:
     )
 
 
+async def refresh_commands(update: Update, context: ConciergeContext) -> None:
+    """Sets this private chat's command menu for the user's role and language as they are now."""
+    chat = update.effective_chat
+    if chat is None or chat.type != chat.PRIVATE or update.effective_user is None:
+        return
+    actor = await actor_of(update, context)
+    await commands.set_chat_commands(context.bot, chat.id, actor, context.lang)
+
+
 KNOWN_KEY = "known"
 
 
@@ -140,6 +162,8 @@ async def start(update: Update, context: ConciergeContext) -> None:
     if context.args and context.args[0] != FROM_GROUP:
         await _redeem(update, context, context.args[0])
         return
+    # The role may have changed elsewhere (an admin id set, a worker bound): /start catches up.
+    await refresh_commands(update, context)
     actor = await actor_of(update, context)
     if actor.residence_ids and await _login_lost(update, context):
         # Linked, but Akubela no longer takes the login: what they need is to sign in again.
@@ -275,6 +299,7 @@ async def _join(update: Update, context: ConciergeContext, code: str) -> None:
         return
     assert outcome.role is not None
     logger.info("user %s joined as %s", user.id, outcome.role.value)
+    await refresh_commands(update, context)
     actor = await actor_of(update, context)
     await chat.send_message(
         context.t("Welcome aboard! You are now a {role}.", role=context.t(ROLE_NAMES[actor.role])),
@@ -290,7 +315,7 @@ async def show_help(update: Update, context: ConciergeContext) -> None:
     actor = await actor_of(update, context)
     groups = ["everyone"]
     if actor.residence_ids or actor.role is Role.RESIDENT:
-        groups.append("resident")
+        groups += ["resident", "typing"]
     if actor.role is Role.WORKER:
         groups.append("worker")
     if actor.role in (Role.MANAGER, Role.ADMIN):
@@ -377,14 +402,13 @@ async def set_time_zone(update: Update, context: ConciergeContext) -> None:
         context.user_data.pop(TIME_ZONE_KEY, None)
         await context.services.storage.users.set_time_zone(user.id, None)
     else:
-        try:
-            zone = ZoneInfo(wanted)
-        except (ZoneInfoNotFoundError, ValueError):
+        zone = read_zone(wanted)
+        if zone is None:
             await message.reply_text(
                 context.t(
-                    "I do not know the time zone “{zone}”. Try a name like Asia/Shanghai or "
-                    "Europe/Berlin.",
+                    "I do not know the time zone “{zone}”. Send a full name such as: {examples}",
                     zone=wanted[:64],
+                    examples=", ".join(zone_examples(wanted)),
                 )
             )
             return
@@ -465,6 +489,7 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
             context.user_data[LANGUAGE_KEY] = press.arg
         await services.storage.users.set_language(user.id, press.arg)
         await query.answer()
+        await refresh_commands(update, context)
         await query.edit_message_text(
             context.t(
                 "From now on I will speak {language} with you.",
@@ -504,6 +529,7 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
         await query.answer()
         if press.arg == "yes" and await services.accounts.unlink_resident(user.id):
             services.tokens.forget(user.id)
+            await refresh_commands(update, context)
             await query.edit_message_text(context.t("Your Akubela account is unlinked."))
         else:
             await query.edit_message_text(context.t("Nothing changed."))
@@ -548,9 +574,31 @@ async def answer_unhandled(update: Update, context: ConciergeContext) -> None:
         return
     if message.text is not None and message.text.startswith("/"):
         text = context.t("I do not know that command. Send /help to see what I can do.")
+    elif message.text is not None and freetext.classify(message.text) is freetext.Kind.PROBLEM:
+        await repair.offer_report(update, context, message.text)
+        return
+    elif message.text is not None:
+        # Text that is neither a booking (the booking conversation took those) nor a problem.
+        await _show_menu(update, context, context.t("I did not understand that."))
+        return
     else:
         text = context.t("I did not understand that. Send /start for the menu or /help.")
     await message.reply_text(text)
+
+
+async def _show_menu(update: Update, context: ConciergeContext, note: str) -> None:
+    """The menu after `note`; an unlinked resident is asked to link first."""
+    message = update.effective_message
+    assert message is not None
+    actor = await actor_of(update, context)
+    if not actor.residence_ids and actor.role is Role.RESIDENT:
+        await message.reply_text(note)
+        await offer_link(update, context, resume=None)
+        return
+    await message.reply_text(
+        note + "\n" + context.t("What would you like to do? Send /help for examples."),
+        reply_markup=menu_markup(actor, context.lang),
+    )
 
 
 async def nothing_to_cancel(update: Update, context: ConciergeContext) -> None:
@@ -570,6 +618,10 @@ async def tell_linked(application: Any, linked: Linked) -> None:
         await tell(application, services, other, ALSO_LINKED, email=linked.email, name=linked.name)
     lang = await language_of(application, services, linked.telegram_id)
     bot = application.bot
+    role = await services.accounts.actor(
+        linked.telegram_id, admin_ids=frozenset(services.settings.admin_telegram_ids)
+    )
+    await commands.set_chat_commands(bot, linked.telegram_id, role, lang)
     text = tr(lang, "✅ Your Akubela account {email} is linked.", email=linked.email or "")
     if len(linked.residences) > 1 and linked.chosen_residence_id is None:
         residences = [r.model_dump() for r in linked.residences]

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from telegram import BotCommand
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -19,7 +18,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import account, alerts, flood, gate
+from bot import account, alerts, commands, flood, gate
 from bot.account import tell_linked
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
@@ -43,20 +42,6 @@ from conversations import (
     tasks,
 )
 from conversations.context import SERVICES_KEY, ConciergeContext
-from conversations.i18n import LANGUAGES, N_, tr
-
-# The commands Telegram shows in its menu, in each language.
-MENU_COMMANDS = (
-    ("start", N_("Menu")),
-    ("repair", N_("Report a repair")),
-    ("repairs", N_("My repairs")),
-    ("book", N_("Book an amenity")),
-    ("bookings", N_("My bookings")),
-    ("tasks", N_("Maintenance tasks")),
-    ("help", N_("What I can do")),
-    ("language", N_("English / 中文")),
-    ("cancel", N_("Leave what you are doing")),
-)
 
 # PTB 22 reports durations as timedelta only when asked; without this every RetryAfter warns.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -102,11 +87,7 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
 
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    for language in LANGUAGES:
-        commands = [BotCommand(name, tr(language, text)) for name, text in MENU_COMMANDS]
-        await application.bot.set_my_commands(
-            commands, language_code=None if language == "en" else language
-        )
+    await commands.set_default_commands(application.bot)
     await alerts.look_before_updates(application)
 
 

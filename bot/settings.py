@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import time
 from functools import cached_property
 from typing import Literal, Self
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+import phonenumbers
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conversations.validation import read_zone
 
 # The demo defaults point every vendor at the embedded sandbox on loopback, so a fresh clone
 # runs with no `.env` at all. Each vendor is mounted under its own prefix there.
@@ -141,6 +145,11 @@ class Settings(BaseSettings):
     # Storage and locale
     database_url: str = "sqlite+aiosqlite:///concierge.db"
     timezone: str = "Asia/Shanghai"
+    # What residents may type: the region a phone number without +country is read in, and the
+    # hours technicians visit (a visit window must lie within them).
+    phone_region: str = Field(default="CN", min_length=2, max_length=2)
+    service_hours_start: time = time(8, 0)
+    service_hours_end: time = time(20, 0)
     secret_key: SecretStr = SecretStr(DEMO_SECRET_KEY)
 
     # Akubela (user and manager commands, OAuth2)
@@ -200,11 +209,23 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        zone = read_zone(value)
+        if zone is None:
+            raise ValueError(f"unknown time zone {value!r}")
+        return zone.key
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_phone_region(cls, value: str) -> str:
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"PHONE_REGION {value!r} is not a region code such as CN or DE")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _service_hours_in_order(self) -> Self:
+        if self.service_hours_end <= self.service_hours_start:
+            raise ValueError("SERVICE_HOURS_END must be after SERVICE_HOURS_START")
+        return self
 
     @field_validator("webhook_secret")
     @classmethod

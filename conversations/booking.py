@@ -41,7 +41,7 @@ from telegram.warnings import PTBUserWarning
 
 from api.akubela_models import Amenity, BookingState, BookingTimeList
 from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
-from conversations import callbacks, common, datetext, slots
+from conversations import callbacks, common, datetext, freetext, slots
 from conversations.booking_request import AmenityNames, Part, parse_booking_request, take_duration
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
@@ -61,7 +61,6 @@ NEAREST: Final = 4
 LOOKAHEAD_DAYS: Final = 7
 MAX_LEAD: Final = timedelta(days=90)
 _AT_FORMAT: Final = "%Y%m%dT%H%M"
-_REQUEST_START: Final = r"^\s*(?:预约|預約|预订|預訂)"
 
 
 class State(StrEnum):
@@ -242,10 +241,7 @@ async def advance(
     if not any(same_moment(chosen, s) for s in starts):
         draft.start, draft.duration_minutes = None, None
         nearest = slots.nearest_free_starts(chosen, starts, NEAREST)
-        text = context.t(
-            "{time} is not free. The nearest free times:",
-            time=chosen.astimezone(context.zone).strftime("%H:%M"),
-        )
+        text = _not_free_text(context, draft, chosen, times)
         return await _ask_start(update, context, draft, nearest, _join(note, text), full=False)
     durations = slots.durations_for(
         chosen,
@@ -267,6 +263,33 @@ async def advance(
         draft.duration_minutes = None
         return await _ask_duration(update, context, draft, durations, note)
     return await _show_summary(update, context, draft, note)
+
+
+_UNFREE_TEXTS: Final = {
+    slots.Unfree.CLOSED: N_(
+        "{amenity} is closed at {time} (open {opens}–{closes}). The nearest free times:"
+    ),
+    slots.Unfree.TAKEN: N_("{time} is taken. The nearest free times:"),
+    slots.Unfree.PAST: N_("{time} has already passed. The nearest free times:"),
+    slots.Unfree.OFF_GRID: N_("{time} is not free. The nearest free times:"),
+}
+
+
+def _not_free_text(
+    context: ConciergeContext, draft: BookDraft, chosen: datetime, times: BookingTimeList
+) -> str:
+    """Why the wanted start is not offered: closed then, booked by someone, or gone."""
+    assert draft.day is not None
+    zone = context.zone
+    why = slots.why_not_free(chosen, times, draft.day, zone, now=context.services.clock())
+    opening = slots.opening(times, draft.day, zone)
+    return context.t(
+        _UNFREE_TEXTS[why],
+        amenity=draft.amenity_name,
+        time=chosen.astimezone(zone).strftime("%H:%M"),
+        opens=opening.start.astimezone(zone).strftime("%H:%M") if opening else "",
+        closes=opening.end.astimezone(zone).strftime("%H:%M") if opening else "",
+    )
 
 
 def _join(*parts: str) -> str:
@@ -470,6 +493,12 @@ async def _from_request(
         draft.day = request.date
     elif request.date_in_past:
         notes.append(context.t("That date has already passed."))
+    elif request.impossible_date:
+        notes.append(
+            context.t("“{date}” is not a date on the calendar.", date=request.impossible_date)
+        )
+    if request.leftover and not (unknown_amenity in notes and request.amenity_id is None):
+        notes.append(context.t("I did not understand “{words}”.", words=request.leftover))
     start = request.start(zone)
     if start is not None:
         draft.start = start
@@ -855,8 +884,16 @@ def _step(
     return steps
 
 
+def _restarts() -> list[BaseHandler[Update, ConciergeContext, object]]:
+    """/book and the menu's button: a booking from the start, or from a typed request."""
+    return [
+        CommandHandler("book", start_booking),
+        CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+    ]
+
+
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
-    """/book, the menu's "Book an amenity", and requests typed as "预约…"."""
+    """/book, the menu's "Book an amenity", and booking requests typed outside any flow."""
     times = CallbackQueryHandler(show_times, pattern=_pressed("times"))
     another_day = CallbackQueryHandler(other_day, pattern=_pressed("otherday"))
     # per_message stays False so typed answers reach the conversation; PTB warns that buttons
@@ -867,9 +904,12 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         )
         return ConversationHandler(
             entry_points=[
-                CommandHandler("book", start_booking),
-                CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-                MessageHandler(filters.Regex(_REQUEST_START) & ~filters.COMMAND, start_booking),
+                *_restarts(),
+                # Typed outside any conversation: "gym tomorrow 7pm", "预约健身房 明天晚上7点".
+                MessageHandler(
+                    freetext.BOOKING_TEXT & filters.ChatType.PRIVATE & ~filters.COMMAND,
+                    start_booking,
+                ),
             ],
             states={
                 State.AMENITY: _step(
@@ -898,9 +938,12 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
                 ),
                 ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
             },
-            fallbacks=[CommandHandler("cancel", cancel)],
+            # /book and the menu button start afresh mid-flow too; they sit here rather than
+            # re-entering through the entry points, because the typed entry ("gym tomorrow
+            # 7pm") must not take a date or a time typed as an answer to a step.
+            fallbacks=[CommandHandler("cancel", cancel), *_restarts()],
             name=JOB,
             persistent=True,
             conversation_timeout=timeout,
-            allow_reentry=True,
+            allow_reentry=False,
         )

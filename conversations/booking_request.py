@@ -65,7 +65,10 @@ class BookingRequest:
     ambiguous: tuple[Part, ...] = ()
     amenity_candidates: tuple[str, ...] = ()
     date_in_past: bool = False
+    # What was not understood, to be named back: the words left over, and a written date that
+    # does not exist ("2月31日", "February 31").
     leftover: str = ""
+    impossible_date: str = ""
     said: frozenset[Part] = field(default_factory=frozenset)
 
     @property
@@ -200,6 +203,13 @@ _COMMAND: Final = re.compile(
 )
 
 
+# Words that ask politely or point, and carry no part of a booking.
+_CHATTER: Final = re.compile(
+    r"\b(?:the|a|an|i|i'd|me|my|we|us|our|to|want|would|like|could|can|you|some|time|slot"
+    r"|thanks|thank|pls|please|hi|hello|hey|in|of|with)\b|一下|吧|吗|嗎|呢|了|个|個|谢谢|謝謝|你好"
+)
+
+
 def parse_booking_request(
     text: str,
     amenities: Sequence[AmenityNames],
@@ -228,6 +238,7 @@ def parse_booking_request(
         said.add(Part.DURATION)
 
     today = now.astimezone(zone).date()
+    written = datetext.explicit_date_text(rest)
     day, rest, dated = datetext.take_explicit_date(rest, today, day_first=day_first)
     start, end, rest, bad_time = datetext.take_times(rest)
     part, rest = datetext.take_day_part(rest)
@@ -249,15 +260,13 @@ def parse_booking_request(
                 duration = range_minutes
                 said.add(Part.DURATION)
 
-    leftover = ""
     if dated:
         said.add(Part.DATE)
     elif not datetext.is_blank(rest):
-        day = datetext.relative_date(rest, now, zone)
-        if day is None:
-            leftover = rest
-        else:
+        day, rest = datetext.take_relative_date(rest, now, zone)
+        if day is not None:
             said.add(Part.DATE)
+    leftover = " ".join(_CHATTER.sub(" ", datetext.without_filler(rest)).split())
     in_past = day is not None and day < today
     return BookingRequest(
         amenity_id=amenity_id,
@@ -268,6 +277,7 @@ def parse_booking_request(
         amenity_candidates=tuple(candidates) if len(candidates) > 1 else (),
         date_in_past=in_past,
         leftover=leftover,
+        impossible_date=written if dated and day is None else "",
         said=frozenset(said),
     )
 

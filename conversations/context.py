@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from conversations.i18n import pick_language, tr
+from conversations.validation import read_zone
 
 # The services are built by `bot`; conversations only name their type, never import them at
 # run time, so the arrows still point from bot down to conversations.
@@ -65,11 +66,9 @@ class ConciergeContext(
     def zone(self) -> ZoneInfo:
         """The user's time zone: their own choice (/timezone), else the community's."""
         chosen = self.user_data.get(TIME_ZONE_KEY) if self.user_data is not None else None
-        if isinstance(chosen, str):
-            try:
-                return ZoneInfo(chosen)
-            except (ZoneInfoNotFoundError, ValueError):
-                pass
+        zone = read_zone(chosen) if isinstance(chosen, str) else None
+        if zone is not None:
+            return zone
         return self.services.settings.zone
 
     def t(self, message: str, /, **values: Any) -> str:

@@ -10,9 +10,15 @@ Used by `timewindow`, `slots` and `booking_request`. Pure functions, no I/O. The
   month first unless `day_first` (dateparser's default order, and how Chinese writes dates).
 * `take_times` reads a time range ("9-12", "9am to noon", "下午3点到5点") or a single time.
 * `take_day_part` reads a part of the day ("morning", "下午").
+* `take_bound` reads "after" / "before" said about a single time ("after 3pm", "3点以后").
 * `relative_date` reads the rest ("tomorrow", "next monday", "下周三", "后天") with our own
-  Chinese week vocabulary first and `dateparser` (future dates preferred, relative to `now`
-  in the user's zone) for everything else.
+  week vocabulary first and `dateparser` (future dates preferred, relative to `now` in the
+  user's zone) for everything else. Weeks mean the same in both languages: "next friday" =
+  下周五 = the Friday of next week (weeks start on Monday); "this friday" = 这周五 = this
+  week's; a bare "friday" = 周五 = the first Friday after today.
+
+Text longer than `MAX_TEXT` characters is not read at all (`normalize` gives ""), so one
+message costs at most a short regex pass and one `dateparser` call on a short phrase.
 * `resolve_range` / `resolve_single` turn what was read into hours and minutes.
 
 Hours 1-12 written without am/pm, a part of the day or a minute part ("9", "3点") are uncertain:
@@ -31,6 +37,10 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 import dateparser
+
+MAX_TEXT: Final = 200
+"""The longest text read for a date or time; nobody writes a longer one, and dateparser's
+cost grows with the length of what it is given."""
 
 ROLL_FORWARD_DAYS: Final = 183
 """A year-less date that has passed means next year only if that is at most this far away."""
@@ -106,7 +116,11 @@ def _cn_value(run: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """Folds width, case, dashes, punctuation and counting Chinese numerals; one space apart."""
+    """Folds width, case, dashes, punctuation and counting Chinese numerals; one space apart.
+
+    Text longer than `MAX_TEXT` gives "": it is not a date or a time, and is not parsed."""
+    if len(text) > MAX_TEXT:
+        return ""
     folded = unicodedata.normalize("NFKC", text).lower()
     folded = _DASHES.sub("-", folded)
     folded = _PUNCTUATION.sub(" ", folded)
@@ -168,6 +182,14 @@ def _dated(year: int | None, month: int, day: int, today: date) -> date | None:
     except ValueError:  # 29 February
         return this_year
     return next_year if (next_year - today).days <= ROLL_FORWARD_DAYS else this_year
+
+
+def explicit_date_text(text: str) -> str:
+    """The calendar date as written in `text` (possible or not), or "" when none is."""
+    for pattern in (_ISO_DATE, _CN_DATE, _DAY_MONTH, _MONTH_DAY, _NUMERIC_DATE):
+        if match := pattern.search(text):
+            return match.group(0).strip()
+    return ""
 
 
 def take_explicit_date(
@@ -261,6 +283,36 @@ def take_times(text: str) -> tuple[ClockTime | None, ClockTime | None, str, bool
         single = _clock(match, 1)
         return single, None, _cut(text, match), single is None
     return None, None, text, False
+
+
+class Bound(StrEnum):
+    """An open-ended time: from it on, or up to it."""
+
+    AFTER = "after"
+    BEFORE = "before"
+
+
+_BOUND_WORDS: Final = (
+    (
+        Bound.AFTER,
+        re.compile(
+            r"\b(?:after|from|later than|not before|any ?time after)\b"
+            r"|以后|之后|以後|之後|起|(?<!大)[后後](?!天)"
+        ),
+    ),
+    (
+        Bound.BEFORE,
+        re.compile(r"\b(?:before|until|till|by|no later than)\b|以前|之前|前(?!天)"),
+    ),
+)
+
+
+def take_bound(text: str) -> tuple[Bound | None, str]:
+    """Whether a single time was said to be the earliest or the latest, and the rest."""
+    for bound, pattern in _BOUND_WORDS:
+        if match := pattern.search(text):
+            return bound, _cut(text, match)
+    return None, text
 
 
 _DAY_PART_WORDS: Final = (
@@ -392,6 +444,28 @@ _WEEKDAY_CN: Final = {
 _CN_WEEKDAY: Final = re.compile(
     r"(?P<which>下下个?|下个?|这个?|本|上个?)?\s*(?:周|週|星期|礼拜|禮拜)(?P<day>[一二三四五六日天末1-7])"
 )
+# English weekdays, read with the same week rule as the Chinese ones above.
+_WEEKDAY_EN: Final = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("mon", "monday"),
+            ("tue", "tues", "tuesday"),
+            ("wed", "weds", "wednesday"),
+            ("thu", "thur", "thurs", "thursday"),
+            ("fri", "friday"),
+            ("sat", "saturday"),
+            ("sun", "sunday"),
+        ]
+    )
+    for name in names
+} | {"weekend": 5}
+_EN_WHICH: Final = {"next": "下", "this": "这", "coming": "", "": ""}
+_EN_WEEKDAY: Final = re.compile(
+    r"\b(?:(?P<which>next|this|coming)\s+)?(?P<day>"
+    + "|".join(sorted(_WEEKDAY_EN, key=len, reverse=True))
+    + r")\b"
+)
 _CN_RELATIVE: Final = (
     (re.compile(r"大后天|大後天"), 3),
     (re.compile(r"后天|後天"), 2),
@@ -419,17 +493,24 @@ def _week_date(which: str, weekday: int, today: date) -> date:
     return today + timedelta(days=ahead)
 
 
-def relative_date(text: str, now: datetime, zone: ZoneInfo) -> date | None:
-    """The date named by `text` relative to `now` in `zone`, or None if it names none."""
+def take_relative_date(text: str, now: datetime, zone: ZoneInfo) -> tuple[date | None, str]:
+    """The date named in `text` relative to `now` in `zone` (None if it names none), and
+    what of the text was not part of it (filler words aside)."""
+    if len(text) > MAX_TEXT:
+        return None, ""
     today = now.astimezone(zone).date()
     if match := _CN_WEEKDAY.search(text):
-        return _week_date(match.group("which") or "", _WEEKDAY_CN[match.group("day")], today)
+        found = _week_date(match.group("which") or "", _WEEKDAY_CN[match.group("day")], today)
+        return found, _rest(_cut(text, match))
+    if match := _EN_WEEKDAY.search(text):
+        which = _EN_WHICH[match.group("which") or ""]
+        return _week_date(which, _WEEKDAY_EN[match.group("day")], today), _rest(_cut(text, match))
     for pattern, days in _CN_RELATIVE:
-        if pattern.search(text):
-            return today + timedelta(days=days)
-    phrase = " ".join(_FILLER.sub(" ", text).split())
-    if not phrase:
-        return None
+        if match := pattern.search(text):
+            return today + timedelta(days=days), _rest(_cut(text, match))
+    phrase = _rest(text)
+    if not phrase or len(phrase) > MAX_TEXT:
+        return None, phrase
     parsed = dateparser.parse(
         phrase,
         languages=["en", "zh"],
@@ -441,8 +522,21 @@ def relative_date(text: str, now: datetime, zone: ZoneInfo) -> date | None:
         },
     )
     if not isinstance(parsed, datetime):
-        return None
-    return parsed.astimezone(zone).date() if parsed.tzinfo else parsed.date()
+        return None, phrase
+    return (parsed.astimezone(zone).date() if parsed.tzinfo else parsed.date()), ""
+
+
+def relative_date(text: str, now: datetime, zone: ZoneInfo) -> date | None:
+    """The date named by `text` relative to `now` in `zone`, or None if it names none."""
+    return take_relative_date(text, now, zone)[0]
+
+
+def without_filler(text: str) -> str:
+    """The text without the small words that join a date to the rest ("at", "on", "从")."""
+    return " ".join(_FILLER.sub(" ", text).split())
+
+
+_rest = without_filler
 
 
 def is_blank(text: str) -> bool:

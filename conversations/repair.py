@@ -50,13 +50,14 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
-from conversations import callbacks, common
+from conversations import callbacks, common, validation
 from conversations.context import ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
 from conversations.ports import OwnWrite
 from conversations.timewindow import (
     Preset,
     Refusal,
+    ServiceHours,
     TimeWindow,
     available_presets,
     describe_window,
@@ -71,11 +72,12 @@ COMMAND: Final = "/repair"
 MIN_DESCRIPTION: Final = 10
 MAX_DESCRIPTION: Final = 1000
 MAX_PHOTOS: Final = 5
-MIN_CONTACT: Final = 3
 MAX_CONTACT: Final = 100
 SHORT_ID_LENGTH: Final = 6
 CONTACT_KEY: Final = "contact"
 """Where the last contact a user gave is remembered in their `user_data`."""
+OFFERED_KEY: Final = "repair.offered"
+"""A problem typed outside any conversation, kept in `user_data` until its offer is taken."""
 PRESETS_PER_ROW: Final = 3
 
 
@@ -139,6 +141,8 @@ class Problem(StrEnum):
 
     TOO_SHORT = "too_short"
     TOO_LONG = "too_long"
+    INVISIBLE = "invisible"
+    NOT_A_PHONE = "not_a_phone"
 
 
 def clean_text(text: str | None) -> str:
@@ -146,24 +150,39 @@ def clean_text(text: str | None) -> str:
     return (text or "").strip()
 
 
+def description_length(text: str) -> int:
+    """How long a description reads: a Chinese character says about what three letters do,
+    so "电梯坏了" (the lift is broken) is long enough and "漏水" (leaking) is not."""
+    return sum(3 if "\u3400" <= c <= "\u9fff" else 1 for c in text)
+
+
 def check_description(text: str | None) -> Problem | None:
     """None when `text` is a usable description (10–1000 characters), else why not."""
-    length = len(clean_text(text))
-    if length < MIN_DESCRIPTION:
+    cleaned = clean_text(text)
+    if cleaned and validation.is_invisible(cleaned):
+        return Problem.INVISIBLE
+    if description_length(cleaned) < MIN_DESCRIPTION:
         return Problem.TOO_SHORT
-    if length > MAX_DESCRIPTION:
+    if len(cleaned) > MAX_DESCRIPTION:
         return Problem.TOO_LONG
     return None
 
 
-def check_contact(text: str | None) -> Problem | None:
-    """None when `text` is a usable contact (3–100 characters), else why not."""
-    length = len(clean_text(text))
-    if length < MIN_CONTACT:
-        return Problem.TOO_SHORT
-    if length > MAX_CONTACT:
+def read_contact(text: str | None, region: str) -> str | Problem:
+    """The phone number a contact is (international format), or why it is refused."""
+    cleaned = clean_text(text)
+    if cleaned and validation.is_invisible(cleaned):
+        return Problem.INVISIBLE
+    if len(cleaned) > MAX_CONTACT:
         return Problem.TOO_LONG
-    return None
+    phone = validation.read_phone(cleaned, region)
+    return phone if phone is not None else Problem.NOT_A_PHONE
+
+
+def check_contact(text: str | None, region: str) -> Problem | None:
+    """None when `text` is a phone number, else why not."""
+    contact = read_contact(text, region)
+    return contact if isinstance(contact, Problem) else None
 
 
 def add_photo(photos: list[str], file_id: str) -> bool:
@@ -191,13 +210,13 @@ def next_step(draft: RepairDraft, finished: State) -> State:
     return order[min(order.index(finished) + 1, len(order) - 1)] if finished in order else finished
 
 
-def missing_step(draft: RepairDraft) -> State | None:
+def missing_step(draft: RepairDraft, region: str) -> State | None:
     """The first step a confirmed report still lacks (None when it is complete)."""
     if check_description(draft.description) is not None:
         return State.DESCRIBE
     if draft.window() is None or not draft.window_confirmed:
         return State.WHEN
-    if check_contact(draft.contact) is not None:
+    if check_contact(draft.contact, region) is not None:
         return State.CONTACT
     return None
 
@@ -244,6 +263,8 @@ SHARE_PHONE_LABEL: Final = N_("📱 Share my phone")
 
 def description_problem_text(context: ConciergeContext, problem: Problem, length: int) -> str:
     """Why the description was refused, with the numbers."""
+    if problem is Problem.INVISIBLE:
+        return context.t("I cannot see any text in that; please describe the problem in words.")
     if problem is Problem.TOO_SHORT:
         return context.t(
             "That is a bit short: please describe the problem in at least {minimum} characters.",
@@ -257,12 +278,12 @@ def description_problem_text(context: ConciergeContext, problem: Problem, length
 
 
 def contact_problem_text(context: ConciergeContext, problem: Problem) -> str:
-    """Why the contact was refused."""
-    if problem is Problem.TOO_SHORT:
-        return context.t("That contact is too short; please give a phone number.")
+    """Why the contact was refused, with an example of what is taken."""
     return context.t(
-        "That contact is too long; please keep it under {maximum} characters.",
-        maximum=MAX_CONTACT,
+        "That is not a phone number I can read. Please type one such as {example}, or tap "
+        "“{share}”.",
+        example=validation.PHONE_EXAMPLE,
+        share=context.t(SHARE_PHONE_LABEL),
     )
 
 
@@ -324,7 +345,7 @@ def _preset_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
             preset.label(context.lang, now, zone),
             callback_data=callbacks.build(JOB, "when", preset.key),
         )
-        for preset in available_presets(now, zone)
+        for preset in available_presets(now, zone, _hours(context))
     ]
     rows = [buttons[i : i + PRESETS_PER_ROW] for i in range(0, len(buttons), PRESETS_PER_ROW)]
     return common.with_cancel(rows, JOB, context)
@@ -356,7 +377,18 @@ def _contact_markup(context: ConciergeContext) -> ReplyKeyboardMarkup:
 
 def _remembered_contact(context: ConciergeContext) -> str:
     value = context.user_data.get(CONTACT_KEY) if context.user_data is not None else None
-    return value if isinstance(value, str) else ""
+    # A contact kept before phone numbers were checked is offered again only if it is one.
+    contact = read_contact(value if isinstance(value, str) else "", _region(context))
+    return "" if isinstance(contact, Problem) else contact
+
+
+def _region(context: ConciergeContext) -> str:
+    return context.services.settings.phone_region
+
+
+def _hours(context: ConciergeContext) -> ServiceHours:
+    settings = context.services.settings
+    return ServiceHours(settings.service_hours_start, settings.service_hours_end)
 
 
 # ---- the draft -------------------------------------------------------------------------------
@@ -490,6 +522,42 @@ async def start_report(update: Update, context: ConciergeContext) -> State | int
     return await ask(
         update, context, RepairDraft(command_id=common.new_command_id()), State.DESCRIBE
     )
+
+
+async def offer_report(update: Update, context: ConciergeContext, text: str) -> None:
+    """A problem typed outside any conversation: offers to report it, the text as description."""
+    message = update.effective_message
+    if message is None or context.user_data is None:
+        return
+    description = clean_text(text)[:MAX_DESCRIPTION]
+    context.user_data[OFFERED_KEY] = description
+    markup = InlineKeyboardMarkup([[_button(context, N_("🔧 Report this repair"), "fromtext")]])
+    await message.reply_text(
+        context.t(
+            "That sounds like something to repair:\n“{description}”\nShall I report it?",
+            description=description,
+        ),
+        reply_markup=markup,
+    )
+
+
+async def start_from_text(update: Update, context: ConciergeContext) -> State | int:
+    """The offer's button: a new report whose description is the text that was typed."""
+    await _press(update)
+    desk = await common.resident_desk(update, context, resume=JOB)
+    if desk is None:
+        return ConversationHandler.END
+    offered = context.user_data.pop(OFFERED_KEY, None) if context.user_data is not None else None
+    draft = RepairDraft(command_id=common.new_command_id())
+    if not isinstance(offered, str):
+        return await ask(update, context, draft, State.DESCRIBE)
+    problem = check_description(offered)
+    if problem is not None:
+        draft.description = offered
+        note = description_problem_text(context, problem, len(offered))
+        return await ask(update, context, draft, State.DESCRIBE, note)
+    draft.description = offered
+    return await _advance(update, context, draft, State.DESCRIBE)
 
 
 async def choose_resume(update: Update, context: ConciergeContext) -> State:
@@ -647,8 +715,12 @@ async def choose_preset(update: Update, context: ConciergeContext) -> State:
             update, context, draft, State.WHEN, context.t("That button is no longer active.")
         )
     now = context.services.clock()
+    hours = _hours(context)
     return await _propose(
-        update, context, draft, validate_window(preset.window(now, context.zone), now)
+        update,
+        context,
+        draft,
+        validate_window(preset.window(now, context.zone, hours), now, hours),
     )
 
 
@@ -657,7 +729,7 @@ async def receive_time(update: Update, context: ConciergeContext) -> State:
     message = update.effective_message
     text = clean_text(message.text if message else None)
     draft = await _draft(context)
-    result = parse_window(text, context.services.clock(), context.zone)
+    result = parse_window(text, context.services.clock(), context.zone, hours=_hours(context))
     return await _propose(update, context, draft, result)
 
 
@@ -667,7 +739,7 @@ async def confirm_time(update: Update, context: ConciergeContext) -> State:
     draft = await _draft(context)
     window = draft.window()
     now = context.services.clock()
-    checked = validate_window(window, now) if window else None
+    checked = validate_window(window, now, _hours(context)) if window else None
     if not isinstance(checked, TimeWindow):
         # Time went by since the echo (or the window is gone): ask again, saying why.
         note = checked.message(context.lang) if checked else ""
@@ -705,22 +777,24 @@ async def _take_contact(update: Update, context: ConciergeContext, contact: str)
 async def receive_shared_contact(update: Update, context: ConciergeContext) -> State:
     """The "Share my phone" button: its phone number is the contact."""
     message = update.effective_message
-    phone = clean_text(message.contact.phone_number if message and message.contact else None)
-    if check_contact(phone) is not None:
+    shared = message.contact.phone_number if message and message.contact else None
+    # Telegram sends the number without "+"; it is always international.
+    digits = clean_text(shared).lstrip("+")
+    phone = read_contact("+" + digits if digits else "", _region(context))
+    if isinstance(phone, Problem):
         await common.say(update, context.t(_UNEXPECTED[State.CONTACT]))
         return State.CONTACT
     return await _take_contact(update, context, phone)
 
 
 async def receive_contact(update: Update, context: ConciergeContext) -> State:
-    """A typed contact: stored when it is 3–100 characters, else refused with why."""
+    """A typed contact: stored when it is a phone number, else refused with an example."""
     message = update.effective_message
-    text = clean_text(message.text if message else None)
-    problem = check_contact(text)
-    if problem is not None:
-        await common.say(update, contact_problem_text(context, problem))
+    contact = read_contact(message.text if message else None, _region(context))
+    if isinstance(contact, Problem):
+        await common.say(update, contact_problem_text(context, contact))
         return State.CONTACT
-    return await _take_contact(update, context, text)
+    return await _take_contact(update, context, contact)
 
 
 # ---- summary ---------------------------------------------------------------------------------
@@ -772,7 +846,7 @@ async def confirm_report(update: Update, context: ConciergeContext) -> State | i
     """Confirm: creates the repair; when Akubela is down the report waits in the outbox."""
     await _press(update)
     draft = await _draft(context)
-    missing = missing_step(draft)
+    missing = missing_step(draft, _region(context))
     if missing is not None:
         return await ask(update, context, draft, missing)
     desk = await common.resident_desk(update, context, resume=JOB)
@@ -955,6 +1029,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
             entry_points=[
                 CommandHandler("repair", start_report),
                 CallbackQueryHandler(start_report, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+                CallbackQueryHandler(start_from_text, pattern=_on("fromtext")),
             ],
             states=states,
             fallbacks=[

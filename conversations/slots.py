@@ -156,6 +156,34 @@ def durations_for(
     return list(range(step_minutes, limit + 1, step_minutes))
 
 
+class Unfree(StrEnum):
+    """Why a wanted start is not offered."""
+
+    CLOSED = "closed"
+    TAKEN = "taken"
+    PAST = "past"
+    OFF_GRID = "off_grid"
+
+
+def why_not_free(
+    start: datetime, time_list: BookingTimeList, day: date, zone: ZoneInfo, *, now: datetime
+) -> Unfree:
+    """Why `start` is not among the free starts: outside opening hours, inside someone's
+    booking, already gone, or not on the amenity's step (or too close to the next booking)."""
+    moment = start.astimezone(UTC)
+    window = opening(time_list, day, zone)
+    if window is None or not window.start <= moment < window.end:
+        return Unfree.CLOSED
+    if moment <= now:
+        return Unfree.PAST
+    midnight = _local_midnight(day, zone)
+    for blocked in time_list.disallowed_booking_time:
+        interval = _resolve(blocked, midnight)
+        if interval.start <= moment < interval.end:
+            return Unfree.TAKEN
+    return Unfree.OFF_GRID
+
+
 def nearest_free_starts(
     requested: datetime, starts: Sequence[datetime], n: int = 3
 ) -> list[datetime]:

@@ -6,13 +6,17 @@ wall clock and would get a DST day wrong.
 
 Free text: `conversations.datetext` reads the date, the time range and the part of the day.
 A part of the day alone ("tomorrow morning", "明天上午") is that part's preset window; a single
-time ("明天下午3点") starts a window of `SINGLE_TIME_LENGTH`; no date means today.
+time ("明天下午3点") starts a window of `SINGLE_TIME_LENGTH`; a time with "after"/"以后" runs
+to the end of service hours, one with "before"/"以前" from their start; no date means today.
+
+Every window lies within the community's service hours (`ServiceHours`, 08:00-20:00 unless set):
+presets and single times are cut to them, a window outside them is refused with the hours named.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -39,6 +43,29 @@ PRESET_DAYS: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceHours:
+    """When technicians visit, on the wall clock of each day."""
+
+    start: time = time(8, 0)
+    end: time = time(20, 0)
+
+    def on(self, day: date, zone: tzinfo) -> TimeWindow:
+        """The service hours of `day` on the wall clock of `zone`."""
+        return TimeWindow(
+            datetime.combine(day, self.start, tzinfo=zone),
+            datetime.combine(day, self.end, tzinfo=zone),
+        )
+
+    def words(self) -> str:
+        """The hours as "08:00–20:00"."""
+        return f"{self.start:%H:%M}–{self.end:%H:%M}"
+
+
+DEFAULT_HOURS: Final = ServiceHours()
+ROUND_THE_CLOCK: Final = ServiceHours(time(0, 0), time.max)
+
+
+@dataclass(frozen=True, slots=True)
 class TimeWindow:
     """A visit window: aware start and end."""
 
@@ -59,6 +86,7 @@ class Reason(StrEnum):
     END_BEFORE_START = "end_before_start"
     TOO_SHORT = "too_short"
     TOO_FAR = "too_far"
+    OUTSIDE_HOURS = "outside_hours"
 
 
 _MESSAGES: Final = {
@@ -67,6 +95,9 @@ _MESSAGES: Final = {
     Reason.END_BEFORE_START: N_("The end of the window must be after its start."),
     Reason.TOO_SHORT: N_("The window must be at least {minutes} minutes long."),
     Reason.TOO_FAR: N_("Please choose a time within the next {days} days."),
+    Reason.OUTSIDE_HOURS: N_(
+        "Technicians visit between {start} and {end}. Please choose a time within those hours."
+    ),
 }
 
 
@@ -75,21 +106,24 @@ class Refusal:
     """A window that cannot be used, and why."""
 
     reason: Reason
+    hours: ServiceHours = DEFAULT_HOURS
 
     def message(self, lang: str) -> str:
         """The reason in the user's language."""
         return tr(
             lang,
             _MESSAGES[self.reason],
-            **_message_values(self.reason),
+            **_message_values(self.reason, self.hours),
         )
 
 
-def _message_values(reason: Reason) -> dict[str, int]:
+def _message_values(reason: Reason, hours: ServiceHours) -> dict[str, int | str]:
     if reason is Reason.TOO_SHORT:
         return {"minutes": int(MIN_LENGTH.total_seconds() // 60)}
     if reason is Reason.TOO_FAR:
         return {"days": MAX_LEAD.days}
+    if reason is Reason.OUTSIDE_HOURS:
+        return {"start": f"{hours.start:%H:%M}", "end": f"{hours.end:%H:%M}"}
     return {}
 
 
@@ -135,10 +169,12 @@ class Preset:
         days = int(key[0])
         return cls(days, parts[key[1]]) if days < PRESET_DAYS else None
 
-    def window(self, now: datetime, zone: ZoneInfo) -> TimeWindow:
-        """The preset's window on its day, in `zone`."""
+    def window(
+        self, now: datetime, zone: ZoneInfo, hours: ServiceHours | None = DEFAULT_HOURS
+    ) -> TimeWindow:
+        """The preset's window on its day, in `zone`, within service hours."""
         day = now.astimezone(zone).date() + timedelta(days=self.days_ahead)
-        return part_window(day, self.part, zone)
+        return part_window(day, self.part, zone, hours)
 
     def label(self, lang: str, now: datetime, zone: ZoneInfo) -> str:
         """The button text: "Tomorrow morning", or the weekday further ahead ("Wed morning")."""
@@ -153,28 +189,51 @@ class Preset:
 PRESETS: Final = tuple(Preset(days, part) for days in range(PRESET_DAYS) for part in DayPart)
 
 
-def part_window(day: date, part: DayPart, zone: ZoneInfo) -> TimeWindow:
-    """A part of the day's window on `day`, in `zone`."""
+def _within(window: TimeWindow, hours: TimeWindow) -> TimeWindow:
+    start = max(window.start.astimezone(UTC), hours.start.astimezone(UTC))
+    end = min(window.end.astimezone(UTC), hours.end.astimezone(UTC))
+    return TimeWindow(start.astimezone(window.start.tzinfo), end.astimezone(window.end.tzinfo))
+
+
+def part_window(
+    day: date, part: DayPart, zone: ZoneInfo, hours: ServiceHours | None = DEFAULT_HOURS
+) -> TimeWindow:
+    """A part of the day's window on `day`, in `zone`, cut to service hours."""
     first, last = DAY_PART_HOURS[part]
-    return TimeWindow(
+    window = TimeWindow(
         datetext.local_moment(day, first.hour * 60 + first.minute, zone),
         datetext.local_moment(day, last.hour * 60 + last.minute, zone),
     )
+    return window if hours is None else _within(window, hours.on(day, zone))
 
 
-def available_presets(now: datetime, zone: ZoneInfo) -> list[Preset]:
-    """The presets that have not started yet at `now`, in order."""
-    return [p for p in PRESETS if p.window(now, zone).start.astimezone(UTC) > now]
+def available_presets(
+    now: datetime, zone: ZoneInfo, hours: ServiceHours | None = DEFAULT_HOURS
+) -> list[Preset]:
+    """The presets that have not started yet at `now` and leave a visit within service hours."""
+    windows = ((p, p.window(now, zone, hours)) for p in PRESETS)
+    return [p for p, w in windows if w.start.astimezone(UTC) > now and w.length >= MIN_LENGTH]
 
 
 # ---- validation and parsing ------------------------------------------------------------------
 
 
-def validate_window(window: TimeWindow, now: datetime) -> WindowResult:
+def _inside(window: TimeWindow, hours: ServiceHours) -> bool:
+    service = hours.on(window.start.date(), window.start.tzinfo or UTC)
+    return service.start.astimezone(UTC) <= window.start.astimezone(UTC) and window.end.astimezone(
+        UTC
+    ) <= service.end.astimezone(UTC)
+
+
+def validate_window(
+    window: TimeWindow, now: datetime, hours: ServiceHours | None = DEFAULT_HOURS
+) -> WindowResult:
     """The window itself when every rule holds, else the first rule it breaks."""
     start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
     if end <= start:
         return Refusal(Reason.END_BEFORE_START)
+    if hours is not None and not _inside(window, hours):
+        return Refusal(Reason.OUTSIDE_HOURS, hours)
     if end - start < MIN_LENGTH:
         return Refusal(Reason.TOO_SHORT)
     if start <= now:
@@ -185,9 +244,15 @@ def validate_window(window: TimeWindow, now: datetime) -> WindowResult:
 
 
 def parse_window(
-    text: str, now: datetime, zone: ZoneInfo, *, day_first: bool = False
+    text: str,
+    now: datetime,
+    zone: ZoneInfo,
+    *,
+    day_first: bool = False,
+    hours: ServiceHours | None = DEFAULT_HOURS,
 ) -> WindowResult:
-    """Reads a visit window from English or Chinese text, relative to `now` in `zone`."""
+    """Reads a visit window from English or Chinese text, relative to `now` in `zone`;
+    `hours=None` reads it without service hours (round the clock)."""
     unreadable = Refusal(Reason.UNREADABLE)
     normalized = datetext.normalize(text)
     if not normalized:
@@ -199,6 +264,7 @@ def parse_window(
     start, end, rest, bad_time = datetext.take_times(rest)
     if bad_time:
         return unreadable
+    bound, rest = datetext.take_bound(rest) if start is not None and end is None else (None, rest)
     part, rest = datetext.take_day_part(rest)
     if day is None:
         if datetext.is_blank(rest):
@@ -207,8 +273,8 @@ def parse_window(
             day = datetext.relative_date(rest, now, zone)
             if day is None:
                 return unreadable
-    window = _window_on(day, start, end, part, zone)
-    return validate_window(window, now) if isinstance(window, TimeWindow) else window
+    window = _window_on(day, start, end, part, zone, bound, hours)
+    return validate_window(window, now, hours) if isinstance(window, TimeWindow) else window
 
 
 def _window_on(
@@ -217,17 +283,27 @@ def _window_on(
     end: datetext.ClockTime | None,
     part: DayPart | None,
     zone: ZoneInfo,
+    bound: datetext.Bound | None,
+    hours: ServiceHours | None,
 ) -> WindowResult:
     if start is None:
-        return part_window(day, part, zone) if part else Refusal(Reason.UNREADABLE)
+        return part_window(day, part, zone, hours) if part else Refusal(Reason.UNREADABLE)
     if end is None:
         minutes = datetext.resolve_single(start, part)
         if minutes is None:
             return Refusal(Reason.UNREADABLE)
-        begin = datetext.local_moment(day, minutes, zone)
-        # The single time's length is real time, not wall time, so a DST night keeps 2 hours.
-        finish = (begin.astimezone(UTC) + SINGLE_TIME_LENGTH).astimezone(zone)
-        return TimeWindow(begin, finish)
+        moment = datetext.local_moment(day, minutes, zone)
+        service = (hours or ROUND_THE_CLOCK).on(day, zone)
+        if bound is datetext.Bound.AFTER:
+            return TimeWindow(moment, service.end)
+        if bound is datetext.Bound.BEFORE:
+            return TimeWindow(service.start, moment)
+        # The single time's length is real time, not wall time, so a DST night keeps 2 hours;
+        # it is our own guess, so it stops at the end of service hours rather than pass it.
+        finish = (moment.astimezone(UTC) + SINGLE_TIME_LENGTH).astimezone(zone)
+        if hours is not None and _inside(TimeWindow(moment, moment), hours):
+            finish = min(finish, service.end, key=lambda m: m.astimezone(UTC))
+        return TimeWindow(moment, finish)
     span = datetext.resolve_range(start, end, part)
     if span is None:
         return Refusal(Reason.UNREADABLE)

@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -563,12 +563,29 @@ async def get_webhook_info(state: BotApiState, p: Params) -> JSON:
 # --- commands and profile -------------------------------------------------------------------
 
 
-def _command_key(p: Params) -> tuple[str, str]:
+# Telegram's BotCommandScope types, and which of them name a chat.
+_SCOPES: Final = frozenset(
+    {"default", "all_private_chats", "all_group_chats", "all_chat_administrators"}
+)
+_CHAT_SCOPES: Final = frozenset({"chat", "chat_administrators", "chat_member"})
+_LANGUAGE_CODE: Final = re.compile(r"[a-z]{2}")
+
+
+def _command_key(state: BotApiState, p: Params) -> tuple[str, str]:
+    """(scope, language_code) as Telegram keys a command menu; an unknown scope type, a chat
+    scope without a known chat, or a language code that is not two letters is refused."""
     scope = p.get_json("scope", "can't parse BotCommandScope JSON object") or {"type": "default"}
-    if not isinstance(scope, dict) or not isinstance(scope.get("type"), str):
+    if not isinstance(scope, dict) or scope.get("type") not in _SCOPES | _CHAT_SCOPES:
         raise bad_request("can't parse BotCommandScope JSON object")
-    where = scope["type"] + (f":{scope['chat_id']}" if "chat_id" in scope else "")
-    return where, p.get_str("language_code") or ""
+    where = scope["type"]
+    if where in _CHAT_SCOPES:
+        if "chat_id" not in scope:
+            raise bad_request("can't parse BotCommandScope JSON object")
+        where += f":{state.chat(scope['chat_id']).persona.user_id}"
+    language = p.get_str("language_code") or ""
+    if language and not _LANGUAGE_CODE.fullmatch(language):
+        raise bad_request("invalid language code specified")
+    return where, language
 
 
 @method("setMyCommands")
@@ -589,7 +606,7 @@ async def set_my_commands(state: BotApiState, p: Params) -> bool:
         if not 1 <= len(description) <= 256:
             raise bad_request("command description must be 1-256 characters long")
         cleaned.append({"command": command, "description": description})
-    state.commands[_command_key(p)] = cleaned
+    state.commands[_command_key(state, p)] = cleaned
     for chat in state.chats.values():
         state.touch(chat)
     return True
@@ -598,13 +615,13 @@ async def set_my_commands(state: BotApiState, p: Params) -> bool:
 @method("getMyCommands")
 async def get_my_commands(state: BotApiState, p: Params) -> list[JSON]:
     """Answers the command menu for exactly that scope and language."""
-    return state.commands.get(_command_key(p), [])
+    return state.commands.get(_command_key(state, p), [])
 
 
 @method("deleteMyCommands")
 async def delete_my_commands(state: BotApiState, p: Params) -> bool:
     """Forgets the command menu for a scope and language."""
-    state.commands.pop(_command_key(p), None)
+    state.commands.pop(_command_key(state, p), None)
     return True
 
 

@@ -147,10 +147,19 @@ def chat_view(state: BotApiState, chat: Chat) -> JSON:
             "type": chat.kind,
             "members": [_persona_view(state.chats[m]) for m in chat.members if m in state.chats],
         }
-    commands = (
-        state.commands.get(("default", persona.language_code))
-        or state.commands.get(("default", ""))
-        or []
+    # Telegram's documented order: this chat's menu, then all private (or group) chats', then
+    # the default; each first in the user's language, then without one.
+    everyone_here = "all_private_chats" if chat.is_private else "all_group_chats"
+    scopes = (f"chat:{persona.user_id}", everyone_here, "default")
+    languages = (persona.language_code, "")
+    commands = next(
+        (
+            state.commands[(scope, language)]
+            for scope in scopes
+            for language in languages
+            if (scope, language) in state.commands
+        ),
+        [],
     )
     typing_for = state.typing_for(chat)
     return {

@@ -301,7 +301,7 @@ async def test_an_unclear_time_is_asked_again(bot: BotUnderTest) -> None:
 
 async def test_a_taken_time_offers_the_nearest_free_ones(bot: BotUnderTest) -> None:
     await bot.chat(BOB).send("/book gym tomorrow 7am for 1 hour")
-    assert _last(bot).startswith("07:00 is not free. The nearest free times:")
+    assert _last(bot).startswith("07:00 is taken. The nearest free times:")
     assert [b["text"] for b in bot.telegram.last_buttons()[0]] == [
         "06:00",
         "06:30",
@@ -353,7 +353,9 @@ async def test_bad_input_at_every_step_keeps_the_step(bot: BotUnderTest) -> None
     await chat.send("whenever")
     assert _last(bot) == 'I could not read a time from that; try e.g. "7pm" or "19:30".'
     await chat.send("11pm")
-    assert _last(bot).startswith("23:00 is not free. The nearest free times:")
+    assert _last(bot).startswith(
+        "Gym is closed at 23:00 (open 06:00–23:00). The nearest free times:"
+    )
     await chat.send("9am")
     await chat.send("a while")
     assert _last(bot) == 'Please tap a duration, or write one such as "1 hour" or "90 min".'

@@ -23,6 +23,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 10, 30, tzinfo=SHANGHAI)  # a Monday
 TOMORROW = date(2026, 11, 24)
 FRIDAY = date(2026, 11, 27)
+NEXT_WEEK_FRIDAY = date(2026, 12, 4)
 AMENITIES = [
     AmenityNames.of(Amenity(amenity_id=i, amenity_name=n))
     for i, n in [
@@ -50,7 +51,7 @@ def _parse(text: str) -> BookingRequest:
         ("健身房 明天早上八点半 一个半小时", "gym", TOMORROW, time(8, 30), 90),
         ("健身房 明天上午10点 半小时", "gym", TOMORROW, time(10), 30),
         ("烧烤 明天 6-8pm", "bbq", TOMORROW, time(18), 120),
-        ("bbq next friday 6pm for an hour and a half", "bbq", FRIDAY, time(18), 90),
+        ("bbq next friday 6pm for an hour and a half", "bbq", NEXT_WEEK_FRIDAY, time(18), 90),
         ("book the gym tomorrow 9:30 for 90 min", "gym", TOMORROW, time(9, 30), 90),
         ("gym half an hour tomorrow 8am", "gym", TOMORROW, time(8), 30),
         ("gym 25/12 10:00 1h30", "gym", date(2026, 12, 25), time(10), 90),

@@ -8,11 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conversations.datetext import (
+    Bound,
     ClockTime,
     Span,
     normalize,
     relative_date,
     resolve_range,
+    take_bound,
     take_explicit_date,
     take_times,
 )
@@ -120,3 +122,52 @@ def test_durations_and_dates_are_not_times() -> None:
 def test_contradictory_halves_are_refused() -> None:
     assert resolve_range(ClockTime(15, 0, "上午", True), ClockTime(16), None) is None
     assert resolve_range(ClockTime(9), ClockTime(12), None) == Span(540, 720)
+
+
+_SAME_DAY_IN_BOTH: list[tuple[str, str]] = [
+    (f"{which_en} {day_en}", f"{which_zh}{day_zh}")
+    for which_en, which_zh in (("next", "下周"), ("this", "这周"), ("", "周"))
+    for day_en, day_zh in (
+        ("monday", "一"),
+        ("wednesday", "三"),
+        ("friday", "五"),
+        ("sunday", "日"),
+        ("weekend", "末"),
+    )
+]
+
+
+@pytest.mark.parametrize("weekday", range(7))
+@pytest.mark.parametrize(("english", "chinese"), _SAME_DAY_IN_BOTH)
+def test_english_and_chinese_weeks_name_the_same_day(
+    english: str, chinese: str, weekday: int
+) -> None:
+    """ "next friday" = 下周五 = the Friday of next week, from whichever day it is said."""
+    now = NOW.replace(day=23 + weekday)
+    assert relative_date(normalize(english), now, SHANGHAI) == relative_date(
+        normalize(chinese), now, SHANGHAI
+    )
+
+
+def test_next_friday_is_the_friday_of_next_week() -> None:
+    thursday = NOW.replace(day=26)
+    assert relative_date("next friday", thursday, SHANGHAI) == date(2026, 12, 4)
+    assert relative_date("friday", thursday, SHANGHAI) == date(2026, 11, 27)
+    assert relative_date("this friday", thursday, SHANGHAI) == date(2026, 11, 27)
+
+
+@pytest.mark.parametrize(
+    ("text", "bound"),
+    [
+        ("after", Bound.AFTER),
+        ("以后", Bound.AFTER),
+        ("后", Bound.AFTER),
+        ("before", Bound.BEFORE),
+        ("之前", Bound.BEFORE),
+        ("后天", None),
+        ("前天", None),
+        ("", None),
+    ],
+)
+def test_take_bound(text: str, bound: Bound | None) -> None:
+    assert take_bound(text)[0] is bound

@@ -131,16 +131,35 @@ def test_description_rules(text: str | None, expected: Problem | None) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", Problem.TOO_SHORT),
-        (" 12 ", Problem.TOO_SHORT),
-        ("110", None),
+        ("\u200b\u200b\u200b\u200b\u200b\u200b\u200b\u200b\u200b\u200b\u200b", Problem.INVISIBLE),
+        ("\u3000\u2060\u00a0\u3164" * 5, Problem.INVISIBLE),
+        ("电梯坏了", None),
+        ("漏水", Problem.TOO_SHORT),
+    ],
+)
+def test_invisible_and_chinese_descriptions(text: str, expected: Problem | None) -> None:
+    """Zero-width text would make an invisible repair; four Chinese characters say enough."""
+    assert check_description(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", Problem.NOT_A_PHONE),
+        (" 12 ", Problem.NOT_A_PHONE),
+        ("call me maybe", Problem.NOT_A_PHONE),
+        ("Ring room 302", Problem.NOT_A_PHONE),
+        ("\u200b\u200b\u200b", Problem.INVISIBLE),
         ("+86 138 0000 0002", None),
-        ("x" * 100, None),
-        ("x" * 101, Problem.TOO_LONG),
+        ("138 0000 0002", None),
+        ("139-1234-5678", None),
+        ("010 8888 1234", None),
+        ("+49 30 1234567", None),
+        ("9" * 101, Problem.TOO_LONG),
     ],
 )
 def test_contact_rules(text: str, expected: Problem | None) -> None:
-    assert check_contact(text) == expected
+    assert check_contact(text, "CN") == expected
 
 
 def test_at_most_five_photos_and_no_duplicates() -> None:
@@ -175,15 +194,15 @@ def test_next_step(finished: State, editing: Part | None, expected: State) -> No
 def test_a_confirmed_report_needs_every_part() -> None:
     start = _tomorrow_at(9)
     draft = RepairDraft(command_id="c")
-    assert missing_step(draft) is State.DESCRIBE
+    assert missing_step(draft, "CN") is State.DESCRIBE
     draft.description = DESCRIPTION
-    assert missing_step(draft) is State.WHEN
+    assert missing_step(draft, "CN") is State.WHEN
     draft.start, draft.end = start, start + timedelta(hours=3)
-    assert missing_step(draft) is State.WHEN  # echoed but not confirmed yet
+    assert missing_step(draft, "CN") is State.WHEN  # echoed but not confirmed yet
     draft.window_confirmed = True
-    assert missing_step(draft) is State.CONTACT
+    assert missing_step(draft, "CN") is State.CONTACT
     draft.contact = "+86 138 0000 0002"
-    assert missing_step(draft) is None
+    assert missing_step(draft, "CN") is None
 
 
 def test_the_deferred_payload_is_plain_json_with_zoned_times() -> None:
@@ -293,7 +312,7 @@ async def test_happy_path_in_chinese_from_the_menu_with_an_album(
     await chat.press(_press("confirm"))
 
     (repair,) = [r for r in await _repairs(bot) if r.description == "卫生间的灯一直闪烁不停"]
-    assert repair.contact == "请打 138 0000 0002"
+    assert repair.contact == "+86 138 0000 0002"
     assert repair.start_time == _tomorrow_at(9)
     assert _last(bot).startswith(f"✅ 报修单 #{repair.maintenance_id[-6:]} 已创建")
     async with bot.services.storage.sessions() as session:
@@ -410,13 +429,17 @@ async def test_contacts_are_checked_remembered_and_offered_next_time(
     await chat.press(_press("skip"))
     await chat.press(_press("when", "1a"))
     await chat.press(_press("ok"))
-    await chat.send("12")
-    assert _last(bot) == "That contact is too short; please give a phone number."
-    await chat.send("9" * 101)
-    assert _last(bot) == ("That contact is too long; please keep it under 100 characters.")
+    refusal = (
+        "That is not a phone number I can read. Please type one such as +86 139 1234 5678, "
+        "or tap “📱 Share my phone”."
+    )
+    for not_a_phone in ("12", "9" * 101, "call me maybe", "\u200b\u200b\u200b"):
+        await chat.send(not_a_phone)
+        assert _last(bot) == refusal
     await chat.send_sticker()
     assert _last(bot).startswith("Please share your phone with the button")
-    await chat.send("Ring room 302")
+    await chat.send("138 1234 5678")
+    assert "📞 +86 138 1234 5678" in _last(bot)
     await chat.press(_press("confirm"))
     assert "created" in _last(bot)
 
@@ -425,8 +448,26 @@ async def test_contacts_are_checked_remembered_and_offered_next_time(
     await chat.press(_press("skip"))
     await chat.press(_press("when", "1a"))
     await chat.press(_press("ok"))
-    assert "Or tap Ring room 302 to use it again." in _last(bot)
-    assert [{"text": "Ring room 302"}] in bot.telegram.last.keyboard
+    assert "Or tap +86 138 1234 5678 to use it again." in _last(bot)
+    assert [{"text": "+86 138 1234 5678"}] in bot.telegram.last.keyboard
+
+
+async def test_a_contact_kept_before_phones_were_checked_is_not_offered_back(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    chat = await _resident(bot, sandbox_app)
+    bot.app.user_data[BOB]["contact"] = "call me maybe"
+    await chat.send("/repair")
+    await chat.send(DESCRIPTION)
+    await chat.press(_press("skip"))
+    await chat.press(_press("when", "1a"))
+    await chat.press(_press("ok"))
+    assert "How can the technician reach you?" in _last(bot)
+    assert "Or tap" not in _last(bot)
+    assert bot.telegram.last.keyboard == [
+        [{"text": "📱 Share my phone", "request_contact": True}],
+        [{"text": "✖ Cancel"}],
+    ]
 
 
 async def test_the_summary_edits_one_part_and_comes_back(
@@ -473,8 +514,9 @@ async def test_cancel_with_the_button_and_with_the_command(
     await chat.press(_press("cancel"))
     assert _last(bot) == "Cancelled. Nothing was sent."
     assert await _draft_data(bot) is None
-    await chat.send(DESCRIPTION)  # the conversation is over: only the general hint answers
-    assert _last(bot) == "I did not understand that. Send /start for the menu or /help."
+    await chat.send(DESCRIPTION)  # the conversation is over: the text is a new problem
+    assert _last(bot).startswith("That sounds like something to repair:")
+    assert await _draft_data(bot) is None
 
     await _up_to_summary(chat)
     await chat.press(_press("edit"))

@@ -15,6 +15,7 @@ from conversations.slots import (
     DateReason,
     DateRefusal,
     Interval,
+    Unfree,
     durations_for,
     free_intervals,
     free_starts,
@@ -23,6 +24,7 @@ from conversations.slots import (
     opening,
     parse_date,
     vendor_date,
+    why_not_free,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -308,8 +310,14 @@ NOW = datetime(2026, 11, 23, 10, 30, tzinfo=SHANGHAI)  # a Monday
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("next friday", date(2026, 11, 27)),
+        # One week rule in both languages: "next friday" = 下周五 = the Friday of next week.
+        ("next friday", date(2026, 12, 4)),
         ("下周五", date(2026, 12, 4)),
+        ("this friday", date(2026, 11, 27)),
+        ("这周五", date(2026, 11, 27)),
+        ("friday", date(2026, 11, 27)),
+        ("周五", date(2026, 11, 27)),
+        ("next mon", date(2026, 11, 30)),
         ("tomorrow", date(2026, 11, 24)),
         ("明天", date(2026, 11, 24)),
         ("today", date(2026, 11, 23)),
@@ -413,3 +421,20 @@ def test_free_starts_never_in_a_blocked_interval_or_the_past_and_durations_fit(
             for block in blocked:
                 assert block is not None
                 assert min(end, block.end) <= max(start.astimezone(UTC), block.start)
+
+
+def test_why_a_start_is_not_free_closed_taken_or_gone() -> None:
+    """A closed amenity says "closed", a booked slot says "taken" (not one "not free")."""
+    time_list = _list(("08:00", "19:00"), ("10:00", "11:00"))
+    zone = ZoneInfo("UTC")
+
+    def why(hour: int, minute: int = 0, now: datetime = EARLIER) -> Unfree:
+        return why_not_free(_utc(DAY, hour, minute), time_list, DAY, zone, now=now)
+
+    assert why(19) is Unfree.CLOSED
+    assert why(7, 30) is Unfree.CLOSED
+    assert why(10) is Unfree.TAKEN
+    assert why(10, 30) is Unfree.TAKEN
+    assert why(9, 15) is Unfree.OFF_GRID
+    assert why(9, now=_utc(DAY, 9, 30)) is Unfree.PAST
+    assert why_not_free(_utc(DAY, 9), _list(None), DAY, zone, now=EARLIER) is Unfree.CLOSED

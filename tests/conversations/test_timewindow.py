@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +15,7 @@ from conversations.timewindow import (
     Preset,
     Reason,
     Refusal,
+    ServiceHours,
     TimeWindow,
     available_presets,
     describe_window,
@@ -36,7 +37,8 @@ def _local(day: int, hour: int, minute: int = 0, month: int = 11) -> datetime:
 
 
 def _window(text: str, now: datetime = NOW, zone: ZoneInfo = SHANGHAI) -> TimeWindow:
-    result = parse_window(text, now, zone)
+    """How text is read, apart from service hours (tested on their own below)."""
+    result = parse_window(text, now, zone, hours=None)
     assert isinstance(result, TimeWindow), result
     return result
 
@@ -172,8 +174,12 @@ def test_presets_that_already_started_are_not_offered() -> None:
 def test_preset_windows_keys_and_labels() -> None:
     tomorrow_morning = Preset(1, DayPart.MORNING)
     assert tomorrow_morning.window(NOW, SHANGHAI) == TimeWindow(_local(24, 9), _local(24, 12))
-    assert Preset(0, DayPart.EVENING).window(NOW, SHANGHAI) == TimeWindow(
+    assert Preset(0, DayPart.EVENING).window(NOW, SHANGHAI, None) == TimeWindow(
         _local(23, 18), _local(23, 21)
+    )
+    # Within the default service hours the evening ends when they do.
+    assert Preset(0, DayPart.EVENING).window(NOW, SHANGHAI) == TimeWindow(
+        _local(23, 18), _local(23, 20)
     )
     assert Preset.from_key("1m") == tomorrow_morning
     assert [Preset.from_key(p.key) for p in PRESETS] == list(PRESETS)
@@ -261,6 +267,61 @@ def test_validation_accepts_exactly_the_windows_that_keep_every_rule(
 ) -> None:
     start = NOW + timedelta(minutes=offset)
     window = TimeWindow(start, start + timedelta(minutes=length))
-    result = validate_window(window, NOW)
+    result = validate_window(window, NOW, None)
     ok = length >= 30 and offset > 0 and offset <= 60 * 24 * 60
     assert isinstance(result, TimeWindow) == ok
+
+
+# ---- service hours ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("tomorrow after 3pm", _local(24, 15), _local(24, 20)),
+        ("明天下午3点以后", _local(24, 15), _local(24, 20)),
+        ("明天3点后", _local(24, 15), _local(24, 20)),
+        ("tomorrow before 11am", _local(24, 8), _local(24, 11)),
+        ("明天上午11点前", _local(24, 8), _local(24, 11)),
+        ("tomorrow 7pm", _local(24, 19), _local(24, 20)),
+        ("tomorrow evening", _local(24, 18), _local(24, 20)),
+        ("tomorrow 3pm", _local(24, 15), _local(24, 17)),
+    ],
+)
+def test_open_ended_and_late_windows_run_to_the_end_of_service_hours(
+    text: str, start: datetime, end: datetime
+) -> None:
+    """ "After 3pm" means from 15:00 until technicians stop (20:00), not 15:00-17:00."""
+    result = parse_window(text, NOW, SHANGHAI)
+    assert isinstance(result, TimeWindow), result
+    assert (result.start, result.end) == (start, end)
+
+
+@pytest.mark.parametrize(
+    "text", ["tomorrow 03:00", "明天凌晨3点", "tomorrow 22:00-02:00", "tomorrow 7am-9am"]
+)
+def test_a_visit_outside_service_hours_is_refused_with_the_hours(text: str) -> None:
+    result = parse_window(text, NOW, SHANGHAI)
+    assert result == Refusal(Reason.OUTSIDE_HOURS)
+    assert isinstance(result, Refusal)
+    assert result.message("en") == (
+        "Technicians visit between 08:00 and 20:00. Please choose a time within those hours."
+    )
+    assert "08:00" in result.message("zh")
+    assert "20:00" in result.message("zh")
+
+
+def test_service_hours_are_a_setting() -> None:
+    hours = ServiceHours(time(10, 0), time(16, 0))
+    late = parse_window("tomorrow after 2pm", NOW, SHANGHAI, hours=hours)
+    assert late == TimeWindow(_local(24, 14), _local(24, 16))
+    early = parse_window("tomorrow 9-11", NOW, SHANGHAI, hours=hours)
+    assert isinstance(early, Refusal)
+    assert "10:00 and 16:00" in early.message("en")
+    assert [p.key for p in available_presets(NOW, SHANGHAI, hours)] == [
+        "0a",
+        "1m",
+        "1a",
+        "2m",
+        "2a",
+    ]

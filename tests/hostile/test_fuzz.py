@@ -330,11 +330,14 @@ async def test_any_input_at_any_step(
 async def test_a_message_nothing_expects_still_gets_an_answer(town: Community) -> None:
     chat = town.chat(UNLINKED)
     said = []
-    for text in ("hello?", "/nosuchcommand", "/cancel"):
+    await chat.send("hello?")
+    # Stray text gets the menu; an unlinked user's menu starts with linking.
+    assert town.bot.telegram.replies()[-2].text == "I did not understand that."
+    assert (town.bot.telegram.last.text or "").startswith("To report repairs and book amenities")
+    for text in ("/nosuchcommand", "/cancel"):
         await chat.send(text)
         said.append(town.bot.telegram.last.text)
     assert said == [
-        "I did not understand that. Send /start for the menu or /help.",
         "I do not know that command. Send /help to see what I can do.",
         "There is nothing to cancel. Send /start for the menu.",
     ]

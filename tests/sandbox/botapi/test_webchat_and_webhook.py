@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telegram import InputMediaPhoto, Update
+from telegram import BotCommandScopeChat, InputMediaPhoto, Update
 from telegram.error import BadRequest, Conflict
 
 from tests.sandbox.botapi.conftest import (
@@ -74,6 +74,31 @@ async def test_commands_menu_follows_the_persona_language(botapi: LiveBotApi) ->
     en = (await botapi.http.get(f"/api/chats/{MANAGER.user_id}")).json()["commands"]
     assert zh == [{"command": "repair", "description": "报修"}]
     assert en == [{"command": "repair", "description": "Report a repair"}]
+
+
+async def test_a_chat_menu_comes_before_the_default_as_telegram_documents(
+    botapi: LiveBotApi,
+) -> None:
+    async with botapi.bot() as bot:
+        await bot.set_my_commands([("help", "Help")])
+        await bot.set_my_commands(
+            [("assign", "Assign a task")], scope=BotCommandScopeChat(MANAGER.user_id)
+        )
+        await bot.set_my_commands(
+            [("assign", "派发任务")],
+            scope=BotCommandScopeChat(MANAGER.user_id),
+            language_code="zh",
+        )
+        own = await bot.get_my_commands(scope=BotCommandScopeChat(MANAGER.user_id))
+        assert [c.description for c in own] == ["Assign a task"]
+        with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+            await bot.set_my_commands([("help", "Help")], scope=BotCommandScopeChat(424242))
+        with pytest.raises(BadRequest, match=r"(?i)invalid language code"):
+            await bot.set_my_commands([("help", "Help")], language_code="zh-hans")
+    manager = (await botapi.http.get(f"/api/chats/{MANAGER.user_id}")).json()["commands"]
+    resident = (await botapi.http.get(f"/api/chats/{RESIDENT.user_id}")).json()["commands"]
+    assert manager == [{"command": "assign", "description": "Assign a task"}]
+    assert resident == [{"command": "help", "description": "Help"}]
 
 
 async def test_media_group_documents_and_caption_edits(botapi: LiveBotApi) -> None:
