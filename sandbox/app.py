@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 
 from bot.settings import Settings
 from sandbox.core import Clock, VendorSandbox
-from sandbox.faults import FaultKind, FaultMiddleware, FaultRule, Faults
+from sandbox.faults import FaultKind, FaultMiddleware, FaultRule, Faults, FaultWhen
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ def _control_routes(control: SandboxControl) -> list[Route]:
                 latency=float(body.get("latency", 0.0)),
                 status=int(body.get("status", 500)),
                 retry_after=float(body.get("retry_after", 1.0)),
+                when=FaultWhen(str(body.get("when", FaultWhen.BEFORE.value))),
             )
             control.faults.add(rule)
         except (TypeError, ValueError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
@@ -11,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class FaultKind(StrEnum):
@@ -22,6 +23,17 @@ class FaultKind(StrEnum):
     RATE_LIMIT = "rate_limit"  # HTTP 429 with Retry-After
     MALFORMED = "malformed"  # HTTP 200 whose body is not JSON
     DROP = "drop"  # the connection closes half way through the answer
+
+
+class FaultWhen(StrEnum):
+    """Whether a fault strikes before the vendor acts, or after it acted (its answer is lost)."""
+
+    BEFORE = "before"  # nothing was done: the request never reached the vendor's logic
+    AFTER = "after"  # the vendor did it, and then the answer comes late or never
+
+
+# Only a late or lost answer can follow a request the vendor carried out.
+AFTER_KINDS = frozenset({FaultKind.LATENCY, FaultKind.DROP})
 
 
 @dataclass(slots=True)
@@ -35,6 +47,7 @@ class FaultRule:
     latency: float = 0.0
     status: int = 500
     retry_after: float = 1.0
+    when: FaultWhen = FaultWhen.BEFORE
     hits: int = field(default=0)
 
     def matches(self, path: str) -> bool:
@@ -45,6 +58,7 @@ class FaultRule:
         """The rule as JSON for the control API."""
         data = asdict(self)
         data["kind"] = self.kind.value
+        data["when"] = self.when.value
         return data
 
 
@@ -60,6 +74,8 @@ class Faults:
         """Adds a rule and returns it."""
         if not 0.0 <= rule.probability <= 1.0:
             raise ValueError("probability is between 0 and 1")
+        if rule.when is FaultWhen.AFTER and rule.kind not in AFTER_KINDS:
+            raise ValueError('"when": "after" applies to latency and drop only')
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -108,10 +124,12 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         fired = self.faults.pick(scope["path"])
-        for rule in fired:
+        before = [rule for rule in fired if rule.when is FaultWhen.BEFORE]
+        after = [rule for rule in fired if rule.when is FaultWhen.AFTER]
+        for rule in before:
             if rule.kind is FaultKind.LATENCY:
                 await asyncio.sleep(rule.latency)
-        for rule in fired:
+        for rule in before:
             if rule.kind is FaultKind.ERROR:
                 await _respond(send, rule.status, _error_body(rule.status, "injected failure"))
                 return
@@ -125,7 +143,40 @@ class FaultMiddleware:
             if rule.kind is FaultKind.DROP:
                 await _drop(send)
                 return
+        if after:
+            await self._act_then_fail(scope, receive, send, after)
+            return
         await self.app(scope, receive, send)
+
+    async def _act_then_fail(
+        self, scope: Scope, receive: Receive, send: Send, rules: list[FaultRule]
+    ) -> None:
+        """Carries the request out in full, then answers late, or drops the answer."""
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await self.app(scope, receive, keep)
+        delay = sum(rule.latency for rule in rules if rule.kind is FaultKind.LATENCY)
+        if delay > 0:
+            await _wait_unless_gone(receive, delay)
+        if any(rule.kind is FaultKind.DROP for rule in rules):
+            await _drop(send)
+            return
+        for message in answer:
+            await send(message)
+
+
+async def _wait_unless_gone(receive: Receive, seconds: float) -> None:
+    """Waits `seconds`, or less when the client hangs up first (as a real server notices)."""
+
+    async def until_disconnect() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(until_disconnect(), timeout=seconds)
 
 
 async def _respond(
