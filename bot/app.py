@@ -24,7 +24,7 @@ from bot import account, alerts, flood
 from bot.account import tell_linked
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
-from bot.jobs import schedule_jobs
+from bot.jobs import recover_writes, schedule_jobs
 from bot.linking import Linked
 from bot.services import Services
 from bot.settings import Settings
@@ -104,6 +104,8 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
         await application.bot.set_my_commands(
             commands, language_code=None if language == "en" else language
         )
+    # Before any update: what became of the writes a killed process left in flight.
+    await recover_writes(application)
 
 
 def build_application(

@@ -10,13 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from api.akubela_models import Maintenance
 from bot.persistence import DatabasePersistence
-from bot.storage.models import OutboxItem
 from conversations import callbacks
 from conversations.my_repairs import (
     find,
@@ -31,7 +29,7 @@ from conversations.my_repairs import (
 from conversations.ports import ResidentDesk
 from sandbox.core import Clock
 from sandbox.faults import FaultKind, FaultRule
-from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
+from tests.support_bot import BotUnderTest, link_demo_resident, running_bot, vendor_writes
 from tests.support_telegram import Chat
 
 ALICE = 901  # two homes; her first has a repair waiting (with a picture) and one in progress
@@ -373,7 +371,7 @@ async def test_a_failed_list_offers_a_retry(bot: BotUnderTest, sandbox_app: Star
     assert _last(bot).startswith("📋 Your repairs (page 1 of 1):")
 
 
-async def test_akubela_down_at_delete_keeps_it_in_the_outbox(
+async def test_akubela_down_at_delete_keeps_it_for_later(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     chat = await _alice(bot, sandbox_app)
@@ -389,11 +387,11 @@ async def test_akubela_down_at_delete_keeps_it_in_the_outbox(
         "⏳ Akubela is not answering right now. Your request is kept and will be sent as soon "
         "as Akubela answers; you will hear back here."
     )
-    async with bot.services.storage.sessions() as session:
-        (item,) = await session.scalars(select(OutboxItem))
-    assert item.operation == "akubela.repair.cancel"
+    (item,) = await vendor_writes(bot)
+    assert item.kind == "akubela.repair.cancel"
     assert item.command_id == draft["command_id"]
-    assert item.payload == {
+    assert item.write == {
+        "kind": "akubela.repair.cancel",
         "residence_id": (await _desk(bot, ALICE)).residence_id,
         "repair_id": ALICE_WAITING,
     }
