@@ -28,9 +28,9 @@ from conversations.tasks import (
     reason_problem,
     status_words,
     task_details,
-    worker_id_of,
     worker_name,
 )
+from conversations.writes import worker_id_of
 from sandbox.faults import FaultKind, FaultRule, FaultWhen
 from tests.support_bot import BotUnderTest, run_writes_job, running_bot, vendor_writes
 
