@@ -32,8 +32,8 @@ from conversations.my_bookings import (
 )
 from sandbox.akubela_seed import GYM
 from sandbox.core import Clock
-from sandbox.faults import FaultKind, FaultRule
-from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
+from sandbox.faults import FaultKind, FaultRule, FaultWhen
+from tests.support_bot import BotUnderTest, link_demo_resident, run_writes_job, running_bot
 
 ALICE = 701  # two homes; her first has a gym booking tomorrow and a BBQ in two days
 BOB = 702  # one home, with a meeting-room booking waiting for approval
@@ -406,6 +406,25 @@ async def test_akubela_down_while_listing_offers_a_retry(
 
 async def _outbox(bot: BotUnderTest) -> list[WriteRecord]:
     return await bot.services.storage.writes.all()
+
+
+async def test_a_cancel_whose_answer_is_lost_is_reported_as_done(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await link_demo_resident(bot, sandbox_app, ALICE, homes=2)
+    chat = bot.chat(ALICE)
+    await chat.send("/bookings")
+    await chat.press(_press("drop", ALICE_GYM))
+    # Akubela cancels it, and the answer never arrives.
+    sandbox_app.state.control.faults.add(
+        FaultRule(FaultKind.DROP, path="/akubela/api", times=1, when=FaultWhen.AFTER)
+    )
+    await chat.press(_press("yes"))
+    await run_writes_job(bot)
+    texts = [c.text or "" for c in bot.telegram.sent("sendMessage")]
+    assert sum("Done: the booking is cancelled." in text for text in texts) == 1, texts
+    assert not [t for t in texts if "not found" in t or "could not" in t.lower()], texts
+    assert sandbox_app.state.control.vendors["akubela"]._bookings[ALICE_GYM].state == "canceled"
 
 
 async def test_akubela_down_at_confirm_keeps_the_cancellation(
