@@ -56,6 +56,14 @@ class WebChat:
         self._acting()
         httpx.post(f"{self.base}/messages", json={"text": text}, timeout=5).raise_for_status()
 
+    def send_photo(self, data: bytes, caption: str | None = None) -> None:
+        """Sends a photo (image bytes) from the resident's side."""
+        self._acting()
+        form = {"caption": caption} if caption else None
+        files = {"photo": ("photo.png", data, "image/png")}
+        answer = httpx.post(f"{self.base}/messages", data=form, files=files, timeout=5)
+        answer.raise_for_status()
+
     def wait_for_text(self, part: str) -> dict[str, Any]:
         """The bot's answer to the last action (a new message, or one edited) holding `part`."""
 
