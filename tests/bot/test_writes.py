@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 from starlette.applications import Starlette
 
 from api.errors import Unavailable
@@ -300,6 +301,72 @@ async def test_every_end_runs_the_outcome_hooks_once(
     assert seen == [("a", Result.DONE), ("k", Result.DONE)]
 
 
+@pytest.fixture
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+async def test_at_start_a_killed_process_s_write_is_settled_at_once(
+    bot: BotUnderTest, sandbox_app: Starlette, dead_pid: int
+) -> None:
+    person = await link_demo_resident(bot, sandbox_app, USER)
+    residence = person["residence_ids"][0]
+    write = _repair(residence, "Sent by a process killed mid-call")
+    # What a killed process leaves: held under its name, lease still running, maybe sent.
+    host = bot.services.writes.owner.rsplit(":", 2)[0]
+    now = bot.services.clock()
+    writes = bot.services.storage.writes
+    begun = await writes.begin(
+        command_id="killed",
+        telegram_id=USER,
+        vendor=write.vendor,
+        kind=write.kind,
+        subject=None,
+        write=dump_write(write),
+        owner=f"{host}:{dead_pid}:start",
+        now=now,
+        lease_until=now + timedelta(minutes=5),
+    )
+    await writes.sending(begun.row.id, f"{host}:{dead_pid}:start")
+    desk = await bot.services.resident_desk(USER)
+    assert desk is not None
+    made = await desk.report_repair(
+        start=write.start,
+        finish=write.finish,
+        description=write.description,
+        contact=write.contact,
+        command_id="killed",
+    )
+    # A live process's write in flight is left to it.
+    await keep(bot, _repair(residence, "Still being sent elsewhere"), maybe_sent=True)
+    async with bot.services.storage.sessions() as session:
+        await session.execute(
+            update(WriteRecord)
+            .where(WriteRecord.command_id != "killed")
+            .values(owner="another-host:1:start", next_attempt_at=now + timedelta(minutes=5))
+        )
+        await session.commit()
+
+    reported: list[Outcome] = []
+
+    async def report(outcome: Outcome) -> None:
+        reported.append(outcome)
+
+    assert await bot.services.writes.recover(report) == 1
+    [outcome] = reported
+    assert (outcome.command_id, outcome.result, outcome.record_id, outcome.found) == (
+        "killed",
+        Result.DONE,
+        made,
+        True,
+    )
+    assert await _repairs_described(bot, "Sent by a process killed mid-call") == 1
+    assert await _repairs_described(bot, "Still being sent elsewhere") == 0
+
+
 async def test_an_unreadable_write_is_ended_not_guessed_at(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
@@ -324,16 +391,14 @@ async def test_an_unreadable_write_is_ended_not_guessed_at(
     assert _told(bot) == []
 
 
-def test_a_process_is_gone_when_its_pid_is_on_this_host_and_dead() -> None:
+def test_a_process_is_gone_when_its_pid_is_on_this_host_and_dead(dead_pid: int) -> None:
     me = process_owner()
     host = me.rsplit(":", 2)[0]
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    assert owner_gone(f"{host}:{dead.pid}:x", me)
+    assert owner_gone(f"{host}:{dead_pid}:x", me)
     assert owner_gone(f"{host}:{os.getpid()}:an-earlier-start", me)
     assert not owner_gone(me, me)
     assert not owner_gone(f"{host}:1:init", me)  # alive (pid 1 always is)
-    assert not owner_gone(f"another-host:{dead.pid}:x", me)  # elsewhere: its lease decides
+    assert not owner_gone(f"another-host:{dead_pid}:x", me)  # elsewhere: its lease decides
     assert not owner_gone("garbled", me)
 
 
