@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from api.errors import ApiError, RateLimited, Unavailable
 from bot.storage.models import WriteRecord, WriteStatus
 from bot.storage.repositories import Storage
+from bot.storage.writes import FollowUp
 from conversations.i18n import N_
 from conversations.writes import (
     CannotTell,
@@ -297,12 +298,31 @@ class WriteJournalService:
         found: bool = False,
     ) -> Outcome:
         """Ends the write once; runs the hooks and the writes that follow it."""
+        then = (
+            [
+                (f"{row.command_id}/{number}", follow)
+                for number, follow in enumerate(write.then, start=1)
+            ]
+            if result is Result.DONE and isinstance(write, TaskAccept)
+            else []
+        )
         settled = await self._storage.writes.settle(
             row.id,
             _RESULTS[result],
             now=self._clock(),
             record_id=record_id,
             error=type(error).__name__ if error is not None else reason,
+            then=[
+                FollowUp(
+                    command_id=command_id,
+                    telegram_id=row.telegram_id,
+                    vendor=follow.vendor,
+                    kind=follow.kind,
+                    subject=follow.subject(),
+                    write=dump_write(follow),
+                )
+                for command_id, follow in then
+            ],
         )
         outcome = Outcome(
             row.telegram_id,
@@ -324,10 +344,11 @@ class WriteJournalService:
             except Exception:
                 # What follows a write must not undo knowing how it ended.
                 logger.exception("a hook failed after write %s", row.command_id)
-        if result is Result.DONE and isinstance(write, TaskAccept) and write.then:
+        if then:
+            # Recorded with the settling above; sent now (or, after a crash, by the next start).
             followed = [
-                await self.submit(row.telegram_id, then, command_id=f"{row.command_id}/{number}")
-                for number, then in enumerate(write.then, start=1)
+                await self.submit(row.telegram_id, follow, command_id=command_id)
+                for command_id, follow in then
             ]
             outcome = dataclasses.replace(outcome, followed=followed)
         return outcome

@@ -7,7 +7,7 @@ send the same write at once; settling it is conditional too, so it ends once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,9 +16,22 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.storage.db import upsert
 from bot.storage.models import Draft, WriteRecord, WriteStatus
 
 UNSETTLED = (WriteStatus.PENDING,)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A write to record once another one is done."""
+
+    command_id: str
+    telegram_id: int
+    vendor: str
+    kind: str
+    subject: str | None
+    write: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +106,9 @@ class WriteRecords:
                 )
                 session.add(row)
             elif row.status is WriteStatus.DONE or (
+                # Someone is sending it right now (even in this process): left to them.
                 row.status is WriteStatus.PENDING
-                and row.owner not in (None, owner)
+                and row.owner is not None
                 and row.next_attempt_at > now
             ):
                 return Begun(row, held=False)
@@ -224,8 +238,13 @@ class WriteRecords:
         now: datetime,
         record_id: str | None = None,
         error: str | None = None,
+        then: Sequence[FollowUp] = (),
     ) -> bool:
-        """Ends the write; False when it had ended already (so its end is told once)."""
+        """Ends the write; False when it had ended already (so its end is told once).
+
+        `then` are the writes that follow it, recorded in the same transaction: due at once,
+        held by nobody, so a process that stops before sending them leaves them to the next.
+        """
         async with self._sessions() as session:
             result = await session.execute(
                 update(WriteRecord)
@@ -238,8 +257,36 @@ class WriteRecords:
                     updated_at=now,
                 )
             )
+            settled = bool(result.rowcount)  # type: ignore[attr-defined]
+            if settled and then:
+                await session.execute(
+                    upsert(
+                        session.get_bind().dialect.name,
+                        WriteRecord,
+                        [
+                            {
+                                "command_id": follow.command_id,
+                                "telegram_id": follow.telegram_id,
+                                "vendor": follow.vendor,
+                                "kind": follow.kind,
+                                "subject": follow.subject,
+                                "write": follow.write,
+                                "status": WriteStatus.PENDING,
+                                "maybe_sent": False,
+                                "attempts": 0,
+                                "next_attempt_at": now,
+                                "owner": None,
+                                "created_at": now,
+                                "updated_at": now,
+                            }
+                            for follow in then
+                        ],
+                        key=["command_id"],
+                        update=[],
+                    )
+                )
             await session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return settled
 
     async def _change(
         self, row_id: int, holder: str, *, release: bool = False, **values: Any

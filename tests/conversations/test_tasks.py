@@ -612,6 +612,34 @@ async def test_an_accept_whose_answer_is_lost_is_found_not_refused(
     assert (accept.status, record.status) == ("done", "done")
 
 
+async def test_a_bot_stopped_between_an_accept_and_its_log_record_still_writes_it_once(
+    bot: BotUnderTest, sandbox_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await staff(bot)
+    journal = bot.services.writes
+    real_submit = journal.submit
+
+    async def stops_before_what_follows(
+        telegram_id: int, write: Any, *, command_id: str, draft: str | None = None
+    ) -> Any:
+        if "/" in command_id:  # the log record that follows the accept
+            raise RuntimeError("the process stopped here")
+        return await real_submit(telegram_id, write, command_id=command_id, draft=draft)
+
+    monkeypatch.setattr(journal, "submit", stops_before_what_follows)
+    await bot.chat(MANAGER_TG).press("1:tasks:accept:" + TASK(3))
+    assert _status(sandbox_app, TASK(3)) == "ACCEPTANCE_COMPLETE"
+    assert _new_events(sandbox_app) == []
+    monkeypatch.setattr(journal, "submit", real_submit)
+    # Recorded with the accept's end, the log record waits for whoever runs next.
+    await run_writes_job(bot)
+    await run_writes_job(bot)
+    assert len(_new_events(sandbox_app)) == 1
+    assert _told(bot, MANAGER_TG)[-1] == (
+        f"The work on task {TASK(3)} is recorded in the maintenance log."
+    )
+
+
 async def test_tuya_down_while_reopening_keeps_the_reopen_for_later(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
