@@ -233,7 +233,9 @@ class BookingCreate(ResidentWrite):
     """A new booking of an amenity."""
 
     kind: Literal["akubela.booking.create"] = "akubela.booking.create"
-    done_message: ClassVar[str] = N_("✅ Your booking went through. Send /bookings to see it.")
+    done_message: ClassVar[str] = N_(
+        "✅ Your booking #{short_id} went through. Send /bookings to see it."
+    )
     audit_action: ClassVar[str] = "booking.create"
     amenity_id: str
     start: datetime
@@ -264,7 +266,7 @@ class BookingByCode(ResidentWrite):
     """Joining a booking someone shared, by its code."""
 
     kind: Literal["akubela.booking.by_code"] = "akubela.booking.by_code"
-    done_message: ClassVar[str] = N_("✅ Your booking with the code went through.")
+    done_message: ClassVar[str] = N_("✅ Your booking #{short_id} with the code went through.")
     audit_action: ClassVar[str] = "booking.by_code"
     booking_code: str
     # The residence's bookings just before it was sent: the new one is the one not among them.

@@ -196,7 +196,7 @@ async def _repairs(run: Run) -> int:
 async def _booking_prepare(run: Run) -> None:
     chat = await _resident(run)
     await chat.send("/book gym tomorrow 7pm for 1 hour")
-    run.done_prefix = tr(run.lang, BookingCreate.done_message)
+    run.done_prefix = tr(run.lang, BookingCreate.done_message).split("#")[0]
     run.direct_prefix = "✅"
 
 

@@ -89,7 +89,7 @@ class Write:
     confirm: str  # the button that makes the write
     happened: Callable[[Any], bool]  # Akubela did it
     records: Callable[[Any], int]  # 1 when it is there once (a cancel: done once)
-    told: str  # the one message saying how it ended
+    told: Callable[[Any], str]  # the one message saying how it ended, with the record's id
     again: tuple[str, str] | None = None  # (what to send, what a fresh start answers)
 
 
@@ -166,7 +166,9 @@ WRITES = [
         callbacks.build("repair", "confirm"),
         lambda akubela: bool(_mine(akubela)),
         lambda akubela: len(_mine(akubela)),
-        "✅ Your repair report went through: repair #",
+        lambda akubela: (
+            f"✅ Your repair report went through: repair #{_mine(akubela)[0].maintenance_id[-6:]}."
+        ),
         again=("/repair", "What needs repairing?"),
     ),
     Write(
@@ -177,7 +179,7 @@ WRITES = [
         callbacks.build("book", "confirm"),
         lambda akubela: bool(_booked(akubela)),
         lambda akubela: len(_booked(akubela)),
-        "✅ Your booking went through. Send /bookings to see it.",
+        lambda akubela: f"✅ Your booking #{_booked(akubela)[0].booking_id[-6:]} went through.",
         again=("/book", "Which amenity would you like to book?"),
     ),
     # Alice's two chats (her phone and her tablet's Telegram accounts), one account.
@@ -189,7 +191,7 @@ WRITES = [
         callbacks.build("repairs", "yes"),
         lambda akubela: ALICE_WAITING not in akubela._repairs,
         lambda akubela: int(ALICE_WAITING not in akubela._repairs),
-        f"🗑 Repair #{ALICE_WAITING[-6:]} is cancelled.",
+        lambda akubela: f"🗑 Repair #{ALICE_WAITING[-6:]} is cancelled.",
     ),
     Write(
         "booking cancel",
@@ -199,7 +201,7 @@ WRITES = [
         callbacks.build("bookings", "yes"),
         _gym_cancelled,
         lambda akubela: int(_gym_cancelled(akubela)),
-        "Done: the booking is cancelled.",
+        lambda akubela: "Done: the booking is cancelled.",
     ),
 ]
 
@@ -281,13 +283,14 @@ def test_a_bot_killed_while_writes_are_in_flight_finds_out_before_anything_else(
     figures.faults["sigkill_in_flight"] += 1
     for write in WRITES:
         # Killed in flight: no answer reached the bot, so nobody heard anything yet.
-        assert not any(write.told in text for text in _texts(chats[write.name])), write.name
+        told = write.told(akubela)
+        assert not any(told in text for text in _texts(chats[write.name])), write.name
 
     bot.start()
     try:
         for write in WRITES:
             chat = chats[write.name]
-            chat.wait_for_text(write.told)
+            chat.wait_for_text(write.told(akubela))
             if write.again is not None:
                 # What they typed went into the write: nothing is offered to do again.
                 command, fresh = write.again
@@ -304,5 +307,5 @@ def test_a_bot_killed_while_writes_are_in_flight_finds_out_before_anything_else(
         figures.outcome(f"{write.name} killed in flight ({database_kind})", records)
         assert records == 1, f"{write.name}: {records} at Akubela"
         texts = _texts(chats[write.name])
-        assert sum(write.told in text for text in texts) == 1, texts
+        assert sum(write.told(akubela) in text for text in texts) == 1, texts
         assert not [text for text in texts if any(lie in text for lie in NEVER)], texts
