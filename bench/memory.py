@@ -1,9 +1,10 @@
 """Figure 5: memory per stored conversation, as the growth of the bot process's RSS.
 
 The bot loads every stored conversation, user_data and chat_data when it starts (PTB keeps them
-in memory and persists changes). Two fresh processes build the real Application on a database
-with none and with N stored conversations (the residents of figure 2, half way through a
-repair report), start it, and report their RSS; the difference over N is the cost of one.
+in memory and persists changes); drafts stay in their table and are read per update. Two fresh
+processes build the real Application on a database with none and with N stored conversations
+(the residents of figure 2, half way through a repair report), start it, and report their RSS;
+the difference over N is the cost of one.
 Run as `python -m bench.memory DATABASE_URL` it is the child that measures one database.
 """
 
@@ -140,7 +141,8 @@ async def run_memory(*, stored: int, workdir: Path) -> Figure:
     )
     figure.notes += [
         "Each stored conversation: a `repair` conversation state, the resident's user_data "
-        "(their draft) and chat_data, all read into memory when the bot starts.",
+        "and chat_data, all read into memory when the bot starts, and their draft, which stays "
+        "in the drafts table (read per update, never held in memory).",
         "No target: reported for sizing. RSS after start, in two fresh processes on a database "
         "with none and with the stored conversations (Linux /proc/self/statm). The last "
         "column asks glibc to return freed memory first (malloc_trim): what the loaded data "

@@ -2,10 +2,13 @@
 Concierge's `DatabasePersistence` (SQLite, the default) against PTB's `PicklePersistence`.
 
 A stored conversation is a resident half way through reporting a repair: the `repair`
-conversation's state, their user_data (the draft, as the flow keeps it) and their chat_data.
-One update makes the calls `Application.update_persistence` makes after it: the chat's
-chat_data, the user's user_data (the same dict, changed in place, as the Application passes it)
-and the conversation's new state. Both sides get the same updates for the same residents.
+conversation's state, their draft, their user_data and their chat_data. Concierge keeps the
+draft in the drafts table, written by the step the resident typed (one upsert), and user_data
+holds no draft; PicklePersistence keeps it in user_data, as a PTB bot without a drafts table
+would. One update writes the draft that changed and makes the calls
+`Application.update_persistence` makes after it: the chat's chat_data, the user's user_data
+(the same dict, as the Application passes it) and the conversation's new state. Both sides get
+the same updates for the same residents.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from bench.report import Figure, Target
 from bot.persistence import DatabasePersistence
 from bot.storage.db import create_engine, make_session_factory
 from bot.storage.migrate import upgrade
-from bot.storage.models import ChatData, ConversationState, UserData
+from bot.storage.models import ChatData, ConversationState, Draft, UserData
+from bot.storage.repositories import Drafts
 from conversations.repair import JOB, RepairDraft, State
 
 FIRST_USER = 7_000_000
@@ -36,7 +40,7 @@ TIMESTAMP = datetime(2025, 1, 6, 9, 30, tzinfo=UTC)
 
 
 def draft_of(user_id: int) -> dict[str, Any]:
-    """A resident's repair draft as the flow stores it in user_data."""
+    """A resident's repair draft as the flow stores it (in the drafts table)."""
     draft = RepairDraft(
         command_id=f"bench-{user_id:012d}-0000-4000-8000-000000000000",
         step=State.DESCRIBE,
@@ -44,7 +48,17 @@ def draft_of(user_id: int) -> dict[str, Any]:
         start=TIMESTAMP,
         end=TIMESTAMP.replace(hour=12),
     )
-    return {"known": True, JOB: draft.model_dump(mode="json")}
+    return draft.model_dump(mode="json")
+
+
+def user_data_of(user_id: int) -> dict[str, Any]:
+    """What Concierge keeps in a resident's user_data: no draft."""
+    return {"known": True}
+
+
+def pickle_user_data_of(user_id: int) -> dict[str, Any]:
+    """A PTB bot without a drafts table keeps the draft in user_data."""
+    return user_data_of(user_id) | {JOB: draft_of(user_id)}
 
 
 def _json(value: object) -> str:
@@ -76,7 +90,19 @@ async def populate_database(database_url: str, count: int) -> None:
                 await connection.execute(
                     insert(UserData),
                     [
-                        {"user_id": u, "data": _json(draft_of(u)), "updated_at": TIMESTAMP}
+                        {"user_id": u, "data": _json(user_data_of(u)), "updated_at": TIMESTAMP}
+                        for u in users
+                    ],
+                )
+                await connection.execute(
+                    insert(Draft),
+                    [
+                        {
+                            "telegram_id": u,
+                            "job": JOB,
+                            "data": draft_of(u),
+                            "updated_at": TIMESTAMP,
+                        }
                         for u in users
                     ],
                 )
@@ -105,18 +131,24 @@ async def populate_pickle(path: Path, count: int) -> None:
     persistence.set_bot(ExtBot("1:bench-token-never-sent"))
     await persistence.get_conversations(JOB)
     for user in range(FIRST_USER, FIRST_USER + count):
-        await persistence.update_user_data(user, draft_of(user))
+        await persistence.update_user_data(user, pickle_user_data_of(user))
         await persistence.update_chat_data(user, {})
         await persistence.update_conversation(JOB, (user, user), State.DESCRIBE.value)
     await persistence.flush()
 
 
 class Writer:
-    """Plays the update pattern against one persistence loaded with `count` residents."""
+    """Plays the update pattern against one persistence loaded with `count` residents.
 
-    def __init__(self, persistence: BasePersistence[Any, Any, Any], count: int) -> None:
+    With `drafts`, the draft goes to its table (Concierge); without, it lives in user_data.
+    """
+
+    def __init__(
+        self, persistence: BasePersistence[Any, Any, Any], count: int, drafts: Drafts | None = None
+    ) -> None:
         self.persistence = persistence
         self.count = count
+        self.drafts = drafts
         self._user_data: dict[int, dict[str, Any]] = {}
         self._chat_data: dict[int, dict[str, Any]] = {}
         self._states: dict[tuple[int | str, ...], str] = {}
@@ -132,12 +164,18 @@ class Writer:
         """Persists update `number` (a changed draft, a new state); returns its seconds."""
         # A stride coprime with the count visits residents all over the table, not one corner.
         user = FIRST_USER + (number * 7919) % self.count
-        data = self._user_data.setdefault(user, draft_of(user))
-        data[JOB]["description"] = f"The kitchen tap drips all night (update {number})."
+        draft = draft_of(user) | {"description": f"The kitchen tap drips (update {number})."}
+        if self.drafts is None:
+            data = self._user_data.setdefault(user, pickle_user_data_of(user))
+            data[JOB] = draft
+        else:
+            data = self._user_data.setdefault(user, user_data_of(user))
         key = (user, user)
         state = State.PHOTOS if self._states.get(key) == State.DESCRIBE else State.DESCRIBE
         self._states[key] = state.value
         started = now()
+        if self.drafts is not None:
+            await self.drafts.save(user, JOB, draft)
         await self.persistence.update_chat_data(user, self._chat_data.setdefault(user, {}))
         await self.persistence.update_user_data(user, data)
         await self.persistence.update_conversation(JOB, key, state.value)
@@ -158,7 +196,8 @@ async def measure_database(
             url = sqlite_url(workdir / f"persistence-{count}.db")
             await populate_database(url, count)
             engines.append(create_engine(url))
-            writers.append(Writer(DatabasePersistence(make_session_factory(engines[-1])), count))
+            sessions = make_session_factory(engines[-1])
+            writers.append(Writer(DatabasePersistence(sessions), count, Drafts(sessions)))
             await writers[-1].load()
         times: dict[int, list[float]] = {count: [] for count in sizes}
         for number in range(WARM_UPDATES + updates):
@@ -230,10 +269,11 @@ async def run_persistence_cost(
         )
     )
     figure.notes += [
-        "Median per update of: chat_data, user_data (the resident's draft) and the "
-        "conversation's new state, the calls Application.update_persistence makes after one "
-        "update. Concierge upserts one row each; PicklePersistence (single file, not "
-        "on_flush: its defaults) rewrites the whole file when a value changed.",
+        "Median per update of: the resident's changed draft, chat_data, user_data and the "
+        "conversation's new state. Concierge upserts one row each (the draft in its own "
+        "table, written by the step itself); PicklePersistence (single file, not on_flush: "
+        "its defaults) keeps the draft in user_data and rewrites the whole file when a value "
+        "changed.",
         "Both with bot_data and callback_data off, as Concierge's persistence has them. "
         "Concierge's sizes take turns update by update; PicklePersistence runs each size "
         "on its own, with fewer updates (each rewrites the file).",

@@ -75,7 +75,6 @@ from bot.alert_kinds import (
     task_record,
     wanted,
 )
-from bot.outbox import Delivered
 from bot.services import Services
 from bot.storage.db import upsert
 from bot.storage.models import AlertStatus, SentAlert, TelegramUser
@@ -85,6 +84,7 @@ from conversations.context import ANNOUNCER_KEY, LANGUAGE_KEY, SERVICES_KEY, Con
 from conversations.i18n import N_, pick_language, tr
 from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, decide
+from conversations.writes import Outcome, TaskCreate
 
 logger = logging.getLogger(__name__)
 
@@ -701,23 +701,37 @@ async def watch_vendors(context: ConciergeContext) -> None:
     await watcher_of(context.application).poll(context.application)
 
 
-def _named_records(payload: Mapping[str, Any]) -> list[str]:
-    """The records a deferred cancel names (one, or several at once)."""
-    one = [str(payload[k]) for k in ("repair_id", "booking_id") if payload.get(k)]
-    many = [str(i) for k in ("repair_ids", "booking_ids") for i in payload.get(k) or ()]
-    return one + many
+def own_write(outcome: Outcome) -> OwnWrite | None:
+    """The write an outcome settled, as the watcher announces it; None when there is nothing
+    to announce (not at the vendor, or announced when it was first settled)."""
+    if not outcome.done or outcome.settled_before:
+        return None
+    write = outcome.write
+    payload: dict[str, Any] = write.model_dump(mode="json")
+    ids: list[str]
+    if isinstance(write, TaskCreate):
+        payload = {**payload, **write.facts, "rooms": ", ".join(write.room_names)}
+        ids = [outcome.record_id] if outcome.record_id else []
+    elif outcome.record_id:
+        ids = [outcome.record_id]
+    else:
+        one = [str(payload[k]) for k in ("repair_id", "booking_id", "task_id") if payload.get(k)]
+        many = [str(i) for k in ("repair_ids", "booking_ids") for i in payload.get(k) or ()]
+        ids = one + many
+    if not ids:
+        return None
+    return OwnWrite(write.kind, outcome.telegram_id, tuple(ids), payload)
 
 
-def announcing_deliveries(application: Any) -> Callable[[Delivered], Awaitable[None]]:
-    """The outbox's hook: a deferred write that went through is the bot's own write too."""
+def announcing_outcomes(application: Any) -> Callable[[Outcome], Awaitable[None]]:
+    """The write journal's hook: every write of the bot's that reached the vendor is news at
+    once, whichever path settled it (the conversation, a retry, the recovery after a crash)."""
     watcher = watcher_of(application)
 
-    async def announce(delivered: Delivered) -> None:
-        item = delivered.item
-        ids = [delivered.record_id] if delivered.record_id else _named_records(item.payload)
-        await watcher.announce(
-            application, OwnWrite(item.operation, item.telegram_id, tuple(ids), item.payload)
-        )
+    async def announce(outcome: Outcome) -> None:
+        write = own_write(outcome)
+        if write is not None:
+            await watcher.announce(application, write)
 
     return announce
 

@@ -22,7 +22,7 @@ from bot import account, alerts, commands, flood, gate
 from bot.account import tell_linked
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
-from bot.jobs import schedule_jobs
+from bot.jobs import recover_writes, schedule_jobs
 from bot.linking import Linked
 from bot.metrics import CountingRateLimiter, ObservedApplication
 from bot.presses import ConciergeApplication
@@ -88,6 +88,8 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     await commands.set_default_commands(application.bot)
+    # Before any update: what became of the writes a killed process left in flight.
+    await recover_writes(application)
     await alerts.look_before_updates(application)
 
 
@@ -136,7 +138,7 @@ def build_application(
         await tell_linked(application, linked)
 
     services.linker.on_linked(tell)
-    services.outbox.on_delivered(alerts.announcing_deliveries(application))
+    services.writes.on_outcome(alerts.announcing_outcomes(application))
 
     async def ask_to_link_again(telegram_id: int) -> None:
         await notify.tell(application, services, telegram_id, MSG_LINK_AGAIN)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -18,7 +18,6 @@ from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
 from bot.errors import OperatorReports
 from bot.linking import Linker
 from bot.metrics import Metrics
-from bot.outbox import Delivered, OutboxService
 from bot.presses import AnswerPressFirst
 from bot.settings import Settings
 from bot.storage.accounts import Accounts, Invites
@@ -27,7 +26,9 @@ from bot.storage.repair_reports import RepairReports
 from bot.storage.repositories import Storage
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
 from bot.tokens import TokenHolders
+from bot.writes import WriteJournalService
 from conversations.ports import MaintenanceLog, ProjectDesk, ResidentDesk, TaskBoard
+from conversations.writes import NotLinked, Outcome, RepairCreate, Result
 
 
 def utc_now() -> datetime:
@@ -50,7 +51,6 @@ class Services:
     servitly: ServitlyClient
     linker: Linker
     images: httpx.AsyncClient
-    outbox: OutboxService
     repair_reports: RepairReports
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)
@@ -59,6 +59,7 @@ class Services:
     maintenance_log: MaintenanceLog = field(init=False)
     manager_auth: AkubelaTokens = field(init=False)
     project_desk: ProjectDesk = field(init=False)
+    writes: WriteJournalService = field(init=False)
 
     def __post_init__(self) -> None:
         for client in (self.akubela, self.tuya, self.servitly):
@@ -84,19 +85,45 @@ class Services:
         self.project_desk = AkubelaProjectDesk(
             self.akubela, self.manager_auth, settings.akubela_project_id, images=self.images
         )
-        self.outbox.on_delivered(self._keep_deferred_repair_photos)
+        # Long enough for a write's look, preparation and send, each with the client's
+        # timeouts and read retries; a process killed mid-send is taken over sooner (bot.writes).
+        lease = timedelta(seconds=4 * (settings.http_connect_timeout + settings.http_read_timeout))
+        self.writes = WriteJournalService(
+            self.storage,
+            targets_for=lambda telegram_id: UserTargets(self, telegram_id),
+            clock=self.clock,
+            lease=lease + timedelta(seconds=30),
+        )
+        self.writes.on_outcome(self._keep_repair_photos)
+        self.writes.on_outcome(self._audit)
 
-    async def _keep_deferred_repair_photos(self, delivered: Delivered) -> None:
-        """A repair reported while Akubela was down keeps its photos once it is created."""
-        item = delivered.item
-        if item.operation != "akubela.repair.create" or not delivered.record_id:
+    async def _keep_repair_photos(self, outcome: Outcome) -> None:
+        """A reported repair keeps its photos once it is created, however that became known."""
+        write = outcome.write
+        if not outcome.done or not isinstance(write, RepairCreate) or not outcome.record_id:
             return
         await self.repair_reports.add(
-            maintenance_id=delivered.record_id,
-            telegram_id=item.telegram_id,
-            residence_id=str(item.payload["residence_id"]),
-            photo_file_ids=[str(f) for f in item.payload.get("photo_file_ids", [])],
-            description=str(item.payload["description"]),
+            maintenance_id=outcome.record_id,
+            telegram_id=outcome.telegram_id,
+            residence_id=write.residence_id,
+            photo_file_ids=write.photo_file_ids,
+            description=write.description,
+        )
+
+    async def _audit(self, outcome: Outcome) -> None:
+        """Every write that reached a vendor goes in the audit log."""
+        if outcome.result is not Result.DONE:
+            return
+        write = outcome.write
+        await self.storage.audit.append(
+            telegram_id=outcome.telegram_id,
+            vendor=write.vendor,
+            action=write.audit_action,
+            target=write.audit_target(outcome.record_id),
+            request_summary=write.summary()
+            | ({"record_id": outcome.record_id} if outcome.record_id else {}),
+            result="found after a lost answer" if outcome.found else "done",
+            at=self.clock(),
         )
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
@@ -167,7 +194,6 @@ class Services:
         return cls(
             settings=settings,
             images=images,
-            outbox=OutboxService(storage, clock=clock),
             repair_reports=RepairReports(storage.sessions),
             storage=storage,
             accounts=accounts,
@@ -216,3 +242,28 @@ class Services:
         await self.servitly.aclose()
         await self.images.aclose()
         await self.storage.close()
+
+
+class UserTargets:
+    """Where one user's writes go: their desks, the task board, the maintenance log."""
+
+    def __init__(self, services: Services, telegram_id: int) -> None:
+        self._services = services
+        self._telegram_id = telegram_id
+
+    async def desk(self, residence_id: str) -> ResidentDesk:
+        """The user's desk for that residence; NotLinked when it is no longer theirs."""
+        desk = await self._services.desk_for_residence(self._telegram_id, residence_id)
+        if desk is None:
+            raise NotLinked(f"residence {residence_id} is not linked")
+        return desk
+
+    @property
+    def task_board(self) -> TaskBoard:
+        """The community's task board."""
+        return self._services.task_board
+
+    @property
+    def maintenance_log(self) -> MaintenanceLog:
+        """The community's maintenance log."""
+        return self._services.maintenance_log

@@ -13,7 +13,13 @@ from typing import Generic, TypeVar
 
 from api.errors import InvalidRequest
 from api.servitly import ServitlyClient
-from api.servitly_models import HistoricalEventWrite, MaintenanceWorkWrite
+from api.servitly_models import (
+    SEVERITY_MAINTENANCE,
+    HistoricalEventFilter,
+    HistoricalEventWrite,
+    MaintenanceWorkWrite,
+)
+from api.times import to_epoch_millis
 from api.tuya import TuyaClient
 from api.tuya_models import Device, Room, RoomDeviceRelation, TaskDetail, TaskSummary, Worker
 
@@ -135,7 +141,7 @@ class ServitlyMaintenanceLog:
         self._targets = {room: dict(target) for room, target in targets.items()}
         self._definition_id = alert_definition_id
         self._thing_definition_id = thing_definition_id
-        self._deprecated_works = deprecated_works
+        self.deprecated_works = deprecated_works
 
     def places(self, room_ids: Sequence[str]) -> list[dict[str, str]]:
         """The distinct things or locations those rooms map to, in room order."""
@@ -159,6 +165,70 @@ class ServitlyMaintenanceLog:
             self._definition_id = definition.id
         return self._definition_id
 
+    async def record_event(
+        self,
+        *,
+        place: Mapping[str, str],
+        reference: str,
+        start: datetime,
+        end: datetime,
+        notes: str,
+    ) -> str:
+        """One MAINTENANCE event on one place, tagged with the task; its id."""
+        definition_id = await self.maintenance_definition()
+        event = await self._client.create_historical_event(
+            HistoricalEventWrite(
+                alert_definition_id=definition_id,
+                start_timestamp=min(start, end),
+                end_timestamp=end,
+                thing_id=place.get("thingId"),
+                location_id=place.get("locationId"),
+                notes=notes[:MAX_NOTES],
+                properties={"tuyaTaskId": reference},
+            )
+        )
+        return event.id
+
+    async def find_event(
+        self, *, place: Mapping[str, str], reference: str, end: datetime
+    ) -> str | None:
+        """The event of that task on that place ending at `end` (a lost answer), if any."""
+        filters = HistoricalEventFilter(
+            thing_id=place.get("thingId"),
+            location_id=place.get("locationId"),
+            event_severity=SEVERITY_MAINTENANCE,
+        )
+        wanted = to_epoch_millis(end)
+        async for event in self._client.iter_historical_events(filters):
+            tagged = (event.properties or {}).get("tuyaTaskId") == reference
+            if tagged and event.end_timestamp and to_epoch_millis(event.end_timestamp) == wanted:
+                return event.id
+        return None
+
+    async def record_work(
+        self,
+        *,
+        place: Mapping[str, str],
+        reference: str,
+        start: datetime,
+        end: datetime,
+        notes: str,
+    ) -> str | None:
+        """The same work as a deprecated maintenance work; its id when Servitly gives one."""
+        work = await self._client.create_maintenance_work(
+            MaintenanceWorkWrite(
+                start_timestamp=min(start, end),
+                end_timestamp=end,
+                type="MAINTENANCE",
+                description=notes[:MAX_NOTES],
+                outcome="accepted",
+                thing_id=place.get("thingId"),
+                location_id=place.get("locationId"),
+                properties={"tuyaTaskId": reference},
+            )
+        )
+        return work.id or None
+
     async def record(
         self,
         *,
@@ -169,39 +239,17 @@ class ServitlyMaintenanceLog:
         notes: str,
     ) -> list[str]:
         """One event per mapped place (and a deprecated work each when configured)."""
-        places = self.places(room_ids)
-        if not places:
-            return []
-        definition_id = await self.maintenance_definition()
-        notes = notes[:MAX_NOTES]
-        start = min(start, end)
         created: list[str] = []
-        for place in places:
-            event = await self._client.create_historical_event(
-                HistoricalEventWrite(
-                    alert_definition_id=definition_id,
-                    start_timestamp=start,
-                    end_timestamp=end,
-                    thing_id=place.get("thingId"),
-                    location_id=place.get("locationId"),
-                    notes=notes,
-                    properties={"tuyaTaskId": reference},
+        for place in self.places(room_ids):
+            created.append(
+                await self.record_event(
+                    place=place, reference=reference, start=start, end=end, notes=notes
                 )
             )
-            created.append(event.id)
-            if self._deprecated_works:
-                work = await self._client.create_maintenance_work(
-                    MaintenanceWorkWrite(
-                        start_timestamp=start,
-                        end_timestamp=end,
-                        type="MAINTENANCE",
-                        description=notes,
-                        outcome="accepted",
-                        thing_id=place.get("thingId"),
-                        location_id=place.get("locationId"),
-                        properties={"tuyaTaskId": reference},
-                    )
+            if self.deprecated_works:
+                work = await self.record_work(
+                    place=place, reference=reference, start=start, end=end, notes=notes
                 )
-                if work.id:
-                    created.append(work.id)
+                if work:
+                    created.append(work)
         return created

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -41,21 +41,19 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from api.errors import ApiError, InvalidRequest, RateLimited
-from api.tuya_models import Device, Room, TaskSummary, Worker
+from api.errors import ApiError, InvalidRequest
+from api.tuya_models import Device, Room, Worker
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.my_repairs import find
-from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.tasks import (
     board_failure,
     board_project,
-    newest_first,
     places_lines,
     project_ids,
-    worker_id_of,
 )
+from conversations.writes import Outcome, Result, TaskCreate
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +98,6 @@ class AssignDraft(BaseModel):
     room_ids: list[str] = Field(default_factory=list)
     room_index: int = 0
     devices: dict[str, list[str]] = Field(default_factory=dict)
-    # Set just before the create call: the worker's tasks then, to find ours if the answer
-    # is lost.
-    known_task_ids: list[str] | None = None
 
 
 # ---- rules -----------------------------------------------------------------------------------
@@ -122,11 +117,6 @@ def in_list_order(selected: Sequence[str], order: Sequence[str]) -> list[str]:
 def relations_of(draft: AssignDraft) -> dict[str, list[str]]:
     """{room id: device ids} for the rooms picked, in order, without empty rooms."""
     return {r: list(draft.devices[r]) for r in draft.room_ids if draft.devices.get(r)}
-
-
-def same_relations(a: Mapping[str, Sequence[str]], b: Mapping[str, Sequence[str]]) -> bool:
-    """Whether two tasks cover the same devices in the same rooms, whatever the order."""
-    return {k: set(v) for k, v in a.items()} == {k: set(v) for k, v in b.items()}
 
 
 def page_bounds(count: int, page: int, size: int = PAGE_SIZE) -> tuple[int, int, int]:
@@ -581,26 +571,6 @@ async def _send_summary(update: Update, context: ConciergeContext, draft: Assign
     return State.CONFIRM
 
 
-async def _find_created(context: ConciergeContext, draft: AssignDraft) -> str | None:
-    """The task our lost create made, if the list has it: new for this worker, same devices."""
-    assert draft.worker_id is not None
-    board = context.services.task_board
-    known = set(draft.known_task_ids or [])
-    workers = await board.workers()
-    fresh: list[TaskSummary] = [
-        t
-        for t in newest_first(await board.tasks())
-        if t.task_id not in known and worker_id_of(t, workers) == draft.worker_id
-    ]
-    wanted = relations_of(draft)
-    for task in fresh:
-        detail = await board.task(task.task_id)
-        got = {r.room_id: r.device_ids for r in detail.room_device_relations}
-        if same_relations(got, wanted):
-            return task.task_id
-    return None
-
-
 async def press_in_summary(update: Update, context: ConciergeContext) -> State | int:
     """Creates the task, or goes back to change the rooms."""
     query = update.callback_query
@@ -622,65 +592,51 @@ async def press_in_summary(update: Update, context: ConciergeContext) -> State |
 
 
 async def _create(update: Update, context: ConciergeContext, draft: AssignDraft) -> State | int:
+    """Creates the task; the draft is handed over to the recorded write meanwhile."""
     assert draft.worker_id is not None
-    board = context.services.task_board
+    assert context.user_id is not None
     await common.typing(update, context)
-    try:
-        if draft.known_task_ids is not None:
-            # An earlier attempt may have gone through without us hearing: look first.
-            found = await _find_created(context, draft)
-            if found is not None:
-                return await _created(update, context, draft, found)
-        else:
-            workers = await board.workers()
-            draft.known_task_ids = [
-                t.task_id
-                for t in await board.tasks()
-                if worker_id_of(t, workers) == draft.worker_id
-            ]
-            await common.save_draft(context, JOB, draft)
-    except ApiError as error:
-        return await _try_again(update, context, board_failure(context, error))
-    try:
-        task_id = await board.create(draft.worker_id, relations_of(draft))
-    except InvalidRequest as error:
-        logger.info("tuya refused a new task: %s", error.message)
-        draft.known_task_ids = None
+    places = await _places(context, draft)
+    facts = draft.repair.facts() if draft.repair is not None else {}
+    facts["worker_username"] = await _username(context, draft.worker_id)
+    write = TaskCreate(
+        worker_id=draft.worker_id,
+        rooms=relations_of(draft),
+        room_names=[room for room, _ in places],
+        facts=facts,
+    )
+    outcome = await context.services.writes.submit(
+        context.user_id, write, command_id=common.new_command_id(), draft=JOB
+    )
+    if outcome.result is Result.REFUSED:
+        # Nothing was created: the draft comes back, to try again or change the rooms.
         await common.save_draft(context, JOB, draft)
-        return await _try_again(
-            update,
-            context,
-            context.t("The task system refused this task: {reason}", reason=error.message),
-        )
-    except RateLimited as error:
-        # Throttled before it was looked at: nothing was created.
-        draft.known_task_ids = None
-        await common.save_draft(context, JOB, draft)
-        return await _try_again(update, context, board_failure(context, error))
-    except ApiError as error:
-        logger.info("new task outcome unknown (%s); looking for it", type(error).__name__)
-        try:
-            found = await _find_created(context, draft)
-        except ApiError:
-            return await _try_again(
-                update,
-                context,
-                context.t(
-                    "The task system did not answer, and I cannot check yet whether the task "
-                    "was created. Try again: I will look for it first."
-                ),
+        if isinstance(outcome.error, InvalidRequest):
+            logger.info("tuya refused a new task: %s", outcome.error.message)
+            text = context.t(
+                "The task system refused this task: {reason}", reason=outcome.error.message
             )
-        if found is not None:
-            return await _created(update, context, draft, found)
-        return await _try_again(
+        elif outcome.error is not None:
+            text = board_failure(context, outcome.error)
+        else:
+            text = common.write_refused(context, outcome)
+        return await _try_again(update, context, text)
+    if outcome.result is Result.KEPT:
+        await common.say(
             update,
-            context,
-            context.t(
-                "The task system did not answer, and the new task is not in its list, so it "
-                "was most likely not created."
+            context.t(outcome.reason)
+            if outcome.reason
+            else context.t(
+                "The task system is not answering right now. The new task is kept and will be "
+                "created as soon as it answers (or found, if it was created meanwhile); you "
+                "will hear back here."
             ),
         )
-    return await _created(update, context, draft, task_id)
+        return ConversationHandler.END
+    if outcome.result is Result.UNKNOWN:
+        await common.say(update, common.write_unknown(context))
+        return ConversationHandler.END
+    return await _created(update, context, draft, outcome, places)
 
 
 async def _try_again(update: Update, context: ConciergeContext, text: str) -> State:
@@ -695,30 +651,17 @@ async def _try_again(update: Update, context: ConciergeContext, text: str) -> St
 
 
 async def _created(
-    update: Update, context: ConciergeContext, draft: AssignDraft, task_id: str
+    update: Update,
+    context: ConciergeContext,
+    draft: AssignDraft,
+    outcome: Outcome,
+    places: list[tuple[str, list[str]]],
 ) -> int:
-    """Records, tells the worker, and ends."""
+    """Tells the manager whether the worker heard of it (the alert goes out with the write's
+    outcome, bot.alerts), and ends."""
     assert draft.worker_id is not None
-    assert context.user_id is not None
-    services = context.services
-    relations = relations_of(draft)
-    await services.storage.audit.append(
-        telegram_id=context.user_id,
-        vendor="tuya",
-        action="task.create",
-        target=task_id,
-        request_summary={"worker_id": draft.worker_id, "room_device_relations": relations},
-        result="created",
-        at=services.clock(),
-    )
-    places = await _places(context, draft)
-    rooms = ", ".join(room for room, _ in places)
-    facts = draft.repair.facts() if draft.repair is not None else {}
-    facts["worker_username"] = await _username(context, draft.worker_id)
-    told = await context.announce(
-        OwnWrite("tuya.task.create", context.user_id, (task_id,), {"rooms": rooms, **facts})
-    )
-    await common.clear_draft(context, JOB)
+    task_id = outcome.record_id or "?"
+    told = bool(await context.services.accounts.telegram_ids_of_worker(draft.worker_id))
     lines = [context.t("✅ Task {task_id} is created.", task_id=task_id), *places_lines(places)]
     if told:
         lines.append(context.t("{worker} is told here.", worker=draft.worker_name))

@@ -13,8 +13,9 @@ One step, `advance`, decides what to ask next from the draft, so a request typed
 message goes straight to the summary when its slot is free and asks only for what is missing,
 unclear or taken. Every choice is checked against what Akubela offers right now: the amenity
 list, the free starts of the date (`conversations.slots`) and the durations that fit. The
-confirming write keeps its command id in the draft; when Akubela cannot take it, it goes to
-the outbox under that id.
+confirming write keeps its command id in the draft and is recorded before it leaves
+(`conversations.writes`); when Akubela cannot take it now, it is kept and sent later under
+that id.
 """
 
 from __future__ import annotations
@@ -40,14 +41,15 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from api.akubela_models import Amenity, BookingState, BookingTimeList
-from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
+from api.errors import ApiError, InvalidRequest
 from conversations import callbacks, common, datetext, freetext, slots
 from conversations.booking_request import AmenityNames, Part, parse_booking_request, take_duration
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, booking_details, send_booking
-from conversations.ports import OwnWrite, ResidentDesk
+from conversations.ports import ResidentDesk
 from conversations.timewindow import TimeWindow, describe_day, describe_window
+from conversations.writes import BookingCreate, Result
 
 logger = logging.getLogger(__name__)
 
@@ -758,53 +760,45 @@ async def confirm_booking(update: Update, context: ConciergeContext) -> State | 
     await common.answer_press(update)
     await common.remove_buttons(update)
     await common.typing(update, context)
-    try:
-        booking_id = await desk.book(
+    # The draft is handed over to the recorded write: a bot killed before Akubela answers
+    # finds the booking at start instead of offering the slot (now taken by it) again.
+    outcome = await context.services.writes.submit(
+        context.user_id,
+        BookingCreate(
+            residence_id=desk.residence_id,
             amenity_id=draft.amenity_id,
             start=draft.start,
             duration_minutes=draft.duration_minutes,
-            command_id=draft.command_id,
-        )
-    except (Unavailable, RateLimited):
-        payload: dict[str, Any] = {
-            "residence_id": desk.residence_id,
-            "amenity_id": draft.amenity_id,
-            "start": draft.start.isoformat(),
-            "duration_minutes": draft.duration_minutes,
-        }
-        await context.services.outbox.defer(
-            context.user_id, "akubela.booking.create", payload, command_id=draft.command_id
-        )
-        await common.clear_draft(context, JOB)
+        ),
+        command_id=draft.command_id,
+        draft=JOB,
+    )
+    if outcome.result is Result.KEPT:
         await common.say(
             update,
-            context.t(
+            context.t(outcome.reason)
+            if outcome.reason
+            else context.t(
                 "Akubela is not answering right now. Your booking request is kept and will be "
                 "sent as soon as Akubela answers; you will hear back here."
             ),
         )
         return ConversationHandler.END
-    except InvalidRequest as error:
-        # A refused command did nothing: the next attempt goes out under a new id, at a start
-        # chosen again from the nearest free ones (the refused one may just have been taken).
-        refused = draft.start
-        draft.start, draft.duration_minutes, draft.command_id = None, None, None
-        note = common.vendor_failure(context, error)
-        return await advance(update, context, desk, draft, note, near=refused)
-    except ApiError as error:
-        await common.say(update, common.vendor_failure(context, error))
+    if outcome.result is Result.UNKNOWN:
+        await common.say(update, common.write_unknown(context))
+        return ConversationHandler.END
+    if outcome.result is Result.REFUSED:
+        note = common.write_refused(context, outcome)
+        if isinstance(outcome.error, InvalidRequest):
+            # A refused command did nothing: the next attempt goes out under a new id, at a
+            # start chosen again from the nearest free ones (the refused one may be taken).
+            refused = draft.start
+            draft.start, draft.duration_minutes, draft.command_id = None, None, None
+            return await advance(update, context, desk, draft, note, near=refused)
+        await common.save_draft(context, JOB, draft)
+        await common.say(update, note)
         return State.CONFIRM
-    await common.clear_draft(context, JOB)
-    await _tell_booked(update, context, desk, booking_id, draft)
-    if booking_id:
-        await context.announce(
-            OwnWrite(
-                "akubela.booking.create",
-                context.user_id,
-                (booking_id,),
-                {"residence_id": desk.residence_id},
-            )
-        )
+    await _tell_booked(update, context, desk, outcome.record_id, draft)
     return ConversationHandler.END
 
 

@@ -1,8 +1,9 @@
 """What every conversation shares: cancel, time-out, drafts, the link offer, vendor failures.
 
-Drafts are pydantic models kept in two places at once: in `user_data` under the job's name
-(what the conversation reads) and in the drafts table, written in the same step the user
-typed, so a crash between persistence flushes loses no input.
+Drafts are pydantic models kept in one place only, the drafts table: written in the same step
+the user typed and read back at each update, so a crash loses no input and nothing older can
+overwrite it. `user_data` holds no draft (it is flushed to the database only now and then, and
+held in memory for every stored user from the start).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.ports import ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
+from conversations.writes import Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -64,19 +66,18 @@ def with_cancel(
 
 
 async def save_draft(context: ConciergeContext, job: str, draft: BaseModel) -> None:
-    """Keeps the draft in the conversation and, at once, in the database."""
-    data = draft.model_dump(mode="json")
-    if context.user_data is not None:
-        context.user_data[job] = data
+    """Keeps the draft in the database at once (one upsert, committed before returning)."""
     if context.user_id is not None:
-        await context.services.storage.drafts.save(context.user_id, job, data)
+        await context.services.storage.drafts.save(
+            context.user_id, job, draft.model_dump(mode="json")
+        )
 
 
 async def load_draft(context: ConciergeContext, job: str, model: type[D]) -> D | None:
-    """The draft from the conversation, else from the database (after a crash), else None."""
-    data = context.user_data.get(job) if context.user_data is not None else None
-    if data is None and context.user_id is not None:
-        data = await context.services.storage.drafts.load(context.user_id, job)
+    """The user's saved draft of `job`, read from the database, or None."""
+    if context.user_id is None:
+        return None
+    data = await context.services.storage.drafts.load(context.user_id, job)
     if data is None:
         return None
     try:
@@ -88,11 +89,26 @@ async def load_draft(context: ConciergeContext, job: str, model: type[D]) -> D |
 
 
 async def clear_draft(context: ConciergeContext, job: str) -> None:
-    """Forgets the draft everywhere."""
-    if context.user_data is not None:
-        context.user_data.pop(job, None)
+    """Forgets the draft."""
     if context.user_id is not None:
         await context.services.storage.drafts.clear(context.user_id, job)
+
+
+def write_refused(context: ConciergeContext, outcome: Outcome) -> str:
+    """Why a write was not made, in plain words."""
+    if outcome.error is not None:
+        return vendor_failure(context, outcome.error)
+    if outcome.reason:
+        return context.t(outcome.reason)
+    return context.t("Akubela could not do that right now. Please try again in a moment.")
+
+
+def write_unknown(context: ConciergeContext) -> str:
+    """A write whose answer was lost and whose result the vendor cannot show."""
+    return context.t(
+        "The answer was lost and I cannot see whether your request went through. "
+        "Please check before you ask again."
+    )
 
 
 async def remove_buttons(update: Update) -> None:

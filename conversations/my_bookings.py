@@ -15,8 +15,8 @@ graph LR
 
 Every press naming a booking is checked against the resident's own booking list, fetched
 fresh, before anything is shown or cancelled. Cancelling and booking by code are writes: their
-command id is chosen once and kept in the draft, and when Akubela cannot take them now they go
-to the outbox under that id.
+command id is chosen once and kept in the draft, they are recorded before they leave, and when
+Akubela cannot take them now they are kept and sent later under that id.
 """
 
 from __future__ import annotations
@@ -50,13 +50,14 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from api.akubela_models import Booking, BookingState
-from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
+from api.errors import ApiError, InvalidRequest
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
-from conversations.ports import OwnWrite, ResidentDesk
+from conversations.ports import ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.timewindow import TimeWindow, describe_window
+from conversations.writes import BookingByCode, BookingCancel, BookingCancelMany, Result
 
 logger = logging.getLogger(__name__)
 
@@ -589,51 +590,39 @@ async def _cancel_now(
     assert context.user_id is not None
     ids, command_id = draft.cancel_ids, draft.command_id
     await common.typing(update, context)
-    try:
-        if len(ids) == 1:
-            await desk.cancel_booking(ids[0], command_id=command_id)
-        else:
-            await desk.cancel_bookings(ids, command_id=command_id)
-    except (Unavailable, RateLimited):
-        operation, payload = (
-            ("akubela.booking.cancel", {"residence_id": desk.residence_id, "booking_id": ids[0]})
-            if len(ids) == 1
-            else (
-                "akubela.booking.cancel_many",
-                {"residence_id": desk.residence_id, "booking_ids": list(ids)},
-            )
-        )
-        await context.services.outbox.defer(
-            context.user_id, operation, payload, command_id=command_id
-        )
+    write: BookingCancel | BookingCancelMany = (
+        BookingCancel(residence_id=desk.residence_id, booking_id=ids[0])
+        if len(ids) == 1
+        else BookingCancelMany(residence_id=desk.residence_id, booking_ids=list(ids))
+    )
+    outcome = await context.services.writes.submit(context.user_id, write, command_id=command_id)
+    if outcome.result is Result.KEPT:
         await common.clear_draft(context, JOB)
         await common.say(
             update,
-            context.t(
+            context.t(outcome.reason)
+            if outcome.reason
+            else context.t(
                 "Akubela is not answering right now. Your cancellation is kept and will be "
                 "sent as soon as Akubela answers; you will hear back here."
             ),
         )
         return ConversationHandler.END
-    except InvalidRequest as error:
-        await common.say(update, common.vendor_failure(context, error))
-        bookings = await _fetch(update, context, desk)
-        if bookings is None:
-            return State.CONFIRM
-        return await _ask_cancel(update, context, bookings, draft)
-    except ApiError as error:
+    if outcome.result is Result.UNKNOWN:
         await common.clear_draft(context, JOB)
-        await common.say(update, common.vendor_failure(context, error))
+        await common.say(update, common.write_unknown(context))
+        return ConversationHandler.END
+    if outcome.result is Result.REFUSED:
+        if isinstance(outcome.error, InvalidRequest):
+            await common.say(update, common.write_refused(context, outcome))
+            bookings = await _fetch(update, context, desk)
+            if bookings is None:
+                return State.CONFIRM
+            return await _ask_cancel(update, context, bookings, draft)
+        await common.clear_draft(context, JOB)
+        await common.say(update, common.write_refused(context, outcome))
         return ConversationHandler.END
     await common.clear_draft(context, JOB)
-    await context.announce(
-        OwnWrite(
-            "akubela.booking.cancel" if len(ids) == 1 else "akubela.booking.cancel_many",
-            context.user_id,
-            tuple(ids),
-            {"residence_id": desk.residence_id},
-        )
-    )
     if len(ids) == 1:
         await common.say(update, context.t("Done: the booking is cancelled."))
     else:
@@ -737,51 +726,42 @@ async def _book_with_code(update: Update, context: ConciergeContext, code: str) 
     draft.awaiting_code = True
     await common.save_draft(context, JOB, draft)
     await common.typing(update, context)
-    try:
-        booking_id = await desk.book_by_code(code, command_id=draft.command_id)
-    except (Unavailable, RateLimited):
-        await context.services.outbox.defer(
-            context.user_id,
-            "akubela.booking.by_code",
-            {"residence_id": desk.residence_id, "booking_code": code},
-            command_id=draft.command_id,
-        )
-        await common.clear_draft(context, JOB)
+    outcome = await context.services.writes.submit(
+        context.user_id,
+        BookingByCode(residence_id=desk.residence_id, booking_code=code),
+        command_id=draft.command_id,
+        draft=JOB,
+    )
+    if outcome.result is Result.KEPT:
         await common.say(
             update,
-            context.t(
+            context.t(outcome.reason)
+            if outcome.reason
+            else context.t(
                 "Akubela is not answering right now. Your booking with the code is kept and "
                 "will be sent as soon as Akubela answers; you will hear back here."
             ),
         )
         return ConversationHandler.END
-    except InvalidRequest as error:
-        # A refused command did nothing: the next code goes out under a new id.
-        draft.code, draft.command_id = None, None
-        await common.save_draft(context, JOB, draft)
-        await common.say(
-            update,
-            common.vendor_failure(context, error)
-            + "\n"
-            + context.t("You can send another code, or /cancel."),
-            common.with_cancel([], JOB, context),
-        )
-        return State.CODE
-    except ApiError as error:
-        await common.clear_draft(context, JOB)
-        await common.say(update, common.vendor_failure(context, error))
+    if outcome.result is Result.UNKNOWN:
+        await common.say(update, common.write_unknown(context))
         return ConversationHandler.END
-    await common.clear_draft(context, JOB)
-    await _tell_booked(update, context, desk, booking_id)
-    if booking_id:
-        await context.announce(
-            OwnWrite(
-                "akubela.booking.by_code",
-                context.user_id,
-                (booking_id,),
-                {"residence_id": desk.residence_id},
+    if outcome.result is Result.REFUSED:
+        if isinstance(outcome.error, InvalidRequest):
+            # A refused command did nothing: the next code goes out under a new id.
+            draft.code, draft.command_id = None, None
+            await common.save_draft(context, JOB, draft)
+            await common.say(
+                update,
+                common.write_refused(context, outcome)
+                + "\n"
+                + context.t("You can send another code, or /cancel."),
+                common.with_cancel([], JOB, context),
             )
-        )
+            return State.CODE
+        await common.say(update, common.write_refused(context, outcome))
+        return ConversationHandler.END
+    await _tell_booked(update, context, desk, outcome.record_id)
     return ConversationHandler.END
 
 

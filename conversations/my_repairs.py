@@ -15,7 +15,8 @@ detail shows every field Akubela returns (times in the community's zone) and the
 resident's own, kept as Telegram files when the repair was reported, and Akubela's pictures.
 Every press that names a repair is checked against the resident's current list, fetched fresh,
 before anything is shown or deleted. Deletions are writes: their command id is chosen once and
-kept in the draft, and when Akubela cannot take them now they wait in the outbox under that id.
+kept in the draft, they are recorded before they leave, and when Akubela cannot take them now
+they are kept and sent later under that id (or found done, when only the answer was lost).
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ from telegram.ext import (
 )
 
 from api.akubela_models import Maintenance, MaintenanceState
-from api.errors import ApiError, NotFound, RateLimited, Unavailable
+from api.errors import ApiError, NotFound
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
-from conversations.ports import OwnWrite, ResidentDesk
+from conversations.ports import ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.timewindow import TimeWindow, describe_window
+from conversations.writes import RepairCancel, RepairClear, Result
 
 logger = logging.getLogger(__name__)
 
@@ -533,7 +535,7 @@ async def keep(update: Update, context: ConciergeContext) -> State | int:
 
 
 async def delete_confirmed(update: Update, context: ConciergeContext) -> State | int:
-    """Yes: deletes what was confirmed; when Akubela is down the deletion waits in the outbox."""
+    """Yes: deletes what was confirmed; when Akubela is down the deletion is kept for later."""
     await _press(update)
     desk = await _desk(update, context)
     if desk is None:
@@ -548,65 +550,46 @@ async def delete_confirmed(update: Update, context: ConciergeContext) -> State |
     # The ids were checked against the resident's list when the question was asked, and they
     # come from the draft, not from the button, so a press cannot name others.
     ids = list(draft.target_ids)
+    assert context.user_id is not None
     await common.typing(update, context)
-    try:
-        if draft.pending is Pending.CANCEL:
-            await desk.cancel_repair(ids[0], command_id=draft.command_id)
-        else:
-            await desk.clear_repairs(ids, command_id=draft.command_id)
-    except (Unavailable, RateLimited):
-        return await _defer(update, context, draft, desk.residence_id, ids)
-    except NotFound as error:
-        return await _show_list(
-            update, context, desk, draft.page, common.vendor_failure(context, error)
+    write: RepairCancel | RepairClear = (
+        RepairCancel(residence_id=desk.residence_id, repair_id=ids[0])
+        if draft.pending is Pending.CANCEL
+        else RepairClear(residence_id=desk.residence_id, repair_ids=ids)
+    )
+    outcome = await context.services.writes.submit(
+        context.user_id, write, command_id=draft.command_id
+    )
+    if outcome.result is Result.KEPT:
+        await common.clear_draft(context, JOB)
+        await common.say(
+            update,
+            context.t(outcome.reason)
+            if outcome.reason
+            else context.t(
+                "⏳ Akubela is not answering right now. Your request is kept and will be sent "
+                "as soon as Akubela answers; you will hear back here."
+            ),
         )
-    except ApiError as error:
-        logger.warning("repair deletion failed: %s", type(error).__name__)
+        return ConversationHandler.END
+    if outcome.result is Result.UNKNOWN:
+        await common.clear_draft(context, JOB)
+        await common.say(update, common.write_unknown(context))
+        return ConversationHandler.END
+    if outcome.result is Result.REFUSED:
+        if isinstance(outcome.error, NotFound):
+            return await _show_list(
+                update, context, desk, draft.page, common.write_refused(context, outcome)
+            )
+        logger.warning("repair deletion failed: %s", type(outcome.error).__name__)
         retry = _confirm_markup(context, context.t("🔁 Try again"))
-        await common.say(update, common.vendor_failure(context, error), retry)
+        await common.say(update, common.write_refused(context, outcome), retry)
         return State.CONFIRM
-    if context.user_id is not None:
-        operation = (
-            "akubela.repair.cancel" if draft.pending is Pending.CANCEL else "akubela.repair.clear"
-        )
-        await context.announce(
-            OwnWrite(operation, context.user_id, tuple(ids), {"residence_id": desk.residence_id})
-        )
     if draft.pending is Pending.CANCEL:
         note = context.t("🗑 Repair #{short_id} is cancelled.", short_id=short_id(ids[0]))
     else:
         note = context.t("🧹 Closed and completed repairs cleared: {count}.", count=len(ids))
     return await _show_list(update, context, desk, draft.page, note)
-
-
-async def _defer(
-    update: Update,
-    context: ConciergeContext,
-    draft: MyRepairsDraft,
-    residence_id: str,
-    ids: list[str],
-) -> int:
-    """Keeps the deletion in the outbox under the draft's command id and says so."""
-    if context.user_id is None:
-        return ConversationHandler.END
-    if draft.pending is Pending.CANCEL:
-        operation = "akubela.repair.cancel"
-        payload: dict[str, object] = {"residence_id": residence_id, "repair_id": ids[0]}
-    else:
-        operation = "akubela.repair.clear"
-        payload = {"residence_id": residence_id, "repair_ids": ids}
-    await context.services.outbox.defer(
-        context.user_id, operation, payload, command_id=draft.command_id
-    )
-    await common.clear_draft(context, JOB)
-    await common.say(
-        update,
-        context.t(
-            "⏳ Akubela is not answering right now. Your request is kept and will be sent "
-            "as soon as Akubela answers; you will hear back here."
-        ),
-    )
-    return ConversationHandler.END
 
 
 # ---- wiring ----------------------------------------------------------------------------------

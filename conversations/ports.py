@@ -1,8 +1,8 @@
 """What the resident conversations may ask of the community platform, vendor-neutral.
 
 The flows depend on these protocols only, so a second vendor is one more adapter in `bot`, not
-a change here. Writes take a `command_id` chosen by the flow and kept in its draft, so a write
-that is retried later (the outbox) goes out under the same id.
+a change here. Writes take a `command_id` chosen by the flow and kept with the write
+(`conversations.writes`), so a write that is sent again later goes out under the same id.
 """
 
 from __future__ import annotations
@@ -104,16 +104,6 @@ class ResidentDesk(RepairDesk, BookingDesk, Protocol):
     """Everything a linked resident can do, for their chosen residence."""
 
 
-class Deferrer(Protocol):
-    """Keeps a write the vendor could not take now, and sends it later under the same id."""
-
-    async def defer(
-        self, telegram_id: int, operation: str, payload: dict[str, Any], *, command_id: str
-    ) -> None:
-        """Queues `operation` with `payload`; the user is told when it went through."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class OwnWrite:
     """A write of the bot's that went through: the operation (the outbox's names, e.g.
@@ -179,20 +169,44 @@ class TaskBoard(Protocol):
 class MaintenanceLog(Protocol):
     """Where finished and accepted maintenance work is recorded."""
 
+    deprecated_works: bool  # whether each record is also written as a (deprecated) work
+
+    def places(self, room_ids: Sequence[str]) -> list[dict[str, str]]:
+        """The distinct places in the log ({"thingId"} or {"locationId"}) the rooms map to."""
+        ...
+
     def covers(self, room_ids: Sequence[str]) -> bool:
         """Whether at least one of these rooms is mapped to a place in the log."""
         ...
 
-    async def record(
+    async def record_event(
         self,
         *,
+        place: Mapping[str, str],
         reference: str,
-        room_ids: Sequence[str],
         start: datetime,
         end: datetime,
         notes: str,
-    ) -> list[str]:
-        """Records the work (`reference`: the task) where those rooms map; the new records' ids."""
+    ) -> str:
+        """Records the work (`reference`: the task) on one place; the new record's id."""
+        ...
+
+    async def find_event(
+        self, *, place: Mapping[str, str], reference: str, end: datetime
+    ) -> str | None:
+        """The id of the record of that work on that place ending at `end`, if it is there."""
+        ...
+
+    async def record_work(
+        self,
+        *,
+        place: Mapping[str, str],
+        reference: str,
+        start: datetime,
+        end: datetime,
+        notes: str,
+    ) -> str | None:
+        """The same work as a deprecated maintenance work; its id when Servitly gives one."""
         ...
 
 

@@ -11,7 +11,7 @@ flowchart LR
     when_confirm -- change --> when
     summary -- edit --> describe & photos & when & contact
     summary -- confirm --> created(["Repair #… created"])
-    summary -- Akubela down --> kept(["kept in the outbox"])
+    summary -- Akubela down --> kept(["kept, sent later"])
 ```
 
 The draft is saved the moment the user types each part. A conversation left idle ends and keeps
@@ -25,7 +25,7 @@ import logging
 import warnings
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from pydantic import BaseModel, Field
 from telegram import (
@@ -49,11 +49,10 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from api.errors import ApiError, InvalidRequest, RateLimited, Unavailable
+from api.errors import InvalidRequest
 from conversations import callbacks, common, validation
 from conversations.context import ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
-from conversations.ports import OwnWrite
 from conversations.timewindow import (
     Preset,
     Refusal,
@@ -64,6 +63,7 @@ from conversations.timewindow import (
     parse_window,
     validate_window,
 )
+from conversations.writes import RepairCreate, Result
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Part(StrEnum):
 
 
 class RepairDraft(BaseModel):
-    """What the resident has told so far; dumped to JSON in user_data and the drafts table."""
+    """What the resident has told so far; dumped to JSON in the drafts table."""
 
     command_id: str
     step: State = State.DESCRIBE
@@ -221,18 +221,18 @@ def missing_step(draft: RepairDraft, region: str) -> State | None:
     return None
 
 
-def deferred_payload(draft: RepairDraft, residence_id: str) -> dict[str, Any]:
-    """The outbox payload of a report Akubela could not take now (JSON-plain)."""
+def repair_write(draft: RepairDraft, residence_id: str) -> RepairCreate:
+    """The write a confirmed draft becomes."""
     window = draft.window()
     assert window is not None  # only complete drafts are confirmed
-    return {
-        "residence_id": residence_id,
-        "start": window.start.isoformat(),
-        "finish": window.end.isoformat(),
-        "description": draft.description,
-        "contact": draft.contact,
-        "photo_file_ids": list(draft.photo_file_ids),
-    }
+    return RepairCreate(
+        residence_id=residence_id,
+        start=window.start,
+        finish=window.end,
+        description=draft.description,
+        contact=draft.contact,
+        photo_file_ids=list(draft.photo_file_ids),
+    )
 
 
 # ---- texts -----------------------------------------------------------------------------------
@@ -843,49 +843,54 @@ async def back_to_summary(update: Update, context: ConciergeContext) -> State:
 
 
 async def confirm_report(update: Update, context: ConciergeContext) -> State | int:
-    """Confirm: creates the repair; when Akubela is down the report waits in the outbox."""
+    """Confirm: creates the repair; when Akubela cannot take it now, it is kept and sent later.
+
+    The draft is handed over to the recorded write in the same step, so a bot killed before
+    Akubela's answer arrives never offers it again: at start it finds the repair instead.
+    """
     await _press(update)
     draft = await _draft(context)
     missing = missing_step(draft, _region(context))
     if missing is not None:
         return await ask(update, context, draft, missing)
     desk = await common.resident_desk(update, context, resume=JOB)
-    if desk is None:
+    if desk is None or context.user_id is None:
         return ConversationHandler.END
-    window = draft.window()
-    assert window is not None  # missing_step checked it
     await common.typing(update, context)
-    try:
-        repair_id = await desk.report_repair(
-            start=window.start,
-            finish=window.end,
-            description=draft.description,
-            contact=draft.contact,
-            command_id=draft.command_id,
-        )
-    except (Unavailable, RateLimited):
-        return await _defer(update, context, draft, desk.residence_id)
-    except InvalidRequest as error:
-        logger.info("Akubela refused a repair report: %s", error.code)
-        return await ask(
-            update, context, draft, State.SUMMARY, common.vendor_failure(context, error)
-        )
-    except ApiError as error:
-        logger.warning("repair report failed: %s", type(error).__name__)
+    outcome = await context.services.writes.submit(
+        context.user_id,
+        repair_write(draft, desk.residence_id),
+        command_id=draft.command_id,
+        draft=JOB,
+    )
+    if outcome.result is Result.REFUSED:
+        # Nothing was created: the draft comes back for the resident to change or resend.
+        if isinstance(outcome.error, InvalidRequest):
+            logger.info("Akubela refused a repair report: %s", outcome.error.code)
+            return await ask(
+                update, context, draft, State.SUMMARY, common.write_refused(context, outcome)
+            )
+        await _save(context, draft)
         retry = common.with_cancel(
             [[_button(context, N_("🔁 Try again"), "confirm")]], JOB, context
         )
-        await common.say(update, common.vendor_failure(context, error), retry)
+        await common.say(update, common.write_refused(context, outcome), retry)
         return State.SUMMARY
-    if repair_id and context.user_id is not None:
-        await context.services.repair_reports.add(
-            maintenance_id=repair_id,
-            telegram_id=context.user_id,
-            residence_id=desk.residence_id,
-            photo_file_ids=draft.photo_file_ids,
-            description=draft.description,
+    if outcome.result is Result.KEPT:
+        await common.say(
+            update,
+            context.t(outcome.reason)
+            if outcome.reason
+            else context.t(
+                "⏳ Akubela is not answering right now. Your report is kept and will be sent "
+                "as soon as Akubela answers; you will hear back here."
+            ),
         )
-    await common.clear_draft(context, JOB)
+        return ConversationHandler.END
+    if outcome.result is Result.UNKNOWN:
+        await common.say(update, common.write_unknown(context))
+        return ConversationHandler.END
+    repair_id = outcome.record_id
     if repair_id:
         text = context.t(
             "✅ Repair #{short_id} created — waiting for confirmation.\n"
@@ -898,38 +903,6 @@ async def confirm_report(update: Update, context: ConciergeContext) -> State | i
             "✅ Your repair was reported — waiting for confirmation. Send /repairs to follow it."
         )
     await common.say(update, text)
-    if repair_id and context.user_id is not None:
-        await context.announce(
-            OwnWrite(
-                "akubela.repair.create",
-                context.user_id,
-                (repair_id,),
-                {"residence_id": desk.residence_id},
-            )
-        )
-    return ConversationHandler.END
-
-
-async def _defer(
-    update: Update, context: ConciergeContext, draft: RepairDraft, residence_id: str
-) -> int:
-    """Keeps the report in the outbox under the draft's command id and says so."""
-    if context.user_id is None:
-        return ConversationHandler.END
-    await context.services.outbox.defer(
-        context.user_id,
-        "akubela.repair.create",
-        deferred_payload(draft, residence_id),
-        command_id=draft.command_id,
-    )
-    await common.clear_draft(context, JOB)
-    await common.say(
-        update,
-        context.t(
-            "⏳ Akubela is not answering right now. Your report is kept and will be sent "
-            "as soon as Akubela answers; you will hear back here."
-        ),
-    )
     return ConversationHandler.END
 
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -45,12 +45,26 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
-from api.tuya_models import TaskDetail, TaskStatus, TaskSummary, Worker
+from api.tuya_models import TaskDetail, TaskStatus, TaskSummary
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+from conversations.writes import (
+    MaintenanceRecord,
+    MaintenanceWorkRecord,
+    Outcome,
+    Result,
+    TaskAccept,
+    TaskDelete,
+    TaskReopen,
+    worker_id_of,
+)
+
+# Services are built by `bot`; only their type is named here.
+if TYPE_CHECKING:
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +90,8 @@ class TasksDraft(BaseModel):
     page: int = 0
     task_id: str | None = None
     reason: str | None = None
-    # A task whose accept or reopen went unanswered: it may have gone through after all.
-    unsure: str | None = None
+    # The reopen's command id, chosen with the reason, so sending it again is the same write.
+    command_id: str | None = None
 
 
 # ---- rules -----------------------------------------------------------------------------------
@@ -101,21 +115,6 @@ def status_words(status: str, lang: str) -> str:
         return f"❔ {status or '?'}"
     emoji, words = known
     return f"{emoji} {tr(lang, words)}"
-
-
-def worker_id_of(task: TaskSummary, workers: Sequence[Worker]) -> str | None:
-    """The worker a task belongs to: by username, else by a nickname only one worker has."""
-    username = task.worker_username.strip().casefold()
-    if username:
-        for worker in workers:
-            if worker.username.strip().casefold() == username:
-                return worker.worker_id
-    nickname = task.worker_nickname.strip()
-    if nickname:
-        named = [w for w in workers if w.nickname.strip() == nickname]
-        if len(named) == 1:
-            return named[0].worker_id
-    return None
 
 
 def newest_first(tasks: Sequence[TaskSummary]) -> list[TaskSummary]:
@@ -259,22 +258,6 @@ def _back(context: ConciergeContext) -> InlineKeyboardMarkup:
 
 async def _draft(context: ConciergeContext) -> TasksDraft:
     return await common.load_draft(context, JOB, TasksDraft) or TasksDraft()
-
-
-def went_through(draft: TasksDraft, task: TaskDetail, moved_to: str) -> bool:
-    """Whether an earlier accept or reopen whose answer was lost did move the task."""
-    return draft.unsure == task.task_id and task.status == moved_to
-
-
-async def _note_unsure(
-    context: ConciergeContext, draft: TasksDraft, task_id: str, error: ApiError | None
-) -> None:
-    """Remembers a move on `task_id` that may have landed unanswered; forgets it once settled."""
-    maybe_landed = isinstance(error, Unavailable) and error.outcome_unknown
-    unsure = task_id if maybe_landed else None
-    if draft.unsure != unsure:
-        draft.unsure = unsure
-        await common.save_draft(context, JOB, draft)
 
 
 async def _actor(context: ConciergeContext) -> Actor:
@@ -663,81 +646,103 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     await common.remove_buttons(update)
     assert context.user_id is not None
     services = context.services
-    draft = await _draft(context)
-    # A retry after a lost answer must not be refused for the move the lost one made.
-    if not went_through(draft, loaded.task, TaskStatus.ACCEPTANCE_COMPLETE):
-        try:
-            await services.task_board.accept(task_id)
-        except InvalidRequest as error:
-            return await _refused(update, context, task_id, "accept", error)
-        except ApiError as error:
-            await _note_unsure(context, draft, task_id, error)
-            retry = [[button(context, context.t("🔄 Retry"), "accept", task_id)]]
-            await common.say(
-                update, board_failure(context, error), common.with_cancel(retry, JOB, context)
-            )
-            return State.BROWSE
-    await _note_unsure(context, draft, task_id, None)
-    now = services.clock()
-    await services.storage.audit.append(
-        telegram_id=context.user_id,
-        vendor="tuya",
-        action="task.accept",
-        target=task_id,
-        request_summary={"task_id": task_id},
-        result="accepted",
-        at=now,
+    write = TaskAccept(
+        task_id=task_id,
+        worker_id=loaded.worker_id,
+        then=await log_writes(context, loaded.task, services.clock()),
     )
+    outcome = await services.writes.submit(
+        context.user_id, write, command_id=common.new_command_id()
+    )
+    if outcome.result is Result.REFUSED:
+        if isinstance(outcome.error, InvalidRequest):
+            return await _refused(update, context, task_id, "accept", outcome.error)
+        retry = [[button(context, context.t("🔄 Retry"), "accept", task_id)]]
+        await common.say(
+            update, _write_failure(context, outcome), common.with_cancel(retry, JOB, context)
+        )
+        return State.BROWSE
+    if outcome.result is not Result.DONE:
+        await common.say(update, _not_done(context, outcome), _back(context))
+        return State.BROWSE
     lines = [context.t("✅ Task {task_id} is accepted.", task_id=task_id)]
-    lines.append(await _record_work(context, loaded.task, now))
-    await context.announce(OwnWrite("tuya.task.accept", context.user_id, (task_id,)))
+    line = followed_line(outcome.followed)
+    if line is not None:
+        lines.append(context.t(line[0], **line[1]))
+    elif not write.then:
+        lines.append(
+            context.t(
+                "None of its rooms is mapped to the maintenance log, so nothing was recorded "
+                "there."
+            )
+        )
     await common.say(update, "\n".join(lines), _back(context))
     return State.BROWSE
 
 
-async def _record_work(context: ConciergeContext, task: TaskDetail, now: datetime) -> str:
-    """Writes the accepted work to the maintenance log; what became of it, in words."""
-    services = context.services
-    log = services.maintenance_log
+async def log_writes(
+    context: ConciergeContext, task: TaskDetail, accepted_at: datetime
+) -> list[MaintenanceRecord | MaintenanceWorkRecord]:
+    """What the maintenance log gets once the task is accepted: one record per mapped place."""
+    log = context.services.maintenance_log
     room_ids = [r.room_id for r in task.room_device_relations]
-    if not log.covers(room_ids):
-        return context.t(
-            "None of its rooms is mapped to the maintenance log, so nothing was recorded there."
+    places = log.places(room_ids)
+    if not places:
+        return []
+    notes = maintenance_notes(task, await places_of(context, task), accepted_at, context.zone)
+    fields: dict[str, Any] = {
+        "reference": task.task_id,
+        "start": min(task.gmt_create or accepted_at, accepted_at),
+        "end": accepted_at,
+        "notes": notes,
+    }
+    writes: list[MaintenanceRecord | MaintenanceWorkRecord] = []
+    for place in places:
+        writes.append(MaintenanceRecord(place=place, **fields))
+        if log.deprecated_works:
+            writes.append(MaintenanceWorkRecord(place=place, **fields))
+    return writes
+
+
+def followed_line(outcomes: Sequence[Outcome]) -> tuple[str, dict[str, Any]] | None:
+    """What became of the maintenance log's records after an accept (a message id)."""
+    if not outcomes:
+        return None
+    if all(o.done for o in outcomes):
+        return N_("The work is recorded in the maintenance log."), {}
+    if all(o.result in (Result.DONE, Result.KEPT) for o in outcomes):
+        return (
+            N_(
+                "The maintenance log is not answering right now; the record is kept and will "
+                "be written as soon as it answers."
+            ),
+            {},
         )
-    places = await places_of(context, task)
-    try:
-        records = await log.record(
-            reference=task.task_id,
-            room_ids=room_ids,
-            start=task.gmt_create or now,
-            end=now,
-            notes=maintenance_notes(task, places, now, context.zone),
-        )
-    except ApiError as error:
-        logger.warning("maintenance log failed for task %s: %s", task.task_id, error)
-        await services.storage.audit.append(
-            telegram_id=context.user_id,
-            vendor="servitly",
-            action="maintenance.record",
-            target=task.task_id,
-            request_summary={"task_id": task.task_id, "room_ids": room_ids},
-            result=f"failed: {type(error).__name__}",
-            at=now,
-        )
-        return context.t(
-            "The maintenance log could not be written just now; please record this work "
-            "there by hand."
-        )
-    await services.storage.audit.append(
-        telegram_id=context.user_id,
-        vendor="servitly",
-        action="maintenance.record",
-        target=task.task_id,
-        request_summary={"task_id": task.task_id, "room_ids": room_ids, "records": records},
-        result="recorded",
-        at=now,
+    return (
+        N_(
+            "The maintenance log could not be written just now; please record this work there "
+            "by hand."
+        ),
+        {},
     )
-    return context.t("The work is recorded in the maintenance log.")
+
+
+def _write_failure(context: ConciergeContext, outcome: Outcome) -> str:
+    if outcome.error is not None:
+        return board_failure(context, outcome.error)
+    return common.write_refused(context, outcome)
+
+
+def _not_done(context: ConciergeContext, outcome: Outcome) -> str:
+    """A decision kept for later (the task system did not answer), or whose end is unknown."""
+    if outcome.result is Result.UNKNOWN:
+        return common.write_unknown(context)
+    if outcome.reason:
+        return context.t(outcome.reason)
+    return context.t(
+        "The task system is not answering right now. Your decision is kept and will be sent "
+        "as soon as it answers; you will hear back here."
+    )
 
 
 async def ask_reason(update: Update, context: ConciergeContext, task_id: str) -> State:
@@ -788,13 +793,13 @@ async def receive_reason(update: Update, context: ConciergeContext) -> State:
     draft = await _draft(context)
     if draft.task_id is None:
         return await _send_list(update, context, draft)
-    draft.reason = text.strip()
+    draft.reason, draft.command_id = text.strip(), common.new_command_id()
     await common.save_draft(context, JOB, draft)
     return await _reopen_now(update, context, draft)
 
 
 async def press_in_reason(update: Update, context: ConciergeContext) -> State:
-    """Sends the reopen again after the task system did not answer; other presses are stale."""
+    """Sends the reopen again after the task system refused it; other presses are stale."""
     query = update.callback_query
     press = callbacks.parse(query.data if query else None, job=JOB)
     draft = await _draft(context)
@@ -812,36 +817,33 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
     loaded = await load_task(update, context, task_id, Action.TASK_REOPEN)
     if loaded is None:
         return State.REASON
+    assert context.user_id is not None
     services = context.services
-    try:
-        if not went_through(draft, loaded.task, TaskStatus.PENDING_MAINTENANCE):
-            await services.task_board.reopen(task_id)
-    except InvalidRequest as error:
-        return await _refused(update, context, task_id, "reopen", error)
-    except ApiError as error:
-        await _note_unsure(context, draft, task_id, error)
+    outcome = await services.writes.submit(
+        context.user_id,
+        TaskReopen(task_id=task_id, worker_id=loaded.worker_id, reason=reason),
+        command_id=draft.command_id or common.new_command_id(),
+    )
+    if outcome.result is Result.REFUSED:
+        if isinstance(outcome.error, InvalidRequest):
+            return await _refused(update, context, task_id, "reopen", outcome.error)
         again = [[button(context, context.t("🔄 Send again"), "resend")]]
         await common.say(
             update,
-            board_failure(context, error) + "\n" + context.t("Your reason is kept."),
+            _write_failure(context, outcome) + "\n" + context.t("Your reason is kept."),
             common.with_cancel(again, JOB, context),
         )
         return State.REASON
-    assert context.user_id is not None
-    await services.storage.audit.append(
-        telegram_id=context.user_id,
-        vendor="tuya",
-        action="task.reopen",
-        target=task_id,
-        request_summary={"task_id": task_id, "reason": reason},
-        result="reopened",
-        at=services.clock(),
-    )
-    told = await context.announce(
-        OwnWrite("tuya.task.reopen", context.user_id, (task_id,), {"reason": reason})
-    )
-    draft.task_id, draft.reason, draft.unsure = None, None, None
+    draft.task_id, draft.reason, draft.command_id = None, None, None
     await common.save_draft(context, JOB, draft)
+    if outcome.result is not Result.DONE:
+        await common.say(update, _not_done(context, outcome), _back(context))
+        return State.BROWSE
+    # The worker's alert goes out with the write's outcome (bot.alerts); here only whether
+    # they use the bot at all.
+    told = bool(
+        loaded.worker_id and await services.accounts.telegram_ids_of_worker(loaded.worker_id)
+    )
     worker = worker_name(loaded.task)
     text = (
         context.t(
@@ -905,24 +907,18 @@ async def confirm_delete(update: Update, context: ConciergeContext) -> State:
     await common.answer_press(update)
     if press.action == "delno":
         return await _send_task(update, context, loaded.task)
-    services = context.services
-    try:
-        await services.task_board.delete(task_id)
-    except ApiError as error:
-        await common.say(update, board_failure(context, error))
-        return State.CONFIRM
     assert context.user_id is not None
-    await services.storage.audit.append(
-        telegram_id=context.user_id,
-        vendor="tuya",
-        action="task.delete",
-        target=task_id,
-        request_summary={"task_id": task_id},
-        result="deleted",
-        at=services.clock(),
+    outcome = await context.services.writes.submit(
+        context.user_id, TaskDelete(task_id=task_id), command_id=common.new_command_id()
     )
+    if outcome.result is Result.REFUSED:
+        await common.say(update, _write_failure(context, outcome))
+        return State.CONFIRM
     draft.task_id = None
     await common.save_draft(context, JOB, draft)
+    if outcome.result is not Result.DONE:
+        await common.say(update, _not_done(context, outcome), _back(context))
+        return State.BROWSE
     await _show(update, context.t("🗑 Task {task_id} is deleted.", task_id=task_id), _back(context))
     return State.BROWSE
 

@@ -157,3 +157,26 @@ async def link_demo_resident(
     )
     await services.accounts.choose_residence(telegram_id, person["residence_ids"][0])
     return person
+
+
+async def vendor_writes(bot: BotUnderTest) -> list[Any]:
+    """Every vendor write the bot recorded, oldest first."""
+    return await bot.services.storage.writes.all()
+
+
+async def run_writes_job(bot: BotUnderTest) -> None:
+    """Makes every waiting write due now and runs the job that retries them (the outbox)."""
+    from sqlalchemy import update
+
+    from bot.storage.models import WriteRecord, WriteStatus
+
+    async with bot.services.storage.sessions() as session:
+        await session.execute(
+            update(WriteRecord)
+            .where(WriteRecord.status == WriteStatus.PENDING)
+            .values(next_attempt_at=bot.services.clock(), owner=None)
+        )
+        await session.commit()
+    assert bot.app.job_queue is not None
+    [job] = bot.app.job_queue.get_jobs_by_name("outbox")
+    await job.run(bot.app)

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.storage.models import (
     AlertStatus,
     ConversationState,
-    OutboxItem,
-    OutboxStatus,
     SentAlert,
+    WriteRecord,
+    WriteStatus,
 )
 
 
@@ -28,12 +28,13 @@ class Backlog:
 
 
 async def read_backlog(sessions: async_sessionmaker[AsyncSession], now: datetime) -> Backlog:
-    """Counts the outbox, pending alerts and stored conversations in one short session."""
+    """Counts unsettled vendor writes (the outbox), pending alerts and stored conversations
+    in one short session."""
     async with sessions() as session:
         outbox = (
             await session.execute(
-                select(func.count(), func.min(OutboxItem.created_at)).where(
-                    OutboxItem.status == OutboxStatus.PENDING
+                select(func.count(), func.min(WriteRecord.created_at)).where(
+                    WriteRecord.status == WriteStatus.PENDING
                 )
             )
         ).one()

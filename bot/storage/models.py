@@ -43,12 +43,13 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-class OutboxStatus(enum.StrEnum):
-    """Where a queued vendor write stands."""
+class WriteStatus(enum.StrEnum):
+    """Where a vendor write stands."""
 
-    PENDING = "pending"
-    DONE = "done"
-    FAILED = "failed"
+    PENDING = "pending"  # recorded; not known to be at the vendor yet (being sent, or waiting)
+    DONE = "done"  # at the vendor
+    FAILED = "failed"  # refused, or given up on: nothing was done
+    UNKNOWN = "unknown"  # its answer was lost and the vendor cannot show whether it happened
 
 
 class AlertStatus(enum.StrEnum):
@@ -233,25 +234,35 @@ class Draft(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class OutboxItem(Timestamps, Base):
-    """A vendor write waiting to go through, retried under the same command id."""
+class WriteRecord(Timestamps, Base):
+    """A vendor write, recorded before it leaves, until the bot knows how it ended.
 
-    __tablename__ = "outbox"
+    `write` is the typed record (`conversations.writes`): what it is, for whom, and how to
+    recognise its result at the vendor. While a process sends it, `owner` names that process
+    and `next_attempt_at` is its lease; a write whose answer may have been lost has
+    `maybe_sent`, so the next attempt first looks at the vendor instead of sending it again.
+    """
+
+    __tablename__ = "vendor_writes"
     __table_args__ = (Index(None, "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    command_id: Mapped[str] = mapped_column(String(128), unique=True)
     telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
     vendor: Mapped[str] = mapped_column(String(32))
-    operation: Mapped[str] = mapped_column(String(64))
-    command_id: Mapped[str] = mapped_column(String(128), unique=True)
-    payload: Mapped[dict[str, Any]]
-    status: Mapped[OutboxStatus] = mapped_column(
-        _string_enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING
+    kind: Mapped[str] = mapped_column(String(64))
+    # The record it changes ("tuya.task:<id>"): one write on it is in flight at a time.
+    subject: Mapped[str | None] = mapped_column(String(255), index=True)
+    write: Mapped[dict[str, Any]]
+    status: Mapped[WriteStatus] = mapped_column(
+        _string_enum(WriteStatus, "write_status"), default=WriteStatus.PENDING
     )
+    maybe_sent: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    record_id: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
-    result: Mapped[dict[str, Any] | None]
 
 
 class VendorState(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -16,14 +16,13 @@ from bot.storage.models import (
     AlertStatus,
     AuditEntry,
     Draft,
-    OutboxItem,
-    OutboxStatus,
     Role,
     SentAlert,
     TaskAcknowledgement,
     TelegramUser,
     VendorState,
 )
+from bot.storage.writes import WriteRecords
 
 # Rows per statement in bulk upserts: well under SQLite's limit on bound parameters.
 _CHUNK = 500
@@ -154,104 +153,6 @@ class Drafts(_Repository):
                 delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == job)
             )
             await session.commit()
-
-
-class Outbox(_Repository):
-    """Vendor writes waiting to go through, retried under the same command id."""
-
-    __slots__ = ()
-
-    async def enqueue(
-        self,
-        *,
-        telegram_id: int,
-        vendor: str,
-        operation: str,
-        command_id: str,
-        payload: dict[str, Any],
-        now: datetime | None = None,
-    ) -> OutboxItem:
-        """Queues a write, due now; the same command id queued twice stays one item."""
-        moment = now or utcnow()
-        async with self._sessions() as session:
-            await session.execute(
-                upsert(
-                    _dialect(session),
-                    OutboxItem,
-                    {
-                        "telegram_id": telegram_id,
-                        "vendor": vendor,
-                        "operation": operation,
-                        "command_id": command_id,
-                        "payload": payload,
-                        "status": OutboxStatus.PENDING,
-                        "attempts": 0,
-                        "next_attempt_at": moment,
-                        "created_at": moment,
-                        "updated_at": moment,
-                    },
-                    key=["command_id"],
-                    update=[],
-                )
-            )
-            query = select(OutboxItem).where(OutboxItem.command_id == command_id)
-            item = (await session.scalars(query)).one()
-            await session.commit()
-            return item
-
-    async def get(self, item_id: int) -> OutboxItem | None:
-        """One item, or None."""
-        async with self._sessions() as session:
-            return await session.get(OutboxItem, item_id)
-
-    async def claim_due(
-        self, now: datetime, *, limit: int = 20, lease: timedelta = timedelta(minutes=5)
-    ) -> list[OutboxItem]:
-        """Takes the pending items due by `now`, counting the attempt and leasing them."""
-        # The lease pushes next_attempt_at ahead: if the process dies mid-attempt the item
-        # comes due again after the lease instead of being lost or taken twice.
-        async with self._sessions() as session:
-            items = list(
-                await session.scalars(
-                    select(OutboxItem)
-                    .where(
-                        OutboxItem.status == OutboxStatus.PENDING,
-                        OutboxItem.next_attempt_at <= now,
-                    )
-                    .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            for item in items:
-                item.attempts += 1
-                item.next_attempt_at = now + lease
-                item.updated_at = now
-            await session.commit()
-            return items
-
-    async def _finish(self, item_id: int, **values: Any) -> None:
-        async with self._sessions() as session:
-            result = await session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.id == item_id)
-                .values(**values, updated_at=utcnow())
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise UnknownRecord(f"no outbox item {item_id}")
-            await session.commit()
-
-    async def mark_done(self, item_id: int, result: dict[str, Any] | None = None) -> None:
-        """The vendor took the write."""
-        await self._finish(item_id, status=OutboxStatus.DONE, result=result, last_error=None)
-
-    async def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
-        """The attempt failed in a way worth retrying; `error` must hold no secret."""
-        await self._finish(item_id, last_error=error, next_attempt_at=next_attempt_at)
-
-    async def mark_failed(self, item_id: int, error: str) -> None:
-        """The write will never go through; `error` must hold no secret."""
-        await self._finish(item_id, status=OutboxStatus.FAILED, last_error=error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,11 +411,11 @@ class Storage:
         "audit",
         "drafts",
         "engine",
-        "outbox",
         "sessions",
         "task_acknowledgements",
         "users",
         "vendor_states",
+        "writes",
     )
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -522,11 +423,11 @@ class Storage:
         self.sessions = make_session_factory(engine)
         self.users = Users(self.sessions)
         self.drafts = Drafts(self.sessions)
-        self.outbox = Outbox(self.sessions)
         self.vendor_states = VendorStates(self.sessions)
         self.alerts = Alerts(self.sessions)
         self.audit = AuditLog(self.sessions)
         self.task_acknowledgements = TaskAcknowledgements(self.sessions)
+        self.writes = WriteRecords(self.sessions)
 
     @classmethod
     def open(cls, database_url: str) -> Storage:

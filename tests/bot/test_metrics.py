@@ -74,13 +74,24 @@ async def test_a_real_flow_moves_every_metric(bot: BotUnderTest, sandbox_app: St
     await chat.send("/repair")  # a conversation left open
     await bot.app.update_persistence()
     # A write the vendor could not take, waiting for ten minutes.
-    await bot.services.storage.outbox.enqueue(
+    ten_minutes_ago = datetime.now(UTC) - timedelta(minutes=10)
+    begun = await bot.services.storage.writes.begin(
+        command_id="cmd-metrics-1",
         telegram_id=RESIDENT,
         vendor="akubela",
-        operation="akubela.repair.create",
-        command_id="cmd-metrics-1",
-        payload={},
-        now=datetime.now(UTC) - timedelta(minutes=10),
+        kind="akubela.repair.create",
+        subject=None,
+        write={"kind": "akubela.repair.create"},
+        owner="test",
+        now=ten_minutes_ago,
+        lease_until=ten_minutes_ago,
+    )
+    await bot.services.storage.writes.release(
+        begun.row.id,
+        "test",
+        maybe_sent=False,
+        error="Unavailable",
+        next_attempt_at=datetime.now(UTC) + timedelta(hours=1),
     )
     # One alert delivered, one waiting for a recipient nobody knows yet.
     watcher = AlertWatcher(bot.services)

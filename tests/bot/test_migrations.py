@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, Table, inspect
+from sqlalchemy import Column, Integer, MetaData, Table, inspect, text
 from sqlalchemy.engine import Connection
 
 from bot.storage.db import create_engine
-from bot.storage.migrate import current_revision, head_revision, upgrade
-from bot.storage.models import Base
+from bot.storage.migrate import alembic_config, current_revision, head_revision, upgrade
+from bot.storage.models import Base, WriteStatus
+from bot.storage.repositories import Storage
+from conversations.writes import BookingCancel, load_write
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -65,3 +70,50 @@ async def test_the_comparison_notices_a_model_the_migration_lacks(database_url: 
     finally:
         await engine.dispose()
     assert [entry[0] for entry in diff] == ["add_table"]
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def test_writes_the_outbox_kept_and_drafts_in_user_data_move_on(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine(empty_database_url)
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to, "0004")
+            await connection.execute(
+                text(
+                    "INSERT INTO outbox (telegram_id, vendor, operation, command_id, payload, "
+                    "status, attempts, next_attempt_at, created_at, updated_at) VALUES "
+                    "(7, 'akubela', 'akubela.booking.cancel', 'c-1', :payload, 'pending', 2, "
+                    ":now, :now, :now)"
+                ),
+                {"payload": json.dumps({"residence_id": "r-1", "booking_id": "b-1"}), "now": now},
+            )
+            await connection.execute(
+                text("INSERT INTO user_data (user_id, data, updated_at) VALUES (7, :data, :now)"),
+                {"data": json.dumps({"lang": "zh", "repair": {"description": "x"}}), "now": now},
+            )
+        await upgrade(empty_database_url)
+        storage = Storage(engine)
+        [moved] = await storage.writes.all()
+        async with engine.connect() as connection:
+            [data] = (await connection.execute(text("SELECT data FROM user_data"))).scalars()
+    finally:
+        await engine.dispose()
+    assert (moved.command_id, moved.kind, moved.status, moved.maybe_sent, moved.attempts) == (
+        "c-1",
+        "akubela.booking.cancel",
+        WriteStatus.PENDING,
+        True,
+        2,
+    )
+    assert moved.subject == "akubela.booking:b-1"
+    assert load_write(moved.write) == BookingCancel(residence_id="r-1", booking_id="b-1")
+    # The draft's copy left user_data; what is the user's own stayed.
+    assert json.loads(data) == {"lang": "zh"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -14,12 +15,13 @@ from bot.storage.db import create_engine, upsert
 from bot.storage.models import (
     AlertStatus,
     Draft,
-    OutboxStatus,
     Role,
     TelegramUser,
     WorkerLink,
+    WriteStatus,
 )
 from bot.storage.repositories import SeenRecord, Storage, UnknownRecord, UnknownUser
+from bot.storage.writes import Begun
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -154,63 +156,110 @@ async def test_a_draft_is_saved_overwritten_and_cleared(storage: Storage) -> Non
     assert await storage.drafts.load(7, "booking") == {"amenity": "gym"}
 
 
-async def test_the_same_command_is_queued_once(storage: Storage) -> None:
-    first = await storage.outbox.enqueue(
-        telegram_id=7, vendor="akubela", operation="create", command_id="c-1", payload={"a": 1}
+async def _begin(storage: Storage, command_id: str, **changes: Any) -> Begun:
+    fields: dict[str, Any] = {
+        "command_id": command_id,
+        "telegram_id": 7,
+        "vendor": "akubela",
+        "kind": "akubela.booking.cancel",
+        "subject": None,
+        "write": {"kind": "akubela.booking.cancel", "booking_id": "b-1"},
+        "owner": "host:1:a",
+        "now": T0,
+        "lease_until": T0 + timedelta(minutes=2),
+    }
+    return await storage.writes.begin(**(fields | changes))
+
+
+async def test_a_write_is_recorded_once_per_command_and_hands_the_draft_over(
+    storage: Storage,
+) -> None:
+    await storage.drafts.save(7, "book", {"amenity": "gym"})
+    first = await _begin(storage, "c-1", draft_job="book")
+    assert first.held
+    assert (first.row.status, first.row.attempts, first.row.maybe_sent) == (
+        WriteStatus.PENDING,
+        1,
+        False,
     )
-    second = await storage.outbox.enqueue(
-        telegram_id=7, vendor="akubela", operation="create", command_id="c-1", payload={"a": 2}
+    assert await storage.drafts.load(7, "book") is None
+
+    # Another process while the first holds it: left alone.
+    busy = await _begin(storage, "c-1", owner="host:2:b", now=T0 + timedelta(minutes=1))
+    assert not busy.held
+    assert busy.row.id == first.row.id
+    # After the lease it may take it up.
+    late = await _begin(storage, "c-1", owner="host:2:b", now=T0 + timedelta(minutes=3))
+    assert late.held
+    assert late.row.attempts == 2
+    assert [row.command_id for row in await storage.writes.all()] == ["c-1"]
+
+
+async def test_one_write_per_record_is_in_flight(storage: Storage) -> None:
+    first = await _begin(storage, "c-1", subject="akubela.booking:b-1")
+    other = await _begin(storage, "c-2", subject="akubela.booking:b-1")
+    assert other.other
+    assert other.row.id == first.row.id
+    await storage.writes.settle(first.row.id, WriteStatus.DONE, now=T0)
+    assert (await _begin(storage, "c-3", subject="akubela.booking:b-1")).held
+
+
+async def test_claiming_takes_due_writes_once_and_leases_them(storage: Storage) -> None:
+    due = await _begin(storage, "c-1")
+    await _begin(storage, "c-2", lease_until=T0 + timedelta(hours=1))
+    await storage.writes.release(
+        due.row.id, "host:1:a", maybe_sent=True, error="Unavailable", next_attempt_at=T0
     )
 
-    assert second.id == first.id
-    assert second.payload == {"a": 1}
-    assert first.status is OutboxStatus.PENDING
-
-
-async def test_claiming_takes_due_items_once_and_leases_them(storage: Storage) -> None:
-    due = await storage.outbox.enqueue(
-        telegram_id=7, vendor="tuya", operation="reopen", command_id="c-1", payload={}, now=T0
+    claimed = await storage.writes.claim_due(
+        now=T0, owner="host:3:c", lease_until=T0 + timedelta(minutes=5)
     )
-    await storage.outbox.enqueue(
-        telegram_id=7,
-        vendor="tuya",
-        operation="reopen",
-        command_id="c-2",
-        payload={},
-        now=T0 + timedelta(hours=1),
-    )
-
-    claimed = await storage.outbox.claim_due(T0, lease=timedelta(minutes=5))
-    assert [item.command_id for item in claimed] == ["c-1"]
-    assert claimed[0].attempts == 1
-    assert await storage.outbox.claim_due(T0 + timedelta(minutes=4)) == []
-    # A claim that was never finished (the process died) comes due after the lease.
-    reclaimed = await storage.outbox.claim_due(T0 + timedelta(minutes=5))
-    assert [(item.id, item.attempts) for item in reclaimed] == [(due.id, 2)]
-
-
-async def test_outbox_items_end_done_retried_or_failed(storage: Storage) -> None:
-    items = [
-        await storage.outbox.enqueue(
-            telegram_id=7, vendor="akubela", operation="op", command_id=f"c-{n}", payload={}
-        )
-        for n in range(3)
+    assert [(row.command_id, row.attempts, row.maybe_sent) for row in claimed] == [
+        ("c-1", 2, True)
     ]
+    later = T0 + timedelta(minutes=4)
+    assert await storage.writes.claim_due(now=later, owner="x:9:z", lease_until=later) == []
+    # A claim that was never finished (the process died) comes due after the lease.
+    after = T0 + timedelta(minutes=5)
+    reclaimed = await storage.writes.claim_due(now=after, owner="x:9:z", lease_until=after)
+    assert [(row.id, row.attempts) for row in reclaimed] == [(due.row.id, 3)]
 
-    await storage.outbox.mark_done(items[0].id, {"id": "r-1"})
-    await storage.outbox.mark_retry(items[1].id, "vendor unavailable", T0 + timedelta(days=1))
-    await storage.outbox.mark_failed(items[2].id, "rejected: invalid room")
 
-    done, retried, failed = [await storage.outbox.get(item.id) for item in items]
-    assert done is not None
-    assert retried is not None
-    assert failed is not None
-    assert (done.status, done.result) == (OutboxStatus.DONE, {"id": "r-1"})
-    assert (retried.status, retried.last_error) == (OutboxStatus.PENDING, "vendor unavailable")
-    assert retried.next_attempt_at == T0 + timedelta(days=1)
-    assert (failed.status, failed.last_error) == (OutboxStatus.FAILED, "rejected: invalid room")
-    with pytest.raises(UnknownRecord):
-        await storage.outbox.mark_done(10_000)
+async def test_a_gone_holder_s_writes_are_taken_over_at_once(storage: Storage) -> None:
+    await _begin(storage, "c-1", owner="host:1:gone")
+    await _begin(storage, "c-2", owner="host:2:alive")
+    taken = await storage.writes.claim_orphans(
+        now=T0,
+        owner="host:3:me",
+        lease_until=T0 + timedelta(minutes=2),
+        gone=lambda owner: owner.endswith("gone"),
+    )
+    assert [(row.command_id, row.owner) for row in taken] == [("c-1", "host:3:me")]
+
+
+async def test_a_write_ends_once(storage: Storage) -> None:
+    begun = await _begin(storage, "c-1")
+    assert await storage.writes.settle(begun.row.id, WriteStatus.DONE, now=T0, record_id="r-1")
+    assert not await storage.writes.settle(begun.row.id, WriteStatus.FAILED, now=T0)
+    row = await storage.writes.get("c-1")
+    assert row is not None
+    assert (row.status, row.record_id, row.owner) == (WriteStatus.DONE, "r-1", None)
+    # Sent again under its command id: it is done, nothing to send.
+    again = await _begin(storage, "c-1", now=T0 + timedelta(hours=1))
+    assert (again.held, again.row.status) == (False, WriteStatus.DONE)
+
+
+async def test_a_refused_write_sent_again_is_the_new_version(storage: Storage) -> None:
+    begun = await _begin(storage, "c-1")
+    await storage.writes.settle(begun.row.id, WriteStatus.FAILED, now=T0, error="Refused")
+    again = await _begin(
+        storage,
+        "c-1",
+        write={"kind": "akubela.booking.cancel", "booking_id": "b-2"},
+        now=T0 + timedelta(minutes=1),
+    )
+    assert again.held
+    assert (again.row.status, again.row.write["booking_id"]) == (WriteStatus.PENDING, "b-2")
 
 
 async def test_vendor_states_are_put_and_got_in_bulk(storage: Storage) -> None:

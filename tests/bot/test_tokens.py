@@ -14,12 +14,11 @@ from starlette.applications import Starlette
 
 from bot.storage.models import ResidentLink, Role
 from bot.tokens import MSG_LINK_AGAIN
-from conversations.common import new_command_id
 from conversations.i18n import tr
 from sandbox.faults import FaultKind, FaultRule, FaultWhen
 from tests.bot.test_account import _follow, _link_url, _log_in
 from tests.bot.test_alerts import _join
-from tests.bot.test_outbox import _repair_payload
+from tests.bot.test_writes import _repair, keep
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
 
 BOB, BOSS = 7101, 7102
@@ -102,11 +101,8 @@ async def test_ten_users_of_one_expired_token_in_two_processes_spend_one_refresh
         home = person["residence_ids"][0]
         await _join_as_manager(first, BOSS)
         for n in range(2):
-            await first.services.outbox.defer(
-                BOB,
-                "akubela.repair.create",
-                _repair_payload(home, f"Window latch {n} is broken"),
-                command_id=new_command_id(),
+            await keep(
+                first, _repair(home, f"Window latch {n} is broken"), maybe_sent=False, user=BOB
             )
         akubela.expire_tokens()  # Akubela refuses the access token from now on
         if expired == "by-clock":

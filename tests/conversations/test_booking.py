@@ -10,13 +10,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from bot.persistence import DatabasePersistence
 from bot.settings import Settings
-from bot.storage.models import OutboxItem
 from conversations import callbacks
 from conversations.booking import (
     at_arg,
@@ -30,7 +28,7 @@ from sandbox.akubela_seed import BBQ, GYM, MEETING_ROOM
 from sandbox.app import create_app, default_vendors
 from sandbox.core import Clock
 from sandbox.faults import FaultKind, FaultRule
-from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
+from tests.support_bot import BotUnderTest, link_demo_resident, running_bot, vendor_writes
 
 BOB = 801  # one home: Wang Home
 ALICE = 802  # two homes; she holds the gym tomorrow 07:00-08:00
@@ -488,17 +486,16 @@ async def test_akubela_down_at_confirm_keeps_the_request(
     )
     await chat.press(_press("confirm"))
     assert "Your booking request is kept" in _last(bot)
-    async with bot.services.storage.sessions() as session:
-        [item] = list(await session.scalars(select(OutboxItem)))
-    assert item.operation == "akubela.booking.create"
+    [item] = await vendor_writes(bot)
+    assert item.kind == "akubela.booking.create"
     start = datetime.combine(_tomorrow(), time(19), tzinfo=ZONE)
-    assert item.payload == {
+    assert {k: v for k, v in item.write.items() if k != "start"} == {
+        "kind": "akubela.booking.create",
         "residence_id": BOB_HOME,
         "amenity_id": GYM,
-        "start": start.isoformat(),
         "duration_minutes": 60,
     }
-    assert datetime.fromisoformat(item.payload["start"]).astimezone(UTC) == start
+    assert datetime.fromisoformat(item.write["start"]).astimezone(UTC) == start
     assert _bob_bookings(sandbox_app) == []
     assert await bot.services.storage.drafts.load(BOB, "book") is None
 

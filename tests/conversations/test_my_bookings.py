@@ -14,13 +14,12 @@ import httpx
 import pytest
 import qrcode
 from PIL import Image
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from api.akubela_models import Booking
 from bot.persistence import DatabasePersistence
-from bot.storage.models import OutboxItem
+from bot.storage.models import WriteRecord
 from conversations import callbacks
 from conversations.my_bookings import (
     amenity_label,
@@ -33,8 +32,8 @@ from conversations.my_bookings import (
 )
 from sandbox.akubela_seed import GYM
 from sandbox.core import Clock
-from sandbox.faults import FaultKind, FaultRule
-from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
+from sandbox.faults import FaultKind, FaultRule, FaultWhen
+from tests.support_bot import BotUnderTest, link_demo_resident, run_writes_job, running_bot
 
 ALICE = 701  # two homes; her first has a gym booking tomorrow and a BBQ in two days
 BOB = 702  # one home, with a meeting-room booking waiting for approval
@@ -405,9 +404,27 @@ async def test_akubela_down_while_listing_offers_a_retry(
     assert "Your upcoming bookings:" in _last(bot)
 
 
-async def _outbox(bot: BotUnderTest) -> list[OutboxItem]:
-    async with bot.services.storage.sessions() as session:
-        return list(await session.scalars(select(OutboxItem)))
+async def _outbox(bot: BotUnderTest) -> list[WriteRecord]:
+    return await bot.services.storage.writes.all()
+
+
+async def test_a_cancel_whose_answer_is_lost_is_reported_as_done(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await link_demo_resident(bot, sandbox_app, ALICE, homes=2)
+    chat = bot.chat(ALICE)
+    await chat.send("/bookings")
+    await chat.press(_press("drop", ALICE_GYM))
+    # Akubela cancels it, and the answer never arrives.
+    sandbox_app.state.control.faults.add(
+        FaultRule(FaultKind.DROP, path="/akubela/api", times=1, when=FaultWhen.AFTER)
+    )
+    await chat.press(_press("yes"))
+    await run_writes_job(bot)
+    texts = [c.text or "" for c in bot.telegram.sent("sendMessage")]
+    assert sum("Done: the booking is cancelled." in text for text in texts) == 1, texts
+    assert not [t for t in texts if "not found" in t or "could not" in t.lower()], texts
+    assert sandbox_app.state.control.vendors["akubela"]._bookings[ALICE_GYM].state == "canceled"
 
 
 async def test_akubela_down_at_confirm_keeps_the_cancellation(
@@ -423,8 +440,9 @@ async def test_akubela_down_at_confirm_keeps_the_cancellation(
     await chat.press(_press("yes"))
     assert "Your cancellation is kept" in _last(bot)
     [item] = await _outbox(bot)
-    assert item.operation == "akubela.booking.cancel"
-    assert item.payload == {
+    assert item.kind == "akubela.booking.cancel"
+    assert item.write == {
+        "kind": "akubela.booking.cancel",
         "residence_id": "r3f9a1c2d4e5b6a7980c1d2e3f4a5b601",
         "booking_id": ALICE_GYM,
     }
@@ -570,5 +588,12 @@ async def test_akubela_down_keeps_the_code_booking(
     await chat.send(code)
     assert "Your booking with the code is kept" in _last(bot)
     [item] = await _outbox(bot)
-    assert item.operation == "akubela.booking.by_code"
-    assert item.payload == {"residence_id": BOB_HOME, "booking_code": code}
+    assert item.kind == "akubela.booking.by_code"
+    assert item.write == {
+        "kind": "akubela.booking.by_code",
+        "residence_id": BOB_HOME,
+        "booking_code": code,
+        # Akubela was down before the bookings could be read: nothing was sent yet.
+        "known_booking_ids": None,
+    }
+    assert item.maybe_sent is False

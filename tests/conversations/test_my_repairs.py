@@ -10,13 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from api.akubela_models import Maintenance
 from bot.persistence import DatabasePersistence
-from bot.storage.models import OutboxItem
 from conversations import callbacks
 from conversations.my_repairs import (
     find,
@@ -30,8 +28,14 @@ from conversations.my_repairs import (
 )
 from conversations.ports import ResidentDesk
 from sandbox.core import Clock
-from sandbox.faults import FaultKind, FaultRule
-from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
+from sandbox.faults import FaultKind, FaultRule, FaultWhen
+from tests.support_bot import (
+    BotUnderTest,
+    link_demo_resident,
+    run_writes_job,
+    running_bot,
+    vendor_writes,
+)
 from tests.support_telegram import Chat
 
 ALICE = 901  # two homes; her first has a repair waiting (with a picture) and one in progress
@@ -375,7 +379,27 @@ async def test_a_failed_list_offers_a_retry(bot: BotUnderTest, sandbox_app: Star
     assert _last(bot).startswith("📋 Your repairs (page 1 of 1):")
 
 
-async def test_akubela_down_at_delete_keeps_it_in_the_outbox(
+async def test_a_cancel_whose_answer_is_lost_is_reported_as_done(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    chat = await _alice(bot, sandbox_app)
+    await chat.send("/repairs")
+    await chat.press(_press("drop", ALICE_WAITING))
+    # Akubela deletes it, and the answer never arrives.
+    sandbox_app.state.control.faults.add(
+        FaultRule(FaultKind.DROP, path="/akubela/api", times=1, when=FaultWhen.AFTER)
+    )
+    await chat.press(_press("yes"))
+    await run_writes_job(bot)
+    texts = [c.text or "" for c in bot.telegram.sent("sendMessage")]
+    cancelled = f"🗑 Repair #{ALICE_WAITING[-6:]} is cancelled."
+    assert sum(cancelled in text for text in texts) == 1, texts
+    assert not [t for t in texts if "not found" in t or "could not" in t.lower()], texts
+    [write] = await vendor_writes(bot)
+    assert (write.status, write.record_id) == ("done", ALICE_WAITING)
+
+
+async def test_akubela_down_at_delete_keeps_it_for_later(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     chat = await _alice(bot, sandbox_app)
@@ -391,11 +415,11 @@ async def test_akubela_down_at_delete_keeps_it_in_the_outbox(
         "⏳ Akubela is not answering right now. Your request is kept and will be sent as soon "
         "as Akubela answers; you will hear back here."
     )
-    async with bot.services.storage.sessions() as session:
-        (item,) = await session.scalars(select(OutboxItem))
-    assert item.operation == "akubela.repair.cancel"
+    (item,) = await vendor_writes(bot)
+    assert item.kind == "akubela.repair.cancel"
     assert item.command_id == draft["command_id"]
-    assert item.payload == {
+    assert item.write == {
+        "kind": "akubela.repair.cancel",
         "residence_id": (await _desk(bot, ALICE)).residence_id,
         "repair_id": ALICE_WAITING,
     }

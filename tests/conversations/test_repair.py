@@ -10,13 +10,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from api.akubela_models import Maintenance
 from bot.persistence import DatabasePersistence
-from bot.storage.models import OutboxItem, RepairReport
+from bot.storage.models import RepairReport
 from conversations import callbacks
 from conversations.repair import (
     MAX_DESCRIPTION,
@@ -28,13 +27,14 @@ from conversations.repair import (
     add_photo,
     check_contact,
     check_description,
-    deferred_payload,
     missing_step,
     next_step,
+    repair_write,
     short_id,
 )
+from conversations.writes import dump_write
 from sandbox.faults import FaultKind, FaultRule
-from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
+from tests.support_bot import BotUnderTest, link_demo_resident, running_bot, vendor_writes
 from tests.support_telegram import Chat
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -205,7 +205,7 @@ def test_a_confirmed_report_needs_every_part() -> None:
     assert missing_step(draft, "CN") is None
 
 
-def test_the_deferred_payload_is_plain_json_with_zoned_times() -> None:
+def test_the_recorded_write_is_plain_json_with_zoned_times() -> None:
     start = datetime(2026, 3, 1, 9, tzinfo=ZONE)
     draft = RepairDraft(
         command_id="c",
@@ -216,7 +216,8 @@ def test_the_deferred_payload_is_plain_json_with_zoned_times() -> None:
         window_confirmed=True,
         contact="+86 1",
     )
-    assert deferred_payload(draft, "r1") == {
+    assert dump_write(repair_write(draft, "r1")) == {
+        "kind": "akubela.repair.create",
         "residence_id": "r1",
         "start": "2026-03-01T09:00:00+08:00",
         "finish": "2026-03-01T12:00:00+08:00",
@@ -558,7 +559,7 @@ async def test_stale_and_forged_buttons_get_a_notice_and_the_same_step(
     assert len([r for r in await _repairs(bot) if r.description == DESCRIPTION]) == 1
 
 
-async def test_akubela_down_at_confirm_keeps_the_report_in_the_outbox(
+async def test_akubela_down_at_confirm_keeps_the_report_for_later(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     chat = await _resident(bot, sandbox_app)
@@ -579,14 +580,14 @@ async def test_akubela_down_at_confirm_keeps_the_report_in_the_outbox(
 
     assert _last(bot).startswith("⏳ Akubela is not answering right now.")
     assert "you will hear back here" in _last(bot)
-    async with bot.services.storage.sessions() as session:
-        (item,) = await session.scalars(select(OutboxItem))
-    assert item.operation == "akubela.repair.create"
+    (item,) = await vendor_writes(bot)
+    assert item.kind == "akubela.repair.create"
+    assert item.status == "pending"
     assert item.command_id == draft["command_id"]
     assert item.telegram_id == BOB
-    assert item.payload["photo_file_ids"] == ["kept-photo"]
-    assert item.payload["description"] == DESCRIPTION
-    assert datetime.fromisoformat(item.payload["start"]) == _tomorrow_at(9)
+    assert item.write["photo_file_ids"] == ["kept-photo"]
+    assert item.write["description"] == DESCRIPTION
+    assert datetime.fromisoformat(item.write["start"]) == _tomorrow_at(9)
     assert await _draft_data(bot) is None
 
 

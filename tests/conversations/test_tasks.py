@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from api.errors import AuthError
 from api.tuya_models import RoomDeviceRelation, TaskDetail, TaskSummary, Worker
 from bot.persistence import DatabasePersistence
 from bot.storage.models import Role
@@ -27,11 +28,11 @@ from conversations.tasks import (
     reason_problem,
     status_words,
     task_details,
-    worker_id_of,
     worker_name,
 )
-from sandbox.faults import FaultKind, FaultRule
-from tests.support_bot import BotUnderTest, running_bot
+from conversations.writes import worker_id_of
+from sandbox.faults import FaultKind, FaultRule, FaultWhen
+from tests.support_bot import BotUnderTest, run_writes_job, running_bot, vendor_writes
 
 TOM, LI_WEI = "1306411812723001", "1306411812723002"
 TOM_TG, LI_TG, MANAGER_TG, STRANGER_TG = 801, 802, 803, 804
@@ -550,7 +551,13 @@ async def test_tuya_down_while_listing_offers_a_retry(
     assert _last(bot).startswith("Maintenance tasks (all)")
 
 
-async def test_tuya_down_at_accept_changes_nothing_and_offers_a_retry(
+KEPT = (
+    "The task system is not answering right now. Your decision is kept and will be sent as "
+    "soon as it answers; you will hear back here."
+)
+
+
+async def test_tuya_down_at_accept_keeps_the_decision_and_sends_it_later(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     await staff(bot)
@@ -559,15 +566,81 @@ async def test_tuya_down_at_accept_changes_nothing_and_offers_a_retry(
     chat = bot.chat(MANAGER_TG)
     await chat.send("/tasks")
     await chat.press(_press("accept", TASK(3)))
-    assert _last(bot) == "The task system is not answering right now. Please try again soon."
+    assert _last(bot) == KEPT
     assert _status(sandbox_app, TASK(3)) == "PENDING_ACCEPTANCE"
     assert _told(bot, TOM_TG) == []
+    # Pressed again while it waits: the same decision is not sent twice.
+    await chat.press(_press("accept", TASK(3)))
+    assert _last(bot) == "⏳ That is already on its way; you will hear back here when it is done."
+    [kept] = await vendor_writes(bot)
+    assert (kept.kind, kept.status, kept.subject) == (
+        "tuya.task.accept",
+        "pending",
+        f"tuya.task:{TASK(3)}",
+    )
     faults.clear()
-    await chat.press(bot.telegram.button("Retry"))
+    await run_writes_job(bot)
     assert _status(sandbox_app, TASK(3)) == "ACCEPTANCE_COMPLETE"
+    assert _told(bot, MANAGER_TG)[-2:] == [
+        f"✅ Task {TASK(3)} is accepted.",
+        "The work is recorded in the maintenance log.",
+    ]
+    assert _told(bot, TOM_TG) == [f"✅ Your task {TASK(3)} was accepted."]
+    assert len(_new_events(sandbox_app)) == 1
 
 
-async def test_tuya_down_while_reopening_keeps_the_reason(
+async def test_an_accept_whose_answer_is_lost_is_found_not_refused(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await staff(bot)
+    faults = sandbox_app.state.control.faults
+    faults.add(
+        FaultRule(
+            FaultKind.DROP,
+            path=f"{TASKS_PATH}/{TASK(3)}/acceptance",
+            times=1,
+            when=FaultWhen.AFTER,
+        )
+    )
+    await bot.chat(MANAGER_TG).press(_press("accept", TASK(3)))
+    assert _status(sandbox_app, TASK(3)) == "ACCEPTANCE_COMPLETE"
+    assert _last(bot) == (
+        f"✅ Task {TASK(3)} is accepted.\nThe work is recorded in the maintenance log."
+    )
+    assert _told(bot, TOM_TG) == [f"✅ Your task {TASK(3)} was accepted."]
+    [accept, record] = await vendor_writes(bot)
+    assert (accept.status, record.status) == ("done", "done")
+
+
+async def test_a_bot_stopped_between_an_accept_and_its_log_record_still_writes_it_once(
+    bot: BotUnderTest, sandbox_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await staff(bot)
+    journal = bot.services.writes
+    real_submit = journal.submit
+
+    async def stops_before_what_follows(
+        telegram_id: int, write: Any, *, command_id: str, draft: str | None = None
+    ) -> Any:
+        if "/" in command_id:  # the log record that follows the accept
+            raise RuntimeError("the process stopped here")
+        return await real_submit(telegram_id, write, command_id=command_id, draft=draft)
+
+    monkeypatch.setattr(journal, "submit", stops_before_what_follows)
+    await bot.chat(MANAGER_TG).press("1:tasks:accept:" + TASK(3))
+    assert _status(sandbox_app, TASK(3)) == "ACCEPTANCE_COMPLETE"
+    assert _new_events(sandbox_app) == []
+    monkeypatch.setattr(journal, "submit", real_submit)
+    # Recorded with the accept's end, the log record waits for whoever runs next.
+    await run_writes_job(bot)
+    await run_writes_job(bot)
+    assert len(_new_events(sandbox_app)) == 1
+    assert _told(bot, MANAGER_TG)[-1] == (
+        f"The work on task {TASK(3)} is recorded in the maintenance log."
+    )
+
+
+async def test_tuya_down_while_reopening_keeps_the_reopen_for_later(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     await staff(bot)
@@ -576,29 +649,63 @@ async def test_tuya_down_while_reopening_keeps_the_reason(
     await chat.press("1:tasks:reopen:" + TASK(3))
     faults.add(FaultRule(FaultKind.ERROR, path=f"{TASKS_PATH}/{TASK(3)}/reopen", status=503))
     await chat.send("Sensor still wet")
-    assert _last(bot) == (
-        "The task system is not answering right now. Please try again soon.\nYour reason is kept."
-    )
+    assert _last(bot) == KEPT
+    assert _status(sandbox_app, TASK(3)) == "PENDING_ACCEPTANCE"
     faults.clear()
+    await run_writes_job(bot)
+    assert _status(sandbox_app, TASK(3)) == "PENDING_MAINTENANCE"
+    assert _told(bot, TOM_TG)[-1].endswith("Reason: Sensor still wet")
+    assert _told(bot, MANAGER_TG)[-1] == f"🔁 Task {TASK(3)} is reopened."
+
+
+async def test_a_reopen_the_bot_may_not_send_keeps_the_reason_to_send_again(
+    bot: BotUnderTest, sandbox_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await staff(bot)
+    board = bot.services.task_board
+    real_reopen = board.reopen
+
+    async def refused_once(task_id: str) -> None:
+        monkeypatch.setattr(board, "reopen", real_reopen)
+        raise AuthError("token refused", vendor="tuya")
+
+    monkeypatch.setattr(board, "reopen", refused_once)
+    chat = bot.chat(MANAGER_TG)
+    await chat.press("1:tasks:reopen:" + TASK(3))
+    await chat.send("Sensor still wet")
+    assert _last(bot).endswith("\nYour reason is kept.")
+    assert _status(sandbox_app, TASK(3)) == "PENDING_ACCEPTANCE"
     await chat.press(bot.telegram.button("Send again"))
     assert _status(sandbox_app, TASK(3)) == "PENDING_MAINTENANCE"
     assert _told(bot, TOM_TG)[-1].endswith("Reason: Sensor still wet")
+    # One write, refused and then sent again under its command id.
+    [reopen] = await vendor_writes(bot)
+    assert (reopen.status, reopen.attempts) == ("done", 2)
 
 
-async def test_servitly_down_after_acceptance_says_so(
+async def test_servitly_down_after_acceptance_keeps_the_record_for_later(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     await staff(bot)
-    sandbox_app.state.control.faults.add(FaultRule(FaultKind.ERROR, path="/servitly", status=503))
+    faults = sandbox_app.state.control.faults
+    faults.add(FaultRule(FaultKind.ERROR, path="/servitly", status=503))
     await bot.chat(MANAGER_TG).press("1:tasks:accept:" + TASK(3))
     assert _status(sandbox_app, TASK(3)) == "ACCEPTANCE_COMPLETE"
     assert _last(bot) == (
-        f"✅ Task {TASK(3)} is accepted.\nThe maintenance log could not be written just now; "
-        "please record this work there by hand."
+        f"✅ Task {TASK(3)} is accepted.\nThe maintenance log is not answering right now; the "
+        "record is kept and will be written as soon as it answers."
     )
-    [record, accepted] = await bot.services.storage.audit.recent()
-    assert (record.action, record.result) == ("maintenance.record", "failed: Unavailable")
+    [accepted] = await bot.services.storage.audit.recent()
     assert accepted.action == "task.accept"
+    faults.clear()
+    await run_writes_job(bot)
+    [event] = _new_events(sandbox_app)
+    assert event["properties"] == {"tuyaTaskId": TASK(3)}
+    assert _told(bot, MANAGER_TG)[-1] == (
+        f"The work on task {TASK(3)} is recorded in the maintenance log."
+    )
+    [record, _accepted] = await bot.services.storage.audit.recent()
+    assert (record.action, record.target) == ("maintenance.record", TASK(3))
 
 
 async def test_the_deprecated_maintenance_works_are_written_when_configured(

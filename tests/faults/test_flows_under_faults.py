@@ -3,13 +3,15 @@
 Each write a user can make (report a repair, book, cancel a booking, acknowledge, accept and
 reopen a task, assign one) is driven through the real application up to the step that writes;
 the fault is injected; the user takes that step; then the vendor recovers and the user (or the
-outbox) carries on. In every case:
-- the user got a reply at once, in their language, and a deferred write is in the outbox;
+job that retries kept writes) carries on. In every case:
+- the user got a reply at once, in their language, and a write the vendor did not take is kept
+  (or, when even the reads before it failed, the user was asked to try again);
 - after recovery the write is at the vendor exactly once, and whoever must hear of it heard
   once (the resident that it went through, the manager or the worker told);
-- a create whose answer was lost is looked for before it is sent again: with `timeout` the
+- a write whose answer was lost is looked for before it is sent again: with `timeout` the
   vendor acts after the client gave up (the record exists), with `drop` and `malformed` it
-  never acted (it does not), and either way exactly one record is left.
+  never acted (it does not), with `lost` it acted and only the answer was dropped; either way
+  exactly one record is left.
 """
 
 from __future__ import annotations
@@ -23,16 +25,15 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import select
 from starlette.applications import Starlette
 
 from bot.errors import APOLOGY
-from bot.outbox import DONE_DEFAULT, DONE_MESSAGES
-from bot.storage.models import OutboxItem, OutboxStatus, Role
+from bot.storage.models import Role, WriteRecord, WriteStatus
 from conversations import callbacks
 from conversations.i18n import tr
+from conversations.writes import BookingCancel, BookingCreate, RepairCreate
 from sandbox.akubela_seed import GYM
-from sandbox.faults import FaultKind, FaultRule
+from sandbox.faults import FaultKind, FaultRule, FaultWhen
 from tests.conversations.test_tasks import MANAGER_TG, PROJECT, TASK, TOM, TOM_TG, join
 from tests.faults.conftest import LATE, READ_TIMEOUT, ClientTimeout, Figures, MovableClock
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
@@ -56,7 +57,7 @@ def _our_fault(texts: list[str], lang: str) -> bool:
     return any(re.fullmatch(apology, text) for text in texts)
 
 
-FAULTS = ("burst", "timeout", "rate_limit", "token_expiry", "malformed", "drop", "outage")
+FAULTS = ("burst", "timeout", "rate_limit", "token_expiry", "malformed", "drop", "lost", "outage")
 
 
 @dataclass
@@ -72,9 +73,10 @@ class Run:
     user: int = 0
     mark: int = 0  # index into the Bot API calls where the faulty step began
     residence_id: str = ""
-    done_prefix: str = ""  # how the outbox says this write went through
+    done_prefix: str = ""  # how the bot says this write went through, when it ended later
     direct_prefix: str = ""  # how the conversation says it, when it went through at once
     told_directly: int = 0
+    after: int = 0  # index into the Bot API calls where the faulty step's replies ended
     tasks_before: set[str] = field(default_factory=set)
 
     @property
@@ -141,7 +143,7 @@ class Flow:
     name: str
     vendor: str  # the path prefix a whole-vendor outage covers
     write_path: str  # the path single faults are aimed at
-    operation: str | None  # the outbox operation, for writes the outbox keeps
+    operation: str | None  # the kind of write kept when the vendor does not take it
     prepare: Callable[[Run], Awaitable[None]]
     commit: Callable[[Run], Awaitable[None]]
     delivered: Callable[[Run], Awaitable[int]]  # how many times the write is at the vendor
@@ -173,7 +175,7 @@ def _chat(run: Run) -> Chat:
 def _deferred_done_told(run: Run) -> int:
     """How often the resident heard that the deferred write went through (or was done)."""
     return run.told_directly + sum(
-        1 for text in run.texts_to(run.user) if text.startswith(run.done_prefix)
+        1 for text in run.texts_to(run.user, run.after) if text.startswith(run.done_prefix)
     )
 
 
@@ -185,7 +187,7 @@ async def _repair_prepare(run: Run) -> None:
     await chat.press(callbacks.build("repair", "when", "1m"))
     await chat.press(callbacks.build("repair", "ok"))
     await chat.send("+86 138 0000 0002")
-    run.done_prefix = tr(run.lang, DONE_MESSAGES["akubela.repair.create"]).split("{")[0]
+    run.done_prefix = tr(run.lang, RepairCreate.done_message).split("{")[0]
     run.direct_prefix = "✅"
 
 
@@ -200,7 +202,7 @@ async def _repairs(run: Run) -> int:
 async def _booking_prepare(run: Run) -> None:
     chat = await _resident(run)
     await chat.send("/book gym tomorrow 7pm for 1 hour")
-    run.done_prefix = tr(run.lang, DONE_MESSAGES["akubela.booking.create"])
+    run.done_prefix = tr(run.lang, BookingCreate.done_message).split("#")[0]
     run.direct_prefix = "✅"
 
 
@@ -224,7 +226,7 @@ async def _cancel_prepare(run: Run) -> None:
     chat = await _resident(run, homes=2)
     await chat.send("/bookings")
     await chat.press(callbacks.build("bookings", "drop", ALICE_GYM))
-    run.done_prefix = tr(run.lang, DONE_DEFAULT)
+    run.done_prefix = tr(run.lang, BookingCancel.done_message)
     run.direct_prefix = tr(run.lang, "Done: the booking is cancelled.")
 
 
@@ -388,7 +390,7 @@ FLOWS = (
         "accept",
         "/tuya",
         f"{TASKS_PATH}/{TASK(3)}/acceptance",
-        None,
+        "tuya.task.accept",
         _accept_prepare,
         _accept_commit,
         _accepted,
@@ -398,7 +400,7 @@ FLOWS = (
         "reopen",
         "/tuya",
         f"{TASKS_PATH}/{TASK(3)}/reopen",
-        None,
+        "tuya.task.reopen",
         _reopen_prepare,
         _reopen_commit,
         _reopened,
@@ -408,7 +410,7 @@ FLOWS = (
         "assign",
         "/tuya",
         CREATE_TASK_PATH,
-        None,
+        "tuya.task.create",
         _assign_prepare,
         _assign_commit,
         _assigned,
@@ -430,6 +432,7 @@ async def _inject(run: Run, flow: Flow, fault: str, figures: Figures) -> list[Fa
         "rate_limit": lambda: FaultRule(FaultKind.RATE_LIMIT, path=path, retry_after=2, times=1),
         "malformed": lambda: FaultRule(FaultKind.MALFORMED, path=path, times=1),
         "drop": lambda: FaultRule(FaultKind.DROP, path=path, times=1),
+        "lost": lambda: FaultRule(FaultKind.DROP, path=path, times=1, when=FaultWhen.AFTER),
         "outage": lambda: FaultRule(FaultKind.ERROR, path=flow.vendor, status=503),
     }
     if fault == "token_expiry":
@@ -450,9 +453,13 @@ async def _run_outbox(run: Run) -> None:
     await job.run(run.bot.app)
 
 
-async def _outbox_items(run: Run) -> list[OutboxItem]:
-    async with run.bot.services.storage.sessions() as session:
-        return list(await session.scalars(select(OutboxItem)))
+async def _writes(run: Run) -> list[WriteRecord]:
+    return await run.bot.services.storage.writes.all()
+
+
+async def _kept(run: Run) -> list[str]:
+    """The kinds of the writes kept for later."""
+    return [w.kind for w in await _writes(run) if w.status is WriteStatus.PENDING]
 
 
 async def _retry(run: Run, flow: Flow) -> None:
@@ -465,16 +472,14 @@ async def _retry(run: Run, flow: Flow) -> None:
 
 
 async def _recover(run: Run, flow: Flow) -> None:
-    """The vendor is back: the outbox delivers, or the user tries again until it is done."""
+    """The vendor is back: kept writes go through, or the user tries again until it is done."""
     run.sandbox.state.control.faults.clear()
     await run.client_timeout.settle()  # a request the client gave up on lands meanwhile
-    if flow.deferred:
-        for _ in range(10):
-            if not [i for i in await _outbox_items(run) if i.status is OutboxStatus.PENDING]:
-                break
-            run.clock.advance(minutes=31)
-            await _run_outbox(run)
-        return
+    for _ in range(10):
+        if not await _kept(run):
+            break
+        run.clock.advance(minutes=31)
+        await _run_outbox(run)
     for _ in range(4):
         if await flow.delivered(run) >= 1 and flow.told(run) >= 1:
             return
@@ -514,27 +519,28 @@ async def test_a_flow_under_a_fault_loses_nothing_and_duplicates_nothing(
         await flow.commit(run)
 
         replies = run.replies()
+        run.after = len(bot.telegram.calls)
         assert replies, f"{flow.name} under {fault}: the user got no reply"
         assert all(_in_language(text, lang) for text in replies), replies
         assert not _our_fault(replies, lang), "a fault reached the error handler"
         if flow.deferred:
-            items = await _outbox_items(run)
-            # No input lost: went through at once, or kept in the outbox.
+            kept = await _kept(run)
+            # No input lost: went through at once, kept for later, or (when even the reads
+            # before the write failed) the user was asked to try again.
             delivered_now = await flow.delivered(run)
-            assert delivered_now == 1 or [i.operation for i in items] == [flow.operation]
-            if not items:
+            assert delivered_now == 1 or kept == [flow.operation] or not await _writes(run)
+            if not kept:
                 run.told_directly = sum(
                     1 for text in replies if text.startswith(run.direct_prefix)
                 )
         if fault == "outage":
-            # Down for minutes: the outbox keeps trying and the user is not told it failed.
+            # Down for minutes: kept writes are retried and the user is not told it failed.
             for _ in range(3):
                 run.clock.advance(minutes=5)
-                if flow.deferred:
+                if await _kept(run):
                     heard = len(run.texts_to(run.user))
                     await _run_outbox(run)
-                    [item] = await _outbox_items(run)
-                    assert item.status is OutboxStatus.PENDING
+                    assert await _kept(run) == [flow.operation]
                     assert len(run.texts_to(run.user)) == heard
                 else:
                     await _retry(run, flow)
@@ -547,8 +553,7 @@ async def test_a_flow_under_a_fault_loses_nothing_and_duplicates_nothing(
         figures.outcome(flow.name, delivered)
         assert delivered == 1, f"{flow.name} under {fault}: at the vendor {delivered} times"
         assert flow.told(run) == 1, f"{flow.name} under {fault}: told {flow.told(run)} times"
-        if flow.deferred:
-            assert all(i.status is OutboxStatus.DONE for i in await _outbox_items(run))
+        assert all(w.status is WriteStatus.DONE for w in await _writes(run))
         later = run.replies()
         assert all(_in_language(text, lang) for text in later), later
         assert not _our_fault(later, lang), "a fault reached the error handler"

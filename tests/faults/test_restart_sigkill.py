@@ -11,20 +11,14 @@ the kill: only what the bot stores the moment the user types survives, the harsh
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 
@@ -35,6 +29,7 @@ from conversations.booking import at_arg
 from sandbox.akubela_seed import GYM
 from sandbox.botapi import Persona, create_botapi_app
 from tests.faults.conftest import Figures
+from tests.faults.live import BotProcess, WebChat, bot_env, free_port
 from tests.support_bot import demo_residents
 from tests.support_server import serve
 
@@ -44,26 +39,6 @@ ZONE = ZoneInfo("Asia/Shanghai")
 DESCRIPTION = "Water stains spread on the bedroom ceiling, typed before the crash"
 CONTACT = "+86 139 0000 0009"
 T = TypeVar("T")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _eventually(check: Callable[[], T | None], what: str, seconds: float = 30) -> T:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (httpx.TransportError, ValueError):
-            result = None
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -82,89 +57,6 @@ def vendors(sandbox_app: Starlette) -> Iterator[str]:
         yield url
 
 
-class WebChat:
-    """The resident's side of the web chat, through its JSON API."""
-
-    def __init__(self, url: str, user_id: int) -> None:
-        self.base = f"{url}/api/chats/{user_id}"
-        self.seen = 0  # the newest message when the resident last acted
-
-    def _acting(self) -> None:
-        self.seen = max((m["message_id"] for m in self.bot_messages()), default=self.seen)
-
-    def bot_messages(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = httpx.get(f"{self.base}/messages", timeout=5).json()
-        return [m for m in messages if m["from"] == "bot" and not m.get("deleted")]
-
-    def say(self, text: str) -> None:
-        self._acting()
-        httpx.post(f"{self.base}/messages", json={"text": text}, timeout=5).raise_for_status()
-
-    def wait_for_text(self, part: str) -> dict[str, Any]:
-        """The bot's answer to the last action (a new message, or one edited) holding `part`."""
-
-        def found() -> dict[str, Any] | None:
-            for message in reversed(self.bot_messages()):
-                fresh = message["message_id"] > self.seen or message["edited"]
-                if fresh and part in (message.get("text") or message.get("caption") or ""):
-                    return dict(message)
-            return None
-
-        message: dict[str, Any] = _eventually(found, repr(part))
-        return message
-
-    def press(self, data: str) -> None:
-        """Presses the newest button carrying `data`, once the bot has shown it."""
-
-        def shown() -> dict[str, Any] | None:
-            for message in reversed(self.bot_messages()):
-                for row in message.get("buttons") or []:
-                    if any(button.get("callback_data") == data for button in row):
-                        return dict(message)
-            return None
-
-        message = _eventually(shown, f"a button {data!r}")
-        self._acting()
-        answer = httpx.post(
-            f"{self.base}/callbacks",
-            json={"message_id": message["message_id"], "data": data},
-            timeout=5,
-        )
-        answer.raise_for_status()
-
-
-class BotProcess:
-    """`concierge run` as its own process, logging to a file."""
-
-    def __init__(self, env: dict[str, str], workdir: Path, web_port: int) -> None:
-        self.env, self.workdir, self.web_port = env, workdir, web_port
-        self.log_path = workdir / "bot.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
-            cwd=self.workdir,
-            env=self.env,
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
-        health = f"http://127.0.0.1:{self.web_port}/healthz"
-        _eventually(lambda: httpx.get(health, timeout=1).json() == {"ok": True}, "the bot")
-
-    def stop(self, sig: signal.Signals) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        code = self.process.wait(timeout=30)
-        self.process = None
-        return code
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-
 def _tomorrow_at(hour: int) -> datetime:
     day = datetime.now(ZONE).date() + timedelta(days=1)
     return datetime.combine(day, clock_time(hour), tzinfo=ZONE)
@@ -176,7 +68,7 @@ def test_a_bot_killed_half_way_through_a_repair_and_a_booking_finishes_both_once
     person = next(r for r in demo_residents(sandbox_app) if len(r["residence_ids"]) == 1)
     home = person["residence_ids"][0]
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    web_port = _free_port()
+    web_port = free_port()
     overrides = {
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_BASE_URL": f"{botapi}/bot",
@@ -188,9 +80,7 @@ def test_a_bot_killed_half_way_through_a_repair_and_a_booking_finishes_both_once
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
         "PERSISTENCE_UPDATE_INTERVAL": "60",
     }
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AKUBELA", "TUYA", "SERVITLY"))
-    } | overrides
+    env = bot_env(overrides)
     settings = Settings(
         _env_file=None,
         database_url=database_url,

@@ -27,6 +27,7 @@ from bot.storage.migrate import upgrade
 from bot.telegram_bot import MAX_TEXT, split_text
 from conversations.common import new_command_id
 from conversations.context import SERVICES_KEY
+from conversations.writes import BookingCancel, dump_write
 from sandbox.botapi import BotApiState, Persona, create_botapi_app
 from tests.faults.conftest import Figures, MovableClock
 from tests.sandbox.botapi.conftest import LiveBotApi, polling, serve_in_loop
@@ -205,11 +206,28 @@ async def test_a_user_who_blocked_the_bot_is_marked_by_any_notice_and_gets_no_al
         assert job_queue is not None
         [alerts] = job_queue.get_jobs_by_name("alerts")
         await alerts.run(bot.app)  # the first poll only looks
-        await bot.services.outbox.defer(
-            RESIDENT.user_id,
-            "akubela.booking.cancel",
-            {"residence_id": person["residence_ids"][0], "booking_id": "no-such-booking"},
+        # A cancellation Akubela could not take earlier, and now refuses: the user is told.
+        writes = bot.services.storage.writes
+        cancel = BookingCancel(
+            residence_id=person["residence_ids"][0], booking_id="no-such-booking"
+        )
+        begun = await writes.begin(
             command_id=new_command_id(),
+            telegram_id=RESIDENT.user_id,
+            vendor=cancel.vendor,
+            kind=cancel.kind,
+            subject=cancel.subject(),
+            write=dump_write(cancel),
+            owner="earlier",
+            now=clock.now,
+            lease_until=clock.now,
+        )
+        await writes.release(
+            begun.row.id,
+            "earlier",
+            maybe_sent=False,
+            error="Unavailable",
+            next_attempt_at=clock.now,
         )
         bot.telegram.blocked_chats.add(RESIDENT.user_id)
         figures.faults["telegram_403"] += 1
@@ -221,7 +239,7 @@ async def test_a_user_who_blocked_the_bot_is_marked_by_any_notice_and_gets_no_al
         assert user is not None
         assert user.blocked_at == clock.now
         tried = len(_to(bot.telegram, RESIDENT.user_id))
-        assert tried == 1  # the outbox's one notice, refused
+        assert tried == 1  # the one notice of how the write ended, refused
         akubela = sandbox_app.state.control.vendors["akubela"]
         home_repairs = [
             r.maintenance_id

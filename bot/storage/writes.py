@@ -1,0 +1,315 @@
+"""Vendor writes in flight: recorded before they leave, held by one process while it sends.
+
+Each method is one short unit of work in its own session, committed. Taking a write to send
+it is a conditional update (or `FOR UPDATE SKIP LOCKED` on PostgreSQL), so two processes never
+send the same write at once; settling it is conditional too, so it ends once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.storage.db import upsert
+from bot.storage.models import Draft, WriteRecord, WriteStatus
+
+UNSETTLED = (WriteStatus.PENDING,)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A write to record once another one is done."""
+
+    command_id: str
+    telegram_id: int
+    vendor: str
+    kind: str
+    subject: str | None
+    write: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """What `begin` found: the write to send now, or why not."""
+
+    row: WriteRecord
+    # The caller now holds the write and sends it.
+    held: bool
+    # Another write on the same record is still in flight (`row` is that one).
+    other: bool = False
+
+
+class WriteRecords:
+    """The `vendor_writes` table."""
+
+    __slots__ = ("_sessions",)
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def begin(
+        self,
+        *,
+        command_id: str,
+        telegram_id: int,
+        vendor: str,
+        kind: str,
+        subject: str | None,
+        write: dict[str, Any],
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        draft_job: str | None = None,
+    ) -> Begun:
+        """Records a write (or takes up the one recorded under this command id) to send it.
+
+        In the same transaction the user's draft `draft_job` is deleted: from now on the write
+        is what holds their input. A write another live process holds is left to it.
+        """
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(WriteRecord).where(WriteRecord.command_id == command_id).with_for_update()
+            )
+            if row is None and subject is not None:
+                busy = await session.scalar(
+                    select(WriteRecord)
+                    .where(
+                        WriteRecord.subject == subject,
+                        WriteRecord.status.in_(UNSETTLED),
+                    )
+                    .order_by(WriteRecord.id)
+                    .limit(1)
+                )
+                if busy is not None:
+                    return Begun(busy, held=False, other=True)
+            if row is None:
+                row = WriteRecord(
+                    command_id=command_id,
+                    telegram_id=telegram_id,
+                    vendor=vendor,
+                    kind=kind,
+                    subject=subject,
+                    write=write,
+                    status=WriteStatus.PENDING,
+                    maybe_sent=False,
+                    attempts=1,
+                    next_attempt_at=lease_until,
+                    owner=owner,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+            elif row.status is WriteStatus.DONE or (
+                # Someone is sending it right now (even in this process): left to them.
+                row.status is WriteStatus.PENDING
+                and row.owner is not None
+                and row.next_attempt_at > now
+            ):
+                return Begun(row, held=False)
+            else:
+                # Sent again by the user: after a refusal it is their new version (nothing was
+                # done); otherwise it is taken up as it stands, so a write whose answer may have
+                # been lost is looked for first.
+                if row.status is WriteStatus.FAILED:
+                    row.kind, row.subject, row.write = kind, subject, write
+                    row.maybe_sent = False
+                row.status = WriteStatus.PENDING
+                row.attempts += 1
+                row.owner = owner
+                row.next_attempt_at = lease_until
+                row.updated_at = now
+            if draft_job is not None:
+                await session.execute(
+                    delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == draft_job)
+                )
+            try:
+                await session.commit()
+            except IntegrityError:
+                # The same command recorded at this very moment by another process: theirs.
+                await session.rollback()
+                taken = await session.scalar(
+                    select(WriteRecord).where(WriteRecord.command_id == command_id)
+                )
+                if taken is None:
+                    raise
+                return Begun(taken, held=False)
+            return Begun(row, held=True)
+
+    async def claim_due(
+        self, *, now: datetime, owner: str, lease_until: datetime, limit: int = 20
+    ) -> list[WriteRecord]:
+        """Takes the writes waiting for a retry whose time has come (or whose holder's lease
+        ran out), counting the attempt."""
+        async with self._sessions() as session:
+            rows = list(
+                await session.scalars(
+                    select(WriteRecord)
+                    .where(
+                        WriteRecord.status == WriteStatus.PENDING,
+                        WriteRecord.next_attempt_at <= now,
+                    )
+                    .order_by(WriteRecord.next_attempt_at, WriteRecord.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            self._hold(rows, owner=owner, now=now, lease_until=lease_until)
+            await session.commit()
+            return rows
+
+    async def claim_orphans(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_until: datetime,
+        gone: Callable[[str], bool],
+        limit: int = 100,
+    ) -> list[WriteRecord]:
+        """Takes the writes held by processes that are gone (`gone(owner)`), lease or not."""
+        async with self._sessions() as session:
+            rows = [
+                row
+                for row in await session.scalars(
+                    select(WriteRecord)
+                    .where(
+                        WriteRecord.status == WriteStatus.PENDING,
+                        WriteRecord.owner.is_not(None),
+                        WriteRecord.owner != owner,
+                    )
+                    .order_by(WriteRecord.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                if row.owner is not None and gone(row.owner)
+            ]
+            self._hold(rows, owner=owner, now=now, lease_until=lease_until)
+            await session.commit()
+            return rows
+
+    @staticmethod
+    def _hold(
+        rows: list[WriteRecord], *, owner: str, now: datetime, lease_until: datetime
+    ) -> None:
+        for row in rows:
+            row.attempts += 1
+            row.owner = owner
+            row.next_attempt_at = lease_until
+            row.updated_at = now
+
+    async def update_write(self, row_id: int, owner: str, write: dict[str, Any]) -> None:
+        """Keeps what the write learned before it was sent (e.g. the ids known just before)."""
+        await self._change(row_id, owner, write=write)
+
+    async def sending(self, row_id: int, owner: str) -> None:
+        """The write is about to leave: from now on its answer may be lost."""
+        await self._change(row_id, owner, maybe_sent=True)
+
+    async def release(
+        self,
+        row_id: int,
+        owner: str,
+        *,
+        maybe_sent: bool,
+        error: str,
+        next_attempt_at: datetime,
+    ) -> None:
+        """The attempt did not settle it: it waits for `next_attempt_at`. `error` is no secret."""
+        await self._change(
+            row_id,
+            owner,
+            maybe_sent=maybe_sent,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+            release=True,
+        )
+
+    async def settle(
+        self,
+        row_id: int,
+        status: WriteStatus,
+        *,
+        now: datetime,
+        record_id: str | None = None,
+        error: str | None = None,
+        then: Sequence[FollowUp] = (),
+    ) -> bool:
+        """Ends the write; False when it had ended already (so its end is told once).
+
+        `then` are the writes that follow it, recorded in the same transaction: due at once,
+        held by nobody, so a process that stops before sending them leaves them to the next.
+        """
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(WriteRecord)
+                .where(WriteRecord.id == row_id, WriteRecord.status == WriteStatus.PENDING)
+                .values(
+                    status=status,
+                    record_id=record_id,
+                    last_error=error,
+                    owner=None,
+                    updated_at=now,
+                )
+            )
+            settled = bool(result.rowcount)  # type: ignore[attr-defined]
+            if settled and then:
+                await session.execute(
+                    upsert(
+                        session.get_bind().dialect.name,
+                        WriteRecord,
+                        [
+                            {
+                                "command_id": follow.command_id,
+                                "telegram_id": follow.telegram_id,
+                                "vendor": follow.vendor,
+                                "kind": follow.kind,
+                                "subject": follow.subject,
+                                "write": follow.write,
+                                "status": WriteStatus.PENDING,
+                                "maybe_sent": False,
+                                "attempts": 0,
+                                "next_attempt_at": now,
+                                "owner": None,
+                                "created_at": now,
+                                "updated_at": now,
+                            }
+                            for follow in then
+                        ],
+                        key=["command_id"],
+                        update=[],
+                    )
+                )
+            await session.commit()
+            return settled
+
+    async def _change(
+        self, row_id: int, holder: str, *, release: bool = False, **values: Any
+    ) -> None:
+        """Changes a write only while `holder` holds it; `release` lets it go."""
+        if release:
+            values["owner"] = None
+        async with self._sessions() as session:
+            await session.execute(
+                update(WriteRecord)
+                .where(WriteRecord.id == row_id, WriteRecord.owner == holder)
+                .values(**values)
+            )
+            await session.commit()
+
+    async def get(self, command_id: str) -> WriteRecord | None:
+        """The write recorded under that command id, or None."""
+        async with self._sessions() as session:
+            query = select(WriteRecord).where(WriteRecord.command_id == command_id)
+            return await session.scalar(query)
+
+    async def all(self) -> list[WriteRecord]:
+        """Every write, oldest first (tests and the operator's eyes)."""
+        async with self._sessions() as session:
+            query = select(WriteRecord).order_by(WriteRecord.id)
+            return list(await session.scalars(query))
