@@ -276,7 +276,7 @@ async def test_a_create_that_did_not_happen_is_looked_for_then_tried_again(
     assert len(calls) == 2
     assert _told(bot, MANAGER_TG)[-1].startswith("✅ Task ")
     [told] = _told(bot, TOM_TG)
-    assert told.startswith("🆕 New maintenance task ")
+    assert told.startswith("🧰 New maintenance task #")
 
 
 async def test_tuya_down_at_create_checks_before_trying_again(
