@@ -71,6 +71,18 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def is_public_host(host: str | None) -> bool:
+    """Whether a URL's host can be reached from the internet, as Telegram requires of the URLs
+    in buttons: not loopback, not a private, link-local or reserved address."""
+    if not host or is_loopback_host(host):
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    try:
+        return ipaddress.ip_address(name).is_global
+    except ValueError:
+        return "." in name  # a bare name ("intranet") resolves only inside a network
+
+
 def is_local_bot_api(base_url: str, token: str) -> bool:
     """Whether a Bot API base URL and token are the demo's: a local Bot API on loopback, and a
     made-up token (Telegram's servers, any other host or IP, and a self-hosted Bot API server
@@ -282,6 +294,12 @@ class Settings(BaseSettings):
                 "TELEGRAM_BASE_URL is not the demo's local Bot API, yet these settings still "
                 "have their public demo values: " + ", ".join(left) + ". Set each one to your "
                 "own in the environment or .env (see docs/deployment.md)."
+            )
+        if not is_public_host(urlsplit(self.public_base_url).hostname):
+            raise ValueError(
+                "PUBLIC_BASE_URL must name a host Telegram and people's browsers can reach: "
+                "Telegram refuses buttons that link to localhost or a private address, and the "
+                "login button links there"
             )
         if self.run_mode == "webhook" and urlsplit(self.public_base_url).scheme != "https":
             raise ValueError(

@@ -80,7 +80,11 @@ REAL_TOKEN = "7123456789:AAE9t1Qm3vX0bq5dR8kLp2sYwZ4cHn6jUfG"  # BotFather's sha
 
 def _production(**overrides: str) -> Settings:
     values = {name.lower(): value for name, value in OWN_VENDOR_VALUES.items()}
-    values |= {"secret_key": PRIVATE_KEY, "telegram_base_url": "https://api.telegram.org/bot"}
+    values |= {
+        "secret_key": PRIVATE_KEY,
+        "telegram_base_url": "https://api.telegram.org/bot",
+        "public_base_url": "https://concierge.example.org",
+    }
     return Settings(_env_file=None, **(values | overrides))  # type: ignore[arg-type]
 
 
@@ -148,6 +152,24 @@ def test_each_demo_value_alone_is_refused_in_any_case(name: str) -> None:
             other for other in ["SECRET_KEY", *OWN_VENDOR_VALUES] if other in str(refused.value)
         ]
         assert named == [name]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8081",
+        "https://LOCALHOST:8443",
+        "https://10.0.0.5",
+        "https://192.168.1.20",
+        "https://[::1]:8443",
+        "https://[fe80::1]",
+        "https://intranet",
+    ],
+)
+def test_outside_the_demo_the_public_url_must_be_reachable_from_telegram(url: str) -> None:
+    # Telegram refuses a button whose URL is local, and the login button carries this URL.
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL"):
+        _production(public_base_url=url)
 
 
 def test_webhook_outside_the_demo_needs_https() -> None:
