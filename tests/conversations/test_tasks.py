@@ -585,7 +585,7 @@ async def test_tuya_down_at_accept_keeps_the_decision_and_sends_it_later(
         f"✅ Task {TASK(3)} is accepted.",
         "The work is recorded in the maintenance log.",
     ]
-    assert _told(bot, TOM_TG) == [f"✅ Your task {TASK(3)} was accepted."]
+    assert _told(bot, TOM_TG) == [f"✅ Your task #{TASK(3)[-6:]} was accepted."]
     assert len(_new_events(sandbox_app)) == 1
 
 
@@ -607,7 +607,7 @@ async def test_an_accept_whose_answer_is_lost_is_found_not_refused(
     assert _last(bot) == (
         f"✅ Task {TASK(3)} is accepted.\nThe work is recorded in the maintenance log."
     )
-    assert _told(bot, TOM_TG) == [f"✅ Your task {TASK(3)} was accepted."]
+    assert _told(bot, TOM_TG) == [f"✅ Your task #{TASK(3)[-6:]} was accepted."]
     [accept, record] = await vendor_writes(bot)
     assert (accept.status, record.status) == ("done", "done")
 

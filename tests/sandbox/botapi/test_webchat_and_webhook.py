@@ -76,6 +76,7 @@ async def test_commands_menu_follows_the_persona_language(botapi: LiveBotApi) ->
     assert en == [{"command": "repair", "description": "Report a repair"}]
 
 
+@pytest.mark.telegram_refusals("chat not found", "invalid language code")
 async def test_a_chat_menu_comes_before_the_default_as_telegram_documents(
     botapi: LiveBotApi,
 ) -> None:
