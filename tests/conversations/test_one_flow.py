@@ -4,6 +4,7 @@ and all of it holds after a restart."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 import pytest
@@ -196,3 +197,19 @@ async def test_a_flow_put_aside_is_closed_in_the_database_after_a_restart(
     stored = await DatabasePersistence(sessions).get_conversations("repairs")
     assert stored == {}
     assert await DatabasePersistence(sessions).get_conversations("book") != {}
+
+
+async def test_a_flow_put_aside_never_announces_a_time_out(
+    database_url: str, sandbox_app: Starlette
+) -> None:
+    async with running_bot(database_url, sandbox_app, conversation_timeout_minutes=0.004) as bot:
+        await link_demo_resident(bot, sandbox_app, RESIDENT)
+        chat = bot.chat(RESIDENT)
+        await chat.send("/repair")
+        await chat.send("The kitchen tap drips all night.")
+        await chat.send("/bookings")
+        await asyncio.sleep(0.5)
+        # Only the list that is open says it stopped waiting; the repair was put aside.
+        stopped = [text for text in _texts(bot) if text.startswith("I stopped waiting")]
+        assert len(stopped) == 1
+        assert "/bookings" in stopped[0]
