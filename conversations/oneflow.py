@@ -30,6 +30,12 @@ routing a synthetic update through it, would run its callbacks and reply to the 
 the state directly is silent and touches nothing but the state. Updates of one user run one
 at a time (`bot.concurrency`), so no callback of the flow being ended is running meanwhile.
 
+A flow put aside loses its buttons: while a Flow handles an update, the bot reports each
+message it shows (`note_shown`, called by the bot for every message it sends or edits), and
+the flow's newest message with a keyboard is kept in the user's data (persisted, so it holds
+after a restart). Putting the flow aside takes that keyboard off, so no live button is left
+that belongs to a flow the user is no longer in.
+
 The flows find each other through `connect`, called once by the application factory with
 every registered handler; the Application owns the handlers, the Flows only refer to them.
 """
@@ -38,9 +44,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application, BaseHandler, CommandHandler, ConversationHandler
 
 from conversations.context import ConciergeContext
@@ -49,6 +57,19 @@ logger = logging.getLogger(__name__)
 
 ConversationKey = tuple[int | str, ...]
 Resumable = Callable[[ConciergeContext], Awaitable[bool]]
+
+# user_data key: the open flow's newest message with buttons, {"flow", "chat", "message"}.
+PROMPT_KEY = "oneflow.prompt"
+# What the bot showed while the current task handles a Flow's update: (chat, message, buttons).
+_shown: ContextVar[list[tuple[int, int, bool]] | None] = ContextVar("oneflow_shown", default=None)
+
+
+def note_shown(chat_id: int, message_id: int, *, has_buttons: bool) -> None:
+    """Called by the bot for every message it sends or edits; recorded only while a Flow
+    handles an update (alerts and other handlers are not any flow's prompt)."""
+    shown = _shown.get()
+    if shown is not None:
+        shown.append((chat_id, message_id, has_buttons))
 
 
 class Flow(ConversationHandler[ConciergeContext]):
@@ -114,7 +135,31 @@ class Flow(ConversationHandler[ConciergeContext]):
         """Puts every other open flow of this user aside, then handles the update."""
         key: ConversationKey = check_result[1]
         await self._put_others_aside(update, context, key)
-        return await super().handle_update(update, application, check_result, context)
+        shown: list[tuple[int, int, bool]] = []
+        token = _shown.set(shown)
+        try:
+            return await super().handle_update(update, application, check_result, context)
+        finally:
+            _shown.reset(token)
+            self._remember_prompt(context, shown)
+
+    def _remember_prompt(
+        self, context: ConciergeContext, shown: list[tuple[int, int, bool]]
+    ) -> None:
+        """Keeps this flow's newest message with buttons, or forgets it once they are gone."""
+        if context.user_data is None or not shown:
+            return
+        chat_id, message_id, has_buttons = shown[-1]
+        if has_buttons:
+            context.user_data[PROMPT_KEY] = {
+                "flow": self.name,
+                "chat": chat_id,
+                "message": message_id,
+            }
+            return
+        kept = context.user_data.get(PROMPT_KEY)
+        if isinstance(kept, dict) and kept.get("message") == message_id:
+            context.user_data.pop(PROMPT_KEY, None)
 
     # ---- putting aside -------------------------------------------------------------------
 
@@ -128,6 +173,7 @@ class Flow(ConversationHandler[ConciergeContext]):
             if state is None:
                 continue
             logger.info("user %s: %s put aside for %s", context.user_id, peer.name, self.name)
+            await peer._take_buttons_off(context)
             line = await peer._aside_line(context, state)
             if update.effective_chat is not None:
                 await update.effective_chat.send_message(line)
@@ -144,6 +190,21 @@ class Flow(ConversationHandler[ConciergeContext]):
                 job.schedule_removal()
         self._update_state(self.END, key)
         return state
+
+    async def _take_buttons_off(self, context: ConciergeContext) -> None:
+        """Removes the keyboard of this flow's newest prompt, if it is known."""
+        kept = context.user_data.get(PROMPT_KEY) if context.user_data is not None else None
+        if not isinstance(kept, dict) or kept.get("flow") != self.name:
+            return
+        if context.user_data is not None:
+            context.user_data.pop(PROMPT_KEY, None)
+        try:
+            await context.bot.edit_message_reply_markup(
+                chat_id=kept["chat"], message_id=kept["message"], reply_markup=None
+            )
+        except TelegramError:
+            # Too old to edit, or deleted: its buttons answer as stale anyway.
+            logger.debug("a put-aside prompt kept its buttons")
 
     async def _aside_line(self, context: ConciergeContext, state: object) -> str:
         """What the user is told when this flow is put aside in `state`."""

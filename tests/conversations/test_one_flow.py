@@ -213,3 +213,20 @@ async def test_a_flow_put_aside_never_announces_a_time_out(
         stopped = [text for text in _texts(bot) if text.startswith("I stopped waiting")]
         assert len(stopped) == 1
         assert "/bookings" in stopped[0]
+
+
+async def test_the_prompt_of_a_flow_put_aside_loses_its_buttons(
+    database_url: str, sandbox_app: Starlette
+) -> None:
+    async with running_bot(database_url, sandbox_app) as bot:
+        await link_demo_resident(bot, sandbox_app, RESIDENT)
+        chat = bot.chat(RESIDENT)
+        await chat.send("/book")
+        await chat.press(callbacks.build("book", "am", GYM))
+        [day_prompt] = [m for m in bot.telegram.bot_messages(RESIDENT) if m.inline_keyboard]
+        await chat.send("/repairs")
+        assert not day_prompt.inline_keyboard
+        # The new flow's own buttons are live, and they are the only ones.
+        live = [m for m in bot.telegram.bot_messages(RESIDENT) if m.inline_keyboard]
+        assert len(live) == 1
+        assert "repairs" in str(live[0].inline_keyboard)
