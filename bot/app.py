@@ -36,6 +36,7 @@ from conversations import (
     my_bookings,
     my_repairs,
     notify,
+    oneflow,
     pending_bookings,
     project_repairs,
     repair,
@@ -154,6 +155,8 @@ def build_application(
     application.add_handlers(account.build_first_contact_handlers(), group=-1)
     for factory in _handler_factories(settings):
         application.add_handlers(list(factory()))
+    # One conversation at a time per user: each flow puts the others aside when it starts.
+    oneflow.connect(handler for group in application.handlers.values() for handler in group)
     application.add_error_handler(on_error)
     # Every update counted, every handler timed (and its errors placed) for /metrics.
     if isinstance(application, ObservedApplication):

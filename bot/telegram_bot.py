@@ -24,6 +24,8 @@ from telegram import InlineKeyboardMarkup, InputMedia, Message
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
+from conversations import oneflow
+
 logger = logging.getLogger(__name__)
 
 MAX_TEXT: Final = 4096  # Telegram's limit, counted in UTF-16 code units
@@ -104,7 +106,10 @@ class ConciergeBot(ExtBot[int]):
         if not isinstance(sent, Message):
             return
         content = sent.text if sent.text is not None else sent.caption
-        self._shown[(sent.chat_id, sent.message_id)] = (content, _markup_json(sent.reply_markup))
+        markup = _markup_json(sent.reply_markup)
+        self._shown[(sent.chat_id, sent.message_id)] = (content, markup)
+        # The open flow's newest prompt loses its buttons when the flow is put aside.
+        oneflow.note_shown(sent.chat_id, sent.message_id, has_buttons=bool(markup))
         while len(self._shown) > REMEMBERED_MESSAGES:
             self._shown.popitem(last=False)
 

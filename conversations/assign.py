@@ -45,7 +45,9 @@ from api.errors import ApiError, InvalidRequest
 from api.tuya_models import Device, Room, Worker
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
+from conversations.i18n import N_
 from conversations.my_repairs import find
+from conversations.oneflow import Flow
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.tasks import (
     board_failure,
@@ -720,7 +722,8 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         warnings.filterwarnings(
             "ignore", message="If 'per_message=False'", category=PTBUserWarning
         )
-        return ConversationHandler(
+        return Flow(
+            aside=N_("The new task was not created (/assign to start again)."),
             entry_points=[
                 CommandHandler("assign", start_assign),
                 CallbackQueryHandler(start_assign, pattern=rf"^{callbacks.build('menu', JOB)}$"),

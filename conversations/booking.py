@@ -47,6 +47,7 @@ from conversations.booking_request import AmenityNames, Part, parse_booking_requ
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, booking_details, send_booking
+from conversations.oneflow import Flow
 from conversations.ports import ResidentDesk
 from conversations.timewindow import TimeWindow, describe_day, describe_window
 from conversations.writes import BookingCreate, Result
@@ -886,6 +887,11 @@ def _restarts() -> list[BaseHandler[Update, ConciergeContext, object]]:
     ]
 
 
+async def _resumable(context: ConciergeContext) -> bool:
+    """Whether /book would pick up a draft (an amenity was chosen)."""
+    return (await _draft(context)).amenity_id is not None
+
+
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/book, the menu's "Book an amenity", and booking requests typed outside any flow."""
     times = CallbackQueryHandler(show_times, pattern=_pressed("times"))
@@ -896,7 +902,10 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         warnings.filterwarnings(
             "ignore", message="If 'per_message=False'", category=PTBUserWarning
         )
-        return ConversationHandler(
+        return Flow(
+            aside=N_("Your booking is closed; nothing was booked."),
+            kept=N_("Your booking draft is kept: /book to continue."),
+            resumable=_resumable,
             entry_points=[
                 *_restarts(),
                 # Typed outside any conversation: "gym tomorrow 7pm", "预约健身房 明天晚上7点".

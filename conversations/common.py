@@ -34,6 +34,7 @@ from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimite
 from conversations import callbacks
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
+from conversations.oneflow import Flow
 from conversations.ports import ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.writes import Outcome
@@ -275,9 +276,13 @@ def browse_conversation(
     start: Callback,
     states: dict[object, Handlers],
     timeout: timedelta,
+    aside: str,
     entry_points: Handlers | None = None,
 ) -> ConversationHandler[ConciergeContext]:
     """A conversation driven by buttons only (a list, a detail, a confirmation).
+
+    Every state is a read-only view: typed text goes on to whatever it belongs to, and `aside`
+    is said when another flow puts this one aside.
 
     It starts on `/<command>` or the menu's button for `job` (or any of `entry_points`, such as
     an alert's button); `/cancel` and the Cancel button leave it; an unexpected press gets a
@@ -307,7 +312,9 @@ def browse_conversation(
         warnings.filterwarnings(
             "ignore", message="If 'per_message=False'", category=PTBUserWarning
         )
-        return ConversationHandler(
+        return Flow(
+            aside=aside,
+            views=states.keys(),
             entry_points=[
                 CommandHandler(command, start),
                 CallbackQueryHandler(start, pattern=rf"^{callbacks.build('menu', job)}$"),

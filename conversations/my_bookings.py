@@ -54,6 +54,7 @@ from api.errors import ApiError, InvalidRequest
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
+from conversations.oneflow import Flow
 from conversations.ports import ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.timewindow import TimeWindow, describe_window
@@ -845,7 +846,10 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         warnings.filterwarnings(
             "ignore", message="If 'per_message=False'", category=PTBUserWarning
         )
-        return ConversationHandler(
+        return Flow(
+            aside=N_("Closed your bookings (/bookings shows them again)."),
+            aside_in={State.CODE: N_("Stopped waiting for a booking code (/code to try again).")},
+            views=(State.BROWSE, State.SELECT, State.CONFIRM),
             entry_points=[
                 CommandHandler("bookings", start_bookings),
                 CallbackQueryHandler(start_bookings, pattern=rf"^{callbacks.build('menu', JOB)}$"),

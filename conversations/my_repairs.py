@@ -614,5 +614,10 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         ],
     }
     return common.browse_conversation(
-        job=JOB, command="repairs", start=start_list, states=states, timeout=timeout
+        job=JOB,
+        command="repairs",
+        start=start_list,
+        states=states,
+        timeout=timeout,
+        aside=N_("Closed your repairs list (/repairs opens it again)."),
     )

@@ -440,5 +440,10 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         ],
     }
     return common.browse_conversation(
-        job=JOB, command="bookings_pending", start=start_list, states=states, timeout=timeout
+        job=JOB,
+        command="bookings_pending",
+        start=start_list,
+        states=states,
+        timeout=timeout,
+        aside=N_("Closed the pending bookings (/bookings_pending opens them again)."),
     )

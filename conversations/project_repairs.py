@@ -408,6 +408,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         start=start_list,
         states=states,
         timeout=timeout,
+        aside=N_("Closed the list of all repairs (/repairs_all opens it again)."),
         # A new-repair alert's "Open the repair" works with no list open.
         entry_points=[CallbackQueryHandler(open_from_alert, pattern=_on("show"))],
     )

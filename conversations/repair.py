@@ -53,6 +53,7 @@ from api.errors import InvalidRequest
 from conversations import callbacks, common, validation
 from conversations.context import ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
+from conversations.oneflow import Flow
 from conversations.timewindow import (
     Preset,
     Refusal,
@@ -952,6 +953,12 @@ def _on(action: str) -> str:
     return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
 
 
+async def _resumable(context: ConciergeContext) -> bool:
+    """Whether /repair would offer to continue a draft."""
+    draft = await common.load_draft(context, JOB, RepairDraft)
+    return draft is not None and draft.has_content
+
+
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/repair and the menu's "Report a repair"."""
     messages = filters.UpdateType.MESSAGE & ~filters.COMMAND
@@ -998,7 +1005,10 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         warnings.filterwarnings(
             "ignore", message="If 'per_message=False'", category=PTBUserWarning
         )
-        return ConversationHandler(
+        return Flow(
+            aside=N_("Your repair report is closed; nothing was sent."),
+            kept=N_("Your repair draft is kept: /repair to continue."),
+            resumable=_resumable,
             entry_points=[
                 CommandHandler("repair", start_report),
                 CallbackQueryHandler(start_report, pattern=rf"^{callbacks.build('menu', JOB)}$"),

@@ -49,6 +49,7 @@ from api.tuya_models import TaskDetail, TaskStatus, TaskSummary
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
+from conversations.oneflow import Flow
 from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
 from conversations.writes import (
@@ -981,7 +982,10 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         warnings.filterwarnings(
             "ignore", message="If 'per_message=False'", category=PTBUserWarning
         )
-        return ConversationHandler(
+        return Flow(
+            aside=N_("Closed the task board (/tasks opens it again)."),
+            aside_in={State.REASON: N_("The task was not reopened (/tasks to come back to it).")},
+            views=(State.BROWSE, State.CONFIRM),
             entry_points=[
                 CommandHandler("tasks", start_tasks),
                 CallbackQueryHandler(start_tasks, pattern=rf"^{callbacks.build('menu', JOB)}$"),

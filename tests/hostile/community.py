@@ -295,6 +295,10 @@ class Step:
 async def _fresh(c: Community, user: int, command: str) -> None:
     """Leaves whatever the user was doing (and its draft), then starts `command` afresh."""
     await c.leave_all(user)
+    # A flow put aside by another keeps its draft for its command to pick up; start clean.
+    for job in FLOW_STATES:
+        c.bot.app.user_data[user].pop(job, None)
+        await c.bot.services.storage.drafts.clear(user, job)
     c.mark = len(c.calls)
     await c.chat(user).send(command)
 
