@@ -160,6 +160,7 @@ def test_a_kill_after_a_flush_loses_no_photo_and_overwrites_nothing_newer(
             "SELECT data FROM user_data WHERE user_id = ?", (RESIDENT.user_id,)
         ).fetchall()
     assert len(set(json.loads(photos))) == 2
-    # user_data holds no draft: only what is the user's own (language, last contact...).
-    assert '"repair"' not in user_data
+    # user_data holds no draft (drafts were once kept under the flow's name): only what is the
+    # user's own (language, last contact, the open flow's live prompt...).
+    assert "repair" not in json.loads(user_data)
     figures.outcome("repair draft after a flush and sigkill", 1)
