@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.request import BaseRequest, HTTPXRequest
@@ -24,6 +23,7 @@ from api.redaction import secrets_filter
 from bot.app import file_url_for
 from bot.services import Services
 from bot.settings import Settings, is_loopback_host
+from bot.storage.db import DatabaseError
 from bot.storage.migrate import current_revision, head_revision
 from bot.web import WEBHOOK_PATH
 
@@ -53,7 +53,7 @@ async def check_database(settings: Settings) -> Result:
     """Reachable, and at the schema this code needs."""
     try:
         current = await current_revision(settings.database_url)
-    except (SQLAlchemyError, OSError) as exc:
+    except (DatabaseError, OSError) as exc:
         return Result("database", False, f"cannot be reached ({_short(exc)})")
     head = head_revision()
     if current is None:

@@ -114,7 +114,6 @@ async def _bot_username(settings: Settings) -> str | None:
 
 
 async def _invite(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.storage.accounts import Invites
     from bot.storage.migrate import upgrade
     from bot.storage.models import Role
     from bot.storage.repositories import Storage
@@ -122,7 +121,7 @@ async def _invite(settings: Settings, args: argparse.Namespace) -> int:
     await upgrade(settings.database_url)
     storage = Storage.open(settings.database_url)
     try:
-        code = await Invites(storage.sessions).create(
+        code = await storage.invites.create(
             Role(args.role),
             worker_id=getattr(args, "worker_id", None),
             project_id=getattr(args, "project", None),

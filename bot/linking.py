@@ -22,16 +22,14 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.akubela import AkubelaClient, AkubelaTokens
 from api.akubela_models import Family
 from api.errors import ApiError
 from bot.crypto import TokenCipher, derive_fernet
 from bot.storage.accounts import Accounts, StoredTokens
-from bot.storage.db import upsert
-from bot.storage.models import OAuthState, TelegramUser
+from bot.storage.oauth_states import OAuthStates
+from bot.storage.repositories import Users
 from bot.tokens import TokenHolders, stored_tokens
 from bot.web import OAUTH_CALLBACK_PATH, CallbackPage
 from conversations.i18n import N_
@@ -93,7 +91,8 @@ class Linker:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        oauth_states: OAuthStates,
+        users: Users,
         accounts: Accounts,
         akubela: AkubelaClient,
         tokens: TokenHolders,
@@ -103,7 +102,8 @@ class Linker:
         state_ttl_seconds: int,
         clock: Callable[[], datetime],
     ) -> None:
-        self._sessions = sessions
+        self._oauth_states = oauth_states
+        self._users = users
         self._accounts = accounts
         self._akubela = akubela
         self._tokens = tokens
@@ -148,32 +148,11 @@ class Linker:
     async def _new_nonce(self, telegram_id: int) -> str:
         """A fresh single-use nonce with its row, for a login link or a confirmation."""
         nonce = secrets.token_urlsafe(24)
-        async with self._sessions.begin() as session:
-            dialect = session.get_bind().dialect.name
-            await session.execute(
-                upsert(
-                    dialect,
-                    TelegramUser,
-                    {"telegram_id": telegram_id},
-                    key=["telegram_id"],
-                    update=[],
-                )
-            )
-            session.add(OAuthState(nonce=nonce, telegram_id=telegram_id, created_at=self._clock()))
+        await self._oauth_states.add(nonce, telegram_id, now=self._clock())
         return nonce
 
     async def _claim(self, nonce: str, telegram_id: int) -> bool:
-        async with self._sessions.begin() as session:
-            claimed = await session.execute(
-                update(OAuthState)
-                .where(
-                    OAuthState.nonce == nonce,
-                    OAuthState.telegram_id == telegram_id,
-                    OAuthState.used_at.is_(None),
-                )
-                .values(used_at=self._clock())
-            )
-        return bool(claimed.rowcount)  # type: ignore[attr-defined]
+        return await self._oauth_states.claim(nonce, telegram_id, now=self._clock())
 
     async def complete(
         self, code: str | None, state: str | None, error: str | None
@@ -221,8 +200,7 @@ class Linker:
 
     async def _name(self, telegram_id: int) -> str:
         """How a Telegram user is named to people: their name in Telegram, else their id."""
-        async with self._sessions() as session:
-            user = await session.get(TelegramUser, telegram_id)
+        user = await self._users.get(telegram_id)
         return (user.display_name if user is not None else "") or f"#{telegram_id}"
 
     async def confirm(self, token: str | None, yes: bool) -> CallbackPage:

@@ -17,11 +17,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, BaseHandler, ConversationHandler
 
+from bot.storage.db import Sessions
 from bot.storage.gauges import read_backlog
 
 # Handler and vendor times: a few milliseconds for a menu up to the vendors' read time-out.
@@ -213,9 +213,7 @@ class Metrics:
 
     # ---- reading -----------------------------------------------------------------------------
 
-    async def render(
-        self, sessions: async_sessionmaker[AsyncSession], now: datetime
-    ) -> tuple[bytes, str]:
+    async def render(self, sessions: Sessions, now: datetime) -> tuple[bytes, str]:
         """The exposition text, the database gauges read first."""
         backlog = await read_backlog(sessions, now)
         self.outbox_pending.set(backlog.outbox_pending)

@@ -178,7 +178,7 @@ class Services:
 
         timeout = default_timeout(settings.http_connect_timeout, settings.http_read_timeout)
         storage = Storage.open(settings.database_url)
-        accounts = Accounts(storage.sessions)
+        accounts = storage.accounts
         cipher = TokenCipher(settings.secret_key)
         akubela = AkubelaClient(
             base_url=settings.akubela_base_url,
@@ -194,10 +194,10 @@ class Services:
         return cls(
             settings=settings,
             images=images,
-            repair_reports=RepairReports(storage.sessions),
+            repair_reports=storage.repair_reports,
             storage=storage,
             accounts=accounts,
-            invites=Invites(storage.sessions),
+            invites=storage.invites,
             cipher=cipher,
             akubela=akubela,
             tokens=tokens,
@@ -221,7 +221,8 @@ class Services:
                 sleep=vendor_sleep,
             ),
             linker=Linker(
-                sessions=storage.sessions,
+                oauth_states=storage.oauth_states,
+                users=storage.users,
                 accounts=accounts,
                 akubela=akubela,
                 tokens=tokens,

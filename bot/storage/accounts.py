@@ -12,9 +12,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.db import upsert
+from bot.storage.db import Sessions, upsert
 from bot.storage.models import (
     AlertStatus,
     Invite,
@@ -129,12 +129,12 @@ class Accounts:
 
     __slots__ = ("_sessions",)
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
     async def actor(self, telegram_id: int, *, admin_ids: frozenset[int] = frozenset()) -> Actor:
         """Everything authorisation needs to know about a user, in one round trip each."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             user = await session.get(TelegramUser, telegram_id)
             resident = await session.get(ResidentLink, telegram_id)
             worker = await session.get(WorkerLink, telegram_id)
@@ -160,12 +160,12 @@ class Accounts:
 
     async def resident(self, telegram_id: int) -> ResidentLink | None:
         """The resident link, if any."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             return await session.get(ResidentLink, telegram_id)
 
     async def holders_of(self, account_id: str) -> list[int]:
         """The Telegram users an Akubela account is linked to."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             rows = await session.scalars(
                 select(ResidentLink.telegram_id).where(
                     ResidentLink.akubela_account_id == account_id
@@ -175,7 +175,7 @@ class Accounts:
 
     async def residents(self) -> list[ResidentLink]:
         """Every linked resident (for the watchers)."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             return list(await session.scalars(select(ResidentLink)))
 
     async def link_resident(
@@ -234,16 +234,15 @@ class Accounts:
         What the block wrote is committed even when the block raises: it records what the
         vendor already did (a rotated token, a login it no longer takes).
         """
-        async with self._sessions() as session:
-            failure: BaseException | None = None
-            async with session.begin():
-                link = await session.get(ResidentLink, telegram_id, with_for_update=True)
-                try:
-                    yield None if link is None else LockedTokens(link)
-                except BaseException as exc:  # re-raised below, once the writes are kept
-                    failure = exc
-            if failure is not None:
-                raise failure
+        failure: BaseException | None = None
+        async with self._sessions.begin() as session:
+            link = await session.get(ResidentLink, telegram_id, with_for_update=True)
+            try:
+                yield None if link is None else LockedTokens(link)
+            except BaseException as exc:  # re-raised below, once the writes are kept
+                failure = exc
+        if failure is not None:
+            raise failure
 
     async def choose_residence(self, telegram_id: int, residence_id: str) -> bool:
         """Selects one of the resident's own residences; False when it is not theirs."""
@@ -263,19 +262,21 @@ class Accounts:
     async def unlink_resident(self, telegram_id: int) -> bool:
         """Deletes the link and its tokens; False when there was none."""
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                delete(ResidentLink).where(ResidentLink.telegram_id == telegram_id)
+            gone = await session.scalar(
+                delete(ResidentLink)
+                .where(ResidentLink.telegram_id == telegram_id)
+                .returning(ResidentLink.telegram_id)
             )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return gone is not None
 
     async def worker(self, telegram_id: int) -> WorkerLink | None:
         """The worker link, if any."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             return await session.get(WorkerLink, telegram_id)
 
     async def telegram_ids_of_worker(self, worker_id: str) -> list[int]:
         """The Telegram users bound to a Tuya worker."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             rows = await session.scalars(
                 select(WorkerLink.telegram_id).where(WorkerLink.tuya_worker_id == worker_id)
             )
@@ -283,7 +284,7 @@ class Accounts:
 
     async def managers_of(self, project_id: str) -> list[int]:
         """The Telegram users who manage a project."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             rows = await session.scalars(
                 select(ManagerLink.telegram_id).where(ManagerLink.project_id == project_id)
             )
@@ -295,7 +296,7 @@ class Invites:
 
     __slots__ = ("_sessions",)
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
     async def create(
@@ -394,12 +395,13 @@ class Invites:
             if refusal is not None or invite is None:
                 return refusal or Redeemed(RedeemOutcome.UNKNOWN)
             # Marked used in the same transaction that binds, so a code races to one winner.
-            claimed = await session.execute(
+            claimed = await session.scalar(
                 update(Invite)
                 .where(Invite.id == invite.id, Invite.used_at.is_(None))
                 .values(used_at=now, used_by=telegram_id)
+                .returning(Invite.id)
             )
-            if not claimed.rowcount:  # type: ignore[attr-defined]
+            if claimed is None:
                 return Redeemed(RedeemOutcome.USED)
             user.failed_invite_attempts = 0
             user.role = invite.role

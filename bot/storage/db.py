@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.sql.dml import Insert
@@ -15,6 +16,11 @@ from sqlalchemy.sql.dml import Insert
 from bot.storage.models import Base
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///concierge.db"
+
+# What the rest of the bot names when it hands a session factory on or catches a database
+# failure, so that nothing outside bot.storage imports SQLAlchemy.
+Sessions = async_sessionmaker[AsyncSession]
+DatabaseError = SQLAlchemyError
 
 # A writer waits this long for SQLite's single write lock before failing; the persistence
 # writes several rows at once from concurrent tasks.
@@ -44,8 +50,9 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """One factory per engine; open one session per unit of work."""
+def make_session_factory(engine: AsyncEngine) -> Sessions:
+    """One factory per engine; each unit of work is `async with sessions.begin() as session:`,
+    which commits when the block ends and rolls back when it raises."""
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

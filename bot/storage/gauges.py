@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.storage.db import Sessions
 from bot.storage.models import (
     AlertStatus,
     ConversationState,
@@ -27,10 +27,10 @@ class Backlog:
     conversations_active: int
 
 
-async def read_backlog(sessions: async_sessionmaker[AsyncSession], now: datetime) -> Backlog:
+async def read_backlog(sessions: Sessions, now: datetime) -> Backlog:
     """Counts unsettled vendor writes (the outbox), pending alerts and stored conversations
     in one short session."""
-    async with sessions() as session:
+    async with sessions.begin() as session:
         outbox = (
             await session.execute(
                 select(func.count(), func.min(WriteRecord.created_at)).where(

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.columns import utcnow
-from bot.storage.db import upsert
+from bot.storage.db import Sessions, upsert
 from bot.storage.models import RepairReport
 
 
@@ -21,7 +20,7 @@ class RepairReports:
 
     __slots__ = ("_sessions",)
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
     async def add(
@@ -34,7 +33,7 @@ class RepairReports:
         description: str,
     ) -> None:
         """Keeps a reported repair; reporting the same repair again replaces it."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             await session.execute(
                 upsert(
                     session.get_bind().dialect.name,
@@ -50,11 +49,10 @@ class RepairReports:
                     key=["maintenance_id"],
                 )
             )
-            await session.commit()
 
     async def get(self, maintenance_id: str, *, residence_id: str) -> RepairReport | None:
         """The report of one repair of that residence, or None."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             return await session.scalar(
                 select(RepairReport).where(
                     RepairReport.maintenance_id == maintenance_id,
@@ -64,7 +62,7 @@ class RepairReports:
 
     async def by_user(self, telegram_id: int) -> list[RepairReport]:
         """Every repair one user reported, newest first."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             query = (
                 select(RepairReport)
                 .where(RepairReport.telegram_id == telegram_id)

@@ -1,17 +1,20 @@
-"""Small repositories: each method is one short unit of work in its own session, committed."""
+"""Small repositories: each method is one short unit of work in its own transaction,
+`async with sessions.begin() as session:`, committed when the block ends."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.storage.accounts import Accounts, Invites
 from bot.storage.columns import utcnow
-from bot.storage.db import create_engine, make_session_factory, upsert
+from bot.storage.db import Sessions, create_engine, make_session_factory, upsert
 from bot.storage.models import (
     AlertStatus,
     AuditEntry,
@@ -22,10 +25,13 @@ from bot.storage.models import (
     TelegramUser,
     VendorState,
 )
+from bot.storage.oauth_states import OAuthStates
+from bot.storage.repair_reports import RepairReports
 from bot.storage.writes import WriteRecords
 
 # Rows per statement in bulk upserts: well under SQLite's limit on bound parameters.
 _CHUNK = 500
+MAX_KEY_LENGTH = 255  # sent_alerts.dedupe_key
 
 
 class UnknownUser(LookupError):
@@ -43,8 +49,16 @@ def _dialect(session: AsyncSession) -> str:
 class _Repository:
     __slots__ = ("_sessions",)
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
+
+
+def storable_key(key: str) -> str:
+    """The key as the column holds it: a vendor's very long state or id is hashed to fit."""
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return key[: MAX_KEY_LENGTH - len(digest) - 1] + "#" + digest
 
 
 class Users(_Repository):
@@ -54,15 +68,27 @@ class Users(_Repository):
 
     async def get(self, telegram_id: int) -> TelegramUser | None:
         """The stored user, or None."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             return await session.get(TelegramUser, telegram_id)
+
+    async def get_many(self, telegram_ids: Iterable[int]) -> dict[int, TelegramUser]:
+        """The stored users among these ids, by id."""
+        ids = sorted(set(telegram_ids))
+        found: dict[int, TelegramUser] = {}
+        async with self._sessions.begin() as session:
+            for start in range(0, len(ids), _CHUNK):
+                query = select(TelegramUser).where(
+                    TelegramUser.telegram_id.in_(ids[start : start + _CHUNK])
+                )
+                found.update((row.telegram_id, row) for row in await session.scalars(query))
+        return found
 
     async def get_or_create(
         self, telegram_id: int, *, language: str = "en", display_name: str | None = None
     ) -> TelegramUser:
         """The user, stored on first contact; a changed display name is kept up to date."""
         now = utcnow()
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             # Insert-or-nothing first, so two updates from a new user at once cannot collide.
             await session.execute(
                 upsert(
@@ -83,19 +109,18 @@ class Users(_Repository):
             user = await session.get_one(TelegramUser, telegram_id, populate_existing=True)
             if display_name is not None and user.display_name != display_name:
                 user.display_name = display_name
-            await session.commit()
             return user
 
     async def _set(self, telegram_id: int, **values: Any) -> None:
-        async with self._sessions() as session:
-            result = await session.execute(
+        async with self._sessions.begin() as session:
+            changed = await session.scalar(
                 update(TelegramUser)
                 .where(TelegramUser.telegram_id == telegram_id)
                 .values(**values, updated_at=utcnow())
+                .returning(TelegramUser.telegram_id)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if changed is None:
                 raise UnknownUser(f"no Telegram user {telegram_id}")
-            await session.commit()
 
     async def set_language(self, telegram_id: int, language: str) -> None:
         """Remembers the user's language ("en", "zh")."""
@@ -129,7 +154,7 @@ class Drafts(_Repository):
 
     async def save(self, telegram_id: int, job: str, data: dict[str, Any]) -> None:
         """Stores the draft (one upsert, committed before returning)."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             await session.execute(
                 upsert(
                     _dialect(session),
@@ -138,21 +163,19 @@ class Drafts(_Repository):
                     key=["telegram_id", "job"],
                 )
             )
-            await session.commit()
 
     async def load(self, telegram_id: int, job: str) -> dict[str, Any] | None:
         """The saved draft, or None."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             draft = await session.get(Draft, (telegram_id, job))
             return None if draft is None else draft.data
 
     async def clear(self, telegram_id: int, job: str) -> None:
         """Forgets the draft (on finish or cancel)."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             await session.execute(
                 delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == job)
             )
-            await session.commit()
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +197,7 @@ class VendorStates(_Repository):
     ) -> dict[str, VendorState]:
         """Last-seen rows by record id; all of that vendor and kind when no ids are given."""
         query = select(VendorState).where(VendorState.vendor == vendor, VendorState.kind == kind)
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             if record_ids is None:
                 rows = list(await session.scalars(query))
             else:
@@ -214,7 +237,7 @@ class VendorStates(_Repository):
             }
             for record in records
         ]
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             for start in range(0, len(rows), _CHUNK):
                 await session.execute(
                     upsert(
@@ -225,7 +248,6 @@ class VendorStates(_Repository):
                         update=["state", "snapshot", "seen_at"],
                     )
                 )
-            await session.commit()
 
     async def _put_where_unchanged(
         self,
@@ -235,7 +257,7 @@ class VendorStates(_Repository):
         seen_at: datetime,
         expected: Mapping[str, str | None],
     ) -> None:
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             for record in records:
                 values = {"state": record.state, "snapshot": record.snapshot, "seen_at": seen_at}
                 before = expected.get(record.record_id)
@@ -261,41 +283,59 @@ class VendorStates(_Repository):
                         )
                         .values(**values)
                     )
-            await session.commit()
 
 
 class Alerts(_Repository):
-    """Alerts owed or sent; the dedupe key makes each go out once."""
+    """`sent_alerts`: alerts owed or sent, with what each says so a pending one can be sent
+    later; the dedupe key makes each go out once."""
 
     __slots__ = ()
 
     async def record(
-        self, dedupe_key: str, *, recipient: int, kind: str, now: datetime | None = None
+        self,
+        dedupe_key: str,
+        *,
+        recipient: int,
+        kind: str,
+        now: datetime | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> bool:
-        """Records a pending alert; False when that dedupe key was recorded before."""
-        async with self._sessions() as session:
+        """Records a pending alert; False when that dedupe key was recorded before. A key too
+        long for its column is kept as `storable_key` makes it."""
+        async with self._sessions.begin() as session:
             inserted = await session.scalar(
                 upsert(
                     _dialect(session),
                     SentAlert,
                     {
-                        "dedupe_key": dedupe_key,
+                        "dedupe_key": storable_key(dedupe_key),
                         "recipient": recipient,
                         "kind": kind,
                         "status": AlertStatus.PENDING,
                         "attempts": 0,
                         "created_at": now or utcnow(),
+                        "payload": payload,
                     },
                     key=["dedupe_key"],
                     update=[],
                 ).returning(SentAlert.id)
             )
-            await session.commit()
             return inserted is not None
+
+    async def pending(self, *, after: int = 0, limit: int) -> list[SentAlert]:
+        """Alerts not yet delivered, oldest first, from the one after id `after` on."""
+        async with self._sessions.begin() as session:
+            query = (
+                select(SentAlert)
+                .where(SentAlert.status == AlertStatus.PENDING, SentAlert.id > after)
+                .order_by(SentAlert.id)
+                .limit(limit)
+            )
+            return list(await session.scalars(query))
 
     async def get(self, dedupe_key: str) -> SentAlert | None:
         """The alert with that key, or None."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             query = select(SentAlert).where(SentAlert.dedupe_key == dedupe_key)
             return await session.scalar(query)
 
@@ -317,13 +357,15 @@ class Alerts(_Repository):
         )
 
     async def _change(self, dedupe_key: str, **values: Any) -> None:
-        async with self._sessions() as session:
-            result = await session.execute(
-                update(SentAlert).where(SentAlert.dedupe_key == dedupe_key).values(**values)
+        async with self._sessions.begin() as session:
+            changed = await session.scalar(
+                update(SentAlert)
+                .where(SentAlert.dedupe_key == dedupe_key)
+                .values(**values)
+                .returning(SentAlert.id)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if changed is None:
                 raise UnknownRecord(f"no alert {dedupe_key!r}")
-            await session.commit()
 
 
 class AuditLog(_Repository):
@@ -343,7 +385,7 @@ class AuditLog(_Repository):
         at: datetime | None = None,
     ) -> None:
         """Adds one entry; the summary must already be redacted (api.redaction)."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             session.add(
                 AuditEntry(
                     telegram_id=telegram_id,
@@ -355,11 +397,10 @@ class AuditLog(_Repository):
                     at=at or utcnow(),
                 )
             )
-            await session.commit()
 
     async def recent(self, limit: int = 50) -> list[AuditEntry]:
         """The newest entries first."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
             return list(await session.scalars(query.limit(limit)))
 
@@ -373,7 +414,7 @@ class TaskAcknowledgements(_Repository):
         self, task_id: str, worker_telegram_id: int, at: datetime | None = None
     ) -> bool:
         """Records the acknowledgement; False when the task was acknowledged before."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             inserted = await session.scalar(
                 upsert(
                     _dialect(session),
@@ -387,14 +428,13 @@ class TaskAcknowledgements(_Repository):
                     update=[],
                 ).returning(TaskAcknowledgement.task_id)
             )
-            await session.commit()
             return inserted is not None
 
     async def get_many(self, task_ids: Iterable[str]) -> dict[str, TaskAcknowledgement]:
         """Acknowledgements of those tasks, by task id."""
         ids = list(task_ids)
         found: dict[str, TaskAcknowledgement] = {}
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             for start in range(0, len(ids), _CHUNK):
                 query = select(TaskAcknowledgement).where(
                     TaskAcknowledgement.task_id.in_(ids[start : start + _CHUNK])
@@ -407,10 +447,14 @@ class Storage:
     """The engine, its session factory and every repository, opened once at start."""
 
     __slots__ = (
+        "accounts",
         "alerts",
         "audit",
         "drafts",
         "engine",
+        "invites",
+        "oauth_states",
+        "repair_reports",
         "sessions",
         "task_acknowledgements",
         "users",
@@ -421,6 +465,10 @@ class Storage:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = make_session_factory(engine)
+        self.accounts = Accounts(self.sessions)
+        self.invites = Invites(self.sessions)
+        self.oauth_states = OAuthStates(self.sessions)
+        self.repair_reports = RepairReports(self.sessions)
         self.users = Users(self.sessions)
         self.drafts = Drafts(self.sessions)
         self.vendor_states = VendorStates(self.sessions)

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.db import upsert
+from bot.storage.db import Sessions, upsert
 from bot.storage.models import Draft, WriteRecord, WriteStatus
 
 UNSETTLED = (WriteStatus.PENDING,)
@@ -50,7 +50,7 @@ class WriteRecords:
 
     __slots__ = ("_sessions",)
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
     async def begin(
@@ -72,81 +72,106 @@ class WriteRecords:
         In the same transaction the user's draft `draft_job` is deleted: from now on the write
         is what holds their input. A write another live process holds is left to it.
         """
-        async with self._sessions() as session:
-            row = await session.scalar(
-                select(WriteRecord).where(WriteRecord.command_id == command_id).with_for_update()
-            )
-            if row is None and subject is not None:
-                busy = await session.scalar(
-                    select(WriteRecord)
-                    .where(
-                        WriteRecord.subject == subject,
-                        WriteRecord.status.in_(UNSETTLED),
-                    )
-                    .order_by(WriteRecord.id)
-                    .limit(1)
-                )
-                if busy is not None:
-                    return Begun(busy, held=False, other=True)
-            if row is None:
-                row = WriteRecord(
+        try:
+            async with self._sessions.begin() as session:
+                return await self._begin_in(
+                    session,
                     command_id=command_id,
                     telegram_id=telegram_id,
                     vendor=vendor,
                     kind=kind,
                     subject=subject,
                     write=write,
-                    status=WriteStatus.PENDING,
-                    maybe_sent=False,
-                    attempts=1,
-                    next_attempt_at=lease_until,
                     owner=owner,
-                    created_at=now,
-                    updated_at=now,
+                    now=now,
+                    lease_until=lease_until,
+                    draft_job=draft_job,
                 )
-                session.add(row)
-            elif row.status is WriteStatus.DONE or (
-                # Someone is sending it right now (even in this process): left to them.
-                row.status is WriteStatus.PENDING
-                and row.owner is not None
-                and row.next_attempt_at > now
-            ):
-                return Begun(row, held=False)
-            else:
-                # Sent again by the user: after a refusal it is their new version (nothing was
-                # done); otherwise it is taken up as it stands, so a write whose answer may have
-                # been lost is looked for first.
-                if row.status is WriteStatus.FAILED:
-                    row.kind, row.subject, row.write = kind, subject, write
-                    row.maybe_sent = False
-                row.status = WriteStatus.PENDING
-                row.attempts += 1
-                row.owner = owner
-                row.next_attempt_at = lease_until
-                row.updated_at = now
-            if draft_job is not None:
-                await session.execute(
-                    delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == draft_job)
+        except IntegrityError:
+            # The same command recorded at this very moment by another process: theirs.
+            taken = await self.get(command_id)
+            if taken is None:
+                raise
+            return Begun(taken, held=False)
+
+    @staticmethod
+    async def _begin_in(
+        session: AsyncSession,
+        *,
+        command_id: str,
+        telegram_id: int,
+        vendor: str,
+        kind: str,
+        subject: str | None,
+        write: dict[str, Any],
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        draft_job: str | None,
+    ) -> Begun:
+        row = await session.scalar(
+            select(WriteRecord).where(WriteRecord.command_id == command_id).with_for_update()
+        )
+        if row is None and subject is not None:
+            busy = await session.scalar(
+                select(WriteRecord)
+                .where(
+                    WriteRecord.subject == subject,
+                    WriteRecord.status.in_(UNSETTLED),
                 )
-            try:
-                await session.commit()
-            except IntegrityError:
-                # The same command recorded at this very moment by another process: theirs.
-                await session.rollback()
-                taken = await session.scalar(
-                    select(WriteRecord).where(WriteRecord.command_id == command_id)
-                )
-                if taken is None:
-                    raise
-                return Begun(taken, held=False)
-            return Begun(row, held=True)
+                .order_by(WriteRecord.id)
+                .limit(1)
+            )
+            if busy is not None:
+                return Begun(busy, held=False, other=True)
+        if row is None:
+            row = WriteRecord(
+                command_id=command_id,
+                telegram_id=telegram_id,
+                vendor=vendor,
+                kind=kind,
+                subject=subject,
+                write=write,
+                status=WriteStatus.PENDING,
+                maybe_sent=False,
+                attempts=1,
+                next_attempt_at=lease_until,
+                owner=owner,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+        elif row.status is WriteStatus.DONE or (
+            # Someone is sending it right now (even in this process): left to them.
+            row.status is WriteStatus.PENDING
+            and row.owner is not None
+            and row.next_attempt_at > now
+        ):
+            return Begun(row, held=False)
+        else:
+            # Sent again by the user: after a refusal it is their new version (nothing was
+            # done); otherwise it is taken up as it stands, so a write whose answer may have
+            # been lost is looked for first.
+            if row.status is WriteStatus.FAILED:
+                row.kind, row.subject, row.write = kind, subject, write
+                row.maybe_sent = False
+            row.status = WriteStatus.PENDING
+            row.attempts += 1
+            row.owner = owner
+            row.next_attempt_at = lease_until
+            row.updated_at = now
+        if draft_job is not None:
+            await session.execute(
+                delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == draft_job)
+            )
+        return Begun(row, held=True)
 
     async def claim_due(
         self, *, now: datetime, owner: str, lease_until: datetime, limit: int = 20
     ) -> list[WriteRecord]:
         """Takes the writes waiting for a retry whose time has come (or whose holder's lease
         ran out), counting the attempt."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             rows = list(
                 await session.scalars(
                     select(WriteRecord)
@@ -160,7 +185,6 @@ class WriteRecords:
                 )
             )
             self._hold(rows, owner=owner, now=now, lease_until=lease_until)
-            await session.commit()
             return rows
 
     async def claim_orphans(
@@ -173,7 +197,7 @@ class WriteRecords:
         limit: int = 100,
     ) -> list[WriteRecord]:
         """Takes the writes held by processes that are gone (`gone(owner)`), lease or not."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             rows = [
                 row
                 for row in await session.scalars(
@@ -190,7 +214,6 @@ class WriteRecords:
                 if row.owner is not None and gone(row.owner)
             ]
             self._hold(rows, owner=owner, now=now, lease_until=lease_until)
-            await session.commit()
             return rows
 
     @staticmethod
@@ -245,8 +268,8 @@ class WriteRecords:
         `then` are the writes that follow it, recorded in the same transaction: due at once,
         held by nobody, so a process that stops before sending them leaves them to the next.
         """
-        async with self._sessions() as session:
-            result = await session.execute(
+        async with self._sessions.begin() as session:
+            settled_id = await session.scalar(
                 update(WriteRecord)
                 .where(WriteRecord.id == row_id, WriteRecord.status == WriteStatus.PENDING)
                 .values(
@@ -256,8 +279,9 @@ class WriteRecords:
                     owner=None,
                     updated_at=now,
                 )
+                .returning(WriteRecord.id)
             )
-            settled = bool(result.rowcount)  # type: ignore[attr-defined]
+            settled = settled_id is not None
             if settled and then:
                 await session.execute(
                     upsert(
@@ -285,7 +309,6 @@ class WriteRecords:
                         update=[],
                     )
                 )
-            await session.commit()
             return settled
 
     async def _change(
@@ -294,22 +317,21 @@ class WriteRecords:
         """Changes a write only while `holder` holds it; `release` lets it go."""
         if release:
             values["owner"] = None
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             await session.execute(
                 update(WriteRecord)
                 .where(WriteRecord.id == row_id, WriteRecord.owner == holder)
                 .values(**values)
             )
-            await session.commit()
 
     async def get(self, command_id: str) -> WriteRecord | None:
         """The write recorded under that command id, or None."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             query = select(WriteRecord).where(WriteRecord.command_id == command_id)
             return await session.scalar(query)
 
     async def all(self) -> list[WriteRecord]:
         """Every write, oldest first (tests and the operator's eyes)."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             query = select(WriteRecord).order_by(WriteRecord.id)
             return list(await session.scalars(query))
