@@ -18,18 +18,21 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, insert, select
-from telegram.ext import AIORateLimiter, ApplicationBuilder
+from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes
 
 from bench.botapi_server import STATS_PATH, TOKEN
 from bench.harness import bench_settings, now, sqlite_url
 from bench.report import Figure, Target
 from bot.alert_kinds import MSG_BOOKING_REMINDER, Alert, AlertKind
-from bot.alerts import AlertWatcher, storable_key
+from bot.alert_watcher import AlertWatcher
 from bot.app import file_url_for
+from bot.app_type import ConciergeApp
 from bot.services import Services
 from bot.storage.db import create_engine
 from bot.storage.migrate import upgrade
 from bot.storage.models import AlertStatus, SentAlert, TelegramUser
+from bot.storage.repositories import storable_key
+from conversations.context import ConciergeContext
 
 REPO = Path(__file__).resolve().parent.parent
 FIRST_RECIPIENT = 8_000_000
@@ -166,14 +169,16 @@ async def run_fanout(*, recipients: int, rate: float, workdir: Path) -> Figure:
         services = Services.open(settings)
         try:
             limiter = AIORateLimiter(overall_max_rate=rate, overall_time_period=1, max_retries=3)
-            app = (
+            # The builder's generic parameters change with each call; the result is typed here.
+            builder: Any = (
                 ApplicationBuilder()
                 .token(TOKEN)
                 .base_url(base_url)
                 .base_file_url(file_url_for(base_url))
                 .rate_limiter(limiter)
-                .build()
+                .context_types(ContextTypes(context=ConciergeContext))
             )
+            app: ConciergeApp = builder.build()
             async with app:
                 watcher = AlertWatcher(services)
                 started = now()

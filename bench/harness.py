@@ -27,7 +27,8 @@ from telegram import Update
 from telegram.ext import BaseUpdateProcessor, SimpleUpdateProcessor
 from telegram.request import BaseRequest, RequestData
 
-from bot.app import ConciergeApp, build_application
+from bot.app import build_application
+from bot.app_type import ConciergeApp
 from bot.concurrency import PerChatUpdateProcessor
 from bot.persistence import DatabasePersistence
 from bot.services import Services

@@ -1,5 +1,8 @@
 """Which alerts follow from what the watcher saw: pure rules, tested without Telegram or vendors.
 
+This is the watcher's third part: `bot.alert_polling` looks at the vendors, `bot.alert_delivery`
+records and sends, and nothing here does any I/O.
+
 The watcher turns every vendor record into a `SeenRecord` (id, state, a small JSON snapshot).
 `diff` compares one poll with the last, `stamp` carries over since when each record has been in
 its state, and the rule functions turn the changes (and, for reminders and escalations, the
@@ -33,6 +36,8 @@ from bot.storage.repositories import SeenRecord
 from conversations import callbacks
 from conversations.i18n import N_
 from conversations.my_repairs import key_of
+from conversations.ports import OwnWrite
+from conversations.writes import Outcome, TaskCreate
 
 # The state stored for a record that disappeared, so it is reported gone only once.
 GONE = "~gone"
@@ -70,6 +75,10 @@ MANAGER_KINDS: dict[AlertKind, str] = {
 
 # The alerts that come with a staff role; they stop, pending ones too, when the role goes.
 WORKER_KINDS = frozenset({AlertKind.TASK_ASSIGNED, AlertKind.TASK_REOPENED})
+
+# Where a manager's switched-off kinds are kept in their user_data (a persisted key: /alerts
+# writes it, delivery reads it).
+SWITCHED_OFF_KEY = "alerts_off"
 
 REPAIR_STATE_WORDS: dict[str, str] = {
     MaintenanceState.WAIT_FOR_CONFIRMATION: N_("waiting for the office to confirm"),
@@ -340,6 +349,52 @@ def stamp(
         if record_id not in present and old.state != GONE
     )
     return stored
+
+
+@dataclass(slots=True)
+class Observed:
+    """One source's poll: its changes and what to store for it."""
+
+    changes: list[Change]
+    stored: list[SeenRecord]  # every record as it stands, with since when
+    writes: list[SeenRecord]  # only those that are new, moved or gone: the rest is as stored
+    expected: dict[str, str | None]  # the state each write replaces (None: none was stored)
+    marker: str
+
+
+def observe(
+    previous: Mapping[str, SeenRecord],
+    current: Sequence[SeenRecord],
+    marker: str,
+    markers: Mapping[str, Any],
+    now: datetime,
+) -> Observed:
+    """One source as a poll found it, against what was known: `marker` names the source and
+    `markers` the sources looked at before."""
+    # A source looked at for the first time: what nobody knew of is the baseline, not
+    # news; a record the bot already knows (it announced its own write) is compared.
+    if marker not in markers:
+        changes = diff(previous, [r for r in current if r.record_id in previous])
+    else:
+        changes = diff(previous, current)
+    stored = stamp(previous, current, now)
+    writes = [
+        record
+        for record in stored
+        if record.record_id not in previous or previous[record.record_id].state != record.state
+    ]
+    expected = {
+        record.record_id: previous[record.record_id].state
+        if record.record_id in previous
+        else None
+        for record in writes
+    }
+    return Observed(changes, stored, writes, expected, marker)
+
+
+def live(records: Iterable[SeenRecord]) -> list[SeenRecord]:
+    """The records that are still there (not stored as gone)."""
+    return [record for record in records if record.state != GONE]
 
 
 def _since_text(record: SeenRecord) -> str | None:
@@ -790,3 +845,41 @@ def in_quiet_hours(moment: time, start: time | None, end: time | None) -> bool:
 def wanted(alert: Alert, switched_off: Sequence[str] | Set[str]) -> bool:
     """Whether the recipient wants this kind (only managers' kinds can be switched off)."""
     return alert.kind not in MANAGER_KINDS or alert.kind.value not in switched_off
+
+
+# ---- the bot's own writes --------------------------------------------------------------------
+
+ACKNOWLEDGE = "tuya.task.acknowledge"
+# The state a task write leaves its task in.
+WRITE_LEADS_TO: dict[str, str] = {
+    "tuya.task.create": TaskStatus.PENDING_MAINTENANCE,
+    "tuya.task.accept": TaskStatus.ACCEPTANCE_COMPLETE,
+    "tuya.task.reopen": TaskStatus.PENDING_MAINTENANCE,
+}
+# The state a write requires of its record (the vendors refuse it otherwise).
+WRITE_STARTS_FROM: dict[str, str] = {
+    "tuya.task.accept": TaskStatus.PENDING_ACCEPTANCE,
+    "tuya.task.reopen": TaskStatus.PENDING_ACCEPTANCE,
+}
+
+
+def own_write(outcome: Outcome) -> OwnWrite | None:
+    """The write an outcome settled, as the watcher announces it; None when there is nothing
+    to announce (not at the vendor, or announced when it was first settled)."""
+    if not outcome.done or outcome.settled_before:
+        return None
+    write = outcome.write
+    payload: dict[str, Any] = write.model_dump(mode="json")
+    ids: list[str]
+    if isinstance(write, TaskCreate):
+        payload = {**payload, **write.facts, "rooms": ", ".join(write.room_names)}
+        ids = [outcome.record_id] if outcome.record_id else []
+    elif outcome.record_id:
+        ids = [outcome.record_id]
+    else:
+        one = [str(payload[k]) for k in ("repair_id", "booking_id", "task_id") if payload.get(k)]
+        many = [str(i) for k in ("repair_ids", "booking_ids") for i in payload.get(k) or ()]
+        ids = one + many
+    if not ids:
+        return None
+    return OwnWrite(write.kind, outcome.telegram_id, tuple(ids), payload)

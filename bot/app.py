@@ -8,18 +8,17 @@ from datetime import timedelta
 from typing import Any
 
 from telegram.ext import (
-    Application,
     ApplicationBuilder,
     BaseHandler,
     BasePersistence,
     BaseUpdateProcessor,
     ContextTypes,
-    ExtBot,
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import account, alerts, commands, flood, gate
+from bot import account, alert_watcher, alerts, commands, flood, gate
 from bot.account import tell_linked
+from bot.app_type import ConciergeApp
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
 from bot.jobs import recover_writes, schedule_jobs
@@ -46,15 +45,6 @@ from conversations.context import SERVICES_KEY, ConciergeContext
 
 # PTB 22 reports durations as timedelta only when asked; without this every RetryAfter warns.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
-
-ConciergeApp = Application[
-    ExtBot[None],
-    ConciergeContext,
-    dict[Any, Any],
-    dict[Any, Any],
-    dict[Any, Any],
-    Any,
-]
 
 HandlerFactory = Callable[[], Sequence[BaseHandler[Any, ConciergeContext, Any]]]
 
@@ -87,11 +77,11 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
     ]
 
 
-async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def _post_init(application: ConciergeApp) -> None:
     await commands.set_default_commands(application.bot)
     # Before any update: what became of the writes a killed process left in flight.
     await recover_writes(application)
-    await alerts.look_before_updates(application)
+    await alert_watcher.look_before_updates(application)
 
 
 def build_application(
@@ -139,7 +129,7 @@ def build_application(
         await tell_linked(application, linked)
 
     services.linker.on_linked(tell)
-    services.writes.on_outcome(alerts.announcing_outcomes(application))
+    services.writes.on_outcome(alert_watcher.announcing_outcomes(application))
 
     async def ask_to_link_again(telegram_id: int) -> None:
         await notify.tell(application, services, telegram_id, MSG_LINK_AGAIN)
@@ -166,7 +156,7 @@ def build_application(
     return application
 
 
-async def _close_services(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def _close_services(application: ConciergeApp) -> None:
     services = application.bot_data.get(SERVICES_KEY)
     if isinstance(services, Services):
         await services.aclose()

@@ -10,11 +10,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from telegram import Update
 from telegram.error import Forbidden, TelegramError
 
+from bot.app_type import ConciergeApp, application_of
 from bot.metrics import mark_update, where_of
 from conversations.context import SERVICES_KEY, ConciergeContext
 from conversations.i18n import N_, tr
@@ -124,7 +124,7 @@ class OperatorReports:
             await asyncio.gather(self._flushing, return_exceptions=True)
 
 
-def _report_sender(application: Any, chat_id: int) -> SendReports:
+def _report_sender(application: ConciergeApp, chat_id: int) -> SendReports:
     async def send(reports: Sequence[ErrorReport]) -> None:
         services = application.bot_data[SERVICES_KEY]
         lang = await language_of(application, services, chat_id)
@@ -161,7 +161,7 @@ async def on_error(update: object, context: ConciergeContext) -> None:
     operator = services.settings.operator_chat_id if services is not None else None
     if services is not None and operator is not None:
         report = ErrorReport(trace, type(error).__name__, flow, step)
-        services.reports.add(report, _report_sender(context.application, operator))
+        services.reports.add(report, _report_sender(application_of(context), operator))
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     try:

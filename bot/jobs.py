@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from bot.alerts import watch_vendors
+from bot.alert_watcher import watch_vendors
+from bot.app_type import ConciergeApp, application_of
 from bot.services import Services
 from bot.settings import Settings
 from conversations.context import SERVICES_KEY, ConciergeContext
@@ -32,9 +32,14 @@ VENDOR_NAMES = {
 # settled by the repeating job.
 RECOVERY_SECONDS = 30.0
 RECOVERY_KEY = "writes_recovery"
+# The repeating jobs' names, which logs, the error metrics (a failed job's "flow") and
+# dashboards know them by: declared once, apart from module names, so that moving or renaming
+# a module (the write journal was once the outbox module) renames nothing anyone relies on.
+RETRY_WRITES_JOB = "outbox"
+WATCH_VENDORS_JOB = "alerts"
 
 
-async def report_outcome(application: Any, services: Services, outcome: Outcome) -> None:
+async def report_outcome(application: ConciergeApp, services: Services, outcome: Outcome) -> None:
     """Tells whoever asked how a write ended that their conversation could not report."""
     write = outcome.write
     user = outcome.telegram_id
@@ -73,12 +78,12 @@ async def deliver_outbox(context: ConciergeContext) -> None:
     services: Services = context.bot_data[SERVICES_KEY]
 
     async def report(outcome: Outcome) -> None:
-        await report_outcome(context.application, services, outcome)
+        await report_outcome(application_of(context), services, outcome)
 
     await services.writes.deliver_due(report)
 
 
-async def recover_writes(application: Any) -> None:
+async def recover_writes(application: ConciergeApp) -> None:
     """At start: finds out what became of the writes a stopped process left in flight.
 
     Waits up to RECOVERY_SECONDS before updates are taken; a recovery still running then
@@ -101,17 +106,20 @@ async def recover_writes(application: Any) -> None:
         logger.exception("settling the writes left in flight failed; the job retries them")
 
 
-def schedule_jobs(application: Any, settings: Settings) -> None:
+def schedule_jobs(application: ConciergeApp, settings: Settings) -> None:
     """Registers the repeating jobs."""
-    application.job_queue.run_repeating(
+    job_queue = application.job_queue
+    if job_queue is None:
+        raise RuntimeError("the bot needs PTB's job queue (python-telegram-bot[job-queue])")
+    job_queue.run_repeating(
         deliver_outbox,
         interval=settings.outbox_interval_seconds,
         first=settings.outbox_interval_seconds,
-        name="outbox",
+        name=RETRY_WRITES_JOB,
     )
-    application.job_queue.run_repeating(
+    job_queue.run_repeating(
         watch_vendors,
         interval=settings.alert_poll_seconds,
         first=settings.alert_poll_seconds,
-        name="alerts",
+        name=WATCH_VENDORS_JOB,
     )

@@ -15,7 +15,8 @@ import httpx
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from bot.app import ConciergeApp, build_application
+from bot.app import build_application
+from bot.app_type import ConciergeApp
 from bot.persistence import DatabasePersistence
 from bot.services import Services
 from bot.settings import Settings

@@ -12,11 +12,13 @@ from starlette.applications import Starlette
 
 from api.akubela_models import Booking, ManagerMaintenance
 from api.tuya_models import TaskSummary
+from bot.alert_delivery import render
 from bot.alert_kinds import (
     GONE,
     MSG_REPAIR_NEW,
     MSG_REPAIR_STATE,
     SINCE,
+    SWITCHED_OFF_KEY,
     Alert,
     AlertKind,
     Change,
@@ -38,19 +40,11 @@ from bot.alert_kinds import (
     task_record,
     wanted,
 )
-from bot.alerts import (
-    MSG_QUIET_BAD,
-    SWITCHED_OFF_KEY,
-    AlertWatcher,
-    parse_quiet_hours,
-    render,
-    storable_key,
-    watch_vendors,
-    watcher_of,
-)
+from bot.alert_watcher import AlertWatcher, watch_vendors, watcher_of
+from bot.alerts import MSG_QUIET_BAD, parse_quiet_hours
 from bot.storage.accounts import RedeemOutcome
 from bot.storage.models import AlertStatus, Role, SentAlert
-from bot.storage.repositories import SeenRecord, VendorStates
+from bot.storage.repositories import SeenRecord, VendorStates, storable_key
 from conversations.i18n import tr
 from conversations.ports import OwnWrite
 from sandbox.faults import FaultKind, FaultRule

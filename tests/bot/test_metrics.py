@@ -14,7 +14,7 @@ from telegram.error import NetworkError, RetryAfter, TimedOut
 
 from api.errors import AuthError, RateLimited, Unavailable
 from bot.alert_kinds import Alert, AlertKind
-from bot.alerts import AlertWatcher
+from bot.alert_watcher import AlertWatcher
 from bot.metrics import CountingRateLimiter, Metrics
 from bot.web import create_web_app
 from sandbox.faults import FaultKind, FaultRule

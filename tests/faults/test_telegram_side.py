@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.app import ConciergeApp, build_application
+from bot.app import build_application
+from bot.app_type import ConciergeApp
 from bot.persistence import DatabasePersistence
 from bot.services import Services
 from bot.settings import Settings

@@ -1,0 +1,124 @@
+"""The watcher's pure rules that decide what a poll stores and what a write announces: no
+database, no vendor, no Telegram."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.alert_kinds import (
+    GONE,
+    SINCE,
+    ChangeKind,
+    Observed,
+    live,
+    observe,
+    own_write,
+)
+from bot.storage.repositories import SeenRecord
+from conversations.writes import BookingCancelMany, Outcome, Result, TaskCreate
+
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+MARKER = "akubela.repair"
+
+
+def _seen(record_id: str, state: str, since: datetime | None = None, **snap: Any) -> SeenRecord:
+    snapshot = dict(snap)
+    if since is not None:
+        snapshot[SINCE] = since.isoformat()
+    return SeenRecord(record_id, state, snapshot)
+
+
+def _kinds(observed: Observed) -> list[tuple[ChangeKind, str]]:
+    return [(change.kind, change.record_id) for change in observed.changes]
+
+
+def test_a_source_seen_for_the_first_time_is_the_baseline_not_news() -> None:
+    current = [_seen("r1", "wait"), _seen("r2", "done")]
+    observed = observe({}, current, MARKER, {}, T0)
+    assert observed.changes == []  # nobody hears of what was already there
+    assert [r.record_id for r in observed.writes] == ["r1", "r2"]  # but all of it is kept
+    assert observed.expected == {"r1": None, "r2": None}  # stored only where nothing was
+    assert observed.marker == MARKER
+
+
+def test_a_record_the_bot_announced_is_compared_even_on_a_first_look() -> None:
+    previous = {"r1": _seen("r1", "wait", T0 - timedelta(hours=1))}
+    current = [_seen("r1", "done"), _seen("r2", "wait")]
+    observed = observe(previous, current, MARKER, {}, T0)
+    assert _kinds(observed) == [(ChangeKind.STATE, "r1")]
+
+
+def test_a_known_source_reports_new_moved_and_gone_records_and_rewrites_only_those() -> None:
+    hour_ago = T0 - timedelta(hours=1)
+    previous = {
+        "same": _seen("same", "wait", hour_ago),
+        "moved": _seen("moved", "wait", hour_ago),
+        "vanished": _seen("vanished", "wait", hour_ago),
+    }
+    current = [_seen("same", "wait"), _seen("moved", "done"), _seen("new", "wait")]
+    observed = observe(previous, current, MARKER, {MARKER: object()}, T0)
+
+    assert sorted(_kinds(observed)) == [
+        (ChangeKind.GONE, "vanished"),
+        (ChangeKind.NEW, "new"),
+        (ChangeKind.STATE, "moved"),
+    ]
+    # The quiet record keeps its row; the others are written only where the row still holds
+    # the state this poll compared with (a write announced meanwhile is newer and stays).
+    assert {r.record_id: r.state for r in observed.writes} == {
+        "moved": "done",
+        "new": "wait",
+        "vanished": GONE,
+    }
+    assert observed.expected == {"moved": "wait", "new": None, "vanished": "wait"}
+    # Every record as it stands, the quiet one still dated from when it entered its state.
+    stored = {r.record_id: r for r in observed.stored}
+    assert stored["same"].snapshot[SINCE] == hour_ago.isoformat()
+    assert stored["moved"].snapshot[SINCE] == T0.isoformat()
+
+
+def test_records_stored_as_gone_are_not_live() -> None:
+    records = [_seen("a", "wait"), _seen("b", GONE), _seen("c", "done")]
+    assert [r.record_id for r in live(records)] == ["a", "c"]
+
+
+def _outcome(write: Any, result: Result = Result.DONE, **kwargs: Any) -> Outcome:
+    return Outcome(telegram_id=7, command_id="c-1", write=write, result=result, **kwargs)
+
+
+def _task() -> TaskCreate:
+    return TaskCreate(
+        worker_id="w-1",
+        rooms={"room-1": ["dev-1"]},
+        room_names=["Lobby", "Gym"],
+        facts={"worker_username": "tom@demo"},
+    )
+
+
+def test_a_new_task_is_announced_with_its_rooms_and_facts() -> None:
+    write = own_write(_outcome(_task(), record_id="t-9"))
+    assert write is not None
+    assert (write.operation, write.telegram_id, write.record_ids) == (
+        "tuya.task.create",
+        7,
+        ("t-9",),
+    )
+    assert write.payload["rooms"] == "Lobby, Gym"
+    assert write.payload["worker_username"] == "tom@demo"
+
+
+def test_a_write_without_a_record_id_is_announced_by_the_ids_it_names() -> None:
+    cancel = BookingCancelMany(residence_id="home-1", booking_ids=["b1", "b2"])
+    write = own_write(_outcome(cancel))
+    assert write is not None
+    assert write.record_ids == ("b1", "b2")
+    assert write.payload["residence_id"] == "home-1"
+
+
+def test_nothing_is_announced_of_a_write_not_at_the_vendor_or_told_before() -> None:
+    assert own_write(_outcome(_task(), Result.REFUSED)) is None
+    assert own_write(_outcome(_task(), Result.KEPT)) is None
+    assert own_write(_outcome(_task(), record_id="t-9", settled_before=True)) is None
+    # A task made but whose id was never learned names nothing to announce.
+    assert own_write(_outcome(_task())) is None
