@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -42,9 +41,6 @@ from conversations import (
     tasks,
 )
 from conversations.context import SERVICES_KEY, ConciergeContext
-
-# PTB 22 reports durations as timedelta only when asked; without this every RetryAfter warns.
-os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 HandlerFactory = Callable[[], Sequence[BaseHandler[Any, ConciergeContext, Any]]]
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -189,6 +190,9 @@ def settings_problems(exc: ValidationError) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the `concierge` command."""
+    # PTB 22 reports durations as timedelta only when asked; without this every RetryAfter
+    # warns. Set here, where the process starts, never as a side effect of an import.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()

@@ -40,6 +40,10 @@ from sqlalchemy.pool import NullPool
 from bot.storage.db import create_engine, make_session_factory
 from bot.storage.migrate import upgrade
 
+# The test process starts here: PTB reports durations as timedelta, as `concierge` asks it to
+# (bot.cli.main), so a RetryAfter does not warn (and warnings are errors in the tests).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 T = TypeVar("T")
 
 DATABASE_KINDS = ("sqlite", "postgresql")

@@ -136,3 +136,25 @@ def test_demo_values_outside_the_demo_are_refused_before_anything_is_written(
     assert "AKUBELA_CLIENT_SECRET" not in lines[0]
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_importing_the_bot_changes_no_environment_variable() -> None:
+    # A program that embeds the bot (a test, the benchmark) keeps its own environment: only the
+    # `concierge` command, where the process starts, sets what PTB should read.
+    env = {key: value for key, value in _clean_env().items() if key != "PTB_TIMEDELTA"}
+    probe = (
+        "import os\n"
+        "before = dict(os.environ)\n"
+        "import bot.app, bot.runner, bot.alert_watcher\n"
+        "print(sorted(set(os.environ.items()) ^ set(before.items())))\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter on a fixed script
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "[]"
