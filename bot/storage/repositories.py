@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.storage.accounts import Accounts, Invites
@@ -481,6 +482,15 @@ class Storage:
     def open(cls, database_url: str) -> Storage:
         """Storage on a new engine for that URL (no I/O until first use)."""
         return cls(create_engine(database_url))
+
+    async def reachable(self) -> bool:
+        """Whether the database answers now (the health check asks)."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
 
     async def close(self) -> None:
         """Closes every pooled connection."""

@@ -357,6 +357,19 @@ async def test_storage_opens_and_closes_its_own_engine(database_url: str) -> Non
         await storage.close()
 
 
+async def test_the_health_check_hears_whether_the_database_answers(
+    database_url: str, tmp_path: Path
+) -> None:
+    storage = Storage.open(database_url)
+    gone = Storage.open(f"sqlite+aiosqlite:///{tmp_path}/no/such/folder/concierge.db")
+    try:
+        assert await storage.reachable()
+        assert not await gone.reachable()
+    finally:
+        await storage.close()
+        await gone.close()
+
+
 def test_upserts_exist_only_for_the_two_supported_databases() -> None:
     with pytest.raises(NotImplementedError, match="mysql"):
         upsert("mysql", Draft, {"telegram_id": 1, "job": "repair", "data": {}}, key=["job"])
