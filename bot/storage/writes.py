@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.db import Sessions, upsert
 from bot.storage.models import Draft, WriteRecord, WriteStatus
@@ -74,97 +73,73 @@ class WriteRecords:
         """
         try:
             async with self._sessions.begin() as session:
-                return await self._begin_in(
-                    session,
-                    command_id=command_id,
-                    telegram_id=telegram_id,
-                    vendor=vendor,
-                    kind=kind,
-                    subject=subject,
-                    write=write,
-                    owner=owner,
-                    now=now,
-                    lease_until=lease_until,
-                    draft_job=draft_job,
+                row = await session.scalar(
+                    select(WriteRecord)
+                    .where(WriteRecord.command_id == command_id)
+                    .with_for_update()
                 )
+                if row is None and subject is not None:
+                    busy = await session.scalar(
+                        select(WriteRecord)
+                        .where(
+                            WriteRecord.subject == subject,
+                            WriteRecord.status.in_(UNSETTLED),
+                        )
+                        .order_by(WriteRecord.id)
+                        .limit(1)
+                    )
+                    if busy is not None:
+                        return Begun(busy, held=False, other=True)
+                if row is None:
+                    row = WriteRecord(
+                        command_id=command_id,
+                        telegram_id=telegram_id,
+                        vendor=vendor,
+                        kind=kind,
+                        subject=subject,
+                        write=write,
+                        status=WriteStatus.PENDING,
+                        maybe_sent=False,
+                        attempts=1,
+                        next_attempt_at=lease_until,
+                        owner=owner,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    session.add(row)
+                elif row.status is WriteStatus.DONE or (
+                    # Someone is sending it right now (even in this process): left to them.
+                    row.status is WriteStatus.PENDING
+                    and row.owner is not None
+                    and row.next_attempt_at > now
+                ):
+                    return Begun(row, held=False)
+                else:
+                    # Sent again by the user: after a refusal it is their new version
+                    # (nothing was done); otherwise it is taken up as it stands, so a write
+                    # whose answer may have been lost is looked for first.
+                    if row.status is WriteStatus.FAILED:
+                        row.kind, row.subject, row.write = kind, subject, write
+                        row.maybe_sent = False
+                    row.status = WriteStatus.PENDING
+                    row.attempts += 1
+                    row.owner = owner
+                    row.next_attempt_at = lease_until
+                    row.updated_at = now
+                if draft_job is not None:
+                    await session.execute(
+                        delete(Draft).where(
+                            Draft.telegram_id == telegram_id, Draft.job == draft_job
+                        )
+                    )
+                return Begun(row, held=True)
         except IntegrityError:
-            # The same command recorded at this very moment by another process: theirs.
+            # The same command recorded at this very moment by another process (found by the
+            # commit at the block's end, or a flush before it): theirs.
             taken = await self.get(command_id)
             if taken is None:
                 raise
             return Begun(taken, held=False)
-
-    @staticmethod
-    async def _begin_in(
-        session: AsyncSession,
-        *,
-        command_id: str,
-        telegram_id: int,
-        vendor: str,
-        kind: str,
-        subject: str | None,
-        write: dict[str, Any],
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        draft_job: str | None,
-    ) -> Begun:
-        row = await session.scalar(
-            select(WriteRecord).where(WriteRecord.command_id == command_id).with_for_update()
-        )
-        if row is None and subject is not None:
-            busy = await session.scalar(
-                select(WriteRecord)
-                .where(
-                    WriteRecord.subject == subject,
-                    WriteRecord.status.in_(UNSETTLED),
-                )
-                .order_by(WriteRecord.id)
-                .limit(1)
-            )
-            if busy is not None:
-                return Begun(busy, held=False, other=True)
-        if row is None:
-            row = WriteRecord(
-                command_id=command_id,
-                telegram_id=telegram_id,
-                vendor=vendor,
-                kind=kind,
-                subject=subject,
-                write=write,
-                status=WriteStatus.PENDING,
-                maybe_sent=False,
-                attempts=1,
-                next_attempt_at=lease_until,
-                owner=owner,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-        elif row.status is WriteStatus.DONE or (
-            # Someone is sending it right now (even in this process): left to them.
-            row.status is WriteStatus.PENDING
-            and row.owner is not None
-            and row.next_attempt_at > now
-        ):
-            return Begun(row, held=False)
-        else:
-            # Sent again by the user: after a refusal it is their new version (nothing was
-            # done); otherwise it is taken up as it stands, so a write whose answer may have
-            # been lost is looked for first.
-            if row.status is WriteStatus.FAILED:
-                row.kind, row.subject, row.write = kind, subject, write
-                row.maybe_sent = False
-            row.status = WriteStatus.PENDING
-            row.attempts += 1
-            row.owner = owner
-            row.next_attempt_at = lease_until
-            row.updated_at = now
-        if draft_job is not None:
-            await session.execute(
-                delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == draft_job)
-            )
-        return Begun(row, held=True)
 
     async def claim_due(
         self, *, now: datetime, owner: str, lease_until: datetime, limit: int = 20

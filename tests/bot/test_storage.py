@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,22 @@ async def test_a_write_is_recorded_once_per_command_and_hands_the_draft_over(
     assert late.held
     assert late.row.attempts == 2
     assert [row.command_id for row in await storage.writes.all()] == ["c-1"]
+
+
+async def test_two_processes_recording_one_command_at_once_send_it_once(
+    engine: AsyncEngine,
+) -> None:
+    first, second = Storage(engine), Storage(engine)
+    for n in range(5):
+        command = f"c-race-{n}"
+        # Both look before either has recorded it: the loser's insert meets the winner's row.
+        one, other = await asyncio.gather(
+            _begin(first, command, owner="host:1:a"),
+            _begin(second, command, owner="host:2:b"),
+        )
+        assert sorted([one.held, other.held]) == [False, True]
+        assert one.row.id == other.row.id
+    assert len(await first.writes.all()) == 5
 
 
 async def test_one_write_per_record_is_in_flight(storage: Storage) -> None:
