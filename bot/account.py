@@ -27,9 +27,10 @@ from bot.storage.accounts import Redeemed, RedeemOutcome
 from conversations import callbacks, freetext, repair
 from conversations.common import offer_link
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
+from conversations.domain import Actor, Role
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
 from conversations.notify import BLOCKED_KEY, language_of, tell
-from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.validation import read_zone, zone_examples
 
 logger = logging.getLogger(__name__)

@@ -48,10 +48,11 @@ from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimite
 from api.tuya_models import TaskDetail, TaskStatus, TaskSummary
 from conversations import callbacks, common
 from conversations.context import ConciergeContext
+from conversations.domain import Actor, Role
 from conversations.i18n import N_, tr
 from conversations.oneflow import Flow
 from conversations.ports import OwnWrite
-from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.writes import (
     MaintenanceRecord,
     MaintenanceWorkRecord,

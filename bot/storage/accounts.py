@@ -20,13 +20,11 @@ from bot.storage.models import (
     Invite,
     ManagerLink,
     ResidentLink,
-    Role,
     SentAlert,
     TelegramUser,
     WorkerLink,
 )
-from conversations.roles import Actor
-from conversations.roles import Role as ActorRole
+from conversations.domain import Actor, Role
 
 INVITE_CODE_BYTES = 15  # 20 URL-safe characters: fits a /start parameter, out of guessing range
 MAX_FAILED_INVITE_ATTEMPTS = 5
@@ -142,9 +140,9 @@ class Accounts:
                 select(ManagerLink.project_id).where(ManagerLink.telegram_id == telegram_id)
             )
             project_ids = frozenset(projects)
-        role = ActorRole(user.role.value) if user is not None else ActorRole.RESIDENT
+        role = user.role if user is not None else Role.RESIDENT
         if telegram_id in admin_ids:
-            role = ActorRole.ADMIN
+            role = Role.ADMIN
         residence_ids = frozenset(
             str(r["residence_id"])
             for r in (resident.residences if resident is not None else [])

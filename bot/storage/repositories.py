@@ -16,13 +16,13 @@ from bot.storage.models import (
     AlertStatus,
     AuditEntry,
     Draft,
-    Role,
     SentAlert,
     TaskAcknowledgement,
     TelegramUser,
     VendorState,
 )
 from bot.storage.writes import WriteRecords
+from conversations.domain import Role
 
 # Rows per statement in bulk upserts: well under SQLite's limit on bound parameters.
 _CHUNK = 500

@@ -49,8 +49,9 @@ from bot.alerts import (
     watcher_of,
 )
 from bot.storage.accounts import RedeemOutcome
-from bot.storage.models import AlertStatus, Role, SentAlert
+from bot.storage.models import AlertStatus, SentAlert
 from bot.storage.repositories import SeenRecord, VendorStates
+from conversations.domain import Role
 from conversations.i18n import tr
 from conversations.ports import OwnWrite
 from sandbox.faults import FaultKind, FaultRule

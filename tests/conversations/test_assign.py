@@ -12,7 +12,6 @@ from starlette.applications import Starlette
 
 from api.errors import Unavailable
 from bot.persistence import DatabasePersistence
-from bot.storage.models import Role
 from conversations import callbacks
 from conversations.assign import (
     AssignDraft,
@@ -21,6 +20,7 @@ from conversations.assign import (
     relations_of,
     toggled,
 )
+from conversations.domain import Role
 from conversations.writes import same_relations
 from sandbox.faults import FaultKind, FaultRule
 from tests.conversations.test_tasks import (

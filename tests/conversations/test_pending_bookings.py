@@ -17,8 +17,8 @@ from api.akubela_models import Booking
 from api.errors import AuthError, Unavailable
 from bot.persistence import DatabasePersistence
 from bot.storage.accounts import StoredTokens
-from bot.storage.models import Role
 from conversations import callbacks
+from conversations.domain import Role
 from conversations.pending_bookings import (
     Found,
     detail_text,

@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 from api.akubela_models import ManagerMaintenance
 from bot.desks import AkubelaProjectDesk
 from bot.persistence import DatabasePersistence
-from bot.storage.models import Role
 from conversations import callbacks
+from conversations.domain import Role
 from conversations.project_repairs import (
     detail_text,
     filter_counts,

@@ -16,10 +16,8 @@ from starlette.applications import Starlette
 from api.errors import AuthError
 from api.tuya_models import RoomDeviceRelation, TaskDetail, TaskSummary, Worker
 from bot.persistence import DatabasePersistence
-from bot.storage.models import Role
 from conversations import callbacks
-from conversations.roles import Actor
-from conversations.roles import Role as ActorRole
+from conversations.domain import Actor, Role
 from conversations.tasks import (
     board_project,
     maintenance_notes,
@@ -185,9 +183,9 @@ def test_status_in_words_in_both_languages() -> None:
 
 
 def test_a_manager_of_either_community_project_counts() -> None:
-    tuya_manager = Actor(1, ActorRole.MANAGER, project_ids=frozenset({"tuya"}))
-    akubela_manager = Actor(2, ActorRole.MANAGER, project_ids=frozenset({"aku"}))
-    other = Actor(3, ActorRole.MANAGER, project_ids=frozenset({"elsewhere"}))
+    tuya_manager = Actor(1, Role.MANAGER, project_ids=frozenset({"tuya"}))
+    akubela_manager = Actor(2, Role.MANAGER, project_ids=frozenset({"aku"}))
+    other = Actor(3, Role.MANAGER, project_ids=frozenset({"elsewhere"}))
     assert board_project(tuya_manager, ["tuya", "aku"]) == "tuya"
     assert board_project(akubela_manager, ["tuya", "aku"]) == "aku"
     assert board_project(other, ["tuya", "aku"]) == "tuya"
