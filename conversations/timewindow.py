@@ -6,7 +6,7 @@ wall clock and would get a DST day wrong.
 
 Free text: `conversations.datetext` reads the date, the time range and the part of the day.
 A part of the day alone ("tomorrow morning", "明天上午") is that part's preset window; a single
-time ("明天下午3点") starts a window of `SINGLE_TIME_LENGTH`; a time with "after"/"以后" runs
+time ("明天下午3点") starts a window of `VISIT_SINGLE_TIME_LENGTH`; a time with "after"/"以后" runs
 to the end of service hours, one with "before"/"以前" from their start; no date means today.
 
 Every window lies within the community's service hours (`ServiceHours`, 08:00-20:00 unless set):
@@ -26,18 +26,15 @@ from babel.dates import format_date
 from conversations import datetext
 from conversations.datetext import DayPart
 from conversations.i18n import N_, tr
+from conversations.rules import (
+    SERVICE_HOURS_END,
+    SERVICE_HOURS_START,
+    VISIT_DAY_PARTS,
+    VISIT_MAX_LEAD,
+    VISIT_MIN_LENGTH,
+    VISIT_SINGLE_TIME_LENGTH,
+)
 
-MORNING: Final = (time(9, 0), time(12, 0))
-AFTERNOON: Final = (time(14, 0), time(17, 0))
-EVENING: Final = (time(18, 0), time(21, 0))
-DAY_PART_HOURS: Final = {
-    DayPart.MORNING: MORNING,
-    DayPart.AFTERNOON: AFTERNOON,
-    DayPart.EVENING: EVENING,
-}
-MIN_LENGTH: Final = timedelta(minutes=30)
-MAX_LEAD: Final = timedelta(days=60)
-SINGLE_TIME_LENGTH: Final = timedelta(hours=2)
 PRESET_DAYS: Final = 3
 """Presets cover today, tomorrow and the day after."""
 
@@ -46,8 +43,8 @@ PRESET_DAYS: Final = 3
 class ServiceHours:
     """When technicians visit, on the wall clock of each day."""
 
-    start: time = time(8, 0)
-    end: time = time(20, 0)
+    start: time = SERVICE_HOURS_START
+    end: time = SERVICE_HOURS_END
 
     def on(self, day: date, zone: tzinfo) -> TimeWindow:
         """The service hours of `day` on the wall clock of `zone`."""
@@ -119,9 +116,9 @@ class Refusal:
 
 def _message_values(reason: Reason, hours: ServiceHours) -> dict[str, int | str]:
     if reason is Reason.TOO_SHORT:
-        return {"minutes": int(MIN_LENGTH.total_seconds() // 60)}
+        return {"minutes": int(VISIT_MIN_LENGTH.total_seconds() // 60)}
     if reason is Reason.TOO_FAR:
-        return {"days": MAX_LEAD.days}
+        return {"days": VISIT_MAX_LEAD.days}
     if reason is Reason.OUTSIDE_HOURS:
         return {"start": f"{hours.start:%H:%M}", "end": f"{hours.end:%H:%M}"}
     return {}
@@ -199,7 +196,7 @@ def part_window(
     day: date, part: DayPart, zone: ZoneInfo, hours: ServiceHours | None = DEFAULT_HOURS
 ) -> TimeWindow:
     """A part of the day's window on `day`, in `zone`, cut to service hours."""
-    first, last = DAY_PART_HOURS[part]
+    first, last = VISIT_DAY_PARTS[part]
     window = TimeWindow(
         datetext.local_moment(day, first.hour * 60 + first.minute, zone),
         datetext.local_moment(day, last.hour * 60 + last.minute, zone),
@@ -212,7 +209,9 @@ def available_presets(
 ) -> list[Preset]:
     """The presets that have not started yet at `now` and leave a visit within service hours."""
     windows = ((p, p.window(now, zone, hours)) for p in PRESETS)
-    return [p for p, w in windows if w.start.astimezone(UTC) > now and w.length >= MIN_LENGTH]
+    return [
+        p for p, w in windows if w.start.astimezone(UTC) > now and w.length >= VISIT_MIN_LENGTH
+    ]
 
 
 # ---- validation and parsing ------------------------------------------------------------------
@@ -234,11 +233,11 @@ def validate_window(
         return Refusal(Reason.END_BEFORE_START)
     if hours is not None and not _inside(window, hours):
         return Refusal(Reason.OUTSIDE_HOURS, hours)
-    if end - start < MIN_LENGTH:
+    if end - start < VISIT_MIN_LENGTH:
         return Refusal(Reason.TOO_SHORT)
     if start <= now:
         return Refusal(Reason.IN_PAST)
-    if start - now > MAX_LEAD:
+    if start - now > VISIT_MAX_LEAD:
         return Refusal(Reason.TOO_FAR)
     return window
 
@@ -300,7 +299,7 @@ def _window_on(
             return TimeWindow(service.start, moment)
         # The single time's length is real time, not wall time, so a DST night keeps 2 hours;
         # it is our own guess, so it stops at the end of service hours rather than pass it.
-        finish = (moment.astimezone(UTC) + SINGLE_TIME_LENGTH).astimezone(zone)
+        finish = (moment.astimezone(UTC) + VISIT_SINGLE_TIME_LENGTH).astimezone(zone)
         if hours is not None and _inside(TimeWindow(moment, moment), hours):
             finish = min(finish, service.end, key=lambda m: m.astimezone(UTC))
         return TimeWindow(moment, finish)
