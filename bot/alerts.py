@@ -49,7 +49,6 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from api.errors import ApiError
 from api.tuya_models import TaskStatus, Worker
-from bot.account import actor_of, answer_stale
 from bot.alert_kinds import (
     GONE,
     MANAGER_KINDS,
@@ -80,6 +79,7 @@ from bot.storage.db import upsert
 from bot.storage.models import AlertStatus, SentAlert, TelegramUser
 from bot.storage.repositories import SeenRecord
 from conversations import callbacks, notify
+from conversations.account import actor_of, answer_stale
 from conversations.context import ANNOUNCER_KEY, LANGUAGE_KEY, SERVICES_KEY, ConciergeContext
 from conversations.i18n import N_, pick_language, tr
 from conversations.ports import OwnWrite

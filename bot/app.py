@@ -18,12 +18,10 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import account, alerts, commands, flood, gate
-from bot.account import tell_linked
+from bot import alerts, flood, gate
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
 from bot.jobs import recover_writes, schedule_jobs
-from bot.linking import Linked
 from bot.metrics import CountingRateLimiter, ObservedApplication
 from bot.presses import ConciergeApplication
 from bot.services import Services
@@ -31,8 +29,10 @@ from bot.settings import Settings
 from bot.telegram_bot import ConciergeBot
 from bot.tokens import MSG_LINK_AGAIN
 from conversations import (
+    account,
     assign,
     booking,
+    commands,
     my_bookings,
     my_repairs,
     notify,
@@ -42,7 +42,9 @@ from conversations import (
     repair,
     tasks,
 )
+from conversations.account import tell_linked
 from conversations.context import SERVICES_KEY, ConciergeContext
+from conversations.domain import Linked
 
 # PTB 22 reports durations as timedelta only when asked; without this every RetryAfter warns.
 os.environ.setdefault("PTB_TIMEDELTA", "true")

@@ -15,7 +15,7 @@ from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
 from bot.crypto import TokenCipher
 from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
-from bot.directory import AccountDirectory, StoredPeople
+from bot.directory import AccountDirectory, InviteDesk, StoredPeople
 from bot.errors import OperatorReports
 from bot.linking import Linker
 from bot.metrics import Metrics
@@ -63,6 +63,7 @@ class Services:
     project_desk: ProjectDesk = field(init=False)
     writes: WriteJournalService = field(init=False)
     directory: AccountDirectory = field(init=False)
+    invite_desk: InviteDesk = field(init=False)
     people: StoredPeople = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,7 +101,10 @@ class Services:
         )
         self.writes.on_outcome(self._keep_repair_photos)
         self.writes.on_outcome(self._audit)
-        self.directory = AccountDirectory(self.accounts, self.linker, settings.admin_telegram_ids)
+        self.directory = AccountDirectory(
+            self.accounts, self.linker, self.tokens, settings.admin_telegram_ids
+        )
+        self.invite_desk = InviteDesk(self.invites, self.directory, self.clock)
         self.people = StoredPeople(self.storage.users)
 
     @property

@@ -21,7 +21,7 @@ from api.akubela_models import (
     ManagerMaintenance,
 )
 from api.tuya_models import Device, Room, TaskDetail, TaskSummary, Worker
-from conversations.domain import Actor
+from conversations.domain import Actor, Redeemed, ResidentAccount
 
 if TYPE_CHECKING:
     # writes.py builds on the desks above, so only its journal's type is named here.
@@ -270,12 +270,53 @@ class Directory(Protocol):
         reopen afterwards."""
         ...
 
+    async def resident(self, telegram_id: int) -> ResidentAccount | None:
+        """The user's linked resident account, if any."""
+        ...
+
+    async def worker_name(self, telegram_id: int) -> str | None:
+        """The name of the worker the user is bound to, if any."""
+        ...
+
+    async def choose_residence(self, telegram_id: int, residence_id: str) -> bool:
+        """Makes one of the resident's residences the one they act for; False if not theirs."""
+        ...
+
+    async def unlink(self, telegram_id: int) -> bool:
+        """Forgets the resident's account and its login; False when none was linked."""
+        ...
+
+
+class Invites(Protocol):
+    """Invite codes that make someone a worker or a manager."""
+
+    async def preview(self, code: str, telegram_id: int) -> Redeemed:
+        """What the code would grant (VALID), without using it; or why it cannot."""
+        ...
+
+    async def redeem(self, code: str, telegram_id: int, *, display_name: str) -> Redeemed:
+        """Uses the code: its role replaces the user's, and the alerts of a lost role stop."""
+        ...
+
 
 class People(Protocol):
     """What the bot remembers of each user for talking to them outside a conversation."""
 
     async def language(self, telegram_id: int) -> str | None:
         """The language kept for the user, if any."""
+        ...
+
+    async def first_contact(self, telegram_id: int, *, language: str, display_name: str) -> None:
+        """Keeps a user who writes (in their language); someone who blocked the bot and writes
+        again has unblocked it."""
+        ...
+
+    async def set_language(self, telegram_id: int, language: str) -> None:
+        """Keeps the language the user chose."""
+        ...
+
+    async def set_time_zone(self, telegram_id: int, time_zone: str | None) -> None:
+        """Keeps the user's own time zone (None: the community's)."""
         ...
 
     async def set_blocked(self, telegram_id: int, at: datetime | None) -> None:
@@ -367,6 +408,8 @@ class Ports(Protocol):
     def drafts(self) -> Drafts: ...
     @property
     def directory(self) -> Directory: ...
+    @property
+    def invite_desk(self) -> Invites: ...
     @property
     def people(self) -> People: ...
     @property

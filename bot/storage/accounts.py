@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -24,7 +23,7 @@ from bot.storage.models import (
     TelegramUser,
     WorkerLink,
 )
-from conversations.domain import Actor, Role
+from conversations.domain import Actor, Redeemed, RedeemOutcome, Role
 
 INVITE_CODE_BYTES = 15  # 20 URL-safe characters: fits a /start parameter, out of guessing range
 MAX_FAILED_INVITE_ATTEMPTS = 5
@@ -99,27 +98,6 @@ class LockedTokens:
             return False
         self._link.relink_required_at = now
         return True
-
-
-class RedeemOutcome(StrEnum):
-    """What became of an invite code someone sent."""
-
-    BOUND = "bound"
-    VALID = "valid"  # a preview: the code may be redeemed
-    UNKNOWN = "unknown"
-    USED = "used"
-    EXPIRED = "expired"
-    LOCKED = "locked"  # too many wrong codes from this user; try again later
-
-
-@dataclass(frozen=True, slots=True)
-class Redeemed:
-    """The outcome of redeeming a code, and the invite when it was bound."""
-
-    outcome: RedeemOutcome
-    role: Role | None = None
-    worker_id: str | None = None
-    project_id: str | None = None
 
 
 class Accounts:

@@ -48,10 +48,9 @@ from bot.alerts import (
     watch_vendors,
     watcher_of,
 )
-from bot.storage.accounts import RedeemOutcome
 from bot.storage.models import AlertStatus, SentAlert
 from bot.storage.repositories import SeenRecord, VendorStates
-from conversations.domain import Role
+from conversations.domain import RedeemOutcome, Role
 from conversations.i18n import tr
 from conversations.ports import OwnWrite
 from sandbox.faults import FaultKind, FaultRule

@@ -14,8 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from api.errors import Unavailable
-from bot.storage.accounts import RedeemOutcome
-from conversations.domain import Role
+from conversations.domain import RedeemOutcome, Role
 from sandbox.akubela_seed import MEETING_ROOM
 from sandbox.tuya import TOM
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from bot.commands import DEFAULT_COMMANDS, commands_for
+from conversations.commands import DEFAULT_COMMANDS, commands_for
 from conversations.domain import Actor, Role
 from tests.bot.test_account import _follow, _link_url, _log_in, _resident
 from tests.support_bot import BotUnderTest, running_bot
