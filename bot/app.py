@@ -30,6 +30,7 @@ from bot.telegram_bot import ConciergeBot
 from bot.tokens import MSG_LINK_AGAIN
 from conversations import (
     account,
+    alert_settings,
     assign,
     booking,
     commands,
@@ -79,7 +80,7 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
         lambda: [my_bookings.build_conversation(timeout=timeout)],
         lambda: [tasks.build_conversation(timeout=timeout)],
         lambda: [assign.build_conversation(timeout=timeout)],
-        alerts.build_handlers,
+        alert_settings.build_handlers,
         lambda: [project_repairs.build_conversation(timeout=timeout)],
         lambda: [pending_bookings.build_conversation(timeout=timeout)],
         # Last of the flows: a message starting with 预约 opens a booking only when no other

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import datetime, time
 
 from bot.alert_kinds import MANAGER_KINDS, WORKER_KINDS
 from bot.linking import Linker
@@ -163,3 +163,16 @@ class StoredPeople:
     async def set_time_zone(self, telegram_id: int, time_zone: str | None) -> None:
         """Keeps the user's own time zone."""
         await self._users.set_time_zone(telegram_id, time_zone)
+
+    async def quiet_hours(self, telegram_id: int) -> tuple[time, time] | None:
+        """The user's quiet hours, when both ends are set."""
+        user = await self._users.get(telegram_id)
+        if user is None or user.quiet_hours_start is None or user.quiet_hours_end is None:
+            return None
+        return user.quiet_hours_start, user.quiet_hours_end
+
+    async def set_quiet_hours(
+        self, telegram_id: int, start: time | None, end: time | None
+    ) -> None:
+        """Sets or clears the quiet hours."""
+        await self._users.set_quiet_hours(telegram_id, start, end)

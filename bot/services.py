@@ -13,6 +13,7 @@ from api.akubela import AkubelaClient, AkubelaTokens
 from api.base import Sleep, default_timeout
 from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
+from bot.alert_kinds import MANAGER_KINDS
 from bot.crypto import TokenCipher
 from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
 from bot.directory import AccountDirectory, InviteDesk, StoredPeople
@@ -106,6 +107,11 @@ class Services:
         )
         self.invite_desk = InviteDesk(self.invites, self.directory, self.clock)
         self.people = StoredPeople(self.storage.users)
+
+    @property
+    def alert_switches(self) -> dict[str, str]:
+        """The manager alert kinds /alerts offers, with their labels."""
+        return {kind.value: label for kind, label in MANAGER_KINDS.items()}
 
     @property
     def drafts(self) -> Drafts:

@@ -319,6 +319,16 @@ class People(Protocol):
         """Keeps the user's own time zone (None: the community's)."""
         ...
 
+    async def quiet_hours(self, telegram_id: int) -> tuple[time, time] | None:
+        """The hours in which the user's alerts wait (start, end), if set."""
+        ...
+
+    async def set_quiet_hours(
+        self, telegram_id: int, start: time | None, end: time | None
+    ) -> None:
+        """Sets the quiet hours; both None turns them off."""
+        ...
+
     async def set_blocked(self, telegram_id: int, at: datetime | None) -> None:
         """Notes that the user blocked the bot (None: they wrote again)."""
         ...
@@ -412,6 +422,11 @@ class Ports(Protocol):
     def invite_desk(self) -> Invites: ...
     @property
     def people(self) -> People: ...
+    @property
+    def alert_switches(self) -> Mapping[str, str]:
+        """The alert kinds a manager may switch off, in the order shown, with their labels."""
+        ...
+
     @property
     def audit(self) -> Audit: ...
     @property

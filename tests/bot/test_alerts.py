@@ -39,10 +39,7 @@ from bot.alert_kinds import (
     wanted,
 )
 from bot.alerts import (
-    MSG_QUIET_BAD,
-    SWITCHED_OFF_KEY,
     AlertWatcher,
-    parse_quiet_hours,
     render,
     storable_key,
     watch_vendors,
@@ -50,6 +47,7 @@ from bot.alerts import (
 )
 from bot.storage.models import AlertStatus, SentAlert
 from bot.storage.repositories import SeenRecord, VendorStates
+from conversations.alert_settings import MSG_QUIET_BAD, SWITCHED_OFF_KEY, parse_quiet_hours
 from conversations.domain import RedeemOutcome, Role
 from conversations.i18n import tr
 from conversations.ports import OwnWrite

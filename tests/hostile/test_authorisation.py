@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import pytest
 
-from bot.alerts import SWITCHED_OFF_KEY
+from conversations.alert_settings import SWITCHED_OFF_KEY
 from conversations.roles import Action
 from tests.hostile.community import (
     ADMIN,
