@@ -1,0 +1,22 @@
+"""The words people use for dates, times, bookings and problems, one pack per language.
+
+Each language's words live in its own module (`en`, `zh`); the readers (`datetext`,
+`timewindow`, `booking_request`, `freetext`) join the packs into their patterns and keep only
+the grammar that all languages share (numbers, clock notation, the order of a range). A third
+language is one more module here, added to `PACKS`, plus its message catalog.
+
+Every pattern is a regular-expression source, applied to text `datetext.normalize` already
+folded (lower case, half-width, one space apart), so a pack writes its words in that form.
+"""
+
+from __future__ import annotations
+
+from conversations.vocab import en, zh
+from conversations.vocab.pack import Pack, joined, merged
+
+# The order the languages are offered in; a weekday is read from the first language whose
+# words name one.
+PACKS: tuple[Pack, ...] = (zh.PACK, en.PACK)
+LANGUAGE_CODES: tuple[str, ...] = tuple(pack.code for pack in PACKS)
+
+__all__ = ["LANGUAGE_CODES", "PACKS", "Pack", "joined", "merged"]
