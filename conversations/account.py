@@ -342,7 +342,7 @@ async def choose_language(update: Update, context: ConciergeContext) -> None:
         for code in LANGUAGES
     ]
     await message.reply_text(
-        tr("en", "Which language?") + " / " + tr("zh", "Which language?"),
+        " / ".join(tr(code, "Which language?") for code in LANGUAGES),
         reply_markup=InlineKeyboardMarkup([buttons]),
     )
 

@@ -388,11 +388,17 @@ def take_relative_date(text: str, now: datetime, zone: ZoneInfo) -> tuple[date |
     if len(text) > MAX_TEXT:
         return None, ""
     today = now.astimezone(zone).date()
-    for pattern, weekdays, weeks in _WEEKDAYS:
-        if match := pattern.search(text):
-            week = weeks.get(match.group("which") or "")
-            found = _week_date(week, weekdays[match.group("day")], today)
-            return found, _rest(_cut(text, match))
+    # The weekday written first, whichever language it is written in.
+    named = [
+        (match, weekdays, weeks)
+        for pattern, weekdays, weeks in _WEEKDAYS
+        if (match := pattern.search(text)) is not None
+    ]
+    if named:
+        match, weekdays, weeks = min(named, key=lambda found: found[0].start())
+        week = weeks.get(match.group("which") or "")
+        found = _week_date(week, weekdays[match.group("day")], today)
+        return found, _rest(_cut(text, match))
     for pattern, days in _RELATIVE:
         if match := pattern.search(text):
             return today + timedelta(days=days), _rest(_cut(text, match))

@@ -34,6 +34,7 @@ from conversations.rules import (
     VISIT_MIN_LENGTH,
     VISIT_SINGLE_TIME_LENGTH,
 )
+from conversations.vocab import pack_for
 
 PRESET_DAYS: Final = 3
 """Presets cover today, tomorrow and the day after."""
@@ -179,7 +180,7 @@ class Preset:
         if fixed is not None:
             return tr(lang, fixed)
         day = now.astimezone(zone).date() + timedelta(days=self.days_ahead)
-        weekday = format_date(day, "EEE", locale=_babel_locale(lang))
+        weekday = format_date(day, "EEE", locale=pack_for(lang).code)
         return tr(lang, _LATER_LABELS[self.part], weekday=weekday)
 
 
@@ -322,18 +323,11 @@ _RELATIVE_DAYS: Final = {
 }
 
 
-def _babel_locale(lang: str) -> str:
-    return "zh" if lang == "zh" else "en"
-
-
 def describe_day(day: date, lang: str, today: date) -> str:
     """A date in words: "Tomorrow (Tue 24 Nov)", "明天（11月24日 周二）", "Fri 27 Nov"."""
-    locale = _babel_locale(lang)
-    if locale == "zh":
-        pattern = "M月d日 EEE" if day.year == today.year else "y年M月d日 EEE"
-    else:
-        pattern = "EEE d MMM" if day.year == today.year else "EEE d MMM y"
-    written = format_date(day, pattern, locale=locale)
+    pack = pack_for(lang)
+    pattern = pack.day_format if day.year == today.year else pack.day_format_with_year
+    written = format_date(day, pattern, locale=pack.code)
     relative = _RELATIVE_DAYS.get((day - today).days)
     if relative is None:
         return written

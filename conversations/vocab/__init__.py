@@ -14,9 +14,15 @@ from __future__ import annotations
 from conversations.vocab import en, zh
 from conversations.vocab.pack import Pack, joined, merged
 
-# The order the languages are offered in; a weekday is read from the first language whose
-# words name one.
-PACKS: tuple[Pack, ...] = (zh.PACK, en.PACK)
+# The languages in the order they are offered (the first is the default).
+PACKS: tuple[Pack, ...] = (en.PACK, zh.PACK)
 LANGUAGE_CODES: tuple[str, ...] = tuple(pack.code for pack in PACKS)
+_BY_CODE = {pack.code: pack for pack in PACKS}
 
-__all__ = ["LANGUAGE_CODES", "PACKS", "Pack", "joined", "merged"]
+
+def pack_for(lang: str) -> Pack:
+    """The pack of a language (English for one without a pack)."""
+    return _BY_CODE.get(lang, en.PACK)
+
+
+__all__ = ["LANGUAGE_CODES", "PACKS", "Pack", "joined", "merged", "pack_for"]

@@ -44,6 +44,7 @@ _WEEKDAYS = {
 
 PACK = Pack(
     code="en",
+    name="English",
     rewrites=(
         (r"\btonight\b", " today evening "),
         (r"\bthis (morning|afternoon|evening)\b", r" today \1 "),

@@ -15,6 +15,10 @@ class Pack:
     """One language's words; an empty field means the language has no such words."""
 
     code: str
+    name: str  # the language's own name for itself, on the language buttons
+    # How a date is written (Babel patterns): this year's, and one in another year.
+    day_format: str = "EEE d MMM"
+    day_format_with_year: str = "EEE d MMM y"
     # A language-specific folding step run by `normalize` (e.g. Chinese numerals to digits).
     fold: Callable[[str], str] = _unchanged
     # (pattern, replacement) run after folding: words carrying both a date and a day part

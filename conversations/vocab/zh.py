@@ -50,6 +50,9 @@ def fold_numerals(text: str) -> str:
 
 PACK = Pack(
     code="zh",
+    name="中文",
+    day_format="M月d日 EEE",
+    day_format_with_year="y年M月d日 EEE",
     fold=fold_numerals,
     rewrites=(
         (r"今晚", " 今天 晚上 "),
