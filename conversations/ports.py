@@ -112,9 +112,9 @@ class ResidentDesk(RepairDesk, BookingDesk, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OwnWrite:
-    """A write of the bot's that went through: the operation (the outbox's names, e.g.
-    "akubela.repair.create", or "tuya.task.reopen"), who made it, its payload as the outbox
-    keeps it (the residence, a reopen's reason, ...) and the records it touched."""
+    """A write of the bot's that went through: its kind (`conversations.writes`, e.g.
+    "akubela.repair.create" or "tuya.task.reopen"), who made it, the write's fields (the
+    residence, a reopen's reason, ...) and the records it touched (`write.subjects`)."""
 
     operation: str
     telegram_id: int
