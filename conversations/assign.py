@@ -21,33 +21,24 @@ worker's Telegram accounts are told about the new task.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from pydantic import BaseModel, Field
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
+from telegram import InlineKeyboardButton, Update
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
-    MessageHandler,
-    TypeHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, InvalidRequest
 from api.tuya_models import Device, Room, Worker
-from conversations import callbacks, common
+from conversations import callbacks, common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.my_repairs import find
-from conversations.oneflow import Flow
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.tasks import (
     board_failure,
@@ -59,9 +50,9 @@ from conversations.writes import Outcome, Result, TaskCreate
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "assign"
+JOB: Final = keys.ASSIGN
 PAGE_SIZE: Final = 8
-_FROM_REPAIR: Final = rf"^{callbacks.VERSION}:{JOB}:repair:"
+_FROM_REPAIR: Final = flowkit.on(JOB, "repair")
 
 
 class State(StrEnum):
@@ -153,61 +144,30 @@ def _from_repair(context: ConciergeContext, repair: FromRepair) -> str:
     )
 
 
-def _button(
-    context: ConciergeContext, label: str, action: str, arg: str = ""
-) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
 def _nav(
     context: ConciergeContext, page: int, count: int, action: str
 ) -> list[InlineKeyboardButton]:
     pages = max(1, -(-count // PAGE_SIZE))
     nav = []
     if page > 0:
-        nav.append(_button(context, context.t("◀ Previous"), action, str(page - 1)))
+        nav.append(flowkit.button(JOB, context.t("◀ Previous"), action, str(page - 1)))
     if page < pages - 1:
-        nav.append(_button(context, context.t("Next ▶"), action, str(page + 1)))
+        nav.append(flowkit.button(JOB, context.t("Next ▶"), action, str(page + 1)))
     return nav
 
 
 async def _draft(context: ConciergeContext) -> AssignDraft:
-    return await common.load_draft(context, JOB, AssignDraft) or AssignDraft()
-
-
-async def _notice(update: Update, text: str) -> None:
-    """A pop-up for a press; the chat stays as it is."""
-    if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
-    else:
-        await common.say(update, text)
-
-
-async def _show(
-    update: Update, text: str, markup: InlineKeyboardMarkup | None = None, *, anew: bool = False
-) -> None:
-    """Replaces the pressed message, or sends a new one (`anew`: the pressed one is an alert,
-    which stays as it was)."""
-    query = update.callback_query
-    if anew:
-        await common.say(update, text, markup)
-        return
-    if query is not None and query.message is not None:
-        try:
-            await query.edit_message_text(text, reply_markup=markup)
-            return
-        except TelegramError:
-            logger.debug("could not edit the assign view in place; sending it anew")
-    await common.remove_buttons(update)
-    await common.say(update, text, markup)
+    return await flowkit.load_draft(context, JOB, AssignDraft) or AssignDraft()
 
 
 async def _failed(
     update: Update, context: ConciergeContext, error: ApiError, state: State
 ) -> State:
     """A read failed: say so, with Retry."""
-    retry = [[_button(context, context.t("🔄 Retry"), "retry")]]
-    await _show(update, board_failure(context, error), common.with_cancel(retry, JOB, context))
+    retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "retry")]]
+    await flowkit.show(
+        update, board_failure(context, error), flowkit.keyboard(retry, JOB, context)
+    )
     return state
 
 
@@ -225,9 +185,9 @@ async def _allowed(update: Update, context: ConciergeContext) -> bool:
     logger.info("user %s may not assign tasks: %s", context.user_id, refusal)
     text = context.t(REFUSAL_MESSAGES[refusal])
     if update.callback_query is not None:
-        await _notice(update, text)
+        await flowkit.notice(update, text)
     else:
-        await common.say(update, text)
+        await flowkit.say(update, text)
     return False
 
 
@@ -243,11 +203,11 @@ async def _send_workers(
     except ApiError as error:
         return await _failed(update, context, error, State.WORKER)
     first, last, draft.page = page_bounds(len(workers), draft.page)
-    rows = [[_button(context, worker_label(w), "w", w.worker_id)] for w in workers[first:last]]
+    rows = [[flowkit.button(JOB, worker_label(w), "w", w.worker_id)] for w in workers[first:last]]
     nav = _nav(context, draft.page, len(workers), "wpage")
     if nav:
         rows.append(nav)
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     text = (
         context.t("Who should do the work?")
         if workers
@@ -255,14 +215,14 @@ async def _send_workers(
     )
     if draft.repair is not None:
         text = _from_repair(context, draft.repair) + "\n" + text
-    await _show(update, text, common.with_cancel(rows, JOB, context), anew=anew)
+    await flowkit.show(update, text, flowkit.keyboard(rows, JOB, context), in_place=not anew)
     return State.WORKER
 
 
 async def start_assign(update: Update, context: ConciergeContext) -> State | int:
     """Starts a new task: asks which worker."""
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.answer(update)
+    await flowkit.remove_buttons(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
     return await _send_workers(update, context, AssignDraft())
@@ -271,8 +231,7 @@ async def start_assign(update: Update, context: ConciergeContext) -> State | int
 async def start_from_repair(update: Update, context: ConciergeContext) -> State | int:
     """A new-repair alert's "Assign a task": the repair's flat already chosen as the room (when
     it is mapped to one), its description the task's text; asks which worker."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     if not await _allowed(update, context):
         return ConversationHandler.END
     key = press.arg if press is not None else ""
@@ -280,13 +239,15 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
         repair = find(await context.services.project_desk.repairs(), key)
         rooms = {room.room_id for room in await context.services.task_board.rooms()}
     except ApiError as error:
-        await _notice(update, board_failure(context, error))
+        await flowkit.notice(update, board_failure(context, error))
         return ConversationHandler.END
     if repair is None:
         logger.info("user %s pressed a repair not in the list", context.user_id)
-        await _notice(update, context.t("Sorry, that repair is not in the list (any more)."))
+        await flowkit.notice(
+            update, context.t("Sorry, that repair is not in the list (any more).")
+        )
         return ConversationHandler.END
-    await common.answer_press(update)
+    await flowkit.answer(update)
     room = context.services.settings.tuya_room_of_residence.get(repair.residence_id)
     draft = AssignDraft(
         repair=FromRepair(
@@ -304,31 +265,32 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
 
 async def choose_worker(update: Update, context: ConciergeContext) -> State | int:
     """Takes the worker (checked against the worker list), then asks for the rooms."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     if press is None:
-        return await _stale(update, context, State.WORKER)
+        return await flowkit.stale(update, context, State.WORKER)
     draft = await _draft(context)
     match press.action:
         case "retry":
-            await common.answer_press(update)
+            await flowkit.answer(update)
             return await _send_workers(update, context, draft)
         case "wpage" if press.arg.isdigit():
-            await common.answer_press(update)
+            await flowkit.answer(update)
             draft.page = int(press.arg)
             return await _send_workers(update, context, draft)
         case "w" if press.arg:
             try:
                 workers = await context.services.task_board.workers()
             except ApiError as error:
-                await _notice(update, board_failure(context, error))
+                await flowkit.notice(update, board_failure(context, error))
                 return State.WORKER
             worker = next((w for w in workers if w.worker_id == press.arg), None)
             if worker is None:
                 logger.info("user %s pressed a worker not in the list", context.user_id)
-                await _notice(update, context.t("That worker is not in the list (any more)."))
+                await flowkit.notice(
+                    update, context.t("That worker is not in the list (any more).")
+                )
                 return State.WORKER
-            await common.answer_press(update)
+            await flowkit.answer(update)
             draft = AssignDraft(
                 repair=draft.repair,
                 worker_id=worker.worker_id,
@@ -336,7 +298,7 @@ async def choose_worker(update: Update, context: ConciergeContext) -> State | in
                 room_ids=draft.room_ids,
             )
             return await _send_rooms(update, context, draft)
-    return await _stale(update, context, State.WORKER)
+    return await flowkit.stale(update, context, State.WORKER)
 
 
 # ---- rooms -----------------------------------------------------------------------------------
@@ -358,8 +320,8 @@ async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDr
     first, last, draft.page = page_bounds(len(rooms), draft.page)
     rows = [
         [
-            _button(
-                context,
+            flowkit.button(
+                JOB,
                 ("☑ " if r.room_id in draft.room_ids else "☐ ") + (r.room_name or r.room_id),
                 "r",
                 r.room_id,
@@ -372,41 +334,40 @@ async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDr
         rows.append(nav)
     rows.append(
         [
-            _button(context, context.t("◀ Another worker"), "rback"),
-            _button(
-                context, context.t("Next: devices ({count})", count=len(draft.room_ids)), "rdone"
+            flowkit.button(JOB, context.t("◀ Another worker"), "rback"),
+            flowkit.button(
+                JOB, context.t("Next: devices ({count})", count=len(draft.room_ids)), "rdone"
             ),
         ]
     )
-    await common.save_draft(context, JOB, draft)
-    await _show(
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.show(
         update,
         context.t(
             "Task for {worker}. Which rooms? Tap to pick one or more, then Next.",
             worker=draft.worker_name,
         ),
-        common.with_cancel(rows, JOB, context),
+        flowkit.keyboard(rows, JOB, context),
     )
     return State.ROOMS
 
 
 async def press_in_rooms(update: Update, context: ConciergeContext) -> State | int:
     """Toggles a room, turns a page, goes back to the workers or on to the devices."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     draft = await _draft(context)
     if press is None or draft.worker_id is None:
-        return await _stale(update, context, State.ROOMS)
+        return await flowkit.stale(update, context, State.ROOMS)
     match press.action:
         case "retry":
-            await common.answer_press(update)
+            await flowkit.answer(update)
             return await _send_rooms(update, context, draft)
         case "rpage" if press.arg.isdigit():
-            await common.answer_press(update)
+            await flowkit.answer(update)
             draft.page = int(press.arg)
             return await _send_rooms(update, context, draft)
         case "rback":
-            await common.answer_press(update)
+            await flowkit.answer(update)
             return await _send_workers(update, context, AssignDraft(repair=draft.repair))
         case "r" if press.arg:
             rooms = await _rooms(update, context, State.ROOMS)
@@ -415,20 +376,20 @@ async def press_in_rooms(update: Update, context: ConciergeContext) -> State | i
             order = [r.room_id for r in rooms]
             if press.arg not in order:
                 logger.info("user %s pressed a room not in the list", context.user_id)
-                await _notice(update, context.t("That room is not in the list (any more)."))
+                await flowkit.notice(update, context.t("That room is not in the list (any more)."))
                 return State.ROOMS
-            await common.answer_press(update)
+            await flowkit.answer(update)
             draft.room_ids = in_list_order(toggled(draft.room_ids, press.arg), order)
             return await _send_rooms(update, context, draft)
         case "rdone":
             if not draft.room_ids:
-                await _notice(update, context.t("Please pick at least one room first."))
+                await flowkit.notice(update, context.t("Please pick at least one room first."))
                 return State.ROOMS
-            await common.answer_press(update)
+            await flowkit.answer(update)
             draft.room_index = 0
             draft.devices = {r: draft.devices.get(r, []) for r in draft.room_ids}
             return await _send_devices(update, context, draft)
-    return await _stale(update, context, State.ROOMS)
+    return await flowkit.stale(update, context, State.ROOMS)
 
 
 # ---- devices ---------------------------------------------------------------------------------
@@ -459,8 +420,8 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
     chosen = draft.devices.get(room_id, [])
     rows = [
         [
-            _button(
-                context,
+            flowkit.button(
+                JOB,
                 ("☑ " if d.device_id in chosen else "☐ ") + (d.name or d.device_id),
                 "d",
                 d.device_id,
@@ -470,11 +431,11 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
     ]
     rows.append(
         [
-            _button(context, context.t("◀ Back"), "dback"),
-            _button(context, context.t("Done with this room"), "ddone"),
+            flowkit.button(JOB, context.t("◀ Back"), "dback"),
+            flowkit.button(JOB, context.t("Done with this room"), "ddone"),
         ]
     )
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     if devices:
         text = context.t(
             "Room {number} of {count}: {room}. Which devices should {worker} look at?",
@@ -491,21 +452,20 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
             count=len(draft.room_ids),
             room=await _room_name(context, room_id),
         )
-    await _show(update, text, common.with_cancel(rows, JOB, context))
+    await flowkit.show(update, text, flowkit.keyboard(rows, JOB, context))
     return State.DEVICES
 
 
 async def press_in_devices(update: Update, context: ConciergeContext) -> State | int:
     """Toggles a device of the current room, or moves to the next room or the summary."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     draft = await _draft(context)
     if press is None or draft.worker_id is None or draft.room_index >= len(draft.room_ids):
-        return await _stale(update, context, State.DEVICES)
+        return await flowkit.stale(update, context, State.DEVICES)
     room_id = draft.room_ids[draft.room_index]
     match press.action:
         case "retry":
-            await common.answer_press(update)
+            await flowkit.answer(update)
             return await _send_devices(update, context, draft)
         case "d" if press.arg:
             devices = await _devices(update, context, room_id)
@@ -514,29 +474,33 @@ async def press_in_devices(update: Update, context: ConciergeContext) -> State |
             order = [d.device_id for d in devices]
             if press.arg not in order:
                 logger.info("user %s pressed a device not in the room", context.user_id)
-                await _notice(update, context.t("That device is not in this room (any more)."))
+                await flowkit.notice(
+                    update, context.t("That device is not in this room (any more).")
+                )
                 return State.DEVICES
-            await common.answer_press(update)
+            await flowkit.answer(update)
             chosen = toggled(draft.devices.get(room_id, []), press.arg)
             draft.devices[room_id] = in_list_order(chosen, order)
             return await _send_devices(update, context, draft)
         case "ddone":
             if not draft.devices.get(room_id):
-                await _notice(update, context.t("Please pick at least one device in this room."))
+                await flowkit.notice(
+                    update, context.t("Please pick at least one device in this room.")
+                )
                 return State.DEVICES
-            await common.answer_press(update)
+            await flowkit.answer(update)
             if draft.room_index + 1 < len(draft.room_ids):
                 draft.room_index += 1
                 return await _send_devices(update, context, draft)
             return await _send_summary(update, context, draft)
         case "dback":
-            await common.answer_press(update)
+            await flowkit.answer(update)
             if draft.room_index > 0:
                 draft.room_index -= 1
                 return await _send_devices(update, context, draft)
             draft.page = 0
             return await _send_rooms(update, context, draft)
-    return await _stale(update, context, State.DEVICES)
+    return await flowkit.stale(update, context, State.DEVICES)
 
 
 # ---- summary and creation --------------------------------------------------------------------
@@ -558,38 +522,37 @@ async def _places(context: ConciergeContext, draft: AssignDraft) -> list[tuple[s
 
 
 async def _send_summary(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     lines = [context.t("New task for {worker}:", worker=draft.worker_name)]
     lines += places_lines(await _places(context, draft))
     if draft.repair is not None:
         lines.append(_from_repair(context, draft.repair))
     rows = [
         [
-            _button(context, context.t("✅ Create the task"), "create"),
-            _button(context, context.t("✏ Change the rooms"), "change"),
+            flowkit.button(JOB, context.t("✅ Create the task"), "create"),
+            flowkit.button(JOB, context.t("✏ Change the rooms"), "change"),
         ]
     ]
-    await _show(update, "\n".join(lines), common.with_cancel(rows, JOB, context))
+    await flowkit.show(update, "\n".join(lines), flowkit.keyboard(rows, JOB, context))
     return State.CONFIRM
 
 
 async def press_in_summary(update: Update, context: ConciergeContext) -> State | int:
     """Creates the task, or goes back to change the rooms."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     draft = await _draft(context)
     if press is None or draft.worker_id is None or not relations_of(draft):
-        return await _stale(update, context, State.CONFIRM)
+        return await flowkit.stale(update, context, State.CONFIRM)
     if press.action == "change":
-        await common.answer_press(update)
+        await flowkit.answer(update)
         draft.page = 0
         return await _send_rooms(update, context, draft)
     if press.action != "create":
-        return await _stale(update, context, State.CONFIRM)
+        return await flowkit.stale(update, context, State.CONFIRM)
     if not await _allowed(update, context):
         return State.CONFIRM
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.answer(update)
+    await flowkit.remove_buttons(update)
     return await _create(update, context, draft)
 
 
@@ -612,7 +575,7 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
     )
     if outcome.result is Result.REFUSED:
         # Nothing was created: the draft comes back, to try again or change the rooms.
-        await common.save_draft(context, JOB, draft)
+        await flowkit.save_draft(context, JOB, draft)
         if isinstance(outcome.error, InvalidRequest):
             logger.info("tuya refused a new task: %s", outcome.error.message)
             text = context.t(
@@ -624,7 +587,7 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
             text = common.write_refused(context, outcome)
         return await _try_again(update, context, text)
     if outcome.result is Result.KEPT:
-        await common.say(
+        await flowkit.say(
             update,
             context.t(outcome.reason)
             if outcome.reason
@@ -636,7 +599,7 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
         )
         return ConversationHandler.END
     if outcome.result is Result.UNKNOWN:
-        await common.say(update, common.write_unknown(context))
+        await flowkit.say(update, common.write_unknown(context))
         return ConversationHandler.END
     return await _created(update, context, draft, outcome, places)
 
@@ -644,11 +607,11 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
 async def _try_again(update: Update, context: ConciergeContext, text: str) -> State:
     rows = [
         [
-            _button(context, context.t("🔁 Try again"), "create"),
-            _button(context, context.t("✏ Change the rooms"), "change"),
+            flowkit.button(JOB, context.t("🔁 Try again"), "create"),
+            flowkit.button(JOB, context.t("✏ Change the rooms"), "change"),
         ]
     ]
-    await common.say(update, text, common.with_cancel(rows, JOB, context))
+    await flowkit.say(update, text, flowkit.keyboard(rows, JOB, context))
     return State.CONFIRM
 
 
@@ -674,73 +637,27 @@ async def _created(
                 worker=draft.worker_name,
             )
         )
-    await common.say(update, "\n".join(lines))
+    await flowkit.say(update, "\n".join(lines))
     return ConversationHandler.END
 
 
 # ---- the rest --------------------------------------------------------------------------------
 
 
-async def _stale(update: Update, context: ConciergeContext, state: State) -> State:
-    """A press this step does not expect (an old or forged button): a notice, same step."""
-    logger.info("stale assign button pressed by user %s", context.user_id)
-    await _notice(update, context.t("This button is no longer active."))
-    return state
-
-
-async def receive_other(update: Update, context: ConciergeContext) -> None:
-    """Typing where buttons are expected: a hint, same step."""
-    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
-
-
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """Leaves without creating anything."""
-    return await common.cancel(update, context, JOB)
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Says the conversation ended for silence."""
-    await common.timed_out(update, context, command="/assign")
-
-
-def _step(
-    handler: Any,
-) -> list[BaseHandler[Any, ConciergeContext, Any]]:
-    # The Cancel button comes before the step's catch-all for this job's presses.
-    return [
-        CallbackQueryHandler(cancel, pattern=rf"^{callbacks.build(JOB, 'cancel')}$"),
-        CallbackQueryHandler(handler, pattern=callbacks.pattern(JOB)),
-        MessageHandler(~filters.COMMAND, receive_other),
-    ]
-
-
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
-    """/assign and the menu's "Assign a task"."""
-    # Only buttons move this flow on; PTB's per_message warning is about typed steps, which
-    # get a hint here rather than a transition.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return Flow(
-            aside=N_("The new task was not created (/assign to start again)."),
-            entry_points=[
-                CommandHandler("assign", start_assign),
-                CallbackQueryHandler(start_assign, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-                CallbackQueryHandler(
-                    start_from_repair, pattern=rf"^{callbacks.VERSION}:{JOB}:repair:"
-                ),
-            ],
-            states={
-                State.WORKER: _step(choose_worker),
-                State.ROOMS: _step(press_in_rooms),
-                State.DEVICES: _step(press_in_devices),
-                State.CONFIRM: _step(press_in_summary),
-                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
-            },
-            fallbacks=[CommandHandler("cancel", cancel)],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=True,
-        )
+    """/assign and the menu's "Assign a task"; only buttons move it on."""
+    presses = callbacks.pattern(JOB)
+    return flowkit.build(
+        job=JOB,
+        command="assign",
+        start=start_assign,
+        aside=N_("The new task was not created (/assign to start again)."),
+        entry_points=[CallbackQueryHandler(start_from_repair, pattern=_FROM_REPAIR)],
+        states={
+            State.WORKER: [CallbackQueryHandler(choose_worker, pattern=presses)],
+            State.ROOMS: [CallbackQueryHandler(press_in_rooms, pattern=presses)],
+            State.DEVICES: [CallbackQueryHandler(press_in_devices, pattern=presses)],
+            State.CONFIRM: [CallbackQueryHandler(press_in_summary, pattern=presses)],
+        },
+        timeout=timeout,
+    )

@@ -22,7 +22,6 @@ reason the worker is told. Every press naming a task reads the task afresh and i
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,26 +30,20 @@ from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
 from api.tuya_models import TaskDetail, TaskStatus, TaskSummary
-from conversations import callbacks, common
+from conversations import callbacks, common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.domain import Actor, Role
 from conversations.i18n import N_, tr
-from conversations.oneflow import Flow
 from conversations.ports import OwnWrite
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.writes import (
@@ -70,7 +63,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "tasks"
+JOB: Final = keys.TASKS
 PAGE_SIZE: Final = 5
 MIN_REASON: Final = 3
 MAX_REASON: Final = 500
@@ -245,21 +238,14 @@ def board_failure(context: ConciergeContext, error: ApiError) -> str:
     return context.t("The task system could not do that right now. Please try again soon.")
 
 
-def button(
-    context: ConciergeContext, label: str, action: str, arg: str = ""
-) -> InlineKeyboardButton:
-    """A button of this job."""
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
 def _back(context: ConciergeContext) -> InlineKeyboardMarkup:
-    return common.with_cancel(
-        [[button(context, context.t("◀ Back to the list"), "back")]], JOB, context
+    return flowkit.keyboard(
+        [[flowkit.button(JOB, context.t("◀ Back to the list"), "back")]], JOB, context
     )
 
 
 async def _draft(context: ConciergeContext) -> TasksDraft:
-    return await common.load_draft(context, JOB, TasksDraft) or TasksDraft()
+    return await flowkit.load_draft(context, JOB, TasksDraft) or TasksDraft()
 
 
 async def _actor(context: ConciergeContext) -> Actor:
@@ -271,28 +257,6 @@ async def _actor(context: ConciergeContext) -> Actor:
 
 def _is_manager(actor: Actor) -> bool:
     return actor.role in (Role.MANAGER, Role.ADMIN)
-
-
-async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Replaces the pressed text message, or sends a new message (after a command or alert)."""
-    query = update.callback_query
-    message = query.message if query is not None else None
-    if isinstance(message, Message) and message.text is not None:
-        try:
-            await message.edit_text(text, reply_markup=markup)
-            return
-        except TelegramError:
-            logger.debug("could not edit the board in place; sending it anew")
-    await common.remove_buttons(update)
-    await common.say(update, text, markup)
-
-
-async def _notice(update: Update, text: str) -> None:
-    """A short pop-up for a press (or a message after a command); the chat stays as it is."""
-    if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
-    else:
-        await common.say(update, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +278,7 @@ async def load_task(
         task = await board.task(task_id)
         workers = await board.workers()
     except ApiError as error:
-        await _notice(update, board_failure(context, error))
+        await flowkit.notice(update, board_failure(context, error))
         return None
     worker_id = worker_id_of(task, workers)
     # An unmatched worker is nobody's: a worker never reaches a task we cannot place.
@@ -326,7 +290,7 @@ async def load_task(
         logger.warning(
             "user %s refused %s on task %s: %s", context.user_id, action.value, task_id, refusal
         )
-        await _notice(update, context.t(REFUSAL_MESSAGES[refusal]))
+        await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
         return None
     return Loaded(task, worker_id)
 
@@ -368,7 +332,7 @@ def _task_button(
         parts.append(worker_name(task))
     parts.append(f"#{short_id(task.task_id)}")
     try:
-        return button(context, " · ".join(parts), "open", task.task_id)
+        return flowkit.button(JOB, " · ".join(parts), "open", task.task_id)
     except callbacks.CallbackDataError:
         logger.warning("a task id does not fit in a button; it is left out")
         return None
@@ -400,15 +364,15 @@ def list_view(
     rows = [[b] for b in (_task_button(context, t, manager) for t in items) if b is not None]
     nav = []
     if page > 0:
-        nav.append(button(context, context.t("◀ Previous"), "page", str(page - 1)))
+        nav.append(flowkit.button(JOB, context.t("◀ Previous"), "page", str(page - 1)))
     if page < pages - 1:
-        nav.append(button(context, context.t("Next ▶"), "page", str(page + 1)))
+        nav.append(flowkit.button(JOB, context.t("Next ▶"), "page", str(page + 1)))
     if nav:
         rows.append(nav)
     if manager:
         choices = [
-            button(
-                context,
+            flowkit.button(
+                JOB,
                 ("• " if status == draft.status else "")
                 + (context.t("All") if status == ALL else status_words(status, context.lang)),
                 "filter",
@@ -417,7 +381,7 @@ def list_view(
             for status in FILTERS
         ]
         rows += [choices[:3], choices[3:]]
-    return title, common.with_cancel(rows, JOB, context), page
+    return title, flowkit.keyboard(rows, JOB, context), page
 
 
 async def _send_list(update: Update, context: ConciergeContext, draft: TasksDraft) -> State:
@@ -430,55 +394,56 @@ async def _send_list(update: Update, context: ConciergeContext, draft: TasksDraf
         tasks = await board.tasks()
         workers = [] if manager else await board.workers()
     except ApiError as error:
-        retry = [[button(context, context.t("🔄 Retry"), "retry")]]
-        await _show(update, board_failure(context, error), common.with_cancel(retry, JOB, context))
+        retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "retry")]]
+        await flowkit.show(
+            update, board_failure(context, error), flowkit.keyboard(retry, JOB, context)
+        )
         return State.BROWSE
     if not manager:
         tasks = [t for t in tasks if worker_id_of(t, workers) == actor.worker_id]
     text, markup, draft.page = list_view(tasks, draft, manager, context)
     draft.task_id, draft.reason = None, None
-    await common.save_draft(context, JOB, draft)
-    await _show(update, text, markup)
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.show(update, text, markup)
     return State.BROWSE
 
 
 async def start_tasks(update: Update, context: ConciergeContext) -> State | int:
     """Shows the board: a worker's own tasks, or every task for a manager."""
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.answer(update)
+    await flowkit.remove_buttons(update)
     actor = await _actor(context)
     target = Target(project_id=board_project(actor, project_ids(context)))
     refusal = decide(actor, Action.TASK_VIEW, target if _is_manager(actor) else None)
     if refusal is not None:
-        await common.say(update, context.t(REFUSAL_MESSAGES[refusal]))
+        await flowkit.say(update, context.t(REFUSAL_MESSAGES[refusal]))
         return ConversationHandler.END
     return await _send_list(update, context, TasksDraft())
 
 
 async def press_in_list(update: Update, context: ConciergeContext) -> State | int:
     """Turns a page, changes the filter, opens a task, acknowledges, asks to delete."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     if press is None:
-        return await _stale(update, context, State.BROWSE)
+        return await flowkit.stale(update, context, State.BROWSE)
     draft = await _draft(context)
     match press.action:
         case "retry" | "back":
-            await common.answer_press(update)
+            await flowkit.answer(update)
             return await _send_list(update, context, draft)
         case "page" if press.arg.isdigit():
-            await common.answer_press(update)
+            await flowkit.answer(update)
             draft.page = int(press.arg)
             return await _send_list(update, context, draft)
         case "filter" if press.arg in FILTERS:
-            await common.answer_press(update)
+            await flowkit.answer(update)
             draft.status, draft.page = press.arg, 0
             return await _send_list(update, context, draft)
         case "ack" if press.arg:
             return await acknowledge(update, context, press.arg)
         case "del" if press.arg:
             return await ask_delete(update, context, press.arg)
-    return await _stale(update, context, State.BROWSE)
+    return await flowkit.stale(update, context, State.BROWSE)
 
 
 # ---- one task --------------------------------------------------------------------------------
@@ -492,17 +457,17 @@ async def _detail_markup(
         if task.status == TaskStatus.PENDING_ACCEPTANCE:
             rows.append(
                 [
-                    button(context, context.t("✅ Accept"), "accept", task.task_id),
-                    button(context, context.t("🔁 Reopen"), "reopen", task.task_id),
+                    flowkit.button(JOB, context.t("✅ Accept"), "accept", task.task_id),
+                    flowkit.button(JOB, context.t("🔁 Reopen"), "reopen", task.task_id),
                 ]
             )
         elif task.status in REOPEN_FROM:
-            rows.append([button(context, context.t("🔁 Reopen"), "reopen", task.task_id)])
-        rows.append([button(context, context.t("🗑 Delete"), "del", task.task_id)])
+            rows.append([flowkit.button(JOB, context.t("🔁 Reopen"), "reopen", task.task_id)])
+        rows.append([flowkit.button(JOB, context.t("🗑 Delete"), "del", task.task_id)])
     elif task.status == TaskStatus.PENDING_MAINTENANCE and not acknowledged:
-        rows.append([button(context, context.t("👍 Acknowledge"), "ack", task.task_id)])
-    rows.append([button(context, context.t("◀ Back to the list"), "back")])
-    return common.with_cancel(rows, JOB, context)
+        rows.append([flowkit.button(JOB, context.t("👍 Acknowledge"), "ack", task.task_id)])
+    rows.append([flowkit.button(JOB, context.t("◀ Back to the list"), "back")])
+    return flowkit.keyboard(rows, JOB, context)
 
 
 async def _send_task(
@@ -523,10 +488,7 @@ async def _send_task(
     )
     markup = await _detail_markup(context, task, _is_manager(actor), ack is not None)
     text = (prefix + "\n\n" if prefix else "") + text
-    if anew:
-        await common.say(update, text, markup)
-    else:
-        await _show(update, text, markup)
+    await flowkit.show(update, text, markup, in_place=not anew)
     return State.BROWSE
 
 
@@ -535,14 +497,13 @@ async def open_task(
 ) -> State | int:
     """Shows the pressed task, after checking it is the user's to see; `anew` in a message of
     its own (from an alert, which stays as it was)."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     if press is None or not press.arg:
-        return await _stale(update, context, State.BROWSE)
+        return await flowkit.stale(update, context, State.BROWSE)
     loaded = await load_task(update, context, press.arg, Action.TASK_VIEW)
     if loaded is None:
         return State.BROWSE
-    await common.answer_press(update)
+    await flowkit.answer(update)
     return await _send_task(update, context, loaded.task, anew=anew)
 
 
@@ -553,11 +514,11 @@ async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -
         return State.BROWSE
     task = loaded.task
     if task.status != TaskStatus.PENDING_MAINTENANCE:
-        await _notice(
+        await flowkit.notice(
             update, context.t("This task is no longer new, so there is nothing to acknowledge.")
         )
         return await _send_task(update, context, task)
-    await common.answer_press(update)
+    await flowkit.answer(update)
     assert context.user_id is not None
     services = context.services
     now = services.clock()
@@ -597,10 +558,9 @@ async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -
 
 async def press_decision(update: Update, context: ConciergeContext) -> State | int:
     """Accept or Reopen, from the board or from an alert."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     if press is None or not press.arg:
-        return await _stale(update, context, State.BROWSE)
+        return await flowkit.stale(update, context, State.BROWSE)
     if press.action == "open":
         return await open_task(update, context)
     if press.action == "show":
@@ -635,7 +595,7 @@ async def _refused(
             task_id=task_id,
             status=status,
         )
-    await common.say(update, text, _back(context))
+    await flowkit.say(update, text, _back(context))
     return State.BROWSE
 
 
@@ -644,8 +604,8 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     loaded = await load_task(update, context, task_id, Action.TASK_ACCEPT)
     if loaded is None:
         return State.BROWSE
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.answer(update)
+    await flowkit.remove_buttons(update)
     assert context.user_id is not None
     services = context.services
     write = TaskAccept(
@@ -659,13 +619,13 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
             return await _refused(update, context, task_id, "accept", outcome.error)
-        retry = [[button(context, context.t("🔄 Retry"), "accept", task_id)]]
-        await common.say(
-            update, _write_failure(context, outcome), common.with_cancel(retry, JOB, context)
+        retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "accept", task_id)]]
+        await flowkit.say(
+            update, _write_failure(context, outcome), flowkit.keyboard(retry, JOB, context)
         )
         return State.BROWSE
     if outcome.result is not Result.DONE:
-        await common.say(update, _not_done(context, outcome), _back(context))
+        await flowkit.say(update, _not_done(context, outcome), _back(context))
         return State.BROWSE
     lines = [context.t("✅ Task {task_id} is accepted.", task_id=task_id)]
     line = followed_line(outcome.followed)
@@ -678,7 +638,7 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
                 "there."
             )
         )
-    await common.say(update, "\n".join(lines), _back(context))
+    await flowkit.say(update, "\n".join(lines), _back(context))
     return State.BROWSE
 
 
@@ -754,7 +714,7 @@ async def ask_reason(update: Update, context: ConciergeContext, task_id: str) ->
         return State.BROWSE
     task = loaded.task
     if task.status not in REOPEN_FROM:
-        await _notice(
+        await flowkit.notice(
             update,
             context.t(
                 "Task {task_id} cannot be reopened: it is {status}.",
@@ -763,19 +723,19 @@ async def ask_reason(update: Update, context: ConciergeContext, task_id: str) ->
             ),
         )
         return State.BROWSE
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.answer(update)
+    await flowkit.remove_buttons(update)
     draft = await _draft(context)
     draft.task_id, draft.reason = task_id, None
-    await common.save_draft(context, JOB, draft)
-    await common.say(
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.say(
         update,
         context.t(
             "Why does task {task_id} go back to {worker}? Type the reason; they will read it.",
             task_id=task_id,
             worker=worker_name(task),
         ),
-        common.with_cancel([], JOB, context),
+        flowkit.keyboard([], JOB, context),
     )
     return State.REASON
 
@@ -786,29 +746,28 @@ async def receive_reason(update: Update, context: ConciergeContext) -> State:
     text = (message.text if message else None) or ""
     problem = reason_problem(text)
     if problem is not None:
-        await common.say(
+        await flowkit.say(
             update,
             context.t(problem, minimum=MIN_REASON, maximum=MAX_REASON),
-            common.with_cancel([], JOB, context),
+            flowkit.keyboard([], JOB, context),
         )
         return State.REASON
     draft = await _draft(context)
     if draft.task_id is None:
         return await _send_list(update, context, draft)
     draft.reason, draft.command_id = text.strip(), common.new_command_id()
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     return await _reopen_now(update, context, draft)
 
 
 async def press_in_reason(update: Update, context: ConciergeContext) -> State:
     """Sends the reopen again after the task system refused it; other presses are stale."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     draft = await _draft(context)
     if press is None or press.action != "resend" or not draft.reason or not draft.task_id:
-        return await _stale(update, context, State.REASON)
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+        return await flowkit.stale(update, context, State.REASON)
+    await flowkit.answer(update)
+    await flowkit.remove_buttons(update)
     return await _reopen_now(update, context, draft)
 
 
@@ -829,17 +788,17 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
             return await _refused(update, context, task_id, "reopen", outcome.error)
-        again = [[button(context, context.t("🔄 Send again"), "resend")]]
-        await common.say(
+        again = [[flowkit.button(JOB, context.t("🔄 Send again"), "resend")]]
+        await flowkit.say(
             update,
             _write_failure(context, outcome) + "\n" + context.t("Your reason is kept."),
-            common.with_cancel(again, JOB, context),
+            flowkit.keyboard(again, JOB, context),
         )
         return State.REASON
     draft.task_id, draft.reason, draft.command_id = None, None, None
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     if outcome.result is not Result.DONE:
-        await common.say(update, _not_done(context, outcome), _back(context))
+        await flowkit.say(update, _not_done(context, outcome), _back(context))
         return State.BROWSE
     # The worker's alert goes out with the write's outcome (bot.alerts); here only whether
     # they use the bot at all.
@@ -859,7 +818,7 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
             worker=worker,
         )
     )
-    await common.say(update, text, _back(context))
+    await flowkit.say(update, text, _back(context))
     return State.BROWSE
 
 
@@ -871,18 +830,18 @@ async def ask_delete(update: Update, context: ConciergeContext, task_id: str) ->
     loaded = await load_task(update, context, task_id, Action.TASK_DELETE)
     if loaded is None:
         return State.BROWSE
-    await common.answer_press(update)
+    await flowkit.answer(update)
     draft = await _draft(context)
     draft.task_id = task_id
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     task = loaded.task
     rows = [
         [
-            button(context, context.t("🗑 Yes, delete"), "delyes"),
-            button(context, context.t("No, keep it"), "delno"),
+            flowkit.button(JOB, context.t("🗑 Yes, delete"), "delyes"),
+            flowkit.button(JOB, context.t("No, keep it"), "delno"),
         ]
     ]
-    await _show(
+    await flowkit.show(
         update,
         context.t(
             "Delete task {task_id} ({worker}, {status})? This cannot be undone.",
@@ -890,23 +849,22 @@ async def ask_delete(update: Update, context: ConciergeContext, task_id: str) ->
             worker=worker_name(task),
             status=status_words(task.status, context.lang),
         ),
-        common.with_cancel(rows, JOB, context),
+        flowkit.keyboard(rows, JOB, context),
     )
     return State.CONFIRM
 
 
 async def confirm_delete(update: Update, context: ConciergeContext) -> State:
     """Deletes the task in the draft on "Yes", or shows it again on "No"."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     draft = await _draft(context)
     if press is None or press.action not in ("delyes", "delno") or draft.task_id is None:
-        return await _stale(update, context, State.CONFIRM)
+        return await flowkit.stale(update, context, State.CONFIRM)
     task_id = draft.task_id
     loaded = await load_task(update, context, task_id, Action.TASK_DELETE)
     if loaded is None:
         return State.CONFIRM
-    await common.answer_press(update)
+    await flowkit.answer(update)
     if press.action == "delno":
         return await _send_task(update, context, loaded.task)
     assert context.user_id is not None
@@ -914,103 +872,54 @@ async def confirm_delete(update: Update, context: ConciergeContext) -> State:
         context.user_id, TaskDelete(task_id=task_id), command_id=common.new_command_id()
     )
     if outcome.result is Result.REFUSED:
-        await common.say(update, _write_failure(context, outcome))
+        await flowkit.say(update, _write_failure(context, outcome))
         return State.CONFIRM
     draft.task_id = None
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     if outcome.result is not Result.DONE:
-        await common.say(update, _not_done(context, outcome), _back(context))
+        await flowkit.say(update, _not_done(context, outcome), _back(context))
         return State.BROWSE
-    await _show(update, context.t("🗑 Task {task_id} is deleted.", task_id=task_id), _back(context))
+    await flowkit.show(
+        update, context.t("🗑 Task {task_id} is deleted.", task_id=task_id), _back(context)
+    )
     return State.BROWSE
 
 
 # ---- the rest --------------------------------------------------------------------------------
 
 
-async def _stale(update: Update, context: ConciergeContext, state: State) -> State:
-    """A press this step does not expect (an old or forged button): a notice, same step."""
-    logger.info("stale tasks button pressed by user %s", context.user_id)
-    await _notice(update, context.t("This button is no longer active."))
-    return state
-
-
-async def receive_other(update: Update, context: ConciergeContext) -> None:
-    """Typing where buttons are expected: a hint, same step."""
-    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
-
-
 async def receive_other_for_reason(update: Update, context: ConciergeContext) -> State:
     """Anything but text while the reason is awaited."""
-    await common.say(
+    await flowkit.say(
         update,
         context.t("Please type the reason as text, or send /cancel to stop."),
-        common.with_cancel([], JOB, context),
+        flowkit.keyboard([], JOB, context),
     )
     return State.REASON
-
-
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """Leaves the board."""
-    return await common.cancel(update, context, JOB)
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Says the board closed for silence."""
-    await common.timed_out(update, context, command="/tasks")
-
-
-def _with_exits(
-    handlers: list[BaseHandler[Any, ConciergeContext, Any]],
-) -> list[BaseHandler[Any, ConciergeContext, Any]]:
-    # The Cancel button comes before the step's catch-all for this job's presses.
-    return [
-        CallbackQueryHandler(cancel, pattern=rf"^{callbacks.build(JOB, 'cancel')}$"),
-        *handlers,
-    ]
 
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/tasks, the menu's "Tasks", and the Accept / Reopen / open buttons of alerts."""
     presses = callbacks.pattern(JOB)
     not_command = ~filters.COMMAND
-    other = MessageHandler(not_command, receive_other)
     # Alerts carry these buttons into chats where no board is open, so they start one.
-    decisions = rf"^{callbacks.VERSION}:{JOB}:(accept|reopen|open|show):"
-    # per_message stays False so a typed reason reaches the conversation; PTB warns that
-    # buttons are then tracked per chat rather than per message, which is what this wants.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return Flow(
-            aside=N_("Closed the task board (/tasks opens it again)."),
-            aside_in={State.REASON: N_("The task was not reopened (/tasks to come back to it).")},
-            views=(State.BROWSE, State.CONFIRM),
-            entry_points=[
-                CommandHandler("tasks", start_tasks),
-                CallbackQueryHandler(start_tasks, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-                CallbackQueryHandler(press_decision, pattern=decisions),
+    decisions = flowkit.on(JOB, "(accept|reopen|open|show)")
+    return flowkit.build(
+        job=JOB,
+        command="tasks",
+        start=start_tasks,
+        aside=N_("Closed the task board (/tasks opens it again)."),
+        aside_in={State.REASON: N_("The task was not reopened (/tasks to come back to it).")},
+        views=(State.BROWSE, State.CONFIRM),
+        entry_points=[CallbackQueryHandler(press_decision, pattern=decisions)],
+        states={
+            State.BROWSE: [CallbackQueryHandler(press_in_list, pattern=presses)],
+            State.REASON: [
+                MessageHandler(filters.TEXT & not_command, receive_reason),
+                MessageHandler(not_command, receive_other_for_reason),
+                CallbackQueryHandler(press_in_reason, pattern=presses),
             ],
-            states={
-                State.BROWSE: _with_exits(
-                    [CallbackQueryHandler(press_in_list, pattern=presses), other]
-                ),
-                State.REASON: _with_exits(
-                    [
-                        MessageHandler(filters.TEXT & not_command, receive_reason),
-                        MessageHandler(not_command, receive_other_for_reason),
-                        CallbackQueryHandler(press_in_reason, pattern=presses),
-                    ]
-                ),
-                State.CONFIRM: _with_exits(
-                    [CallbackQueryHandler(confirm_delete, pattern=presses), other]
-                ),
-                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
-            },
-            fallbacks=[CommandHandler("cancel", cancel)],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=True,
-        )
+            State.CONFIRM: [CallbackQueryHandler(confirm_delete, pattern=presses)],
+        },
+        timeout=timeout,
+    )

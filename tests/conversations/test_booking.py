@@ -525,7 +525,7 @@ async def test_a_restart_in_the_middle_finishes_on_the_second_app(
         await chat.press(_press("am", GYM))
         await chat.press(_press("day", tomorrow.isoformat()))
         await first.app.update_persistence()
-    async with started(database_url, sandbox_app, sessions) as second:
+    async with started(database_url, sandbox_app, sessions, telegram=first.telegram) as second:
         chat = second.chat(BOB)
         await chat.press(_at(tomorrow, 10))
         await chat.press(_press("dur", "30"))

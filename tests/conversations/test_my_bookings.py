@@ -463,7 +463,9 @@ async def test_a_restart_in_the_middle_finishes_on_the_second_app(
         await chat.press(_press("tog", ALICE_GYM))
         await first.app.update_persistence()
     persistence = DatabasePersistence(sessions)
-    async with started(database_url, sandbox_app, sessions, persistence=persistence) as second:
+    async with started(
+        database_url, sandbox_app, sessions, persistence=persistence, telegram=first.telegram
+    ) as second:
         chat = second.chat(ALICE)
         await chat.press(_press("tog", ALICE_BBQ))
         assert "🗑 Cancel the selected (2)" in _button_labels(second)

@@ -171,7 +171,10 @@ async def test_after_a_restart_typed_text_still_reaches_the_booking(
         await _book_gym_after(first, RESIDENT, "/bookings", "en")
         await first.app.update_persistence()
     async with running_bot(
-        database_url, sandbox_app, persistence=DatabasePersistence(sessions)
+        database_url,
+        sandbox_app,
+        persistence=DatabasePersistence(sessions),
+        telegram=first.telegram,
     ) as second:
         chat = second.chat(RESIDENT)
         await chat.send("tomorrow")

@@ -530,7 +530,9 @@ async def test_a_restart_while_typing_a_reason_finishes_on_the_second_app(
         await chat.press(_press("reopen", TASK(3)))
         await first.app.update_persistence()
     persistence = DatabasePersistence(sessions)
-    async with started(database_url, sandbox_app, sessions, persistence=persistence) as second:
+    async with started(
+        database_url, sandbox_app, sessions, persistence=persistence, telegram=first.telegram
+    ) as second:
         await second.chat(MANAGER_TG).send("Leak sensor still offline")
         assert _last(second) == f"🔁 Task {TASK(3)} is reopened; Tom is told why."
         assert _status(sandbox_app, TASK(3)) == "PENDING_MAINTENANCE"
