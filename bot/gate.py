@@ -77,7 +77,7 @@ async def _member_changed(change: ChatMemberUpdated, context: ConciergeContext) 
         await mark_blocked(context.application, services, user_id)
     elif change.old_chat_member.status == ChatMemberStatus.BANNED:
         logger.info("user %s unblocked the bot", user_id)
-        await services.storage.users.set_blocked(user_id, None)
+        await services.people.set_blocked(user_id, None)
         data = context.application.user_data.get(user_id)
         if data is not None:
             data.pop(BLOCKED_KEY, None)

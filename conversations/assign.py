@@ -174,9 +174,7 @@ async def _failed(
 async def _allowed(update: Update, context: ConciergeContext) -> bool:
     """Whether the user may assign tasks; tells them when not."""
     assert context.user_id is not None
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    actor = await context.services.directory.actor(context.user_id)
     refusal = decide(
         actor, Action.TASK_ASSIGN, Target(project_id=board_project(actor, project_ids(context)))
     )
@@ -626,7 +624,7 @@ async def _created(
     outcome, bot.alerts), and ends."""
     assert draft.worker_id is not None
     task_id = outcome.record_id or "?"
-    told = bool(await context.services.accounts.telegram_ids_of_worker(draft.worker_id))
+    told = bool(await context.services.directory.telegram_ids_of_worker(draft.worker_id))
     lines = [context.t("✅ Task {task_id} is created.", task_id=task_id), *places_lines(places)]
     if told:
         lines.append(context.t("{worker} is told here.", worker=draft.worker_name))

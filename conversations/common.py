@@ -73,7 +73,7 @@ async def offer_link(update: Update, context: ConciergeContext, *, resume: str |
     chat = update.effective_chat
     if chat is None:
         return
-    url = await context.services.linker.login_url(chat.id, resume=resume)
+    url = await context.services.directory.login_url(chat.id, resume=resume)
     button = InlineKeyboardButton(context.t("🔗 Link your Akubela account"), url=url)
     await chat.send_message(
         context.t(
@@ -94,8 +94,7 @@ async def resident_desk(
     desk = await context.services.resident_desk(user.id)
     if desk is not None:
         return desk
-    link = await context.services.accounts.resident(user.id)
-    if link is not None and link.relink_required_at is None:
+    if not await context.services.directory.login_lost(user.id):
         await flowkit.say(update, context.t("Please choose your residence first with /residence."))
     else:
         # Not linked, or Akubela no longer takes the login: either way, sign in.
@@ -126,9 +125,7 @@ async def allowed(
     """Whether the user may do `action` on `target`; when not, they are told politely."""
     if context.user_id is None:
         return False
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    actor = await context.services.directory.actor(context.user_id)
     refusal = decide(actor, action, target)
     if refusal is None:
         return True

@@ -192,16 +192,14 @@ async def notice(update: Update, text: str) -> None:
 async def save_draft(context: ConciergeContext, job: str, draft: BaseModel) -> None:
     """Keeps the draft in the database at once (one upsert, committed before returning)."""
     if context.user_id is not None:
-        await context.services.storage.drafts.save(
-            context.user_id, job, draft.model_dump(mode="json")
-        )
+        await context.services.drafts.save(context.user_id, job, draft.model_dump(mode="json"))
 
 
 async def load_draft(context: ConciergeContext, job: str, model: type[D]) -> D | None:
     """The user's saved draft of `job`, read from the database, or None."""
     if context.user_id is None:
         return None
-    data = await context.services.storage.drafts.load(context.user_id, job)
+    data = await context.services.drafts.load(context.user_id, job)
     if data is None:
         return None
     try:
@@ -215,7 +213,7 @@ async def load_draft(context: ConciergeContext, job: str, model: type[D]) -> D |
 async def clear_draft(context: ConciergeContext, job: str) -> None:
     """Forgets the draft."""
     if context.user_id is not None:
-        await context.services.storage.drafts.clear(context.user_id, job)
+        await context.services.drafts.clear(context.user_id, job)
 
 
 # ---- what every flow does the same way ----------------------------------------------------------

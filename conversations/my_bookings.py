@@ -249,9 +249,7 @@ async def _own(
 ) -> tuple[Booking | None, list[Booking] | None]:
     """The pressed booking when it is the resident's own (else None), and their list."""
     assert context.user_id is not None
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    actor = await context.services.directory.actor(context.user_id)
     refusal = decide(actor, Action.BOOKING_VIEW, Target(residence_id=desk.residence_id))
     if refusal is not None:
         await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
@@ -542,9 +540,7 @@ async def confirm_cancel(update: Update, context: ConciergeContext) -> State | i
     if press.action != "yes" or not draft.cancel_ids or draft.command_id is None:
         return await flowkit.stale(update, context, State.CONFIRM)
     assert context.user_id is not None
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    actor = await context.services.directory.actor(context.user_id)
     refusal = decide(actor, Action.BOOKING_CANCEL, Target(residence_id=desk.residence_id))
     if refusal is not None:
         await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))

@@ -280,9 +280,7 @@ async def _allowed(
     """Whether the resident may do `action` in the desk's residence (told when not)."""
     if context.user_id is None:
         return False
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    actor = await context.services.directory.actor(context.user_id)
     refusal = decide(actor, action, Target(residence_id=desk.residence_id))
     if refusal is None:
         return True

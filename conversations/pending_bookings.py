@@ -299,13 +299,7 @@ async def _allowed(update: Update, context: ConciergeContext) -> bool:
 
 async def _sweep(context: ConciergeContext) -> Sweep:
     services = context.services
-    residents = [
-        (
-            link.telegram_id,
-            [str(r["residence_id"]) for r in link.residences if isinstance(r, dict)],
-        )
-        for link in await services.accounts.residents()
-    ]
+    residents = await services.directory.residences_of_residents()
     return await gather(residents, services.desk_for_residence)
 
 

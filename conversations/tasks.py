@@ -250,9 +250,7 @@ async def _draft(context: ConciergeContext) -> TasksDraft:
 
 async def _actor(context: ConciergeContext) -> Actor:
     assert context.user_id is not None
-    return await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    return await context.services.directory.actor(context.user_id)
 
 
 def _is_manager(actor: Actor) -> bool:
@@ -480,7 +478,7 @@ async def _send_task(
 ) -> State:
     """Shows one task with the buttons this user may use on it."""
     actor = await _actor(context)
-    acks = await context.services.storage.task_acknowledgements.get_many([task.task_id])
+    acks = await context.services.acknowledgements.get_many([task.task_id])
     ack = acks.get(task.task_id)
     places = await places_of(context, task)
     text = task_details(
@@ -522,14 +520,12 @@ async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -
     assert context.user_id is not None
     services = context.services
     now = services.clock()
-    fresh = await services.storage.task_acknowledgements.acknowledge(
-        task_id, context.user_id, at=now
-    )
+    fresh = await services.acknowledgements.acknowledge(task_id, context.user_id, at=now)
     if not fresh:
         return await _send_task(
             update, context, task, context.t("This task was already acknowledged.")
         )
-    await services.storage.audit.append(
+    await services.audit.append(
         telegram_id=context.user_id,
         vendor="tuya",
         action="task.acknowledge",
@@ -803,7 +799,7 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
     # The worker's alert goes out with the write's outcome (bot.alerts); here only whether
     # they use the bot at all.
     told = bool(
-        loaded.worker_id and await services.accounts.telegram_ids_of_worker(loaded.worker_id)
+        loaded.worker_id and await services.directory.telegram_ids_of_worker(loaded.worker_id)
     )
     worker = worker_name(loaded.task)
     text = (
