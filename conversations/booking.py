@@ -44,6 +44,7 @@ from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, booking_details, send_booking
 from conversations.ports import ResidentDesk
+from conversations.rules import BOOKING_MAX_LEAD, BOOKING_MAX_MINUTES
 from conversations.timewindow import TimeWindow, describe_day, describe_window
 from conversations.writes import BookingCreate, Result
 
@@ -53,11 +54,9 @@ JOB: Final = keys.BOOK
 # Akubela's amenity list says nothing about how long a booking may last, so every amenity gets
 # this ceiling (the longest the demo community allows for most amenities); Akubela still
 # refuses a longer booking for an amenity with a lower limit, and the resident is told why.
-DEFAULT_MAX_MINUTES: Final = 120
 STARTS_PER_ROW: Final = 4
 NEAREST: Final = 4
 LOOKAHEAD_DAYS: Final = 7
-MAX_LEAD: Final = timedelta(days=90)
 _AT_FORMAT: Final = "%Y%m%dT%H%M"
 
 
@@ -116,8 +115,8 @@ def same_moment(a: datetime, b: datetime) -> bool:
 
 
 def bookable_day(day: date, today: date) -> bool:
-    """A date the resident may pick: today or later, within `MAX_LEAD`."""
-    return today <= day <= today + MAX_LEAD
+    """A date the resident may pick: today or later, within `BOOKING_MAX_LEAD`."""
+    return today <= day <= today + BOOKING_MAX_LEAD
 
 
 def typed_start(text: str, day: date, zone: ZoneInfo) -> datetime | str | None:
@@ -238,7 +237,7 @@ async def advance(
         draft.day,
         context.zone,
         now=context.services.clock(),
-        max_minutes=DEFAULT_MAX_MINUTES,
+        max_minutes=BOOKING_MAX_MINUTES,
     )
     if draft.duration_minutes not in durations:
         if draft.duration_minutes is not None:
@@ -623,7 +622,12 @@ async def receive_date_text(update: Update, context: ConciergeContext) -> State 
         await flowkit.say(update, found.message(context.lang))
         return State.DATE
     if not bookable_day(found, _today(context)):
-        await flowkit.say(update, context.t("Please choose a date within the next 90 days."))
+        await flowkit.say(
+            update,
+            context.t(
+                "Please choose a date within the next {days} days.", days=BOOKING_MAX_LEAD.days
+            ),
+        )
         return State.DATE
     if draft.day != found:
         draft.start, draft.duration_minutes = None, None
