@@ -332,8 +332,7 @@ async def _send_list(
 
 async def start_bookings(update: Update, context: ConciergeContext) -> State | int:
     """Shows the upcoming bookings, or the pending cancel confirmation after a time-out."""
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
@@ -392,8 +391,7 @@ async def _open(
     booking, _ = await _own(update, context, desk, booking_id)
     if booking is None:
         return State.BROWSE
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     now, lang = context.services.clock(), context.lang
     text = booking_details(booking, lang, context.zone, now)
     rows = []
@@ -549,8 +547,7 @@ async def confirm_cancel(update: Update, context: ConciergeContext) -> State | i
     if refusal is not None:
         await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
         return State.CONFIRM
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     return await _cancel_now(update, context, desk, draft)
 
 
@@ -567,21 +564,12 @@ async def _cancel_now(
         else BookingCancelMany(residence_id=desk.residence_id, booking_ids=list(ids))
     )
     outcome = await context.services.writes.submit(context.user_id, write, command_id=command_id)
-    if outcome.result is Result.KEPT:
+    kept = N_(
+        "Akubela is not answering right now. Your cancellation is kept and will be "
+        "sent as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         await flowkit.clear_draft(context, JOB)
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "Akubela is not answering right now. Your cancellation is kept and will be "
-                "sent as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.clear_draft(context, JOB)
-        await flowkit.say(update, common.write_unknown(context))
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
@@ -703,19 +691,11 @@ async def _book_with_code(update: Update, context: ConciergeContext, code: str) 
         command_id=draft.command_id,
         draft=JOB,
     )
-    if outcome.result is Result.KEPT:
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "Akubela is not answering right now. Your booking with the code is kept and "
-                "will be sent as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.say(update, common.write_unknown(context))
+    kept = N_(
+        "Akubela is not answering right now. Your booking with the code is kept and "
+        "will be sent as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):

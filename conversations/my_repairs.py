@@ -542,21 +542,12 @@ async def delete_confirmed(update: Update, context: ConciergeContext) -> State |
     outcome = await context.services.writes.submit(
         context.user_id, write, command_id=draft.command_id
     )
-    if outcome.result is Result.KEPT:
+    kept = N_(
+        "⏳ Akubela is not answering right now. Your request is kept and will be sent "
+        "as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         await flowkit.clear_draft(context, JOB)
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "⏳ Akubela is not answering right now. Your request is kept and will be sent "
-                "as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.clear_draft(context, JOB)
-        await flowkit.say(update, common.write_unknown(context))
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, NotFound):
