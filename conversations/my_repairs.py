@@ -43,7 +43,7 @@ from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.ports import ResidentDesk
-from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
+from conversations.roles import Action, Target
 from conversations.timewindow import TimeWindow, describe_window
 from conversations.writes import RepairCancel, RepairClear, Result
 
@@ -278,17 +278,7 @@ async def _allowed(
     update: Update, context: ConciergeContext, action: Action, desk: ResidentDesk
 ) -> bool:
     """Whether the resident may do `action` in the desk's residence (told when not)."""
-    if context.user_id is None:
-        return False
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
-    refusal = decide(actor, action, Target(residence_id=desk.residence_id))
-    if refusal is None:
-        return True
-    logger.warning("user %s refused %s: %s", context.user_id, action, refusal)
-    await flowkit.say(update, context.t(REFUSAL_MESSAGES[refusal]))
-    return False
+    return await common.allowed(update, context, action, Target(residence_id=desk.residence_id))
 
 
 async def _fetch(
