@@ -513,12 +513,14 @@ async def _ask_cancel(
     lines = [booking_line(b, lang, zone, now) for b in chosen]
     if len(chosen) == 1:
         text = context.t("Cancel this booking?")
+        yes = context.t("🗑 Yes, cancel the booking")
     else:
         text = context.t("Cancel these {count} bookings?", count=len(chosen))
+        yes = context.t("🗑 Yes, cancel {count} bookings", count=len(chosen))
     await flowkit.save_draft(context, JOB, draft)
     rows = [
         [
-            flowkit.button(JOB, context.t("Yes, cancel"), "yes"),
+            flowkit.button(JOB, yes, "yes"),
             flowkit.button(JOB, context.t("No, keep"), "no"),
         ]
     ]
