@@ -9,6 +9,7 @@ not in what the bot meant to send."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -135,10 +136,10 @@ async def test_a_full_repair_and_a_full_booking_keep_at_most_one_live_keyboard(
         chat = await _resident(bot, sandbox_app)
         tomorrow = datetime.now(ZONE).date() + timedelta(days=1)
 
-        def press(job: str, action: str, arg: str = "") -> Any:
+        def press(job: str, action: str, arg: str = "") -> Awaitable[str]:
             return chat.press(callbacks.build(job, action, arg))
 
-        steps = [
+        steps: list[Callable[[], Awaitable[object]]] = [
             lambda: chat.send("/repair"),
             lambda: chat.send(DESCRIPTION),
             lambda: chat.send_photo("leak-1"),
