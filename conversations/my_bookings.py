@@ -391,7 +391,7 @@ async def _open(
     booking, _ = await _own(update, context, desk, booking_id)
     if booking is None:
         return State.BROWSE
-    await flowkit.take(update)
+    await flowkit.answer(update)
     now, lang = context.services.clock(), context.lang
     text = booking_details(booking, lang, context.zone, now)
     rows = []
@@ -413,7 +413,8 @@ async def send_booking(
     text: str,
     markup: InlineKeyboardMarkup | None,
 ) -> None:
-    """The booking as a photo of its QR code when it has one to show, else as text."""
+    """The booking as a photo of its QR code when it has one to show (a new message: a text
+    cannot become a photo), else as text, in place of the pressed view."""
     chat = update.effective_chat
     now = context.services.clock()
     wants_qr = booking.state == BookingState.SUCCESS and is_upcoming(booking, now)
@@ -427,7 +428,7 @@ async def send_booking(
         else:
             await chat.send_photo(picture, caption=text, reply_markup=markup)
             return
-    await flowkit.say(update, text, markup)
+    await flowkit.show(update, text, markup)
 
 
 # ---- cancelling ------------------------------------------------------------------------------

@@ -255,3 +255,24 @@ async def test_a_conversation_stored_before_the_flow_kit_resumes(
         assert draft is not None
         assert draft["description"] == DESCRIPTION
         assert draft["command_id"] == "c" * 32
+
+
+@pytest.mark.telegram_refusals("message to edit not found")
+async def test_a_prompt_deleted_in_the_chat_is_passed_over_politely(
+    database_url: str, sandbox_app: Starlette
+) -> None:
+    """The user deleted the old list; taking its buttons off is refused by Telegram, and the
+    new list comes all the same, with no apology for an error."""
+    async with running_bot(database_url, sandbox_app) as bot:
+        await link_demo_resident(bot, sandbox_app, NEIGHBOUR, homes=2)
+        chat = bot.chat(NEIGHBOUR)
+        await chat.send("/repairs")
+        [old] = _live(bot, NEIGHBOUR)
+        old.deleted = True
+        await chat.send("/repairs")
+        [new] = _live(bot, NEIGHBOUR)
+        assert new.message_id != old.message_id
+        assert (new.text or "").startswith("📋 Your repairs")
+        stripped = bot.telegram.sent("editMessageReplyMarkup")
+        assert [c.params["message_id"] for c in stripped] == [old.message_id]
+        assert not [t for t in _texts(bot) if "Sorry" in t]
