@@ -219,8 +219,7 @@ async def _send_workers(
 
 async def start_assign(update: Update, context: ConciergeContext) -> State | int:
     """Starts a new task: asks which worker."""
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
     return await _send_workers(update, context, AssignDraft())
@@ -549,8 +548,7 @@ async def press_in_summary(update: Update, context: ConciergeContext) -> State |
         return await flowkit.stale(update, context, State.CONFIRM)
     if not await _allowed(update, context):
         return State.CONFIRM
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     return await _create(update, context, draft)
 
 
@@ -584,20 +582,12 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
         else:
             text = common.write_refused(context, outcome)
         return await _try_again(update, context, text)
-    if outcome.result is Result.KEPT:
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "The task system is not answering right now. The new task is kept and will be "
-                "created as soon as it answers (or found, if it was created meanwhile); you "
-                "will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.say(update, common.write_unknown(context))
+    kept = N_(
+        "The task system is not answering right now. The new task is kept and will be "
+        "created as soon as it answers (or found, if it was created meanwhile); you "
+        "will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     return await _created(update, context, draft, outcome, places)
 

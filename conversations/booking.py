@@ -442,8 +442,7 @@ async def _show_summary(
 
 async def start_booking(update: Update, context: ConciergeContext) -> State | int:
     """Starts afresh from a one-message request, or picks up the kept draft."""
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
@@ -537,8 +536,7 @@ async def choose_amenity(update: Update, context: ConciergeContext) -> State | i
     if found is None:
         await flowkit.notice(update, context.t("That amenity is not offered to you (any more)."))
         return State.AMENITY
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     _choose_amenity(draft, found, context.lang)
     return await advance(update, context, desk, draft)
@@ -601,8 +599,7 @@ async def choose_date(update: Update, context: ConciergeContext) -> State | int 
             update, context.t("That day can no longer be booked; please pick another.")
         )
         return State.DATE
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     if draft.day != day:
         draft.start, draft.duration_minutes = None, None
@@ -644,8 +641,7 @@ async def choose_start(update: Update, context: ConciergeContext) -> State | int
     if start is None:
         await flowkit.stale(update, context, None)
         return None
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.start, draft.duration_minutes = start.astimezone(context.zone), None
     draft.day = draft.day or draft.start.date()
@@ -683,8 +679,7 @@ async def choose_duration(update: Update, context: ConciergeContext) -> State | 
     if not arg.isdigit():
         await flowkit.stale(update, context, None)
         return None
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.duration_minutes = int(arg)
     return await advance(update, context, desk, draft)
@@ -712,8 +707,7 @@ async def show_times(update: Update, context: ConciergeContext) -> State | int:
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.start, draft.duration_minutes, draft.command_id = None, None, None
     return await advance(update, context, desk, draft)
@@ -724,8 +718,7 @@ async def other_day(update: Update, context: ConciergeContext) -> State | int:
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.day, draft.start, draft.duration_minutes, draft.command_id = None, None, None, None
     return await advance(update, context, desk, draft)
@@ -736,8 +729,7 @@ async def retry(update: Update, context: ConciergeContext) -> State | int:
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     return await advance(update, context, desk, await _draft(context))
 
 
@@ -759,8 +751,7 @@ async def confirm_booking(update: Update, context: ConciergeContext) -> State | 
         await flowkit.stale(update, context, None)
         return None
     assert context.user_id is not None
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     await common.typing(update, context)
     # The draft is handed over to the recorded write: a bot killed before Akubela answers
     # finds the booking at start instead of offering the slot (now taken by it) again.
@@ -775,19 +766,11 @@ async def confirm_booking(update: Update, context: ConciergeContext) -> State | 
         command_id=draft.command_id,
         draft=JOB,
     )
-    if outcome.result is Result.KEPT:
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "Akubela is not answering right now. Your booking request is kept and will be "
-                "sent as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.say(update, common.write_unknown(context))
+    kept = N_(
+        "Akubela is not answering right now. Your booking request is kept and will be "
+        "sent as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         note = common.write_refused(context, outcome)

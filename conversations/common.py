@@ -20,7 +20,7 @@ from conversations import flowkit
 from conversations.context import ConciergeContext
 from conversations.ports import ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
-from conversations.writes import Outcome
+from conversations.writes import Outcome, Result
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,20 @@ def write_refused(context: ConciergeContext, outcome: Outcome) -> str:
     if outcome.reason:
         return context.t(outcome.reason)
     return context.t("Akubela could not do that right now. Please try again in a moment.")
+
+
+async def told_undecided(
+    update: Update, context: ConciergeContext, outcome: Outcome, kept: str
+) -> bool:
+    """A write neither done nor refused: kept to be sent later (`kept`, a message id, unless
+    the outcome says why), or its answer lost. The user is told; True then, and the flow ends."""
+    if outcome.result is Result.KEPT:
+        await flowkit.say(update, context.t(outcome.reason or kept))
+        return True
+    if outcome.result is Result.UNKNOWN:
+        await flowkit.say(update, write_unknown(context))
+        return True
+    return False
 
 
 def write_unknown(context: ConciergeContext) -> str:

@@ -330,8 +330,7 @@ async def _send_list(
 
 async def start_bookings(update: Update, context: ConciergeContext) -> State | int:
     """Shows the upcoming bookings, or the pending cancel confirmation after a time-out."""
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
@@ -391,7 +390,6 @@ async def _open(
     if booking is None:
         return State.BROWSE
     await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
     now, lang = context.services.clock(), context.lang
     text = booking_details(booking, lang, context.zone, now)
     rows = []
@@ -413,7 +411,8 @@ async def send_booking(
     text: str,
     markup: InlineKeyboardMarkup | None,
 ) -> None:
-    """The booking as a photo of its QR code when it has one to show, else as text."""
+    """The booking as a photo of its QR code when it has one to show (a new message: a text
+    cannot become a photo), else as text, in place of the pressed view."""
     chat = update.effective_chat
     now = context.services.clock()
     wants_qr = booking.state == BookingState.SUCCESS and is_upcoming(booking, now)
@@ -427,7 +426,7 @@ async def send_booking(
         else:
             await chat.send_photo(picture, caption=text, reply_markup=markup)
             return
-    await flowkit.say(update, text, markup)
+    await flowkit.show(update, text, markup)
 
 
 # ---- cancelling ------------------------------------------------------------------------------
@@ -513,12 +512,14 @@ async def _ask_cancel(
     lines = [booking_line(b, lang, zone, now) for b in chosen]
     if len(chosen) == 1:
         text = context.t("Cancel this booking?")
+        yes = context.t("🗑 Yes, cancel the booking")
     else:
         text = context.t("Cancel these {count} bookings?", count=len(chosen))
+        yes = context.t("🗑 Yes, cancel {count} bookings", count=len(chosen))
     await flowkit.save_draft(context, JOB, draft)
     rows = [
         [
-            flowkit.button(JOB, context.t("Yes, cancel"), "yes"),
+            flowkit.button(JOB, yes, "yes"),
             flowkit.button(JOB, context.t("No, keep"), "no"),
         ]
     ]
@@ -545,8 +546,7 @@ async def confirm_cancel(update: Update, context: ConciergeContext) -> State | i
     if refusal is not None:
         await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
         return State.CONFIRM
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     return await _cancel_now(update, context, desk, draft)
 
 
@@ -563,21 +563,12 @@ async def _cancel_now(
         else BookingCancelMany(residence_id=desk.residence_id, booking_ids=list(ids))
     )
     outcome = await context.services.writes.submit(context.user_id, write, command_id=command_id)
-    if outcome.result is Result.KEPT:
+    kept = N_(
+        "Akubela is not answering right now. Your cancellation is kept and will be "
+        "sent as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         await flowkit.clear_draft(context, JOB)
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "Akubela is not answering right now. Your cancellation is kept and will be "
-                "sent as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.clear_draft(context, JOB)
-        await flowkit.say(update, common.write_unknown(context))
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
@@ -699,19 +690,11 @@ async def _book_with_code(update: Update, context: ConciergeContext, code: str) 
         command_id=draft.command_id,
         draft=JOB,
     )
-    if outcome.result is Result.KEPT:
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "Akubela is not answering right now. Your booking with the code is kept and "
-                "will be sent as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.say(update, common.write_unknown(context))
+    kept = N_(
+        "Akubela is not answering right now. Your booking with the code is kept and "
+        "will be sent as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):

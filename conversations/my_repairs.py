@@ -43,7 +43,7 @@ from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.ports import ResidentDesk
-from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
+from conversations.roles import Action, Target
 from conversations.timewindow import TimeWindow, describe_window
 from conversations.writes import RepairCancel, RepairClear, Result
 
@@ -278,15 +278,7 @@ async def _allowed(
     update: Update, context: ConciergeContext, action: Action, desk: ResidentDesk
 ) -> bool:
     """Whether the resident may do `action` in the desk's residence (told when not)."""
-    if context.user_id is None:
-        return False
-    actor = await context.services.directory.actor(context.user_id)
-    refusal = decide(actor, action, Target(residence_id=desk.residence_id))
-    if refusal is None:
-        return True
-    logger.warning("user %s refused %s: %s", context.user_id, action, refusal)
-    await flowkit.say(update, context.t(REFUSAL_MESSAGES[refusal]))
-    return False
+    return await common.allowed(update, context, action, Target(residence_id=desk.residence_id))
 
 
 async def _fetch(
@@ -540,21 +532,12 @@ async def delete_confirmed(update: Update, context: ConciergeContext) -> State |
     outcome = await context.services.writes.submit(
         context.user_id, write, command_id=draft.command_id
     )
-    if outcome.result is Result.KEPT:
+    kept = N_(
+        "⏳ Akubela is not answering right now. Your request is kept and will be sent "
+        "as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         await flowkit.clear_draft(context, JOB)
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "⏳ Akubela is not answering right now. Your request is kept and will be sent "
-                "as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.clear_draft(context, JOB)
-        await flowkit.say(update, common.write_unknown(context))
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, NotFound):

@@ -864,19 +864,11 @@ async def confirm_report(update: Update, context: ConciergeContext) -> State | i
         )
         await flowkit.say(update, common.write_refused(context, outcome), retry)
         return State.SUMMARY
-    if outcome.result is Result.KEPT:
-        await flowkit.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "⏳ Akubela is not answering right now. Your report is kept and will be sent "
-                "as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await flowkit.say(update, common.write_unknown(context))
+    kept = N_(
+        "⏳ Akubela is not answering right now. Your report is kept and will be sent "
+        "as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     repair_id = outcome.record_id
     if repair_id:

@@ -408,8 +408,7 @@ async def _send_list(update: Update, context: ConciergeContext, draft: TasksDraf
 
 async def start_tasks(update: Update, context: ConciergeContext) -> State | int:
     """Shows the board: a worker's own tasks, or every task for a manager."""
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     actor = await _actor(context)
     target = Target(project_id=board_project(actor, project_ids(context)))
     refusal = decide(actor, Action.TASK_VIEW, target if _is_manager(actor) else None)
@@ -600,8 +599,7 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     loaded = await load_task(update, context, task_id, Action.TASK_ACCEPT)
     if loaded is None:
         return State.BROWSE
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     assert context.user_id is not None
     services = context.services
     write = TaskAccept(
@@ -719,8 +717,7 @@ async def ask_reason(update: Update, context: ConciergeContext, task_id: str) ->
             ),
         )
         return State.BROWSE
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.task_id, draft.reason = task_id, None
     await flowkit.save_draft(context, JOB, draft)
@@ -762,8 +759,7 @@ async def press_in_reason(update: Update, context: ConciergeContext) -> State:
     draft = await _draft(context)
     if press is None or press.action != "resend" or not draft.reason or not draft.task_id:
         return await flowkit.stale(update, context, State.REASON)
-    await flowkit.answer(update)
-    await flowkit.remove_buttons(update)
+    await flowkit.take(update)
     return await _reopen_now(update, context, draft)
 
 

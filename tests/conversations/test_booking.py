@@ -468,7 +468,8 @@ async def test_a_meeting_room_booking_waits_for_approval(
     await bot.chat(BOB).send(f"/book meeting room {monday.isoformat()} 14:00 for 1 hour")
     await bot.chat(BOB).press(_press("confirm"))
     last = bot.telegram.last
-    assert last.method == "sendMessage"
+    # The summary that was confirmed becomes the answer (no QR yet, so no photo).
+    assert last.method == "editMessageText"
     assert (last.text or "").startswith("📨 Booking requested.\nMeeting room")
     assert "you will hear back here" in (last.text or "")
     [made] = _bob_bookings(sandbox_app)
