@@ -68,6 +68,7 @@ CLOSE_LABEL = N_("✖ Close")
 STALE = N_("This button is no longer active.")
 HINT = N_("Please use the buttons above, or send /cancel to stop.")
 CANCELLED = N_("Cancelled. Nothing was sent.")
+CLOSED = N_("Closed.")
 
 
 # ---- buttons ---------------------------------------------------------------------------------
@@ -225,10 +226,12 @@ def leave(job: str) -> Callback:
     """The handler that ends `job`'s flow (/cancel, its exit button, a typed exit label)."""
 
     async def leave(update: Update, context: ConciergeContext) -> int:
-        # The draft is forgotten, and a reply keyboard a step showed goes too.
+        # The draft is forgotten, and a reply keyboard a step showed goes too. A draft says
+        # nothing was sent; a view just closes.
         await take(update)
         await clear_draft(context, job)
-        await say(update, context.t(CANCELLED), ReplyKeyboardRemove())
+        said = CANCELLED if job in keys.DRAFTING else CLOSED
+        await say(update, context.t(said), ReplyKeyboardRemove())
         return END
 
     return leave

@@ -358,7 +358,7 @@ async def test_stale_buttons_and_typing_get_a_notice(
     await chat.send_sticker()
     assert _last(bot).startswith("I did not understand that.")
     await chat.press(_press("cancel"))
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     assert BOB_COMPLETED in await _ids(bot, BOB)
 
 
