@@ -36,6 +36,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
+from telegram.constants import MessageLimit
 from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
@@ -168,7 +169,10 @@ async def show(
     alert stays an alert). An edit Telegram refuses becomes a new message."""
     query = update.callback_query
     message = query.message if query is not None else None
-    if in_place and isinstance(message, Message) and message.text is not None:
+    # A text over Telegram's limit goes out in pieces (the bot splits it); one message
+    # cannot hold it.
+    fits = len(text.encode("utf-16-le")) // 2 <= MessageLimit.MAX_TEXT_LENGTH
+    if in_place and fits and isinstance(message, Message) and message.text is not None:
         try:
             await message.edit_text(text, reply_markup=markup)
             return
