@@ -110,6 +110,19 @@ def retry_keyboard(
     return keyboard([[button(job, context.t(N_("🔁 Try again")), action, arg)]], job, context)
 
 
+def pager(
+    job: str, context: ConciergeContext, page: int, pages: int, action: str = "page"
+) -> list[list[InlineKeyboardButton]]:
+    """The row that turns the pages of a list (none when it has one page); `action` carries
+    the page to show."""
+    turn = []
+    if page > 0:
+        turn.append(button(job, context.t(N_("◀ Previous")), action, str(page - 1)))
+    if page < pages - 1:
+        turn.append(button(job, context.t(N_("Next ▶")), action, str(page + 1)))
+    return [turn] if turn else []
+
+
 def pressed(update: Update, job: str) -> callbacks.Press | None:
     """The press of `job` this update carries, or None (no press, or not this job's)."""
     query = update.callback_query

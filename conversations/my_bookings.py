@@ -296,13 +296,7 @@ def list_view(
         for b in items
         if b.booking_id
     ]
-    nav = []
-    if page > 0:
-        nav.append(flowkit.button(JOB, context.t("◀ Previous"), "page", str(page - 1)))
-    if page < pages - 1:
-        nav.append(flowkit.button(JOB, context.t("Next ▶"), "page", str(page + 1)))
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, page, pages)
     if draft.view is View.UPCOMING:
         rows.append([flowkit.button(JOB, context.t("🕘 Past bookings"), "view", View.PAST.value)])
         if len(upcoming) > 1:

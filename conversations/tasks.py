@@ -361,13 +361,7 @@ def list_view(
     if pages > 1:
         title += "\n" + context.t("Page {page} of {pages}", page=page + 1, pages=pages)
     rows = [[b] for b in (_task_button(context, t, manager) for t in items) if b is not None]
-    nav = []
-    if page > 0:
-        nav.append(flowkit.button(JOB, context.t("◀ Previous"), "page", str(page - 1)))
-    if page < pages - 1:
-        nav.append(flowkit.button(JOB, context.t("Next ▶"), "page", str(page + 1)))
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, page, pages)
     if manager:
         choices = [
             flowkit.button(
