@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, Field
-from telegram import InlineKeyboardButton, Update
+from telegram import Update
 from telegram.ext import (
     CallbackQueryHandler,
     ConversationHandler,
@@ -144,16 +144,8 @@ def _from_repair(context: ConciergeContext, repair: FromRepair) -> str:
     )
 
 
-def _nav(
-    context: ConciergeContext, page: int, count: int, action: str
-) -> list[InlineKeyboardButton]:
-    pages = max(1, -(-count // PAGE_SIZE))
-    nav = []
-    if page > 0:
-        nav.append(flowkit.button(JOB, context.t("◀ Previous"), action, str(page - 1)))
-    if page < pages - 1:
-        nav.append(flowkit.button(JOB, context.t("Next ▶"), action, str(page + 1)))
-    return nav
+def _pages(count: int) -> int:
+    return max(1, -(-count // PAGE_SIZE))
 
 
 async def _draft(context: ConciergeContext) -> AssignDraft:
@@ -202,9 +194,7 @@ async def _send_workers(
         return await _failed(update, context, error, State.WORKER)
     first, last, draft.page = page_bounds(len(workers), draft.page)
     rows = [[flowkit.button(JOB, worker_label(w), "w", w.worker_id)] for w in workers[first:last]]
-    nav = _nav(context, draft.page, len(workers), "wpage")
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, draft.page, _pages(len(workers)), "wpage")
     await flowkit.save_draft(context, JOB, draft)
     text = (
         context.t("Who should do the work?")
@@ -326,9 +316,7 @@ async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDr
         ]
         for r in rooms[first:last]
     ]
-    nav = _nav(context, draft.page, len(rooms), "rpage")
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, draft.page, _pages(len(rooms)), "rpage")
     rows.append(
         [
             flowkit.button(JOB, context.t("◀ Another worker"), "rback"),

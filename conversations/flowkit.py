@@ -36,6 +36,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
+from telegram.constants import MessageLimit
 from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
@@ -68,6 +69,7 @@ CLOSE_LABEL = N_("✖ Close")
 STALE = N_("This button is no longer active.")
 HINT = N_("Please use the buttons above, or send /cancel to stop.")
 CANCELLED = N_("Cancelled. Nothing was sent.")
+CLOSED = N_("Closed.")
 
 
 # ---- buttons ---------------------------------------------------------------------------------
@@ -106,6 +108,19 @@ def retry_keyboard(
 ) -> InlineKeyboardMarkup:
     """Try again (the press that failed, once more), and the exit."""
     return keyboard([[button(job, context.t(N_("🔁 Try again")), action, arg)]], job, context)
+
+
+def pager(
+    job: str, context: ConciergeContext, page: int, pages: int, action: str = "page"
+) -> list[list[InlineKeyboardButton]]:
+    """The row that turns the pages of a list (none when it has one page); `action` carries
+    the page to show."""
+    turn = []
+    if page > 0:
+        turn.append(button(job, context.t(N_("◀ Previous")), action, str(page - 1)))
+    if page < pages - 1:
+        turn.append(button(job, context.t(N_("Next ▶")), action, str(page + 1)))
+    return [turn] if turn else []
 
 
 def pressed(update: Update, job: str) -> callbacks.Press | None:
@@ -167,7 +182,10 @@ async def show(
     alert stays an alert). An edit Telegram refuses becomes a new message."""
     query = update.callback_query
     message = query.message if query is not None else None
-    if in_place and isinstance(message, Message) and message.text is not None:
+    # A text over Telegram's limit goes out in pieces (the bot splits it); one message
+    # cannot hold it.
+    fits = len(text.encode("utf-16-le")) // 2 <= MessageLimit.MAX_TEXT_LENGTH
+    if in_place and fits and isinstance(message, Message) and message.text is not None:
         try:
             await message.edit_text(text, reply_markup=markup)
             return
@@ -223,10 +241,12 @@ def leave(job: str) -> Callback:
     """The handler that ends `job`'s flow (/cancel, its exit button, a typed exit label)."""
 
     async def leave(update: Update, context: ConciergeContext) -> int:
-        # The draft is forgotten, and a reply keyboard a step showed goes too.
+        # The draft is forgotten, and a reply keyboard a step showed goes too. A draft says
+        # nothing was sent; a view just closes.
         await take(update)
         await clear_draft(context, job)
-        await say(update, context.t(CANCELLED), ReplyKeyboardRemove())
+        said = CANCELLED if job in keys.DRAFTING else CLOSED
+        await say(update, context.t(said), ReplyKeyboardRemove())
         return END
 
     return leave

@@ -47,7 +47,7 @@ from telegram.ext import (
 
 from api.akubela_models import Booking, BookingState
 from api.errors import ApiError, InvalidRequest
-from conversations import callbacks, common, flowkit, keys
+from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.ports import ResidentDesk
@@ -294,13 +294,7 @@ def list_view(
         for b in items
         if b.booking_id
     ]
-    nav = []
-    if page > 0:
-        nav.append(flowkit.button(JOB, context.t("◀ Previous"), "page", str(page - 1)))
-    if page < pages - 1:
-        nav.append(flowkit.button(JOB, context.t("Next ▶"), "page", str(page + 1)))
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, page, pages)
     if draft.view is View.UPCOMING:
         rows.append([flowkit.button(JOB, context.t("🕘 Past bookings"), "view", View.PAST.value)])
         if len(upcoming) > 1:
@@ -343,43 +337,82 @@ async def start_bookings(update: Update, context: ConciergeContext) -> State | i
     return await _send_list(update, context, desk, BookingsDraft())
 
 
-async def press_in_list(update: Update, context: ConciergeContext) -> State | int:
-    """Opens a booking, turns a page, switches past/upcoming, starts a multi-cancel."""
-    press = flowkit.pressed(update, JOB)
+async def _ready(
+    update: Update, context: ConciergeContext
+) -> tuple[ResidentDesk, BookingsDraft] | None:
+    """The resident's desk and draft for a press; None (the press answered) when unlinked."""
     desk = await _desk(update, context)
-    if press is None or desk is None:
+    if desk is None:
         await flowkit.answer(update)
-        return ConversationHandler.END if desk is None else State.BROWSE
-    draft = await _draft(context)
-    match press.action:
-        case "retry" | "back":
-            await flowkit.answer(update)
-            return await _send_list(update, context, desk, draft)
-        case "page" if press.arg.isdigit():
-            await flowkit.answer(update)
-            draft.page = int(press.arg)
-            return await _send_list(update, context, desk, draft)
-        case "view" if press.arg in {View.UPCOMING.value, View.PAST.value}:
-            await flowkit.answer(update)
-            draft.view, draft.page = View(press.arg), 0
-            return await _send_list(update, context, desk, draft)
-        case "open":
-            return await _open(update, context, desk, press.arg)
-        case "drop":
-            booking, bookings = await _own(update, context, desk, press.arg)
-            if booking is None or bookings is None:
-                return State.BROWSE
-            if not is_upcoming(booking, context.services.clock()):
-                await flowkit.notice(update, context.t("That booking can no longer be cancelled."))
-                return State.BROWSE
-            await flowkit.answer(update)
-            draft.cancel_ids, draft.command_id = [booking.booking_id], common.new_command_id()
-            return await _ask_cancel(update, context, bookings, draft)
-        case "select":
-            await flowkit.answer(update)
-            draft.selected = []
-            return await _send_selection(update, context, desk, draft)
-    return await flowkit.stale(update, context, State.BROWSE)
+        return None
+    return desk, await _draft(context)
+
+
+async def show_list(update: Update, context: ConciergeContext) -> State | int:
+    """Back or Retry: the list, fetched fresh."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    await flowkit.answer(update)
+    return await _send_list(update, context, *ready)
+
+
+async def turn_page(update: Update, context: ConciergeContext) -> State | int:
+    """Previous or Next: that page of the list."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    await flowkit.answer(update)
+    draft.page = int(flowkit.arg(update, JOB))
+    return await _send_list(update, context, desk, draft)
+
+
+async def switch_view(update: Update, context: ConciergeContext) -> State | int:
+    """Upcoming or past bookings, from their first page."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    await flowkit.answer(update)
+    draft.view, draft.page = View(flowkit.arg(update, JOB)), 0
+    return await _send_list(update, context, desk, draft)
+
+
+async def open_booking(update: Update, context: ConciergeContext) -> State | int:
+    """A booking of the list: its details."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    return await _open(update, context, ready[0], flowkit.arg(update, JOB))
+
+
+async def ask_drop(update: Update, context: ConciergeContext) -> State | int:
+    """Cancel this booking: asks to confirm, once it is checked to be upcoming and theirs."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    booking, bookings = await _own(update, context, desk, flowkit.arg(update, JOB))
+    if booking is None or bookings is None:
+        return State.BROWSE
+    if not is_upcoming(booking, context.services.clock()):
+        await flowkit.notice(update, context.t("That booking can no longer be cancelled."))
+        return State.BROWSE
+    await flowkit.answer(update)
+    draft.cancel_ids, draft.command_id = [booking.booking_id], common.new_command_id()
+    return await _ask_cancel(update, context, bookings, draft)
+
+
+async def start_selection(update: Update, context: ConciergeContext) -> State | int:
+    """Cancel several: the upcoming bookings as toggles."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    await flowkit.answer(update)
+    draft.selected = []
+    return await _send_selection(update, context, desk, draft)
 
 
 async def _open(
@@ -468,39 +501,38 @@ async def _send_selection(
     return State.SELECT
 
 
-async def press_in_selection(update: Update, context: ConciergeContext) -> State | int:
-    """Toggles a booking, finishes the choice, or goes back to the list."""
-    press = flowkit.pressed(update, JOB)
-    desk = await _desk(update, context)
-    if press is None or desk is None:
-        await flowkit.answer(update)
-        return ConversationHandler.END if desk is None else State.SELECT
-    draft = await _draft(context)
-    match press.action:
-        case "tog":
-            booking, _ = await _own(update, context, desk, press.arg)
-            if booking is None:
-                return State.SELECT
-            if not is_upcoming(booking, context.services.clock()):
-                await flowkit.notice(update, context.t("That booking can no longer be cancelled."))
-                return State.SELECT
-            await flowkit.answer(update)
-            draft.selected = toggled(draft.selected, booking.booking_id)
-            return await _send_selection(update, context, desk, draft)
-        case "sel_done":
-            if not draft.selected:
-                await flowkit.notice(update, context.t("Choose at least one booking first."))
-                return State.SELECT
-            bookings = await _fetch(update, context, desk)
-            if bookings is None:
-                return State.SELECT
-            await flowkit.answer(update)
-            draft.cancel_ids, draft.command_id = list(draft.selected), common.new_command_id()
-            return await _ask_cancel(update, context, bookings, draft)
-        case "back":
-            await flowkit.answer(update)
-            return await _send_list(update, context, desk, draft)
-    return await flowkit.stale(update, context, State.SELECT)
+async def toggle(update: Update, context: ConciergeContext) -> State | int:
+    """A booking in the selection: chosen, or no longer."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    booking, _ = await _own(update, context, desk, flowkit.arg(update, JOB))
+    if booking is None:
+        return State.SELECT
+    if not is_upcoming(booking, context.services.clock()):
+        await flowkit.notice(update, context.t("That booking can no longer be cancelled."))
+        return State.SELECT
+    await flowkit.answer(update)
+    draft.selected = toggled(draft.selected, booking.booking_id)
+    return await _send_selection(update, context, desk, draft)
+
+
+async def finish_selection(update: Update, context: ConciergeContext) -> State | int:
+    """Cancel the selected: asks to confirm them."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    if not draft.selected:
+        await flowkit.notice(update, context.t("Choose at least one booking first."))
+        return State.SELECT
+    bookings = await _fetch(update, context, desk)
+    if bookings is None:
+        return State.SELECT
+    await flowkit.answer(update)
+    draft.cancel_ids, draft.command_id = list(draft.selected), common.new_command_id()
+    return await _ask_cancel(update, context, bookings, draft)
 
 
 async def _ask_cancel(
@@ -529,16 +561,11 @@ async def _ask_cancel(
 
 async def confirm_cancel(update: Update, context: ConciergeContext) -> State | int:
     """Cancels the chosen bookings (each was checked against the list when it was chosen)."""
-    press = flowkit.pressed(update, JOB)
-    desk = await _desk(update, context)
-    if press is None or desk is None:
-        await flowkit.answer(update)
-        return ConversationHandler.END if desk is None else State.CONFIRM
-    draft = await _draft(context)
-    if press.action == "no":
-        await flowkit.answer(update)
-        return await _send_list(update, context, desk, draft)
-    if press.action != "yes" or not draft.cancel_ids or draft.command_id is None:
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    if not draft.cancel_ids or draft.command_id is None:
         return await flowkit.stale(update, context, State.CONFIRM)
     assert context.user_id is not None
     actor = await context.services.directory.actor(context.user_id)
@@ -751,7 +778,6 @@ async def _resume(context: ConciergeContext) -> str:
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/bookings, the menu's "My bookings" and /code."""
-    presses = callbacks.pattern(JOB)
     not_command = ~filters.COMMAND
     return flowkit.build(
         job=JOB,
@@ -765,9 +791,23 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
             MessageHandler(filters.PHOTO & filters.CaptionRegex(r"^/code\b"), start_code),
         ],
         states={
-            State.BROWSE: [CallbackQueryHandler(press_in_list, pattern=presses)],
-            State.SELECT: [CallbackQueryHandler(press_in_selection, pattern=presses)],
-            State.CONFIRM: [CallbackQueryHandler(confirm_cancel, pattern=presses)],
+            State.BROWSE: [
+                CallbackQueryHandler(show_list, pattern=flowkit.on(JOB, "(retry|back)")),
+                CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, r"page:\d+")),
+                CallbackQueryHandler(switch_view, pattern=flowkit.on(JOB, "view:(upcoming|past)")),
+                CallbackQueryHandler(open_booking, pattern=flowkit.on(JOB, "open")),
+                CallbackQueryHandler(ask_drop, pattern=flowkit.on(JOB, "drop")),
+                CallbackQueryHandler(start_selection, pattern=flowkit.on(JOB, "select")),
+            ],
+            State.SELECT: [
+                CallbackQueryHandler(toggle, pattern=flowkit.on(JOB, "tog")),
+                CallbackQueryHandler(finish_selection, pattern=flowkit.on(JOB, "sel_done")),
+                CallbackQueryHandler(show_list, pattern=flowkit.on(JOB, "back")),
+            ],
+            State.CONFIRM: [
+                CallbackQueryHandler(confirm_cancel, pattern=flowkit.on(JOB, "yes")),
+                CallbackQueryHandler(show_list, pattern=flowkit.on(JOB, "no")),
+            ],
             State.CODE: [
                 MessageHandler(filters.TEXT & not_command, receive_code_text),
                 MessageHandler(filters.PHOTO | filters.Document.IMAGE, receive_code_photo),

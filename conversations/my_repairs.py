@@ -228,13 +228,7 @@ def list_markup(
         for r in shown
         if r.maintenance_id
     ]
-    turn = []
-    if page > 0:
-        turn.append(flowkit.button(JOB, context.t("◀ Prev"), "page", str(page - 1)))
-    if page < pages - 1:
-        turn.append(flowkit.button(JOB, context.t("Next ▶"), "page", str(page + 1)))
-    if turn:
-        rows.append(turn)
+    rows += flowkit.pager(JOB, context, page, pages)
     finished = len(finished_ids(everything))
     if finished:
         label = context.t("🧹 Clear closed and completed ({count})", count=finished)

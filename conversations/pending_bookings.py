@@ -274,13 +274,7 @@ def list_markup(
         ]
         for f in shown
     ]
-    turn = []
-    if page > 0:
-        turn.append(flowkit.button(JOB, context.t("◀ Prev"), "page", str(page - 1)))
-    if page < pages - 1:
-        turn.append(flowkit.button(JOB, context.t("Next ▶"), "page", str(page + 1)))
-    if turn:
-        rows.append(turn)
+    rows += flowkit.pager(JOB, context, page, pages)
     rows.append([flowkit.button(JOB, context.t("🔄 Refresh"), "page", str(page))])
     return flowkit.keyboard(rows, JOB, context)
 

@@ -214,13 +214,7 @@ def list_markup(
         for r in shown
         if r.maintenance_id
     ]
-    turn = []
-    if draft.page > 0:
-        turn.append(flowkit.button(JOB, context.t("◀ Prev"), "page", str(draft.page - 1)))
-    if draft.page < pages - 1:
-        turn.append(flowkit.button(JOB, context.t("Next ▶"), "page", str(draft.page + 1)))
-    if turn:
-        rows.append(turn)
+    rows += flowkit.pager(JOB, context, draft.page, pages)
     chips = [
         flowkit.button(
             JOB,

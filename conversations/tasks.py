@@ -22,6 +22,7 @@ reason the worker is told. Every press naming a task reads the task afresh and i
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -360,13 +361,7 @@ def list_view(
     if pages > 1:
         title += "\n" + context.t("Page {page} of {pages}", page=page + 1, pages=pages)
     rows = [[b] for b in (_task_button(context, t, manager) for t in items) if b is not None]
-    nav = []
-    if page > 0:
-        nav.append(flowkit.button(JOB, context.t("◀ Previous"), "page", str(page - 1)))
-    if page < pages - 1:
-        nav.append(flowkit.button(JOB, context.t("Next ▶"), "page", str(page + 1)))
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, page, pages)
     if manager:
         choices = [
             flowkit.button(
@@ -418,29 +413,26 @@ async def start_tasks(update: Update, context: ConciergeContext) -> State | int:
     return await _send_list(update, context, TasksDraft())
 
 
-async def press_in_list(update: Update, context: ConciergeContext) -> State | int:
-    """Turns a page, changes the filter, opens a task, acknowledges, asks to delete."""
-    press = flowkit.pressed(update, JOB)
-    if press is None:
-        return await flowkit.stale(update, context, State.BROWSE)
+async def show_board(update: Update, context: ConciergeContext) -> State | int:
+    """Back or Retry: the board, read afresh."""
+    await flowkit.answer(update)
+    return await _send_list(update, context, await _draft(context))
+
+
+async def turn_page(update: Update, context: ConciergeContext) -> State | int:
+    """Previous or Next: that page of the board."""
+    await flowkit.answer(update)
     draft = await _draft(context)
-    match press.action:
-        case "retry" | "back":
-            await flowkit.answer(update)
-            return await _send_list(update, context, draft)
-        case "page" if press.arg.isdigit():
-            await flowkit.answer(update)
-            draft.page = int(press.arg)
-            return await _send_list(update, context, draft)
-        case "filter" if press.arg in FILTERS:
-            await flowkit.answer(update)
-            draft.status, draft.page = press.arg, 0
-            return await _send_list(update, context, draft)
-        case "ack" if press.arg:
-            return await acknowledge(update, context, press.arg)
-        case "del" if press.arg:
-            return await ask_delete(update, context, press.arg)
-    return await flowkit.stale(update, context, State.BROWSE)
+    draft.page = int(flowkit.arg(update, JOB))
+    return await _send_list(update, context, draft)
+
+
+async def choose_filter(update: Update, context: ConciergeContext) -> State | int:
+    """A status: the board's tasks in it, from the first page."""
+    await flowkit.answer(update)
+    draft = await _draft(context)
+    draft.status, draft.page = flowkit.arg(update, JOB), 0
+    return await _send_list(update, context, draft)
 
 
 # ---- one task --------------------------------------------------------------------------------
@@ -504,8 +496,9 @@ async def open_task(
     return await _send_task(update, context, loaded.task, anew=anew)
 
 
-async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -> State:
+async def acknowledge(update: Update, context: ConciergeContext) -> State:
     """Records that the worker has seen a new task, and tells the managers."""
+    task_id = flowkit.arg(update, JOB)
     loaded = await load_task(update, context, task_id, Action.TASK_ACKNOWLEDGE)
     if loaded is None:
         return State.BROWSE
@@ -551,18 +544,9 @@ async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -
 # ---- manager decisions -----------------------------------------------------------------------
 
 
-async def press_decision(update: Update, context: ConciergeContext) -> State | int:
-    """Accept or Reopen, from the board or from an alert."""
-    press = flowkit.pressed(update, JOB)
-    if press is None or not press.arg:
-        return await flowkit.stale(update, context, State.BROWSE)
-    if press.action == "open":
-        return await open_task(update, context)
-    if press.action == "show":
-        return await open_task(update, context, anew=True)
-    if press.action == "accept":
-        return await accept(update, context, press.arg)
-    return await ask_reason(update, context, press.arg)
+async def show_task(update: Update, context: ConciergeContext) -> State | int:
+    """An alert's "Open the task": the task in a message of its own; the alert stays."""
+    return await open_task(update, context, anew=True)
 
 
 async def _refused(
@@ -594,8 +578,9 @@ async def _refused(
     return State.BROWSE
 
 
-async def accept(update: Update, context: ConciergeContext, task_id: str) -> State:
+async def accept(update: Update, context: ConciergeContext) -> State:
     """Accepts a finished task, records the work in the maintenance log, tells the worker."""
+    task_id = flowkit.arg(update, JOB)
     loaded = await load_task(update, context, task_id, Action.TASK_ACCEPT)
     if loaded is None:
         return State.BROWSE
@@ -701,8 +686,9 @@ def _not_done(context: ConciergeContext, outcome: Outcome) -> str:
     )
 
 
-async def ask_reason(update: Update, context: ConciergeContext, task_id: str) -> State:
+async def ask_reason(update: Update, context: ConciergeContext) -> State:
     """Asks the manager why the task goes back to the worker."""
+    task_id = flowkit.arg(update, JOB)
     loaded = await load_task(update, context, task_id, Action.TASK_REOPEN)
     if loaded is None:
         return State.BROWSE
@@ -753,11 +739,10 @@ async def receive_reason(update: Update, context: ConciergeContext) -> State:
     return await _reopen_now(update, context, draft)
 
 
-async def press_in_reason(update: Update, context: ConciergeContext) -> State:
-    """Sends the reopen again after the task system refused it; other presses are stale."""
-    press = flowkit.pressed(update, JOB)
+async def resend_reopen(update: Update, context: ConciergeContext) -> State:
+    """Sends the reopen again after the task system refused it."""
     draft = await _draft(context)
-    if press is None or press.action != "resend" or not draft.reason or not draft.task_id:
+    if not draft.reason or not draft.task_id:
         return await flowkit.stale(update, context, State.REASON)
     await flowkit.take(update)
     return await _reopen_now(update, context, draft)
@@ -817,8 +802,9 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
 # ---- deleting --------------------------------------------------------------------------------
 
 
-async def ask_delete(update: Update, context: ConciergeContext, task_id: str) -> State:
+async def ask_delete(update: Update, context: ConciergeContext) -> State:
     """Asks the manager to confirm deleting a task."""
+    task_id = flowkit.arg(update, JOB)
     loaded = await load_task(update, context, task_id, Action.TASK_DELETE)
     if loaded is None:
         return State.BROWSE
@@ -846,19 +832,28 @@ async def ask_delete(update: Update, context: ConciergeContext, task_id: str) ->
     return State.CONFIRM
 
 
-async def confirm_delete(update: Update, context: ConciergeContext) -> State:
-    """Deletes the task in the draft on "Yes", or shows it again on "No"."""
-    press = flowkit.pressed(update, JOB)
+async def keep_task(update: Update, context: ConciergeContext) -> State:
+    """No: nothing is deleted; the task again."""
     draft = await _draft(context)
-    if press is None or press.action not in ("delyes", "delno") or draft.task_id is None:
+    if draft.task_id is None:
+        return await flowkit.stale(update, context, State.CONFIRM)
+    loaded = await load_task(update, context, draft.task_id, Action.TASK_DELETE)
+    if loaded is None:
+        return State.CONFIRM
+    await flowkit.answer(update)
+    return await _send_task(update, context, loaded.task)
+
+
+async def confirm_delete(update: Update, context: ConciergeContext) -> State:
+    """Yes: deletes the task in the draft."""
+    draft = await _draft(context)
+    if draft.task_id is None:
         return await flowkit.stale(update, context, State.CONFIRM)
     task_id = draft.task_id
     loaded = await load_task(update, context, task_id, Action.TASK_DELETE)
     if loaded is None:
         return State.CONFIRM
     await flowkit.answer(update)
-    if press.action == "delno":
-        return await _send_task(update, context, loaded.task)
     assert context.user_id is not None
     outcome = await context.services.writes.submit(
         context.user_id, TaskDelete(task_id=task_id), command_id=common.new_command_id()
@@ -892,10 +887,8 @@ async def receive_other_for_reason(update: Update, context: ConciergeContext) ->
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/tasks, the menu's "Tasks", and the Accept / Reopen / open buttons of alerts."""
-    presses = callbacks.pattern(JOB)
     not_command = ~filters.COMMAND
-    # Alerts carry these buttons into chats where no board is open, so they start one.
-    decisions = flowkit.on(JOB, "(accept|reopen|open|show)")
+    filters_shown = "|".join(re.escape(f) for f in FILTERS)
     return flowkit.build(
         job=JOB,
         command="tasks",
@@ -903,15 +896,32 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         aside=N_("Closed the task board (/tasks opens it again)."),
         aside_in={State.REASON: N_("The task was not reopened (/tasks to come back to it).")},
         views=(State.BROWSE, State.CONFIRM),
-        entry_points=[CallbackQueryHandler(press_decision, pattern=decisions)],
+        # Alerts carry these buttons into chats where no board is open, so they start one.
+        entry_points=[
+            CallbackQueryHandler(open_task, pattern=flowkit.on(JOB, "open:.+")),
+            CallbackQueryHandler(show_task, pattern=flowkit.on(JOB, "show:.+")),
+            CallbackQueryHandler(accept, pattern=flowkit.on(JOB, "accept:.+")),
+            CallbackQueryHandler(ask_reason, pattern=flowkit.on(JOB, "reopen:.+")),
+        ],
         states={
-            State.BROWSE: [CallbackQueryHandler(press_in_list, pattern=presses)],
+            State.BROWSE: [
+                CallbackQueryHandler(show_board, pattern=flowkit.on(JOB, "(retry|back)")),
+                CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, r"page:\d+")),
+                CallbackQueryHandler(
+                    choose_filter, pattern=flowkit.on(JOB, f"filter:({filters_shown})")
+                ),
+                CallbackQueryHandler(acknowledge, pattern=flowkit.on(JOB, "ack:.+")),
+                CallbackQueryHandler(ask_delete, pattern=flowkit.on(JOB, "del:.+")),
+            ],
             State.REASON: [
                 MessageHandler(filters.TEXT & not_command, receive_reason),
                 MessageHandler(not_command, receive_other_for_reason),
-                CallbackQueryHandler(press_in_reason, pattern=presses),
+                CallbackQueryHandler(resend_reopen, pattern=flowkit.on(JOB, "resend")),
             ],
-            State.CONFIRM: [CallbackQueryHandler(confirm_delete, pattern=presses)],
+            State.CONFIRM: [
+                CallbackQueryHandler(confirm_delete, pattern=flowkit.on(JOB, "delyes")),
+                CallbackQueryHandler(keep_task, pattern=flowkit.on(JOB, "delno")),
+            ],
         },
         timeout=timeout,
     )

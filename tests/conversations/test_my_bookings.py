@@ -351,7 +351,7 @@ async def test_stale_and_unknown_presses_and_typing_where_buttons_are_expected(
     await chat.send_sticker()
     assert _last(bot).startswith("I did not understand that.")
     await chat.press(_press("cancel"))
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     await chat.press(_press("open", ALICE_GYM))
     assert _alerts(bot)[-1] == "This button is no longer active. Send /start for the menu."
     assert "This button is no longer active." in _alerts(bot)
@@ -363,7 +363,7 @@ async def test_slash_cancel_forgets_the_choice(bot: BotUnderTest, sandbox_app: S
     await chat.send("/bookings")
     await chat.press(_press("drop", ALICE_GYM))
     await chat.send("/cancel")
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     assert await bot.services.storage.drafts.load(ALICE, "bookings") is None
     await chat.send("/bookings")
     assert "Your upcoming bookings:" in _last(bot)

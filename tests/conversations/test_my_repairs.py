@@ -204,13 +204,13 @@ async def test_the_list_is_newest_first_and_paged_by_five(
     ]
     assert lines[0].startswith("⏳ waiting for confirmation · #")
     assert "Next ▶" in _labels(bot)
-    assert "◀ Prev" not in _labels(bot)
+    assert "◀ Previous" not in _labels(bot)
     await chat.press(_press("page", "1"))
     second = _last(bot)
     assert second.startswith("📋 Your repairs (page 2 of 2):")
     assert "Report number 1" in second
     assert f"✅ completed · #{BOB_COMPLETED[-6:]} · Front door lock is stiff." in second
-    assert "◀ Prev" in _labels(bot)
+    assert "◀ Previous" in _labels(bot)
     assert "🧹 Clear closed and completed (1)" in _labels(bot)
     await chat.press(_press("page", "0"))
     assert _last(bot).startswith("📋 Your repairs (page 1 of 2):")
@@ -358,7 +358,7 @@ async def test_stale_buttons_and_typing_get_a_notice(
     await chat.send_sticker()
     assert _last(bot).startswith("I did not understand that.")
     await chat.press(_press("cancel"))
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     assert BOB_COMPLETED in await _ids(bot, BOB)
 
 

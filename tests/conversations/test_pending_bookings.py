@@ -328,7 +328,7 @@ async def test_stale_forged_and_typed_input_change_nothing(
     # A list takes no typed text: it is read as with no list open (issue 15).
     assert _last(bot).startswith("I did not understand that.")
     await chat.send("/cancel")
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     await chat.press(_press("open", BOBS))
     assert _alerts(bot)[-1] == "This button is no longer active. Send /start for the menu."
 

@@ -354,7 +354,7 @@ async def test_stale_forged_and_typed_input_change_nothing(bot: BotUnderTest) ->
     # A list takes no typed text: it is read as with no list open (issue 15).
     assert _last(bot).startswith("That sounds like something to repair")
     await chat.press(_press("cancel"))
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     await chat.press(_press("page", "1"))
     assert _alerts(bot)[-1] == "This button is no longer active. Send /start for the menu."
 
@@ -364,7 +364,7 @@ async def test_cancel_by_command(bot: BotUnderTest) -> None:
     chat = bot.chat(MANAGER)
     await chat.send("/repairs_all")
     await chat.send("/cancel")
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
 
 
 async def test_akubela_down_offers_a_retry(bot: BotUnderTest, sandbox_app: Starlette) -> None:

@@ -478,12 +478,12 @@ async def test_cancel_leaves_the_board(bot: BotUnderTest, sandbox_app: Starlette
     await chat.press("1:menu:tasks")
     assert _last(bot).startswith("Maintenance tasks (all)")
     await chat.press(_press("cancel"))
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     await chat.press(_press("page", "1"))
     assert _alerts(bot)[-1] == "This button is no longer active. Send /start for the menu."
     await chat.press("1:tasks:reopen:" + TASK(4))
     await chat.send("/cancel")
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     await chat.send("the reason that came too late")
     assert _status(sandbox_app, TASK(4)) == "PENDING_ACCEPTANCE"
 
