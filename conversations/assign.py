@@ -35,7 +35,7 @@ from telegram.ext import (
 
 from api.errors import ApiError, InvalidRequest
 from api.tuya_models import Device, Room, Worker
-from conversations import callbacks, common, flowkit, keys
+from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.my_repairs import find
@@ -250,42 +250,42 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
     return await _send_workers(update, context, draft, anew=True)
 
 
-async def choose_worker(update: Update, context: ConciergeContext) -> State | int:
-    """Takes the worker (checked against the worker list), then asks for the rooms."""
-    press = flowkit.pressed(update, JOB)
-    if press is None:
-        return await flowkit.stale(update, context, State.WORKER)
+async def show_workers(update: Update, context: ConciergeContext) -> State:
+    """Retry: the workers again."""
+    await flowkit.answer(update)
+    return await _send_workers(update, context, await _draft(context))
+
+
+async def turn_workers(update: Update, context: ConciergeContext) -> State:
+    """Previous or Next: that page of workers."""
+    await flowkit.answer(update)
     draft = await _draft(context)
-    match press.action:
-        case "retry":
-            await flowkit.answer(update)
-            return await _send_workers(update, context, draft)
-        case "wpage" if press.arg.isdigit():
-            await flowkit.answer(update)
-            draft.page = int(press.arg)
-            return await _send_workers(update, context, draft)
-        case "w" if press.arg:
-            try:
-                workers = await context.services.task_board.workers()
-            except ApiError as error:
-                await flowkit.notice(update, board_failure(context, error))
-                return State.WORKER
-            worker = next((w for w in workers if w.worker_id == press.arg), None)
-            if worker is None:
-                logger.info("user %s pressed a worker not in the list", context.user_id)
-                await flowkit.notice(
-                    update, context.t("That worker is not in the list (any more).")
-                )
-                return State.WORKER
-            await flowkit.answer(update)
-            draft = AssignDraft(
-                repair=draft.repair,
-                worker_id=worker.worker_id,
-                worker_name=worker_label(worker),
-                room_ids=draft.room_ids,
-            )
-            return await _send_rooms(update, context, draft)
-    return await flowkit.stale(update, context, State.WORKER)
+    draft.page = int(flowkit.arg(update, JOB))
+    return await _send_workers(update, context, draft)
+
+
+async def choose_worker(update: Update, context: ConciergeContext) -> State:
+    """Takes the worker (checked against the worker list), then asks for the rooms."""
+    draft = await _draft(context)
+    worker_id = flowkit.arg(update, JOB)
+    try:
+        workers = await context.services.task_board.workers()
+    except ApiError as error:
+        await flowkit.notice(update, board_failure(context, error))
+        return State.WORKER
+    worker = next((w for w in workers if w.worker_id == worker_id), None)
+    if worker is None:
+        logger.info("user %s pressed a worker not in the list", context.user_id)
+        await flowkit.notice(update, context.t("That worker is not in the list (any more)."))
+        return State.WORKER
+    await flowkit.answer(update)
+    draft = AssignDraft(
+        repair=draft.repair,
+        worker_id=worker.worker_id,
+        worker_name=worker_label(worker),
+        room_ids=draft.room_ids,
+    )
+    return await _send_rooms(update, context, draft)
 
 
 # ---- rooms -----------------------------------------------------------------------------------
@@ -337,44 +337,69 @@ async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDr
     return State.ROOMS
 
 
-async def press_in_rooms(update: Update, context: ConciergeContext) -> State | int:
-    """Toggles a room, turns a page, goes back to the workers or on to the devices."""
-    press = flowkit.pressed(update, JOB)
+async def _with_worker(context: ConciergeContext) -> AssignDraft | None:
+    """The draft, once a worker is chosen (a press from before that is stale)."""
     draft = await _draft(context)
-    if press is None or draft.worker_id is None:
+    return draft if draft.worker_id is not None else None
+
+
+async def show_rooms(update: Update, context: ConciergeContext) -> State:
+    """Retry: the rooms again."""
+    draft = await _with_worker(context)
+    if draft is None:
         return await flowkit.stale(update, context, State.ROOMS)
-    match press.action:
-        case "retry":
-            await flowkit.answer(update)
-            return await _send_rooms(update, context, draft)
-        case "rpage" if press.arg.isdigit():
-            await flowkit.answer(update)
-            draft.page = int(press.arg)
-            return await _send_rooms(update, context, draft)
-        case "rback":
-            await flowkit.answer(update)
-            return await _send_workers(update, context, AssignDraft(repair=draft.repair))
-        case "r" if press.arg:
-            rooms = await _rooms(update, context, State.ROOMS)
-            if rooms is None:
-                return State.ROOMS
-            order = [r.room_id for r in rooms]
-            if press.arg not in order:
-                logger.info("user %s pressed a room not in the list", context.user_id)
-                await flowkit.notice(update, context.t("That room is not in the list (any more)."))
-                return State.ROOMS
-            await flowkit.answer(update)
-            draft.room_ids = in_list_order(toggled(draft.room_ids, press.arg), order)
-            return await _send_rooms(update, context, draft)
-        case "rdone":
-            if not draft.room_ids:
-                await flowkit.notice(update, context.t("Please pick at least one room first."))
-                return State.ROOMS
-            await flowkit.answer(update)
-            draft.room_index = 0
-            draft.devices = {r: draft.devices.get(r, []) for r in draft.room_ids}
-            return await _send_devices(update, context, draft)
-    return await flowkit.stale(update, context, State.ROOMS)
+    await flowkit.answer(update)
+    return await _send_rooms(update, context, draft)
+
+
+async def turn_rooms(update: Update, context: ConciergeContext) -> State:
+    """Previous or Next: that page of rooms."""
+    draft = await _with_worker(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.ROOMS)
+    await flowkit.answer(update)
+    draft.page = int(flowkit.arg(update, JOB))
+    return await _send_rooms(update, context, draft)
+
+
+async def back_to_workers(update: Update, context: ConciergeContext) -> State:
+    """Another worker: the workers again, the rooms forgotten."""
+    draft = await _draft(context)
+    await flowkit.answer(update)
+    return await _send_workers(update, context, AssignDraft(repair=draft.repair))
+
+
+async def toggle_room(update: Update, context: ConciergeContext) -> State:
+    """A room: picked, or no longer (checked against the room list)."""
+    draft = await _with_worker(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.ROOMS)
+    room_id = flowkit.arg(update, JOB)
+    rooms = await _rooms(update, context, State.ROOMS)
+    if rooms is None:
+        return State.ROOMS
+    order = [r.room_id for r in rooms]
+    if room_id not in order:
+        logger.info("user %s pressed a room not in the list", context.user_id)
+        await flowkit.notice(update, context.t("That room is not in the list (any more)."))
+        return State.ROOMS
+    await flowkit.answer(update)
+    draft.room_ids = in_list_order(toggled(draft.room_ids, room_id), order)
+    return await _send_rooms(update, context, draft)
+
+
+async def finish_rooms(update: Update, context: ConciergeContext) -> State:
+    """Next: the devices of the first picked room."""
+    draft = await _with_worker(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.ROOMS)
+    if not draft.room_ids:
+        await flowkit.notice(update, context.t("Please pick at least one room first."))
+        return State.ROOMS
+    await flowkit.answer(update)
+    draft.room_index = 0
+    draft.devices = {r: draft.devices.get(r, []) for r in draft.room_ids}
+    return await _send_devices(update, context, draft)
 
 
 # ---- devices ---------------------------------------------------------------------------------
@@ -441,51 +466,72 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
     return State.DEVICES
 
 
-async def press_in_devices(update: Update, context: ConciergeContext) -> State | int:
-    """Toggles a device of the current room, or moves to the next room or the summary."""
-    press = flowkit.pressed(update, JOB)
-    draft = await _draft(context)
-    if press is None or draft.worker_id is None or draft.room_index >= len(draft.room_ids):
+async def _in_room(context: ConciergeContext) -> tuple[AssignDraft, str] | None:
+    """The draft and the room whose devices are being picked (None: a stale press)."""
+    draft = await _with_worker(context)
+    if draft is None or draft.room_index >= len(draft.room_ids):
+        return None
+    return draft, draft.room_ids[draft.room_index]
+
+
+async def show_devices(update: Update, context: ConciergeContext) -> State:
+    """Retry: the room's devices again."""
+    found = await _in_room(context)
+    if found is None:
         return await flowkit.stale(update, context, State.DEVICES)
-    room_id = draft.room_ids[draft.room_index]
-    match press.action:
-        case "retry":
-            await flowkit.answer(update)
-            return await _send_devices(update, context, draft)
-        case "d" if press.arg:
-            devices = await _devices(update, context, room_id)
-            if devices is None:
-                return State.DEVICES
-            order = [d.device_id for d in devices]
-            if press.arg not in order:
-                logger.info("user %s pressed a device not in the room", context.user_id)
-                await flowkit.notice(
-                    update, context.t("That device is not in this room (any more).")
-                )
-                return State.DEVICES
-            await flowkit.answer(update)
-            chosen = toggled(draft.devices.get(room_id, []), press.arg)
-            draft.devices[room_id] = in_list_order(chosen, order)
-            return await _send_devices(update, context, draft)
-        case "ddone":
-            if not draft.devices.get(room_id):
-                await flowkit.notice(
-                    update, context.t("Please pick at least one device in this room.")
-                )
-                return State.DEVICES
-            await flowkit.answer(update)
-            if draft.room_index + 1 < len(draft.room_ids):
-                draft.room_index += 1
-                return await _send_devices(update, context, draft)
-            return await _send_summary(update, context, draft)
-        case "dback":
-            await flowkit.answer(update)
-            if draft.room_index > 0:
-                draft.room_index -= 1
-                return await _send_devices(update, context, draft)
-            draft.page = 0
-            return await _send_rooms(update, context, draft)
-    return await flowkit.stale(update, context, State.DEVICES)
+    await flowkit.answer(update)
+    return await _send_devices(update, context, found[0])
+
+
+async def toggle_device(update: Update, context: ConciergeContext) -> State:
+    """A device of the room: picked, or no longer (checked against the room's devices)."""
+    found = await _in_room(context)
+    if found is None:
+        return await flowkit.stale(update, context, State.DEVICES)
+    draft, room_id = found
+    device_id = flowkit.arg(update, JOB)
+    devices = await _devices(update, context, room_id)
+    if devices is None:
+        return State.DEVICES
+    order = [d.device_id for d in devices]
+    if device_id not in order:
+        logger.info("user %s pressed a device not in the room", context.user_id)
+        await flowkit.notice(update, context.t("That device is not in this room (any more)."))
+        return State.DEVICES
+    await flowkit.answer(update)
+    chosen = toggled(draft.devices.get(room_id, []), device_id)
+    draft.devices[room_id] = in_list_order(chosen, order)
+    return await _send_devices(update, context, draft)
+
+
+async def finish_room(update: Update, context: ConciergeContext) -> State:
+    """Next: the next picked room's devices, or the summary after the last."""
+    found = await _in_room(context)
+    if found is None:
+        return await flowkit.stale(update, context, State.DEVICES)
+    draft, room_id = found
+    if not draft.devices.get(room_id):
+        await flowkit.notice(update, context.t("Please pick at least one device in this room."))
+        return State.DEVICES
+    await flowkit.answer(update)
+    if draft.room_index + 1 < len(draft.room_ids):
+        draft.room_index += 1
+        return await _send_devices(update, context, draft)
+    return await _send_summary(update, context, draft)
+
+
+async def back_a_room(update: Update, context: ConciergeContext) -> State:
+    """Back: the previous room's devices, or the rooms from the first."""
+    found = await _in_room(context)
+    if found is None:
+        return await flowkit.stale(update, context, State.DEVICES)
+    draft, _ = found
+    await flowkit.answer(update)
+    if draft.room_index > 0:
+        draft.room_index -= 1
+        return await _send_devices(update, context, draft)
+    draft.page = 0
+    return await _send_rooms(update, context, draft)
 
 
 # ---- summary and creation --------------------------------------------------------------------
@@ -522,17 +568,26 @@ async def _send_summary(update: Update, context: ConciergeContext, draft: Assign
     return State.CONFIRM
 
 
-async def press_in_summary(update: Update, context: ConciergeContext) -> State | int:
-    """Creates the task, or goes back to change the rooms."""
-    press = flowkit.pressed(update, JOB)
-    draft = await _draft(context)
-    if press is None or draft.worker_id is None or not relations_of(draft):
+async def _complete(context: ConciergeContext) -> AssignDraft | None:
+    """The draft, once it has a worker and its places (None: a stale press)."""
+    draft = await _with_worker(context)
+    return draft if draft is not None and relations_of(draft) else None
+
+
+async def change_rooms(update: Update, context: ConciergeContext) -> State:
+    """Change the rooms: back to them, from the first page."""
+    draft = await _complete(context)
+    if draft is None:
         return await flowkit.stale(update, context, State.CONFIRM)
-    if press.action == "change":
-        await flowkit.answer(update)
-        draft.page = 0
-        return await _send_rooms(update, context, draft)
-    if press.action != "create":
+    await flowkit.answer(update)
+    draft.page = 0
+    return await _send_rooms(update, context, draft)
+
+
+async def create(update: Update, context: ConciergeContext) -> State | int:
+    """Create (or Try again): the task is created."""
+    draft = await _complete(context)
+    if draft is None:
         return await flowkit.stale(update, context, State.CONFIRM)
     if not await _allowed(update, context):
         return State.CONFIRM
@@ -622,7 +677,12 @@ async def _created(
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/assign and the menu's "Assign a task"; only buttons move it on."""
-    presses = callbacks.pattern(JOB)
+
+    def on(
+        action: str, handler: flowkit.Callback
+    ) -> CallbackQueryHandler[ConciergeContext, object]:
+        return CallbackQueryHandler(handler, pattern=flowkit.on(JOB, action))
+
     return flowkit.build(
         job=JOB,
         command="assign",
@@ -630,10 +690,25 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         aside=N_("The new task was not created (/assign to start again)."),
         entry_points=[CallbackQueryHandler(start_from_repair, pattern=_FROM_REPAIR)],
         states={
-            State.WORKER: [CallbackQueryHandler(choose_worker, pattern=presses)],
-            State.ROOMS: [CallbackQueryHandler(press_in_rooms, pattern=presses)],
-            State.DEVICES: [CallbackQueryHandler(press_in_devices, pattern=presses)],
-            State.CONFIRM: [CallbackQueryHandler(press_in_summary, pattern=presses)],
+            State.WORKER: [
+                on("retry", show_workers),
+                on(r"wpage:\d+", turn_workers),
+                on("w:.+", choose_worker),
+            ],
+            State.ROOMS: [
+                on("retry", show_rooms),
+                on(r"rpage:\d+", turn_rooms),
+                on("rback", back_to_workers),
+                on("r:.+", toggle_room),
+                on("rdone", finish_rooms),
+            ],
+            State.DEVICES: [
+                on("retry", show_devices),
+                on("d:.+", toggle_device),
+                on("ddone", finish_room),
+                on("dback", back_a_room),
+            ],
+            State.CONFIRM: [on("change", change_rooms), on("create", create)],
         },
         timeout=timeout,
     )
