@@ -19,11 +19,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.error import Forbidden, TelegramError
 
-from bot.alert_kinds import SWITCHED_OFF_KEY, Alert, in_quiet_hours, local_time, wanted
+from bot.alert_kinds import Alert, in_quiet_hours, local_time, wanted
 from bot.app_type import ConciergeApp
 from bot.services import Services
 from bot.storage.models import SentAlert, TelegramUser
 from conversations import notify
+from conversations.alert_settings import SWITCHED_OFF_KEY
 from conversations.context import LANGUAGE_KEY
 from conversations.i18n import pick_language, tr
 

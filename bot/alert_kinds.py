@@ -76,9 +76,6 @@ MANAGER_KINDS: dict[AlertKind, str] = {
 # The alerts that come with a staff role; they stop, pending ones too, when the role goes.
 WORKER_KINDS = frozenset({AlertKind.TASK_ASSIGNED, AlertKind.TASK_REOPENED})
 
-# Where a manager's switched-off kinds are kept in their user_data (a persisted key: /alerts
-# writes it, delivery reads it).
-SWITCHED_OFF_KEY = "alerts_off"
 
 REPAIR_STATE_WORDS: dict[str, str] = {
     MaintenanceState.WAIT_FOR_CONFIRMATION: N_("waiting for the office to confirm"),
@@ -870,16 +867,9 @@ def own_write(outcome: Outcome) -> OwnWrite | None:
         return None
     write = outcome.write
     payload: dict[str, Any] = write.model_dump(mode="json")
-    ids: list[str]
     if isinstance(write, TaskCreate):
         payload = {**payload, **write.facts, "rooms": ", ".join(write.room_names)}
-        ids = [outcome.record_id] if outcome.record_id else []
-    elif outcome.record_id:
-        ids = [outcome.record_id]
-    else:
-        one = [str(payload[k]) for k in ("repair_id", "booking_id", "task_id") if payload.get(k)]
-        many = [str(i) for k in ("repair_ids", "booking_ids") for i in payload.get(k) or ()]
-        ids = one + many
+    ids = write.subjects(outcome.record_id)
     if not ids:
         return None
-    return OwnWrite(write.kind, outcome.telegram_id, tuple(ids), payload)
+    return OwnWrite(write.kind, outcome.telegram_id, ids, payload)

@@ -15,13 +15,11 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import account, alert_watcher, alerts, commands, flood, gate
-from bot.account import tell_linked
+from bot import alert_watcher, flood, gate
 from bot.app_type import ConciergeApp
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
 from bot.jobs import recover_writes, schedule_jobs
-from bot.linking import Linked
 from bot.metrics import CountingRateLimiter, ObservedApplication
 from bot.presses import ConciergeApplication
 from bot.services import Services
@@ -29,8 +27,11 @@ from bot.settings import Settings
 from bot.telegram_bot import ConciergeBot
 from bot.tokens import MSG_LINK_AGAIN
 from conversations import (
+    account,
+    alert_settings,
     assign,
     booking,
+    commands,
     my_bookings,
     my_repairs,
     notify,
@@ -40,7 +41,9 @@ from conversations import (
     repair,
     tasks,
 )
+from conversations.account import tell_linked
 from conversations.context import SERVICES_KEY, ConciergeContext
+from conversations.domain import Linked
 
 HandlerFactory = Callable[[], Sequence[BaseHandler[Any, ConciergeContext, Any]]]
 
@@ -63,7 +66,7 @@ def _handler_factories(settings: Settings) -> list[HandlerFactory]:
         lambda: [my_bookings.build_conversation(timeout=timeout)],
         lambda: [tasks.build_conversation(timeout=timeout)],
         lambda: [assign.build_conversation(timeout=timeout)],
-        alerts.build_handlers,
+        alert_settings.build_handlers,
         lambda: [project_repairs.build_conversation(timeout=timeout)],
         lambda: [pending_bookings.build_conversation(timeout=timeout)],
         # Last of the flows: a message starting with 预约 opens a booking only when no other

@@ -116,8 +116,8 @@ async def _bot_username(settings: Settings) -> str | None:
 
 async def _invite(settings: Settings, args: argparse.Namespace) -> int:
     from bot.storage.migrate import upgrade
-    from bot.storage.models import Role
     from bot.storage.repositories import Storage
+    from conversations.domain import Role
 
     await upgrade(settings.database_url)
     storage = Storage.open(settings.database_url)

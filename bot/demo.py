@@ -25,7 +25,7 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.storage.accounts import StoredTokens
 from bot.storage.migrate import upgrade
-from bot.storage.models import Role
+from conversations.domain import Role
 from conversations.i18n import pick_language
 from sandbox.app import create_app
 from sandbox.botapi import Persona, Rules, create_botapi_app

@@ -23,6 +23,7 @@ from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 
+from conversations.account import FROM_GROUP
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.notify import BLOCKED_KEY, mark_blocked
@@ -31,8 +32,6 @@ logger = logging.getLogger(__name__)
 
 GATE_GROUP: Final = -3  # before flood control (-2) and first contact (-1)
 ALLOWED_UPDATES: Final = (Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER)
-# `/start from_group`: the private chat opened from a group's button (not an invite code).
-FROM_GROUP: Final = "from_group"
 IN_PRIVATE: Final = N_(
     "I keep repairs, bookings and accounts to our private chat. Tap below to continue there."
 )
@@ -78,7 +77,7 @@ async def _member_changed(change: ChatMemberUpdated, context: ConciergeContext) 
         await mark_blocked(context.application, services, user_id)
     elif change.old_chat_member.status == ChatMemberStatus.BANNED:
         logger.info("user %s unblocked the bot", user_id)
-        await services.storage.users.set_blocked(user_id, None)
+        await services.people.set_blocked(user_id, None)
         data = context.application.user_data.get(user_id)
         if data is not None:
             data.pop(BLOCKED_KEY, None)

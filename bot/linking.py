@@ -17,7 +17,6 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +31,7 @@ from bot.storage.oauth_states import OAuthStates
 from bot.storage.repositories import Users
 from bot.tokens import TokenHolders, stored_tokens
 from bot.web import OAUTH_CALLBACK_PATH, CallbackPage
+from conversations.domain import Linked, Residence
 from conversations.i18n import N_
 
 logger = logging.getLogger(__name__)
@@ -61,28 +61,7 @@ PAGE_LINKED_BOTH = N_(
 PAGE_NOT_LINKED = N_("Nothing was linked. You can close this page.")
 
 
-@dataclass(frozen=True, slots=True)
-class Linked:
-    """What the bot tells the user after a successful link."""
-
-    telegram_id: int
-    email: str
-    residences: list[Family]
-    chosen_residence_id: str | None
-    resume: str | None  # the job the user wanted before linking, to bring them back to it
-    # Other Telegram users the same Akubela account was linked to before: they are told.
-    also_linked: tuple[int, ...] = ()
-    name: str = ""  # the Telegram name the account was linked to, as the others are told
-
-
 Notify = Callable[[Linked], Awaitable[None]]
-
-
-def residence_label(residence: dict[str, Any] | Family) -> str:
-    """A residence in words: family, building and room, as far as the vendor told us."""
-    data = residence.model_dump() if isinstance(residence, Family) else residence
-    parts = [str(data.get(key) or "") for key in ("family_name", "building_name", "room_name")]
-    return " · ".join(part for part in parts if part) or str(data.get("residence_id", ""))
 
 
 class Linker:
@@ -238,7 +217,10 @@ class Linker:
                 Linked(
                     telegram_id,
                     email or "",
-                    families,
+                    [
+                        Residence(f.residence_id, f.family_name, f.building_name, f.room_name)
+                        for f in families
+                    ],
                     link.residence_id,
                     data.get("r") if isinstance(data.get("r"), str) else None,
                     also_linked=tuple(other for other in others if other != telegram_id),

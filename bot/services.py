@@ -13,8 +13,10 @@ from api.akubela import AkubelaClient, AkubelaTokens
 from api.base import Sleep, default_timeout
 from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
+from bot.alert_kinds import MANAGER_KINDS
 from bot.crypto import TokenCipher
 from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
+from bot.directory import AccountDirectory, InviteDesk, StoredPeople
 from bot.errors import OperatorReports
 from bot.linking import Linker
 from bot.metrics import Metrics
@@ -23,11 +25,11 @@ from bot.settings import Settings
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.models import ResidentLink
 from bot.storage.repair_reports import RepairReports
-from bot.storage.repositories import Storage
+from bot.storage.repositories import AuditLog, Drafts, Storage, TaskAcknowledgements
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
 from bot.tokens import TokenHolders
 from bot.writes import WriteJournalService
-from conversations.ports import MaintenanceLog, ProjectDesk, ResidentDesk, TaskBoard
+from conversations.ports import MaintenanceLog, Ports, ProjectDesk, ResidentDesk, TaskBoard
 from conversations.writes import NotLinked, Outcome, RepairCreate, Result
 
 
@@ -38,7 +40,8 @@ def utc_now() -> datetime:
 
 @dataclass(slots=True)
 class Services:
-    """Everything handlers and jobs use, reached through `context.services`."""
+    """Everything handlers and jobs use, reached through `context.services`; the
+    conversations see it as their `Ports` (conversations.ports) and nothing more."""
 
     settings: Settings
     storage: Storage
@@ -60,6 +63,9 @@ class Services:
     manager_auth: AkubelaTokens = field(init=False)
     project_desk: ProjectDesk = field(init=False)
     writes: WriteJournalService = field(init=False)
+    directory: AccountDirectory = field(init=False)
+    invite_desk: InviteDesk = field(init=False)
+    people: StoredPeople = field(init=False)
 
     def __post_init__(self) -> None:
         for client in (self.akubela, self.tuya, self.servitly):
@@ -96,6 +102,31 @@ class Services:
         )
         self.writes.on_outcome(self._keep_repair_photos)
         self.writes.on_outcome(self._audit)
+        self.directory = AccountDirectory(
+            self.accounts, self.linker, self.tokens, settings.admin_telegram_ids
+        )
+        self.invite_desk = InviteDesk(self.invites, self.directory, self.clock)
+        self.people = StoredPeople(self.storage.users)
+
+    @property
+    def alert_switches(self) -> dict[str, str]:
+        """The manager alert kinds /alerts offers, with their labels."""
+        return {kind.value: label for kind, label in MANAGER_KINDS.items()}
+
+    @property
+    def drafts(self) -> Drafts:
+        """Drafts of unfinished flows."""
+        return self.storage.drafts
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log."""
+        return self.storage.audit
+
+    @property
+    def acknowledgements(self) -> TaskAcknowledgements:
+        """Which worker has seen which task."""
+        return self.storage.task_acknowledgements
 
     async def _keep_repair_photos(self, outcome: Outcome) -> None:
         """A reported repair keeps its photos once it is created, however that became known."""
@@ -268,3 +299,8 @@ class UserTargets:
     def maintenance_log(self) -> MaintenanceLog:
         """The community's maintenance log."""
         return self._services.maintenance_log
+
+
+def _provides_ports(services: Services) -> Ports:
+    # mypy checks here, once, that the services give the conversations every port they use.
+    return services

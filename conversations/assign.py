@@ -21,33 +21,24 @@ worker's Telegram accounts are told about the new task.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from pydantic import BaseModel, Field
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
+from telegram import Update
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
-    MessageHandler,
-    TypeHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, InvalidRequest
 from api.tuya_models import Device, Room, Worker
-from conversations import callbacks, common
+from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.my_repairs import find
-from conversations.oneflow import Flow
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.tasks import (
     board_failure,
@@ -59,9 +50,9 @@ from conversations.writes import Outcome, Result, TaskCreate
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "assign"
+JOB: Final = keys.ASSIGN
 PAGE_SIZE: Final = 8
-_FROM_REPAIR: Final = rf"^{callbacks.VERSION}:{JOB}:repair:"
+_FROM_REPAIR: Final = flowkit.on(JOB, "repair")
 
 
 class State(StrEnum):
@@ -153,70 +144,29 @@ def _from_repair(context: ConciergeContext, repair: FromRepair) -> str:
     )
 
 
-def _button(
-    context: ConciergeContext, label: str, action: str, arg: str = ""
-) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
-def _nav(
-    context: ConciergeContext, page: int, count: int, action: str
-) -> list[InlineKeyboardButton]:
-    pages = max(1, -(-count // PAGE_SIZE))
-    nav = []
-    if page > 0:
-        nav.append(_button(context, context.t("◀ Previous"), action, str(page - 1)))
-    if page < pages - 1:
-        nav.append(_button(context, context.t("Next ▶"), action, str(page + 1)))
-    return nav
+def _pages(count: int) -> int:
+    return max(1, -(-count // PAGE_SIZE))
 
 
 async def _draft(context: ConciergeContext) -> AssignDraft:
-    return await common.load_draft(context, JOB, AssignDraft) or AssignDraft()
-
-
-async def _notice(update: Update, text: str) -> None:
-    """A pop-up for a press; the chat stays as it is."""
-    if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
-    else:
-        await common.say(update, text)
-
-
-async def _show(
-    update: Update, text: str, markup: InlineKeyboardMarkup | None = None, *, anew: bool = False
-) -> None:
-    """Replaces the pressed message, or sends a new one (`anew`: the pressed one is an alert,
-    which stays as it was)."""
-    query = update.callback_query
-    if anew:
-        await common.say(update, text, markup)
-        return
-    if query is not None and query.message is not None:
-        try:
-            await query.edit_message_text(text, reply_markup=markup)
-            return
-        except TelegramError:
-            logger.debug("could not edit the assign view in place; sending it anew")
-    await common.remove_buttons(update)
-    await common.say(update, text, markup)
+    return await flowkit.load_draft(context, JOB, AssignDraft) or AssignDraft()
 
 
 async def _failed(
     update: Update, context: ConciergeContext, error: ApiError, state: State
 ) -> State:
     """A read failed: say so, with Retry."""
-    retry = [[_button(context, context.t("🔄 Retry"), "retry")]]
-    await _show(update, board_failure(context, error), common.with_cancel(retry, JOB, context))
+    retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "retry")]]
+    await flowkit.show(
+        update, board_failure(context, error), flowkit.keyboard(retry, JOB, context)
+    )
     return state
 
 
 async def _allowed(update: Update, context: ConciergeContext) -> bool:
     """Whether the user may assign tasks; tells them when not."""
     assert context.user_id is not None
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    actor = await context.services.directory.actor(context.user_id)
     refusal = decide(
         actor, Action.TASK_ASSIGN, Target(project_id=board_project(actor, project_ids(context)))
     )
@@ -225,9 +175,9 @@ async def _allowed(update: Update, context: ConciergeContext) -> bool:
     logger.info("user %s may not assign tasks: %s", context.user_id, refusal)
     text = context.t(REFUSAL_MESSAGES[refusal])
     if update.callback_query is not None:
-        await _notice(update, text)
+        await flowkit.notice(update, text)
     else:
-        await common.say(update, text)
+        await flowkit.say(update, text)
     return False
 
 
@@ -243,11 +193,9 @@ async def _send_workers(
     except ApiError as error:
         return await _failed(update, context, error, State.WORKER)
     first, last, draft.page = page_bounds(len(workers), draft.page)
-    rows = [[_button(context, worker_label(w), "w", w.worker_id)] for w in workers[first:last]]
-    nav = _nav(context, draft.page, len(workers), "wpage")
-    if nav:
-        rows.append(nav)
-    await common.save_draft(context, JOB, draft)
+    rows = [[flowkit.button(JOB, worker_label(w), "w", w.worker_id)] for w in workers[first:last]]
+    rows += flowkit.pager(JOB, context, draft.page, _pages(len(workers)), "wpage")
+    await flowkit.save_draft(context, JOB, draft)
     text = (
         context.t("Who should do the work?")
         if workers
@@ -255,14 +203,13 @@ async def _send_workers(
     )
     if draft.repair is not None:
         text = _from_repair(context, draft.repair) + "\n" + text
-    await _show(update, text, common.with_cancel(rows, JOB, context), anew=anew)
+    await flowkit.show(update, text, flowkit.keyboard(rows, JOB, context), in_place=not anew)
     return State.WORKER
 
 
 async def start_assign(update: Update, context: ConciergeContext) -> State | int:
     """Starts a new task: asks which worker."""
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
     return await _send_workers(update, context, AssignDraft())
@@ -271,8 +218,7 @@ async def start_assign(update: Update, context: ConciergeContext) -> State | int
 async def start_from_repair(update: Update, context: ConciergeContext) -> State | int:
     """A new-repair alert's "Assign a task": the repair's flat already chosen as the room (when
     it is mapped to one), its description the task's text; asks which worker."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     if not await _allowed(update, context):
         return ConversationHandler.END
     key = press.arg if press is not None else ""
@@ -280,13 +226,15 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
         repair = find(await context.services.project_desk.repairs(), key)
         rooms = {room.room_id for room in await context.services.task_board.rooms()}
     except ApiError as error:
-        await _notice(update, board_failure(context, error))
+        await flowkit.notice(update, board_failure(context, error))
         return ConversationHandler.END
     if repair is None:
         logger.info("user %s pressed a repair not in the list", context.user_id)
-        await _notice(update, context.t("Sorry, that repair is not in the list (any more)."))
+        await flowkit.notice(
+            update, context.t("Sorry, that repair is not in the list (any more).")
+        )
         return ConversationHandler.END
-    await common.answer_press(update)
+    await flowkit.answer(update)
     room = context.services.settings.tuya_room_of_residence.get(repair.residence_id)
     draft = AssignDraft(
         repair=FromRepair(
@@ -302,41 +250,42 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
     return await _send_workers(update, context, draft, anew=True)
 
 
-async def choose_worker(update: Update, context: ConciergeContext) -> State | int:
-    """Takes the worker (checked against the worker list), then asks for the rooms."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    if press is None:
-        return await _stale(update, context, State.WORKER)
+async def show_workers(update: Update, context: ConciergeContext) -> State:
+    """Retry: the workers again."""
+    await flowkit.answer(update)
+    return await _send_workers(update, context, await _draft(context))
+
+
+async def turn_workers(update: Update, context: ConciergeContext) -> State:
+    """Previous or Next: that page of workers."""
+    await flowkit.answer(update)
     draft = await _draft(context)
-    match press.action:
-        case "retry":
-            await common.answer_press(update)
-            return await _send_workers(update, context, draft)
-        case "wpage" if press.arg.isdigit():
-            await common.answer_press(update)
-            draft.page = int(press.arg)
-            return await _send_workers(update, context, draft)
-        case "w" if press.arg:
-            try:
-                workers = await context.services.task_board.workers()
-            except ApiError as error:
-                await _notice(update, board_failure(context, error))
-                return State.WORKER
-            worker = next((w for w in workers if w.worker_id == press.arg), None)
-            if worker is None:
-                logger.info("user %s pressed a worker not in the list", context.user_id)
-                await _notice(update, context.t("That worker is not in the list (any more)."))
-                return State.WORKER
-            await common.answer_press(update)
-            draft = AssignDraft(
-                repair=draft.repair,
-                worker_id=worker.worker_id,
-                worker_name=worker_label(worker),
-                room_ids=draft.room_ids,
-            )
-            return await _send_rooms(update, context, draft)
-    return await _stale(update, context, State.WORKER)
+    draft.page = int(flowkit.arg(update, JOB))
+    return await _send_workers(update, context, draft)
+
+
+async def choose_worker(update: Update, context: ConciergeContext) -> State:
+    """Takes the worker (checked against the worker list), then asks for the rooms."""
+    draft = await _draft(context)
+    worker_id = flowkit.arg(update, JOB)
+    try:
+        workers = await context.services.task_board.workers()
+    except ApiError as error:
+        await flowkit.notice(update, board_failure(context, error))
+        return State.WORKER
+    worker = next((w for w in workers if w.worker_id == worker_id), None)
+    if worker is None:
+        logger.info("user %s pressed a worker not in the list", context.user_id)
+        await flowkit.notice(update, context.t("That worker is not in the list (any more)."))
+        return State.WORKER
+    await flowkit.answer(update)
+    draft = AssignDraft(
+        repair=draft.repair,
+        worker_id=worker.worker_id,
+        worker_name=worker_label(worker),
+        room_ids=draft.room_ids,
+    )
+    return await _send_rooms(update, context, draft)
 
 
 # ---- rooms -----------------------------------------------------------------------------------
@@ -358,8 +307,8 @@ async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDr
     first, last, draft.page = page_bounds(len(rooms), draft.page)
     rows = [
         [
-            _button(
-                context,
+            flowkit.button(
+                JOB,
                 ("☑ " if r.room_id in draft.room_ids else "☐ ") + (r.room_name or r.room_id),
                 "r",
                 r.room_id,
@@ -367,68 +316,90 @@ async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDr
         ]
         for r in rooms[first:last]
     ]
-    nav = _nav(context, draft.page, len(rooms), "rpage")
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, draft.page, _pages(len(rooms)), "rpage")
     rows.append(
         [
-            _button(context, context.t("◀ Another worker"), "rback"),
-            _button(
-                context, context.t("Next: devices ({count})", count=len(draft.room_ids)), "rdone"
+            flowkit.button(JOB, context.t("◀ Another worker"), "rback"),
+            flowkit.button(
+                JOB, context.t("Next: devices ({count})", count=len(draft.room_ids)), "rdone"
             ),
         ]
     )
-    await common.save_draft(context, JOB, draft)
-    await _show(
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.show(
         update,
         context.t(
             "Task for {worker}. Which rooms? Tap to pick one or more, then Next.",
             worker=draft.worker_name,
         ),
-        common.with_cancel(rows, JOB, context),
+        flowkit.keyboard(rows, JOB, context),
     )
     return State.ROOMS
 
 
-async def press_in_rooms(update: Update, context: ConciergeContext) -> State | int:
-    """Toggles a room, turns a page, goes back to the workers or on to the devices."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+async def _with_worker(context: ConciergeContext) -> AssignDraft | None:
+    """The draft, once a worker is chosen (a press from before that is stale)."""
     draft = await _draft(context)
-    if press is None or draft.worker_id is None:
-        return await _stale(update, context, State.ROOMS)
-    match press.action:
-        case "retry":
-            await common.answer_press(update)
-            return await _send_rooms(update, context, draft)
-        case "rpage" if press.arg.isdigit():
-            await common.answer_press(update)
-            draft.page = int(press.arg)
-            return await _send_rooms(update, context, draft)
-        case "rback":
-            await common.answer_press(update)
-            return await _send_workers(update, context, AssignDraft(repair=draft.repair))
-        case "r" if press.arg:
-            rooms = await _rooms(update, context, State.ROOMS)
-            if rooms is None:
-                return State.ROOMS
-            order = [r.room_id for r in rooms]
-            if press.arg not in order:
-                logger.info("user %s pressed a room not in the list", context.user_id)
-                await _notice(update, context.t("That room is not in the list (any more)."))
-                return State.ROOMS
-            await common.answer_press(update)
-            draft.room_ids = in_list_order(toggled(draft.room_ids, press.arg), order)
-            return await _send_rooms(update, context, draft)
-        case "rdone":
-            if not draft.room_ids:
-                await _notice(update, context.t("Please pick at least one room first."))
-                return State.ROOMS
-            await common.answer_press(update)
-            draft.room_index = 0
-            draft.devices = {r: draft.devices.get(r, []) for r in draft.room_ids}
-            return await _send_devices(update, context, draft)
-    return await _stale(update, context, State.ROOMS)
+    return draft if draft.worker_id is not None else None
+
+
+async def show_rooms(update: Update, context: ConciergeContext) -> State:
+    """Retry: the rooms again."""
+    draft = await _with_worker(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.ROOMS)
+    await flowkit.answer(update)
+    return await _send_rooms(update, context, draft)
+
+
+async def turn_rooms(update: Update, context: ConciergeContext) -> State:
+    """Previous or Next: that page of rooms."""
+    draft = await _with_worker(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.ROOMS)
+    await flowkit.answer(update)
+    draft.page = int(flowkit.arg(update, JOB))
+    return await _send_rooms(update, context, draft)
+
+
+async def back_to_workers(update: Update, context: ConciergeContext) -> State:
+    """Another worker: the workers again, the rooms forgotten."""
+    draft = await _draft(context)
+    await flowkit.answer(update)
+    return await _send_workers(update, context, AssignDraft(repair=draft.repair))
+
+
+async def toggle_room(update: Update, context: ConciergeContext) -> State:
+    """A room: picked, or no longer (checked against the room list)."""
+    draft = await _with_worker(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.ROOMS)
+    room_id = flowkit.arg(update, JOB)
+    rooms = await _rooms(update, context, State.ROOMS)
+    if rooms is None:
+        return State.ROOMS
+    order = [r.room_id for r in rooms]
+    if room_id not in order:
+        logger.info("user %s pressed a room not in the list", context.user_id)
+        await flowkit.notice(update, context.t("That room is not in the list (any more)."))
+        return State.ROOMS
+    await flowkit.answer(update)
+    draft.room_ids = in_list_order(toggled(draft.room_ids, room_id), order)
+    return await _send_rooms(update, context, draft)
+
+
+async def finish_rooms(update: Update, context: ConciergeContext) -> State:
+    """Next: the devices of the first picked room."""
+    draft = await _with_worker(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.ROOMS)
+    if not draft.room_ids:
+        await flowkit.notice(update, context.t("Please pick at least one room first."))
+        return State.ROOMS
+    await flowkit.answer(update)
+    draft.room_index = 0
+    draft.devices = {r: draft.devices.get(r, []) for r in draft.room_ids}
+    return await _send_devices(update, context, draft)
 
 
 # ---- devices ---------------------------------------------------------------------------------
@@ -459,8 +430,8 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
     chosen = draft.devices.get(room_id, [])
     rows = [
         [
-            _button(
-                context,
+            flowkit.button(
+                JOB,
                 ("☑ " if d.device_id in chosen else "☐ ") + (d.name or d.device_id),
                 "d",
                 d.device_id,
@@ -470,11 +441,11 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
     ]
     rows.append(
         [
-            _button(context, context.t("◀ Back"), "dback"),
-            _button(context, context.t("Done with this room"), "ddone"),
+            flowkit.button(JOB, context.t("◀ Back"), "dback"),
+            flowkit.button(JOB, context.t("Done with this room"), "ddone"),
         ]
     )
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     if devices:
         text = context.t(
             "Room {number} of {count}: {room}. Which devices should {worker} look at?",
@@ -491,52 +462,76 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
             count=len(draft.room_ids),
             room=await _room_name(context, room_id),
         )
-    await _show(update, text, common.with_cancel(rows, JOB, context))
+    await flowkit.show(update, text, flowkit.keyboard(rows, JOB, context))
     return State.DEVICES
 
 
-async def press_in_devices(update: Update, context: ConciergeContext) -> State | int:
-    """Toggles a device of the current room, or moves to the next room or the summary."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    draft = await _draft(context)
-    if press is None or draft.worker_id is None or draft.room_index >= len(draft.room_ids):
-        return await _stale(update, context, State.DEVICES)
-    room_id = draft.room_ids[draft.room_index]
-    match press.action:
-        case "retry":
-            await common.answer_press(update)
-            return await _send_devices(update, context, draft)
-        case "d" if press.arg:
-            devices = await _devices(update, context, room_id)
-            if devices is None:
-                return State.DEVICES
-            order = [d.device_id for d in devices]
-            if press.arg not in order:
-                logger.info("user %s pressed a device not in the room", context.user_id)
-                await _notice(update, context.t("That device is not in this room (any more)."))
-                return State.DEVICES
-            await common.answer_press(update)
-            chosen = toggled(draft.devices.get(room_id, []), press.arg)
-            draft.devices[room_id] = in_list_order(chosen, order)
-            return await _send_devices(update, context, draft)
-        case "ddone":
-            if not draft.devices.get(room_id):
-                await _notice(update, context.t("Please pick at least one device in this room."))
-                return State.DEVICES
-            await common.answer_press(update)
-            if draft.room_index + 1 < len(draft.room_ids):
-                draft.room_index += 1
-                return await _send_devices(update, context, draft)
-            return await _send_summary(update, context, draft)
-        case "dback":
-            await common.answer_press(update)
-            if draft.room_index > 0:
-                draft.room_index -= 1
-                return await _send_devices(update, context, draft)
-            draft.page = 0
-            return await _send_rooms(update, context, draft)
-    return await _stale(update, context, State.DEVICES)
+async def _in_room(context: ConciergeContext) -> tuple[AssignDraft, str] | None:
+    """The draft and the room whose devices are being picked (None: a stale press)."""
+    draft = await _with_worker(context)
+    if draft is None or draft.room_index >= len(draft.room_ids):
+        return None
+    return draft, draft.room_ids[draft.room_index]
+
+
+async def show_devices(update: Update, context: ConciergeContext) -> State:
+    """Retry: the room's devices again."""
+    found = await _in_room(context)
+    if found is None:
+        return await flowkit.stale(update, context, State.DEVICES)
+    await flowkit.answer(update)
+    return await _send_devices(update, context, found[0])
+
+
+async def toggle_device(update: Update, context: ConciergeContext) -> State:
+    """A device of the room: picked, or no longer (checked against the room's devices)."""
+    found = await _in_room(context)
+    if found is None:
+        return await flowkit.stale(update, context, State.DEVICES)
+    draft, room_id = found
+    device_id = flowkit.arg(update, JOB)
+    devices = await _devices(update, context, room_id)
+    if devices is None:
+        return State.DEVICES
+    order = [d.device_id for d in devices]
+    if device_id not in order:
+        logger.info("user %s pressed a device not in the room", context.user_id)
+        await flowkit.notice(update, context.t("That device is not in this room (any more)."))
+        return State.DEVICES
+    await flowkit.answer(update)
+    chosen = toggled(draft.devices.get(room_id, []), device_id)
+    draft.devices[room_id] = in_list_order(chosen, order)
+    return await _send_devices(update, context, draft)
+
+
+async def finish_room(update: Update, context: ConciergeContext) -> State:
+    """Next: the next picked room's devices, or the summary after the last."""
+    found = await _in_room(context)
+    if found is None:
+        return await flowkit.stale(update, context, State.DEVICES)
+    draft, room_id = found
+    if not draft.devices.get(room_id):
+        await flowkit.notice(update, context.t("Please pick at least one device in this room."))
+        return State.DEVICES
+    await flowkit.answer(update)
+    if draft.room_index + 1 < len(draft.room_ids):
+        draft.room_index += 1
+        return await _send_devices(update, context, draft)
+    return await _send_summary(update, context, draft)
+
+
+async def back_a_room(update: Update, context: ConciergeContext) -> State:
+    """Back: the previous room's devices, or the rooms from the first."""
+    found = await _in_room(context)
+    if found is None:
+        return await flowkit.stale(update, context, State.DEVICES)
+    draft, _ = found
+    await flowkit.answer(update)
+    if draft.room_index > 0:
+        draft.room_index -= 1
+        return await _send_devices(update, context, draft)
+    draft.page = 0
+    return await _send_rooms(update, context, draft)
 
 
 # ---- summary and creation --------------------------------------------------------------------
@@ -558,38 +553,45 @@ async def _places(context: ConciergeContext, draft: AssignDraft) -> list[tuple[s
 
 
 async def _send_summary(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     lines = [context.t("New task for {worker}:", worker=draft.worker_name)]
     lines += places_lines(await _places(context, draft))
     if draft.repair is not None:
         lines.append(_from_repair(context, draft.repair))
     rows = [
         [
-            _button(context, context.t("✅ Create the task"), "create"),
-            _button(context, context.t("✏ Change the rooms"), "change"),
+            flowkit.button(JOB, context.t("✅ Create the task"), "create"),
+            flowkit.button(JOB, context.t("✏ Change the rooms"), "change"),
         ]
     ]
-    await _show(update, "\n".join(lines), common.with_cancel(rows, JOB, context))
+    await flowkit.show(update, "\n".join(lines), flowkit.keyboard(rows, JOB, context))
     return State.CONFIRM
 
 
-async def press_in_summary(update: Update, context: ConciergeContext) -> State | int:
-    """Creates the task, or goes back to change the rooms."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    draft = await _draft(context)
-    if press is None or draft.worker_id is None or not relations_of(draft):
-        return await _stale(update, context, State.CONFIRM)
-    if press.action == "change":
-        await common.answer_press(update)
-        draft.page = 0
-        return await _send_rooms(update, context, draft)
-    if press.action != "create":
-        return await _stale(update, context, State.CONFIRM)
+async def _complete(context: ConciergeContext) -> AssignDraft | None:
+    """The draft, once it has a worker and its places (None: a stale press)."""
+    draft = await _with_worker(context)
+    return draft if draft is not None and relations_of(draft) else None
+
+
+async def change_rooms(update: Update, context: ConciergeContext) -> State:
+    """Change the rooms: back to them, from the first page."""
+    draft = await _complete(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.CONFIRM)
+    await flowkit.answer(update)
+    draft.page = 0
+    return await _send_rooms(update, context, draft)
+
+
+async def create(update: Update, context: ConciergeContext) -> State | int:
+    """Create (or Try again): the task is created."""
+    draft = await _complete(context)
+    if draft is None:
+        return await flowkit.stale(update, context, State.CONFIRM)
     if not await _allowed(update, context):
         return State.CONFIRM
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     return await _create(update, context, draft)
 
 
@@ -612,7 +614,7 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
     )
     if outcome.result is Result.REFUSED:
         # Nothing was created: the draft comes back, to try again or change the rooms.
-        await common.save_draft(context, JOB, draft)
+        await flowkit.save_draft(context, JOB, draft)
         if isinstance(outcome.error, InvalidRequest):
             logger.info("tuya refused a new task: %s", outcome.error.message)
             text = context.t(
@@ -623,20 +625,12 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
         else:
             text = common.write_refused(context, outcome)
         return await _try_again(update, context, text)
-    if outcome.result is Result.KEPT:
-        await common.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "The task system is not answering right now. The new task is kept and will be "
-                "created as soon as it answers (or found, if it was created meanwhile); you "
-                "will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await common.say(update, common.write_unknown(context))
+    kept = N_(
+        "The task system is not answering right now. The new task is kept and will be "
+        "created as soon as it answers (or found, if it was created meanwhile); you "
+        "will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     return await _created(update, context, draft, outcome, places)
 
@@ -644,11 +638,11 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
 async def _try_again(update: Update, context: ConciergeContext, text: str) -> State:
     rows = [
         [
-            _button(context, context.t("🔁 Try again"), "create"),
-            _button(context, context.t("✏ Change the rooms"), "change"),
+            flowkit.button(JOB, context.t("🔁 Try again"), "create"),
+            flowkit.button(JOB, context.t("✏ Change the rooms"), "change"),
         ]
     ]
-    await common.say(update, text, common.with_cancel(rows, JOB, context))
+    await flowkit.say(update, text, flowkit.keyboard(rows, JOB, context))
     return State.CONFIRM
 
 
@@ -660,10 +654,10 @@ async def _created(
     places: list[tuple[str, list[str]]],
 ) -> int:
     """Tells the manager whether the worker heard of it (the alert goes out with the write's
-    outcome, bot.alerts), and ends."""
+    outcome, bot.alert_watcher), and ends."""
     assert draft.worker_id is not None
     task_id = outcome.record_id or "?"
-    told = bool(await context.services.accounts.telegram_ids_of_worker(draft.worker_id))
+    told = bool(await context.services.directory.telegram_ids_of_worker(draft.worker_id))
     lines = [context.t("✅ Task {task_id} is created.", task_id=task_id), *places_lines(places)]
     if told:
         lines.append(context.t("{worker} is told here.", worker=draft.worker_name))
@@ -674,73 +668,47 @@ async def _created(
                 worker=draft.worker_name,
             )
         )
-    await common.say(update, "\n".join(lines))
+    await flowkit.say(update, "\n".join(lines))
     return ConversationHandler.END
 
 
 # ---- the rest --------------------------------------------------------------------------------
 
 
-async def _stale(update: Update, context: ConciergeContext, state: State) -> State:
-    """A press this step does not expect (an old or forged button): a notice, same step."""
-    logger.info("stale assign button pressed by user %s", context.user_id)
-    await _notice(update, context.t("This button is no longer active."))
-    return state
-
-
-async def receive_other(update: Update, context: ConciergeContext) -> None:
-    """Typing where buttons are expected: a hint, same step."""
-    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
-
-
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """Leaves without creating anything."""
-    return await common.cancel(update, context, JOB)
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Says the conversation ended for silence."""
-    await common.timed_out(update, context, command="/assign")
-
-
-def _step(
-    handler: Any,
-) -> list[BaseHandler[Any, ConciergeContext, Any]]:
-    # The Cancel button comes before the step's catch-all for this job's presses.
-    return [
-        CallbackQueryHandler(cancel, pattern=rf"^{callbacks.build(JOB, 'cancel')}$"),
-        CallbackQueryHandler(handler, pattern=callbacks.pattern(JOB)),
-        MessageHandler(~filters.COMMAND, receive_other),
-    ]
-
-
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
-    """/assign and the menu's "Assign a task"."""
-    # Only buttons move this flow on; PTB's per_message warning is about typed steps, which
-    # get a hint here rather than a transition.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return Flow(
-            aside=N_("The new task was not created (/assign to start again)."),
-            entry_points=[
-                CommandHandler("assign", start_assign),
-                CallbackQueryHandler(start_assign, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-                CallbackQueryHandler(
-                    start_from_repair, pattern=rf"^{callbacks.VERSION}:{JOB}:repair:"
-                ),
+    """/assign and the menu's "Assign a task"; only buttons move it on."""
+
+    def on(
+        action: str, handler: flowkit.Callback
+    ) -> CallbackQueryHandler[ConciergeContext, object]:
+        return CallbackQueryHandler(handler, pattern=flowkit.on(JOB, action))
+
+    return flowkit.build(
+        job=JOB,
+        command="assign",
+        start=start_assign,
+        aside=N_("The new task was not created (/assign to start again)."),
+        entry_points=[CallbackQueryHandler(start_from_repair, pattern=_FROM_REPAIR)],
+        states={
+            State.WORKER: [
+                on("retry", show_workers),
+                on(r"wpage:\d+", turn_workers),
+                on("w:.+", choose_worker),
             ],
-            states={
-                State.WORKER: _step(choose_worker),
-                State.ROOMS: _step(press_in_rooms),
-                State.DEVICES: _step(press_in_devices),
-                State.CONFIRM: _step(press_in_summary),
-                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
-            },
-            fallbacks=[CommandHandler("cancel", cancel)],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=True,
-        )
+            State.ROOMS: [
+                on("retry", show_rooms),
+                on(r"rpage:\d+", turn_rooms),
+                on("rback", back_to_workers),
+                on("r:.+", toggle_room),
+                on("rdone", finish_rooms),
+            ],
+            State.DEVICES: [
+                on("retry", show_devices),
+                on("d:.+", toggle_device),
+                on("ddone", finish_room),
+                on("dback", back_a_room),
+            ],
+            State.CONFIRM: [on("change", change_rooms), on("create", create)],
+        },
+        timeout=timeout,
+    )

@@ -21,48 +21,42 @@ that id.
 from __future__ import annotations
 
 import logging
-import warnings
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.akubela_models import Amenity, BookingState, BookingTimeList
 from api.errors import ApiError, InvalidRequest
-from conversations import callbacks, common, datetext, freetext, slots
+from conversations import callbacks, common, datetext, flowkit, freetext, keys, slots
 from conversations.booking_request import AmenityNames, Part, parse_booking_request, take_duration
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, booking_details, send_booking
-from conversations.oneflow import Flow
 from conversations.ports import ResidentDesk
+from conversations.rules import BOOKING_MAX_LEAD, BOOKING_MAX_MINUTES
 from conversations.timewindow import TimeWindow, describe_day, describe_window
 from conversations.writes import BookingCreate, Result
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "book"
+JOB: Final = keys.BOOK
 # Akubela's amenity list says nothing about how long a booking may last, so every amenity gets
 # this ceiling (the longest the demo community allows for most amenities); Akubela still
 # refuses a longer booking for an amenity with a lower limit, and the resident is told why.
-DEFAULT_MAX_MINUTES: Final = 120
 STARTS_PER_ROW: Final = 4
 NEAREST: Final = 4
 LOOKAHEAD_DAYS: Final = 7
-MAX_LEAD: Final = timedelta(days=90)
 _AT_FORMAT: Final = "%Y%m%dT%H%M"
 
 
@@ -121,8 +115,8 @@ def same_moment(a: datetime, b: datetime) -> bool:
 
 
 def bookable_day(day: date, today: date) -> bool:
-    """A date the resident may pick: today or later, within `MAX_LEAD`."""
-    return today <= day <= today + MAX_LEAD
+    """A date the resident may pick: today or later, within `BOOKING_MAX_LEAD`."""
+    return today <= day <= today + BOOKING_MAX_LEAD
 
 
 def typed_start(text: str, day: date, zone: ZoneInfo) -> datetime | str | None:
@@ -146,31 +140,22 @@ def _today(context: ConciergeContext) -> date:
     return context.services.clock().astimezone(context.zone).date()
 
 
-def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
 async def _draft(context: ConciergeContext) -> BookDraft:
-    return await common.load_draft(context, JOB, BookDraft) or BookDraft()
+    return await flowkit.load_draft(context, JOB, BookDraft) or BookDraft()
 
 
 async def _desk(update: Update, context: ConciergeContext) -> ResidentDesk | None:
     return await common.resident_desk(update, context, resume=JOB)
 
 
-async def _notice(update: Update, text: str) -> None:
-    if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
-
-
 async def _failed_read(
     update: Update, context: ConciergeContext, error: ApiError, state: State
 ) -> State:
     """Akubela failed a read: say so in words and offer Retry, same step."""
-    await common.answer_press(update)
-    rows = [[_button(context.t("🔄 Retry"), "retry")]]
-    await common.say(
-        update, common.vendor_failure(context, error), common.with_cancel(rows, JOB, context)
+    await flowkit.answer(update)
+    rows = [[flowkit.button(JOB, context.t("🔄 Retry"), "retry")]]
+    await flowkit.say(
+        update, common.vendor_failure(context, error), flowkit.keyboard(rows, JOB, context)
     )
     return state
 
@@ -224,7 +209,7 @@ async def advance(
         return await _ask_date(update, context, draft, note)
     times = await _times(update, context, desk, draft.amenity_id, draft.day)
     if isinstance(times, ApiError):
-        await common.save_draft(context, JOB, draft)
+        await flowkit.save_draft(context, JOB, draft)
         return await _failed_read(update, context, times, State.START)
     starts = _starts(context, times, draft.day)
     if not starts:
@@ -252,7 +237,7 @@ async def advance(
         draft.day,
         context.zone,
         now=context.services.clock(),
-        max_minutes=DEFAULT_MAX_MINUTES,
+        max_minutes=BOOKING_MAX_MINUTES,
     )
     if draft.duration_minutes not in durations:
         if draft.duration_minutes is not None:
@@ -304,11 +289,11 @@ async def _ask_amenity(
 ) -> State:
     amenities = await _amenities(update, context, desk)
     if isinstance(amenities, ApiError):
-        await common.save_draft(context, JOB, draft)
+        await flowkit.save_draft(context, JOB, draft)
         return await _failed_read(update, context, amenities, State.AMENITY)
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     if not amenities:
-        await common.say(update, _join(note, context.t("There is no amenity to book here.")))
+        await flowkit.say(update, _join(note, context.t("There is no amenity to book here.")))
         return State.AMENITY
     lang = context.lang
     lines = [context.t("Which amenity would you like to book?")]
@@ -316,26 +301,29 @@ async def _ask_amenity(
     for amenity in amenities:
         name = amenity_label(amenity.amenity_name, lang)
         lines.append(f"• {name}: {amenity.amenity_description}".rstrip(": "))
-        row = [_button(name, "am", amenity.amenity_id)]
+        row = [flowkit.button(JOB, name, "am", amenity.amenity_id)]
         if amenity.amenity_picture_url:
-            row.append(_button(context.t("🖼 Picture"), "pic", amenity.amenity_id))
+            row.append(flowkit.button(JOB, context.t("🖼 Picture"), "pic", amenity.amenity_id))
         rows.append(row)
-    await common.say(update, _join(note, "\n".join(lines)), common.with_cancel(rows, JOB, context))
+    await flowkit.say(update, _join(note, "\n".join(lines)), flowkit.keyboard(rows, JOB, context))
     return State.AMENITY
 
 
 async def _ask_date(
     update: Update, context: ConciergeContext, draft: BookDraft, note: str
 ) -> State:
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     today = _today(context)
     days = slots.next_dates(today)
-    rows = [[_button(describe_day(d, context.lang, today), "day", d.isoformat())] for d in days]
+    rows = [
+        [flowkit.button(JOB, describe_day(d, context.lang, today), "day", d.isoformat())]
+        for d in days
+    ]
     text = context.t(
         '{amenity}: which day? Tap one, or write a date such as "next friday" or "12/25".',
         amenity=draft.amenity_name,
     )
-    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    await flowkit.say(update, _join(note, text), flowkit.keyboard(rows, JOB, context))
     return State.DATE
 
 
@@ -347,7 +335,7 @@ async def _no_free_time(
     assert draft.amenity_id is not None
     full_day = draft.day
     draft.day, draft.start, draft.duration_minutes = None, None, None
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     today = _today(context)
     offered: list[date] = []
     for offset in range(1, LOOKAHEAD_DAYS + 1):
@@ -368,8 +356,11 @@ async def _no_free_time(
         text += "\n" + context.t("These days have free time; or write another date:")
     else:
         text += "\n" + context.t("Please write another date.")
-    rows = [[_button(describe_day(d, context.lang, today), "day", d.isoformat())] for d in offered]
-    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    rows = [
+        [flowkit.button(JOB, describe_day(d, context.lang, today), "day", d.isoformat())]
+        for d in offered
+    ]
+    await flowkit.say(update, _join(note, text), flowkit.keyboard(rows, JOB, context))
     return State.DATE
 
 
@@ -383,31 +374,35 @@ async def _ask_start(
     full: bool = True,
 ) -> State:
     assert draft.day is not None
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     zone = context.zone
-    buttons = [_button(s.astimezone(zone).strftime("%H:%M"), "at", at_arg(s)) for s in starts]
+    buttons = [
+        flowkit.button(JOB, s.astimezone(zone).strftime("%H:%M"), "at", at_arg(s)) for s in starts
+    ]
     rows = [buttons[i : i + STARTS_PER_ROW] for i in range(0, len(buttons), STARTS_PER_ROW)]
     if not full:
-        rows.append([_button(context.t("🕒 All free times"), "times")])
-    rows.append([_button(context.t("📅 Another day"), "otherday")])
+        rows.append([flowkit.button(JOB, context.t("🕒 All free times"), "times")])
+    rows.append([flowkit.button(JOB, context.t("📅 Another day"), "otherday")])
     text = context.t(
         '{amenity}, {day}: when would you like to start? Tap a time or write one, e.g. "7pm".',
         amenity=draft.amenity_name,
         day=describe_day(draft.day, context.lang, _today(context)),
     )
-    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    await flowkit.say(update, _join(note, text), flowkit.keyboard(rows, JOB, context))
     return State.START
 
 
 async def _ask_duration(
     update: Update, context: ConciergeContext, draft: BookDraft, durations: list[int], note: str
 ) -> State:
-    await common.save_draft(context, JOB, draft)
-    buttons = [_button(duration_words(m, context.lang), "dur", str(m)) for m in durations]
+    await flowkit.save_draft(context, JOB, draft)
+    buttons = [
+        flowkit.button(JOB, duration_words(m, context.lang), "dur", str(m)) for m in durations
+    ]
     rows = [buttons[i : i + STARTS_PER_ROW] for i in range(0, len(buttons), STARTS_PER_ROW)]
-    rows.append([_button(context.t("🕒 Another time"), "times")])
+    rows.append([flowkit.button(JOB, context.t("🕒 Another time"), "times")])
     text = context.t("For how long?")
-    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    await flowkit.say(update, _join(note, text), flowkit.keyboard(rows, JOB, context))
     return State.DURATION
 
 
@@ -430,15 +425,15 @@ async def _show_summary(
 ) -> State:
     if draft.command_id is None:
         draft.command_id = common.new_command_id()
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     text = summary_text(draft, context.lang, context.zone, context.services.clock())
     rows = [
         [
-            _button(context.t("✅ Confirm"), "confirm"),
-            _button(context.t("🕒 Change the time"), "times"),
+            flowkit.button(JOB, context.t("✅ Confirm"), "confirm"),
+            flowkit.button(JOB, context.t("🕒 Change the time"), "times"),
         ]
     ]
-    await common.say(update, _join(note, text), common.with_cancel(rows, JOB, context))
+    await flowkit.say(update, _join(note, text), flowkit.keyboard(rows, JOB, context))
     return State.CONFIRM
 
 
@@ -447,8 +442,7 @@ async def _show_summary(
 
 async def start_booking(update: Update, context: ConciergeContext) -> State | int:
     """Starts afresh from a one-message request, or picks up the kept draft."""
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
@@ -478,7 +472,7 @@ async def _from_request(
     """Fills the draft with what a typed request says; asks about unclear parts."""
     amenities = await _amenities(update, context, desk)
     if isinstance(amenities, ApiError):
-        await common.save_draft(context, JOB, draft)
+        await flowkit.save_draft(context, JOB, draft)
         return await _failed_read(update, context, amenities, State.AMENITY)
     now, zone = context.services.clock(), context.zone
     request = parse_booking_request(text, [AmenityNames.of(a) for a in amenities], now, zone)
@@ -526,8 +520,7 @@ def _choose_amenity(draft: BookDraft, amenity: Amenity, lang: str) -> None:
 
 
 def _press_arg(update: Update) -> str:
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     return press.arg if press is not None else ""
 
 
@@ -541,10 +534,9 @@ async def choose_amenity(update: Update, context: ConciergeContext) -> State | i
         return await _failed_read(update, context, amenities, State.AMENITY)
     found = next((a for a in amenities if a.amenity_id == _press_arg(update)), None)
     if found is None:
-        await _notice(update, context.t("That amenity is not offered to you (any more)."))
+        await flowkit.notice(update, context.t("That amenity is not offered to you (any more)."))
         return State.AMENITY
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     _choose_amenity(draft, found, context.lang)
     return await advance(update, context, desk, draft)
@@ -560,17 +552,17 @@ async def show_picture(update: Update, context: ConciergeContext) -> State | int
         return await _failed_read(update, context, amenities, State.AMENITY)
     found = next((a for a in amenities if a.amenity_id == _press_arg(update)), None)
     if found is None or not found.amenity_picture_url:
-        await _notice(update, context.t("That amenity is not offered to you (any more)."))
+        await flowkit.notice(update, context.t("That amenity is not offered to you (any more)."))
         return State.AMENITY
     try:
         picture = await desk.download(found.amenity_picture_url)
     except ApiError:
-        await _notice(update, context.t("The picture could not be loaded just now."))
+        await flowkit.notice(update, context.t("The picture could not be loaded just now."))
         return State.AMENITY
-    await common.answer_press(update)
+    await flowkit.answer(update)
     name = amenity_label(found.amenity_name, context.lang)
     markup = InlineKeyboardMarkup(
-        [[_button(context.t("Book {amenity}", amenity=name), "am", found.amenity_id)]]
+        [[flowkit.button(JOB, context.t("Book {amenity}", amenity=name), "am", found.amenity_id)]]
     )
     chat = update.effective_chat
     if chat is not None:
@@ -600,13 +592,14 @@ async def choose_date(update: Update, context: ConciergeContext) -> State | int 
     try:
         day = date.fromisoformat(_press_arg(update))
     except ValueError:
-        await press_stale(update, context)
+        await flowkit.stale(update, context, None)
         return None
     if not bookable_day(day, _today(context)):
-        await _notice(update, context.t("That day can no longer be booked; please pick another."))
+        await flowkit.notice(
+            update, context.t("That day can no longer be booked; please pick another.")
+        )
         return State.DATE
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     if draft.day != day:
         draft.start, draft.duration_minutes = None, None
@@ -623,10 +616,15 @@ async def receive_date_text(update: Update, context: ConciergeContext) -> State 
     draft = await _draft(context)
     found = slots.parse_date(message.text, context.services.clock(), context.zone)
     if isinstance(found, slots.DateRefusal):
-        await common.say(update, found.message(context.lang))
+        await flowkit.say(update, found.message(context.lang))
         return State.DATE
     if not bookable_day(found, _today(context)):
-        await common.say(update, context.t("Please choose a date within the next 90 days."))
+        await flowkit.say(
+            update,
+            context.t(
+                "Please choose a date within the next {days} days.", days=BOOKING_MAX_LEAD.days
+            ),
+        )
         return State.DATE
     if draft.day != found:
         draft.start, draft.duration_minutes = None, None
@@ -641,10 +639,9 @@ async def choose_start(update: Update, context: ConciergeContext) -> State | int
         return ConversationHandler.END
     start = from_at_arg(_press_arg(update))
     if start is None:
-        await press_stale(update, context)
+        await flowkit.stale(update, context, None)
         return None
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.start, draft.duration_minutes = start.astimezone(context.zone), None
     draft.day = draft.day or draft.start.date()
@@ -662,10 +659,10 @@ async def receive_start_text(update: Update, context: ConciergeContext) -> State
         return await advance(update, context, desk, draft)
     found = typed_start(message.text, draft.day, context.zone)
     if found == "unsure":
-        await common.say(update, context.t('Please add am or pm (e.g. "7pm"), or tap a time.'))
+        await flowkit.say(update, context.t('Please add am or pm (e.g. "7pm"), or tap a time.'))
         return State.START
     if not isinstance(found, datetime):
-        await common.say(
+        await flowkit.say(
             update, context.t('I could not read a time from that; try e.g. "7pm" or "19:30".')
         )
         return State.START
@@ -680,10 +677,9 @@ async def choose_duration(update: Update, context: ConciergeContext) -> State | 
         return ConversationHandler.END
     arg = _press_arg(update)
     if not arg.isdigit():
-        await press_stale(update, context)
+        await flowkit.stale(update, context, None)
         return None
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.duration_minutes = int(arg)
     return await advance(update, context, desk, draft)
@@ -697,7 +693,7 @@ async def receive_duration_text(update: Update, context: ConciergeContext) -> St
         return ConversationHandler.END if desk is None else State.DURATION
     minutes, _ = take_duration(datetext.normalize(message.text))
     if minutes is None:
-        await common.say(
+        await flowkit.say(
             update, context.t('Please tap a duration, or write one such as "1 hour" or "90 min".')
         )
         return State.DURATION
@@ -711,8 +707,7 @@ async def show_times(update: Update, context: ConciergeContext) -> State | int:
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.start, draft.duration_minutes, draft.command_id = None, None, None
     return await advance(update, context, desk, draft)
@@ -723,8 +718,7 @@ async def other_day(update: Update, context: ConciergeContext) -> State | int:
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.day, draft.start, draft.duration_minutes, draft.command_id = None, None, None, None
     return await advance(update, context, desk, draft)
@@ -735,8 +729,7 @@ async def retry(update: Update, context: ConciergeContext) -> State | int:
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     return await advance(update, context, desk, await _draft(context))
 
 
@@ -755,11 +748,10 @@ async def confirm_booking(update: Update, context: ConciergeContext) -> State | 
         or draft.duration_minutes is None
         or draft.command_id is None
     ):
-        await press_stale(update, context)
+        await flowkit.stale(update, context, None)
         return None
     assert context.user_id is not None
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     await common.typing(update, context)
     # The draft is handed over to the recorded write: a bot killed before Akubela answers
     # finds the booking at start instead of offering the slot (now taken by it) again.
@@ -774,19 +766,11 @@ async def confirm_booking(update: Update, context: ConciergeContext) -> State | 
         command_id=draft.command_id,
         draft=JOB,
     )
-    if outcome.result is Result.KEPT:
-        await common.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "Akubela is not answering right now. Your booking request is kept and will be "
-                "sent as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await common.say(update, common.write_unknown(context))
+    kept = N_(
+        "Akubela is not answering right now. Your booking request is kept and will be "
+        "sent as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         note = common.write_refused(context, outcome)
@@ -796,8 +780,8 @@ async def confirm_booking(update: Update, context: ConciergeContext) -> State | 
             refused = draft.start
             draft.start, draft.duration_minutes, draft.command_id = None, None, None
             return await advance(update, context, desk, draft, note, near=refused)
-        await common.save_draft(context, JOB, draft)
-        await common.say(update, note)
+        await flowkit.save_draft(context, JOB, draft)
+        await flowkit.say(update, note)
         return State.CONFIRM
     await _tell_booked(update, context, desk, outcome.record_id, draft)
     return ConversationHandler.END
@@ -818,7 +802,7 @@ async def _tell_booked(
         except ApiError:
             logger.info("the new booking could not be read back")
     if booking is None:
-        await common.say(
+        await flowkit.say(
             update, context.t("✅ Your booking was sent. Send /bookings to see how it stands.")
         )
         return
@@ -834,56 +818,13 @@ async def _tell_booked(
 # ---- the rest --------------------------------------------------------------------------------
 
 
-async def press_stale(update: Update, context: ConciergeContext) -> None:
-    """A press this step does not expect (an old or forged button): a notice, same step."""
-    logger.info("stale book button pressed by user %s", context.user_id)
-    await _notice(update, context.t("This button is no longer active."))
-    return None
-
-
-async def receive_other(update: Update, context: ConciergeContext) -> None:
-    """Anything but what the step expects: a hint, same step."""
-    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
-
-
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """Leaves the conversation and forgets the draft."""
-    return await common.cancel(update, context, JOB)
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Says the conversation ended for silence; the draft stays."""
-    await common.timed_out(update, context, command="/book")
-
-
-def _pressed(action: str) -> str:
-    return rf"^{callbacks.build(JOB, action)}(?::|$)"
-
-
-def _step(
-    *handlers: BaseHandler[Any, ConciergeContext, Any],
-    text: Any = None,
-) -> list[BaseHandler[Any, ConciergeContext, Any]]:
-    # Cancel and Retry first, then the step's own buttons and text, then the catch-alls.
-    steps: list[BaseHandler[Any, ConciergeContext, Any]] = [
-        CallbackQueryHandler(cancel, pattern=_pressed("cancel")),
-        CallbackQueryHandler(retry, pattern=_pressed("retry")),
-        *handlers,
-    ]
-    if text is not None:
-        steps.append(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
-    steps += [
-        CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
-        MessageHandler(~filters.COMMAND, receive_other),
-    ]
-    return steps
-
-
-def _restarts() -> list[BaseHandler[Update, ConciergeContext, object]]:
-    """/book and the menu's button: a booking from the start, or from a typed request."""
+def _restarts() -> flowkit.Handlers:
+    """/book and the menu's button mid-flow: a booking from the start. They sit among the
+    fallbacks rather than re-entering through the entry points, because the typed entry ("gym
+    tomorrow 7pm") must not take a date or a time typed as an answer to a step."""
     return [
         CommandHandler("book", start_booking),
-        CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build('menu', JOB)}$"),
+        CallbackQueryHandler(start_booking, pattern=rf"^{callbacks.build(keys.MENU, JOB)}$"),
     ]
 
 
@@ -894,59 +835,53 @@ async def _resumable(context: ConciergeContext) -> bool:
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/book, the menu's "Book an amenity", and booking requests typed outside any flow."""
-    times = CallbackQueryHandler(show_times, pattern=_pressed("times"))
-    another_day = CallbackQueryHandler(other_day, pattern=_pressed("otherday"))
-    # per_message stays False so typed answers reach the conversation; PTB warns that buttons
-    # are then tracked per chat rather than per message, which is what this flow wants.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return Flow(
-            aside=N_("Your booking is closed; nothing was booked."),
-            kept=N_("Your booking draft is kept: /book to continue."),
-            resumable=_resumable,
-            entry_points=[
-                *_restarts(),
-                # Typed outside any conversation: "gym tomorrow 7pm", "预约健身房 明天晚上7点".
-                MessageHandler(
-                    freetext.BOOKING_TEXT & filters.ChatType.PRIVATE & ~filters.COMMAND,
-                    start_booking,
-                ),
+    text = filters.TEXT & ~filters.COMMAND
+    times = CallbackQueryHandler(show_times, pattern=flowkit.on(JOB, "times"))
+    another_day = CallbackQueryHandler(other_day, pattern=flowkit.on(JOB, "otherday"))
+    return flowkit.build(
+        job=JOB,
+        command="book",
+        start=start_booking,
+        aside=N_("Your booking is closed; nothing was booked."),
+        kept=N_("Your booking draft is kept: /book to continue."),
+        resumable=_resumable,
+        entry_points=[
+            # Typed outside any conversation: "gym tomorrow 7pm", "预约健身房 明天晚上7点".
+            MessageHandler(
+                freetext.BOOKING_TEXT & filters.ChatType.PRIVATE & ~filters.COMMAND,
+                start_booking,
+            ),
+        ],
+        states={
+            State.AMENITY: [
+                CallbackQueryHandler(choose_amenity, pattern=flowkit.on(JOB, "am")),
+                CallbackQueryHandler(show_picture, pattern=flowkit.on(JOB, "pic")),
+                MessageHandler(text, receive_amenity_text),
             ],
-            states={
-                State.AMENITY: _step(
-                    CallbackQueryHandler(choose_amenity, pattern=_pressed("am")),
-                    CallbackQueryHandler(show_picture, pattern=_pressed("pic")),
-                    text=receive_amenity_text,
-                ),
-                State.DATE: _step(
-                    CallbackQueryHandler(choose_date, pattern=_pressed("day")),
-                    text=receive_date_text,
-                ),
-                State.START: _step(
-                    CallbackQueryHandler(choose_start, pattern=_pressed("at")),
-                    times,
-                    another_day,
-                    text=receive_start_text,
-                ),
-                State.DURATION: _step(
-                    CallbackQueryHandler(choose_duration, pattern=_pressed("dur")),
-                    times,
-                    text=receive_duration_text,
-                ),
-                State.CONFIRM: _step(
-                    CallbackQueryHandler(confirm_booking, pattern=_pressed("confirm")),
-                    times,
-                ),
-                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
-            },
-            # /book and the menu button start afresh mid-flow too; they sit here rather than
-            # re-entering through the entry points, because the typed entry ("gym tomorrow
-            # 7pm") must not take a date or a time typed as an answer to a step.
-            fallbacks=[CommandHandler("cancel", cancel), *_restarts()],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=False,
-        )
+            State.DATE: [
+                CallbackQueryHandler(choose_date, pattern=flowkit.on(JOB, "day")),
+                MessageHandler(text, receive_date_text),
+            ],
+            State.START: [
+                CallbackQueryHandler(choose_start, pattern=flowkit.on(JOB, "at")),
+                times,
+                another_day,
+                MessageHandler(text, receive_start_text),
+            ],
+            State.DURATION: [
+                CallbackQueryHandler(choose_duration, pattern=flowkit.on(JOB, "dur")),
+                times,
+                MessageHandler(text, receive_duration_text),
+            ],
+            State.CONFIRM: [
+                CallbackQueryHandler(confirm_booking, pattern=flowkit.on(JOB, "confirm")),
+                times,
+            ],
+        },
+        fallbacks=[
+            CallbackQueryHandler(retry, pattern=flowkit.on(JOB, "retry")),
+            *_restarts(),
+        ],
+        timeout=timeout,
+        allow_reentry=False,
+    )

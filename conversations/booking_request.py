@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from api.akubela_models import Amenity
 from conversations import datetext
+from conversations.vocab import PACKS, joined
 
 
 class Part(StrEnum):
@@ -135,35 +136,35 @@ def match_amenity(
 
 # ---- duration --------------------------------------------------------------------------------
 
-_WORD_NUMBERS: Final = {"a": 1.0, "an": 1.0, "one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0}
-_NUMBER: Final = r"(?<![a-z0-9.])(\d+(?:\.\d+)?|an?|one|two|three|four)"
+_WORD_NUMBERS: Final = {word: value for pack in PACKS for word, value in pack.number_words.items()}
+_NUMBER: Final = (
+    r"(?<![a-z0-9.])(\d+(?:\.\d+)?|" + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True)) + ")"
+)
+_HOUR_UNITS: Final = joined(pack.hour_units for pack in PACKS)
+_MINUTE_UNITS: Final = joined(pack.minute_units for pack in PACKS)
 _DURATIONS: Final = (
     # "half an hour", "半小时", "半个小时"
     (
-        re.compile(
-            r"(?:for\s+)?half\s+an?\s+hour\b|(?<![个個\d])半\s*个?\s*(?:小时|小時|钟头|鐘頭)"
-        ),
+        re.compile(joined(pack.half_hour for pack in PACKS)),
         "half",
     ),
     # "an hour and a half", "1 and a half hours"
     (
-        re.compile(
-            rf"(?:for\s+)?{_NUMBER}\s*(?:hours?\s+and\s+a\s+half|and\s+a\s+half\s+hours?)\b"
-        ),
+        re.compile(rf"(?:for\s+)?{_NUMBER}\s*(?:{joined(pack.and_a_half for pack in PACKS)})\b"),
         "and_half",
     ),
     # "1h30", "1 hour 30 minutes", "1.5 hours", "2h", "1个半小时", "1小时30分钟"
     (
         re.compile(
-            rf"(?:for\s+)?{_NUMBER}\s*(?:个|個)?\s*(半)?\s*(?:hours?|hrs?|h|小时|小時|钟头|鐘頭)"
+            rf"(?:for\s+)?{_NUMBER}\s*(?:个|個)?\s*(半)?\s*(?:{_HOUR_UNITS})"
             r"(?![a-z])(?:(?<=h)(\d{2})(?![\d:a-z])"
-            r"|\s*(?:and\s+)?(\d{1,2})\s*(?:minutes?|mins?|m|分钟|分鐘|分)(?![a-z]))?"
+            rf"|\s*(?:and\s+)?(\d{{1,2}})\s*(?:{_MINUTE_UNITS}|分)(?![a-z]))?"
         ),
         "hours",
     ),
     # "90 min", "90分钟"
     (
-        re.compile(r"(?:for\s+)?(?<![\d.])(\d+)\s*(?:minutes?|mins?|m|分钟|分鐘)(?![a-z])"),
+        re.compile(rf"(?:for\s+)?(?<![\d.])(\d+)\s*(?:{_MINUTE_UNITS})(?![a-z])"),
         "minutes",
     ),
 )
@@ -197,17 +198,11 @@ def take_duration(text: str) -> tuple[int | None, str]:
 
 # ---- the whole message -----------------------------------------------------------------------
 
-_COMMAND: Final = re.compile(
-    r"^/book(?:@\w+)?\b|\b(?:i\s+(?:want|would\s+like)\s+to\s+|please\s+)?"
-    r"(?:book(?:ing)?|reserve)\b|预约|预订|預約|預訂|帮我|我想|我要|订"
-)
+_COMMAND: Final = re.compile(joined(pack.booking_command for pack in PACKS))
 
 
 # Words that ask politely or point, and carry no part of a booking.
-_CHATTER: Final = re.compile(
-    r"\b(?:the|a|an|i|i'd|me|my|we|us|our|to|want|would|like|could|can|you|some|time|slot"
-    r"|thanks|thank|pls|please|hi|hello|hey|in|of|with)\b|一下|吧|吗|嗎|呢|了|个|個|谢谢|謝謝|你好"
-)
+_CHATTER: Final = re.compile(joined(pack.chatter for pack in PACKS))
 
 
 def parse_booking_request(

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from conversations.i18n import pick_language, tr
+from conversations.ports import Announcer, OwnWrite, Ports
 from conversations.validation import read_zone
-
-# The services are built by `bot`; conversations only name their type, never import them at
-# run time, so the arrows still point from bot down to conversations.
-if TYPE_CHECKING:
-    from bot.services import Services
-    from conversations.ports import Announcer, OwnWrite
 
 SERVICES_KEY = "services"
 ANNOUNCER_KEY = "alert_watcher"
@@ -26,7 +21,7 @@ TIME_ZONE_KEY = "tz"
 class ConciergeContext(
     CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]
 ):
-    """PTB's context plus `.services` and `.lang`."""
+    """PTB's context plus `.services` (the ports) and `.lang`."""
 
     telegram_language: str | None = None
     user_id: int | None = None
@@ -44,9 +39,9 @@ class ConciergeContext(
         return context
 
     @property
-    def services(self) -> Services:
-        """The long-lived services the bot opened at start."""
-        services: Services = self.bot_data[SERVICES_KEY]
+    def services(self) -> Ports:
+        """The ports the bot opened at start (`bot.services.Services` provides them)."""
+        services: Ports = self.bot_data[SERVICES_KEY]
         return services
 
     async def announce(self, write: OwnWrite) -> int:

@@ -1,4 +1,7 @@
-"""Reading dates and times of day out of English and Chinese text: the shared vocabulary.
+"""Reading dates and times of day out of text, with the words of every language pack.
+
+The words are in `conversations.vocab` (one pack per language); this module is the grammar
+they share.
 
 Used by `timewindow`, `slots` and `booking_request`. Pure functions, no I/O. The pieces:
 
@@ -38,6 +41,8 @@ from zoneinfo import ZoneInfo
 
 import dateparser
 
+from conversations.vocab import LANGUAGE_CODES, PACKS, joined, merged
+
 MAX_TEXT: Final = 200
 """The longest text read for a date or time; nobody writes a longer one, and dateparser's
 cost grows with the length of what it is given."""
@@ -68,51 +73,11 @@ class ClockTime:
 
 # ---- normalizing ---------------------------------------------------------------------------
 
-_CN_DIGITS: Final = {
-    "零": 0,
-    "〇": 0,
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "兩": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
-_CN_RUN: Final = "[零〇一二两兩三四五六七八九十]+"
-# Only numerals that count something (hours, minutes, dates, durations) become digits, so that
-# weekday names like "周一" keep their meaning.
-_CN_NUMBER: Final = re.compile(
-    rf"{_CN_RUN}(?=\s*(?:点|點|时|時|个|個|小时|小時|钟|鐘|分|月|日|号|號|天|刻|周|週|h\b))"
-    rf"|(?<=[点點月])(?:{_CN_RUN})"
-)
 _DASHES: Final = re.compile(r"[‐‑‒–—―−~〜～]")
 _PUNCTUATION: Final = re.compile(r"[,，。;；!！?？、]")
-_REWRITES: Final = (
-    # Words that carry both a date and a part of the day are split into the two.
-    (re.compile(r"\btonight\b"), " today evening "),
-    (re.compile(r"\bthis (morning|afternoon|evening)\b"), r" today \1 "),
-    (re.compile(r"今晚"), " 今天 晚上 "),
-    (re.compile(r"明晚"), " 明天 晚上 "),
-    (re.compile(r"明早"), " 明天 早上 "),
-    (re.compile(r"\b(?:the )?day after tomorrow\b"), " 后天 "),
-    (re.compile(r"\bnoon\b|\bmidday\b"), " noon "),
+_REWRITES: Final = tuple(
+    (re.compile(pattern), replacement) for pack in PACKS for pattern, replacement in pack.rewrites
 )
-
-
-def _cn_value(run: str) -> str:
-    if "十" in run:
-        tens_text, _, units_text = run.partition("十")
-        if "十" in units_text or len(tens_text) > 1 or len(units_text) > 1:
-            return run
-        tens = _CN_DIGITS[tens_text] if tens_text else 1
-        units = _CN_DIGITS[units_text] if units_text else 0
-        return str(tens * 10 + units)
-    return "".join(str(_CN_DIGITS[c]) for c in run)
 
 
 def normalize(text: str) -> str:
@@ -124,7 +89,8 @@ def normalize(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).lower()
     folded = _DASHES.sub("-", folded)
     folded = _PUNCTUATION.sub(" ", folded)
-    folded = _CN_NUMBER.sub(lambda m: _cn_value(m.group(0)), folded)
+    for pack in PACKS:
+        folded = pack.fold(folded)
     for pattern, replacement in _REWRITES:
         folded = pattern.sub(replacement, folded)
     return " ".join(folded.split())
@@ -136,27 +102,7 @@ def _cut(text: str, match: re.Match[str]) -> str:
 
 # ---- explicit calendar dates -----------------------------------------------------------------
 
-_MONTHS: Final = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
-        ],
-        start=1,
-    )
-    for name in names
-}
+_MONTHS: Final = merged(pack.months for pack in PACKS)
 _MONTH_NAME: Final = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _ORDINAL: Final = r"(?:st|nd|rd|th)?"
 _ISO_DATE: Final = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
@@ -223,13 +169,16 @@ def take_explicit_date(
 
 # ---- times of day ----------------------------------------------------------------------------
 
-_HALF_WORDS: Final = "上午|下午|晚上|早上|早晨|清晨|中午|凌晨|傍晚|午后|夜里|晚"
+_HALF_WORDS: Final = joined(pack.halves for pack in PACKS)
+_NOON: Final = joined(pack.noon for pack in PACKS)
+_MIDNIGHT: Final = joined(pack.midnight for pack in PACKS)
+_NOON_WORD: Final = re.compile(_NOON)
 
 
 def _time_pattern(n: int) -> str:
     return (
         rf"(?:(?P<dp{n}>{_HALF_WORDS})\s*)?"
-        rf"(?:(?P<word{n}>(?<![a-z])(?:noon|midnight)|午夜|半夜|中午)"
+        rf"(?:(?P<word{n}>{_NOON}|{_MIDNIGHT})"
         rf"|(?<![\d:/.])(?P<h{n}>\d{{1,2}})"
         rf"(?:\s*:\s*(?P<m{n}>\d{{2}})"
         rf"|\s*(?P<dian{n}>[点點时時])\s*(?:(?P<q{n}>\d)\s*刻|(?P<cm{n}>\d{{1,2}})\s*分?"
@@ -241,7 +190,7 @@ def _time_pattern(n: int) -> str:
 
 _RANGE: Final = re.compile(
     _time_pattern(1)
-    + r"\s*(?:-|to|till|until|til|thru|through|and|至|到)\s*(?:at\s+)?"
+    + rf"\s*(?:-|{joined(pack.range_joiners for pack in PACKS)})\s*(?:at\s+)?"
     + _time_pattern(2)
 )
 _SINGLE: Final = re.compile(_time_pattern(1))
@@ -251,7 +200,7 @@ def _clock(match: re.Match[str], n: int) -> ClockTime | None:
     half = match.group(f"dp{n}") or match.group(f"ap{n}") or ""
     half = half.replace(".", "")
     word = match.group(f"word{n}")
-    if word in {"noon", "中午"}:
+    if word and _NOON_WORD.fullmatch(word):
         return ClockTime(12, 0, "noon", certain=True)
     if word:
         return ClockTime(24, 0, "midnight", certain=True)
@@ -292,18 +241,9 @@ class Bound(StrEnum):
     BEFORE = "before"
 
 
-_BOUND_WORDS: Final = (
-    (
-        Bound.AFTER,
-        re.compile(
-            r"\b(?:after|from|later than|not before|any ?time after)\b"
-            r"|以后|之后|以後|之後|起|(?<!大)[后後](?!天)"
-        ),
-    ),
-    (
-        Bound.BEFORE,
-        re.compile(r"\b(?:before|until|till|by|no later than)\b|以前|之前|前(?!天)"),
-    ),
+_BOUND_WORDS: Final = tuple(
+    (bound, re.compile(joined(pack.bounds.get(bound.value, "") for pack in PACKS)))
+    for bound in Bound
 )
 
 
@@ -315,10 +255,9 @@ def take_bound(text: str) -> tuple[Bound | None, str]:
     return None, text
 
 
-_DAY_PART_WORDS: Final = (
-    (DayPart.MORNING, re.compile(r"\bmorning\b|上午|早上|早晨|清晨")),
-    (DayPart.AFTERNOON, re.compile(r"\bafternoon\b|下午|午后")),
-    (DayPart.EVENING, re.compile(r"\bevening\b|\bnight\b|晚上|傍晚|夜里")),
+_DAY_PART_WORDS: Final = tuple(
+    (part, re.compile(joined(pack.day_parts.get(part.value, "") for pack in PACKS)))
+    for part in DayPart
 )
 
 
@@ -331,8 +270,8 @@ def take_day_part(text: str) -> tuple[DayPart | None, str]:
 
 
 _PART_HALF: Final = {DayPart.MORNING: "am", DayPart.AFTERNOON: "pm", DayPart.EVENING: "晚上"}
-_PM_WORDS: Final = frozenset({"pm", "下午", "晚上", "傍晚", "午后", "夜里", "晚"})
-_AM_WORDS: Final = frozenset({"am", "上午", "早上", "早晨", "清晨"})
+_PM_WORDS: Final = frozenset().union(*(pack.pm_words for pack in PACKS))
+_AM_WORDS: Final = frozenset().union(*(pack.am_words for pack in PACKS))
 
 
 def _hour(clock: ClockTime, half: str) -> int | None:
@@ -423,74 +362,24 @@ def resolve_range(start: ClockTime, end: ClockTime, part: DayPart | None) -> Spa
 
 # ---- relative dates --------------------------------------------------------------------------
 
-_WEEKDAY_CN: Final = {
-    "一": 0,
-    "二": 1,
-    "三": 2,
-    "四": 3,
-    "五": 4,
-    "六": 5,
-    "日": 6,
-    "天": 6,
-    "末": 5,
-    "1": 0,
-    "2": 1,
-    "3": 2,
-    "4": 3,
-    "5": 4,
-    "6": 5,
-    "7": 6,
-}
-_CN_WEEKDAY: Final = re.compile(
-    r"(?P<which>下下个?|下个?|这个?|本|上个?)?\s*(?:周|週|星期|礼拜|禮拜)(?P<day>[一二三四五六日天末1-7])"
+_WEEKDAYS: Final = tuple(
+    (re.compile(pack.weekday), pack.weekdays, pack.weeks) for pack in PACKS if pack.weekday
 )
-# English weekdays, read with the same week rule as the Chinese ones above.
-_WEEKDAY_EN: Final = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("mon", "monday"),
-            ("tue", "tues", "tuesday"),
-            ("wed", "weds", "wednesday"),
-            ("thu", "thur", "thurs", "thursday"),
-            ("fri", "friday"),
-            ("sat", "saturday"),
-            ("sun", "sunday"),
-        ]
-    )
-    for name in names
-} | {"weekend": 5}
-_EN_WHICH: Final = {"next": "下", "this": "这", "coming": "", "": ""}
-_EN_WEEKDAY: Final = re.compile(
-    r"\b(?:(?P<which>next|this|coming)\s+)?(?P<day>"
-    + "|".join(sorted(_WEEKDAY_EN, key=len, reverse=True))
-    + r")\b"
+_RELATIVE: Final = tuple(
+    (re.compile(joined(pack.relative_days.get(days, "") for pack in PACKS)), days)
+    for days in sorted({d for pack in PACKS for d in pack.relative_days}, reverse=True)
 )
-_CN_RELATIVE: Final = (
-    (re.compile(r"大后天|大後天"), 3),
-    (re.compile(r"后天|後天"), 2),
-    (re.compile(r"明天|明日|tomorrow\b"), 1),
-    (re.compile(r"今天|今日|\btoday\b"), 0),
-)
-_FILLER: Final = re.compile(
-    r"\b(?:at|on|from|between|for|around|about|by|please|pls|starting|start|and)\b|@"
-    r"|[从從在于於的请請]"
-)
+_FILLER: Final = re.compile(joined(pack.filler for pack in PACKS))
 
 
-def _week_date(which: str, weekday: int, today: date) -> date:
+def _week_date(week: int | None, weekday: int, today: date) -> date:
+    """The weekday in the week `week` weeks from this one (this week's even if it has passed);
+    with no week, the first such day after today, as dateparser reads "fri"."""
+    if week is None:
+        ahead = (weekday - today.weekday()) % 7 or 7
+        return today + timedelta(days=ahead)
     monday = today - timedelta(days=today.weekday())
-    if which.startswith("下下"):
-        return monday + timedelta(weeks=2, days=weekday)
-    if which.startswith("下"):
-        return monday + timedelta(weeks=1, days=weekday)
-    if which.startswith("上"):
-        return monday - timedelta(weeks=1) + timedelta(days=weekday)
-    if which:  # 这周五 / 本周五: this week's, even if it has passed
-        return monday + timedelta(days=weekday)
-    # A bare "周五" is the next Friday after today, as dateparser reads "fri".
-    ahead = (weekday - today.weekday()) % 7 or 7
-    return today + timedelta(days=ahead)
+    return monday + timedelta(weeks=week, days=weekday)
 
 
 def take_relative_date(text: str, now: datetime, zone: ZoneInfo) -> tuple[date | None, str]:
@@ -499,13 +388,18 @@ def take_relative_date(text: str, now: datetime, zone: ZoneInfo) -> tuple[date |
     if len(text) > MAX_TEXT:
         return None, ""
     today = now.astimezone(zone).date()
-    if match := _CN_WEEKDAY.search(text):
-        found = _week_date(match.group("which") or "", _WEEKDAY_CN[match.group("day")], today)
+    # The weekday written first, whichever language it is written in.
+    named = [
+        (match, weekdays, weeks)
+        for pattern, weekdays, weeks in _WEEKDAYS
+        if (match := pattern.search(text)) is not None
+    ]
+    if named:
+        match, weekdays, weeks = min(named, key=lambda found: found[0].start())
+        week = weeks.get(match.group("which") or "")
+        found = _week_date(week, weekdays[match.group("day")], today)
         return found, _rest(_cut(text, match))
-    if match := _EN_WEEKDAY.search(text):
-        which = _EN_WHICH[match.group("which") or ""]
-        return _week_date(which, _WEEKDAY_EN[match.group("day")], today), _rest(_cut(text, match))
-    for pattern, days in _CN_RELATIVE:
+    for pattern, days in _RELATIVE:
         if match := pattern.search(text):
             return today + timedelta(days=days), _rest(_cut(text, match))
     phrase = _rest(text)
@@ -513,7 +407,7 @@ def take_relative_date(text: str, now: datetime, zone: ZoneInfo) -> tuple[date |
         return None, phrase
     parsed = dateparser.parse(
         phrase,
-        languages=["en", "zh"],
+        languages=list(LANGUAGE_CODES),
         settings={
             "PREFER_DATES_FROM": "future",
             "RELATIVE_BASE": now.astimezone(zone).replace(tzinfo=None),

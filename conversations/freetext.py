@@ -24,6 +24,7 @@ from telegram import Message
 from telegram.ext import filters
 
 from conversations import datetext
+from conversations.vocab import PACKS, joined
 
 
 class Kind(StrEnum):
@@ -34,25 +35,10 @@ class Kind(StrEnum):
     OTHER = "other"
 
 
-_BOOKING_VERB: Final = re.compile(
-    r"\b(?:book|booking|reserve|reservation)\b"
-    r"|预约|预订|預約|預訂|订场|訂場|订(?=[\u4e00-\u9fff])"
-)
-_PROBLEM_WORDS: Final = re.compile(
-    r"\b(?:leak\w*|broken|broke|break\w*|not working|doesn'?t work|does not work|won'?t \w+"
-    r"|stopped working|blocked|clogged|flood\w*|no (?:hot )?water|no power|power cut"
-    r"|no electricity|stuck|crack\w*|drip\w*|mou?ld\w*|faulty|fault|repair|fix|damaged"
-    r"|smells?|noisy|flicker\w*|burst|dirty)\b"
-    r"|坏|壞|漏|堵|不亮|不能用|不工作|不灵|不靈|故障|维修|維修|修理|停电|停電|没电|沒電"
-    r"|没水|沒水|没有热水|沒有熱水|裂|滴水|异味|異味|噪音|卡住|闪|閃|脏|髒"
-)
+_BOOKING_VERB: Final = re.compile(joined(pack.booking_verbs for pack in PACKS))
+_PROBLEM_WORDS: Final = re.compile(joined(pack.problem_words for pack in PACKS))
 # Words that name a day without numbers, as `datetext` reads them.
-_DAY_WORDS: Final = re.compile(
-    # Whole weekday names only: "sun" or "sat" alone say nothing about a day.
-    r"\b(?:today|tonight|tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-    r"|weekend|next week)\b"
-    r"|今天|今晚|明天|明晚|明早|后天|後天|周[一二三四五六日天末]|星期[一二三四五六日天]|礼拜[一二三四五六日天]"
-)
+_DAY_WORDS: Final = re.compile(joined(pack.day_words for pack in PACKS))
 
 
 def classify(text: str) -> Kind:

@@ -17,11 +17,14 @@ from typing import Any, Final
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from conversations.vocab import LANGUAGE_CODES, PACKS
+
 DOMAIN: Final = "concierge"
 LOCALES_DIR: Final = Path(__file__).parent / "locales"
 DEFAULT_LANGUAGE: Final = "en"
-LANGUAGES: Final = ("en", "zh")
-LANGUAGE_NAMES: Final = {"en": "English", "zh": "中文"}
+# One per language pack: a language is offered once it has its words and its catalog.
+LANGUAGES: Final = LANGUAGE_CODES
+LANGUAGE_NAMES: Final = {pack.code: pack.name for pack in PACKS}
 
 
 def N_(message: str) -> str:

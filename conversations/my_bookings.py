@@ -25,36 +25,31 @@ import asyncio
 import io
 import logging
 import re
-import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import zxingcpp
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.akubela_models import Booking, BookingState
 from api.errors import ApiError, InvalidRequest
-from conversations import callbacks, common
+from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
-from conversations.oneflow import Flow
 from conversations.ports import ResidentDesk
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.timewindow import TimeWindow, describe_window
@@ -62,7 +57,7 @@ from conversations.writes import BookingByCode, BookingCancel, BookingCancelMany
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "bookings"
+JOB: Final = keys.BOOKINGS
 PAGE_SIZE: Final = 5
 MAX_SELECTABLE: Final = 20
 MAX_PHOTO_BYTES: Final = 10 * 1024 * 1024
@@ -225,34 +220,8 @@ def decode_qr(data: bytes) -> str | None:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _button(
-    context: ConciergeContext, label: str, action: str, arg: str = ""
-) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
 async def _draft(context: ConciergeContext) -> BookingsDraft:
-    return await common.load_draft(context, JOB, BookingsDraft) or BookingsDraft()
-
-
-async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Replaces the pressed text message, or sends a new message (after a command or photo)."""
-    query = update.callback_query
-    message = query.message if query is not None else None
-    if isinstance(message, Message) and message.photo == () and message.text is not None:
-        try:
-            await message.edit_text(text, reply_markup=markup)
-            return
-        except TelegramError:
-            logger.debug("could not edit the list in place; sending it anew")
-    await common.remove_buttons(update)
-    await common.say(update, text, markup)
-
-
-async def _notice(update: Update, text: str) -> None:
-    """A short pop-up for a press; the chat stays as it is."""
-    if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
+    return await flowkit.load_draft(context, JOB, BookingsDraft) or BookingsDraft()
 
 
 async def _desk(update: Update, context: ConciergeContext) -> ResidentDesk | None:
@@ -267,10 +236,10 @@ async def _fetch(
     try:
         return await desk.bookings()
     except ApiError as error:
-        await common.answer_press(update)
-        retry = [[_button(context, context.t("🔄 Retry"), "retry")]]
-        await _show(
-            update, common.vendor_failure(context, error), common.with_cancel(retry, JOB, context)
+        await flowkit.answer(update)
+        retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "retry")]]
+        await flowkit.show(
+            update, common.vendor_failure(context, error), flowkit.keyboard(retry, JOB, context)
         )
         return None
 
@@ -280,12 +249,10 @@ async def _own(
 ) -> tuple[Booking | None, list[Booking] | None]:
     """The pressed booking when it is the resident's own (else None), and their list."""
     assert context.user_id is not None
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    actor = await context.services.directory.actor(context.user_id)
     refusal = decide(actor, Action.BOOKING_VIEW, Target(residence_id=desk.residence_id))
     if refusal is not None:
-        await _notice(update, context.t(REFUSAL_MESSAGES[refusal]))
+        await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
         return None, None
     bookings = await _fetch(update, context, desk)
     if bookings is None:
@@ -293,7 +260,7 @@ async def _own(
     found = next((b for b in bookings if b.booking_id == booking_id), None)
     if found is None:
         logger.info("user %s pressed a booking that is not in their list", context.user_id)
-        await _notice(update, context.t("That booking is not in your list (any more)."))
+        await flowkit.notice(update, context.t("That booking is not in your list (any more)."))
     return found, bookings
 
 
@@ -323,26 +290,20 @@ def list_view(
     if pages > 1:
         title += "\n" + context.t("Page {page} of {pages}", page=page + 1, pages=pages)
     rows = [
-        [_button(context, booking_line(b, lang, zone, now), "open", b.booking_id)]
+        [flowkit.button(JOB, booking_line(b, lang, zone, now), "open", b.booking_id)]
         for b in items
         if b.booking_id
     ]
-    nav = []
-    if page > 0:
-        nav.append(_button(context, context.t("◀ Previous"), "page", str(page - 1)))
-    if page < pages - 1:
-        nav.append(_button(context, context.t("Next ▶"), "page", str(page + 1)))
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, page, pages)
     if draft.view is View.UPCOMING:
-        rows.append([_button(context, context.t("🕘 Past bookings"), "view", View.PAST.value)])
+        rows.append([flowkit.button(JOB, context.t("🕘 Past bookings"), "view", View.PAST.value)])
         if len(upcoming) > 1:
-            rows.append([_button(context, context.t("🗑 Cancel several…"), "select")])
+            rows.append([flowkit.button(JOB, context.t("🗑 Cancel several…"), "select")])
     else:
         rows.append(
-            [_button(context, context.t("📅 Upcoming bookings"), "view", View.UPCOMING.value)]
+            [flowkit.button(JOB, context.t("📅 Upcoming bookings"), "view", View.UPCOMING.value)]
         )
-    return title, common.with_cancel(rows, JOB, context), page
+    return title, flowkit.keyboard(rows, JOB, context), page
 
 
 async def _send_list(
@@ -356,15 +317,14 @@ async def _send_list(
         return State.BROWSE
     text, markup, draft.page = list_view(bookings, draft, context)
     draft.selected, draft.cancel_ids, draft.command_id = [], [], None
-    await common.save_draft(context, JOB, draft)
-    await _show(update, text, markup)
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.show(update, text, markup)
     return State.BROWSE
 
 
 async def start_bookings(update: Update, context: ConciergeContext) -> State | int:
     """Shows the upcoming bookings, or the pending cancel confirmation after a time-out."""
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
@@ -377,44 +337,82 @@ async def start_bookings(update: Update, context: ConciergeContext) -> State | i
     return await _send_list(update, context, desk, BookingsDraft())
 
 
-async def press_in_list(update: Update, context: ConciergeContext) -> State | int:
-    """Opens a booking, turns a page, switches past/upcoming, starts a multi-cancel."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+async def _ready(
+    update: Update, context: ConciergeContext
+) -> tuple[ResidentDesk, BookingsDraft] | None:
+    """The resident's desk and draft for a press; None (the press answered) when unlinked."""
     desk = await _desk(update, context)
-    if press is None or desk is None:
-        await common.answer_press(update)
-        return ConversationHandler.END if desk is None else State.BROWSE
-    draft = await _draft(context)
-    match press.action:
-        case "retry" | "back":
-            await common.answer_press(update)
-            return await _send_list(update, context, desk, draft)
-        case "page" if press.arg.isdigit():
-            await common.answer_press(update)
-            draft.page = int(press.arg)
-            return await _send_list(update, context, desk, draft)
-        case "view" if press.arg in {View.UPCOMING.value, View.PAST.value}:
-            await common.answer_press(update)
-            draft.view, draft.page = View(press.arg), 0
-            return await _send_list(update, context, desk, draft)
-        case "open":
-            return await _open(update, context, desk, press.arg)
-        case "drop":
-            booking, bookings = await _own(update, context, desk, press.arg)
-            if booking is None or bookings is None:
-                return State.BROWSE
-            if not is_upcoming(booking, context.services.clock()):
-                await _notice(update, context.t("That booking can no longer be cancelled."))
-                return State.BROWSE
-            await common.answer_press(update)
-            draft.cancel_ids, draft.command_id = [booking.booking_id], common.new_command_id()
-            return await _ask_cancel(update, context, bookings, draft)
-        case "select":
-            await common.answer_press(update)
-            draft.selected = []
-            return await _send_selection(update, context, desk, draft)
-    return await _stale(update, context, State.BROWSE)
+    if desk is None:
+        await flowkit.answer(update)
+        return None
+    return desk, await _draft(context)
+
+
+async def show_list(update: Update, context: ConciergeContext) -> State | int:
+    """Back or Retry: the list, fetched fresh."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    await flowkit.answer(update)
+    return await _send_list(update, context, *ready)
+
+
+async def turn_page(update: Update, context: ConciergeContext) -> State | int:
+    """Previous or Next: that page of the list."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    await flowkit.answer(update)
+    draft.page = int(flowkit.arg(update, JOB))
+    return await _send_list(update, context, desk, draft)
+
+
+async def switch_view(update: Update, context: ConciergeContext) -> State | int:
+    """Upcoming or past bookings, from their first page."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    await flowkit.answer(update)
+    draft.view, draft.page = View(flowkit.arg(update, JOB)), 0
+    return await _send_list(update, context, desk, draft)
+
+
+async def open_booking(update: Update, context: ConciergeContext) -> State | int:
+    """A booking of the list: its details."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    return await _open(update, context, ready[0], flowkit.arg(update, JOB))
+
+
+async def ask_drop(update: Update, context: ConciergeContext) -> State | int:
+    """Cancel this booking: asks to confirm, once it is checked to be upcoming and theirs."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    booking, bookings = await _own(update, context, desk, flowkit.arg(update, JOB))
+    if booking is None or bookings is None:
+        return State.BROWSE
+    if not is_upcoming(booking, context.services.clock()):
+        await flowkit.notice(update, context.t("That booking can no longer be cancelled."))
+        return State.BROWSE
+    await flowkit.answer(update)
+    draft.cancel_ids, draft.command_id = [booking.booking_id], common.new_command_id()
+    return await _ask_cancel(update, context, bookings, draft)
+
+
+async def start_selection(update: Update, context: ConciergeContext) -> State | int:
+    """Cancel several: the upcoming bookings as toggles."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    await flowkit.answer(update)
+    draft.selected = []
+    return await _send_selection(update, context, desk, draft)
 
 
 async def _open(
@@ -424,17 +422,16 @@ async def _open(
     booking, _ = await _own(update, context, desk, booking_id)
     if booking is None:
         return State.BROWSE
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.answer(update)
     now, lang = context.services.clock(), context.lang
     text = booking_details(booking, lang, context.zone, now)
     rows = []
     if is_upcoming(booking, now):
         rows.append(
-            [_button(context, context.t("🗑 Cancel this booking"), "drop", booking.booking_id)]
+            [flowkit.button(JOB, context.t("🗑 Cancel this booking"), "drop", booking.booking_id)]
         )
-    rows.append([_button(context, context.t("◀ Back to the list"), "back")])
-    markup = common.with_cancel(rows, JOB, context)
+    rows.append([flowkit.button(JOB, context.t("◀ Back to the list"), "back")])
+    markup = flowkit.keyboard(rows, JOB, context)
     await send_booking(update, context, desk, booking, text, markup)
     return State.BROWSE
 
@@ -447,7 +444,8 @@ async def send_booking(
     text: str,
     markup: InlineKeyboardMarkup | None,
 ) -> None:
-    """The booking as a photo of its QR code when it has one to show, else as text."""
+    """The booking as a photo of its QR code when it has one to show (a new message: a text
+    cannot become a photo), else as text, in place of the pressed view."""
     chat = update.effective_chat
     now = context.services.clock()
     wants_qr = booking.state == BookingState.SUCCESS and is_upcoming(booking, now)
@@ -461,7 +459,7 @@ async def send_booking(
         else:
             await chat.send_photo(picture, caption=text, reply_markup=markup)
             return
-    await common.say(update, text, markup)
+    await flowkit.show(update, text, markup)
 
 
 # ---- cancelling ------------------------------------------------------------------------------
@@ -477,14 +475,18 @@ def selection_view(
     for booking in upcoming[:MAX_SELECTABLE]:
         mark = "☑" if booking.booking_id in draft.selected else "☐"
         label = f"{mark} {booking_line(booking, lang, zone, now)}"
-        rows.append([_button(context, label, "tog", booking.booking_id)])
+        rows.append([flowkit.button(JOB, label, "tog", booking.booking_id)])
     count = len(draft.selected)
     rows.append(
-        [_button(context, context.t("🗑 Cancel the selected ({count})", count=count), "sel_done")]
+        [
+            flowkit.button(
+                JOB, context.t("🗑 Cancel the selected ({count})", count=count), "sel_done"
+            )
+        ]
     )
-    rows.append([_button(context, context.t("◀ Back to the list"), "back")])
+    rows.append([flowkit.button(JOB, context.t("◀ Back to the list"), "back")])
     text = context.t("Tap the bookings to cancel, then “Cancel the selected”.")
-    return text, common.with_cancel(rows, JOB, context)
+    return text, flowkit.keyboard(rows, JOB, context)
 
 
 async def _send_selection(
@@ -494,45 +496,43 @@ async def _send_selection(
     if bookings is None:
         return State.BROWSE
     text, markup = selection_view(bookings, draft, context)
-    await common.save_draft(context, JOB, draft)
-    await _show(update, text, markup)
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.show(update, text, markup)
     return State.SELECT
 
 
-async def press_in_selection(update: Update, context: ConciergeContext) -> State | int:
-    """Toggles a booking, finishes the choice, or goes back to the list."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    desk = await _desk(update, context)
-    if press is None or desk is None:
-        await common.answer_press(update)
-        return ConversationHandler.END if desk is None else State.SELECT
-    draft = await _draft(context)
-    match press.action:
-        case "tog":
-            booking, _ = await _own(update, context, desk, press.arg)
-            if booking is None:
-                return State.SELECT
-            if not is_upcoming(booking, context.services.clock()):
-                await _notice(update, context.t("That booking can no longer be cancelled."))
-                return State.SELECT
-            await common.answer_press(update)
-            draft.selected = toggled(draft.selected, booking.booking_id)
-            return await _send_selection(update, context, desk, draft)
-        case "sel_done":
-            if not draft.selected:
-                await _notice(update, context.t("Choose at least one booking first."))
-                return State.SELECT
-            bookings = await _fetch(update, context, desk)
-            if bookings is None:
-                return State.SELECT
-            await common.answer_press(update)
-            draft.cancel_ids, draft.command_id = list(draft.selected), common.new_command_id()
-            return await _ask_cancel(update, context, bookings, draft)
-        case "back":
-            await common.answer_press(update)
-            return await _send_list(update, context, desk, draft)
-    return await _stale(update, context, State.SELECT)
+async def toggle(update: Update, context: ConciergeContext) -> State | int:
+    """A booking in the selection: chosen, or no longer."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    booking, _ = await _own(update, context, desk, flowkit.arg(update, JOB))
+    if booking is None:
+        return State.SELECT
+    if not is_upcoming(booking, context.services.clock()):
+        await flowkit.notice(update, context.t("That booking can no longer be cancelled."))
+        return State.SELECT
+    await flowkit.answer(update)
+    draft.selected = toggled(draft.selected, booking.booking_id)
+    return await _send_selection(update, context, desk, draft)
+
+
+async def finish_selection(update: Update, context: ConciergeContext) -> State | int:
+    """Cancel the selected: asks to confirm them."""
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    if not draft.selected:
+        await flowkit.notice(update, context.t("Choose at least one booking first."))
+        return State.SELECT
+    bookings = await _fetch(update, context, desk)
+    if bookings is None:
+        return State.SELECT
+    await flowkit.answer(update)
+    draft.cancel_ids, draft.command_id = list(draft.selected), common.new_command_id()
+    return await _ask_cancel(update, context, bookings, draft)
 
 
 async def _ask_cancel(
@@ -544,43 +544,36 @@ async def _ask_cancel(
     lines = [booking_line(b, lang, zone, now) for b in chosen]
     if len(chosen) == 1:
         text = context.t("Cancel this booking?")
+        yes = context.t("🗑 Yes, cancel the booking")
     else:
         text = context.t("Cancel these {count} bookings?", count=len(chosen))
-    await common.save_draft(context, JOB, draft)
+        yes = context.t("🗑 Yes, cancel {count} bookings", count=len(chosen))
+    await flowkit.save_draft(context, JOB, draft)
     rows = [
         [
-            _button(context, context.t("Yes, cancel"), "yes"),
-            _button(context, context.t("No, keep"), "no"),
+            flowkit.button(JOB, yes, "yes"),
+            flowkit.button(JOB, context.t("No, keep"), "no"),
         ]
     ]
-    await _show(update, "\n".join([text, *lines]), common.with_cancel(rows, JOB, context))
+    await flowkit.show(update, "\n".join([text, *lines]), flowkit.keyboard(rows, JOB, context))
     return State.CONFIRM
 
 
 async def confirm_cancel(update: Update, context: ConciergeContext) -> State | int:
     """Cancels the chosen bookings (each was checked against the list when it was chosen)."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    desk = await _desk(update, context)
-    if press is None or desk is None:
-        await common.answer_press(update)
-        return ConversationHandler.END if desk is None else State.CONFIRM
-    draft = await _draft(context)
-    if press.action == "no":
-        await common.answer_press(update)
-        return await _send_list(update, context, desk, draft)
-    if press.action != "yes" or not draft.cancel_ids or draft.command_id is None:
-        return await _stale(update, context, State.CONFIRM)
+    ready = await _ready(update, context)
+    if ready is None:
+        return ConversationHandler.END
+    desk, draft = ready
+    if not draft.cancel_ids or draft.command_id is None:
+        return await flowkit.stale(update, context, State.CONFIRM)
     assert context.user_id is not None
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    actor = await context.services.directory.actor(context.user_id)
     refusal = decide(actor, Action.BOOKING_CANCEL, Target(residence_id=desk.residence_id))
     if refusal is not None:
-        await _notice(update, context.t(REFUSAL_MESSAGES[refusal]))
+        await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
         return State.CONFIRM
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     return await _cancel_now(update, context, desk, draft)
 
 
@@ -597,37 +590,28 @@ async def _cancel_now(
         else BookingCancelMany(residence_id=desk.residence_id, booking_ids=list(ids))
     )
     outcome = await context.services.writes.submit(context.user_id, write, command_id=command_id)
-    if outcome.result is Result.KEPT:
-        await common.clear_draft(context, JOB)
-        await common.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "Akubela is not answering right now. Your cancellation is kept and will be "
-                "sent as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await common.clear_draft(context, JOB)
-        await common.say(update, common.write_unknown(context))
+    kept = N_(
+        "Akubela is not answering right now. Your cancellation is kept and will be "
+        "sent as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
+        await flowkit.clear_draft(context, JOB)
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
-            await common.say(update, common.write_refused(context, outcome))
+            await flowkit.say(update, common.write_refused(context, outcome))
             bookings = await _fetch(update, context, desk)
             if bookings is None:
                 return State.CONFIRM
             return await _ask_cancel(update, context, bookings, draft)
-        await common.clear_draft(context, JOB)
-        await common.say(update, common.write_refused(context, outcome))
+        await flowkit.clear_draft(context, JOB)
+        await flowkit.say(update, common.write_refused(context, outcome))
         return ConversationHandler.END
-    await common.clear_draft(context, JOB)
+    await flowkit.clear_draft(context, JOB)
     if len(ids) == 1:
-        await common.say(update, context.t("Done: the booking is cancelled."))
+        await flowkit.say(update, context.t("Done: the booking is cancelled."))
     else:
-        await common.say(
+        await flowkit.say(
             update, context.t("Done: {count} bookings are cancelled.", count=len(ids))
         )
     return ConversationHandler.END
@@ -643,15 +627,15 @@ async def start_code(update: Update, context: ConciergeContext) -> State | int:
         return ConversationHandler.END
     message = update.effective_message
     typed = " ".join(context.args or [])
-    await common.save_draft(context, JOB, BookingsDraft(awaiting_code=True))
+    await flowkit.save_draft(context, JOB, BookingsDraft(awaiting_code=True))
     if message is not None and message.photo:
         return await receive_code_photo(update, context)
     if typed:
         return await receive_code_text(update, context, typed)
-    await common.say(
+    await flowkit.say(
         update,
         context.t("Send me the booking code you were given, or a photo of its QR code."),
-        common.with_cancel([], JOB, context),
+        flowkit.keyboard([], JOB, context),
     )
     return State.CODE
 
@@ -664,13 +648,13 @@ async def receive_code_text(
     text = typed if typed is not None else (message.text if message else None) or ""
     code = code_from_text(text)
     if code is None:
-        await common.say(
+        await flowkit.say(
             update,
             context.t(
                 "That does not look like a booking code (4 to 64 letters, digits, - or _). "
                 "Please send the code again, or a photo of its QR code."
             ),
-            common.with_cancel([], JOB, context),
+            flowkit.keyboard([], JOB, context),
         )
         return State.CODE
     return await _book_with_code(update, context, code)
@@ -693,13 +677,13 @@ async def receive_code_photo(update: Update, context: ConciergeContext) -> State
     decoded = await asyncio.to_thread(decode_qr, data) if data else None
     code = code_from_text(decoded) if decoded else None
     if code is None:
-        await common.say(
+        await flowkit.say(
             update,
             context.t(
                 "I could not find a booking QR code in that picture. Please try a sharper "
                 "photo, or type the code."
             ),
-            common.with_cancel([], JOB, context),
+            flowkit.keyboard([], JOB, context),
         )
         return State.CODE
     return await _book_with_code(update, context, code)
@@ -707,10 +691,10 @@ async def receive_code_photo(update: Update, context: ConciergeContext) -> State
 
 async def receive_other_for_code(update: Update, context: ConciergeContext) -> State:
     """Anything but text or a picture while a code is awaited."""
-    await common.say(
+    await flowkit.say(
         update,
         context.t("Please send the booking code as text, or a photo of its QR code."),
-        common.with_cancel([], JOB, context),
+        flowkit.keyboard([], JOB, context),
     )
     return State.CODE
 
@@ -725,7 +709,7 @@ async def _book_with_code(update: Update, context: ConciergeContext, code: str) 
     if draft.code != code or draft.command_id is None:
         draft.code, draft.command_id = code, common.new_command_id()
     draft.awaiting_code = True
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     await common.typing(update, context)
     outcome = await context.services.writes.submit(
         context.user_id,
@@ -733,34 +717,26 @@ async def _book_with_code(update: Update, context: ConciergeContext, code: str) 
         command_id=draft.command_id,
         draft=JOB,
     )
-    if outcome.result is Result.KEPT:
-        await common.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "Akubela is not answering right now. Your booking with the code is kept and "
-                "will be sent as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await common.say(update, common.write_unknown(context))
+    kept = N_(
+        "Akubela is not answering right now. Your booking with the code is kept and "
+        "will be sent as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
             # A refused command did nothing: the next code goes out under a new id.
             draft.code, draft.command_id = None, None
-            await common.save_draft(context, JOB, draft)
-            await common.say(
+            await flowkit.save_draft(context, JOB, draft)
+            await flowkit.say(
                 update,
                 common.write_refused(context, outcome)
                 + "\n"
                 + context.t("You can send another code, or /cancel."),
-                common.with_cancel([], JOB, context),
+                flowkit.keyboard([], JOB, context),
             )
             return State.CODE
-        await common.say(update, common.write_refused(context, outcome))
+        await flowkit.say(update, common.write_refused(context, outcome))
         return ConversationHandler.END
     await _tell_booked(update, context, desk, outcome.record_id)
     return ConversationHandler.END
@@ -777,7 +753,7 @@ async def _tell_booked(
         except ApiError:
             logger.info("the new booking could not be read back")
     if booking is None:
-        await common.say(
+        await flowkit.say(
             update, context.t("✅ Booked with the code. Send /bookings to see your bookings.")
         )
         return
@@ -795,90 +771,49 @@ async def _tell_booked(
 # ---- the rest --------------------------------------------------------------------------------
 
 
-async def _stale(update: Update, context: ConciergeContext, state: State) -> State:
-    """A press this step does not expect (an old or forged button): a notice, same step."""
-    logger.info("stale bookings button pressed by user %s", context.user_id)
-    await _notice(update, context.t("This button is no longer active."))
-    return state
-
-
-async def press_while_code(update: Update, context: ConciergeContext) -> State:
-    """A list button pressed while a code is awaited: a notice, same step."""
-    return await _stale(update, context, State.CODE)
-
-
-async def receive_other(update: Update, context: ConciergeContext) -> None:
-    """Typing where buttons are expected: a hint, same step."""
-    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
-
-
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """Leaves the conversation."""
-    return await common.cancel(update, context, JOB)
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Says the conversation ended for silence."""
-    draft = await _draft(context)
-    await common.timed_out(
-        update, context, command="/code" if draft.awaiting_code else "/bookings"
-    )
-
-
-def _with_exits(
-    handlers: list[BaseHandler[Any, ConciergeContext, Any]],
-) -> list[BaseHandler[Any, ConciergeContext, Any]]:
-    # The Cancel button comes before the step's catch-all for this job's presses.
-    return [
-        CallbackQueryHandler(cancel, pattern=rf"^{callbacks.build(JOB, 'cancel')}$"),
-        *handlers,
-    ]
+async def _resume(context: ConciergeContext) -> str:
+    """The command that picks up where the user was: /code while a code was awaited."""
+    return "/code" if (await _draft(context)).awaiting_code else "/bookings"
 
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/bookings, the menu's "My bookings" and /code."""
-    presses = callbacks.pattern(JOB)
     not_command = ~filters.COMMAND
-    other = MessageHandler(not_command, receive_other)
-    # per_message stays False so typed codes reach the conversation; PTB warns that buttons
-    # are then tracked per chat rather than per message, which is what this flow wants.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return Flow(
-            aside=N_("Closed your bookings (/bookings shows them again)."),
-            aside_in={State.CODE: N_("Stopped waiting for a booking code (/code to try again).")},
-            views=(State.BROWSE, State.SELECT, State.CONFIRM),
-            entry_points=[
-                CommandHandler("bookings", start_bookings),
-                CallbackQueryHandler(start_bookings, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-                CommandHandler("code", start_code),
-                MessageHandler(filters.PHOTO & filters.CaptionRegex(r"^/code\b"), start_code),
+    return flowkit.build(
+        job=JOB,
+        command="bookings",
+        start=start_bookings,
+        aside=N_("Closed your bookings (/bookings shows them again)."),
+        aside_in={State.CODE: N_("Stopped waiting for a booking code (/code to try again).")},
+        views=(State.BROWSE, State.SELECT, State.CONFIRM),
+        entry_points=[
+            CommandHandler("code", start_code),
+            MessageHandler(filters.PHOTO & filters.CaptionRegex(r"^/code\b"), start_code),
+        ],
+        states={
+            State.BROWSE: [
+                CallbackQueryHandler(show_list, pattern=flowkit.on(JOB, "(retry|back)")),
+                CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, r"page:\d+")),
+                CallbackQueryHandler(switch_view, pattern=flowkit.on(JOB, "view:(upcoming|past)")),
+                CallbackQueryHandler(open_booking, pattern=flowkit.on(JOB, "open")),
+                CallbackQueryHandler(ask_drop, pattern=flowkit.on(JOB, "drop")),
+                CallbackQueryHandler(start_selection, pattern=flowkit.on(JOB, "select")),
             ],
-            states={
-                State.BROWSE: _with_exits(
-                    [CallbackQueryHandler(press_in_list, pattern=presses), other]
-                ),
-                State.SELECT: _with_exits(
-                    [CallbackQueryHandler(press_in_selection, pattern=presses), other]
-                ),
-                State.CONFIRM: _with_exits(
-                    [CallbackQueryHandler(confirm_cancel, pattern=presses), other]
-                ),
-                State.CODE: _with_exits(
-                    [
-                        MessageHandler(filters.TEXT & not_command, receive_code_text),
-                        MessageHandler(filters.PHOTO | filters.Document.IMAGE, receive_code_photo),
-                        MessageHandler(not_command, receive_other_for_code),
-                        CallbackQueryHandler(press_while_code, pattern=presses),
-                    ]
-                ),
-                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
-            },
-            fallbacks=[CommandHandler("cancel", cancel)],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=True,
-        )
+            State.SELECT: [
+                CallbackQueryHandler(toggle, pattern=flowkit.on(JOB, "tog")),
+                CallbackQueryHandler(finish_selection, pattern=flowkit.on(JOB, "sel_done")),
+                CallbackQueryHandler(show_list, pattern=flowkit.on(JOB, "back")),
+            ],
+            State.CONFIRM: [
+                CallbackQueryHandler(confirm_cancel, pattern=flowkit.on(JOB, "yes")),
+                CallbackQueryHandler(show_list, pattern=flowkit.on(JOB, "no")),
+            ],
+            State.CODE: [
+                MessageHandler(filters.TEXT & not_command, receive_code_text),
+                MessageHandler(filters.PHOTO | filters.Document.IMAGE, receive_code_photo),
+                MessageHandler(not_command, receive_other_for_code),
+            ],
+        },
+        timeout=timeout,
+        resume=_resume,
+    )

@@ -31,7 +31,7 @@ from typing import Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
     CallbackQueryHandler,
     ConversationHandler,
@@ -39,17 +39,17 @@ from telegram.ext import (
 
 from api.akubela_models import Maintenance, MaintenanceState
 from api.errors import ApiError, NotFound
-from conversations import callbacks, common
+from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.ports import ResidentDesk
-from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
+from conversations.roles import Action, Target
 from conversations.timewindow import TimeWindow, describe_window
 from conversations.writes import RepairCancel, RepairClear, Result
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "repairs"
+JOB: Final = keys.REPAIRS
 PAGE_SIZE: Final = 5
 SNIPPET_LENGTH: Final = 28
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
@@ -190,11 +190,10 @@ def detail_text(context: ConciergeContext, repair: Maintenance) -> str:
     else:
         window = "—"
     text = context.t(
-        "Repair #{short_id} — {state}\nFull id: {repair_id}\n\n📝 {description}\n"
+        "Repair #{short_id} — {state}\n\n📝 {description}\n"
         "🕒 Visit: {window}\n📞 {contact}\n🗓 Reported: {created}",
         short_id=short_id(repair.maintenance_id),
         state=badge(context, repair.state),
-        repair_id=repair.maintenance_id,
         description=repair.description or "—",
         window=window,
         contact=repair.contact or "—",
@@ -208,12 +207,6 @@ def detail_text(context: ConciergeContext, repair: Maintenance) -> str:
 # ---- keyboards -------------------------------------------------------------------------------
 
 
-def _button(
-    context: ConciergeContext, label: str, action: str, arg: str = ""
-) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
 def list_markup(
     context: ConciergeContext,
     everything: Sequence[Maintenance],
@@ -224,8 +217,8 @@ def list_markup(
     """A button per repair, Prev/Next, and "Clear closed and completed" when there are any."""
     rows = [
         [
-            _button(
-                context,
+            flowkit.button(
+                JOB,
                 f"{state_emoji(r.state)} #{short_id(r.maintenance_id)} "
                 f"{snippet(r.description, 20)}",
                 "open",
@@ -235,46 +228,32 @@ def list_markup(
         for r in shown
         if r.maintenance_id
     ]
-    turn = []
-    if page > 0:
-        turn.append(_button(context, context.t("◀ Prev"), "page", str(page - 1)))
-    if page < pages - 1:
-        turn.append(_button(context, context.t("Next ▶"), "page", str(page + 1)))
-    if turn:
-        rows.append(turn)
+    rows += flowkit.pager(JOB, context, page, pages)
     finished = len(finished_ids(everything))
     if finished:
         label = context.t("🧹 Clear closed and completed ({count})", count=finished)
-        rows.append([_button(context, label, "clear")])
-    return common.with_cancel(rows, JOB, context)
+        rows.append([flowkit.button(JOB, label, "clear")])
+    return flowkit.keyboard(rows, JOB, context)
 
 
 def detail_markup(
     context: ConciergeContext, repair: Maintenance, page: int
 ) -> InlineKeyboardMarkup:
     """Cancel this repair, or back to the list page it came from."""
-    return common.with_cancel(
+    return flowkit.keyboard(
         [
             [
-                _button(
-                    context,
+                flowkit.button(
+                    JOB,
                     context.t("🗑 Cancel this repair"),
                     "drop",
                     key_of(repair.maintenance_id),
                 )
             ],
-            [_button(context, context.t("⬅ Back to the list"), "page", str(page))],
+            [flowkit.button(JOB, context.t("⬅ Back to the list"), "page", str(page))],
         ],
         JOB,
         context,
-    )
-
-
-def _retry_markup(
-    context: ConciergeContext, action: str = "page", arg: str = ""
-) -> InlineKeyboardMarkup:
-    return common.with_cancel(
-        [[_button(context, context.t("🔁 Try again"), action, arg)]], JOB, context
     )
 
 
@@ -282,28 +261,18 @@ def _retry_markup(
 
 
 async def _draft(context: ConciergeContext) -> MyRepairsDraft:
-    return await common.load_draft(context, JOB, MyRepairsDraft) or MyRepairsDraft()
+    return await flowkit.load_draft(context, JOB, MyRepairsDraft) or MyRepairsDraft()
 
 
 async def _save(context: ConciergeContext, draft: MyRepairsDraft) -> None:
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
 
 
 async def _allowed(
     update: Update, context: ConciergeContext, action: Action, desk: ResidentDesk
 ) -> bool:
     """Whether the resident may do `action` in the desk's residence (told when not)."""
-    if context.user_id is None:
-        return False
-    actor = await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
-    refusal = decide(actor, action, Target(residence_id=desk.residence_id))
-    if refusal is None:
-        return True
-    logger.warning("user %s refused %s: %s", context.user_id, action, refusal)
-    await common.say(update, context.t(REFUSAL_MESSAGES[refusal]))
-    return False
+    return await common.allowed(update, context, action, Target(residence_id=desk.residence_id))
 
 
 async def _fetch(
@@ -315,23 +284,18 @@ async def _fetch(
         return newest_first(await desk.repairs())
     except ApiError as error:
         logger.info("repair list failed: %s", type(error).__name__)
-        await common.say(
+        await flowkit.say(
             update,
             common.vendor_failure(context, error),
-            _retry_markup(context, "page", retry_arg),
+            flowkit.retry_keyboard(JOB, context, "page", retry_arg),
         )
         return None
-
-
-async def _press(update: Update) -> None:
-    await common.answer_press(update)
-    await common.remove_buttons(update)
 
 
 async def _refuse_press(update: Update, context: ConciergeContext, key: str) -> None:
     """A press naming a repair that is not in the resident's list: logged, politely refused."""
     logger.warning("user %s pressed repair %r, which is not in their list", context.user_id, key)
-    await common.say(update, context.t("Sorry, that repair is not in your list (any more)."))
+    await flowkit.say(update, context.t("Sorry, that repair is not in your list (any more)."))
 
 
 async def _show_list(
@@ -342,15 +306,15 @@ async def _show_list(
         return State.BROWSE
     draft = await _draft(context)
     if not repairs:
-        await common.clear_draft(context, JOB)
+        await flowkit.clear_draft(context, JOB)
         text = context.t("You have no repairs. Send /repair to report one.")
-        await common.say(update, f"{note}\n\n{text}" if note else text)
+        await flowkit.show(update, f"{note}\n\n{text}" if note else text)
         return ConversationHandler.END
     shown, page, pages = page_of(repairs, page)
     draft.page, draft.pending, draft.target_ids = page, None, []
     await _save(context, draft)
     text = list_text(context, shown, page, pages)
-    await common.say(
+    await flowkit.show(
         update,
         f"{note}\n\n{text}" if note else text,
         list_markup(context, repairs, shown, page, pages),
@@ -365,17 +329,12 @@ async def _desk(update: Update, context: ConciergeContext) -> ResidentDesk | Non
     return None
 
 
-def _arg(update: Update) -> str:
-    press = callbacks.parse(update.callback_query.data if update.callback_query else None, job=JOB)
-    return press.arg if press is not None else ""
-
-
 # ---- handlers --------------------------------------------------------------------------------
 
 
 async def start_list(update: Update, context: ConciergeContext) -> State | int:
     """/repairs or the menu button: the first page of the list."""
-    await _press(update)
+    await flowkit.answer(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
@@ -384,22 +343,22 @@ async def start_list(update: Update, context: ConciergeContext) -> State | int:
 
 async def turn_page(update: Update, context: ConciergeContext) -> State | int:
     """Prev, Next, Back or Try again: that page of the list, fetched fresh."""
-    await _press(update)
+    await flowkit.answer(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    arg = _arg(update)
+    arg = flowkit.arg(update, JOB)
     page = int(arg) if arg.isdigit() else 0
     return await _show_list(update, context, desk, page)
 
 
 async def open_repair(update: Update, context: ConciergeContext) -> State | int:
     """A repair of the list: its detail and photos, once it is checked to be the resident's."""
-    await _press(update)
+    await flowkit.answer(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    key = _arg(update)
+    key = flowkit.arg(update, JOB)
     repairs = await _fetch(update, context, desk)
     if repairs is None:
         return State.BROWSE
@@ -412,15 +371,17 @@ async def open_repair(update: Update, context: ConciergeContext) -> State | int:
     except NotFound as error:
         return await _show_list(update, context, desk, 0, common.vendor_failure(context, error))
     except ApiError as error:
-        await common.say(
-            update, common.vendor_failure(context, error), _retry_markup(context, "open", key)
+        await flowkit.say(
+            update,
+            common.vendor_failure(context, error),
+            flowkit.retry_keyboard(JOB, context, "open", key),
         )
         return State.BROWSE
     draft = await _draft(context)
-    await _send_photos(update, context, desk, repair)
-    await common.say(
+    await flowkit.show(
         update, detail_text(context, repair), detail_markup(context, repair, draft.page)
     )
+    await _send_photos(update, context, desk, repair)
     return State.BROWSE
 
 
@@ -460,11 +421,11 @@ async def _send_photos(
 
 async def ask_cancel(update: Update, context: ConciergeContext) -> State | int:
     """Cancel this repair: asks for a confirmation naming it."""
-    await _press(update)
+    await flowkit.answer(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
-    key = _arg(update)
+    key = flowkit.arg(update, JOB)
     repairs = await _fetch(update, context, desk)
     if repairs is None:
         return State.BROWSE
@@ -481,13 +442,13 @@ async def ask_cancel(update: Update, context: ConciergeContext) -> State | int:
         short_id=short_id(repair.maintenance_id),
         description=snippet(repair.description, 60),
     )
-    await common.say(update, text, _confirm_markup(context, context.t("🗑 Yes, cancel it")))
+    await flowkit.show(update, text, _confirm_markup(context, context.t("🗑 Yes, cancel it")))
     return State.CONFIRM
 
 
 async def ask_clear(update: Update, context: ConciergeContext) -> State | int:
     """Clear closed and completed: asks for a confirmation that says how many."""
-    await _press(update)
+    await flowkit.answer(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
@@ -512,13 +473,18 @@ async def ask_clear(update: Update, context: ConciergeContext) -> State | int:
         count=len(ids),
     )
     label = context.t("🧹 Yes, delete {count}", count=len(ids))
-    await common.say(update, text, _confirm_markup(context, label))
+    await flowkit.show(update, text, _confirm_markup(context, label))
     return State.CONFIRM
 
 
 def _confirm_markup(context: ConciergeContext, yes_label: str) -> InlineKeyboardMarkup:
-    return common.with_cancel(
-        [[_button(context, yes_label, "yes"), _button(context, context.t("✋ No, keep"), "no")]],
+    return flowkit.keyboard(
+        [
+            [
+                flowkit.button(JOB, yes_label, "yes"),
+                flowkit.button(JOB, context.t("✋ No, keep"), "no"),
+            ]
+        ],
         JOB,
         context,
     )
@@ -526,7 +492,7 @@ def _confirm_markup(context: ConciergeContext, yes_label: str) -> InlineKeyboard
 
 async def keep(update: Update, context: ConciergeContext) -> State | int:
     """No: nothing is deleted; back to the list."""
-    await _press(update)
+    await flowkit.answer(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
@@ -536,13 +502,13 @@ async def keep(update: Update, context: ConciergeContext) -> State | int:
 
 async def delete_confirmed(update: Update, context: ConciergeContext) -> State | int:
     """Yes: deletes what was confirmed; when Akubela is down the deletion is kept for later."""
-    await _press(update)
+    await flowkit.answer(update)
     desk = await _desk(update, context)
     if desk is None:
         return ConversationHandler.END
     draft = await _draft(context)
     if draft.pending is None or not draft.target_ids:
-        await common.say(update, context.t("That button is no longer active."))
+        await flowkit.say(update, context.t(flowkit.STALE))
         return await _show_list(update, context, desk, draft.page)
     action = Action.REPAIR_CANCEL if draft.pending is Pending.CANCEL else Action.REPAIR_CLEAR
     if not await _allowed(update, context, action, desk):
@@ -560,21 +526,12 @@ async def delete_confirmed(update: Update, context: ConciergeContext) -> State |
     outcome = await context.services.writes.submit(
         context.user_id, write, command_id=draft.command_id
     )
-    if outcome.result is Result.KEPT:
-        await common.clear_draft(context, JOB)
-        await common.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "⏳ Akubela is not answering right now. Your request is kept and will be sent "
-                "as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await common.clear_draft(context, JOB)
-        await common.say(update, common.write_unknown(context))
+    kept = N_(
+        "⏳ Akubela is not answering right now. Your request is kept and will be sent "
+        "as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
+        await flowkit.clear_draft(context, JOB)
         return ConversationHandler.END
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, NotFound):
@@ -583,7 +540,7 @@ async def delete_confirmed(update: Update, context: ConciergeContext) -> State |
             )
         logger.warning("repair deletion failed: %s", type(outcome.error).__name__)
         retry = _confirm_markup(context, context.t("🔁 Try again"))
-        await common.say(update, common.write_refused(context, outcome), retry)
+        await flowkit.show(update, common.write_refused(context, outcome), retry)
         return State.CONFIRM
     if draft.pending is Pending.CANCEL:
         note = context.t("🗑 Repair #{short_id} is cancelled.", short_id=short_id(ids[0]))
@@ -595,26 +552,23 @@ async def delete_confirmed(update: Update, context: ConciergeContext) -> State |
 # ---- wiring ----------------------------------------------------------------------------------
 
 
-def _on(action: str) -> str:
-    return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
-
-
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/repairs and the menu's "My repairs"."""
-    states: dict[object, common.Handlers] = {
+    states: dict[object, flowkit.Handlers] = {
         State.BROWSE: [
-            CallbackQueryHandler(turn_page, pattern=_on("page")),
-            CallbackQueryHandler(open_repair, pattern=_on("open")),
-            CallbackQueryHandler(ask_cancel, pattern=_on("drop")),
-            CallbackQueryHandler(ask_clear, pattern=_on("clear")),
+            CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, "page")),
+            CallbackQueryHandler(open_repair, pattern=flowkit.on(JOB, "open")),
+            CallbackQueryHandler(ask_cancel, pattern=flowkit.on(JOB, "drop")),
+            CallbackQueryHandler(ask_clear, pattern=flowkit.on(JOB, "clear")),
         ],
         State.CONFIRM: [
-            CallbackQueryHandler(delete_confirmed, pattern=_on("yes")),
-            CallbackQueryHandler(keep, pattern=_on("no")),
+            CallbackQueryHandler(delete_confirmed, pattern=flowkit.on(JOB, "yes")),
+            CallbackQueryHandler(keep, pattern=flowkit.on(JOB, "no")),
         ],
     }
-    return common.browse_conversation(
+    return flowkit.build(
         job=JOB,
+        views=states.keys(),
         command="repairs",
         start=start_list,
         states=states,

@@ -1,51 +1,47 @@
 """Messages to a user outside their own conversation (results of deferred writes, a link that
-went through), in that user's language; alerts go through `bot.alerts` instead, which keeps
+went through), in that user's language; alerts go through `bot.alert_watcher` instead, which keeps
 them until they are due."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telegram.error import Forbidden, TelegramError
 
 from conversations.context import LANGUAGE_KEY
 from conversations.i18n import pick_language, tr
-
-# Services are built by `bot`; only their type is named here.
-if TYPE_CHECKING:
-    from bot.services import Services
+from conversations.ports import Ports
 
 logger = logging.getLogger(__name__)
 
 BLOCKED_KEY = "blocked"
 
 
-async def mark_blocked(application: Any, services: Services, telegram_id: int) -> None:
+async def mark_blocked(application: Any, services: Ports, telegram_id: int) -> None:
     """Telegram said this user blocked the bot: stop alerting them until they write again.
 
     The flag also goes into the user's persisted data, which is what the bot sees first when
     they do write again (and so knows to lift the block).
     """
-    await services.storage.users.set_blocked(telegram_id, services.clock())
+    await services.people.set_blocked(telegram_id, services.clock())
     data = application.user_data.get(telegram_id)
     if data is not None:
         data[BLOCKED_KEY] = True
         application.mark_data_for_update_persistence(user_ids=telegram_id)
 
 
-async def language_of(application: Any, services: Services, telegram_id: int) -> str:
+async def language_of(application: Any, services: Ports, telegram_id: int) -> str:
     """The language a user reads: their choice in the bot, else what we stored for them."""
     chosen = application.user_data.get(telegram_id, {}).get(LANGUAGE_KEY)
     if chosen:
         return pick_language(chosen, None)
-    user = await services.storage.users.get(telegram_id)
-    return pick_language(user.language if user else None, None)
+    return pick_language(await services.people.language(telegram_id), None)
 
 
 async def tell(
     application: Any,
-    services: Services,
+    services: Ports,
     telegram_id: int,
     message: str,
     /,

@@ -36,6 +36,11 @@ the flow's newest message with a keyboard is kept in the user's data (persisted,
 after a restart). Putting the flow aside takes that keyboard off, so no live button is left
 that belongs to a flow the user is no longer in.
 
+Keyboards follow the conversation the same way: when an update shows a newer prompt with
+buttons (the answer to a typed or pressed step), the one before loses its buttons; when the
+flow ends (finished, /cancel, Cancel) or times out, its last prompt loses them. So a flow
+has at most one live keyboard, and a resident's chat never gathers old Cancel buttons.
+
 The flows find each other through `connect`, called once by the application factory with
 every registered handler; the Application owns the handlers, the Flows only refer to them.
 """
@@ -132,34 +137,50 @@ class Flow(ConversationHandler[ConciergeContext]):
         check_result: Any,
         context: ConciergeContext,
     ) -> object | None:
-        """Puts every other open flow of this user aside, then handles the update."""
+        """Puts every other open flow of this user aside, handles the update, then lets the
+        keyboards follow: only the flow's newest prompt keeps its buttons."""
         key: ConversationKey = check_result[1]
         await self._put_others_aside(update, context, key)
         shown: list[tuple[int, int, bool]] = []
         token = _shown.set(shown)
         try:
-            return await super().handle_update(update, application, check_result, context)
+            result = await super().handle_update(update, application, check_result, context)
         finally:
             _shown.reset(token)
-            self._remember_prompt(context, shown)
+        await self._follow(context, shown, ended=key not in self._conversations)
+        return result
 
-    def _remember_prompt(
-        self, context: ConciergeContext, shown: list[tuple[int, int, bool]]
+    async def _follow(
+        self, context: ConciergeContext, shown: list[tuple[int, int, bool]], *, ended: bool
     ) -> None:
-        """Keeps this flow's newest message with buttons, or forgets it once they are gone."""
-        if context.user_data is None or not shown:
+        """Takes the buttons off every prompt of this flow but the newest one: a prompt shown
+        earlier in this update, the prompt an answer (typed or pressed) superseded, and, once
+        the flow has ended (done, /cancel, Cancel), its last prompt. Messages shown by the
+        update that ended the flow keep theirs (a login link, a receipt)."""
+        if context.user_data is None:
             return
-        chat_id, message_id, has_buttons = shown[-1]
-        if has_buttons:
+        latest: dict[tuple[int, int], bool] = {}
+        for chat_id, message_id, has_buttons in shown:
+            latest.pop((chat_id, message_id), None)
+            latest[(chat_id, message_id)] = has_buttons
+        live = [message for message, has_buttons in latest.items() if has_buttons]
+        newest = live[-1] if live and not ended else None
+        stale = [] if ended else live[:-1]
+        kept = context.user_data.get(PROMPT_KEY)
+        if isinstance(kept, dict) and kept.get("flow") == self.name:
+            where = (kept["chat"], kept["message"])
+            if where not in latest and (ended or newest is not None):
+                stale.append(where)
+            if ended or newest is not None or not latest.get(where, True):
+                context.user_data.pop(PROMPT_KEY, None)
+        if newest is not None:
             context.user_data[PROMPT_KEY] = {
                 "flow": self.name,
-                "chat": chat_id,
-                "message": message_id,
+                "chat": newest[0],
+                "message": newest[1],
             }
-            return
-        kept = context.user_data.get(PROMPT_KEY)
-        if isinstance(kept, dict) and kept.get("message") == message_id:
-            context.user_data.pop(PROMPT_KEY, None)
+        for chat_id, message_id in stale:
+            await _strip(context, chat_id, message_id)
 
     # ---- putting aside -------------------------------------------------------------------
 
@@ -173,7 +194,7 @@ class Flow(ConversationHandler[ConciergeContext]):
             if state is None:
                 continue
             logger.info("user %s: %s put aside for %s", context.user_id, peer.name, self.name)
-            await peer._take_buttons_off(context)
+            await take_prompt_off(context, peer.name)
             line = await peer._aside_line(context, state)
             if update.effective_chat is not None:
                 await update.effective_chat.send_message(line)
@@ -191,27 +212,33 @@ class Flow(ConversationHandler[ConciergeContext]):
         self._update_state(self.END, key)
         return state
 
-    async def _take_buttons_off(self, context: ConciergeContext) -> None:
-        """Removes the keyboard of this flow's newest prompt, if it is known."""
-        kept = context.user_data.get(PROMPT_KEY) if context.user_data is not None else None
-        if not isinstance(kept, dict) or kept.get("flow") != self.name:
-            return
-        if context.user_data is not None:
-            context.user_data.pop(PROMPT_KEY, None)
-        try:
-            await context.bot.edit_message_reply_markup(
-                chat_id=kept["chat"], message_id=kept["message"], reply_markup=None
-            )
-        except TelegramError:
-            # Too old to edit, or deleted: its buttons answer as stale anyway.
-            logger.debug("a put-aside prompt kept its buttons")
-
     async def _aside_line(self, context: ConciergeContext, state: object) -> str:
         """What the user is told when this flow is put aside in `state`."""
         resumable = self._resumable is not None and await self._resumable(context)
         if self._kept is not None and resumable:
             return context.t(self._kept)
         return context.t(self._aside_in.get(state, self._aside))
+
+
+async def take_prompt_off(context: ConciergeContext, flow: str | None) -> None:
+    """Removes the keyboard of the newest prompt of `flow` (a flow's persistence name), if
+    it is known; called when the flow is put aside or times out."""
+    kept = context.user_data.get(PROMPT_KEY) if context.user_data is not None else None
+    if not isinstance(kept, dict) or kept.get("flow") != flow:
+        return
+    if context.user_data is not None:
+        context.user_data.pop(PROMPT_KEY, None)
+    await _strip(context, kept["chat"], kept["message"])
+
+
+async def _strip(context: ConciergeContext, chat_id: int, message_id: int) -> None:
+    try:
+        await context.bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=message_id, reply_markup=None
+        )
+    except TelegramError:
+        # Too old to edit (48 h), or deleted: its buttons answer as stale anyway.
+        logger.debug("an answered prompt kept its buttons")
 
 
 def connect(handlers: Iterable[BaseHandler[Any, Any, Any]]) -> tuple[Flow, ...]:

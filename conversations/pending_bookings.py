@@ -28,7 +28,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
     CallbackQueryHandler,
     ConversationHandler,
@@ -36,7 +36,7 @@ from telegram.ext import (
 
 from api.akubela_models import Booking, BookingState
 from api.errors import ApiError, NotFound, RateLimited, Unavailable
-from conversations import callbacks, common
+from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, state_words, when_words
@@ -47,7 +47,7 @@ from conversations.tasks import when
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "bookings_pending"
+JOB: Final = keys.BOOKINGS_PENDING
 PAGE_SIZE: Final = 5
 PARALLEL_READS: Final = 8  # residences read at once: quick for the manager, gentle on Akubela
 
@@ -258,10 +258,6 @@ def detail_text(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> s
 # ---- keyboards -------------------------------------------------------------------------------
 
 
-def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
 def list_markup(
     context: ConciergeContext, shown: Sequence[Found], page: int, pages: int
 ) -> InlineKeyboardMarkup:
@@ -269,7 +265,8 @@ def list_markup(
     zone, now = context.zone, context.services.clock()
     rows = [
         [
-            _button(
+            flowkit.button(
+                JOB,
                 booking_line(f.booking, context.lang, zone, now),
                 "open",
                 key_of(f.booking.booking_id),
@@ -277,26 +274,16 @@ def list_markup(
         ]
         for f in shown
     ]
-    turn = []
-    if page > 0:
-        turn.append(_button(context.t("◀ Prev"), "page", str(page - 1)))
-    if page < pages - 1:
-        turn.append(_button(context.t("Next ▶"), "page", str(page + 1)))
-    if turn:
-        rows.append(turn)
-    rows.append([_button(context.t("🔄 Refresh"), "page", str(page))])
-    return common.with_cancel(rows, JOB, context)
-
-
-def _retry_markup(context: ConciergeContext, action: str, arg: str) -> InlineKeyboardMarkup:
-    return common.with_cancel([[_button(context.t("🔁 Try again"), action, arg)]], JOB, context)
+    rows += flowkit.pager(JOB, context, page, pages)
+    rows.append([flowkit.button(JOB, context.t("🔄 Refresh"), "page", str(page))])
+    return flowkit.keyboard(rows, JOB, context)
 
 
 # ---- the draft and the vendor ----------------------------------------------------------------
 
 
 async def _draft(context: ConciergeContext) -> PendingDraft:
-    return await common.load_draft(context, JOB, PendingDraft) or PendingDraft()
+    return await flowkit.load_draft(context, JOB, PendingDraft) or PendingDraft()
 
 
 async def _allowed(update: Update, context: ConciergeContext) -> bool:
@@ -304,26 +291,9 @@ async def _allowed(update: Update, context: ConciergeContext) -> bool:
     return await common.allowed(update, context, Action.BOOKINGS_VIEW_PENDING, target)
 
 
-async def _press(update: Update) -> None:
-    await common.answer_press(update)
-    await common.remove_buttons(update)
-
-
-def _arg(update: Update) -> str:
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    return press.arg if press is not None else ""
-
-
 async def _sweep(context: ConciergeContext) -> Sweep:
     services = context.services
-    residents = [
-        (
-            link.telegram_id,
-            [str(r["residence_id"]) for r in link.residences if isinstance(r, dict)],
-        )
-        for link in await services.accounts.residents()
-    ]
+    residents = await services.directory.residences_of_residents()
     return await gather(residents, services.desk_for_residence)
 
 
@@ -331,15 +301,15 @@ async def _show_list(update: Update, context: ConciergeContext, page: int) -> St
     await common.typing(update, context)
     sweep = await _sweep(context)
     if sweep.vendor_down and sweep.read == 0:
-        await common.say(
+        await flowkit.say(
             update,
             context.t("Akubela is not answering right now. Please try again in a moment."),
-            _retry_markup(context, "page", str(page)),
+            flowkit.retry_keyboard(JOB, context, "page", str(page)),
         )
         return State.BROWSE
     if sweep.read == 0 and sweep.unreadable == 0:
-        await common.clear_draft(context, JOB)
-        await common.say(
+        await flowkit.clear_draft(context, JOB)
+        await flowkit.say(
             update,
             context.t(
                 "No resident has linked their Akubela account in the bot yet, so there are "
@@ -361,9 +331,9 @@ async def _show_list(update: Update, context: ConciergeContext, page: int) -> St
             for f in everything
         },
     )
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     text = list_text(shown, page, pages, sweep.unreadable, context.lang, context.zone, now)
-    await common.say(update, text, list_markup(context, shown, page, pages))
+    await flowkit.show(update, text, list_markup(context, shown, page, pages))
     return State.BROWSE
 
 
@@ -372,7 +342,7 @@ async def _show_list(update: Update, context: ConciergeContext, page: int) -> St
 
 async def start_list(update: Update, context: ConciergeContext) -> State | int:
     """/bookings_pending or the menu button: the first page of waiting bookings, for managers."""
-    await _press(update)
+    await flowkit.answer(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
     return await _show_list(update, context, 0)
@@ -380,29 +350,29 @@ async def start_list(update: Update, context: ConciergeContext) -> State | int:
 
 async def turn_page(update: Update, context: ConciergeContext) -> State | int:
     """Prev, Next, Back, Refresh or Try again: that page, gathered afresh."""
-    await _press(update)
+    await flowkit.answer(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
-    arg = _arg(update)
+    arg = flowkit.arg(update, JOB)
     return await _show_list(update, context, int(arg) if arg.isdigit() else 0)
 
 
 async def open_booking(update: Update, context: ConciergeContext) -> State | int:
     """A booking of the list: read afresh from its residence and shown in full."""
-    await _press(update)
+    await flowkit.answer(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
-    key = _arg(update)
+    key = flowkit.arg(update, JOB)
     draft = await _draft(context)
     source = draft.listed.get(key)
     if source is None:
         logger.warning("user %s pressed booking %r, which was not listed", context.user_id, key)
-        await common.say(update, context.t("Sorry, that booking is not in the list (any more)."))
+        await flowkit.say(update, context.t("Sorry, that booking is not in the list (any more)."))
         return await _show_list(update, context, draft.page)
     await common.typing(update, context)
     desk = await context.services.desk_for_residence(source.telegram_id, source.residence_id)
     if desk is None:
-        await common.say(
+        await flowkit.say(
             update,
             context.t("That resident's link is gone, so the booking cannot be read now."),
         )
@@ -410,37 +380,36 @@ async def open_booking(update: Update, context: ConciergeContext) -> State | int
     try:
         booking = await desk.booking(source.booking_id)
     except NotFound as error:
-        await common.say(update, common.vendor_failure(context, error))
+        await flowkit.say(update, common.vendor_failure(context, error))
         return await _show_list(update, context, draft.page)
     except ApiError as error:
         logger.info("pending booking unreadable: %s", type(error).__name__)
-        await common.say(
-            update, common.vendor_failure(context, error), _retry_markup(context, "open", key)
+        await flowkit.say(
+            update,
+            common.vendor_failure(context, error),
+            flowkit.retry_keyboard(JOB, context, "open", key),
         )
         return State.BROWSE
     text = detail_text(booking, context.lang, context.zone, context.services.clock())
-    back = [[_button(context.t("⬅ Back to the list"), "page", str(draft.page))]]
-    await common.say(update, text, common.with_cancel(back, JOB, context))
+    back = [[flowkit.button(JOB, context.t("⬅ Back to the list"), "page", str(draft.page))]]
+    await flowkit.show(update, text, flowkit.keyboard(back, JOB, context))
     return State.BROWSE
 
 
 # ---- wiring ----------------------------------------------------------------------------------
 
 
-def _on(action: str) -> str:
-    return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
-
-
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/bookings_pending and the menu's "Bookings waiting"."""
-    states: dict[object, common.Handlers] = {
+    states: dict[object, flowkit.Handlers] = {
         State.BROWSE: [
-            CallbackQueryHandler(turn_page, pattern=_on("page")),
-            CallbackQueryHandler(open_booking, pattern=_on("open")),
+            CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, "page")),
+            CallbackQueryHandler(open_booking, pattern=flowkit.on(JOB, "open")),
         ],
     }
-    return common.browse_conversation(
+    return flowkit.build(
         job=JOB,
+        views=states.keys(),
         command="bookings_pending",
         start=start_list,
         states=states,

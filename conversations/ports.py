@@ -7,10 +7,11 @@ a change here. Writes take a `command_id` chosen by the flow and kept with the w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import date, datetime, time
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 from api.akubela_models import (
     Amenity,
@@ -20,6 +21,11 @@ from api.akubela_models import (
     ManagerMaintenance,
 )
 from api.tuya_models import Device, Room, TaskDetail, TaskSummary, Worker
+from conversations.domain import Actor, Redeemed, ResidentAccount
+
+if TYPE_CHECKING:
+    # writes.py builds on the desks above, so only its journal's type is named here.
+    from conversations.writes import WriteJournal
 
 
 class RepairDesk(Protocol):
@@ -106,9 +112,9 @@ class ResidentDesk(RepairDesk, BookingDesk, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OwnWrite:
-    """A write of the bot's that went through: the operation (the outbox's names, e.g.
-    "akubela.repair.create", or "tuya.task.reopen"), who made it, its payload as the outbox
-    keeps it (the residence, a reopen's reason, ...) and the records it touched."""
+    """A write of the bot's that went through: its kind (`conversations.writes`, e.g.
+    "akubela.repair.create" or "tuya.task.reopen"), who made it, the write's fields (the
+    residence, a reopen's reason, ...) and the records it touched (`write.subjects`)."""
 
     operation: str
     telegram_id: int
@@ -221,4 +227,223 @@ class ProjectDesk(Protocol):
 
     async def download(self, url: str) -> bytes:
         """Fetches a vendor image (a repair's picture)."""
+        ...
+
+
+class Drafts(Protocol):
+    """What a user was in the middle of, kept across restarts (one draft per user and flow)."""
+
+    async def save(self, telegram_id: int, job: str, data: dict[str, Any]) -> None:
+        """Keeps the draft, replacing the one before."""
+        ...
+
+    async def load(self, telegram_id: int, job: str) -> dict[str, Any] | None:
+        """The kept draft, if any."""
+        ...
+
+    async def clear(self, telegram_id: int, job: str) -> None:
+        """Forgets the draft."""
+        ...
+
+
+class Directory(Protocol):
+    """Who people are to the community, and how a resident links their account."""
+
+    async def actor(self, telegram_id: int) -> Actor:
+        """Everything authorisation needs to know about a user (administrators included)."""
+        ...
+
+    async def telegram_ids_of_worker(self, worker_id: str) -> list[int]:
+        """The Telegram users bound to a worker (none when the worker does not use the bot)."""
+        ...
+
+    async def residences_of_residents(self) -> list[tuple[int, list[str]]]:
+        """Every linked resident with the residences they may act for."""
+        ...
+
+    async def login_lost(self, telegram_id: int) -> bool:
+        """Whether the user must sign in again: never linked, or the vendor dropped the login."""
+        ...
+
+    async def login_url(self, telegram_id: int, *, resume: str | None = None) -> str:
+        """A fresh, single-use link to sign in with the vendor; `resume` names the flow to
+        reopen afterwards."""
+        ...
+
+    async def resident(self, telegram_id: int) -> ResidentAccount | None:
+        """The user's linked resident account, if any."""
+        ...
+
+    async def worker_name(self, telegram_id: int) -> str | None:
+        """The name of the worker the user is bound to, if any."""
+        ...
+
+    async def choose_residence(self, telegram_id: int, residence_id: str) -> bool:
+        """Makes one of the resident's residences the one they act for; False if not theirs."""
+        ...
+
+    async def unlink(self, telegram_id: int) -> bool:
+        """Forgets the resident's account and its login; False when none was linked."""
+        ...
+
+
+class Invites(Protocol):
+    """Invite codes that make someone a worker or a manager."""
+
+    async def preview(self, code: str, telegram_id: int) -> Redeemed:
+        """What the code would grant (VALID), without using it; or why it cannot."""
+        ...
+
+    async def redeem(self, code: str, telegram_id: int, *, display_name: str) -> Redeemed:
+        """Uses the code: its role replaces the user's, and the alerts of a lost role stop."""
+        ...
+
+
+class People(Protocol):
+    """What the bot remembers of each user for talking to them outside a conversation."""
+
+    async def language(self, telegram_id: int) -> str | None:
+        """The language kept for the user, if any."""
+        ...
+
+    async def first_contact(self, telegram_id: int, *, language: str, display_name: str) -> None:
+        """Keeps a user who writes (in their language); someone who blocked the bot and writes
+        again has unblocked it."""
+        ...
+
+    async def set_language(self, telegram_id: int, language: str) -> None:
+        """Keeps the language the user chose."""
+        ...
+
+    async def set_time_zone(self, telegram_id: int, time_zone: str | None) -> None:
+        """Keeps the user's own time zone (None: the community's)."""
+        ...
+
+    async def quiet_hours(self, telegram_id: int) -> tuple[time, time] | None:
+        """The hours in which the user's alerts wait (start, end), if set."""
+        ...
+
+    async def set_quiet_hours(
+        self, telegram_id: int, start: time | None, end: time | None
+    ) -> None:
+        """Sets the quiet hours; both None turns them off."""
+        ...
+
+    async def set_blocked(self, telegram_id: int, at: datetime | None) -> None:
+        """Notes that the user blocked the bot (None: they wrote again)."""
+        ...
+
+
+class Audit(Protocol):
+    """The record of everything done on someone's behalf."""
+
+    async def append(
+        self,
+        *,
+        telegram_id: int | None,
+        vendor: str,
+        action: str,
+        target: str | None,
+        request_summary: dict[str, Any],
+        result: str,
+        at: datetime | None = None,
+    ) -> None:
+        """Adds one entry; the summary must already be redacted."""
+        ...
+
+
+class Acknowledgement(Protocol):
+    """A worker has seen a task."""
+
+    @property
+    def acknowledged_at(self) -> datetime: ...
+
+
+class Acknowledgements(Protocol):
+    """Which worker has seen which task."""
+
+    async def acknowledge(
+        self, task_id: str, worker_telegram_id: int, at: datetime | None = None
+    ) -> bool:
+        """Records it; False when the task was acknowledged before."""
+        ...
+
+    async def get_many(self, task_ids: Iterable[str]) -> Mapping[str, Acknowledgement]:
+        """The acknowledgements of those tasks, by task id."""
+        ...
+
+
+class RepairReport(Protocol):
+    """What a resident sent with a repair that the vendor cannot hold."""
+
+    @property
+    def photo_file_ids(self) -> list[Any]: ...
+
+
+class RepairReports(Protocol):
+    """The photos residents sent with their repairs."""
+
+    async def get(self, maintenance_id: str, *, residence_id: str) -> RepairReport | None:
+        """The report of one repair of that residence, or None."""
+        ...
+
+
+class Community(Protocol):
+    """The community's settings a flow reads (the communities issue makes them data)."""
+
+    @property
+    def zone(self) -> ZoneInfo: ...
+    @property
+    def phone_region(self) -> str: ...
+    @property
+    def service_hours_start(self) -> time: ...
+    @property
+    def service_hours_end(self) -> time: ...
+    @property
+    def akubela_project_id(self) -> str: ...
+    @property
+    def tuya_room_of_residence(self) -> dict[str, str]: ...
+
+
+class Ports(Protocol):
+    """Everything the conversations may reach, as `context.services`; `bot` provides it."""
+
+    @property
+    def settings(self) -> Community: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def drafts(self) -> Drafts: ...
+    @property
+    def directory(self) -> Directory: ...
+    @property
+    def invite_desk(self) -> Invites: ...
+    @property
+    def people(self) -> People: ...
+    @property
+    def alert_switches(self) -> Mapping[str, str]:
+        """The alert kinds a manager may switch off, in the order shown, with their labels."""
+        ...
+
+    @property
+    def audit(self) -> Audit: ...
+    @property
+    def acknowledgements(self) -> Acknowledgements: ...
+    @property
+    def repair_reports(self) -> RepairReports: ...
+    @property
+    def writes(self) -> WriteJournal: ...
+    @property
+    def task_board(self) -> TaskBoard: ...
+    @property
+    def maintenance_log(self) -> MaintenanceLog: ...
+    @property
+    def project_desk(self) -> ProjectDesk: ...
+
+    async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
+        """The resident's desk for their chosen residence; None until linked and chosen."""
+        ...
+
+    async def desk_for_residence(self, telegram_id: int, residence_id: str) -> ResidentDesk | None:
+        """The resident's desk for one of their residences (None when it is not theirs)."""
         ...

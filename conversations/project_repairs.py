@@ -25,7 +25,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
     CallbackQueryHandler,
     ConversationHandler,
@@ -33,7 +33,7 @@ from telegram.ext import (
 
 from api.akubela_models import MaintenanceState, ManagerMaintenance
 from api.errors import ApiError, AuthError
-from conversations import callbacks, common
+from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_repairs import (
@@ -53,7 +53,7 @@ from conversations.timewindow import TimeWindow, describe_window
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "repairs_all"
+JOB: Final = keys.REPAIRS_ALL
 ALL: Final = "all"
 OTHER: Final = "other"
 
@@ -171,16 +171,14 @@ def detail_text(repair: ManagerMaintenance, lang: str, zone: ZoneInfo, now: date
     text = tr(
         lang,
         N_(
-            "Repair #{short_id} — {state}\nFull id: {repair_id}\n"
-            "🏠 {family} · {building} (residence {residence_id})\n\n📝 {description}\n"
+            "Repair #{short_id} — {state}\n"
+            "🏠 {family} · {building}\n\n📝 {description}\n"
             "🕒 Visit: {window}\n📞 {contact}\n🗓 Reported: {created}"
         ),
         short_id=short_id(repair.maintenance_id),
         state=state_badge(repair.state, lang),
-        repair_id=repair.maintenance_id,
         family=repair.family_name or "—",
         building=repair.building_name or "—",
-        residence_id=repair.residence_id or "—",
         description=repair.description or "—",
         window=window,
         contact=repair.contact or "—",
@@ -194,10 +192,6 @@ def detail_text(repair: ManagerMaintenance, lang: str, zone: ZoneInfo, now: date
 # ---- keyboards -------------------------------------------------------------------------------
 
 
-def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
 def list_markup(
     context: ConciergeContext,
     everything: Sequence[ManagerMaintenance],
@@ -209,7 +203,8 @@ def list_markup(
     lang = context.lang
     rows = [
         [
-            _button(
+            flowkit.button(
+                JOB,
                 f"{state_emoji(r.state)} #{short_id(r.maintenance_id)} "
                 f"{snippet(home_of(r), 16)} {snippet(r.description, 18)}",
                 "open",
@@ -219,15 +214,10 @@ def list_markup(
         for r in shown
         if r.maintenance_id
     ]
-    turn = []
-    if draft.page > 0:
-        turn.append(_button(context.t("◀ Prev"), "page", str(draft.page - 1)))
-    if draft.page < pages - 1:
-        turn.append(_button(context.t("Next ▶"), "page", str(draft.page + 1)))
-    if turn:
-        rows.append(turn)
+    rows += flowkit.pager(JOB, context, draft.page, pages)
     chips = [
-        _button(
+        flowkit.button(
+            JOB,
             ("• " if code == draft.state_filter else "") + f"{filter_label(code, lang)} ({count})",
             "filter",
             code,
@@ -235,24 +225,20 @@ def list_markup(
         for code, count in filter_counts(everything).items()
     ]
     rows += [chips[i : i + 2] for i in range(0, len(chips), 2)]
-    return common.with_cancel(rows, JOB, context)
+    return flowkit.keyboard(rows, JOB, context)
 
 
 def _back_markup(context: ConciergeContext, page: int) -> InlineKeyboardMarkup:
-    return common.with_cancel(
-        [[_button(context.t("⬅ Back to the list"), "page", str(page))]], JOB, context
+    return flowkit.keyboard(
+        [[flowkit.button(JOB, context.t("⬅ Back to the list"), "page", str(page))]], JOB, context
     )
-
-
-def _retry_markup(context: ConciergeContext, action: str, arg: str) -> InlineKeyboardMarkup:
-    return common.with_cancel([[_button(context.t("🔁 Try again"), action, arg)]], JOB, context)
 
 
 # ---- the draft and the vendor ----------------------------------------------------------------
 
 
 async def _draft(context: ConciergeContext) -> ProjectRepairsDraft:
-    return await common.load_draft(context, JOB, ProjectRepairsDraft) or ProjectRepairsDraft()
+    return await flowkit.load_draft(context, JOB, ProjectRepairsDraft) or ProjectRepairsDraft()
 
 
 async def _allowed(update: Update, context: ConciergeContext) -> bool:
@@ -279,19 +265,10 @@ async def _fetch(
         return newest_first(await context.services.project_desk.repairs())
     except ApiError as error:
         logger.info("manager repair list failed: %s", type(error).__name__)
-        await common.say(update, failure_text(context, error), _retry_markup(context, *retry))
+        await flowkit.say(
+            update, failure_text(context, error), flowkit.retry_keyboard(JOB, context, *retry)
+        )
         return None
-
-
-async def _press(update: Update) -> None:
-    await common.answer_press(update)
-    await common.remove_buttons(update)
-
-
-def _arg(update: Update) -> str:
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    return press.arg if press is not None else ""
 
 
 async def _show_list(
@@ -301,8 +278,8 @@ async def _show_list(
     if repairs is None:
         return State.BROWSE
     shown, draft.page, pages = page_of(filtered(repairs, draft.state_filter), draft.page)
-    await common.save_draft(context, JOB, draft)
-    await common.say(
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.show(
         update,
         list_text(shown, draft.state_filter, draft.page, pages, context.lang),
         list_markup(context, repairs, shown, draft, pages),
@@ -315,7 +292,7 @@ async def _show_list(
 
 async def start_list(update: Update, context: ConciergeContext) -> State | int:
     """/repairs_all or the menu button: the first page of every repair, for managers."""
-    await _press(update)
+    await flowkit.answer(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
     return await _show_list(update, context, ProjectRepairsDraft())
@@ -323,21 +300,21 @@ async def start_list(update: Update, context: ConciergeContext) -> State | int:
 
 async def turn_page(update: Update, context: ConciergeContext) -> State | int:
     """Prev, Next, Back or Try again: that page, fetched fresh, same filter."""
-    await _press(update)
+    await flowkit.answer(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
     draft = await _draft(context)
-    arg = _arg(update)
+    arg = flowkit.arg(update, JOB)
     draft.page = int(arg) if arg.isdigit() else 0
     return await _show_list(update, context, draft)
 
 
 async def choose_filter(update: Update, context: ConciergeContext) -> State | int:
     """A state button: the first page of the repairs in that state."""
-    await _press(update)
+    await flowkit.answer(update)
     if not await _allowed(update, context):
         return ConversationHandler.END
-    code = _arg(update)
+    code = flowkit.arg(update, JOB)
     if code not in (ALL, OTHER, *STATE_FILTERS):
         logger.warning("user %s pressed an unknown repair filter %r", context.user_id, code)
         code = ALL
@@ -348,20 +325,20 @@ async def choose_filter(update: Update, context: ConciergeContext) -> State | in
 
 async def open_repair(update: Update, context: ConciergeContext) -> State | int:
     """A repair of the list: its photos and every field, once found in a fresh list."""
-    await _press(update)
-    return await _open(update, context)
+    await flowkit.answer(update)
+    return await _open(update, context, in_place=True)
 
 
 async def open_from_alert(update: Update, context: ConciergeContext) -> State | int:
-    """An alert's "Open the repair": the same, and the alert keeps its other buttons."""
-    await common.answer_press(update)
-    return await _open(update, context)
+    """An alert's "Open the repair": the same, and the alert stays as it was."""
+    await flowkit.answer(update)
+    return await _open(update, context, in_place=False)
 
 
-async def _open(update: Update, context: ConciergeContext) -> State | int:
+async def _open(update: Update, context: ConciergeContext, *, in_place: bool) -> State | int:
     if not await _allowed(update, context):
         return ConversationHandler.END
-    key = _arg(update)
+    key = flowkit.arg(update, JOB)
     repairs = await _fetch(update, context, retry=("open", key))
     if repairs is None:
         return State.BROWSE
@@ -369,7 +346,7 @@ async def _open(update: Update, context: ConciergeContext) -> State | int:
     draft = await _draft(context)
     if repair is None:
         logger.warning("user %s pressed repair %r, which is not in the list", context.user_id, key)
-        await common.say(update, context.t("Sorry, that repair is not in the list (any more)."))
+        await flowkit.say(update, context.t("Sorry, that repair is not in the list (any more)."))
         return await _show_list(update, context, draft)
     media = await repair_photos(
         context,
@@ -380,35 +357,32 @@ async def _open(update: Update, context: ConciergeContext) -> State | int:
     caption = context.t(
         "📷 Photos of repair #{short_id}", short_id=short_id(repair.maintenance_id)
     )
-    await common.send_album(update, media, caption)
     text = detail_text(repair, context.lang, context.zone, context.services.clock())
-    await common.say(update, text, _back_markup(context, draft.page))
+    await flowkit.show(update, text, _back_markup(context, draft.page), in_place=in_place)
+    await common.send_album(update, media, caption)
     return State.BROWSE
 
 
 # ---- wiring ----------------------------------------------------------------------------------
 
 
-def _on(action: str) -> str:
-    return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
-
-
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/repairs_all and the menu's "All repairs"."""
-    states: dict[object, common.Handlers] = {
+    states: dict[object, flowkit.Handlers] = {
         State.BROWSE: [
-            CallbackQueryHandler(turn_page, pattern=_on("page")),
-            CallbackQueryHandler(choose_filter, pattern=_on("filter")),
-            CallbackQueryHandler(open_repair, pattern=_on("open")),
+            CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, "page")),
+            CallbackQueryHandler(choose_filter, pattern=flowkit.on(JOB, "filter")),
+            CallbackQueryHandler(open_repair, pattern=flowkit.on(JOB, "open")),
         ],
     }
-    return common.browse_conversation(
+    return flowkit.build(
         job=JOB,
+        views=states.keys(),
         command="repairs_all",
         start=start_list,
         states=states,
         timeout=timeout,
         aside=N_("Closed the list of all repairs (/repairs_all opens it again)."),
         # A new-repair alert's "Open the repair" works with no list open.
-        entry_points=[CallbackQueryHandler(open_from_alert, pattern=_on("show"))],
+        entry_points=[CallbackQueryHandler(open_from_alert, pattern=flowkit.on(JOB, "show"))],
     )

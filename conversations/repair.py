@@ -22,14 +22,12 @@ ids are stored with the repair (`repair_reports`) for whoever handles it.
 from __future__ import annotations
 
 import logging
-import warnings
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, Field
 from telegram import (
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
     Message,
@@ -39,21 +37,16 @@ from telegram import (
 )
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.errors import InvalidRequest
-from conversations import callbacks, common, validation
+from conversations import common, flowkit, keys, validation
 from conversations.context import ConciergeContext
 from conversations.i18n import LANGUAGES, N_, tr
-from conversations.oneflow import Flow
 from conversations.timewindow import (
     Preset,
     Refusal,
@@ -68,7 +61,7 @@ from conversations.writes import RepairCreate, Result
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "repair"
+JOB: Final = keys.REPAIR
 COMMAND: Final = "/repair"
 MIN_DESCRIPTION: Final = 10
 MAX_DESCRIPTION: Final = 1000
@@ -323,47 +316,48 @@ def _photo_status(context: ConciergeContext, draft: RepairDraft) -> str:
 # ---- keyboards -------------------------------------------------------------------------------
 
 
-def _button(
-    context: ConciergeContext, label: str, action: str, arg: str = ""
-) -> InlineKeyboardButton:
-    return InlineKeyboardButton(context.t(label), callback_data=callbacks.build(JOB, action, arg))
-
-
 def _photo_markup(context: ConciergeContext, draft: RepairDraft) -> InlineKeyboardMarkup:
     if not draft.photo_file_ids:
-        row = [_button(context, N_("⏭ Skip"), "skip")]
+        row = [flowkit.button(JOB, context.t(N_("⏭ Skip")), "skip")]
     else:
-        row = [_button(context, N_("✅ Done"), "done")]
+        row = [flowkit.button(JOB, context.t(N_("✅ Done")), "done")]
         if draft.editing is Part.PHOTOS:
-            row.append(_button(context, N_("🗑 Remove all photos"), "clear"))
-    return common.with_cancel([row], JOB, context)
+            row.append(flowkit.button(JOB, context.t(N_("🗑 Remove all photos")), "clear"))
+    return flowkit.keyboard([row], JOB, context)
 
 
 def _preset_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
     zone, now = context.zone, context.services.clock()
     buttons = [
-        InlineKeyboardButton(
-            preset.label(context.lang, now, zone),
-            callback_data=callbacks.build(JOB, "when", preset.key),
-        )
+        flowkit.button(JOB, preset.label(context.lang, now, zone), "when", preset.key)
         for preset in available_presets(now, zone, _hours(context))
     ]
     rows = [buttons[i : i + PRESETS_PER_ROW] for i in range(0, len(buttons), PRESETS_PER_ROW)]
-    return common.with_cancel(rows, JOB, context)
+    return flowkit.keyboard(rows, JOB, context)
 
 
 def _summary_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
-    return common.with_cancel(
-        [[_button(context, N_("✅ Confirm"), "confirm"), _button(context, N_("✏️ Edit"), "edit")]],
+    return flowkit.keyboard(
+        [
+            [
+                flowkit.button(JOB, context.t(N_("✅ Confirm")), "confirm"),
+                flowkit.button(JOB, context.t(N_("✏️ Edit")), "edit"),
+            ]
+        ],
         JOB,
         context,
     )
 
 
 def _edit_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
-    parts = [_button(context, label, "field", part.value) for part, label in _PART_LABELS.items()]
-    return common.with_cancel(
-        [parts[:2], parts[2:], [_button(context, N_("⬅ Back"), "back")]], JOB, context
+    parts = [
+        flowkit.button(JOB, context.t(label), "field", part.value)
+        for part, label in _PART_LABELS.items()
+    ]
+    return flowkit.keyboard(
+        [parts[:2], parts[2:], [flowkit.button(JOB, context.t(N_("⬅ Back")), "back")]],
+        JOB,
+        context,
     )
 
 
@@ -372,7 +366,7 @@ def _contact_markup(context: ConciergeContext) -> ReplyKeyboardMarkup:
     last = _remembered_contact(context)
     if last:
         rows.append([KeyboardButton(last)])
-    rows.append([KeyboardButton(context.t(common.CANCEL_LABEL))])
+    rows.append([KeyboardButton(context.t(flowkit.STOP_LABEL))])
     return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)
 
 
@@ -397,12 +391,12 @@ def _hours(context: ConciergeContext) -> ServiceHours:
 
 async def _draft(context: ConciergeContext) -> RepairDraft:
     """The saved draft, or a fresh one when it is gone (e.g. cleared meanwhile)."""
-    draft = await common.load_draft(context, JOB, RepairDraft)
+    draft = await flowkit.load_draft(context, JOB, RepairDraft)
     return draft or RepairDraft(command_id=common.new_command_id())
 
 
 async def _save(context: ConciergeContext, draft: RepairDraft) -> None:
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
 
 
 # ---- asking each step ------------------------------------------------------------------------
@@ -423,11 +417,11 @@ async def ask(
             "You have an unfinished repair report:\n“{description}”\nContinue it or start over?",
             description=draft.description or "📷",
         )
-        markup = common.with_cancel(
+        markup = flowkit.keyboard(
             [
                 [
-                    _button(context, N_("▶ Continue"), "continue"),
-                    _button(context, N_("🆕 Start over"), "restart"),
+                    flowkit.button(JOB, context.t(N_("▶ Continue")), "continue"),
+                    flowkit.button(JOB, context.t(N_("🆕 Start over")), "restart"),
                 ]
             ],
             JOB,
@@ -443,7 +437,7 @@ async def ask(
         )
         if draft.editing is Part.DESCRIPTION and draft.description:
             text += "\n" + context.t("Now: “{description}”", description=draft.description)
-        await chat.send_message(prefix + text, reply_markup=common.with_cancel([], JOB, context))
+        await chat.send_message(prefix + text, reply_markup=flowkit.keyboard([], JOB, context))
     elif step is State.PHOTOS:
         text = context.t(
             "📷 You can add up to {maximum} photos of the problem (an album works too). "
@@ -465,11 +459,11 @@ async def ask(
             "A technician may come: {window}. Is that right?",
             window=window_text(context, window) if window else "—",
         )
-        markup = common.with_cancel(
+        markup = flowkit.keyboard(
             [
                 [
-                    _button(context, N_("✅ Confirm"), "ok"),
-                    _button(context, N_("✏️ Change"), "change"),
+                    flowkit.button(JOB, context.t(N_("✅ Confirm")), "ok"),
+                    flowkit.button(JOB, context.t(N_("✏️ Change")), "change"),
                 ]
             ],
             JOB,
@@ -501,21 +495,16 @@ async def _advance(
     return await ask(update, context, draft, step, note)
 
 
-async def _press(update: Update) -> None:
-    await common.answer_press(update)
-    await common.remove_buttons(update)
-
-
 # ---- entry -----------------------------------------------------------------------------------
 
 
 async def start_report(update: Update, context: ConciergeContext) -> State | int:
     """/repair or the menu button: offers to resume a draft, else asks for the description."""
-    await _press(update)
+    await flowkit.take(update)
     desk = await common.resident_desk(update, context, resume=JOB)
     if desk is None:
         return ConversationHandler.END
-    draft = await common.load_draft(context, JOB, RepairDraft)
+    draft = await flowkit.load_draft(context, JOB, RepairDraft)
     if draft is not None and draft.has_content:
         if draft.step is not State.RESUME:
             draft.paused_at = draft.step
@@ -532,7 +521,9 @@ async def offer_report(update: Update, context: ConciergeContext, text: str) -> 
         return
     description = clean_text(text)[:MAX_DESCRIPTION]
     context.user_data[OFFERED_KEY] = description
-    markup = InlineKeyboardMarkup([[_button(context, N_("🔧 Report this repair"), "fromtext")]])
+    markup = InlineKeyboardMarkup(
+        [[flowkit.button(JOB, context.t(N_("🔧 Report this repair")), "fromtext")]]
+    )
     await message.reply_text(
         context.t(
             "That sounds like something to repair:\n“{description}”\nShall I report it?",
@@ -544,7 +535,7 @@ async def offer_report(update: Update, context: ConciergeContext, text: str) -> 
 
 async def start_from_text(update: Update, context: ConciergeContext) -> State | int:
     """The offer's button: a new report whose description is the text that was typed."""
-    await _press(update)
+    await flowkit.take(update)
     desk = await common.resident_desk(update, context, resume=JOB)
     if desk is None:
         return ConversationHandler.END
@@ -563,8 +554,8 @@ async def start_from_text(update: Update, context: ConciergeContext) -> State | 
 
 async def choose_resume(update: Update, context: ConciergeContext) -> State:
     """Continue: back to the step the draft stopped at. Start over: a fresh draft."""
-    await _press(update)
-    press = callbacks.parse(update.callback_query.data if update.callback_query else None)
+    await flowkit.take(update)
+    press = flowkit.pressed(update, JOB)
     draft = await _draft(context)
     if press is not None and press.action == "continue" and draft.has_content:
         step, draft.paused_at = draft.paused_at or State.DESCRIBE, None
@@ -585,7 +576,7 @@ async def receive_description(update: Update, context: ConciergeContext) -> Stat
     draft = await _draft(context)
     if problem is not None:
         note = description_problem_text(context, problem, len(text))
-        await common.say(update, note)
+        await flowkit.say(update, note)
         return State.DESCRIBE
     draft.description = text
     return await _advance(update, context, draft, State.DESCRIBE)
@@ -622,7 +613,7 @@ async def receive_photo_while_describing(update: Update, context: ConciergeConte
         note += " " + description_problem_text(context, problem, len(caption))
     else:
         note += " " + context.t("Now please describe the problem in words.")
-    await common.say(update, note, common.with_cancel([], JOB, context))
+    await flowkit.say(update, note, flowkit.keyboard([], JOB, context))
     return State.DESCRIBE
 
 
@@ -679,7 +670,7 @@ async def receive_photo(update: Update, context: ConciergeContext) -> State:
 
 async def finish_photos(update: Update, context: ConciergeContext) -> State:
     """Done or Skip: on to the visit time (or back to the summary when editing)."""
-    await _press(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.album_id, draft.status_message_id, draft.refused_photos = "", None, 0
     return await _advance(update, context, draft, State.PHOTOS)
@@ -687,7 +678,7 @@ async def finish_photos(update: Update, context: ConciergeContext) -> State:
 
 async def clear_photos(update: Update, context: ConciergeContext) -> State:
     """Removes every photo of the report and asks again."""
-    await _press(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.photo_file_ids = []
     return await ask(update, context, draft, State.PHOTOS, context.t("🗑 Photos removed."))
@@ -707,14 +698,12 @@ async def _propose(
 
 async def choose_preset(update: Update, context: ConciergeContext) -> State:
     """A preset button: echoes its window in words for confirmation."""
-    await _press(update)
-    press = callbacks.parse(update.callback_query.data if update.callback_query else None)
+    await flowkit.take(update)
+    press = flowkit.pressed(update, JOB)
     preset = Preset.from_key(press.arg) if press is not None else None
     draft = await _draft(context)
     if preset is None:
-        return await ask(
-            update, context, draft, State.WHEN, context.t("That button is no longer active.")
-        )
+        return await ask(update, context, draft, State.WHEN, context.t(flowkit.STALE))
     now = context.services.clock()
     hours = _hours(context)
     return await _propose(
@@ -736,7 +725,7 @@ async def receive_time(update: Update, context: ConciergeContext) -> State:
 
 async def confirm_time(update: Update, context: ConciergeContext) -> State:
     """The echoed window is right: on to the contact."""
-    await _press(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     window = draft.window()
     now = context.services.clock()
@@ -751,7 +740,7 @@ async def confirm_time(update: Update, context: ConciergeContext) -> State:
 
 async def change_time(update: Update, context: ConciergeContext) -> State:
     """Change: asks for the time again."""
-    await _press(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.window_confirmed = False
     return await ask(update, context, draft, State.WHEN)
@@ -783,7 +772,7 @@ async def receive_shared_contact(update: Update, context: ConciergeContext) -> S
     digits = clean_text(shared).lstrip("+")
     phone = read_contact("+" + digits if digits else "", _region(context))
     if isinstance(phone, Problem):
-        await common.say(update, context.t(_UNEXPECTED[State.CONTACT]))
+        await flowkit.say(update, context.t(_UNEXPECTED[State.CONTACT]))
         return State.CONTACT
     return await _take_contact(update, context, phone)
 
@@ -793,7 +782,7 @@ async def receive_contact(update: Update, context: ConciergeContext) -> State:
     message = update.effective_message
     contact = read_contact(message.text if message else None, _region(context))
     if isinstance(contact, Problem):
-        await common.say(update, contact_problem_text(context, contact))
+        await flowkit.say(update, contact_problem_text(context, contact))
         return State.CONTACT
     return await _take_contact(update, context, contact)
 
@@ -803,13 +792,13 @@ async def receive_contact(update: Update, context: ConciergeContext) -> State:
 
 async def edit_report(update: Update, context: ConciergeContext) -> State:
     """Edit: the summary's buttons become the parts to change."""
-    await common.answer_press(update)
+    await flowkit.answer(update)
     query = update.callback_query
     if query is not None:
         try:
             await query.edit_message_reply_markup(reply_markup=_edit_markup(context))
         except TelegramError:
-            await common.say(
+            await flowkit.say(
                 update, context.t("What do you want to change?"), _edit_markup(context)
             )
     return State.SUMMARY
@@ -817,22 +806,20 @@ async def edit_report(update: Update, context: ConciergeContext) -> State:
 
 async def choose_part(update: Update, context: ConciergeContext) -> State:
     """A part to change: its step is asked again, then back to the summary."""
-    await _press(update)
-    press = callbacks.parse(update.callback_query.data if update.callback_query else None)
+    await flowkit.take(update)
+    press = flowkit.pressed(update, JOB)
     draft = await _draft(context)
     try:
         part = Part(press.arg if press else "")
     except ValueError:
-        return await ask(
-            update, context, draft, State.SUMMARY, context.t("That button is no longer active.")
-        )
+        return await ask(update, context, draft, State.SUMMARY, context.t(flowkit.STALE))
     draft.editing = part
     return await ask(update, context, draft, _PART_STEPS[part])
 
 
 async def back_to_summary(update: Update, context: ConciergeContext) -> State:
     """Back from the Edit choices: the summary with its buttons again."""
-    await common.answer_press(update)
+    await flowkit.answer(update)
     query = update.callback_query
     if query is not None:
         try:
@@ -849,7 +836,7 @@ async def confirm_report(update: Update, context: ConciergeContext) -> State | i
     The draft is handed over to the recorded write in the same step, so a bot killed before
     Akubela's answer arrives never offers it again: at start it finds the repair instead.
     """
-    await _press(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     missing = missing_step(draft, _region(context))
     if missing is not None:
@@ -872,38 +859,29 @@ async def confirm_report(update: Update, context: ConciergeContext) -> State | i
                 update, context, draft, State.SUMMARY, common.write_refused(context, outcome)
             )
         await _save(context, draft)
-        retry = common.with_cancel(
-            [[_button(context, N_("🔁 Try again"), "confirm")]], JOB, context
+        retry = flowkit.keyboard(
+            [[flowkit.button(JOB, context.t(N_("🔁 Try again")), "confirm")]], JOB, context
         )
-        await common.say(update, common.write_refused(context, outcome), retry)
+        await flowkit.say(update, common.write_refused(context, outcome), retry)
         return State.SUMMARY
-    if outcome.result is Result.KEPT:
-        await common.say(
-            update,
-            context.t(outcome.reason)
-            if outcome.reason
-            else context.t(
-                "⏳ Akubela is not answering right now. Your report is kept and will be sent "
-                "as soon as Akubela answers; you will hear back here."
-            ),
-        )
-        return ConversationHandler.END
-    if outcome.result is Result.UNKNOWN:
-        await common.say(update, common.write_unknown(context))
+    kept = N_(
+        "⏳ Akubela is not answering right now. Your report is kept and will be sent "
+        "as soon as Akubela answers; you will hear back here."
+    )
+    if await common.told_undecided(update, context, outcome, kept):
         return ConversationHandler.END
     repair_id = outcome.record_id
     if repair_id:
         text = context.t(
             "✅ Repair #{short_id} created — waiting for confirmation.\n"
-            "Full id: {repair_id}\nSend /repairs to follow it.",
+            "Send /repairs to follow it.",
             short_id=short_id(repair_id),
-            repair_id=repair_id,
         )
     else:
         text = context.t(
             "✅ Your repair was reported — waiting for confirmation. Send /repairs to follow it."
         )
-    await common.say(update, text)
+    await flowkit.say(update, text)
     return ConversationHandler.END
 
 
@@ -917,45 +895,12 @@ async def receive_unexpected(update: Update, context: ConciergeContext) -> State
     return await ask(update, context, draft, step, context.t(_UNEXPECTED[step]))
 
 
-async def press_stale(update: Update, context: ConciergeContext) -> None:
-    """A repair button this step does not expect (old or forged): a notice, same step."""
-    logger.info("stale repair button pressed by user %s", context.user_id)
-    query = update.callback_query
-    if query is not None:
-        await query.answer(context.t("That button is no longer active."), show_alert=True)
-    await common.remove_buttons(update)
-
-
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """/cancel or Cancel: forgets the draft and takes any reply keyboard away."""
-    await _press(update)
-    await common.clear_draft(context, JOB)
-    chat = update.effective_chat
-    if chat is not None:
-        await chat.send_message(
-            context.t("Cancelled. Nothing was sent."), reply_markup=ReplyKeyboardRemove()
-        )
-    return ConversationHandler.END
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Idle too long: says so; the draft stays for /repair to resume."""
-    await common.timed_out(update, context, command=COMMAND)
-
-
 # ---- wiring ----------------------------------------------------------------------------------
-
-Handlers = list[BaseHandler[Update, ConciergeContext, object]]
-
-
-def _on(action: str) -> str:
-    """The pattern of this job's presses with `action`, with or without an argument."""
-    return rf"^{callbacks.VERSION}:{JOB}:{action}(:|$)"
 
 
 async def _resumable(context: ConciergeContext) -> bool:
     """Whether /repair would offer to continue a draft."""
-    draft = await common.load_draft(context, JOB, RepairDraft)
+    draft = await flowkit.load_draft(context, JOB, RepairDraft)
     return draft is not None and draft.has_content
 
 
@@ -964,65 +909,50 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
     messages = filters.UpdateType.MESSAGE & ~filters.COMMAND
     text = filters.TEXT & messages
     photo = filters.PHOTO & messages
-    cancel_labels = filters.Text([tr(lang, common.CANCEL_LABEL) for lang in LANGUAGES])
-    states: dict[object, Handlers] = {
-        State.RESUME: [CallbackQueryHandler(choose_resume, pattern=_on("(continue|restart)"))],
+    exit_labels = filters.Text([tr(lang, flowkit.STOP_LABEL) for lang in LANGUAGES])
+    states: dict[object, flowkit.Handlers] = {
+        State.RESUME: [
+            CallbackQueryHandler(choose_resume, pattern=flowkit.on(JOB, "(continue|restart)"))
+        ],
         State.DESCRIBE: [
             MessageHandler(text, receive_description),
             MessageHandler(photo, receive_photo_while_describing),
         ],
         State.PHOTOS: [
             MessageHandler(photo, receive_photo),
-            CallbackQueryHandler(finish_photos, pattern=_on("(done|skip)")),
-            CallbackQueryHandler(clear_photos, pattern=_on("clear")),
+            CallbackQueryHandler(finish_photos, pattern=flowkit.on(JOB, "(done|skip)")),
+            CallbackQueryHandler(clear_photos, pattern=flowkit.on(JOB, "clear")),
         ],
         State.WHEN: [
-            CallbackQueryHandler(choose_preset, pattern=_on("when")),
+            CallbackQueryHandler(choose_preset, pattern=flowkit.on(JOB, "when")),
             MessageHandler(text, receive_time),
         ],
         State.WHEN_CONFIRM: [
-            CallbackQueryHandler(confirm_time, pattern=_on("ok")),
-            CallbackQueryHandler(change_time, pattern=_on("change")),
+            CallbackQueryHandler(confirm_time, pattern=flowkit.on(JOB, "ok")),
+            CallbackQueryHandler(change_time, pattern=flowkit.on(JOB, "change")),
             MessageHandler(text, receive_time),
         ],
         State.CONTACT: [
             MessageHandler(filters.CONTACT & messages, receive_shared_contact),
-            MessageHandler(cancel_labels & messages, cancel),
+            MessageHandler(exit_labels & messages, flowkit.leave(JOB)),
             MessageHandler(text, receive_contact),
         ],
         State.SUMMARY: [
-            CallbackQueryHandler(confirm_report, pattern=_on("confirm")),
-            CallbackQueryHandler(edit_report, pattern=_on("edit")),
-            CallbackQueryHandler(choose_part, pattern=_on("field")),
-            CallbackQueryHandler(back_to_summary, pattern=_on("back")),
+            CallbackQueryHandler(confirm_report, pattern=flowkit.on(JOB, "confirm")),
+            CallbackQueryHandler(edit_report, pattern=flowkit.on(JOB, "edit")),
+            CallbackQueryHandler(choose_part, pattern=flowkit.on(JOB, "field")),
+            CallbackQueryHandler(back_to_summary, pattern=flowkit.on(JOB, "back")),
         ],
-        ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
     }
-    # per_message stays False so typed answers reach the conversation; PTB warns that buttons
-    # are then tracked per chat rather than per message, which is what this flow wants (every
-    # press is checked against the step it arrives in).
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return Flow(
-            aside=N_("Your repair report is closed; nothing was sent."),
-            kept=N_("Your repair draft is kept: /repair to continue."),
-            resumable=_resumable,
-            entry_points=[
-                CommandHandler("repair", start_report),
-                CallbackQueryHandler(start_report, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-                CallbackQueryHandler(start_from_text, pattern=_on("fromtext")),
-            ],
-            states=states,
-            fallbacks=[
-                CommandHandler("cancel", cancel),
-                CallbackQueryHandler(cancel, pattern=_on("cancel")),
-                CallbackQueryHandler(press_stale, pattern=callbacks.pattern(JOB)),
-                MessageHandler(messages, receive_unexpected),
-            ],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=True,
-        )
+    return flowkit.build(
+        job=JOB,
+        command="repair",
+        start=start_report,
+        states=states,
+        timeout=timeout,
+        aside=N_("Your repair report is closed; nothing was sent."),
+        kept=N_("Your repair draft is kept: /repair to continue."),
+        resumable=_resumable,
+        entry_points=[CallbackQueryHandler(start_from_text, pattern=flowkit.on(JOB, "fromtext"))],
+        unexpected=receive_unexpected,
+    )

@@ -7,19 +7,11 @@ pure so the whole matrix is tested without Telegram.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
+from conversations.domain import Actor, Role
 from conversations.i18n import N_
-
-
-class Role(StrEnum):
-    """A Telegram user's standing in the community."""
-
-    RESIDENT = "resident"
-    WORKER = "worker"
-    MANAGER = "manager"
-    ADMIN = "admin"
 
 
 class Action(StrEnum):
@@ -57,17 +49,6 @@ class Refusal(StrEnum):
     NOT_LINKED = "not_linked"  # needs an Akubela link, a worker link or a project
     WRONG_ROLE = "wrong_role"  # the user's role never allows this
     NOT_YOURS = "not_yours"  # the record belongs to someone else
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """The user asking, as far as authorisation cares."""
-
-    telegram_id: int
-    role: Role = Role.RESIDENT
-    residence_ids: frozenset[str] = field(default_factory=frozenset)
-    worker_id: str | None = None
-    project_ids: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,9 @@ from zoneinfo import ZoneInfo
 from api.akubela_models import BookingTime, BookingTimeList
 from conversations import datetext
 from conversations.i18n import N_, tr
+from conversations.rules import BOOKING_STEP_MINUTES
 
-DEFAULT_STEP_MINUTES: Final = 30
+DEFAULT_STEP_MINUTES: Final = BOOKING_STEP_MINUTES
 DATE_BUTTONS: Final = 7
 
 

@@ -22,7 +22,7 @@ reason the worker is told. Every press naming a task reads the task afresh and i
 from __future__ import annotations
 
 import logging
-import warnings
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,27 +31,22 @@ from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
-    BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
 from api.tuya_models import TaskDetail, TaskStatus, TaskSummary
-from conversations import callbacks, common
+from conversations import callbacks, common, flowkit, keys
 from conversations.context import ConciergeContext
+from conversations.domain import Actor, Role
 from conversations.i18n import N_, tr
-from conversations.oneflow import Flow
 from conversations.ports import OwnWrite
-from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.writes import (
     MaintenanceRecord,
     MaintenanceWorkRecord,
@@ -69,7 +64,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-JOB: Final = "tasks"
+JOB: Final = keys.TASKS
 PAGE_SIZE: Final = 5
 MIN_REASON: Final = 3
 MAX_REASON: Final = 500
@@ -244,54 +239,23 @@ def board_failure(context: ConciergeContext, error: ApiError) -> str:
     return context.t("The task system could not do that right now. Please try again soon.")
 
 
-def button(
-    context: ConciergeContext, label: str, action: str, arg: str = ""
-) -> InlineKeyboardButton:
-    """A button of this job."""
-    return InlineKeyboardButton(label, callback_data=callbacks.build(JOB, action, arg))
-
-
 def _back(context: ConciergeContext) -> InlineKeyboardMarkup:
-    return common.with_cancel(
-        [[button(context, context.t("◀ Back to the list"), "back")]], JOB, context
+    return flowkit.keyboard(
+        [[flowkit.button(JOB, context.t("◀ Back to the list"), "back")]], JOB, context
     )
 
 
 async def _draft(context: ConciergeContext) -> TasksDraft:
-    return await common.load_draft(context, JOB, TasksDraft) or TasksDraft()
+    return await flowkit.load_draft(context, JOB, TasksDraft) or TasksDraft()
 
 
 async def _actor(context: ConciergeContext) -> Actor:
     assert context.user_id is not None
-    return await context.services.accounts.actor(
-        context.user_id, admin_ids=frozenset(context.services.settings.admin_telegram_ids)
-    )
+    return await context.services.directory.actor(context.user_id)
 
 
 def _is_manager(actor: Actor) -> bool:
     return actor.role in (Role.MANAGER, Role.ADMIN)
-
-
-async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Replaces the pressed text message, or sends a new message (after a command or alert)."""
-    query = update.callback_query
-    message = query.message if query is not None else None
-    if isinstance(message, Message) and message.text is not None:
-        try:
-            await message.edit_text(text, reply_markup=markup)
-            return
-        except TelegramError:
-            logger.debug("could not edit the board in place; sending it anew")
-    await common.remove_buttons(update)
-    await common.say(update, text, markup)
-
-
-async def _notice(update: Update, text: str) -> None:
-    """A short pop-up for a press (or a message after a command); the chat stays as it is."""
-    if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
-    else:
-        await common.say(update, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +277,7 @@ async def load_task(
         task = await board.task(task_id)
         workers = await board.workers()
     except ApiError as error:
-        await _notice(update, board_failure(context, error))
+        await flowkit.notice(update, board_failure(context, error))
         return None
     worker_id = worker_id_of(task, workers)
     # An unmatched worker is nobody's: a worker never reaches a task we cannot place.
@@ -325,7 +289,7 @@ async def load_task(
         logger.warning(
             "user %s refused %s on task %s: %s", context.user_id, action.value, task_id, refusal
         )
-        await _notice(update, context.t(REFUSAL_MESSAGES[refusal]))
+        await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
         return None
     return Loaded(task, worker_id)
 
@@ -367,7 +331,7 @@ def _task_button(
         parts.append(worker_name(task))
     parts.append(f"#{short_id(task.task_id)}")
     try:
-        return button(context, " · ".join(parts), "open", task.task_id)
+        return flowkit.button(JOB, " · ".join(parts), "open", task.task_id)
     except callbacks.CallbackDataError:
         logger.warning("a task id does not fit in a button; it is left out")
         return None
@@ -397,17 +361,11 @@ def list_view(
     if pages > 1:
         title += "\n" + context.t("Page {page} of {pages}", page=page + 1, pages=pages)
     rows = [[b] for b in (_task_button(context, t, manager) for t in items) if b is not None]
-    nav = []
-    if page > 0:
-        nav.append(button(context, context.t("◀ Previous"), "page", str(page - 1)))
-    if page < pages - 1:
-        nav.append(button(context, context.t("Next ▶"), "page", str(page + 1)))
-    if nav:
-        rows.append(nav)
+    rows += flowkit.pager(JOB, context, page, pages)
     if manager:
         choices = [
-            button(
-                context,
+            flowkit.button(
+                JOB,
                 ("• " if status == draft.status else "")
                 + (context.t("All") if status == ALL else status_words(status, context.lang)),
                 "filter",
@@ -416,7 +374,7 @@ def list_view(
             for status in FILTERS
         ]
         rows += [choices[:3], choices[3:]]
-    return title, common.with_cancel(rows, JOB, context), page
+    return title, flowkit.keyboard(rows, JOB, context), page
 
 
 async def _send_list(update: Update, context: ConciergeContext, draft: TasksDraft) -> State:
@@ -429,55 +387,52 @@ async def _send_list(update: Update, context: ConciergeContext, draft: TasksDraf
         tasks = await board.tasks()
         workers = [] if manager else await board.workers()
     except ApiError as error:
-        retry = [[button(context, context.t("🔄 Retry"), "retry")]]
-        await _show(update, board_failure(context, error), common.with_cancel(retry, JOB, context))
+        retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "retry")]]
+        await flowkit.show(
+            update, board_failure(context, error), flowkit.keyboard(retry, JOB, context)
+        )
         return State.BROWSE
     if not manager:
         tasks = [t for t in tasks if worker_id_of(t, workers) == actor.worker_id]
     text, markup, draft.page = list_view(tasks, draft, manager, context)
     draft.task_id, draft.reason = None, None
-    await common.save_draft(context, JOB, draft)
-    await _show(update, text, markup)
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.show(update, text, markup)
     return State.BROWSE
 
 
 async def start_tasks(update: Update, context: ConciergeContext) -> State | int:
     """Shows the board: a worker's own tasks, or every task for a manager."""
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     actor = await _actor(context)
     target = Target(project_id=board_project(actor, project_ids(context)))
     refusal = decide(actor, Action.TASK_VIEW, target if _is_manager(actor) else None)
     if refusal is not None:
-        await common.say(update, context.t(REFUSAL_MESSAGES[refusal]))
+        await flowkit.say(update, context.t(REFUSAL_MESSAGES[refusal]))
         return ConversationHandler.END
     return await _send_list(update, context, TasksDraft())
 
 
-async def press_in_list(update: Update, context: ConciergeContext) -> State | int:
-    """Turns a page, changes the filter, opens a task, acknowledges, asks to delete."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    if press is None:
-        return await _stale(update, context, State.BROWSE)
+async def show_board(update: Update, context: ConciergeContext) -> State | int:
+    """Back or Retry: the board, read afresh."""
+    await flowkit.answer(update)
+    return await _send_list(update, context, await _draft(context))
+
+
+async def turn_page(update: Update, context: ConciergeContext) -> State | int:
+    """Previous or Next: that page of the board."""
+    await flowkit.answer(update)
     draft = await _draft(context)
-    match press.action:
-        case "retry" | "back":
-            await common.answer_press(update)
-            return await _send_list(update, context, draft)
-        case "page" if press.arg.isdigit():
-            await common.answer_press(update)
-            draft.page = int(press.arg)
-            return await _send_list(update, context, draft)
-        case "filter" if press.arg in FILTERS:
-            await common.answer_press(update)
-            draft.status, draft.page = press.arg, 0
-            return await _send_list(update, context, draft)
-        case "ack" if press.arg:
-            return await acknowledge(update, context, press.arg)
-        case "del" if press.arg:
-            return await ask_delete(update, context, press.arg)
-    return await _stale(update, context, State.BROWSE)
+    draft.page = int(flowkit.arg(update, JOB))
+    return await _send_list(update, context, draft)
+
+
+async def choose_filter(update: Update, context: ConciergeContext) -> State | int:
+    """A status: the board's tasks in it, from the first page."""
+    await flowkit.answer(update)
+    draft = await _draft(context)
+    draft.status, draft.page = flowkit.arg(update, JOB), 0
+    return await _send_list(update, context, draft)
 
 
 # ---- one task --------------------------------------------------------------------------------
@@ -491,17 +446,17 @@ async def _detail_markup(
         if task.status == TaskStatus.PENDING_ACCEPTANCE:
             rows.append(
                 [
-                    button(context, context.t("✅ Accept"), "accept", task.task_id),
-                    button(context, context.t("🔁 Reopen"), "reopen", task.task_id),
+                    flowkit.button(JOB, context.t("✅ Accept"), "accept", task.task_id),
+                    flowkit.button(JOB, context.t("🔁 Reopen"), "reopen", task.task_id),
                 ]
             )
         elif task.status in REOPEN_FROM:
-            rows.append([button(context, context.t("🔁 Reopen"), "reopen", task.task_id)])
-        rows.append([button(context, context.t("🗑 Delete"), "del", task.task_id)])
+            rows.append([flowkit.button(JOB, context.t("🔁 Reopen"), "reopen", task.task_id)])
+        rows.append([flowkit.button(JOB, context.t("🗑 Delete"), "del", task.task_id)])
     elif task.status == TaskStatus.PENDING_MAINTENANCE and not acknowledged:
-        rows.append([button(context, context.t("👍 Acknowledge"), "ack", task.task_id)])
-    rows.append([button(context, context.t("◀ Back to the list"), "back")])
-    return common.with_cancel(rows, JOB, context)
+        rows.append([flowkit.button(JOB, context.t("👍 Acknowledge"), "ack", task.task_id)])
+    rows.append([flowkit.button(JOB, context.t("◀ Back to the list"), "back")])
+    return flowkit.keyboard(rows, JOB, context)
 
 
 async def _send_task(
@@ -514,7 +469,7 @@ async def _send_task(
 ) -> State:
     """Shows one task with the buttons this user may use on it."""
     actor = await _actor(context)
-    acks = await context.services.storage.task_acknowledgements.get_many([task.task_id])
+    acks = await context.services.acknowledgements.get_many([task.task_id])
     ack = acks.get(task.task_id)
     places = await places_of(context, task)
     text = task_details(
@@ -522,10 +477,7 @@ async def _send_task(
     )
     markup = await _detail_markup(context, task, _is_manager(actor), ack is not None)
     text = (prefix + "\n\n" if prefix else "") + text
-    if anew:
-        await common.say(update, text, markup)
-    else:
-        await _show(update, text, markup)
+    await flowkit.show(update, text, markup, in_place=not anew)
     return State.BROWSE
 
 
@@ -534,40 +486,38 @@ async def open_task(
 ) -> State | int:
     """Shows the pressed task, after checking it is the user's to see; `anew` in a message of
     its own (from an alert, which stays as it was)."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+    press = flowkit.pressed(update, JOB)
     if press is None or not press.arg:
-        return await _stale(update, context, State.BROWSE)
+        return await flowkit.stale(update, context, State.BROWSE)
     loaded = await load_task(update, context, press.arg, Action.TASK_VIEW)
     if loaded is None:
         return State.BROWSE
-    await common.answer_press(update)
+    await flowkit.answer(update)
     return await _send_task(update, context, loaded.task, anew=anew)
 
 
-async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -> State:
+async def acknowledge(update: Update, context: ConciergeContext) -> State:
     """Records that the worker has seen a new task, and tells the managers."""
+    task_id = flowkit.arg(update, JOB)
     loaded = await load_task(update, context, task_id, Action.TASK_ACKNOWLEDGE)
     if loaded is None:
         return State.BROWSE
     task = loaded.task
     if task.status != TaskStatus.PENDING_MAINTENANCE:
-        await _notice(
+        await flowkit.notice(
             update, context.t("This task is no longer new, so there is nothing to acknowledge.")
         )
         return await _send_task(update, context, task)
-    await common.answer_press(update)
+    await flowkit.answer(update)
     assert context.user_id is not None
     services = context.services
     now = services.clock()
-    fresh = await services.storage.task_acknowledgements.acknowledge(
-        task_id, context.user_id, at=now
-    )
+    fresh = await services.acknowledgements.acknowledge(task_id, context.user_id, at=now)
     if not fresh:
         return await _send_task(
             update, context, task, context.t("This task was already acknowledged.")
         )
-    await services.storage.audit.append(
+    await services.audit.append(
         telegram_id=context.user_id,
         vendor="tuya",
         action="task.acknowledge",
@@ -594,19 +544,9 @@ async def acknowledge(update: Update, context: ConciergeContext, task_id: str) -
 # ---- manager decisions -----------------------------------------------------------------------
 
 
-async def press_decision(update: Update, context: ConciergeContext) -> State | int:
-    """Accept or Reopen, from the board or from an alert."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
-    if press is None or not press.arg:
-        return await _stale(update, context, State.BROWSE)
-    if press.action == "open":
-        return await open_task(update, context)
-    if press.action == "show":
-        return await open_task(update, context, anew=True)
-    if press.action == "accept":
-        return await accept(update, context, press.arg)
-    return await ask_reason(update, context, press.arg)
+async def show_task(update: Update, context: ConciergeContext) -> State | int:
+    """An alert's "Open the task": the task in a message of its own; the alert stays."""
+    return await open_task(update, context, anew=True)
 
 
 async def _refused(
@@ -634,17 +574,17 @@ async def _refused(
             task_id=task_id,
             status=status,
         )
-    await common.say(update, text, _back(context))
+    await flowkit.say(update, text, _back(context))
     return State.BROWSE
 
 
-async def accept(update: Update, context: ConciergeContext, task_id: str) -> State:
+async def accept(update: Update, context: ConciergeContext) -> State:
     """Accepts a finished task, records the work in the maintenance log, tells the worker."""
+    task_id = flowkit.arg(update, JOB)
     loaded = await load_task(update, context, task_id, Action.TASK_ACCEPT)
     if loaded is None:
         return State.BROWSE
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     assert context.user_id is not None
     services = context.services
     write = TaskAccept(
@@ -658,13 +598,13 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
             return await _refused(update, context, task_id, "accept", outcome.error)
-        retry = [[button(context, context.t("🔄 Retry"), "accept", task_id)]]
-        await common.say(
-            update, _write_failure(context, outcome), common.with_cancel(retry, JOB, context)
+        retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "accept", task_id)]]
+        await flowkit.say(
+            update, _write_failure(context, outcome), flowkit.keyboard(retry, JOB, context)
         )
         return State.BROWSE
     if outcome.result is not Result.DONE:
-        await common.say(update, _not_done(context, outcome), _back(context))
+        await flowkit.say(update, _not_done(context, outcome), _back(context))
         return State.BROWSE
     lines = [context.t("✅ Task {task_id} is accepted.", task_id=task_id)]
     line = followed_line(outcome.followed)
@@ -677,7 +617,7 @@ async def accept(update: Update, context: ConciergeContext, task_id: str) -> Sta
                 "there."
             )
         )
-    await common.say(update, "\n".join(lines), _back(context))
+    await flowkit.say(update, "\n".join(lines), _back(context))
     return State.BROWSE
 
 
@@ -746,14 +686,15 @@ def _not_done(context: ConciergeContext, outcome: Outcome) -> str:
     )
 
 
-async def ask_reason(update: Update, context: ConciergeContext, task_id: str) -> State:
+async def ask_reason(update: Update, context: ConciergeContext) -> State:
     """Asks the manager why the task goes back to the worker."""
+    task_id = flowkit.arg(update, JOB)
     loaded = await load_task(update, context, task_id, Action.TASK_REOPEN)
     if loaded is None:
         return State.BROWSE
     task = loaded.task
     if task.status not in REOPEN_FROM:
-        await _notice(
+        await flowkit.notice(
             update,
             context.t(
                 "Task {task_id} cannot be reopened: it is {status}.",
@@ -762,19 +703,18 @@ async def ask_reason(update: Update, context: ConciergeContext, task_id: str) ->
             ),
         )
         return State.BROWSE
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    await flowkit.take(update)
     draft = await _draft(context)
     draft.task_id, draft.reason = task_id, None
-    await common.save_draft(context, JOB, draft)
-    await common.say(
+    await flowkit.save_draft(context, JOB, draft)
+    await flowkit.say(
         update,
         context.t(
             "Why does task {task_id} go back to {worker}? Type the reason; they will read it.",
             task_id=task_id,
             worker=worker_name(task),
         ),
-        common.with_cancel([], JOB, context),
+        flowkit.keyboard([], JOB, context),
     )
     return State.REASON
 
@@ -785,29 +725,26 @@ async def receive_reason(update: Update, context: ConciergeContext) -> State:
     text = (message.text if message else None) or ""
     problem = reason_problem(text)
     if problem is not None:
-        await common.say(
+        await flowkit.say(
             update,
             context.t(problem, minimum=MIN_REASON, maximum=MAX_REASON),
-            common.with_cancel([], JOB, context),
+            flowkit.keyboard([], JOB, context),
         )
         return State.REASON
     draft = await _draft(context)
     if draft.task_id is None:
         return await _send_list(update, context, draft)
     draft.reason, draft.command_id = text.strip(), common.new_command_id()
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     return await _reopen_now(update, context, draft)
 
 
-async def press_in_reason(update: Update, context: ConciergeContext) -> State:
-    """Sends the reopen again after the task system refused it; other presses are stale."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+async def resend_reopen(update: Update, context: ConciergeContext) -> State:
+    """Sends the reopen again after the task system refused it."""
     draft = await _draft(context)
-    if press is None or press.action != "resend" or not draft.reason or not draft.task_id:
-        return await _stale(update, context, State.REASON)
-    await common.answer_press(update)
-    await common.remove_buttons(update)
+    if not draft.reason or not draft.task_id:
+        return await flowkit.stale(update, context, State.REASON)
+    await flowkit.take(update)
     return await _reopen_now(update, context, draft)
 
 
@@ -828,22 +765,22 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
             return await _refused(update, context, task_id, "reopen", outcome.error)
-        again = [[button(context, context.t("🔄 Send again"), "resend")]]
-        await common.say(
+        again = [[flowkit.button(JOB, context.t("🔄 Send again"), "resend")]]
+        await flowkit.say(
             update,
             _write_failure(context, outcome) + "\n" + context.t("Your reason is kept."),
-            common.with_cancel(again, JOB, context),
+            flowkit.keyboard(again, JOB, context),
         )
         return State.REASON
     draft.task_id, draft.reason, draft.command_id = None, None, None
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     if outcome.result is not Result.DONE:
-        await common.say(update, _not_done(context, outcome), _back(context))
+        await flowkit.say(update, _not_done(context, outcome), _back(context))
         return State.BROWSE
-    # The worker's alert goes out with the write's outcome (bot.alerts); here only whether
+    # The worker's alert goes out with the write's outcome (bot.alert_watcher); here only whether
     # they use the bot at all.
     told = bool(
-        loaded.worker_id and await services.accounts.telegram_ids_of_worker(loaded.worker_id)
+        loaded.worker_id and await services.directory.telegram_ids_of_worker(loaded.worker_id)
     )
     worker = worker_name(loaded.task)
     text = (
@@ -858,30 +795,31 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
             worker=worker,
         )
     )
-    await common.say(update, text, _back(context))
+    await flowkit.say(update, text, _back(context))
     return State.BROWSE
 
 
 # ---- deleting --------------------------------------------------------------------------------
 
 
-async def ask_delete(update: Update, context: ConciergeContext, task_id: str) -> State:
+async def ask_delete(update: Update, context: ConciergeContext) -> State:
     """Asks the manager to confirm deleting a task."""
+    task_id = flowkit.arg(update, JOB)
     loaded = await load_task(update, context, task_id, Action.TASK_DELETE)
     if loaded is None:
         return State.BROWSE
-    await common.answer_press(update)
+    await flowkit.answer(update)
     draft = await _draft(context)
     draft.task_id = task_id
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     task = loaded.task
     rows = [
         [
-            button(context, context.t("🗑 Yes, delete"), "delyes"),
-            button(context, context.t("No, keep it"), "delno"),
+            flowkit.button(JOB, context.t("🗑 Yes, delete"), "delyes"),
+            flowkit.button(JOB, context.t("No, keep it"), "delno"),
         ]
     ]
-    await _show(
+    await flowkit.show(
         update,
         context.t(
             "Delete task {task_id} ({worker}, {status})? This cannot be undone.",
@@ -889,127 +827,101 @@ async def ask_delete(update: Update, context: ConciergeContext, task_id: str) ->
             worker=worker_name(task),
             status=status_words(task.status, context.lang),
         ),
-        common.with_cancel(rows, JOB, context),
+        flowkit.keyboard(rows, JOB, context),
     )
     return State.CONFIRM
 
 
-async def confirm_delete(update: Update, context: ConciergeContext) -> State:
-    """Deletes the task in the draft on "Yes", or shows it again on "No"."""
-    query = update.callback_query
-    press = callbacks.parse(query.data if query else None, job=JOB)
+async def keep_task(update: Update, context: ConciergeContext) -> State:
+    """No: nothing is deleted; the task again."""
     draft = await _draft(context)
-    if press is None or press.action not in ("delyes", "delno") or draft.task_id is None:
-        return await _stale(update, context, State.CONFIRM)
+    if draft.task_id is None:
+        return await flowkit.stale(update, context, State.CONFIRM)
+    loaded = await load_task(update, context, draft.task_id, Action.TASK_DELETE)
+    if loaded is None:
+        return State.CONFIRM
+    await flowkit.answer(update)
+    return await _send_task(update, context, loaded.task)
+
+
+async def confirm_delete(update: Update, context: ConciergeContext) -> State:
+    """Yes: deletes the task in the draft."""
+    draft = await _draft(context)
+    if draft.task_id is None:
+        return await flowkit.stale(update, context, State.CONFIRM)
     task_id = draft.task_id
     loaded = await load_task(update, context, task_id, Action.TASK_DELETE)
     if loaded is None:
         return State.CONFIRM
-    await common.answer_press(update)
-    if press.action == "delno":
-        return await _send_task(update, context, loaded.task)
+    await flowkit.answer(update)
     assert context.user_id is not None
     outcome = await context.services.writes.submit(
         context.user_id, TaskDelete(task_id=task_id), command_id=common.new_command_id()
     )
     if outcome.result is Result.REFUSED:
-        await common.say(update, _write_failure(context, outcome))
+        await flowkit.say(update, _write_failure(context, outcome))
         return State.CONFIRM
     draft.task_id = None
-    await common.save_draft(context, JOB, draft)
+    await flowkit.save_draft(context, JOB, draft)
     if outcome.result is not Result.DONE:
-        await common.say(update, _not_done(context, outcome), _back(context))
+        await flowkit.say(update, _not_done(context, outcome), _back(context))
         return State.BROWSE
-    await _show(update, context.t("🗑 Task {task_id} is deleted.", task_id=task_id), _back(context))
+    await flowkit.show(
+        update, context.t("🗑 Task {task_id} is deleted.", task_id=task_id), _back(context)
+    )
     return State.BROWSE
 
 
 # ---- the rest --------------------------------------------------------------------------------
 
 
-async def _stale(update: Update, context: ConciergeContext, state: State) -> State:
-    """A press this step does not expect (an old or forged button): a notice, same step."""
-    logger.info("stale tasks button pressed by user %s", context.user_id)
-    await _notice(update, context.t("This button is no longer active."))
-    return state
-
-
-async def receive_other(update: Update, context: ConciergeContext) -> None:
-    """Typing where buttons are expected: a hint, same step."""
-    await common.say(update, context.t("Please use the buttons above, or send /cancel to stop."))
-
-
 async def receive_other_for_reason(update: Update, context: ConciergeContext) -> State:
     """Anything but text while the reason is awaited."""
-    await common.say(
+    await flowkit.say(
         update,
         context.t("Please type the reason as text, or send /cancel to stop."),
-        common.with_cancel([], JOB, context),
+        flowkit.keyboard([], JOB, context),
     )
     return State.REASON
 
 
-async def cancel(update: Update, context: ConciergeContext) -> int:
-    """Leaves the board."""
-    return await common.cancel(update, context, JOB)
-
-
-async def timed_out(update: Update, context: ConciergeContext) -> None:
-    """Says the board closed for silence."""
-    await common.timed_out(update, context, command="/tasks")
-
-
-def _with_exits(
-    handlers: list[BaseHandler[Any, ConciergeContext, Any]],
-) -> list[BaseHandler[Any, ConciergeContext, Any]]:
-    # The Cancel button comes before the step's catch-all for this job's presses.
-    return [
-        CallbackQueryHandler(cancel, pattern=rf"^{callbacks.build(JOB, 'cancel')}$"),
-        *handlers,
-    ]
-
-
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/tasks, the menu's "Tasks", and the Accept / Reopen / open buttons of alerts."""
-    presses = callbacks.pattern(JOB)
     not_command = ~filters.COMMAND
-    other = MessageHandler(not_command, receive_other)
-    # Alerts carry these buttons into chats where no board is open, so they start one.
-    decisions = rf"^{callbacks.VERSION}:{JOB}:(accept|reopen|open|show):"
-    # per_message stays False so a typed reason reaches the conversation; PTB warns that
-    # buttons are then tracked per chat rather than per message, which is what this wants.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="If 'per_message=False'", category=PTBUserWarning
-        )
-        return Flow(
-            aside=N_("Closed the task board (/tasks opens it again)."),
-            aside_in={State.REASON: N_("The task was not reopened (/tasks to come back to it).")},
-            views=(State.BROWSE, State.CONFIRM),
-            entry_points=[
-                CommandHandler("tasks", start_tasks),
-                CallbackQueryHandler(start_tasks, pattern=rf"^{callbacks.build('menu', JOB)}$"),
-                CallbackQueryHandler(press_decision, pattern=decisions),
+    filters_shown = "|".join(re.escape(f) for f in FILTERS)
+    return flowkit.build(
+        job=JOB,
+        command="tasks",
+        start=start_tasks,
+        aside=N_("Closed the task board (/tasks opens it again)."),
+        aside_in={State.REASON: N_("The task was not reopened (/tasks to come back to it).")},
+        views=(State.BROWSE, State.CONFIRM),
+        # Alerts carry these buttons into chats where no board is open, so they start one.
+        entry_points=[
+            CallbackQueryHandler(open_task, pattern=flowkit.on(JOB, "open:.+")),
+            CallbackQueryHandler(show_task, pattern=flowkit.on(JOB, "show:.+")),
+            CallbackQueryHandler(accept, pattern=flowkit.on(JOB, "accept:.+")),
+            CallbackQueryHandler(ask_reason, pattern=flowkit.on(JOB, "reopen:.+")),
+        ],
+        states={
+            State.BROWSE: [
+                CallbackQueryHandler(show_board, pattern=flowkit.on(JOB, "(retry|back)")),
+                CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, r"page:\d+")),
+                CallbackQueryHandler(
+                    choose_filter, pattern=flowkit.on(JOB, f"filter:({filters_shown})")
+                ),
+                CallbackQueryHandler(acknowledge, pattern=flowkit.on(JOB, "ack:.+")),
+                CallbackQueryHandler(ask_delete, pattern=flowkit.on(JOB, "del:.+")),
             ],
-            states={
-                State.BROWSE: _with_exits(
-                    [CallbackQueryHandler(press_in_list, pattern=presses), other]
-                ),
-                State.REASON: _with_exits(
-                    [
-                        MessageHandler(filters.TEXT & not_command, receive_reason),
-                        MessageHandler(not_command, receive_other_for_reason),
-                        CallbackQueryHandler(press_in_reason, pattern=presses),
-                    ]
-                ),
-                State.CONFIRM: _with_exits(
-                    [CallbackQueryHandler(confirm_delete, pattern=presses), other]
-                ),
-                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
-            },
-            fallbacks=[CommandHandler("cancel", cancel)],
-            name=JOB,
-            persistent=True,
-            conversation_timeout=timeout,
-            allow_reentry=True,
-        )
+            State.REASON: [
+                MessageHandler(filters.TEXT & not_command, receive_reason),
+                MessageHandler(not_command, receive_other_for_reason),
+                CallbackQueryHandler(resend_reopen, pattern=flowkit.on(JOB, "resend")),
+            ],
+            State.CONFIRM: [
+                CallbackQueryHandler(confirm_delete, pattern=flowkit.on(JOB, "delyes")),
+                CallbackQueryHandler(keep_task, pattern=flowkit.on(JOB, "delno")),
+            ],
+        },
+        timeout=timeout,
+    )

@@ -6,7 +6,7 @@ wall clock and would get a DST day wrong.
 
 Free text: `conversations.datetext` reads the date, the time range and the part of the day.
 A part of the day alone ("tomorrow morning", "明天上午") is that part's preset window; a single
-time ("明天下午3点") starts a window of `SINGLE_TIME_LENGTH`; a time with "after"/"以后" runs
+time ("明天下午3点") starts a window of `VISIT_SINGLE_TIME_LENGTH`; a time with "after"/"以后" runs
 to the end of service hours, one with "before"/"以前" from their start; no date means today.
 
 Every window lies within the community's service hours (`ServiceHours`, 08:00-20:00 unless set):
@@ -26,18 +26,16 @@ from babel.dates import format_date
 from conversations import datetext
 from conversations.datetext import DayPart
 from conversations.i18n import N_, tr
+from conversations.rules import (
+    SERVICE_HOURS_END,
+    SERVICE_HOURS_START,
+    VISIT_DAY_PARTS,
+    VISIT_MAX_LEAD,
+    VISIT_MIN_LENGTH,
+    VISIT_SINGLE_TIME_LENGTH,
+)
+from conversations.vocab import pack_for
 
-MORNING: Final = (time(9, 0), time(12, 0))
-AFTERNOON: Final = (time(14, 0), time(17, 0))
-EVENING: Final = (time(18, 0), time(21, 0))
-DAY_PART_HOURS: Final = {
-    DayPart.MORNING: MORNING,
-    DayPart.AFTERNOON: AFTERNOON,
-    DayPart.EVENING: EVENING,
-}
-MIN_LENGTH: Final = timedelta(minutes=30)
-MAX_LEAD: Final = timedelta(days=60)
-SINGLE_TIME_LENGTH: Final = timedelta(hours=2)
 PRESET_DAYS: Final = 3
 """Presets cover today, tomorrow and the day after."""
 
@@ -46,8 +44,8 @@ PRESET_DAYS: Final = 3
 class ServiceHours:
     """When technicians visit, on the wall clock of each day."""
 
-    start: time = time(8, 0)
-    end: time = time(20, 0)
+    start: time = SERVICE_HOURS_START
+    end: time = SERVICE_HOURS_END
 
     def on(self, day: date, zone: tzinfo) -> TimeWindow:
         """The service hours of `day` on the wall clock of `zone`."""
@@ -119,9 +117,9 @@ class Refusal:
 
 def _message_values(reason: Reason, hours: ServiceHours) -> dict[str, int | str]:
     if reason is Reason.TOO_SHORT:
-        return {"minutes": int(MIN_LENGTH.total_seconds() // 60)}
+        return {"minutes": int(VISIT_MIN_LENGTH.total_seconds() // 60)}
     if reason is Reason.TOO_FAR:
-        return {"days": MAX_LEAD.days}
+        return {"days": VISIT_MAX_LEAD.days}
     if reason is Reason.OUTSIDE_HOURS:
         return {"start": f"{hours.start:%H:%M}", "end": f"{hours.end:%H:%M}"}
     return {}
@@ -182,7 +180,7 @@ class Preset:
         if fixed is not None:
             return tr(lang, fixed)
         day = now.astimezone(zone).date() + timedelta(days=self.days_ahead)
-        weekday = format_date(day, "EEE", locale=_babel_locale(lang))
+        weekday = format_date(day, "EEE", locale=pack_for(lang).code)
         return tr(lang, _LATER_LABELS[self.part], weekday=weekday)
 
 
@@ -199,7 +197,7 @@ def part_window(
     day: date, part: DayPart, zone: ZoneInfo, hours: ServiceHours | None = DEFAULT_HOURS
 ) -> TimeWindow:
     """A part of the day's window on `day`, in `zone`, cut to service hours."""
-    first, last = DAY_PART_HOURS[part]
+    first, last = VISIT_DAY_PARTS[part]
     window = TimeWindow(
         datetext.local_moment(day, first.hour * 60 + first.minute, zone),
         datetext.local_moment(day, last.hour * 60 + last.minute, zone),
@@ -212,7 +210,9 @@ def available_presets(
 ) -> list[Preset]:
     """The presets that have not started yet at `now` and leave a visit within service hours."""
     windows = ((p, p.window(now, zone, hours)) for p in PRESETS)
-    return [p for p, w in windows if w.start.astimezone(UTC) > now and w.length >= MIN_LENGTH]
+    return [
+        p for p, w in windows if w.start.astimezone(UTC) > now and w.length >= VISIT_MIN_LENGTH
+    ]
 
 
 # ---- validation and parsing ------------------------------------------------------------------
@@ -234,11 +234,11 @@ def validate_window(
         return Refusal(Reason.END_BEFORE_START)
     if hours is not None and not _inside(window, hours):
         return Refusal(Reason.OUTSIDE_HOURS, hours)
-    if end - start < MIN_LENGTH:
+    if end - start < VISIT_MIN_LENGTH:
         return Refusal(Reason.TOO_SHORT)
     if start <= now:
         return Refusal(Reason.IN_PAST)
-    if start - now > MAX_LEAD:
+    if start - now > VISIT_MAX_LEAD:
         return Refusal(Reason.TOO_FAR)
     return window
 
@@ -300,7 +300,7 @@ def _window_on(
             return TimeWindow(service.start, moment)
         # The single time's length is real time, not wall time, so a DST night keeps 2 hours;
         # it is our own guess, so it stops at the end of service hours rather than pass it.
-        finish = (moment.astimezone(UTC) + SINGLE_TIME_LENGTH).astimezone(zone)
+        finish = (moment.astimezone(UTC) + VISIT_SINGLE_TIME_LENGTH).astimezone(zone)
         if hours is not None and _inside(TimeWindow(moment, moment), hours):
             finish = min(finish, service.end, key=lambda m: m.astimezone(UTC))
         return TimeWindow(moment, finish)
@@ -323,18 +323,11 @@ _RELATIVE_DAYS: Final = {
 }
 
 
-def _babel_locale(lang: str) -> str:
-    return "zh" if lang == "zh" else "en"
-
-
 def describe_day(day: date, lang: str, today: date) -> str:
     """A date in words: "Tomorrow (Tue 24 Nov)", "明天（11月24日 周二）", "Fri 27 Nov"."""
-    locale = _babel_locale(lang)
-    if locale == "zh":
-        pattern = "M月d日 EEE" if day.year == today.year else "y年M月d日 EEE"
-    else:
-        pattern = "EEE d MMM" if day.year == today.year else "EEE d MMM y"
-    written = format_date(day, pattern, locale=locale)
+    pack = pack_for(lang)
+    pattern = pack.day_format if day.year == today.year else pack.day_format_with_year
+    written = format_date(day, pattern, locale=pack.code)
     relative = _RELATIVE_DAYS.get((day - today).days)
     if relative is None:
         return written

@@ -105,6 +105,15 @@ class VendorWrite(BaseModel):
         """The record this write changes (one write on it at a time); None for a create."""
         return None
 
+    def subjects(self, record_id: str | None) -> tuple[str, ...]:
+        """The records the done write touched, as alerts name them: the one it made or
+        changed, else the ones it names."""
+        return (record_id,) if record_id else self.named_records()
+
+    def named_records(self) -> tuple[str, ...]:
+        """The existing records this write is about (none for a create)."""
+        return ()
+
     async def prepare(self, targets: Targets) -> Self:
         """The write with what must be known before it is sent (to recognise it later)."""
         return self
@@ -190,6 +199,9 @@ class RepairCancel(ResidentWrite):
     def subject(self) -> str | None:
         return f"akubela.repair:{self.repair_id}"
 
+    def named_records(self) -> tuple[str, ...]:
+        return (self.repair_id,)
+
     async def perform(self, targets: Targets, command_id: str) -> str | None:
         desk = await targets.desk(self.residence_id)
         await desk.cancel_repair(self.repair_id, command_id=command_id)
@@ -211,6 +223,9 @@ class RepairClear(ResidentWrite):
     done_message: ClassVar[str] = N_("🧹 Closed and completed repairs cleared: {count}.")
     audit_action: ClassVar[str] = "repair.clear"
     repair_ids: list[str]
+
+    def named_records(self) -> tuple[str, ...]:
+        return tuple(self.repair_ids)
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
         desk = await targets.desk(self.residence_id)
@@ -309,6 +324,9 @@ class BookingCancel(ResidentWrite):
     def subject(self) -> str | None:
         return f"akubela.booking:{self.booking_id}"
 
+    def named_records(self) -> tuple[str, ...]:
+        return (self.booking_id,)
+
     async def perform(self, targets: Targets, command_id: str) -> str | None:
         desk = await targets.desk(self.residence_id)
         await desk.cancel_booking(self.booking_id, command_id=command_id)
@@ -330,6 +348,9 @@ class BookingCancelMany(ResidentWrite):
     done_message: ClassVar[str] = N_("Done: {count} bookings are cancelled.")
     audit_action: ClassVar[str] = "booking.cancel"
     booking_ids: list[str]
+
+    def named_records(self) -> tuple[str, ...]:
+        return tuple(self.booking_ids)
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
         desk = await targets.desk(self.residence_id)
@@ -501,6 +522,9 @@ class TaskMove(TaskWrite):
 
     def subject(self) -> str | None:
         return f"tuya.task:{self.task_id}"
+
+    def named_records(self) -> tuple[str, ...]:
+        return (self.task_id,)
 
     def audit_target(self, record_id: str | None) -> str | None:
         return self.task_id

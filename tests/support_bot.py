@@ -83,9 +83,12 @@ async def running_bot(
     *,
     persistence: Any = None,
     clock: Any = None,
+    telegram: FakeTelegram | None = None,
     **settings_overrides: Any,
 ) -> AsyncIterator[BotUnderTest]:
-    """Starts the bot on `database_url` against the sandbox; stops it cleanly afterwards."""
+    """Starts the bot on `database_url` against the sandbox; stops it cleanly afterwards.
+    `telegram`: the Telegram of an earlier run, for a restart (Telegram keeps its chats and
+    messages while the bot is down)."""
     # The repeating jobs run when a test calls them, not on their own in the middle of one.
     quiet_jobs = {"outbox_interval_seconds": 3600, "alert_poll_seconds": 3600}
     # A test sends updates far faster than a person; flood control is tested on its own.
@@ -101,7 +104,7 @@ async def running_bot(
         if clock is not None
         else Services.open(settings, vendor_transport=transport, vendor_sleep=_no_wait)
     )
-    telegram = FakeTelegram()
+    telegram = telegram or FakeTelegram()
     if persistence is None:
         # Conversations are persistent, and PTB refuses them on an app without persistence.
         persistence = DatabasePersistence(services.storage.sessions)

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -20,13 +19,11 @@ from bot.storage.models import (
     Invite,
     ManagerLink,
     ResidentLink,
-    Role,
     SentAlert,
     TelegramUser,
     WorkerLink,
 )
-from conversations.roles import Actor
-from conversations.roles import Role as ActorRole
+from conversations.domain import Actor, Redeemed, RedeemOutcome, Role
 
 INVITE_CODE_BYTES = 15  # 20 URL-safe characters: fits a /start parameter, out of guessing range
 MAX_FAILED_INVITE_ATTEMPTS = 5
@@ -103,27 +100,6 @@ class LockedTokens:
         return True
 
 
-class RedeemOutcome(StrEnum):
-    """What became of an invite code someone sent."""
-
-    BOUND = "bound"
-    VALID = "valid"  # a preview: the code may be redeemed
-    UNKNOWN = "unknown"
-    USED = "used"
-    EXPIRED = "expired"
-    LOCKED = "locked"  # too many wrong codes from this user; try again later
-
-
-@dataclass(frozen=True, slots=True)
-class Redeemed:
-    """The outcome of redeeming a code, and the invite when it was bound."""
-
-    outcome: RedeemOutcome
-    role: Role | None = None
-    worker_id: str | None = None
-    project_id: str | None = None
-
-
 class Accounts:
     """Links between Telegram users and vendor identities."""
 
@@ -142,9 +118,9 @@ class Accounts:
                 select(ManagerLink.project_id).where(ManagerLink.telegram_id == telegram_id)
             )
             project_ids = frozenset(projects)
-        role = ActorRole(user.role.value) if user is not None else ActorRole.RESIDENT
+        role = user.role if user is not None else Role.RESIDENT
         if telegram_id in admin_ids:
-            role = ActorRole.ADMIN
+            role = Role.ADMIN
         residence_ids = frozenset(
             str(r["residence_id"])
             for r in (resident.residences if resident is not None else [])

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.storage.columns import UtcDateTime, utcnow
+from conversations.domain import Role
 
 # Fixed constraint names, so a later migration can drop or alter a constraint by name on
 # both databases.
@@ -32,15 +33,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class Role(enum.StrEnum):
-    """What a Telegram user is to the community."""
-
-    RESIDENT = "resident"
-    WORKER = "worker"
-    MANAGER = "manager"
-    ADMIN = "admin"
 
 
 class WriteStatus(enum.StrEnum):

@@ -20,7 +20,6 @@ from bot.storage.models import (
     AlertStatus,
     AuditEntry,
     Draft,
-    Role,
     SentAlert,
     TaskAcknowledgement,
     TelegramUser,
@@ -29,6 +28,7 @@ from bot.storage.models import (
 from bot.storage.oauth_states import OAuthStates
 from bot.storage.repair_reports import RepairReports
 from bot.storage.writes import WriteRecords
+from conversations.domain import Role
 
 # Rows per statement in bulk upserts: well under SQLite's limit on bound parameters.
 _CHUNK = 500

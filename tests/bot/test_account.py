@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from bot.storage.models import Role
+from conversations.domain import Role
 from sandbox.core import Clock
 from tests.support_bot import BotUnderTest, confirm_token, running_bot
 from tests.support_telegram import Chat

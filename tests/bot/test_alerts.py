@@ -18,7 +18,6 @@ from bot.alert_kinds import (
     MSG_REPAIR_NEW,
     MSG_REPAIR_STATE,
     SINCE,
-    SWITCHED_OFF_KEY,
     Alert,
     AlertKind,
     Change,
@@ -41,10 +40,10 @@ from bot.alert_kinds import (
     wanted,
 )
 from bot.alert_watcher import AlertWatcher, watch_vendors, watcher_of
-from bot.alerts import MSG_QUIET_BAD, parse_quiet_hours
-from bot.storage.accounts import RedeemOutcome
-from bot.storage.models import AlertStatus, Role, SentAlert
+from bot.storage.models import AlertStatus, SentAlert
 from bot.storage.repositories import SeenRecord, VendorStates, storable_key
+from conversations.alert_settings import MSG_QUIET_BAD, SWITCHED_OFF_KEY, parse_quiet_hours
+from conversations.domain import RedeemOutcome, Role
 from conversations.i18n import tr
 from conversations.ports import OwnWrite
 from sandbox.faults import FaultKind, FaultRule

@@ -14,8 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from api.errors import Unavailable
-from bot.storage.accounts import RedeemOutcome
-from bot.storage.models import Role
+from conversations.domain import RedeemOutcome, Role
 from sandbox.akubela_seed import MEETING_ROOM
 from sandbox.tuya import TOM
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
@@ -111,7 +110,13 @@ async def _book_meeting_room(bot: BotUnderTest) -> str:
     chat = bot.chat(BOB)
     await chat.send(f"/book meeting room {_next_monday().isoformat()} 14:00 for 1 hour")
     await chat.press("1:book:confirm")
-    assert any(c.startswith("📨 Booking requested.") for c in _to(bot, BOB)[-2:])
+    # The confirmed summary becomes the answer, in place.
+    shown = [
+        c.text or ""
+        for c in bot.telegram.sent("sendMessage", "editMessageText")
+        if int(c.params["chat_id"]) == BOB
+    ]
+    assert any(c.startswith("📨 Booking requested.") for c in shown[-2:])
     (booking,) = [b for b in await desk.bookings() if b.booking_id not in before]
     assert booking.amenity_id == MEETING_ROOM
     return booking.booking_id

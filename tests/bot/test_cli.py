@@ -101,8 +101,9 @@ def test_invite_prints_a_code_that_binds(
     import asyncio
     from datetime import UTC, datetime
 
-    from bot.storage.accounts import Invites, RedeemOutcome
+    from bot.storage.accounts import Invites
     from bot.storage.repositories import Storage
+    from conversations.domain import RedeemOutcome
 
     async def redeem() -> RedeemOutcome:
         storage = Storage.open(url)

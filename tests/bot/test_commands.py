@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from bot.commands import DEFAULT_COMMANDS, commands_for
-from bot.storage.models import Role as StoredRole
-from conversations.roles import Actor, Role
+from conversations.commands import DEFAULT_COMMANDS, commands_for
+from conversations.domain import Actor, Role
 from tests.bot.test_account import _follow, _link_url, _log_in, _resident
 from tests.support_bot import BotUnderTest, running_bot
 
@@ -72,7 +71,7 @@ async def test_a_linked_resident_gets_a_resident_menu_in_their_language(
 
 async def test_a_manager_invite_gives_the_manager_menu(bot: BotUnderTest) -> None:
     code = await bot.services.invites.create(
-        StoredRole.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) + timedelta(hours=1)
     )
     await bot.chat(532).send(f"/start {code}")
     menu = _chat_menu(bot, 532)
@@ -82,7 +81,7 @@ async def test_a_manager_invite_gives_the_manager_menu(bot: BotUnderTest) -> Non
 
 async def test_a_worker_invite_gives_the_worker_menu(bot: BotUnderTest) -> None:
     code = await bot.services.invites.create(
-        StoredRole.WORKER, worker_id="w-tom", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.WORKER, worker_id="w-tom", expires_at=datetime.now(UTC) + timedelta(hours=1)
     )
     await bot.chat(533).send(f"/start {code}")
     menu = _chat_menu(bot, 533)
@@ -94,7 +93,7 @@ async def test_a_manager_who_unlinks_their_home_loses_the_resident_commands(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     code = await bot.services.invites.create(
-        StoredRole.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) + timedelta(hours=1)
     )
     chat = bot.chat(534)
     await chat.send(f"/start {code}")

@@ -211,7 +211,7 @@ def test_the_scheduler_narrates_nothing_by_default(
 async def test_a_stale_press_is_logged_at_debug_only(
     bot: BotUnderTest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="bot.account"):
+    with caplog.at_level(logging.DEBUG, logger="conversations.account"):
         await bot.chat(660).press("1:nothing:here")
     stale = [r for r in caplog.records if "stale" in r.getMessage()]
     assert stale

@@ -16,13 +16,13 @@ from bot.storage.db import create_engine, upsert
 from bot.storage.models import (
     AlertStatus,
     Draft,
-    Role,
     TelegramUser,
     WorkerLink,
     WriteStatus,
 )
 from bot.storage.repositories import SeenRecord, Storage, UnknownRecord, UnknownUser
 from bot.storage.writes import Begun
+from conversations.domain import Role
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 

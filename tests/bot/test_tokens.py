@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import update
 from starlette.applications import Starlette
 
-from bot.storage.models import ResidentLink, Role
+from bot.storage.models import ResidentLink
 from bot.tokens import MSG_LINK_AGAIN
+from conversations.domain import Role
 from conversations.i18n import tr
 from sandbox.faults import FaultKind, FaultRule, FaultWhen
 from tests.bot.test_account import _follow, _link_url, _log_in

@@ -12,7 +12,6 @@ from starlette.applications import Starlette
 
 from api.errors import Unavailable
 from bot.persistence import DatabasePersistence
-from bot.storage.models import Role
 from conversations import callbacks
 from conversations.assign import (
     AssignDraft,
@@ -21,6 +20,7 @@ from conversations.assign import (
     relations_of,
     toggled,
 )
+from conversations.domain import Role
 from conversations.writes import same_relations
 from sandbox.faults import FaultKind, FaultRule
 from tests.conversations.test_tasks import (
@@ -373,7 +373,9 @@ async def test_a_restart_in_the_middle_finishes_on_the_second_app(
         await first.app.update_persistence()
     count = len(_tuya(sandbox_app)._tasks)
     persistence = DatabasePersistence(sessions)
-    async with started(database_url, sandbox_app, sessions, persistence=persistence) as second:
+    async with started(
+        database_url, sandbox_app, sessions, persistence=persistence, telegram=first.telegram
+    ) as second:
         chat = second.chat(MANAGER_TG)
         await chat.press(_press("ddone"))
         assert _last(second) == (

@@ -468,7 +468,8 @@ async def test_a_meeting_room_booking_waits_for_approval(
     await bot.chat(BOB).send(f"/book meeting room {monday.isoformat()} 14:00 for 1 hour")
     await bot.chat(BOB).press(_press("confirm"))
     last = bot.telegram.last
-    assert last.method == "sendMessage"
+    # The summary that was confirmed becomes the answer (no QR yet, so no photo).
+    assert last.method == "editMessageText"
     assert (last.text or "").startswith("📨 Booking requested.\nMeeting room")
     assert "you will hear back here" in (last.text or "")
     [made] = _bob_bookings(sandbox_app)
@@ -525,7 +526,7 @@ async def test_a_restart_in_the_middle_finishes_on_the_second_app(
         await chat.press(_press("am", GYM))
         await chat.press(_press("day", tomorrow.isoformat()))
         await first.app.update_persistence()
-    async with started(database_url, sandbox_app, sessions) as second:
+    async with started(database_url, sandbox_app, sessions, telegram=first.telegram) as second:
         chat = second.chat(BOB)
         await chat.press(_at(tomorrow, 10))
         await chat.press(_press("dur", "30"))

@@ -17,8 +17,8 @@ from api.akubela_models import Booking
 from api.errors import AuthError, Unavailable
 from bot.persistence import DatabasePersistence
 from bot.storage.accounts import StoredTokens
-from bot.storage.models import Role
 from conversations import callbacks
+from conversations.domain import Role
 from conversations.pending_bookings import (
     Found,
     detail_text,
@@ -323,12 +323,12 @@ async def test_stale_forged_and_typed_input_change_nothing(
     assert texts[0] == "Sorry, that booking is not in the list (any more)."
     assert texts[1].startswith("⏳ Bookings waiting for approval")
     await chat.press(_press("zap"))
-    assert _alerts(bot)[-1] == "That button is no longer active."
+    assert _alerts(bot)[-1] == "This button is no longer active."
     await chat.send("approve it please")
     # A list takes no typed text: it is read as with no list open (issue 15).
     assert _last(bot).startswith("I did not understand that.")
     await chat.send("/cancel")
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     await chat.press(_press("open", BOBS))
     assert _alerts(bot)[-1] == "This button is no longer active. Send /start for the menu."
 
@@ -392,7 +392,10 @@ async def test_a_restart_in_the_middle_finishes_on_the_second_app(
         await first.chat(MANAGER).send("/bookings_pending")
         await first.app.update_persistence()
     async with started(
-        database_url, sandbox_app, persistence=DatabasePersistence(sessions)
+        database_url,
+        sandbox_app,
+        persistence=DatabasePersistence(sessions),
+        telegram=first.telegram,
     ) as second:
         await second.chat(MANAGER).press(_press("open", BOBS))
         assert _last(second).startswith("Meeting room — waiting for approval")

@@ -243,7 +243,7 @@ async def test_happy_path_in_english(bot: BotUnderTest, sandbox_app: Starlette) 
     assert "What needs repairing?" in _last(bot)
     await chat.send(DESCRIPTION)
     assert "You can add up to 5 photos" in _last(bot)
-    assert _labels(bot) == ["⏭ Skip", "✖ Cancel"]
+    assert _labels(bot) == ["⏭ Skip", "✖ Stop"]
     await chat.send_photo("leak-1")
     assert _last(bot).startswith("📷 1 of 5 photos received.")
     await chat.press(_press("done"))
@@ -264,7 +264,7 @@ async def test_happy_path_in_english(bot: BotUnderTest, sandbox_app: Starlette) 
     assert DESCRIPTION in summary
     assert "📷 Photos: 1" in summary
     assert "📞 +86 138 0000 0002" in summary
-    assert _labels(bot) == ["✅ Confirm", "✏️ Edit", "✖ Cancel"]
+    assert _labels(bot) == ["✅ Confirm", "✏️ Edit", "✖ Stop"]
 
     await chat.press(_press("confirm"))
 
@@ -276,7 +276,8 @@ async def test_happy_path_in_english(bot: BotUnderTest, sandbox_app: Starlette) 
     assert repair.finish_time == _tomorrow_at(12)
     done = _last(bot)
     assert done.startswith(f"✅ Repair #{repair.maintenance_id[-6:]} created — waiting")
-    assert f"Full id: {repair.maintenance_id}" in done
+    # Residents see the short id only, never the vendor's.
+    assert repair.maintenance_id not in done
     desk = await bot.services.resident_desk(BOB)
     assert desk is not None
     report = await bot.services.repair_reports.get(
@@ -467,7 +468,7 @@ async def test_a_contact_kept_before_phones_were_checked_is_not_offered_back(
     assert "Or tap" not in _last(bot)
     assert bot.telegram.last.keyboard == [
         [{"text": "📱 Share my phone", "request_contact": True}],
-        [{"text": "✖ Cancel"}],
+        [{"text": "✖ Stop"}],
     ]
 
 
@@ -479,7 +480,7 @@ async def test_the_summary_edits_one_part_and_comes_back(
     await chat.press(_press("edit"))
     markup = bot.telegram.sent("editMessageReplyMarkup")[-1].params["reply_markup"]
     labels = [b["text"] for row in markup["inline_keyboard"] for b in row]
-    assert labels == ["📝 Description", "📷 Photos", "🕒 Time", "📞 Contact", "⬅ Back", "✖ Cancel"]
+    assert labels == ["📝 Description", "📷 Photos", "🕒 Time", "📞 Contact", "⬅ Back", "✖ Stop"]
     await chat.press(_press("field", "description"))
     assert f"Now: “{DESCRIPTION}”" in _last(bot)
     await chat.send("The bathroom tap drips too.")
@@ -522,7 +523,7 @@ async def test_cancel_with_the_button_and_with_the_command(
     await _up_to_summary(chat)
     await chat.press(_press("edit"))
     await chat.press(_press("field", "contact"))
-    await chat.send("✖ Cancel")  # the reply keyboard's Cancel
+    await chat.send("✖ Stop")  # the reply keyboard's Cancel
     assert _last(bot) == "Cancelled. Nothing was sent."
     assert bot.telegram.last.params["reply_markup"] == {"remove_keyboard": True}
 
@@ -538,18 +539,18 @@ async def test_stale_and_forged_buttons_get_a_notice_and_the_same_step(
     chat = await _resident(bot, sandbox_app)
     await chat.send("/repair")
     await chat.press(_press("confirm"))  # a summary button while describing
-    assert _alerts(bot)[-1] == "That button is no longer active."
+    assert _alerts(bot)[-1] == "This button is no longer active."
     await chat.send(DESCRIPTION)
     await chat.press(_press("skip"))
     await chat.press(_press("when", "9z"))  # forged preset
-    assert _last(bot).startswith("That button is no longer active.")
+    assert _last(bot).startswith("This button is no longer active.")
     assert "When may a technician come?" in _last(bot)
     await chat.press(_press("when", "1m"))
     assert "Is that right?" in _last(bot)
     await chat.press(_press("ok"))
     await chat.send("+86 138 0000 0002")
     await chat.press(_press("field", "nonsense"))
-    assert _last(bot).startswith("That button is no longer active.")
+    assert _last(bot).startswith("This button is no longer active.")
     await chat.send_sticker()
     assert _last(bot).startswith("Please use the buttons below the summary.")
     await chat.press(_press("confirm"))
@@ -602,7 +603,7 @@ async def test_a_failed_confirm_says_why_and_offers_a_retry(
     assert _last(bot) == (
         "Akubela no longer accepts your login. Please link your account again with /start."
     )
-    assert _labels(bot) == ["🔁 Try again", "✖ Cancel"]
+    assert _labels(bot) == ["🔁 Try again", "✖ Stop"]
     faults.clear()
     await chat.press(_press("confirm"))
     assert "created" in _last(bot)
@@ -620,7 +621,7 @@ async def test_a_refused_report_is_explained_and_the_summary_stays(
     text = _last(bot)
     assert text.startswith("Akubela refused that:")
     assert "📋 Please check your repair report:" in text
-    assert _labels(bot) == ["✅ Confirm", "✏️ Edit", "✖ Cancel"]
+    assert _labels(bot) == ["✅ Confirm", "✏️ Edit", "✖ Stop"]
     assert await _draft_data(bot) is not None
 
 
@@ -667,7 +668,10 @@ async def test_a_restart_in_the_middle_finishes_on_the_second_app(
         await chat.press(_press("when", "1m"))
         await first.app.update_persistence()
     async with started(
-        database_url, sandbox_app, persistence=DatabasePersistence(sessions)
+        database_url,
+        sandbox_app,
+        persistence=DatabasePersistence(sessions),
+        telegram=first.telegram,
     ) as second:
         chat = second.chat(BOB)
         await chat.press(_press("ok"))

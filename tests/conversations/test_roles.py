@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from conversations.domain import Actor, Role
 from conversations.roles import (
     REFUSAL_MESSAGES,
     RESIDENT_ACTIONS,
     Action,
-    Actor,
     Refusal,
-    Role,
     Target,
     decide,
 )

@@ -16,10 +16,8 @@ from starlette.applications import Starlette
 from api.errors import AuthError
 from api.tuya_models import RoomDeviceRelation, TaskDetail, TaskSummary, Worker
 from bot.persistence import DatabasePersistence
-from bot.storage.models import Role
 from conversations import callbacks
-from conversations.roles import Actor
-from conversations.roles import Role as ActorRole
+from conversations.domain import Actor, Role
 from conversations.tasks import (
     board_project,
     maintenance_notes,
@@ -185,9 +183,9 @@ def test_status_in_words_in_both_languages() -> None:
 
 
 def test_a_manager_of_either_community_project_counts() -> None:
-    tuya_manager = Actor(1, ActorRole.MANAGER, project_ids=frozenset({"tuya"}))
-    akubela_manager = Actor(2, ActorRole.MANAGER, project_ids=frozenset({"aku"}))
-    other = Actor(3, ActorRole.MANAGER, project_ids=frozenset({"elsewhere"}))
+    tuya_manager = Actor(1, Role.MANAGER, project_ids=frozenset({"tuya"}))
+    akubela_manager = Actor(2, Role.MANAGER, project_ids=frozenset({"aku"}))
+    other = Actor(3, Role.MANAGER, project_ids=frozenset({"elsewhere"}))
     assert board_project(tuya_manager, ["tuya", "aku"]) == "tuya"
     assert board_project(akubela_manager, ["tuya", "aku"]) == "aku"
     assert board_project(other, ["tuya", "aku"]) == "tuya"
@@ -480,12 +478,12 @@ async def test_cancel_leaves_the_board(bot: BotUnderTest, sandbox_app: Starlette
     await chat.press("1:menu:tasks")
     assert _last(bot).startswith("Maintenance tasks (all)")
     await chat.press(_press("cancel"))
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     await chat.press(_press("page", "1"))
     assert _alerts(bot)[-1] == "This button is no longer active. Send /start for the menu."
     await chat.press("1:tasks:reopen:" + TASK(4))
     await chat.send("/cancel")
-    assert _last(bot) == "Cancelled. Nothing was sent."
+    assert _last(bot) == "Closed."
     await chat.send("the reason that came too late")
     assert _status(sandbox_app, TASK(4)) == "PENDING_ACCEPTANCE"
 
@@ -532,7 +530,9 @@ async def test_a_restart_while_typing_a_reason_finishes_on_the_second_app(
         await chat.press(_press("reopen", TASK(3)))
         await first.app.update_persistence()
     persistence = DatabasePersistence(sessions)
-    async with started(database_url, sandbox_app, sessions, persistence=persistence) as second:
+    async with started(
+        database_url, sandbox_app, sessions, persistence=persistence, telegram=first.telegram
+    ) as second:
         await second.chat(MANAGER_TG).send("Leak sensor still offline")
         assert _last(second) == f"🔁 Task {TASK(3)} is reopened; Tom is told why."
         assert _status(sandbox_app, TASK(3)) == "PENDING_MAINTENANCE"

@@ -28,8 +28,9 @@ import pytest
 from starlette.applications import Starlette
 
 from bot.errors import APOLOGY
-from bot.storage.models import Role, WriteRecord, WriteStatus
+from bot.storage.models import WriteRecord, WriteStatus
 from conversations import callbacks
+from conversations.domain import Role
 from conversations.i18n import tr
 from conversations.writes import BookingCancel, BookingCreate, RepairCreate
 from sandbox.akubela_seed import GYM

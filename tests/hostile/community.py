@@ -18,7 +18,6 @@ from typing import Any, Final
 from starlette.applications import Starlette
 from telegram.ext import ConversationHandler
 
-from bot.storage.models import Role
 from conversations import (
     assign,
     booking,
@@ -31,6 +30,7 @@ from conversations import (
     tasks,
 )
 from conversations.context import ConciergeContext
+from conversations.domain import Role
 from tests.support_bot import BotUnderTest, demo_residents, link_demo_resident, running_bot
 from tests.support_telegram import Call, Chat
 

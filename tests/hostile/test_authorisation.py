@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import pytest
 
-from bot.alert_kinds import SWITCHED_OFF_KEY
+from conversations.alert_settings import SWITCHED_OFF_KEY
 from conversations.roles import Action
 from tests.hostile.community import (
     ADMIN,
@@ -105,10 +105,11 @@ def entered(job: str) -> Effect:
 
 
 def shown(marker: str) -> Effect:
-    """A reply since the attempt shows `marker` (with `{id}` the record) in text or buttons."""
+    """A reply since the attempt shows `marker` (with `{id}` the record, `{short}` the short
+    id people see) in text or buttons."""
 
     async def check(c: Community, user: int, before: Before, record: str) -> bool:
-        wanted = marker.format(id=record)
+        wanted = marker.format(id=record, short=record[-6:])
         for call in c.calls[before.calls :]:
             if wanted in (call.text or "") or wanted in str(call.params.get("reply_markup")):
                 return True
@@ -226,7 +227,7 @@ ATTEMPTS: Final[list[Attempt]] = [
         "open a repair",
         Action.REPAIR_VIEW,
         ("/repairs", "1:repairs:open:{id}"),
-        shown("Full id: {id}"),
+        shown("Repair #{short} — "),
         "repair",
     ),
     Attempt(
@@ -330,7 +331,7 @@ ATTEMPTS: Final[list[Attempt]] = [
         "open a repair of the community",
         Action.REPAIRS_VIEW_ALL,
         ("/repairs_all", "1:repairs_all:open:{id}"),
-        shown("Full id: {id}"),
+        shown("Repair #{short} — "),
         "repair",
     ),
     Attempt(

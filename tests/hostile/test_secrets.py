@@ -39,7 +39,7 @@ from telegram.request import HTTPXRequest
 from api import redaction
 from bot.settings import Settings
 from bot.storage.accounts import INVITE_CODE_BYTES, MAX_FAILED_INVITE_ATTEMPTS
-from bot.storage.models import Role
+from conversations.domain import Role
 from sandbox.botapi.app import create_botapi_app
 from sandbox.botapi.state import Persona
 from sandbox.faults import FaultKind, FaultRule

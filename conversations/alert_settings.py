@@ -1,13 +1,14 @@
-"""/alerts: managers switch their own alert kinds on and off (kept in their user_data, read by
-`bot.alert_delivery`); everyone sets quiet hours (`/alerts quiet 22:00-07:00`,
-`/alerts quiet off`). The watcher itself is `bot.alert_watcher`.
+"""/alerts: which alerts a manager gets, and everyone's quiet hours.
+
+The switches are kept in the user's data under `SWITCHED_OFF_KEY`, where the alert watcher
+(bot.alert_delivery) reads them before each delivery; quiet hours are kept with the user (People).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import time
 from typing import Any
 
@@ -15,16 +16,15 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
-from bot.account import actor_of, answer_stale
-from bot.alert_kinds import MANAGER_KINDS, SWITCHED_OFF_KEY
 from conversations import callbacks
+from conversations.account import actor_of, answer_stale
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.roles import REFUSAL_MESSAGES, Action, decide
 
 logger = logging.getLogger(__name__)
 
-# ---- /alerts ---------------------------------------------------------------------------------
+SWITCHED_OFF_KEY = "alerts_off"  # persisted in user data: never rename
 
 JOB = "alerts"
 MSG_SWITCHES = N_("🔔 Tap an alert to switch it on or off.")
@@ -52,17 +52,19 @@ def parse_quiet_hours(text: str) -> tuple[time, time] | None:
     return time(h1, m1), time(h2, m2)
 
 
-def switches_markup(switched_off: Iterable[str], lang: str) -> InlineKeyboardMarkup:
-    """One button per manager kind, showing whether it is on."""
+def switches_markup(
+    switches: Mapping[str, str], switched_off: Iterable[str], lang: str
+) -> InlineKeyboardMarkup:
+    """One button per kind a manager may switch off ({kind: label}), showing whether it is on."""
     off = set(switched_off)
     rows = [
         [
             InlineKeyboardButton(
-                ("🔕 " if kind.value in off else "✅ ") + tr(lang, label),
-                callback_data=callbacks.build(JOB, "toggle", kind.value),
+                ("🔕 " if kind in off else "✅ ") + tr(lang, label),
+                callback_data=callbacks.build(JOB, "toggle", kind),
             )
         ]
-        for kind, label in MANAGER_KINDS.items()
+        for kind, label in switches.items()
     ]
     return InlineKeyboardMarkup(rows)
 
@@ -73,14 +75,11 @@ def _switched_off(context: ConciergeContext) -> list[str]:
 
 
 async def _quiet_line(context: ConciergeContext, telegram_id: int) -> str:
-    user = await context.services.storage.users.get(telegram_id)
-    if user is None or user.quiet_hours_start is None or user.quiet_hours_end is None:
+    hours = await context.services.people.quiet_hours(telegram_id)
+    if hours is None:
         return context.t(MSG_QUIET_OFF)
-    return context.t(
-        MSG_QUIET_ON,
-        start=user.quiet_hours_start.strftime("%H:%M"),
-        end=user.quiet_hours_end.strftime("%H:%M"),
-    )
+    start, end = hours
+    return context.t(MSG_QUIET_ON, start=start.strftime("%H:%M"), end=end.strftime("%H:%M"))
 
 
 async def show_alert_settings(update: Update, context: ConciergeContext) -> None:
@@ -92,15 +91,15 @@ async def show_alert_settings(update: Update, context: ConciergeContext) -> None
     args = context.args or []
     if args and args[0].lower() in {"quiet", "静音"}:
         rest = " ".join(args[1:])
-        storage = context.services.storage
+        people = context.services.people
         if rest.strip().lower() in {"off", "关", "关闭"}:
-            await storage.users.set_quiet_hours(user.id, None, None)
+            await people.set_quiet_hours(user.id, None, None)
         else:
             hours = parse_quiet_hours(rest)
             if hours is None:
                 await message.reply_text(context.t(MSG_QUIET_BAD))
                 return
-            await storage.users.set_quiet_hours(user.id, *hours)
+            await people.set_quiet_hours(user.id, *hours)
     actor = await actor_of(update, context)
     quiet = await _quiet_line(context, user.id)
     if decide(actor, Action.ALERTS_CONFIGURE) is not None:
@@ -108,7 +107,9 @@ async def show_alert_settings(update: Update, context: ConciergeContext) -> None
         return
     await message.reply_text(
         context.t(MSG_SWITCHES) + "\n" + quiet,
-        reply_markup=switches_markup(_switched_off(context), context.lang),
+        reply_markup=switches_markup(
+            context.services.alert_switches, _switched_off(context), context.lang
+        ),
     )
 
 
@@ -118,8 +119,8 @@ async def toggle_alert_kind(update: Update, context: ConciergeContext) -> None:
     if query is None:
         return
     press = callbacks.parse(query.data, job=JOB)
-    kinds = {kind.value for kind in MANAGER_KINDS}
-    if press is None or press.action != "toggle" or press.arg not in kinds:
+    switches = context.services.alert_switches
+    if press is None or press.action != "toggle" or press.arg not in switches:
         await answer_stale(update, context)
         return
     actor = await actor_of(update, context)
@@ -133,7 +134,9 @@ async def toggle_alert_kind(update: Update, context: ConciergeContext) -> None:
         context.user_data[SWITCHED_OFF_KEY] = sorted(off)
     await query.answer(context.t(MSG_SAVED))
     try:
-        await query.edit_message_reply_markup(reply_markup=switches_markup(off, context.lang))
+        await query.edit_message_reply_markup(
+            reply_markup=switches_markup(switches, off, context.lang)
+        )
     except BadRequest:
         # The message may be too old to edit; the switch itself is saved.
         logger.debug("could not redraw the alert switches")

@@ -17,8 +17,8 @@ from typing import Final
 from telegram import Bot, BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
 
+from conversations.domain import Actor, Role
 from conversations.i18n import LANGUAGES, N_, tr
-from conversations.roles import Actor, Role
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
@@ -19,22 +19,21 @@ from telegram.ext import (
     filters,
 )
 
-from bot import commands
-from bot.alert_kinds import MANAGER_KINDS, WORKER_KINDS
-from bot.gate import FROM_GROUP
-from bot.linking import Linked, residence_label
-from bot.storage.accounts import Redeemed, RedeemOutcome
-from conversations import callbacks, freetext, repair
+from conversations import callbacks, commands, freetext, repair
 from conversations.common import offer_link
 from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
+from conversations.domain import Actor, Linked, Redeemed, RedeemOutcome, Residence, Role
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
 from conversations.notify import BLOCKED_KEY, language_of, tell
-from conversations.roles import REFUSAL_MESSAGES, Action, Actor, Role, Target, decide
+from conversations.ports import Ports
+from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.validation import read_zone, zone_examples
 
 logger = logging.getLogger(__name__)
 
 JOB = "acct"
+# `/start from_group`: the private chat opened from a group's button (not an invite code).
+FROM_GROUP: Final = "from_group"
 
 # (label, job): the menu buttons; each job's conversation starts on `menu:<job>`.
 RESIDENT_MENU = (
@@ -117,11 +116,8 @@ def menu_markup(actor: Actor, lang: str) -> InlineKeyboardMarkup:
 
 async def actor_of(update: Update, context: ConciergeContext) -> Actor:
     """The user as authorisation sees them."""
-    services = context.services
     assert update.effective_user is not None
-    return await services.accounts.actor(
-        update.effective_user.id, admin_ids=frozenset(services.settings.admin_telegram_ids)
-    )
+    return await context.services.directory.actor(update.effective_user.id)
 
 
 async def refresh_commands(update: Update, context: ConciergeContext) -> None:
@@ -144,12 +140,10 @@ async def remember_user(update: Update, context: ConciergeContext) -> None:
     data = context.user_data
     if data.get(KNOWN_KEY) and not data.get(BLOCKED_KEY):
         return
-    stored = await context.services.storage.users.get_or_create(
+    # Someone who blocked the bot and writes again has unblocked it: alerts reach them again.
+    await context.services.people.first_contact(
         user.id, language=context.lang, display_name=user.full_name
     )
-    if stored.blocked_at is not None:
-        # They wrote to us, so they unblocked the bot: alerts may reach them again.
-        await context.services.storage.users.set_blocked(user.id, None)
     data.pop(BLOCKED_KEY, None)
     data[KNOWN_KEY] = True
 
@@ -186,8 +180,8 @@ async def start(update: Update, context: ConciergeContext) -> None:
 
 async def _login_lost(update: Update, context: ConciergeContext) -> bool:
     assert update.effective_user is not None
-    link = await context.services.accounts.resident(update.effective_user.id)
-    return link is not None and link.relink_required_at is not None
+    account = await context.services.directory.resident(update.effective_user.id)
+    return account is not None and account.login_lost
 
 
 INVITE_REFUSALS = {
@@ -216,7 +210,7 @@ ALSO_LINKED = N_(
 def role_change(actor: Actor, grant: Redeemed, t: Callable[..., str]) -> list[str]:
     """What redeeming `grant` would change for `actor`, in words (none: nothing is lost)."""
     assert grant.role is not None
-    new = Role(grant.role.value)
+    new = grant.role
     lines: list[str] = []
     if actor.worker_id and new is Role.WORKER and grant.worker_id != actor.worker_id:
         lines.append(t(SWITCH_WORKER, new=grant.worker_id or "", old=actor.worker_id))
@@ -232,26 +226,13 @@ def role_change(actor: Actor, grant: Redeemed, t: Callable[..., str]) -> list[st
     return lines
 
 
-def alert_kinds_lost(actor: Actor, grant: Redeemed) -> set[str]:
-    """The alert kinds `actor` stops getting when `grant` is redeemed (pending ones go too)."""
-    assert grant.role is not None
-    new = Role(grant.role.value)
-    lost: set[str] = set()
-    if actor.worker_id and (new is not Role.WORKER or grant.worker_id != actor.worker_id):
-        lost |= {kind.value for kind in WORKER_KINDS}
-    if actor.project_ids and new is Role.WORKER:
-        lost |= {kind.value for kind in MANAGER_KINDS}
-    return lost
-
-
 async def _redeem(update: Update, context: ConciergeContext, code: str) -> None:
     """Checks an invite; asks first when it would take a role (or binding) away."""
     message = update.effective_message
     user = update.effective_user
     assert message is not None
     assert user is not None
-    services = context.services
-    grant = await services.invites.preview(code, user.id, now=services.clock())
+    grant = await context.services.invite_desk.preview(code, user.id)
     if grant.outcome is not RedeemOutcome.VALID:
         logger.info("invite refused for user %s: %s", user.id, grant.outcome.value)
         await message.reply_text(context.t(INVITE_REFUSALS[grant.outcome]))
@@ -282,17 +263,7 @@ async def _join(update: Update, context: ConciergeContext, code: str) -> None:
     chat = update.effective_chat
     assert user is not None
     assert chat is not None
-    services = context.services
-    actor = await actor_of(update, context)
-    grant = await services.invites.preview(code, user.id, now=services.clock())
-    stale = alert_kinds_lost(actor, grant) if grant.outcome is RedeemOutcome.VALID else set()
-    outcome = await services.invites.redeem(
-        code,
-        user.id,
-        now=services.clock(),
-        display_name=user.full_name,
-        stale_alert_kinds=stale,
-    )
+    outcome = await context.services.invite_desk.redeem(code, user.id, display_name=user.full_name)
     if outcome.outcome is not RedeemOutcome.BOUND:
         logger.info("invite refused for user %s: %s", user.id, outcome.outcome.value)
         await chat.send_message(context.t(INVITE_REFUSALS[outcome.outcome]))
@@ -330,28 +301,24 @@ async def whoami(update: Update, context: ConciergeContext) -> None:
     user = update.effective_user
     if message is None or user is None:
         return
-    services = context.services
+    directory = context.services.directory
     actor = await actor_of(update, context)
     lines = [context.t("You are a {role}.", role=context.t(ROLE_NAMES[actor.role]))]
-    link = await services.accounts.resident(user.id)
-    if link is None:
+    account = await directory.resident(user.id)
+    if account is None:
         lines.append(context.t("No Akubela account is linked."))
     else:
-        lines.append(context.t("Akubela account: {email}", email=link.email or "—"))
-        chosen = next(
-            (r for r in link.residences if r.get("residence_id") == link.residence_id), None
-        )
+        lines.append(context.t("Akubela account: {email}", email=account.email or "—"))
+        chosen = account.chosen()
         lines.append(
             context.t(
                 "Residence: {residence}",
-                residence=residence_label(chosen) if chosen else context.t("not chosen yet"),
+                residence=chosen.label() if chosen else context.t("not chosen yet"),
             )
         )
-    worker = await services.accounts.worker(user.id)
+    worker = await directory.worker_name(user.id)
     if worker is not None:
-        lines.append(
-            context.t("Maintenance worker: {name}", name=worker.nickname or worker.tuya_worker_id)
-        )
+        lines.append(context.t("Maintenance worker: {name}", name=worker))
     if actor.project_ids:
         lines.append(
             context.t(
@@ -375,7 +342,7 @@ async def choose_language(update: Update, context: ConciergeContext) -> None:
         for code in LANGUAGES
     ]
     await message.reply_text(
-        tr("en", "Which language?") + " / " + tr("zh", "Which language?"),
+        " / ".join(tr(code, "Which language?") for code in LANGUAGES),
         reply_markup=InlineKeyboardMarkup([buttons]),
     )
 
@@ -386,7 +353,7 @@ async def set_time_zone(update: Update, context: ConciergeContext) -> None:
     user = update.effective_user
     if message is None or user is None or context.user_data is None:
         return
-    community = context.services.settings.timezone
+    community = str(context.services.settings.zone)
     if not context.args:
         await message.reply_text(
             context.t(
@@ -400,7 +367,7 @@ async def set_time_zone(update: Update, context: ConciergeContext) -> None:
     wanted = context.args[0].strip()
     if wanted.lower() == "reset":
         context.user_data.pop(TIME_ZONE_KEY, None)
-        await context.services.storage.users.set_time_zone(user.id, None)
+        await context.services.people.set_time_zone(user.id, None)
     else:
         zone = read_zone(wanted)
         if zone is None:
@@ -413,7 +380,7 @@ async def set_time_zone(update: Update, context: ConciergeContext) -> None:
             )
             return
         context.user_data[TIME_ZONE_KEY] = zone.key
-        await context.services.storage.users.set_time_zone(user.id, zone.key)
+        await context.services.people.set_time_zone(user.id, zone.key)
     await message.reply_text(
         context.t("Done: times are now shown in {zone}.", zone=str(context.zone))
     )
@@ -425,23 +392,21 @@ async def choose_residence(update: Update, context: ConciergeContext) -> None:
     user = update.effective_user
     if message is None or user is None:
         return
-    link = await context.services.accounts.resident(user.id)
-    if link is None:
+    account = await context.services.directory.resident(user.id)
+    if account is None:
         await offer_link(update, context, resume=None)
         return
     await message.reply_text(
         context.t("Which residence do you want to use?"),
-        reply_markup=_residence_markup(link.residences, link.residence_id),
+        reply_markup=_residence_markup(account.residences, account.chosen_residence_id),
     )
 
 
-def _residence_markup(
-    residences: Sequence[dict[str, Any]], chosen: str | None
-) -> InlineKeyboardMarkup:
+def _residence_markup(residences: Sequence[Residence], chosen: str | None) -> InlineKeyboardMarkup:
     rows = []
     for residence in residences:
-        residence_id = str(residence.get("residence_id", ""))
-        label = ("✅ " if residence_id == chosen else "") + residence_label(residence)
+        residence_id = residence.residence_id
+        label = ("✅ " if residence_id == chosen else "") + residence.label()
         try:
             data = callbacks.build(JOB, "res", residence_id)
         except callbacks.CallbackDataError:
@@ -456,7 +421,7 @@ async def confirm_unlink(update: Update, context: ConciergeContext) -> None:
     message = update.effective_message
     if message is None or update.effective_user is None:
         return
-    if await context.services.accounts.resident(update.effective_user.id) is None:
+    if await context.services.directory.resident(update.effective_user.id) is None:
         await message.reply_text(context.t("No Akubela account is linked."))
         return
     buttons = [
@@ -487,7 +452,7 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
     if press.action == "lang" and press.arg in LANGUAGES:
         if context.user_data is not None:
             context.user_data[LANGUAGE_KEY] = press.arg
-        await services.storage.users.set_language(user.id, press.arg)
+        await services.people.set_language(user.id, press.arg)
         await query.answer()
         await refresh_commands(update, context)
         await query.edit_message_text(
@@ -504,15 +469,15 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
             logger.warning("user %s pressed a residence that is not theirs", user.id)
             await query.answer(context.t(REFUSAL_MESSAGES[refusal]), show_alert=True)
             return
-        await services.accounts.choose_residence(user.id, press.arg)
+        await services.directory.choose_residence(user.id, press.arg)
         await query.answer()
-        link = await services.accounts.resident(user.id)
-        chosen: dict[str, Any] = next(
-            (r for r in (link.residences if link else []) if r.get("residence_id") == press.arg),
-            {},
-        )
+        account = await services.directory.resident(user.id)
+        chosen = account.chosen() if account is not None else None
         await query.edit_message_text(
-            context.t("Done: you are now using {residence}.", residence=residence_label(chosen)),
+            context.t(
+                "Done: you are now using {residence}.",
+                residence=chosen.label() if chosen else press.arg,
+            ),
             reply_markup=menu_markup(await actor_of(update, context), context.lang),
         )
         return
@@ -527,8 +492,7 @@ async def press_account_button(update: Update, context: ConciergeContext) -> Non
         return
     if press.action == "unlink" and press.arg in ("yes", "no"):
         await query.answer()
-        if press.arg == "yes" and await services.accounts.unlink_resident(user.id):
-            services.tokens.forget(user.id)
+        if press.arg == "yes" and await services.directory.unlink(user.id):
             await refresh_commands(update, context)
             await query.edit_message_text(context.t("Your Akubela account is unlinked."))
         else:
@@ -613,22 +577,19 @@ async def nothing_to_cancel(update: Update, context: ConciergeContext) -> None:
 async def tell_linked(application: Any, linked: Linked) -> None:
     """Tells the user in Telegram that their account is linked, and what comes next; and
     anyone else the same Akubela account was linked to, that it now is to this user too."""
-    services = application.bot_data[SERVICES_KEY]
+    services: Ports = application.bot_data[SERVICES_KEY]
     for other in linked.also_linked:
         await tell(application, services, other, ALSO_LINKED, email=linked.email, name=linked.name)
     lang = await language_of(application, services, linked.telegram_id)
     bot = application.bot
-    role = await services.accounts.actor(
-        linked.telegram_id, admin_ids=frozenset(services.settings.admin_telegram_ids)
-    )
+    role = await services.directory.actor(linked.telegram_id)
     await commands.set_chat_commands(bot, linked.telegram_id, role, lang)
     text = tr(lang, "✅ Your Akubela account {email} is linked.", email=linked.email or "")
     if len(linked.residences) > 1 and linked.chosen_residence_id is None:
-        residences = [r.model_dump() for r in linked.residences]
         await bot.send_message(
             linked.telegram_id,
             text + "\n" + tr(lang, "Which residence do you want to use?"),
-            reply_markup=_residence_markup(residences, None),
+            reply_markup=_residence_markup(linked.residences, None),
         )
         return
     if not linked.residences:
