@@ -19,7 +19,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")
 # No figure takes near this long on two cores; past it something hangs.
 FIGURE_LIMIT_SECONDS = 900.0
-FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory")
+FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory", "cpu")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Sizes:
     recipients: int
     fanout_rate: float
     memory_conversations: int
+    cpu_residents: int  # measured one update at a time, on each checkout
 
 
 FULL = Sizes(
@@ -47,6 +48,7 @@ FULL = Sizes(
     recipients=5000,
     fanout_rate=100.0,
     memory_conversations=100_000,
+    cpu_residents=100,
 )
 QUICK = Sizes(
     residents=200,
@@ -58,6 +60,7 @@ QUICK = Sizes(
     recipients=500,
     fanout_rate=100.0,
     memory_conversations=10_000,
+    cpu_residents=40,
 )
 # For the smoke test: every code path, next to no time; the figures mean nothing at this size.
 TINY = Sizes(
@@ -70,6 +73,7 @@ TINY = Sizes(
     recipients=12,
     fanout_rate=1000.0,
     memory_conversations=50,
+    cpu_residents=4,
 )
 
 
@@ -91,8 +95,12 @@ async def _figure(name: str, work: Awaitable[Figure]) -> Figure:
     return figure
 
 
-async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES) -> list[Figure]:
-    """Runs the chosen figures (in the issue's order) and returns them."""
+async def run_figures(
+    sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES, *, baseline: str | None = None
+) -> list[Figure]:
+    """Runs the chosen figures (in the issue's order) and returns them; `baseline` is a git
+    revision whose CPU per update is measured beside this tree's."""
+    from bench.cpu import run_cpu
     from bench.fanout import run_fanout
     from bench.harness import prepare_community
     from bench.memory import run_memory
@@ -132,6 +140,10 @@ async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES
     if "memory" in only:
         done["memory"] = await _figure(
             "memory", run_memory(stored=sizes.memory_conversations, workdir=workdir)
+        )
+    if "cpu" in only:
+        done["cpu"] = await _figure(
+            "cpu", run_cpu(residents=sizes.cpu_residents, baseline=baseline, workdir=workdir)
         )
     return [done[key] for key in FIGURES if key in only and key in done]
 

@@ -27,7 +27,8 @@ SIDE_KEYS = {
 
 
 async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
-    figures = await run_figures(TINY, tmp_path)
+    # The baseline is this tree's own commit: the worktree path runs, the figures mean nothing.
+    figures = await run_figures(TINY, tmp_path, baseline="HEAD")
     data = json.loads(json.dumps(results_json(figures, TINY, command="smoke", seconds=0.0)))
 
     assert list(data["figures"]) == list(FIGURES)
@@ -71,6 +72,21 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
     memory = data["figures"]["memory"]["data"]
     assert memory["loaded"]["users_loaded"] == TINY.memory_conversations
     assert {"growth_bytes", "bytes_per_conversation"} <= set(memory)
+
+    cpu = data["figures"]["cpu"]["data"]
+    assert cpu["baseline_revision"] == "HEAD"
+    for side in ("current", "baseline"):
+        assert cpu[side]["errors"] == 0
+        steps = cpu[side]["steps"]
+        assert {"/start", "a press: open a repair", "typed text: a repair's description"} <= set(
+            steps
+        )
+        for step in steps.values():
+            assert {"cpu_ms_per_update", "statements_per_update", "bot_api_calls_per_update"} <= (
+                set(step)
+            )
+    assert cpu["baseline"]["code"] != cpu["current"]["code"]
+    assert len(data["figures"]["cpu"]["targets"]) == 4
 
     printed = render(figures)
     assert all(figure.title in printed for figure in figures)
