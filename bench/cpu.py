@@ -83,9 +83,9 @@ async def measure_here(residents: int, workdir: Path) -> dict[str, Any]:
     people = []
     for number, resident in enumerate(community.residents):
         # Odd residents also type text into a flow: the repair report's description.
-        extra = () if number % 2 == 0 else ("/repair", TYPED_TEXT)
-        steps = resident.steps[:-1] + extra + resident.steps[-1:]
-        people.append(harness.Resident(resident.telegram_id, steps))
+        extra: tuple[str, ...] = () if number % 2 == 0 else ("/repair", TYPED_TEXT)
+        flow = resident.steps[:-1] + extra + resident.steps[-1:]
+        people.append(harness.Resident(resident.telegram_id, flow))
     steps = harness.interleaved(people)
     timings = harness.Timings(len(steps))
     sandbox = CpuMeteredApp(community.sandbox)
