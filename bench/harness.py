@@ -306,6 +306,19 @@ class TimedSequentialProcessor(SimpleUpdateProcessor):
         await self.timings.run(update, coroutine)
 
 
+class TimedConcurrentProcessor(SimpleUpdateProcessor):
+    """PTB's own concurrent processing (`concurrent_updates(n)`): up to n updates at once, in
+    no order, a chat's updates included."""
+
+    def __init__(self, timings: Timings, max_running: int) -> None:
+        super().__init__(max_running)
+        self.timings = timings
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Times the handling; PTB's semaphore has already given the update a slot."""
+        await self.timings.run(update, coroutine)
+
+
 # ---- a recording Bot API request: Telegram's answers, no sockets -----------------------------
 
 

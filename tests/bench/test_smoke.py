@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.harness import Handled, Resident, Timings, interleaved, percentile
 from bench.report import render
 from bench.run import FIGURES, TINY, results_json, run_figures
-from bench.throughput import PTB, Run, replay
+from bench.throughput import PTB, PTB_CONCURRENT, Run, replay
 
 SIDE_KEYS = {
     "measured",
@@ -42,12 +42,16 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
             assert isinstance(target["met"], bool)
 
     throughput = data["figures"]["throughput"]
-    assert len(throughput["targets"]) == 4
+    assert len(throughput["targets"]) == 5
     rows = throughput["data"]["rows"]
     assert [row["vendor_latency_ms"] for row in rows] == [0, 5]
     for row in rows:
         assert set(row["concierge"]) >= SIDE_KEYS
         assert set(row[PTB]) >= SIDE_KEYS
+        # PTB's concurrent processing runs every resident at every latency, never replayed.
+        assert set(row[PTB_CONCURRENT]) >= SIDE_KEYS
+        assert row[PTB_CONCURRENT]["measured"] == "all residents"
+        assert row["share_of_ptb_concurrent"] > 0
         assert row["speedup"] > 0
     assert len(rows[0]["concierge"]["rounds_updates_per_s"]) == 2
     # Above 0 ms the sequential side is sampled and replayed, and says so.
