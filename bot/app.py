@@ -12,6 +12,7 @@ from telegram.ext import (
     BasePersistence,
     BaseUpdateProcessor,
     ContextTypes,
+    TypeHandler,
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
@@ -26,6 +27,7 @@ from bot.metrics import CountingRateLimiter, ObservedApplication
 from bot.presses import ConciergeApplication
 from bot.services import Services
 from bot.settings import Settings
+from bot.storage import per_update
 from bot.telegram_bot import ConciergeBot
 from bot.tokens import MSG_LINK_AGAIN
 from conversations import (
@@ -80,6 +82,10 @@ async def _post_init(application: ConciergeApp) -> None:
     await alert_watcher.look_before_updates(application)
 
 
+async def _open_update_scope(_update: object, _context: ConciergeContext) -> None:
+    per_update.open_scope()
+
+
 def build_application(
     settings: Settings,
     services: Services,
@@ -131,6 +137,9 @@ def build_application(
         await notify.tell(application, services, telegram_id, MSG_LINK_AGAIN)
 
     services.tokens.on_lost(ask_to_link_again)
+    # Before anything else reads it, each update gets its own scope for reads it would repeat
+    # (the actor): a group of its own, so every update reaches it.
+    application.add_handler(TypeHandler(object, _open_update_scope), group=gate.GATE_GROUP - 1)
     # Group -3 lets through only new messages and presses in private chats (no edits, no
     # groups, no channel posts): no flow ever sees the rest.
     application.add_handlers(gate.build_handlers(), group=gate.GATE_GROUP)

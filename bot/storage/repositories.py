@@ -13,6 +13,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.storage import per_update
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.columns import utcnow
 from bot.storage.db import Sessions, create_engine, make_session_factory, upsert
@@ -465,6 +466,7 @@ class Storage:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        per_update.watch_writes(engine)
         self.sessions = make_session_factory(engine)
         self.accounts = Accounts(self.sessions)
         self.invites = Invites(self.sessions)
