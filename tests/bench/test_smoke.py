@@ -76,6 +76,8 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
     memory = data["figures"]["memory"]["data"]
     assert memory["loaded"]["users_loaded"] == TINY.memory_conversations
     assert {"growth_bytes", "bytes_per_conversation"} <= set(memory)
+    assert memory["loaded"]["start_seconds"] > 0
+    assert len(data["figures"]["memory"]["targets"]) == 2
 
     cpu = data["figures"]["cpu"]["data"]
     assert cpu["baseline_revision"] == "HEAD"
