@@ -34,6 +34,8 @@ class Sizes:
     pickle_budget: int  # stored × updates PicklePersistence writes per size, at most
     recipients: int
     fanout_rate: float
+    fanout_several: int  # alerts each for some recipients...
+    fanout_several_every: int  # ...every this many-th
     memory_conversations: int
     cpu_residents: int  # measured one update at a time, on each checkout
 
@@ -45,8 +47,10 @@ FULL = Sizes(
     stored_conversations=(1_000, 10_000, 100_000),
     persistence_updates=300,
     pickle_budget=50_000,
-    recipients=5000,
-    fanout_rate=100.0,
+    recipients=1500,
+    fanout_rate=30.0,
+    fanout_several=7,
+    fanout_several_every=100,
     memory_conversations=100_000,
     cpu_residents=100,
 )
@@ -57,8 +61,10 @@ QUICK = Sizes(
     stored_conversations=(1_000, 10_000),
     persistence_updates=100,
     pickle_budget=20_000,
-    recipients=500,
-    fanout_rate=100.0,
+    recipients=300,
+    fanout_rate=30.0,
+    fanout_several=7,
+    fanout_several_every=50,
     memory_conversations=10_000,
     cpu_residents=40,
 )
@@ -71,7 +77,9 @@ TINY = Sizes(
     persistence_updates=4,
     pickle_budget=100,
     recipients=12,
-    fanout_rate=1000.0,
+    fanout_rate=30.0,
+    fanout_several=3,
+    fanout_several_every=6,
     memory_conversations=50,
     cpu_residents=4,
 )
@@ -135,7 +143,13 @@ async def run_figures(
     if "fanout" in only:
         done["fanout"] = await _figure(
             "fanout",
-            run_fanout(recipients=sizes.recipients, rate=sizes.fanout_rate, workdir=workdir),
+            run_fanout(
+                recipients=sizes.recipients,
+                rate=sizes.fanout_rate,
+                several=sizes.fanout_several,
+                every=sizes.fanout_several_every,
+                workdir=workdir,
+            ),
         )
     if "memory" in only:
         done["memory"] = await _figure(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.fanout import Attempt, stalls
 from bench.harness import Handled, Resident, Timings, interleaved, percentile
 from bench.report import render
 from bench.run import FIGURES, TINY, results_json, run_figures
@@ -67,7 +68,11 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
 
     fanout = data["figures"]["fanout"]["data"]
     assert fanout["recipients"] == TINY.recipients
-    assert {"achieved_rate", "share", "responses_429", "sent", "seconds"} <= set(fanout)
+    assert {"achieved_rate", "share", "responses_429", "sent", "seconds", "stalls"} <= set(fanout)
+    # Every sixth recipient gets three alerts: 2 × 3 + 10 × 1.
+    assert fanout["alerts"] == 16
+    assert fanout["sent"] == 16
+    assert len(data["figures"]["fanout"]["targets"]) == 4
 
     handler = data["figures"]["handler_time"]
     assert {"p50_ms", "p99_ms", "max_ms"} <= set(handler["data"]["steps"]["all updates"])
@@ -152,3 +157,18 @@ def test_replay_queues_the_whole_backlog_on_one_server() -> None:
     assert result["p50_ms"] == 5000.0
     assert result["p99_ms"] == 12000.0
     assert result["cpu_ms_per_update"] == 200.0
+
+
+def test_a_stall_is_one_chat_holding_the_others_up() -> None:
+    held_up = [
+        Attempt(1, 0.0, 200),
+        Attempt(1, 0.1, 429),
+        Attempt(1, 2.1, 200),  # nothing else went out for 2 s: a stall
+        Attempt(2, 2.2, 200),
+    ]
+    assert stalls(held_up) == [2.0]
+    went_on = [Attempt(1, 0.1, 429), Attempt(2, 0.2, 200), Attempt(1, 2.1, 200)]
+    assert stalls(went_on) == []
+    # The last chat waiting on itself holds no one up.
+    alone = [Attempt(2, 0.0, 200), Attempt(1, 0.1, 429), Attempt(1, 2.1, 200)]
+    assert stalls(alone) == []
