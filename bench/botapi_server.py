@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import socket
 import time
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bench.child_server import loopback_socket
 from sandbox.botapi import Persona, create_botapi_app
 from sandbox.botapi.rules import Rules
 
@@ -134,12 +134,7 @@ def main() -> None:
     limits.add_argument("--rate", type=float)
     limits.add_argument("--strict", action="store_true", help="Telegram's own limits")
     args = parser.parse_args()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this; without it each answer's body waits ~40 ms for the
-    # client's delayed ACK (Nagle), and asyncio only sets it on sockets made with proto=TCP.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     # The parent reads the port from this first line.
     print(sock.getsockname()[1], flush=True)
     app = build(args.recipients, args.first_id, args.rate)

@@ -15,8 +15,6 @@ other chats' alerts are pending: a stall. Every stall and the seconds it took ar
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes
 from telegram.request import HTTPXRequest, RequestData
 
 from bench.botapi_server import STATS_PATH, TOKEN
+from bench.child_server import ChildServer
 from bench.harness import bench_settings, now, sqlite_url
 from bench.report import Figure, Target
 from bot.alert_kinds import MSG_BOOKING_REMINDER, Alert, AlertKind
@@ -41,7 +40,6 @@ from bot.storage.models import AlertStatus, SentAlert, TelegramUser
 from bot.storage.repositories import storable_key
 from conversations.context import ConciergeContext
 
-REPO = Path(__file__).resolve().parent.parent
 FIRST_RECIPIENT = 8_000_000
 SHARE_TARGET = 0.95
 ROWS_PER_INSERT = 1_000
@@ -186,62 +184,20 @@ def stalls(attempts: list[Attempt]) -> list[float]:
     return found
 
 
-class LocalBotApi:
+class LocalBotApi(ChildServer):
     """`bench.botapi_server` in a child process on a loopback port, with Telegram's limits
     (`rate` None) or a bucket of `rate` messages a second."""
 
     def __init__(self, recipients: int, rate: float | None) -> None:
         limits = ["--strict"] if rate is None else ["--rate", str(rate)]
-        self._arguments = [
-            "--recipients",
-            str(recipients),
-            "--first-id",
-            str(FIRST_RECIPIENT),
-            *limits,
-        ]
-        self._child: asyncio.subprocess.Process | None = None
-        self.base = ""
-
-    async def __aenter__(self) -> LocalBotApi:
-        self._child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.botapi_server",
-            *self._arguments,
-            cwd=REPO,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert self._child.stdout is not None
-        line = await asyncio.wait_for(self._child.stdout.readline(), 60)
-        if not line.strip().isdigit():
-            await self._stop()
-            raise RuntimeError("the local Bot API did not start")
-        self.base = f"http://127.0.0.1:{int(line)}"
-        async with httpx.AsyncClient(base_url=self.base) as client:
-            for _ in range(600):
-                try:
-                    if (await client.get("/_botapi/health")).status_code == 200:
-                        return self
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        await self._stop()
-        raise RuntimeError("the local Bot API never answered its health check")
+        arguments = ["--recipients", str(recipients), "--first-id", str(FIRST_RECIPIENT)]
+        super().__init__("bench.botapi_server", [*arguments, *limits], health="/_botapi/health")
 
     async def stats(self) -> dict[str, Any]:
         """What the server accepted and refused."""
         async with httpx.AsyncClient(base_url=self.base) as client:
             found: dict[str, Any] = (await client.get(STATS_PATH)).json()
         return found
-
-    async def _stop(self) -> None:
-        if self._child is not None and self._child.returncode is None:
-            self._child.terminate()
-            await self._child.communicate()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._stop()
 
 
 async def run_fanout(

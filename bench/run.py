@@ -108,25 +108,29 @@ async def run_figures(
 ) -> list[Figure]:
     """Runs the chosen figures (in the issue's order) and returns them; `baseline` is a git
     revision whose CPU per update is measured beside this tree's."""
+    from bench.child_server import ChildServer
     from bench.cpu import run_cpu
     from bench.fanout import run_fanout
     from bench.harness import prepare_community
     from bench.memory import run_memory
     from bench.persistence_cost import run_persistence_cost
+    from bench.sandbox_server import HEALTH_PATH
     from bench.throughput import run_throughput
 
     done: dict[str, Figure] = {}
     if "throughput" in only or "handler_time" in only:
-        community = await prepare_community(workdir, sizes.residents)
-        (throughput, handler), seconds = await _timed(
-            "throughput",
-            run_throughput(
-                community,
-                latencies=sizes.vendor_latencies if "throughput" in only else (0.0,),
-                sample_residents=sizes.sequential_sample,
-                workdir=workdir,
-            ),
-        )
+        # The sandbox in its own process: the bot's process then spends its CPU on the bot.
+        async with ChildServer("bench.sandbox_server", [], health=HEALTH_PATH) as sandbox:
+            community = await prepare_community(workdir, sizes.residents, sandbox_url=sandbox.base)
+            (throughput, handler), seconds = await _timed(
+                "throughput",
+                run_throughput(
+                    community,
+                    latencies=sizes.vendor_latencies if "throughput" in only else (0.0,),
+                    sample_residents=sizes.sequential_sample,
+                    workdir=workdir,
+                ),
+            )
         # One set of runs measures both figures; the time is the throughput figure's.
         throughput.seconds = seconds
         done["throughput"], done["handler_time"] = throughput, handler

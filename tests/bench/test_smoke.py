@@ -44,6 +44,7 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
 
     throughput = data["figures"]["throughput"]
     assert len(throughput["targets"]) == 5
+    assert throughput["data"]["sandbox"] == "own process"
     rows = throughput["data"]["rows"]
     assert [row["vendor_latency_ms"] for row in rows] == [0, 5]
     for row in rows:
