@@ -12,7 +12,6 @@ from telegram.ext import (
     BasePersistence,
     BaseUpdateProcessor,
     ContextTypes,
-    TypeHandler,
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
@@ -82,8 +81,16 @@ async def _post_init(application: ConciergeApp) -> None:
     await alert_watcher.look_before_updates(application)
 
 
-async def _open_update_scope(_update: object, _context: ConciergeContext) -> None:
-    per_update.open_scope()
+class _Application(ConciergeApplication):
+    """The bot's Application: each update starts with a fresh scope for the reads storage
+    remembers while it is handled (bot.storage.per_update), before any handler runs."""
+
+    __slots__ = ()
+
+    async def process_update(self, update: object) -> None:
+        """Processes `update` in a scope of its own."""
+        per_update.open_scope()
+        await super().process_update(update)
 
 
 def build_application(
@@ -113,7 +120,7 @@ def build_application(
     # The builder's generic parameters change with each call; the result is typed below.
     builder: Any = (
         ApplicationBuilder()
-        .application_class(ConciergeApplication)
+        .application_class(_Application)
         .bot(bot)
         .context_types(ContextTypes(context=ConciergeContext))
         .post_init(_post_init)
@@ -137,9 +144,6 @@ def build_application(
         await notify.tell(application, services, telegram_id, MSG_LINK_AGAIN)
 
     services.tokens.on_lost(ask_to_link_again)
-    # Before anything else reads it, each update gets its own scope for reads it would repeat
-    # (the actor): a group of its own, so every update reaches it.
-    application.add_handler(TypeHandler(object, _open_update_scope), group=gate.GATE_GROUP - 1)
     # Group -3 lets through only new messages and presses in private chats (no edits, no
     # groups, no channel posts): no flow ever sees the rest.
     application.add_handlers(gate.build_handlers(), group=gate.GATE_GROUP)
