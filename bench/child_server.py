@@ -1,6 +1,7 @@
-"""A bench server in a child process on a loopback port: started, waited for, stopped.
+"""Bench children: a command run to its end, and a server in a child process on a loopback
+port, started, waited for, stopped.
 
-The child (`python -m MODULE ARGS`) binds 127.0.0.1 on a port it picks, prints the port as its
+A server child (`python -m MODULE ARGS`) binds 127.0.0.1 on a port it picks, prints the port as its
 first line, then serves until terminated.
 """
 
@@ -26,6 +27,21 @@ def loopback_socket() -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+async def run_child(*command: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:
+    """Runs a command to its end; its standard output, or an error with its standard error."""
+    child = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed in {cwd}: {err.decode(errors='replace')[-2000:]}")
+    return out.decode()
 
 
 class ChildServer:

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.child_server import run_child
 from bench.harness import RecordingRequest, bench_settings, sqlite_url
 from bench.persistence_cost import populate_database
 from bench.report import Figure, Target
 
-REPO = Path(__file__).resolve().parent.parent
 PER_CONVERSATION_TARGET_KIB = 0.75
 START_TARGET_SECONDS = 3.0
 
@@ -88,19 +88,8 @@ def _trim_released() -> int:
 
 async def measure_in_child(database_url: str) -> dict[str, Any]:
     """`measure_here` in a fresh interpreter, so nothing else this process did is counted."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.memory",
-        database_url,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await child.communicate()
-    if child.returncode != 0:
-        raise RuntimeError(f"memory child failed: {err.decode(errors='replace')[-2000:]}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    out = await run_child(sys.executable, "-m", "bench.memory", database_url)
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 

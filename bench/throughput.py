@@ -55,7 +55,7 @@ MAX_RUNNING = 64  # the bot's default, Settings.max_concurrent_updates
 # At 0 ms both sides are bound by the CPU and within noise of each other, so each runs this
 # many times (alternating) and keeps its best; on a shared machine one run can be unlucky.
 ZERO_LATENCY_ROUNDS = 2
-HANDLER_TARGET_MS = 20.0
+HANDLER_TARGET_MS = 10.0  # issue 20's, the persistence flushing or not
 SPEEDUP_TARGET = 10.0
 # Concierge keeps each chat's order; PTB's concurrent processing does not, which is the most a
 # PTB bot can do, so it is the yardstick Concierge must come close to.
@@ -469,6 +469,14 @@ def _handler_figure(run: Run | None) -> Figure:
     overall = steps["all updates"]["p99_ms"]
     figure.targets.append(
         Target(f"p99 ≤ {HANDLER_TARGET_MS:.0f} ms", overall <= HANDLER_TARGET_MS, f"{overall} ms")
+    )
+    flushing = steps["all, while the persistence flushed"].get("p99_ms")
+    figure.targets.append(
+        Target(
+            f"p99 ≤ {HANDLER_TARGET_MS:.0f} ms while the persistence flushed",
+            flushing is not None and flushing <= HANDLER_TARGET_MS,
+            "no update ran during a flush" if flushing is None else f"{flushing} ms",
+        )
     )
     figure.notes.append(
         "Measured in the sequential run at vendor latency 0, where each update runs alone: its "

@@ -77,7 +77,7 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
 
     handler = data["figures"]["handler_time"]
     assert {"p50_ms", "p99_ms", "max_ms"} <= set(handler["data"]["steps"]["all updates"])
-    assert len(handler["targets"]) == 1
+    assert len(handler["targets"]) == 2
 
     memory = data["figures"]["memory"]["data"]
     assert memory["loaded"]["users_loaded"] == TINY.memory_conversations
@@ -98,6 +98,7 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
                 set(step)
             )
     assert cpu["baseline"]["code"] != cpu["current"]["code"]
+    assert [len(rounds) for rounds in cpu["rounds_cpu_ms_per_update"].values()] == [2, 2]
     assert len(data["figures"]["cpu"]["targets"]) == 4
 
     printed = render(figures)
