@@ -1,5 +1,6 @@
-"""`python -m bench [--quick] [--json PATH]`: runs the five figures of issue 9, prints a table
-with every target met or not, and writes the results as JSON (to bench/results/ by default).
+"""`python -m bench [--quick] [--json PATH] [--baseline REV]`: runs the figures of issues 9
+and 20, prints a table with every target met or not, and writes the results as JSON (to
+bench/results/ by default).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fanout-rate", type=float, help="the rate limiter's messages per second for figure 3"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="a git revision whose CPU per update is measured beside this tree's (a worktree)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.fanout_rate is not None:
@@ -41,11 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
     # The bot's own info logs would drown the table; warnings and errors still show.
+    # As the concierge command does where its process starts: PTB's durations as timedelta.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     load_before = os.getloadavg()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="concierge-bench-") as workdir:
-        figures = asyncio.run(run_figures(sizes, Path(workdir), only))
+        figures = asyncio.run(run_figures(sizes, Path(workdir), only, baseline=args.baseline))
     seconds = time.perf_counter() - started
     command = "python -m bench" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     print(render(figures))

@@ -306,6 +306,19 @@ class TimedSequentialProcessor(SimpleUpdateProcessor):
         await self.timings.run(update, coroutine)
 
 
+class TimedConcurrentProcessor(SimpleUpdateProcessor):
+    """PTB's own concurrent processing (`concurrent_updates(n)`): up to n updates at once, in
+    no order, a chat's updates included."""
+
+    def __init__(self, timings: Timings, max_running: int) -> None:
+        super().__init__(max_running)
+        self.timings = timings
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Times the handling; PTB's semaphore has already given the update a slot."""
+        await self.timings.run(update, coroutine)
+
+
 # ---- a recording Bot API request: Telegram's answers, no sockets -----------------------------
 
 
@@ -444,11 +457,29 @@ class Resident:
 
 @dataclass(frozen=True)
 class Community:
-    """A migrated template database with linked residents, and the sandbox that knows them."""
+    """A migrated template database with linked residents, and the sandbox that knows them:
+    in this process, or (`sandbox_url`) one in its own process."""
 
     template: Path
     sandbox: Starlette
     residents: tuple[Resident, ...]
+    sandbox_url: str | None = None
+
+
+def vendor_urls(sandbox_url: str) -> dict[str, str]:
+    """The settings that point every vendor client at a sandbox served at `sandbox_url`."""
+    return {
+        f"{name}_base_url": f"{sandbox_url}/{name}" for name in ("akubela", "tuya", "servitly")
+    }
+
+
+async def set_remote_latency(sandbox_url: str, seconds: float) -> None:
+    """`set_vendor_latency` for a sandbox in another process, through its control API."""
+    async with httpx.AsyncClient(base_url=f"{sandbox_url}/_sandbox") as control:
+        (await control.delete("/faults")).raise_for_status()
+        if seconds > 0:
+            added = await control.post("/faults", json={"kind": "latency", "latency": seconds})
+            added.raise_for_status()
 
 
 def new_sandbox(settings: Settings) -> Starlette:
@@ -465,8 +496,11 @@ def set_vendor_latency(sandbox: Starlette, seconds: float) -> None:
         faults.add(FaultRule(kind=FaultKind.LATENCY, latency=seconds))
 
 
-async def prepare_community(directory: Path, users: int) -> Community:
-    """Links `users` residents to the demo accounts (round robin) in a template database.
+async def prepare_community(
+    directory: Path, users: int, *, sandbox_url: str | None = None
+) -> Community:
+    """Links `users` residents to the demo accounts (round robin) in a template database, on
+    the sandbox at `sandbox_url` or on one in this process.
 
     Even residents look at their repairs and open the newest; odd ones look at their bookings.
     """
@@ -475,12 +509,17 @@ async def prepare_community(directory: Path, users: int) -> Community:
     await upgrade(url)
     settings = bench_settings(url)
     sandbox = new_sandbox(settings)
-    services = Services.open(settings, vendor_transport=httpx.ASGITransport(app=sandbox))
+    people: list[dict[str, Any]]
+    if sandbox_url is None:
+        services = Services.open(settings, vendor_transport=httpx.ASGITransport(app=sandbox))
+        people = sandbox.state.control.vendors["akubela"].demo_info()["residents"]
+    else:
+        services = Services.open(bench_settings(url, **vendor_urls(sandbox_url)))
+        async with httpx.AsyncClient() as client:
+            demo = await client.get(f"{sandbox_url}/_sandbox/demo")
+            people = demo.raise_for_status().json()["akubela"]["residents"]
     residents: list[Resident] = []
     try:
-        people: list[dict[str, Any]] = sandbox.state.control.vendors["akubela"].demo_info()[
-            "residents"
-        ]
         tokens: dict[str, StoredTokens] = {}
         for person in people:
             issued = await services.akubela.password_login(
@@ -526,7 +565,7 @@ async def prepare_community(directory: Path, users: int) -> Community:
             residents.append(Resident(telegram_id, steps))
     finally:
         await services.aclose()
-    return Community(template, sandbox, tuple(residents))
+    return Community(template, sandbox, tuple(residents), sandbox_url)
 
 
 def interleaved(residents: Sequence[Resident]) -> list[tuple[Resident, str]]:
@@ -551,11 +590,20 @@ class BenchBot:
 
 @asynccontextmanager
 async def running_bot(
-    database_url: str, sandbox: Starlette, processor: BaseUpdateProcessor | None
+    database_url: str,
+    sandbox: Starlette,
+    processor: BaseUpdateProcessor | None,
+    *,
+    sandbox_url: str | None = None,
 ) -> AsyncIterator[BenchBot]:
-    """The real Application (handlers, persistence, job queue) on a recording Bot request."""
-    settings = bench_settings(database_url)
-    transport = TimingTransport(httpx.ASGITransport(app=sandbox))
+    """The real Application (handlers, persistence, job queue) on a recording Bot request;
+    vendors are `sandbox` in this process, or the one at `sandbox_url` over loopback HTTP."""
+    if sandbox_url is None:
+        settings = bench_settings(database_url)
+        transport = TimingTransport(httpx.ASGITransport(app=sandbox))
+    else:
+        settings = bench_settings(database_url, **vendor_urls(sandbox_url))
+        transport = TimingTransport(httpx.AsyncHTTPTransport())
     services = Services.open(settings, vendor_transport=transport)
     telegram = RecordingRequest()
     busy = Busy()

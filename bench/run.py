@@ -19,7 +19,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")
 # No figure takes near this long on two cores; past it something hangs.
 FIGURE_LIMIT_SECONDS = 900.0
-FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory")
+FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory", "cpu")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,10 @@ class Sizes:
     pickle_budget: int  # stored × updates PicklePersistence writes per size, at most
     recipients: int
     fanout_rate: float
+    fanout_several: int  # alerts each for some recipients...
+    fanout_several_every: int  # ...every this many-th
     memory_conversations: int
+    cpu_residents: int  # measured one update at a time, on each checkout
 
 
 FULL = Sizes(
@@ -44,9 +47,12 @@ FULL = Sizes(
     stored_conversations=(1_000, 10_000, 100_000),
     persistence_updates=300,
     pickle_budget=50_000,
-    recipients=5000,
-    fanout_rate=100.0,
+    recipients=1500,
+    fanout_rate=30.0,
+    fanout_several=7,
+    fanout_several_every=100,
     memory_conversations=100_000,
+    cpu_residents=100,
 )
 QUICK = Sizes(
     residents=200,
@@ -55,9 +61,12 @@ QUICK = Sizes(
     stored_conversations=(1_000, 10_000),
     persistence_updates=100,
     pickle_budget=20_000,
-    recipients=500,
-    fanout_rate=100.0,
+    recipients=300,
+    fanout_rate=30.0,
+    fanout_several=7,
+    fanout_several_every=50,
     memory_conversations=10_000,
+    cpu_residents=40,
 )
 # For the smoke test: every code path, next to no time; the figures mean nothing at this size.
 TINY = Sizes(
@@ -68,8 +77,11 @@ TINY = Sizes(
     persistence_updates=4,
     pickle_budget=100,
     recipients=12,
-    fanout_rate=1000.0,
+    fanout_rate=30.0,
+    fanout_several=3,
+    fanout_several_every=6,
     memory_conversations=50,
+    cpu_residents=4,
 )
 
 
@@ -91,26 +103,34 @@ async def _figure(name: str, work: Awaitable[Figure]) -> Figure:
     return figure
 
 
-async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES) -> list[Figure]:
-    """Runs the chosen figures (in the issue's order) and returns them."""
+async def run_figures(
+    sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES, *, baseline: str | None = None
+) -> list[Figure]:
+    """Runs the chosen figures (in the issue's order) and returns them; `baseline` is a git
+    revision whose CPU per update is measured beside this tree's."""
+    from bench.child_server import ChildServer
+    from bench.cpu import run_cpu
     from bench.fanout import run_fanout
     from bench.harness import prepare_community
     from bench.memory import run_memory
     from bench.persistence_cost import run_persistence_cost
+    from bench.sandbox_server import HEALTH_PATH
     from bench.throughput import run_throughput
 
     done: dict[str, Figure] = {}
     if "throughput" in only or "handler_time" in only:
-        community = await prepare_community(workdir, sizes.residents)
-        (throughput, handler), seconds = await _timed(
-            "throughput",
-            run_throughput(
-                community,
-                latencies=sizes.vendor_latencies if "throughput" in only else (0.0,),
-                sample_residents=sizes.sequential_sample,
-                workdir=workdir,
-            ),
-        )
+        # The sandbox in its own process: the bot's process then spends its CPU on the bot.
+        async with ChildServer("bench.sandbox_server", [], health=HEALTH_PATH) as sandbox:
+            community = await prepare_community(workdir, sizes.residents, sandbox_url=sandbox.base)
+            (throughput, handler), seconds = await _timed(
+                "throughput",
+                run_throughput(
+                    community,
+                    latencies=sizes.vendor_latencies if "throughput" in only else (0.0,),
+                    sample_residents=sizes.sequential_sample,
+                    workdir=workdir,
+                ),
+            )
         # One set of runs measures both figures; the time is the throughput figure's.
         throughput.seconds = seconds
         done["throughput"], done["handler_time"] = throughput, handler
@@ -127,11 +147,21 @@ async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES
     if "fanout" in only:
         done["fanout"] = await _figure(
             "fanout",
-            run_fanout(recipients=sizes.recipients, rate=sizes.fanout_rate, workdir=workdir),
+            run_fanout(
+                recipients=sizes.recipients,
+                rate=sizes.fanout_rate,
+                several=sizes.fanout_several,
+                every=sizes.fanout_several_every,
+                workdir=workdir,
+            ),
         )
     if "memory" in only:
         done["memory"] = await _figure(
             "memory", run_memory(stored=sizes.memory_conversations, workdir=workdir)
+        )
+    if "cpu" in only:
+        done["cpu"] = await _figure(
+            "cpu", run_cpu(residents=sizes.cpu_residents, baseline=baseline, workdir=workdir)
         )
     return [done[key] for key in FIGURES if key in only and key in done]
 

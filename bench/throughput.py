@@ -1,5 +1,6 @@
 """Figures 1 and 4: updates/s and latency, Concierge's processor against PTB's sequential
-default; and the handlers' own time per update, vendor time taken out.
+default and PTB's own concurrent processing; and the handlers' own time per update, vendor time
+taken out.
 
 Every resident's flow arrives at once, everyone's first step first (a backlog, as getUpdates
 hands it over); latency runs from queueing an update to the end of its handling. Each side runs
@@ -20,11 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from telegram.ext import BaseUpdateProcessor
+
 from bench.harness import (
     Busy,
     Community,
     Handled,
     Resident,
+    TimedConcurrentProcessor,
     TimedPerChatProcessor,
     TimedSequentialProcessor,
     Timings,
@@ -33,6 +37,7 @@ from bench.harness import (
     interleaved,
     percentile,
     running_bot,
+    set_remote_latency,
     set_vendor_latency,
     sqlite_url,
 )
@@ -40,13 +45,21 @@ from bench.report import Figure, Target
 
 CONCIERGE = "concierge"
 PTB = "ptb_sequential"
-SIDE_NAMES = {CONCIERGE: "Concierge (per-chat)", PTB: "PTB default (sequential)"}
+PTB_CONCURRENT = "ptb_concurrent"
+SIDE_NAMES = {
+    CONCIERGE: "Concierge (per-chat)",
+    PTB: "PTB default (sequential)",
+    PTB_CONCURRENT: "PTB concurrent_updates",
+}
 MAX_RUNNING = 64  # the bot's default, Settings.max_concurrent_updates
 # At 0 ms both sides are bound by the CPU and within noise of each other, so each runs this
 # many times (alternating) and keeps its best; on a shared machine one run can be unlucky.
 ZERO_LATENCY_ROUNDS = 2
-HANDLER_TARGET_MS = 20.0
+HANDLER_TARGET_MS = 10.0  # issue 20's, the persistence flushing or not
 SPEEDUP_TARGET = 10.0
+# Concierge keeps each chat's order; PTB's concurrent processing does not, which is the most a
+# PTB bot can do, so it is the yardstick Concierge must come close to.
+CONCURRENT_SHARE_TARGET = 0.9
 
 
 class BenchFailure(RuntimeError):
@@ -107,17 +120,21 @@ async def measure(
     """Runs every flow of `residents` through one side and times each update."""
     steps = interleaved(residents)
     timings = Timings(len(steps))
-    processor = (
-        TimedPerChatProcessor(timings, MAX_RUNNING)
-        if side == CONCIERGE
-        else TimedSequentialProcessor(timings)
-    )
+    processor: BaseUpdateProcessor
+    if side == CONCIERGE:
+        processor = TimedPerChatProcessor(timings, MAX_RUNNING)
+    elif side == PTB_CONCURRENT:
+        processor = TimedConcurrentProcessor(timings, MAX_RUNNING)
+    else:
+        processor = TimedSequentialProcessor(timings)
     name = f"{side}-{round(latency * 1000)}ms-{len(residents)}.db"
     database = copy_database(community.template, workdir / name)
-    set_vendor_latency(community.sandbox, latency)
+    await _set_latency(community, latency)
     cpu_before = _cpu_seconds()
     try:
-        async with running_bot(sqlite_url(database), community.sandbox, processor) as bot:
+        async with running_bot(
+            sqlite_url(database), community.sandbox, processor, sandbox_url=community.sandbox_url
+        ) as bot:
             queued = await feed(bot, timings, steps)
             told = bot.telegram.last_text
             finished = sum(
@@ -127,7 +144,7 @@ async def measure(
             busy = bot.persistence_busy
             cpu = _cpu_seconds() - cpu_before
     finally:
-        set_vendor_latency(community.sandbox, 0)
+        await _set_latency(community, 0)
     return Run(
         side=side,
         latency=latency,
@@ -143,8 +160,15 @@ async def measure(
     )
 
 
+async def _set_latency(community: Community, seconds: float) -> None:
+    if community.sandbox_url is None:
+        set_vendor_latency(community.sandbox, seconds)
+    else:
+        await set_remote_latency(community.sandbox_url, seconds)
+
+
 def _cpu_seconds() -> float:
-    """CPU this process used so far (the bot and the in-process sandbox, all threads)."""
+    """CPU this process used so far (all threads; the sandbox's too when it runs here)."""
     times = os.times()
     return times.user + times.system
 
@@ -239,7 +263,7 @@ async def run_throughput(
     handler_run: Run | None = None
     for latency in latencies:
         full = latency == 0 or len(sampled) >= len(everyone)
-        rounds: dict[str, list[Run]] = {CONCIERGE: [], PTB: []}
+        rounds: dict[str, list[Run]] = {CONCIERGE: [], PTB: [], PTB_CONCURRENT: []}
         for _ in range(ZERO_LATENCY_ROUNDS if latency == 0 else 1):
             rounds[CONCIERGE].append(
                 await measure(
@@ -255,6 +279,11 @@ async def run_throughput(
                     workdir=workdir,
                 )
             )
+            rounds[PTB_CONCURRENT].append(
+                await measure(
+                    community, everyone, side=PTB_CONCURRENT, latency=latency, workdir=workdir
+                )
+            )
         ours = _best(rounds[CONCIERGE])
         theirs = _best(rounds[PTB])
         if latency == 0:
@@ -263,22 +292,39 @@ async def run_throughput(
         theirs_figures = (
             theirs.figures() if full else replay(theirs, sampled, everyone)
         ) | _rounds(rounds[PTB])
+        concurrent_figures = _best(rounds[PTB_CONCURRENT]).figures() | _rounds(
+            rounds[PTB_CONCURRENT]
+        )
         speedup = round(ours_figures["updates_per_s"] / theirs_figures["updates_per_s"], 2)
+        share = round(ours_figures["updates_per_s"] / concurrent_figures["updates_per_s"], 2)
         latency_ms = round(latency * 1000)
         rows.append(
             {
                 "vendor_latency_ms": latency_ms,
                 CONCIERGE: ours_figures,
                 PTB: theirs_figures,
+                PTB_CONCURRENT: concurrent_figures,
                 "speedup": speedup,
+                "share_of_ptb_concurrent": share,
             }
         )
         table.append(_table_row(latency_ms, CONCIERGE, ours_figures, f"{speedup:.1f}×"))
         table.append(_table_row(latency_ms, PTB, theirs_figures, "1×"))
-    return _throughput_figure(rows, table, len(everyone)), _handler_figure(handler_run)
+        concurrent_speedup = concurrent_figures["updates_per_s"] / theirs_figures["updates_per_s"]
+        table.append(
+            _table_row(
+                latency_ms, PTB_CONCURRENT, concurrent_figures, f"{concurrent_speedup:.1f}×"
+            )
+        )
+    throughput = _throughput_figure(
+        rows, table, len(everyone), out_of_process=community.sandbox_url is not None
+    )
+    return throughput, _handler_figure(handler_run)
 
 
-def _throughput_figure(rows: list[dict[str, Any]], table: list[list[str]], users: int) -> Figure:
+def _throughput_figure(
+    rows: list[dict[str, Any]], table: list[list[str]], users: int, *, out_of_process: bool
+) -> Figure:
     figure = Figure(
         key="throughput",
         title=f"Updates/s and per-update latency, {users} residents at once",
@@ -295,7 +341,12 @@ def _throughput_figure(rows: list[dict[str, Any]], table: list[list[str]], users
             "speedup",
         ],
         table=table,
-        data={"residents": users, "max_running": MAX_RUNNING, "rows": rows},
+        data={
+            "residents": users,
+            "max_running": MAX_RUNNING,
+            "rows": rows,
+            "sandbox": "own process" if out_of_process else "in process",
+        },
     )
     highest = max(rows, key=lambda r: r["vendor_latency_ms"])
     lowest = min(rows, key=lambda r: r["vendor_latency_ms"])
@@ -313,9 +364,22 @@ def _throughput_figure(rows: list[dict[str, Any]], table: list[list[str]], users
             f"{lowest['speedup']}×",
         )
     )
-    wrong = sum(row[side]["out_of_order"] for row in rows for side in (CONCIERGE, PTB))
     figure.targets.append(
-        Target("no chat saw its updates out of order", wrong == 0, f"{wrong} out of order")
+        Target(
+            f"≥ {CONCURRENT_SHARE_TARGET}× PTB concurrent_updates at "
+            f"{highest['vendor_latency_ms']} ms",
+            highest["share_of_ptb_concurrent"] >= CONCURRENT_SHARE_TARGET,
+            f"{highest['share_of_ptb_concurrent']}×",
+        )
+    )
+    wrong = sum(row[CONCIERGE]["out_of_order"] for row in rows)
+    theirs = sum(row[PTB_CONCURRENT]["out_of_order"] for row in rows)
+    figure.targets.append(
+        Target(
+            "no chat saw its updates out of order under Concierge",
+            wrong == 0,
+            f"{wrong} out of order; PTB concurrent_updates {theirs}",
+        )
     )
     flawed = [
         f"{row['vendor_latency_ms']} ms {SIDE_NAMES[side]}"
@@ -339,15 +403,21 @@ def _throughput_figure(rows: list[dict[str, Any]], table: list[list[str]], users
         "button, or /bookings; then /cancel. Every flow is queued at once; latency is queueing "
         "to handled.",
         "Bot API calls go to a recording request (no sockets, no rate limiter): this measures "
-        "the bot, not Telegram's flood limits. Vendors are the sandbox over "
-        "httpx.ASGITransport, with the latency added to every vendor request.",
+        "the bot, not Telegram's flood limits. Vendors are the sandbox in its own process on "
+        "127.0.0.1 (over loopback HTTP, when the run gives one; the JSON's sandbox says), with "
+        "the latency added to every vendor request.",
         "PTB's sequential side at a vendor latency above 0 is measured on the sample shown and "
         "replayed for every resident: one update at a time, each costing what the same step of "
         "a sampled resident with the same flow cost.",
-        f"Concierge runs at most {MAX_RUNNING} updates at once (the default setting).",
+        f"Concierge runs at most {MAX_RUNNING} updates at once (the default setting); PTB's "
+        f"concurrent_updates side the same number, in no order. Out of order counts the updates "
+        "that began before an earlier update of their chat had ended, or overtook it; PTB's "
+        "concurrent side is left out of the flows-finished check, since a chat's updates taken "
+        "out of order need not finish its flow.",
         f"At 0 ms each side ran {ZERO_LATENCY_ROUNDS} times, alternating, and its best run is "
-        "shown (every round is in the JSON). CPU/update is the whole process's CPU time (bot "
-        "and in-process sandbox) over the updates: steadier than updates/s on a busy machine.",
+        "shown (every round is in the JSON). CPU/update is the bot process's CPU time over "
+        "the updates (the sandbox's is its own process's): steadier than updates/s on a busy "
+        "machine.",
     ]
     return figure
 
@@ -399,6 +469,14 @@ def _handler_figure(run: Run | None) -> Figure:
     overall = steps["all updates"]["p99_ms"]
     figure.targets.append(
         Target(f"p99 ≤ {HANDLER_TARGET_MS:.0f} ms", overall <= HANDLER_TARGET_MS, f"{overall} ms")
+    )
+    flushing = steps["all, while the persistence flushed"].get("p99_ms")
+    figure.targets.append(
+        Target(
+            f"p99 ≤ {HANDLER_TARGET_MS:.0f} ms while the persistence flushed",
+            flushing is not None and flushing <= HANDLER_TARGET_MS,
+            "no update ran during a flush" if flushing is None else f"{flushing} ms",
+        )
     )
     figure.notes.append(
         "Measured in the sequential run at vendor latency 0, where each update runs alone: its "

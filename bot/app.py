@@ -24,6 +24,7 @@ from bot.metrics import CountingRateLimiter, ObservedApplication
 from bot.presses import ConciergeApplication
 from bot.services import Services
 from bot.settings import Settings
+from bot.storage import per_update
 from bot.telegram_bot import ConciergeBot
 from bot.tokens import MSG_LINK_AGAIN
 from conversations import (
@@ -83,6 +84,18 @@ async def _post_init(application: ConciergeApp) -> None:
     await alert_watcher.look_before_updates(application)
 
 
+class _Application(ConciergeApplication):
+    """The bot's Application: each update starts with a fresh scope for the reads storage
+    remembers while it is handled (bot.storage.per_update), before any handler runs."""
+
+    __slots__ = ()
+
+    async def process_update(self, update: object) -> None:
+        """Processes `update` in a scope of its own."""
+        per_update.open_scope()
+        await super().process_update(update)
+
+
 def build_application(
     settings: Settings,
     services: Services,
@@ -110,7 +123,7 @@ def build_application(
     # The builder's generic parameters change with each call; the result is typed below.
     builder: Any = (
         ApplicationBuilder()
-        .application_class(ConciergeApplication)
+        .application_class(_Application)
         .bot(bot)
         .context_types(ContextTypes(context=ConciergeContext))
         .post_init(_post_init)

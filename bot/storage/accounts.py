@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage import per_update
 from bot.storage.db import Sessions, upsert
 from bot.storage.models import (
     AlertStatus,
@@ -100,6 +101,16 @@ class LockedTokens:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """A user's role and links as one statement reads them."""
+
+    role: Role | None  # None: the user was never stored
+    resident: ResidentLink | None
+    worker_id: str | None
+    project_ids: frozenset[str]
+
+
 class Accounts:
     """Links between Telegram users and vendor identities."""
 
@@ -109,35 +120,56 @@ class Accounts:
         self._sessions = sessions
 
     async def actor(self, telegram_id: int, *, admin_ids: frozenset[int] = frozenset()) -> Actor:
-        """Everything authorisation needs to know about a user, in one round trip each."""
-        async with self._sessions.begin() as session:
-            user = await session.get(TelegramUser, telegram_id)
-            resident = await session.get(ResidentLink, telegram_id)
-            worker = await session.get(WorkerLink, telegram_id)
-            projects = await session.scalars(
-                select(ManagerLink.project_id).where(ManagerLink.telegram_id == telegram_id)
-            )
-            project_ids = frozenset(projects)
-        role = user.role if user is not None else Role.RESIDENT
+        """Everything authorisation needs to know about a user (read once per update)."""
+        identity = await self._identity(telegram_id)
+        role = identity.role if identity.role is not None else Role.RESIDENT
         if telegram_id in admin_ids:
             role = Role.ADMIN
         residence_ids = frozenset(
             str(r["residence_id"])
-            for r in (resident.residences if resident is not None else [])
+            for r in (identity.resident.residences if identity.resident is not None else [])
             if isinstance(r, dict) and r.get("residence_id")
         )
         return Actor(
             telegram_id=telegram_id,
             role=role,
             residence_ids=residence_ids,
-            worker_id=worker.tuya_worker_id if worker is not None else None,
-            project_ids=project_ids,
+            worker_id=identity.worker_id,
+            project_ids=identity.project_ids,
         )
 
     async def resident(self, telegram_id: int) -> ResidentLink | None:
-        """The resident link, if any."""
+        """The resident link, if any (read once per update, with the actor)."""
+        return (await self._identity(telegram_id)).resident
+
+    async def _identity(self, telegram_id: int) -> _Identity:
+        # The gate, the handler and the menu each ask who the user is; one update reads it once.
+        return await per_update.remembered(
+            ("identity", telegram_id), lambda: self._read_identity(telegram_id)
+        )
+
+    async def _read_identity(self, telegram_id: int) -> _Identity:
+        # One statement: the links all hang off the user's row (foreign keys), so a user with
+        # no row has none; a manager of several projects comes back as one row per project.
+        query = (
+            select(TelegramUser.role, ResidentLink, WorkerLink.tuya_worker_id)
+            .add_columns(ManagerLink.project_id)
+            .outerjoin(ResidentLink, ResidentLink.telegram_id == TelegramUser.telegram_id)
+            .outerjoin(WorkerLink, WorkerLink.telegram_id == TelegramUser.telegram_id)
+            .outerjoin(ManagerLink, ManagerLink.telegram_id == TelegramUser.telegram_id)
+            .where(TelegramUser.telegram_id == telegram_id)
+        )
         async with self._sessions.begin() as session:
-            return await session.get(ResidentLink, telegram_id)
+            rows = (await session.execute(query)).all()
+        if not rows:
+            return _Identity(role=None, resident=None, worker_id=None, project_ids=frozenset())
+        role, resident, worker_id, _project = rows[0]
+        return _Identity(
+            role=role,
+            resident=resident,
+            worker_id=worker_id,
+            project_ids=frozenset(row[3] for row in rows if row[3] is not None),
+        )
 
     async def holders_of(self, account_id: str) -> list[int]:
         """The Telegram users an Akubela account is linked to."""

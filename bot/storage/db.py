@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,8 +63,11 @@ def upsert(
     *,
     key: Sequence[str],
     update: Sequence[str] | None = None,
+    when_changed: Sequence[str] = (),
 ) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO UPDATE (or DO NOTHING when `update` is empty)."""
+    """INSERT ... ON CONFLICT (key) DO UPDATE (or DO NOTHING when `update` is empty); with
+    `when_changed`, the stored row is updated only when one of those columns would change
+    (so a RETURNING statement returns no row when nothing did)."""
     statement: sqlite.Insert | postgresql.Insert
     if dialect_name == "sqlite":
         statement = sqlite.insert(model).values(rows)
@@ -80,4 +83,9 @@ def upsert(
     return statement.on_conflict_do_update(
         index_elements=list(key),
         set_={column: statement.excluded[column] for column in update},
+        where=or_(
+            *(model.__table__.c[c].is_distinct_from(statement.excluded[c]) for c in when_changed)
+        )
+        if when_changed
+        else None,
     )

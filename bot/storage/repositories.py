@@ -13,6 +13,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.storage import per_update
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.columns import utcnow
 from bot.storage.db import Sessions, create_engine, make_session_factory, upsert
@@ -89,28 +90,33 @@ class Users(_Repository):
     ) -> TelegramUser:
         """The user, stored on first contact; a changed display name is kept up to date."""
         now = utcnow()
+        values = {
+            "telegram_id": telegram_id,
+            "language": language,
+            "role": Role.RESIDENT,
+            "display_name": display_name or "",
+            "created_at": now,
+            "updated_at": now,
+        }
         async with self._sessions.begin() as session:
-            # Insert-or-nothing first, so two updates from a new user at once cannot collide.
-            await session.execute(
-                upsert(
-                    _dialect(session),
-                    TelegramUser,
-                    {
-                        "telegram_id": telegram_id,
-                        "language": language,
-                        "role": Role.RESIDENT,
-                        "display_name": display_name or "",
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                    key=["telegram_id"],
-                    update=[],
-                )
+            # One statement in the usual cases (a new user, a changed name): it stores or
+            # renames and returns the row. The first contact decides the language and role; a
+            # known user whose name is unchanged is left as is (no row back), and read.
+            renames = display_name is not None
+            statement = upsert(
+                _dialect(session),
+                TelegramUser,
+                values,
+                key=["telegram_id"],
+                update=["display_name", "updated_at"] if renames else [],
+                when_changed=["display_name"] if renames else (),
+            ).returning(TelegramUser)
+            stored: TelegramUser | None = await session.scalar(
+                select(TelegramUser).from_statement(statement)
             )
-            user = await session.get_one(TelegramUser, telegram_id, populate_existing=True)
-            if display_name is not None and user.display_name != display_name:
-                user.display_name = display_name
-            return user
+            if stored is not None:
+                return stored
+            return await session.get_one(TelegramUser, telegram_id)
 
     async def _set(self, telegram_id: int, **values: Any) -> None:
         async with self._sessions.begin() as session:
@@ -465,6 +471,7 @@ class Storage:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        per_update.watch_writes(engine)
         self.sessions = make_session_factory(engine)
         self.accounts = Accounts(self.sessions)
         self.invites = Invites(self.sessions)

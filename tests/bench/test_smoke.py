@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.fanout import Attempt, stalls
 from bench.harness import Handled, Resident, Timings, interleaved, percentile
 from bench.report import render
 from bench.run import FIGURES, TINY, results_json, run_figures
-from bench.throughput import PTB, Run, replay
+from bench.throughput import PTB, PTB_CONCURRENT, Run, replay
 
 SIDE_KEYS = {
     "measured",
@@ -27,7 +28,8 @@ SIDE_KEYS = {
 
 
 async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
-    figures = await run_figures(TINY, tmp_path)
+    # The baseline is this tree's own commit: the worktree path runs, the figures mean nothing.
+    figures = await run_figures(TINY, tmp_path, baseline="HEAD")
     data = json.loads(json.dumps(results_json(figures, TINY, command="smoke", seconds=0.0)))
 
     assert list(data["figures"]) == list(FIGURES)
@@ -41,12 +43,17 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
             assert isinstance(target["met"], bool)
 
     throughput = data["figures"]["throughput"]
-    assert len(throughput["targets"]) == 4
+    assert len(throughput["targets"]) == 5
+    assert throughput["data"]["sandbox"] == "own process"
     rows = throughput["data"]["rows"]
     assert [row["vendor_latency_ms"] for row in rows] == [0, 5]
     for row in rows:
         assert set(row["concierge"]) >= SIDE_KEYS
         assert set(row[PTB]) >= SIDE_KEYS
+        # PTB's concurrent processing runs every resident at every latency, never replayed.
+        assert set(row[PTB_CONCURRENT]) >= SIDE_KEYS
+        assert row[PTB_CONCURRENT]["measured"] == "all residents"
+        assert row["share_of_ptb_concurrent"] > 0
         assert row["speedup"] > 0
     assert len(rows[0]["concierge"]["rounds_updates_per_s"]) == 2
     # Above 0 ms the sequential side is sampled and replayed, and says so.
@@ -62,15 +69,37 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
 
     fanout = data["figures"]["fanout"]["data"]
     assert fanout["recipients"] == TINY.recipients
-    assert {"achieved_rate", "share", "responses_429", "sent", "seconds"} <= set(fanout)
+    assert {"achieved_rate", "share", "responses_429", "sent", "seconds", "stalls"} <= set(fanout)
+    # Every sixth recipient gets three alerts: 2 × 3 + 10 × 1.
+    assert fanout["alerts"] == 16
+    assert fanout["sent"] == 16
+    assert len(data["figures"]["fanout"]["targets"]) == 4
 
     handler = data["figures"]["handler_time"]
     assert {"p50_ms", "p99_ms", "max_ms"} <= set(handler["data"]["steps"]["all updates"])
-    assert len(handler["targets"]) == 1
+    assert len(handler["targets"]) == 2
 
     memory = data["figures"]["memory"]["data"]
     assert memory["loaded"]["users_loaded"] == TINY.memory_conversations
     assert {"growth_bytes", "bytes_per_conversation"} <= set(memory)
+    assert memory["loaded"]["start_seconds"] > 0
+    assert len(data["figures"]["memory"]["targets"]) == 2
+
+    cpu = data["figures"]["cpu"]["data"]
+    assert cpu["baseline_revision"] == "HEAD"
+    for side in ("current", "baseline"):
+        assert cpu[side]["errors"] == 0
+        steps = cpu[side]["steps"]
+        assert {"/start", "a press: open a repair", "typed text: a repair's description"} <= set(
+            steps
+        )
+        for step in steps.values():
+            assert {"cpu_ms_per_update", "statements_per_update", "bot_api_calls_per_update"} <= (
+                set(step)
+            )
+    assert cpu["baseline"]["code"] != cpu["current"]["code"]
+    assert [len(rounds) for rounds in cpu["rounds_cpu_ms_per_update"].values()] == [2, 2]
+    assert len(data["figures"]["cpu"]["targets"]) == 4
 
     printed = render(figures)
     assert all(figure.title in printed for figure in figures)
@@ -130,3 +159,18 @@ def test_replay_queues_the_whole_backlog_on_one_server() -> None:
     assert result["p50_ms"] == 5000.0
     assert result["p99_ms"] == 12000.0
     assert result["cpu_ms_per_update"] == 200.0
+
+
+def test_a_stall_is_one_chat_holding_the_others_up() -> None:
+    held_up = [
+        Attempt(1, 0.0, 200),
+        Attempt(1, 0.1, 429),
+        Attempt(1, 2.1, 200),  # nothing else went out for 2 s: a stall
+        Attempt(2, 2.2, 200),
+    ]
+    assert stalls(held_up) == [2.0]
+    went_on = [Attempt(1, 0.1, 429), Attempt(2, 0.2, 200), Attempt(1, 2.1, 200)]
+    assert stalls(went_on) == []
+    # The last chat waiting on itself holds no one up.
+    alone = [Attempt(2, 0.0, 200), Attempt(1, 0.1, 429), Attempt(1, 2.1, 200)]
+    assert stalls(alone) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -45,6 +45,33 @@ async def test_get_or_create_stores_a_user_once_and_follows_name_changes(
     assert again.display_name == "Li Wei"
     assert (await storage.users.get(42)) is not None
     assert await storage.users.get(43) is None
+
+
+async def test_first_contact_and_a_new_name_take_one_statement(
+    storage: Storage, engine: AsyncEngine
+) -> None:
+    sent: list[str] = []
+
+    def note(_c: object, _cu: object, statement: str, *_rest: object) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        created = await storage.users.get_or_create(42, language="zh", display_name="Li")
+        assert len(sent) == 1
+        renamed = await storage.users.get_or_create(42, language="en", display_name="Li Wei")
+        assert len(sent) == 2
+        same = await storage.users.get_or_create(42, language="en", display_name="Li Wei")
+        unnamed = await storage.users.get_or_create(42, language="en")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+    assert (created.language, created.display_name) == ("zh", "Li")
+    assert (renamed.language, renamed.display_name) == ("zh", "Li Wei")
+    assert renamed.updated_at >= created.updated_at
+    # Nothing changed: the row is read, as it was, and not written again.
+    assert (same.display_name, same.updated_at) == ("Li Wei", renamed.updated_at)
+    assert (unnamed.display_name, unnamed.language) == ("Li Wei", "zh")
 
 
 async def test_user_settings_are_remembered(storage: Storage) -> None:
