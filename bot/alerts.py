@@ -36,6 +36,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -214,6 +215,8 @@ class AlertWatcher:
         # A poll and an announcement may deliver at the same moment: one at a time, so a
         # pending alert is never picked up and sent by both.
         self._delivering = asyncio.Lock()
+        # Cluster mode: a lock all processes share, so a pending alert is sent by one of them.
+        self._delivering_everywhere: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
     @property
     def ledger(self) -> AlertLedger:
@@ -594,7 +597,17 @@ class AlertWatcher:
     async def deliver(self, application: Any, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
         async with self._delivering:
-            await self._deliver_pending(application, now)
+            if self._delivering_everywhere is None:
+                await self._deliver_pending(application, now)
+                return
+            async with self._delivering_everywhere():
+                await self._deliver_pending(application, now)
+
+    def deliver_one_at_a_time_with(
+        self, lock: Callable[[], AbstractAsyncContextManager[None]]
+    ) -> None:
+        """Cluster mode: deliveries also wait for `lock`, which every process shares."""
+        self._delivering_everywhere = lock
 
     async def _deliver_pending(self, application: Any, now: datetime) -> None:
         # Page through by id: alerts held by quiet hours must not hide the ones behind them.

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from bot.alerts import watch_vendors
+from bot.cluster import shared_job
 from bot.services import Services
 from bot.settings import Settings
 from conversations.context import SERVICES_KEY, ConciergeContext
@@ -103,14 +104,15 @@ async def recover_writes(application: Any) -> None:
 
 def schedule_jobs(application: Any, settings: Settings) -> None:
     """Registers the repeating jobs."""
+    # In cluster mode one process runs these for all (bot/cluster.py: SharedWork).
     application.job_queue.run_repeating(
-        deliver_outbox,
+        shared_job(deliver_outbox),
         interval=settings.outbox_interval_seconds,
         first=settings.outbox_interval_seconds,
         name="outbox",
     )
     application.job_queue.run_repeating(
-        watch_vendors,
+        shared_job(watch_vendors),
         interval=settings.alert_poll_seconds,
         first=settings.alert_poll_seconds,
         name="alerts",
