@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--json PATH]`: runs the five figures of issue 9, prints a table
+"""`python -m bench [--quick] [--json PATH]`: runs the figures of issues 9 and 19, prints a table
 with every target met or not, and writes the results as JSON (to bench/results/ by default).
 """
 

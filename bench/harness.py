@@ -464,13 +464,16 @@ def set_vendor_latency(sandbox: Starlette, seconds: float) -> None:
         faults.add(FaultRule(kind=FaultKind.LATENCY, latency=seconds))
 
 
-async def prepare_community(directory: Path, users: int) -> Community:
-    """Links `users` residents to the demo accounts (round robin) in a template database.
+async def prepare_community(
+    directory: Path, users: int, database_url: str | None = None
+) -> Community:
+    """Links `users` residents to the demo accounts (round robin) in a template database (a
+    SQLite file in `directory`, or the database at `database_url`).
 
     Even residents look at their repairs and open the newest; odd ones look at their bookings.
     """
     template = directory / "community.db"
-    url = sqlite_url(template)
+    url = database_url or sqlite_url(template)
     await upgrade(url)
     settings = bench_settings(url)
     sandbox = new_sandbox(settings)

@@ -19,7 +19,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")
 # No figure takes near this long on two cores; past it something hangs.
 FIGURE_LIMIT_SECONDS = 900.0
-FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory")
+FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory", "cluster")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Sizes:
     recipients: int
     fanout_rate: float
     memory_conversations: int
+    cluster_residents: int = 300
 
 
 FULL = Sizes(
@@ -70,6 +71,7 @@ TINY = Sizes(
     recipients=12,
     fanout_rate=1000.0,
     memory_conversations=50,
+    cluster_residents=6,
 )
 
 
@@ -93,6 +95,7 @@ async def _figure(name: str, work: Awaitable[Figure]) -> Figure:
 
 async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES) -> list[Figure]:
     """Runs the chosen figures (in the issue's order) and returns them."""
+    from bench.cluster import run_cluster
     from bench.fanout import run_fanout
     from bench.harness import prepare_community
     from bench.memory import run_memory
@@ -132,6 +135,10 @@ async def run_figures(sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES
     if "memory" in only:
         done["memory"] = await _figure(
             "memory", run_memory(stored=sizes.memory_conversations, workdir=workdir)
+        )
+    if "cluster" in only:
+        done["cluster"] = await _figure(
+            "cluster", run_cluster(residents=sizes.cluster_residents, workdir=workdir)
         )
     return [done[key] for key in FIGURES if key in only and key in done]
 

@@ -266,11 +266,10 @@ class ClusterDispatcher:
         room = self._max_running - len(self._running)
         if room <= 0:
             return
-        for key in await self._inbound.waiting_chats(room, skip=self._running):
-            if self._stopping or len(self._running) >= self._max_running:
-                return
-            if key in self._running or not await self._locks.try_chat(key):
-                continue  # another process has that chat now
+        for key in await self._locks.take_waiting_chats(room, skip=self._running):
+            if self._stopping:
+                await self._locks.release_chat(key)
+                continue
             task = asyncio.create_task(self._drain(key), name=f"cluster-chat-{key}")
             self._running[key] = task
 

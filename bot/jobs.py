@@ -70,13 +70,16 @@ async def report_outcome(application: Any, services: Services, outcome: Outcome)
 
 
 async def deliver_outbox(context: ConciergeContext) -> None:
-    """Retries the writes whose time has come, first looking whether they already landed."""
+    """Takes over the writes of processes that are gone, and retries the writes whose time has
+    come, first looking whether they already landed."""
     services: Services = context.bot_data[SERVICES_KEY]
 
     async def report(outcome: Outcome) -> None:
         await report_outcome(context.application, services, outcome)
 
-    await services.writes.deliver_due(report)
+    # In a cluster a process may die while others carry on: its writes are taken over here,
+    # within one interval, not only when some process starts.
+    await services.writes.recover(report)
 
 
 async def recover_writes(application: Any) -> None:

@@ -83,21 +83,6 @@ class InboundUpdates:
             await session.commit()
             return inserted is not None
 
-    async def waiting_chats(self, limit: int, skip: Iterable[int] = ()) -> list[int]:
-        """Chats with updates to handle, the longest-waiting first."""
-        skipped = sorted(set(skip))
-        query = (
-            select(InboundUpdate.order_key)
-            .where(InboundUpdate.handled_at.is_(None))
-            .group_by(InboundUpdate.order_key)
-            .order_by(func.min(InboundUpdate.update_id))
-            .limit(limit)
-        )
-        if skipped:
-            query = query.where(InboundUpdate.order_key.not_in(skipped))
-        async with self._sessions() as session:
-            return list(await session.scalars(query))
-
     async def next_for(self, order_key: int) -> Waiting | None:
         """The chat's oldest update not yet handled."""
         async with self._sessions() as session:
@@ -239,9 +224,31 @@ class AdvisoryLocks:
                 await connection.invalidate()
                 raise
 
-    async def try_chat(self, order_key: int) -> bool:
-        """Takes a chat for this process, unless another process holds it."""
-        return await self._scalar("SELECT pg_try_advisory_lock(:key)", key=order_key)
+    async def take_waiting_chats(self, room: int, skip: Iterable[int] = ()) -> list[int]:
+        """Takes up to `room` chats with waiting updates that no process holds, the
+        longest-waiting first, in one statement: looking at the oldest few and skipping the
+        held ones one by one would leave every process looking at the same held chats."""
+        if room <= 0:
+            return []
+        skipped = sorted(set(skip)) or [0]
+        async with self._guard:
+            connection = await self._conn()
+            try:
+                rows = await connection.execute(
+                    text(
+                        "SELECT order_key FROM ("
+                        " SELECT order_key, min(update_id) AS first FROM inbound_updates"
+                        " WHERE handled_at IS NULL AND order_key <> ALL(:skip)"
+                        " GROUP BY order_key ORDER BY first LIMIT :window"
+                        ") AS waiting WHERE pg_try_advisory_lock(order_key) LIMIT :room"
+                    ),
+                    {"skip": skipped, "window": room * 20, "room": room},
+                )
+                return [int(key) for (key,) in rows]
+            except Exception:
+                self._connection = None
+                await connection.invalidate()
+                raise
 
     async def release_chat(self, order_key: int) -> None:
         """Gives a chat back."""

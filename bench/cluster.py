@@ -1,0 +1,250 @@
+"""Figure 6 (issue 19): cluster mode on PostgreSQL.
+
+- updates/s at 200 ms vendor latency with 1, 2 and 3 cluster "processes";
+- the cost per update of cluster mode against single-process mode, both on PostgreSQL, at 0 ms.
+
+Each "process" is a whole bot (its own Application, services, database engine, advisory-lock
+connection and dispatcher) in this one Python process: the bench measures what the cluster
+machinery lets through, not how two cores share out among OS processes (tests/cluster runs
+real processes behind nginx). The webhook's side is `ClusterDispatcher.receive`, called for
+every update up to 40 at once, as Telegram's `max_connections` would; the clock runs from the
+first update stored until the last one is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+from starlette.applications import Starlette
+
+from bench.harness import (
+    Community,
+    RecordingRequest,
+    Resident,
+    TimedPerChatProcessor,
+    Timings,
+    TimingTransport,
+    bench_settings,
+    feed,
+    interleaved,
+    prepare_community,
+    running_bot,
+    set_vendor_latency,
+)
+from bench.report import Figure, Target
+from bench.throughput import MAX_RUNNING
+from bot.app import build_application
+from bot.cluster import ClusterDispatcher, ClusterPersistence
+from bot.services import Services
+from bot.storage.inbound import AdvisoryLocks, InboundUpdates
+from bot.storage.migrate import upgrade
+from sandbox.postgres import throwaway_server
+
+PROCESSES = (1, 2, 3)
+LATENCY = 0.2
+DELIVERIES_AT_ONCE = 40  # Telegram's default max_connections
+
+
+@dataclass
+class Admin:
+    """The throwaway server's maintenance connection."""
+
+    url: str
+
+    def database(self, name: str) -> str:
+        """The asyncpg URL of one database on the server."""
+        url = make_url(self.url).set(drivername="postgresql+asyncpg", database=name)
+        return url.render_as_string(hide_password=False)
+
+    async def execute(self, statement: str) -> None:
+        """Runs one statement outside a transaction (CREATE DATABASE cannot run in one)."""
+        engine = create_async_engine(
+            make_url(self.url).set(drivername="postgresql+asyncpg"),
+            isolation_level="AUTOCOMMIT",
+            poolclass=NullPool,
+        )
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    async def copy(self, template: str, name: str) -> str:
+        """A fresh database copied from `template`."""
+        await self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return self.database(name)
+
+
+@dataclass
+class Member:
+    """One bot of the cluster."""
+
+    services: Services
+    app: Any
+    dispatcher: ClusterDispatcher
+    locks: AdvisoryLocks
+
+
+@contextlib.asynccontextmanager
+async def cluster_of(
+    count: int, database_url: str, sandbox: Starlette
+) -> AsyncIterator[list[Member]]:
+    """`count` cluster bots on one database, each on a recording Bot request."""
+    members: list[Member] = []
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(count):
+            settings = bench_settings(database_url)
+            transport = TimingTransport(httpx.ASGITransport(app=sandbox))
+            services = Services.open(settings, vendor_transport=transport)
+            stack.push_async_callback(services.aclose)
+            persistence = ClusterPersistence(services.storage.sessions)
+            app = build_application(
+                settings,
+                services,
+                persistence=persistence,
+                request=RecordingRequest(),
+                rate_limiter=False,
+            )
+            await stack.enter_async_context(app)
+            await app.start()
+            stack.push_async_callback(app.stop)
+            locks = AdvisoryLocks(services.storage.engine)
+            stack.push_async_callback(locks.close)
+            dispatcher = ClusterDispatcher(
+                app,
+                InboundUpdates(services.storage.engine),
+                locks,
+                clock=services.clock,
+                max_running=MAX_RUNNING,
+            )
+            dispatcher.start()
+            stack.push_async_callback(dispatcher.stop)
+            members.append(Member(services, app, dispatcher, locks))
+        yield members
+
+
+async def _run_cluster(
+    members: Sequence[Member], steps: Sequence[tuple[Resident, str]]
+) -> tuple[float, float]:
+    """Feeds every update round robin; (seconds until all were handled, CPU seconds)."""
+    inbound = InboundUpdates(members[0].services.storage.engine)
+    payloads = [
+        json.loads(json.dumps(resident.payload(2_000_000 + n, step)))
+        for n, (resident, step) in enumerate(steps)
+    ]
+    gate = asyncio.Semaphore(DELIVERIES_AT_ONCE)
+
+    async def deliver(number: int, payload: dict[str, Any]) -> None:
+        async with gate:
+            await members[number % len(members)].dispatcher.receive(payload)
+
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(deliver(n, p) for n, p in enumerate(payloads)))
+    while True:
+        waiting, handled = await inbound.counts()
+        if waiting == 0 and handled >= len(payloads):
+            break
+        await asyncio.sleep(0.02)
+    return time.perf_counter() - started, time.process_time() - cpu_before
+
+
+async def _run_single(
+    database_url: str, sandbox: Starlette, steps: Sequence[Any]
+) -> tuple[float, float]:
+    """Single-process mode on the same database: PTB's queue and Concierge's processor."""
+    timings = Timings(len(steps))
+    processor = TimedPerChatProcessor(timings, MAX_RUNNING)
+    async with running_bot(database_url, sandbox, processor) as bot:
+        cpu_before = time.process_time()
+        queued = await feed(bot, timings, steps)
+        return time.perf_counter() - queued, time.process_time() - cpu_before
+
+
+async def run_cluster(*, residents: int, workdir: Path) -> Figure:
+    """Measures figure 6 on a throwaway PostgreSQL server."""
+    with throwaway_server() as server:
+        admin = Admin(server)
+        template = "bench_community"
+        await admin.execute(f'CREATE DATABASE "{template}"')
+        await upgrade(admin.database(template))
+        community: Community = await prepare_community(
+            workdir, residents, database_url=admin.database(template)
+        )
+        steps = interleaved(community.residents)
+        rows: list[list[str]] = []
+        data: dict[str, Any] = {"updates": len(steps), "residents": residents}
+        set_vendor_latency(community.sandbox, LATENCY)
+        try:
+            for count in PROCESSES:
+                url = await admin.copy(template, f"bench_cluster_{count}")
+                async with cluster_of(count, url, community.sandbox) as members:
+                    seconds, _ = await _run_cluster(members, steps)
+                rate = len(steps) / seconds
+                data[f"cluster_{count}_at_200ms"] = {"seconds": seconds, "updates_per_s": rate}
+                rows.append([f"{count} (200 ms)", f"{rate:.0f}", f"{seconds:.1f}", ""])
+        finally:
+            set_vendor_latency(community.sandbox, 0)
+        url = await admin.copy(template, "bench_single_0ms")
+        single_s, single_cpu = await _run_single(url, community.sandbox, steps)
+        url = await admin.copy(template, "bench_cluster_0ms")
+        async with cluster_of(1, url, community.sandbox) as members:
+            cluster_s, cluster_cpu = await _run_cluster(members, steps)
+    per = {
+        "single_ms_per_update": 1000 * single_s / len(steps),
+        "cluster_ms_per_update": 1000 * cluster_s / len(steps),
+        "single_cpu_ms_per_update": 1000 * single_cpu / len(steps),
+        "cluster_cpu_ms_per_update": 1000 * cluster_cpu / len(steps),
+    }
+    data.update(per)
+    rows.append(
+        [
+            "single-process (0 ms)",
+            f"{len(steps) / single_s:.0f}",
+            f"{single_s:.1f}",
+            f"{per['single_cpu_ms_per_update']:.2f}",
+        ]
+    )
+    rows.append(
+        [
+            "cluster, 1 (0 ms)",
+            f"{len(steps) / cluster_s:.0f}",
+            f"{cluster_s:.1f}",
+            f"{per['cluster_cpu_ms_per_update']:.2f}",
+        ]
+    )
+    one = data["cluster_1_at_200ms"]["updates_per_s"]
+    three = data["cluster_3_at_200ms"]["updates_per_s"]
+    return Figure(
+        key="cluster",
+        title="Cluster mode on PostgreSQL: updates/s by processes, and cost per update",
+        headers=["processes (vendor latency)", "updates/s", "seconds", "CPU ms/update"],
+        table=rows,
+        data=data,
+        targets=[
+            Target(
+                "3 processes carry more than 1 at 200 ms",
+                three > one,
+                f"{three:.0f} vs {one:.0f} updates/s",
+            )
+        ],
+        notes=[
+            f"{len(steps)} updates from {residents} residents; all bots share one Python "
+            "process and one event loop, so at 0 ms they share one core, and at 200 ms each "
+            f"bot runs at most {MAX_RUNNING} chats at once (MAX_CONCURRENT_UPDATES).",
+            "Cost per update at 0 ms: wall and CPU time of this process (bot, sandbox and "
+            "feeding) divided by the updates; PostgreSQL's own CPU is not counted.",
+        ],
+    )
