@@ -160,6 +160,10 @@ def test_residents_run_full_flows_across_three_processes(cluster: Cluster) -> No
     _record("three_processes", figures | {"wall_seconds": round(seconds, 1)})
 
 
+# The update the kill cut off is handled again from the state before it; what the dead process
+# had already done with it (answered its press, taken a keyboard off) Telegram refuses the
+# second time, and the bot carries on (it never shows those refusals to the user).
+@pytest.mark.telegram_refusals("query is too old", "message is not modified")
 def test_a_process_killed_and_one_upgraded_lose_nothing(cluster: Cluster) -> None:
     moved_on: dict[str, float] = {}
 
