@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -134,7 +134,8 @@ class ChatStateBridge:
             if flow.per_message:
                 raise ValueError(f"cluster mode cannot order per-message flow {flow.name}")
 
-    def _keys(self, update: Update) -> list[tuple[ConversationHandler[Any], str, Any]]:
+    def keys(self, update: Update) -> list[tuple[ConversationHandler[Any], str, Any]]:
+        """Each persistent flow with the update's conversation key (as stored, and as PTB's)."""
         keys = []
         for flow in self._flows:
             key = _key_of(flow, update)
@@ -146,7 +147,7 @@ class ChatStateBridge:
         """Puts the stored state of the update's chat and user in memory, as last left."""
         user = update.effective_user
         chat = update.effective_chat
-        keys = self._keys(update)
+        keys = self.keys(update)
         stored = await self._inbound.load(
             user.id if user else None, chat.id if chat else None, sorted({k for _, k, _ in keys})
         )
@@ -167,7 +168,7 @@ class ChatStateBridge:
         user = update.effective_user
         chat = update.effective_chat
         conversations: dict[tuple[str, str], str | None] = {}
-        for flow, text, key in self._keys(update):
+        for flow, text, key in self.keys(update):
             state = flow._conversations.get(key)
             name = str(flow.name)
             conversations[(name, text)] = (
@@ -293,13 +294,55 @@ class ClusterDispatcher:
         update = Update.de_json(json.loads(waiting.payload), self._application.bot)
         await self._bridge.load(update)
         await self._application.process_update(update)
+        now = self._clock()
+        await self._inbound.finish(waiting.update_id, self._change(update), now)
+        self._guard_time_outs(update, now)
+
+    def _change(self, update: Update) -> ChatStateChange | None:
         try:
-            change: ChatStateChange | None = self._bridge.change(update)
+            return self._bridge.change(update)
         except PersistenceDataError:
             # A handler left something JSON cannot keep; the state it had stays stored.
-            logger.exception("update %s left state that cannot be stored", waiting.update_id)
-            change = None
-        await self._inbound.finish(waiting.update_id, change, self._clock())
+            logger.exception("update %s left state that cannot be stored", update.update_id)
+            return None
+
+    # ---- conversation time-outs ------------------------------------------------------------
+
+    def _guard_time_outs(self, update: Update, stored_at: datetime) -> None:
+        """PTB times a conversation out with a job in the process that handled its last update.
+        Here that job first checks that no process touched the conversation since: the chat's
+        next update may have gone to another process, which then owns the time-out."""
+        for flow, text, key in self._bridge.keys(update):
+            job = flow.timeout_jobs.get(key)
+            if job is not None and not getattr(job.callback, "_cluster_guarded", False):
+                job.callback = self._guarded(job.callback, update, str(flow.name), text, stored_at)
+
+    def _guarded(
+        self,
+        callback: Callable[[Any], Coroutine[Any, Any, Any]],
+        update: Update,
+        name: str,
+        key: str,
+        stored_at: datetime,
+    ) -> Callable[[Any], Coroutine[Any, Any, None]]:
+        chat = order_key(update)
+
+        async def time_out(context: Any) -> None:
+            if chat in self._running or not await self._locks.try_chat(chat):
+                return  # an update of the chat is being handled; it starts a new time-out
+            try:
+                if not await self._inbound.conversation_unchanged_since(
+                    name, key, stored_at, chat
+                ):
+                    return  # moved on (here or on another process), or ended
+                await self._bridge.load(update)
+                await callback(context)
+                await self._inbound.finish(None, self._change(update), self._clock())
+            finally:
+                await self._locks.release_chat(chat)
+
+        time_out._cluster_guarded = True  # type: ignore[attr-defined]
+        return time_out
 
     @property
     def running_chats(self) -> int:

@@ -126,17 +126,39 @@ class InboundUpdates:
             )
         return ChatState(user, chat, {(name, key): state for name, key, state in rows})
 
-    async def finish(self, update_id: int, change: ChatStateChange | None, now: datetime) -> None:
-        """Stores what the handler changed and marks the update handled, all or nothing."""
+    async def finish(
+        self, update_id: int | None, change: ChatStateChange | None, now: datetime
+    ) -> None:
+        """Stores what the handler changed and marks the update handled (None: no update, a
+        time-out), all or nothing."""
         async with self._sessions() as session:
             if change is not None:
                 await self._write_state(session, change, now)
-            await session.execute(
-                update(InboundUpdate)
-                .where(InboundUpdate.update_id == update_id)
-                .values(handled_at=now)
-            )
+            if update_id is not None:
+                await session.execute(
+                    update(InboundUpdate)
+                    .where(InboundUpdate.update_id == update_id)
+                    .values(handled_at=now)
+                )
             await session.commit()
+
+    async def conversation_unchanged_since(
+        self, name: str, key: str, since: datetime, order_key: int
+    ) -> bool:
+        """Whether a conversation is still as one process left it at `since`: stored, not
+        written since, and no update of its chat waiting."""
+        async with self._sessions() as session:
+            updated = await session.scalar(
+                select(ConversationState.updated_at).where(
+                    ConversationState.name == name, ConversationState.key == key
+                )
+            )
+            waiting = await session.scalar(
+                select(func.count()).where(
+                    InboundUpdate.order_key == order_key, InboundUpdate.handled_at.is_(None)
+                )
+            )
+        return updated is not None and updated <= since and not waiting
 
     @staticmethod
     async def _write_state(session: AsyncSession, change: ChatStateChange, now: datetime) -> None:
@@ -249,6 +271,10 @@ class AdvisoryLocks:
                 self._connection = None
                 await connection.invalidate()
                 raise
+
+    async def try_chat(self, order_key: int) -> bool:
+        """Takes one chat for this process, unless another process holds it."""
+        return await self._scalar("SELECT pg_try_advisory_lock(:key)", key=order_key)
 
     async def release_chat(self, order_key: int) -> None:
         """Gives a chat back."""
