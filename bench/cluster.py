@@ -3,12 +3,13 @@
 - updates/s at 200 ms vendor latency with 1, 2 and 3 cluster "processes";
 - the cost per update of cluster mode against single-process mode, both on PostgreSQL, at 0 ms.
 
-Each "process" is a whole bot (its own Application, services, database engine, advisory-lock
-connection and dispatcher) in this one Python process: the bench measures what the cluster
-machinery lets through, not how two cores share out among OS processes (tests/cluster runs
-real processes behind nginx). The webhook's side is `ClusterDispatcher.receive`, called for
-every update up to 40 at once, as Telegram's `max_connections` would; the clock runs from the
-first update stored until the last one is handled.
+Each cluster process is a real OS process (multiprocessing, spawned) running a whole bot: its
+Application on a recording Bot API request, services, engine, advisory-lock connection and
+dispatcher. The vendor sandbox runs once, in this process, on a loopback socket, so every bot
+sees the same vendors with the same latency. Updates are stored as the webhook stores them
+(`ClusterDispatcher.receive`, 40 at once, as Telegram's `max_connections`), round robin over
+the processes' own receivers is not needed since any process takes any chat; the clock runs
+from the first update stored until the last one is handled.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import multiprocessing
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +50,14 @@ from bench.harness import (
 from bench.report import Figure, Target
 from bench.throughput import MAX_RUNNING
 from bot.app import build_application
-from bot.cluster import ClusterDispatcher, ClusterPersistence
+from bot.cluster import ClusterDispatcher, ClusterPersistence, store_update
 from bot.services import Services
+from bot.settings import Settings
+from bot.storage.db import create_engine
 from bot.storage.inbound import AdvisoryLocks, InboundUpdates
 from bot.storage.migrate import upgrade
 from sandbox.postgres import throwaway_server
+from sandbox.serving import serve
 
 PROCESSES = (1, 2, 3)
 LATENCY = 0.2
@@ -99,14 +106,16 @@ class Member:
 
 @contextlib.asynccontextmanager
 async def cluster_of(
-    count: int, database_url: str, sandbox: Starlette
+    count: int, settings: Settings, sandbox: Starlette | None
 ) -> AsyncIterator[list[Member]]:
-    """`count` cluster bots on one database, each on a recording Bot request."""
+    """`count` cluster bots on one database, each on a recording Bot request; the vendors are
+    `sandbox` in this process, or the settings' URLs when it is None."""
     members: list[Member] = []
     async with contextlib.AsyncExitStack() as stack:
         for _ in range(count):
-            settings = bench_settings(database_url)
-            transport = TimingTransport(httpx.ASGITransport(app=sandbox))
+            transport = (
+                TimingTransport(httpx.ASGITransport(app=sandbox)) if sandbox is not None else None
+            )
             services = Services.open(settings, vendor_transport=transport)
             stack.push_async_callback(services.aclose)
             persistence = ClusterPersistence(services.storage.sessions)
@@ -133,6 +142,85 @@ async def cluster_of(
             stack.push_async_callback(dispatcher.stop)
             members.append(Member(services, app, dispatcher, locks))
         yield members
+
+
+async def _member(database_url: str, vendors_url: str, ready: Any, stop: Any, cpu: Any) -> None:
+    settings = bench_settings(
+        database_url,
+        akubela_base_url=f"{vendors_url}/akubela",
+        tuya_base_url=f"{vendors_url}/tuya",
+        servitly_base_url=f"{vendors_url}/servitly",
+    )
+    async with cluster_of(1, settings, None):
+        started = time.process_time()
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        cpu.put(time.process_time() - started)
+
+
+def _member_main(database_url: str, vendors_url: str, ready: Any, stop: Any, cpu: Any) -> None:
+    """A cluster process: one bot until `stop` is set; puts its CPU seconds on `cpu`."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(_member(database_url, vendors_url, ready, stop, cpu))
+
+
+@contextlib.contextmanager
+def member_processes(count: int, database_url: str, vendors_url: str) -> Iterator[list[float]]:
+    """`count` cluster bots, each its own OS process; yields the list their CPU seconds are
+    put in when they stop."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    cpu: Any = context.Queue()
+    started: list[tuple[Any, Any]] = []
+    seconds: list[float] = []
+    try:
+        for _ in range(count):
+            ready = context.Event()
+            process = context.Process(
+                target=_member_main,
+                args=(database_url, vendors_url, ready, stop, cpu),
+                daemon=True,
+            )
+            process.start()
+            started.append((process, ready))
+        for _process, ready in started:
+            if not ready.wait(180):
+                raise RuntimeError("a cluster bot process did not start")
+        yield seconds
+    finally:
+        stop.set()
+        for process, _ in started:
+            process.join(60)
+            if process.is_alive():
+                process.kill()
+        while len(seconds) < len(started) and not cpu.empty():
+            seconds.append(float(cpu.get()))
+
+
+async def _feed_and_wait(database_url: str, steps: Sequence[tuple[Resident, str]]) -> float:
+    """Stores every update as the webhook would (40 at once); seconds until all are handled."""
+    engine = create_engine(database_url)
+    inbound = InboundUpdates(engine)
+    payloads = [
+        json.loads(json.dumps(resident.payload(3_000_000 + n, step)))
+        for n, (resident, step) in enumerate(steps)
+    ]
+    gate = asyncio.Semaphore(DELIVERIES_AT_ONCE)
+
+    async def deliver(payload: dict[str, Any]) -> None:
+        async with gate:
+            await store_update(inbound, payload, datetime.now(UTC))
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(deliver(p) for p in payloads))
+        while True:
+            waiting, handled = await inbound.counts()
+            if waiting == 0 and handled >= len(payloads):
+                return time.perf_counter() - started
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.dispose()
 
 
 async def _run_cluster(
@@ -186,21 +274,36 @@ async def run_cluster(*, residents: int, workdir: Path) -> Figure:
         steps = interleaved(community.residents)
         rows: list[list[str]] = []
         data: dict[str, Any] = {"updates": len(steps), "residents": residents}
+        cpu_at_200: dict[int, list[float]] = {}
         set_vendor_latency(community.sandbox, LATENCY)
         try:
-            for count in PROCESSES:
-                url = await admin.copy(template, f"bench_cluster_{count}")
-                async with cluster_of(count, url, community.sandbox) as members:
-                    seconds, _ = await _run_cluster(members, steps)
-                rate = len(steps) / seconds
-                data[f"cluster_{count}_at_200ms"] = {"seconds": seconds, "updates_per_s": rate}
-                rows.append([f"{count} (200 ms)", f"{rate:.0f}", f"{seconds:.1f}", ""])
+            with serve(community.sandbox) as vendors_url:
+                for count in PROCESSES:
+                    url = await admin.copy(template, f"bench_cluster_{count}")
+                    with member_processes(count, url, vendors_url) as cpu:
+                        seconds = await _feed_and_wait(url, steps)
+                    cpu_at_200[count] = cpu
+                    rate = len(steps) / seconds
+                    data[f"cluster_{count}_at_200ms"] = {
+                        "seconds": seconds,
+                        "updates_per_s": rate,
+                        "cpu_seconds_per_process": cpu,
+                    }
+                    per_update = 1000 * sum(cpu) / len(steps) if len(cpu) == count else None
+                    rows.append(
+                        [
+                            f"{count} (200 ms)",
+                            f"{rate:.0f}",
+                            f"{seconds:.1f}",
+                            "" if per_update is None else f"{per_update:.2f}",
+                        ]
+                    )
         finally:
             set_vendor_latency(community.sandbox, 0)
         url = await admin.copy(template, "bench_single_0ms")
         single_s, single_cpu = await _run_single(url, community.sandbox, steps)
         url = await admin.copy(template, "bench_cluster_0ms")
-        async with cluster_of(1, url, community.sandbox) as members:
+        async with cluster_of(1, bench_settings(url), community.sandbox) as members:
             cluster_s, cluster_cpu = await _run_cluster(members, steps)
     per = {
         "single_ms_per_update": 1000 * single_s / len(steps),

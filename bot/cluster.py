@@ -64,6 +64,14 @@ def order_key(update: Update) -> int:
     return NO_CHAT
 
 
+async def store_update(inbound: InboundUpdates, payload: dict[str, Any], now: datetime) -> None:
+    """Keeps one update as the webhook took it; a second copy (a retry) changes nothing."""
+    update = Update.de_json(payload, None)
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if not await inbound.store(update.update_id, order_key(update), text, now):
+        logger.info("update %s came again; it was stored before", update.update_id)
+
+
 class ClusterPersistence(DatabasePersistence):
     """The persistence of a cluster process: PTB's own load at start and its timed writes are
     off, because the dispatcher loads and stores each chat's state around each update; a timed
@@ -226,12 +234,7 @@ class ClusterDispatcher:
 
     async def receive(self, payload: dict[str, Any]) -> None:
         """Stores one webhook update; returns once it is committed (then Telegram hears 200)."""
-        update = Update.de_json(payload, self._application.bot)
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        key = order_key(update)
-        stored = await self._inbound.store(update.update_id, key, text, self._clock())
-        if not stored:
-            logger.info("update %s came again; it was stored before", update.update_id)
+        await store_update(self._inbound, payload, self._clock())
         self._wake.set()
 
     # ---- the handling side -----------------------------------------------------------------

@@ -151,6 +151,3 @@ async def deliver_webhooks(state: BotApiState) -> None:
     delivery = WebhookDelivery(state)
     state.webhook_delivery = delivery
     await delivery.run()
-
-
-__all__ = ["WebhookDelivery", "deliver_webhooks"]
