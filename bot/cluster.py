@@ -37,6 +37,7 @@ from telegram.ext import Application, ConversationHandler
 from bot.persistence import DatabasePersistence, PersistenceDataError, dump_json
 from bot.storage.inbound import (
     AdvisoryLocks,
+    ChatState,
     ChatStateChange,
     InboundUpdates,
     Waiting,
@@ -151,8 +152,9 @@ class ChatStateBridge:
                 keys.append((flow, conversation_key_text(key), key))
         return keys
 
-    async def load(self, update: Update) -> None:
-        """Puts the stored state of the update's chat and user in memory, as last left."""
+    async def load(self, update: Update) -> ChatState:
+        """Puts the stored state of the update's chat and user in memory, as last left; returns
+        it as stored, for `change` to write only what differs."""
         user = update.effective_user
         chat = update.effective_chat
         keys = self.keys(update)
@@ -170,31 +172,37 @@ class ChatStateBridge:
                 conversations.pop(key, None)
             else:
                 conversations[key] = json.loads(state)
+        return stored
 
-    def change(self, update: Update) -> ChatStateChange:
-        """What the handler left for the update's chat and user, ready to store."""
+    def change(self, update: Update, stored: ChatState) -> ChatStateChange:
+        """What the handler left for the update's chat and user that differs from `stored`.
+        An open conversation is always written: its time stamp says the chat moved on (see
+        `ClusterDispatcher._guard_time_outs`)."""
         user = update.effective_user
         chat = update.effective_chat
         conversations: dict[tuple[str, str], str | None] = {}
         for flow, text, key in self.keys(update):
             state = flow._conversations.get(key)
             name = str(flow.name)
-            conversations[(name, text)] = (
-                None if state is None else dump_json(state, f"conversation state of {name}")
-            )
+            if state is not None:
+                conversations[(name, text)] = dump_json(state, f"conversation state of {name}")
+            elif (name, text) in stored.conversations:
+                conversations[(name, text)] = None
+        user_data = (
+            dump_json(self._application.user_data[user.id], f"user_data of user {user.id}")
+            if user
+            else None
+        )
+        chat_data = (
+            dump_json(self._application.chat_data[chat.id], f"chat_data of chat {chat.id}")
+            if chat
+            else None
+        )
         return ChatStateChange(
             user_id=user.id if user else None,
-            user_data=(
-                dump_json(self._application.user_data[user.id], f"user_data of user {user.id}")
-                if user
-                else None
-            ),
+            user_data=None if user_data == (stored.user_data or "{}") else user_data,
             chat_id=chat.id if chat else None,
-            chat_data=(
-                dump_json(self._application.chat_data[chat.id], f"chat_data of chat {chat.id}")
-                if chat
-                else None
-            ),
+            chat_data=None if chat_data == (stored.chat_data or "{}") else chat_data,
             conversations=conversations,
         )
 
@@ -295,15 +303,15 @@ class ClusterDispatcher:
 
     async def _handle(self, waiting: Waiting) -> None:
         update = Update.de_json(json.loads(waiting.payload), self._application.bot)
-        await self._bridge.load(update)
+        stored = await self._bridge.load(update)
         await self._application.process_update(update)
         now = self._clock()
-        await self._inbound.finish(waiting.update_id, self._change(update), now)
+        await self._inbound.finish(waiting.update_id, self._change(update, stored), now)
         self._guard_time_outs(update, now)
 
-    def _change(self, update: Update) -> ChatStateChange | None:
+    def _change(self, update: Update, stored: ChatState) -> ChatStateChange | None:
         try:
-            return self._bridge.change(update)
+            return self._bridge.change(update, stored)
         except PersistenceDataError:
             # A handler left something JSON cannot keep; the state it had stays stored.
             logger.exception("update %s left state that cannot be stored", update.update_id)
@@ -338,9 +346,9 @@ class ClusterDispatcher:
                     name, key, stored_at, chat
                 ):
                     return  # moved on (here or on another process), or ended
-                await self._bridge.load(update)
+                stored = await self._bridge.load(update)
                 await callback(context)
-                await self._inbound.finish(None, self._change(update), self._clock())
+                await self._inbound.finish(None, self._change(update, stored), self._clock())
             finally:
                 await self._locks.release_chat(chat)
 

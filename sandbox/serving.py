@@ -22,7 +22,10 @@ def serve(app: ASGIApp) -> Iterator[str]:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    # The server keeps an idle connection longer than any client pool here does (httpx: 5 s),
+    # so it never closes one just as a client reuses it: that race is a ReadError in the
+    # client, under load, that no real server a test stands in for would cause.
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_keep_alive=75)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

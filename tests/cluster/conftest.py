@@ -182,7 +182,7 @@ def cluster(
                     }
                 )
                 process = BotProcess(env, workdir, port)
-                process.start()
+                process.start(120)
                 processes.append(process)
             yield Cluster(
                 botapi_url, app.state.botapi, sandbox_app, database_url, processes, residents
