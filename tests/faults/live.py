@@ -116,9 +116,7 @@ class BotProcess:
         )
         log.close()
         health = f"http://127.0.0.1:{self.web_port}/healthz"
-        eventually(
-            lambda: httpx.get(health, timeout=1).json() == {"ok": True}, "the bot", seconds
-        )
+        eventually(lambda: httpx.get(health, timeout=1).json() == {"ok": True}, "the bot", seconds)
 
     def stop(self, sig: signal.Signals) -> int:
         assert self.process is not None
