@@ -344,10 +344,11 @@ async def run_cluster(*, residents: int, workdir: Path) -> Figure:
             )
         ],
         notes=[
-            f"{len(steps)} updates from {residents} residents; all bots share one Python "
-            "process and one event loop, so at 0 ms they share one core, and at 200 ms each "
-            f"bot runs at most {MAX_RUNNING} chats at once (MAX_CONCURRENT_UPDATES).",
-            "Cost per update at 0 ms: wall and CPU time of this process (bot, sandbox and "
-            "feeding) divided by the updates; PostgreSQL's own CPU is not counted.",
+            f"{len(steps)} updates from {residents} residents. At 200 ms each cluster bot is "
+            "its own OS process; the vendor sandbox serves them all from one thread of the "
+            "bench's process, over loopback. CPU ms/update there is the bots' own CPU.",
+            "Cost per update at 0 ms: single-process mode and one cluster bot in the bench's "
+            "process on the same in-process sandbox; wall and CPU of that process (bot, "
+            "sandbox, feeding) divided by the updates. PostgreSQL's own CPU is not counted.",
         ],
     )
