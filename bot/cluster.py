@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable, Coroutine
@@ -392,11 +393,11 @@ def shared_job(callback: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A job callback that runs only on the process doing the cluster's shared work (every
     time in single-process mode, where there is no `SharedWork`)."""
 
+    @functools.wraps(callback)
     async def run(context: Any) -> None:
         shared = context.bot_data.get(SHARED_WORK_KEY)
         if isinstance(shared, SharedWork) and not await shared.mine():
             return
         await callback(context)
 
-    run.__name__ = getattr(callback, "__name__", "shared_job")
     return run
