@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--json PATH] [--baseline REV]`: runs the figures of issues 9
-and 20, prints a table with every target met or not, and writes the results as JSON (to
+"""`python -m bench [--quick] [--json PATH] [--baseline REV]`: runs the figures of issues 9,
+19 and 20, prints a table with every target met or not, and writes the results as JSON (to
 bench/results/ by default).
 """
 

@@ -497,15 +497,20 @@ def set_vendor_latency(sandbox: Starlette, seconds: float) -> None:
 
 
 async def prepare_community(
-    directory: Path, users: int, *, sandbox_url: str | None = None
+    directory: Path,
+    users: int,
+    *,
+    sandbox_url: str | None = None,
+    database_url: str | None = None,
 ) -> Community:
-    """Links `users` residents to the demo accounts (round robin) in a template database, on
-    the sandbox at `sandbox_url` or on one in this process.
+    """Links `users` residents to the demo accounts (round robin) in a template database (a
+    SQLite file in `directory`, or the database at `database_url`), on the sandbox at
+    `sandbox_url` or on one in this process.
 
     Even residents look at their repairs and open the newest; odd ones look at their bookings.
     """
     template = directory / "community.db"
-    url = sqlite_url(template)
+    url = database_url or sqlite_url(template)
     await upgrade(url)
     settings = bench_settings(url)
     sandbox = new_sandbox(settings)

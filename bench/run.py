@@ -19,7 +19,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")
 # No figure takes near this long on two cores; past it something hangs.
 FIGURE_LIMIT_SECONDS = 900.0
-FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory", "cpu")
+FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory", "cpu", "cluster")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Sizes:
     fanout_several_every: int  # ...every this many-th
     memory_conversations: int
     cpu_residents: int  # measured one update at a time, on each checkout
+    cluster_residents: int = 300
 
 
 FULL = Sizes(
@@ -82,6 +83,7 @@ TINY = Sizes(
     fanout_several_every=6,
     memory_conversations=50,
     cpu_residents=4,
+    cluster_residents=6,
 )
 
 
@@ -109,6 +111,7 @@ async def run_figures(
     """Runs the chosen figures (in the issue's order) and returns them; `baseline` is a git
     revision whose CPU per update is measured beside this tree's."""
     from bench.child_server import ChildServer
+    from bench.cluster import run_cluster
     from bench.cpu import run_cpu
     from bench.fanout import run_fanout
     from bench.harness import prepare_community
@@ -162,6 +165,10 @@ async def run_figures(
     if "cpu" in only:
         done["cpu"] = await _figure(
             "cpu", run_cpu(residents=sizes.cpu_residents, baseline=baseline, workdir=workdir)
+        )
+    if "cluster" in only:
+        done["cluster"] = await _figure(
+            "cluster", run_cluster(residents=sizes.cluster_residents, workdir=workdir)
         )
     return [done[key] for key in FIGURES if key in only and key in done]
 

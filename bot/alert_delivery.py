@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,6 +64,14 @@ class AlertDelivery:
         # A poll and an announcement may deliver at the same moment: one at a time, so a
         # pending alert is never picked up and sent by both.
         self._delivering = asyncio.Lock()
+        # Cluster mode: a lock all processes share, so a pending alert is sent by one of them.
+        self._delivering_everywhere: Callable[[], AbstractAsyncContextManager[None]] | None = None
+
+    def deliver_one_at_a_time_with(
+        self, lock: Callable[[], AbstractAsyncContextManager[None]]
+    ) -> None:
+        """Cluster mode: deliveries also wait for `lock`, which every process shares."""
+        self._delivering_everywhere = lock
 
     async def record(self, alert: Alert, now: datetime) -> bool:
         """Keeps the alert as pending; False when its key was recorded before."""
@@ -88,7 +97,11 @@ class AlertDelivery:
     async def deliver(self, application: ConciergeApp, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
         async with self._delivering:
-            await self._deliver_pending(application, now)
+            if self._delivering_everywhere is None:
+                await self._deliver_pending(application, now)
+                return
+            async with self._delivering_everywhere():
+                await self._deliver_pending(application, now)
 
     async def _deliver_pending(self, application: ConciergeApp, now: datetime) -> None:
         # Page through by id: alerts held by quiet hours must not hide the ones behind them.

@@ -23,6 +23,7 @@ its baseline; records the bot already knows (it announced them) are compared.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -195,6 +196,12 @@ class AlertWatcher:
     async def deliver(self, application: ConciergeApp, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
         await self._delivery.deliver(application, now)
+
+    def deliver_one_at_a_time_with(
+        self, lock: Callable[[], AbstractAsyncContextManager[None]]
+    ) -> None:
+        """Cluster mode: deliveries also wait for `lock`, which every process shares."""
+        self._delivery.deliver_one_at_a_time_with(lock)
 
 
 def watcher_of(application: ConciergeApp) -> AlertWatcher:

@@ -8,6 +8,7 @@ import logging
 
 from bot.alert_watcher import watch_vendors
 from bot.app_type import ConciergeApp, application_of
+from bot.cluster import shared_job
 from bot.services import Services
 from bot.settings import Settings
 from conversations.context import SERVICES_KEY, ConciergeContext
@@ -74,13 +75,16 @@ async def report_outcome(application: ConciergeApp, services: Services, outcome:
 
 
 async def deliver_outbox(context: ConciergeContext) -> None:
-    """Retries the writes whose time has come, first looking whether they already landed."""
+    """Takes over the writes of processes that are gone, and retries the writes whose time has
+    come, first looking whether they already landed."""
     services: Services = context.bot_data[SERVICES_KEY]
 
     async def report(outcome: Outcome) -> None:
         await report_outcome(application_of(context), services, outcome)
 
-    await services.writes.deliver_due(report)
+    # In a cluster a process may die while others carry on: its writes are taken over here,
+    # within one interval, not only when some process starts.
+    await services.writes.recover(report)
 
 
 async def recover_writes(application: ConciergeApp) -> None:
@@ -107,18 +111,18 @@ async def recover_writes(application: ConciergeApp) -> None:
 
 
 def schedule_jobs(application: ConciergeApp, settings: Settings) -> None:
-    """Registers the repeating jobs."""
+    """Registers the repeating jobs (in cluster mode one process runs them for all)."""
     job_queue = application.job_queue
     if job_queue is None:
         raise RuntimeError("the bot needs PTB's job queue (python-telegram-bot[job-queue])")
     job_queue.run_repeating(
-        deliver_outbox,
+        shared_job(deliver_outbox),
         interval=settings.outbox_interval_seconds,
         first=settings.outbox_interval_seconds,
         name=RETRY_WRITES_JOB,
     )
     job_queue.run_repeating(
-        watch_vendors,
+        shared_job(watch_vendors),
         interval=settings.alert_poll_seconds,
         first=settings.alert_poll_seconds,
         name=WATCH_VENDORS_JOB,

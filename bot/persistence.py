@@ -35,7 +35,7 @@ class PersistenceDataError(TypeError):
     """A value handed to the persistence does not survive a JSON round trip unchanged."""
 
 
-def _dump(value: object, what: str) -> str:
+def dump_json(value: object, what: str) -> str:
     # A value that JSON would quietly change (int keys turned to strings, tuples to lists, a
     # datetime) must fail now, not come back different after a restart.
     try:
@@ -104,14 +104,14 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
 
     async def update_user_data(self, user_id: int, data: Data) -> None:
         """Stores one user's data (one row)."""
-        text = _dump(data, f"user_data of user {user_id}")
+        text = dump_json(data, f"user_data of user {user_id}")
         await self._upsert(
             UserData, {"user_id": user_id, "data": text, "updated_at": utcnow()}, ["user_id"]
         )
 
     async def update_chat_data(self, chat_id: int, data: Data) -> None:
         """Stores one chat's data (one row)."""
-        text = _dump(data, f"chat_data of chat {chat_id}")
+        text = dump_json(data, f"chat_data of chat {chat_id}")
         await self._upsert(
             ChatData, {"chat_id": chat_id, "data": text, "updated_at": utcnow()}, ["chat_id"]
         )
@@ -157,7 +157,7 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         """Stores the callback data cache (one row)."""
         buttons, queries = data
         plain = [[[uuid, when, markup] for uuid, when, markup in buttons], queries]
-        text = _dump(plain, "callback data")
+        text = dump_json(plain, "callback data")
         await self._upsert(
             CallbackData, {"id": _CALLBACK_ROW, "data": text, "updated_at": utcnow()}, ["id"]
         )
@@ -183,7 +183,7 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         """Stores one conversation's state (one row); None ends it and deletes the row."""
-        key_text = _dump(list(key), f"conversation key of {name}")
+        key_text = dump_json(list(key), f"conversation key of {name}")
         if new_state is None:
             await self._run_write(
                 lambda _: delete(ConversationState).where(
@@ -195,7 +195,7 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
             raise PersistenceDataError(f"conversation state of {name} is not hashable")
         # A StrEnum state is written as its value and read back as that string, which compares
         # equal to the member, so ConversationHandler still finds its handlers.
-        state_text = _dump(new_state, f"conversation state of {name}")
+        state_text = dump_json(new_state, f"conversation state of {name}")
         await self._upsert(
             ConversationState,
             {"name": name, "key": key_text, "state": state_text, "updated_at": utcnow()},

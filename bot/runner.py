@@ -15,11 +15,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.error import TelegramError
 
+from bot.alert_watcher import watcher_of
 from bot.app import build_application
+from bot.cluster import SHARED_WORK_KEY, ClusterDispatcher, ClusterPersistence, SharedWork
 from bot.gate import ALLOWED_UPDATES
 from bot.persistence import DatabasePersistence
 from bot.services import Services
 from bot.settings import Settings
+from bot.storage.inbound import ALERT_DELIVERY_LOCK, AdvisoryLocks, InboundUpdates, held_everywhere
 from bot.storage.migrate import upgrade
 from bot.web import WEBHOOK_PATH, create_web_app
 
@@ -48,11 +51,13 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
     stop_on_signals(stop)
     await upgrade(settings.database_url)
     services = Services.open(settings)
-    persistence = DatabasePersistence(
+    persistence_class = ClusterPersistence if settings.cluster else DatabasePersistence
+    persistence = persistence_class(
         services.storage.sessions, update_interval=settings.persistence_update_interval
     )
     application = build_application(settings, services, persistence=persistence)
     webhook = settings.run_mode == "webhook"
+    cluster = _join_cluster(application, services, settings) if settings.cluster else None
 
     async def health() -> bool:
         try:
@@ -63,7 +68,10 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
         return application.running
 
     async def on_update(payload: dict[str, Any]) -> None:
-        await application.update_queue.put(Update.de_json(payload, application.bot))
+        if cluster is not None:
+            await cluster[0].receive(payload)
+        else:
+            await application.update_queue.put(Update.de_json(payload, application.bot))
 
     async def metrics() -> tuple[bytes, str]:
         return await services.metrics.render(services.storage.sessions, services.clock())
@@ -109,6 +117,8 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
                 await application.updater.start_polling(
                     allowed_updates=list(ALLOWED_UPDATES), error_callback=polling_failed
                 )
+            if cluster is not None:
+                cluster[0].start()
             serving = asyncio.create_task(server.serve())
             logger.info(
                 "Concierge is running (%s); web server on %s:%s",
@@ -121,9 +131,38 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
             server.should_exit = True
             await serving
             stopped.cancel()
+            if cluster is not None:
+                # The web server takes no more updates; the chats in hand finish their current
+                # one and are given back to the other processes.
+                await cluster[0].stop()
+                await cluster[1].close()
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             await application.stop()
     finally:
+        if cluster is not None:
+            await cluster[1].close()
         await services.aclose()
     logger.info("Concierge stopped")
+
+
+def _join_cluster(
+    application: Any, services: Services, settings: Settings
+) -> tuple[ClusterDispatcher, AdvisoryLocks]:
+    """Cluster mode's parts: the dispatcher, the shared-work lock, and alert delivery one
+    process at a time (see bot/cluster.py)."""
+    engine = services.storage.engine
+    inbound = InboundUpdates(engine)
+    locks = AdvisoryLocks(engine)
+    dispatcher = ClusterDispatcher(
+        application,
+        inbound,
+        locks,
+        clock=services.clock,
+        max_running=settings.max_concurrent_updates,
+    )
+    application.bot_data[SHARED_WORK_KEY] = SharedWork(locks, inbound, services.clock)
+    watcher_of(application).deliver_one_at_a_time_with(
+        lambda: held_everywhere(engine, ALERT_DELIVERY_LOCK)
+    )
+    return dispatcher, locks

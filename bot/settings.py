@@ -128,6 +128,8 @@ class Settings(BaseSettings):
         description="Where browsers and Telegram reach the web server (OAuth redirect, webhook).",
     )
     run_mode: Literal["polling", "webhook"] = "polling"
+    # Several processes behind a load balancer, any of them taking any update (docs/deployment.md)
+    cluster: bool = False
     webhook_secret: SecretStr | None = None
     oauth_state_ttl_seconds: int = Field(default=600, ge=60)
     invite_ttl_hours: float = Field(default=72, gt=0)
@@ -284,6 +286,17 @@ class Settings(BaseSettings):
             raise ValueError("SECRET_KEY must be at least 32 characters")
         if self.run_mode == "webhook" and self.webhook_secret is None:
             raise ValueError("webhook mode needs WEBHOOK_SECRET, which Telegram echoes back")
+        if self.cluster and self.run_mode != "webhook":
+            raise ValueError(
+                "CLUSTER=true needs RUN_MODE=webhook: a load balancer hands webhooks to any "
+                "process, while Telegram lets only one process poll"
+            )
+        if self.cluster and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "CLUSTER=true needs PostgreSQL (DATABASE_URL=postgresql+asyncpg://...): the "
+                "processes share updates and locks through it, and SQLite is one file on one "
+                "machine with one writer at a time"
+            )
         if self.is_demo:
             return self
         # The demo key is public: tokens encrypted with it are as good as plain text. The demo

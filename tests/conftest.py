@@ -12,14 +12,10 @@ binaries the PostgreSQL cases skip, except under CI (env `CI`), where they fail.
 from __future__ import annotations
 
 import asyncio
-import glob
 import itertools
 import json
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from bot.storage.db import create_engine, make_session_factory
 from bot.storage.migrate import upgrade
+from sandbox.postgres import PostgresUnavailable, bin_dir, throwaway_server
 
 # The test process starts here: PTB reports durations as timedelta, as `concierge` asks it to
 # (bot.cli.main), so a RetryAfter does not warn (and warnings are errors in the tests).
@@ -84,41 +81,6 @@ class PostgresServer:
             await engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _postgres_bin_dir() -> Path | None:
-    candidates = glob.glob("/usr/lib/postgresql/*/bin/initdb")
-    if not candidates:
-        return None
-    newest = max(candidates, key=lambda path: int(Path(path).parent.parent.name))
-    return Path(newest).parent
-
-
-def _as_postgres_user(command: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root.
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *command]
-    return command
-
-
-def _run(command: list[str], log: Path | None = None) -> None:
-    result = subprocess.run(  # noqa: S603 - fixed binaries, arguments built here
-        _as_postgres_user(command), capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        log_tail = log.read_text()[-2000:] if log is not None and log.exists() else ""
-        pytest.fail(
-            f"{command[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n"
-            f"{log_tail}",
-            pytrace=False,
-        )
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the whole session: TEST_POSTGRES_URL or a throwaway cluster."""
@@ -128,8 +90,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield PostgresServer(url.render_as_string(hide_password=False))
         return
 
-    bin_dir = _postgres_bin_dir()
-    if bin_dir is None:
+    if bin_dir() is None:
         reason = (
             "no PostgreSQL binaries under /usr/lib/postgresql/*/bin and TEST_POSTGRES_URL unset "
             "(apt-get install postgresql, as .ci/run does)"
@@ -137,42 +98,11 @@ def postgres_server() -> Iterator[PostgresServer]:
         if os.environ.get("CI"):
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-
-    # Not under pytest's private (0700) tmp tree: the postgres user must reach the cluster.
-    root = Path(tempfile.mkdtemp(prefix="concierge-pg-"))
-    data = root / "data"
-    log = root / "server.log"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    port = _free_port()
-    _run(
-        [
-            str(bin_dir / "initdb"),
-            "--pgdata",
-            str(data),
-            "--username",
-            "postgres",
-            "--auth",
-            "trust",
-            "--encoding",
-            "UTF8",
-            "--locale",
-            "C",
-            "--no-sync",
-        ]
-    )
-    # A test cluster: durability is worthless here and fsync is most of the cost.
-    options = (
-        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    pg_ctl = str(bin_dir / "pg_ctl")
-    _run([pg_ctl, "--pgdata", str(data), "--log", str(log), "-o", options, "-w", "start"], log)
     try:
-        yield PostgresServer(f"postgresql://postgres@127.0.0.1:{port}/postgres")
-    finally:
-        _run([pg_ctl, "--pgdata", str(data), "-m", "immediate", "-w", "stop"], log)
-        shutil.rmtree(root, ignore_errors=True)
+        with throwaway_server() as server_url:
+            yield PostgresServer(server_url)
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -346,3 +346,25 @@ class RepairReport(Base):
     photo_file_ids: Mapped[list[Any]] = mapped_column(default=list)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboundUpdate(Base):
+    """A Telegram update a cluster process took from the webhook: stored before Telegram is
+    told it arrived, handled once (by `update_id`), in order within its chat (`order_key`)."""
+
+    __tablename__ = "inbound_updates"
+    __table_args__ = (
+        Index(
+            "ix_inbound_updates_waiting",
+            "order_key",
+            "update_id",
+            postgresql_where="handled_at IS NULL",
+            sqlite_where="handled_at IS NULL",
+        ),
+    )
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    order_key: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(index=True)

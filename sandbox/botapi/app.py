@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -22,6 +21,7 @@ from sandbox.botapi import methods
 from sandbox.botapi.rules import Rules
 from sandbox.botapi.state import BotApiError, BotApiState, Clock, Persona, Sleep, bad_request
 from sandbox.botapi.webchat import webchat_routes
+from sandbox.botapi.webhook import deliver_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -120,42 +120,6 @@ async def health(request: Request) -> Response:
 async def index(request: Request) -> Response:
     """The web chat page."""
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-async def deliver_webhooks(state: BotApiState) -> None:
-    """Posts queued updates to the webhook one at a time, backing off while it fails."""
-    failures = 0
-    while not state.closed:
-        hook = state.webhook
-        if hook is None or not state.updates:
-            await state.updates_signal.wait(30.0)
-            continue
-        update = state.updates[0]
-        headers = {"Content-Type": "application/json"}
-        if hook.secret_token is not None:
-            headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token.get_secret_value()
-        try:
-            response = await state.http().post(
-                hook.url, content=json.dumps(update).encode(), headers=headers
-            )
-            error = (
-                None
-                if 200 <= response.status_code < 300
-                else f"Wrong response from the webhook: {response.status_code} "
-                f"{response.reason_phrase}"
-            )
-        except httpx.HTTPError as exc:
-            error = f"Connection failed: {type(exc).__name__}"
-        if error is None:
-            failures = 0
-            if state.updates and state.updates[0] is update:
-                state.updates.pop(0)
-            continue
-        hook.last_error_date = state.now()
-        hook.last_error_message = error
-        logger.info("webhook delivery failed: %s", error)
-        failures += 1
-        await state.sleep(min(10.0, 0.25 * 2**failures))
 
 
 def create_botapi_app(

@@ -324,6 +324,7 @@ class BotApiState:
         self.next_update_id = secrets.randbelow(100_000_000) + 100_000
         self.allowed_updates: frozenset[str] = DEFAULT_UPDATE_TYPES
         self.webhook: Webhook | None = None
+        self.webhook_delivery: object | None = None  # the running delivery, for tests
         self.commands: dict[tuple[str, str], list[JSON]] = {}
         self.files: dict[str, StoredFile] = {}
         self.files_by_path: dict[str, StoredFile] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -1180,7 +1181,8 @@ async def test_the_watcher_runs_every_alert_poll_seconds(
     async with running_bot(database_url, sandbox_app, alert_poll_seconds=42) as running:
         assert running.app.job_queue is not None
         (job,) = running.app.job_queue.get_jobs_by_name("alerts")
-        assert job.callback is watch_vendors
+        # Wrapped so that in cluster mode one process polls for all (bot/cluster.py).
+        assert inspect.unwrap(job.callback) is watch_vendors
         trigger = job.job.trigger
         assert isinstance(trigger, IntervalTrigger)
         assert trigger.interval == timedelta(seconds=42)

@@ -105,7 +105,7 @@ class BotProcess:
         self.log_path = workdir / "bot.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, seconds: float = 30) -> None:
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "run"],
@@ -116,7 +116,7 @@ class BotProcess:
         )
         log.close()
         health = f"http://127.0.0.1:{self.web_port}/healthz"
-        eventually(lambda: httpx.get(health, timeout=1).json() == {"ok": True}, "the bot")
+        eventually(lambda: httpx.get(health, timeout=1).json() == {"ok": True}, "the bot", seconds)
 
     def stop(self, sig: signal.Signals) -> int:
         assert self.process is not None
