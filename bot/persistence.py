@@ -1,28 +1,23 @@
 """PTB persistence on the database: conversations, user and chat data survive a restart.
 
-Every write touches one row, upserted by its key, so its cost does not grow with the number of
-stored users; `get_*` read once at start. Services live in bot_data and are never persisted.
-Database errors propagate: the Application hands them to the error handler.
+Every write touches one row, upserted by its key (`bot/storage/persisted.py` keeps the rows),
+so its cost does not grow with the number of stored users; `get_*` read once at start. Services
+live in bot_data and are never persisted. Database errors propagate: the Application hands them
+to the error handler.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Hashable, MutableMapping
+from collections.abc import Hashable, MutableMapping
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql import Executable
 from telegram.ext import BasePersistence, PersistenceInput
 
-from bot.storage.columns import utcnow
-from bot.storage.db import upsert
-from bot.storage.models import Base, CallbackData, ChatData, ConversationState, UserData
+from bot.storage.db import Sessions
+from bot.storage.persisted import PersistedState
 
 DEFAULT_UPDATE_INTERVAL = 5.0
-_CALLBACK_ROW = 1
 
 Data = dict[Any, Any]
 # The shapes PTB hands over (telegram.ext._utils.types, which is private).
@@ -52,77 +47,48 @@ def dump_json(value: object, what: str) -> str:
 class DatabasePersistence(BasePersistence[Data, Data, Data]):
     """A BasePersistence that keeps user data, chat data and conversations in the database."""
 
-    __slots__ = ("_dialect", "_sessions", "_sqlite_writes")
+    __slots__ = ("_rows",)
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         update_interval: float = DEFAULT_UPDATE_INTERVAL,
     ) -> None:
         super().__init__(
             store_data=PersistenceInput(bot_data=False), update_interval=update_interval
         )
-        self._sessions = sessions
-        self._dialect: str | None = None
-        # The Application writes every changed row at once; SQLite has one writer at a time,
-        # so queue them here instead of having them fight over the file lock.
-        self._sqlite_writes = asyncio.Lock()
-
-    async def _write(self, statement: Executable) -> None:
-        async with self._sessions() as session:
-            await session.execute(statement)
-            await session.commit()
-
-    async def _run_write(self, build: Callable[[str], Executable]) -> None:
-        if self._dialect is None:
-            async with self._sessions() as session:
-                self._dialect = session.get_bind().dialect.name
-        statement = build(self._dialect)
-        if self._dialect == "sqlite":
-            async with self._sqlite_writes:
-                await self._write(statement)
-        else:
-            await self._write(statement)
-
-    async def _upsert(self, model: type[Base], row: dict[str, Any], key: list[str]) -> None:
-        await self._run_write(lambda dialect: upsert(dialect, model, row, key=key))
+        self._rows = PersistedState(sessions)
 
     # user_data and chat_data
 
     async def get_user_data(self) -> dict[int, Data]:
         """Every stored user_data, read once at start."""
-        async with self._sessions() as session:
-            rows = (await session.execute(select(UserData.user_id, UserData.data))).all()
-        return {user_id: json.loads(data) for user_id, data in rows}
+        return {
+            user_id: json.loads(data) for user_id, data in (await self._rows.user_data()).items()
+        }
 
     async def get_chat_data(self) -> dict[int, Data]:
         """Every stored chat_data, read once at start."""
-        async with self._sessions() as session:
-            rows = (await session.execute(select(ChatData.chat_id, ChatData.data))).all()
-        return {chat_id: json.loads(data) for chat_id, data in rows}
+        return {
+            chat_id: json.loads(data) for chat_id, data in (await self._rows.chat_data()).items()
+        }
 
     async def update_user_data(self, user_id: int, data: Data) -> None:
         """Stores one user's data (one row)."""
-        text = dump_json(data, f"user_data of user {user_id}")
-        await self._upsert(
-            UserData, {"user_id": user_id, "data": text, "updated_at": utcnow()}, ["user_id"]
-        )
+        await self._rows.store_user_data(user_id, dump_json(data, f"user_data of user {user_id}"))
 
     async def update_chat_data(self, chat_id: int, data: Data) -> None:
         """Stores one chat's data (one row)."""
-        text = dump_json(data, f"chat_data of chat {chat_id}")
-        await self._upsert(
-            ChatData, {"chat_id": chat_id, "data": text, "updated_at": utcnow()}, ["chat_id"]
-        )
+        await self._rows.store_chat_data(chat_id, dump_json(data, f"chat_data of chat {chat_id}"))
 
     async def drop_user_data(self, user_id: int) -> None:
         """Forgets one user's data."""
-        await self._run_write(lambda _: delete(UserData).where(UserData.user_id == user_id))
+        await self._rows.drop_user_data(user_id)
 
     async def drop_chat_data(self, chat_id: int) -> None:
         """Forgets one chat's data."""
-        await self._run_write(lambda _: delete(ChatData).where(ChatData.chat_id == chat_id))
+        await self._rows.drop_chat_data(chat_id)
 
     async def refresh_user_data(self, user_id: int, user_data: Data) -> None:
         """Nothing to do: this process is the only writer, so memory is never stale."""
@@ -146,36 +112,24 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
 
     async def get_callback_data(self) -> CDCData | None:
         """The stored callback data cache, or None."""
-        async with self._sessions() as session:
-            row = await session.get(CallbackData, _CALLBACK_ROW)
-        if row is None:
+        text = await self._rows.callback_data()
+        if text is None:
             return None
-        buttons, queries = json.loads(row.data)
+        buttons, queries = json.loads(text)
         return [(uuid, when, markup) for uuid, when, markup in buttons], queries
 
     async def update_callback_data(self, data: CDCData) -> None:
         """Stores the callback data cache (one row)."""
         buttons, queries = data
         plain = [[[uuid, when, markup] for uuid, when, markup in buttons], queries]
-        text = dump_json(plain, "callback data")
-        await self._upsert(
-            CallbackData, {"id": _CALLBACK_ROW, "data": text, "updated_at": utcnow()}, ["id"]
-        )
+        await self._rows.store_callback_data(dump_json(plain, "callback data"))
 
     # conversations
 
     async def get_conversations(self, name: str) -> ConversationDict:
         """The stored states of one ConversationHandler, by conversation key."""
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(ConversationState.key, ConversationState.state).where(
-                        ConversationState.name == name
-                    )
-                )
-            ).all()
         conversations: dict[ConversationKey, object] = {}
-        for key, state in rows:
+        for key, state in await self._rows.conversations(name):
             conversations[tuple(json.loads(key))] = json.loads(state)
         return conversations
 
@@ -185,22 +139,14 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         """Stores one conversation's state (one row); None ends it and deletes the row."""
         key_text = dump_json(list(key), f"conversation key of {name}")
         if new_state is None:
-            await self._run_write(
-                lambda _: delete(ConversationState).where(
-                    ConversationState.name == name, ConversationState.key == key_text
-                )
-            )
+            await self._rows.drop_conversation(name, key_text)
             return
         if not isinstance(new_state, Hashable):
             raise PersistenceDataError(f"conversation state of {name} is not hashable")
         # A StrEnum state is written as its value and read back as that string, which compares
         # equal to the member, so ConversationHandler still finds its handlers.
         state_text = dump_json(new_state, f"conversation state of {name}")
-        await self._upsert(
-            ConversationState,
-            {"name": name, "key": key_text, "state": state_text, "updated_at": utcnow()},
-            ["name", "key"],
-        )
+        await self._rows.store_conversation(name, key_text, state_text)
 
     async def flush(self) -> None:
         """Nothing is buffered: every update is written when the Application hands it over."""

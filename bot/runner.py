@@ -10,8 +10,6 @@ from collections.abc import Generator
 from typing import Any
 
 import uvicorn
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.error import TelegramError
 
@@ -60,12 +58,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
     cluster = _join_cluster(application, services, settings) if settings.cluster else None
 
     async def health() -> bool:
-        try:
-            async with services.storage.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except SQLAlchemyError:
-            return False
-        return application.running
+        return await services.storage.reachable() and application.running
 
     async def on_update(payload: dict[str, Any]) -> None:
         if cluster is not None:

@@ -10,12 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("api", "bot", "conversations", "sandbox")
 OWNERS = ("bot/storage/", "bot/migrations/")
 DATABASE_LIBRARIES = ("sqlalchemy", "alembic")
-# Still holding their own SQL while another branch changes them; each is moved behind a
-# repository once that work lands, and then leaves this list (the last test keeps it honest).
-NOT_YET_MOVED = {
-    "bot/persistence.py": "PTB's persistence, being reworked for the multi-process mode",
-    "bot/runner.py": "the health check's SELECT 1, being reworked for the multi-process mode",
-}
 
 
 def _imports_a_database_library(path: Path) -> list[str]:
@@ -44,14 +38,9 @@ def test_no_module_outside_storage_imports_sqlalchemy() -> None:
     offenders = {
         module: imports
         for module in _product_modules()
-        if module not in NOT_YET_MOVED and (imports := _imports_a_database_library(ROOT / module))
+        if (imports := _imports_a_database_library(ROOT / module))
     }
     assert offenders == {}, "SQL belongs in a repository in bot/storage"
-
-
-def test_the_modules_left_to_move_still_need_their_exception() -> None:
-    still = {module for module in NOT_YET_MOVED if _imports_a_database_library(ROOT / module)}
-    assert still == set(NOT_YET_MOVED), "take the moved modules off NOT_YET_MOVED"
 
 
 def test_the_check_sees_an_import_where_one_is_written(tmp_path: Path) -> None:
