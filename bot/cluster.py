@@ -33,8 +33,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, ConversationHandler
+from telegram.ext import ConversationHandler
 
+from bot.app_type import ConciergeApp
 from bot.persistence import DatabasePersistence, PersistenceDataError, dump_json
 from bot.storage.inbound import (
     AdvisoryLocks,
@@ -53,8 +54,6 @@ POLL_SECONDS = 0.5
 # Handled updates are kept this long to recognise Telegram's late retries of them.
 KEEP_HANDLED = timedelta(days=1)
 NO_CHAT = 0  # the order key of an update without chat or user (none the bot asks for today)
-
-AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
 def order_key(update: Update) -> int:
@@ -105,7 +104,7 @@ class ClusterPersistence(DatabasePersistence):
         """Written by the dispatcher with the update that changed it."""
 
 
-def _flows(application: AnyApplication) -> list[ConversationHandler[Any]]:
+def _flows(application: ConciergeApp) -> list[ConversationHandler[Any]]:
     found: list[ConversationHandler[Any]] = []
     for group in application.handlers.values():
         for handler in group:
@@ -136,7 +135,7 @@ class ChatStateBridge:
     conversations dict is reached here and nowhere else.
     """
 
-    def __init__(self, application: AnyApplication, inbound: InboundUpdates) -> None:
+    def __init__(self, application: ConciergeApp, inbound: InboundUpdates) -> None:
         self._application = application
         self._inbound = inbound
         self._flows = _flows(application)
@@ -219,7 +218,7 @@ class ClusterDispatcher:
 
     def __init__(
         self,
-        application: AnyApplication,
+        application: ConciergeApp,
         inbound: InboundUpdates,
         locks: AdvisoryLocks,
         *,

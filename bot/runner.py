@@ -15,6 +15,7 @@ from telegram.error import TelegramError
 
 from bot.alert_watcher import watcher_of
 from bot.app import build_application
+from bot.app_type import ConciergeApp
 from bot.cluster import SHARED_WORK_KEY, ClusterDispatcher, ClusterPersistence, SharedWork
 from bot.gate import ALLOWED_UPDATES
 from bot.persistence import DatabasePersistence
@@ -140,7 +141,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
 
 
 def _join_cluster(
-    application: Any, services: Services, settings: Settings
+    application: ConciergeApp, services: Services, settings: Settings
 ) -> tuple[ClusterDispatcher, AdvisoryLocks]:
     """Cluster mode's parts: the dispatcher, the shared-work lock, and alert delivery one
     process at a time (see bot/cluster.py)."""
