@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from bot.persistence import DatabasePersistence
 from bot.storage.models import RepairReport
 from conversations import callbacks
-from conversations.records import Repair
+from conversations.records import Repair, RepairState
 from conversations.repair import (
     MAX_DESCRIPTION,
     MAX_PHOTOS,
@@ -270,7 +270,7 @@ async def test_happy_path_in_english(bot: BotUnderTest, sandbox_app: Starlette) 
 
     assert bot.telegram.sent("sendChatAction")
     (repair,) = [r for r in await _repairs(bot) if r.description == DESCRIPTION]
-    assert repair.state == "wait for confirmation"
+    assert repair.state is RepairState.WAITING
     assert repair.contact == "+86 138 0000 0002"
     assert repair.start == _tomorrow_at(9)
     assert repair.finish == _tomorrow_at(12)
