@@ -558,7 +558,7 @@ async def prepare_community(
                 assert desk is not None, "a freshly linked resident has a desk"
                 repairs = newest_first(await desk.repairs())
                 newest_repair[person["email"]] = (
-                    repairs[0].maintenance_id if repairs and repairs[0].maintenance_id else None
+                    repairs[0].id if repairs and repairs[0].id else None
                 )
             repair_id = newest_repair[person["email"]]
             steps: tuple[str, ...]

@@ -136,7 +136,7 @@ class VendorPolling:
     async def linked_workers(self) -> dict[str, tuple[int, ...]] | None:
         """The task board's workers who are linked, by username; None when it cannot say now."""
         try:
-            workers = await self._services.task_board.workers()
+            workers = await self._services.task_board.vendor_workers()
         except ApiError as exc:
             logger.info("alerts: workers unknown now (%s); next poll", type(exc).__name__)
             return None
@@ -195,7 +195,7 @@ class VendorPolling:
                 if desk is None:
                     continue
                 try:
-                    bookings = await desk.bookings()
+                    bookings = await desk.vendor_bookings()
                 except ApiError as exc:
                     logger.warning(
                         "alerts: bookings of a residence failed (%s); next poll",
@@ -237,11 +237,11 @@ class VendorPolling:
         board = self._services.task_board
         try:
             detail = await board.task(task_id)
-            names = {room.room_id: room.room_name for room in await board.rooms()}
+            names = {room.id: room.name for room in await board.rooms()}
         except ApiError as exc:
             logger.info("alerts: rooms of a new task unknown (%s)", type(exc).__name__)
             return ""
-        return ", ".join(names.get(r.room_id) or r.room_id for r in detail.room_device_relations)
+        return ", ".join(names.get(r.room_id) or r.room_id for r in detail.rooms)
 
     # ---- the bot's own writes --------------------------------------------------------------
 
@@ -256,7 +256,7 @@ class VendorPolling:
         operation = write.operation
         try:
             if operation.startswith("tuya.task."):
-                details = [await services.task_board.task(tid) for tid in ids]
+                details = [await services.task_board.vendor_task(tid) for tid in ids]
                 facts = {k: str(payload[k]) for k in STICKY if payload.get(k)}
                 current = [
                     SeenRecord(d.task_id, d.status, {**task_record(d).snapshot, **facts})
@@ -268,12 +268,14 @@ class VendorPolling:
             if desk is None:
                 return None
             if operation == "akubela.repair.create":
-                current = [repair_record(await desk.repair(rid), residence_id) for rid in ids]
+                current = [
+                    repair_record(await desk.vendor_repair(rid), residence_id) for rid in ids
+                ]
                 return "akubela", "repair", current, ids
             if operation.startswith("akubela.repair."):
                 return "akubela", "repair", [], ids  # a resident's repair goes by being deleted
             if operation.startswith("akubela.booking."):
-                listed = {b.booking_id: b for b in await desk.bookings()}
+                listed = {b.booking_id: b for b in await desk.vendor_bookings()}
                 current = [
                     booking_record(listed[rid], residence_id) for rid in ids if rid in listed
                 ]

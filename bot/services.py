@@ -58,7 +58,7 @@ class Services:
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)
     reports: OperatorReports = field(init=False)
-    task_board: TaskBoard = field(init=False)
+    task_board: TuyaTaskBoard = field(init=False)
     maintenance_log: MaintenanceLog = field(init=False)
     manager_auth: AkubelaTokens = field(init=False)
     project_desk: ProjectDesk = field(init=False)
@@ -168,7 +168,9 @@ class Services:
             return None
         return self._desk(link, link.residence_id)
 
-    async def desk_for_residence(self, telegram_id: int, residence_id: str) -> ResidentDesk | None:
+    async def desk_for_residence(
+        self, telegram_id: int, residence_id: str
+    ) -> AkubelaResidentDesk | None:
         """The resident's desk for one of their residences (None when it is not theirs, or
         while their login is lost)."""
         link = await self.accounts.resident(telegram_id)
@@ -177,7 +179,7 @@ class Services:
             return None
         return self._desk(link, residence_id)
 
-    def _desk(self, link: ResidentLink, residence_id: str) -> ResidentDesk | None:
+    def _desk(self, link: ResidentLink, residence_id: str) -> AkubelaResidentDesk | None:
         if residence_id not in {
             str(r.get("residence_id")) for r in link.residences if isinstance(r, dict)
         }:

@@ -1,4 +1,6 @@
-"""Adapters from the Tuya and Servitly clients to the task board's ports.
+"""Adapters from the Tuya and Servitly clients to the task board's ports, and the mapping of
+Tuya's models to the community's records (`conversations.records`). The `vendor_*` methods give
+Tuya's own models to the alert watcher, which keeps Tuya's states as they came.
 
 Room, device and worker names change rarely and every task view needs them, so they are kept
 for a few minutes (by the Services clock) instead of being fetched for every press.
@@ -21,12 +23,71 @@ from api.servitly_models import (
 )
 from api.times import to_epoch_millis
 from api.tuya import TuyaClient
-from api.tuya_models import Device, Room, RoomDeviceRelation, TaskDetail, TaskSummary, Worker
+from api.tuya_models import (
+    Device,
+    Room,
+    RoomDeviceRelation,
+    TaskDetail,
+    TaskStatus,
+    TaskSummary,
+    Worker,
+)
+from conversations import records
 
 NAMES_TTL = timedelta(minutes=5)
 MAX_NOTES = 4000  # Servitly's limit on an event's notes
 
 T = TypeVar("T")
+
+_TASK_STATES = {
+    TaskStatus.PENDING_MAINTENANCE.value: records.TaskState.NEW,
+    TaskStatus.IN_MAINTENANCE.value: records.TaskState.IN_PROGRESS,
+    TaskStatus.PENDING_ACCEPTANCE.value: records.TaskState.AWAITING_ACCEPTANCE,
+    TaskStatus.ACCEPTANCE_COMPLETE.value: records.TaskState.ACCEPTED,
+}
+
+
+def task_of(item: TaskSummary) -> records.Task:
+    """A task of Tuya's list as a record."""
+    return records.Task(
+        id=item.task_id,
+        state=_TASK_STATES.get(item.status),
+        state_text=item.status,
+        worker_username=item.worker_username,
+        worker_nickname=item.worker_nickname,
+        created=item.gmt_create,
+    )
+
+
+def task_detail_of(item: TaskDetail) -> records.TaskDetail:
+    """One Tuya task with its rooms and devices as a record."""
+    return records.TaskDetail(
+        id=item.task_id,
+        state=_TASK_STATES.get(item.status),
+        state_text=item.status,
+        worker_username=item.worker_username,
+        worker_nickname=item.worker_nickname,
+        created=item.gmt_create,
+        rooms=tuple(
+            records.TaskRoom(room_id=r.room_id, device_ids=tuple(r.device_ids))
+            for r in item.room_device_relations
+        ),
+    )
+
+
+def worker_of(item: Worker) -> records.Worker:
+    """A Tuya construction worker as a record."""
+    return records.Worker(id=item.worker_id, username=item.username, nickname=item.nickname)
+
+
+def room_of(item: Room) -> records.Room:
+    """A Tuya room as a record."""
+    return records.Room(id=item.room_id, name=item.room_name, number=item.room_no)
+
+
+def device_of(item: Device) -> records.Device:
+    """A Tuya device as a record."""
+    return records.Device(id=item.device_id, name=item.name)
 
 
 @dataclass(slots=True)
@@ -70,33 +131,42 @@ class TuyaTaskBoard:
         self._devices: TimedCache[list[Device]] = TimedCache(clock, ttl)
         self._workers: TimedCache[list[Worker]] = TimedCache(clock, ttl)
 
-    async def tasks(self) -> list[TaskSummary]:
+    async def tasks(self) -> list[records.Task]:
         """Every task of the project, from all pages (never cached: states move)."""
-        return [task async for task in self._client.iter_tasks()]
+        return [task_of(task) async for task in self._client.iter_tasks()]
 
-    async def task(self, task_id: str) -> TaskDetail:
+    async def task(self, task_id: str) -> records.TaskDetail:
         """One task with its rooms and devices."""
+        return task_detail_of(await self.vendor_task(task_id))
+
+    async def vendor_task(self, task_id: str) -> TaskDetail:
+        """One task as Tuya gives it (for the alert watcher)."""
         return await self._client.get_task(task_id)
 
-    async def workers(self) -> list[Worker]:
+    async def workers(self) -> list[records.Worker]:
         """Every worker, kept for a few minutes."""
+        return [worker_of(worker) for worker in await self.vendor_workers()]
+
+    async def vendor_workers(self) -> list[Worker]:
+        """Every worker as Tuya gives them, kept for a few minutes (for the alert watcher)."""
 
         async def load() -> list[Worker]:
             return [worker async for worker in self._client.iter_workers()]
 
         return await self._workers.get("all", load)
 
-    async def rooms(self) -> list[Room]:
+    async def rooms(self) -> list[records.Room]:
         """Every room of the project, kept for a few minutes."""
 
         async def load() -> list[Room]:
             return [room async for room in self._client.iter_rooms()]
 
-        return await self._rooms.get("all", load)
+        return [room_of(room) for room in await self._rooms.get("all", load)]
 
-    async def devices(self, room_id: str) -> list[Device]:
+    async def devices(self, room_id: str) -> list[records.Device]:
         """The devices of one room, kept for a few minutes."""
-        return await self._devices.get(room_id, lambda: self._client.list_devices(room_id))
+        found = await self._devices.get(room_id, lambda: self._client.list_devices(room_id))
+        return [device_of(device) for device in found]
 
     async def create(self, worker_id: str, rooms: Mapping[str, Sequence[str]]) -> str:
         """Creates a task; Tuya has no de-duplication, so the client never resends it."""

@@ -34,11 +34,11 @@ from telegram.ext import (
 )
 
 from api.errors import ApiError, InvalidRequest
-from api.tuya_models import Device, Room, Worker
 from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.my_repairs import find
+from conversations.records import Device, Room, Worker
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.tasks import (
     board_failure,
@@ -123,7 +123,7 @@ def worker_label(worker: Worker) -> str:
     """How a worker is shown on a button."""
     if worker.nickname and worker.username:
         return f"{worker.nickname} ({worker.username})"
-    return worker.nickname or worker.username or worker.worker_id
+    return worker.nickname or worker.username or worker.id
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ async def _username(context: ConciergeContext, worker_id: str) -> str:
         workers = await context.services.task_board.workers()
     except ApiError:
         return ""
-    return next((w.username for w in workers if w.worker_id == worker_id), "")
+    return next((w.username for w in workers if w.id == worker_id), "")
 
 
 def _from_repair(context: ConciergeContext, repair: FromRepair) -> str:
@@ -193,7 +193,7 @@ async def _send_workers(
     except ApiError as error:
         return await _failed(update, context, error, State.WORKER)
     first, last, draft.page = page_bounds(len(workers), draft.page)
-    rows = [[flowkit.button(JOB, worker_label(w), "w", w.worker_id)] for w in workers[first:last]]
+    rows = [[flowkit.button(JOB, worker_label(w), "w", w.id)] for w in workers[first:last]]
     rows += flowkit.pager(JOB, context, draft.page, _pages(len(workers)), "wpage")
     await flowkit.save_draft(context, JOB, draft)
     text = (
@@ -224,7 +224,7 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
     key = press.arg if press is not None else ""
     try:
         repair = find(await context.services.project_desk.repairs(), key)
-        rooms = {room.room_id for room in await context.services.task_board.rooms()}
+        rooms = {room.id for room in await context.services.task_board.rooms()}
     except ApiError as error:
         await flowkit.notice(update, board_failure(context, error))
         return ConversationHandler.END
@@ -238,11 +238,11 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
     room = context.services.settings.tuya_room_of_residence.get(repair.residence_id)
     draft = AssignDraft(
         repair=FromRepair(
-            repair_id=repair.maintenance_id,
+            repair_id=repair.id,
             residence_id=repair.residence_id,
             note=repair.description,
-            repair_start=repair.start_time.isoformat() if repair.start_time else "",
-            repair_finish=repair.finish_time.isoformat() if repair.finish_time else "",
+            repair_start=repair.start.isoformat() if repair.start else "",
+            repair_finish=repair.finish.isoformat() if repair.finish else "",
             contact=repair.contact,
         ),
         room_ids=[room] if room in rooms else [],
@@ -273,7 +273,7 @@ async def choose_worker(update: Update, context: ConciergeContext) -> State:
     except ApiError as error:
         await flowkit.notice(update, board_failure(context, error))
         return State.WORKER
-    worker = next((w for w in workers if w.worker_id == worker_id), None)
+    worker = next((w for w in workers if w.id == worker_id), None)
     if worker is None:
         logger.info("user %s pressed a worker not in the list", context.user_id)
         await flowkit.notice(update, context.t("That worker is not in the list (any more)."))
@@ -281,7 +281,7 @@ async def choose_worker(update: Update, context: ConciergeContext) -> State:
     await flowkit.answer(update)
     draft = AssignDraft(
         repair=draft.repair,
-        worker_id=worker.worker_id,
+        worker_id=worker.id,
         worker_name=worker_label(worker),
         room_ids=draft.room_ids,
     )
@@ -309,9 +309,9 @@ async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDr
         [
             flowkit.button(
                 JOB,
-                ("☑ " if r.room_id in draft.room_ids else "☐ ") + (r.room_name or r.room_id),
+                ("☑ " if r.id in draft.room_ids else "☐ ") + (r.name or r.id),
                 "r",
-                r.room_id,
+                r.id,
             )
         ]
         for r in rooms[first:last]
@@ -378,7 +378,7 @@ async def toggle_room(update: Update, context: ConciergeContext) -> State:
     rooms = await _rooms(update, context, State.ROOMS)
     if rooms is None:
         return State.ROOMS
-    order = [r.room_id for r in rooms]
+    order = [r.id for r in rooms]
     if room_id not in order:
         logger.info("user %s pressed a room not in the list", context.user_id)
         await flowkit.notice(update, context.t("That room is not in the list (any more)."))
@@ -419,7 +419,7 @@ async def _room_name(context: ConciergeContext, room_id: str) -> str:
         rooms = await context.services.task_board.rooms()
     except ApiError:
         return room_id
-    return next((r.room_name for r in rooms if r.room_id == room_id and r.room_name), room_id)
+    return next((r.name for r in rooms if r.id == room_id and r.name), room_id)
 
 
 async def _send_devices(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
@@ -432,9 +432,9 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
         [
             flowkit.button(
                 JOB,
-                ("☑ " if d.device_id in chosen else "☐ ") + (d.name or d.device_id),
+                ("☑ " if d.id in chosen else "☐ ") + (d.name or d.id),
                 "d",
-                d.device_id,
+                d.id,
             )
         ]
         for d in devices
@@ -493,7 +493,7 @@ async def toggle_device(update: Update, context: ConciergeContext) -> State:
     devices = await _devices(update, context, room_id)
     if devices is None:
         return State.DEVICES
-    order = [d.device_id for d in devices]
+    order = [d.id for d in devices]
     if device_id not in order:
         logger.info("user %s pressed a device not in the room", context.user_id)
         await flowkit.notice(update, context.t("That device is not in this room (any more)."))
@@ -543,8 +543,7 @@ async def _places(context: ConciergeContext, draft: AssignDraft) -> list[tuple[s
     for room_id, device_ids in relations_of(draft).items():
         try:
             names = {
-                d.device_id: d.name or d.device_id
-                for d in await context.services.task_board.devices(room_id)
+                d.id: d.name or d.id for d in await context.services.task_board.devices(room_id)
             }
         except ApiError:
             names = {}

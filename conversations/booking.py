@@ -36,7 +36,6 @@ from telegram.ext import (
     filters,
 )
 
-from api.akubela_models import Amenity, BookingState, BookingTimeList
 from api.errors import ApiError, InvalidRequest
 from conversations import callbacks, common, datetext, flowkit, freetext, keys, slots
 from conversations.booking_request import AmenityNames, Part, parse_booking_request, take_duration
@@ -44,6 +43,7 @@ from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, booking_details, send_booking
 from conversations.ports import ResidentDesk
+from conversations.records import Amenity, BookingState, DayTimes
 from conversations.rules import BOOKING_MAX_LEAD, BOOKING_MAX_MINUTES
 from conversations.timewindow import TimeWindow, describe_day, describe_window
 from conversations.writes import BookingCreate, Result
@@ -172,7 +172,7 @@ async def _amenities(
 
 async def _times(
     update: Update, context: ConciergeContext, desk: ResidentDesk, amenity_id: str, day: date
-) -> BookingTimeList | ApiError:
+) -> DayTimes | ApiError:
     await common.typing(update, context)
     try:
         return await desk.booking_times(amenity_id, slots.vendor_date(day))
@@ -180,7 +180,7 @@ async def _times(
         return error
 
 
-def _starts(context: ConciergeContext, times: BookingTimeList, day: date) -> list[datetime]:
+def _starts(context: ConciergeContext, times: DayTimes, day: date) -> list[datetime]:
     return slots.free_starts(times, day, context.zone, now=context.services.clock())
 
 
@@ -264,7 +264,7 @@ _UNFREE_TEXTS: Final = {
 
 
 def _not_free_text(
-    context: ConciergeContext, draft: BookDraft, chosen: datetime, times: BookingTimeList
+    context: ConciergeContext, draft: BookDraft, chosen: datetime, times: DayTimes
 ) -> str:
     """Why the wanted start is not offered: closed then, booked by someone, or gone."""
     assert draft.day is not None
@@ -299,11 +299,11 @@ async def _ask_amenity(
     lines = [context.t("Which amenity would you like to book?")]
     rows = []
     for amenity in amenities:
-        name = amenity_label(amenity.amenity_name, lang)
-        lines.append(f"• {name}: {amenity.amenity_description}".rstrip(": "))
-        row = [flowkit.button(JOB, name, "am", amenity.amenity_id)]
-        if amenity.amenity_picture_url:
-            row.append(flowkit.button(JOB, context.t("🖼 Picture"), "pic", amenity.amenity_id))
+        name = amenity_label(amenity.name, lang)
+        lines.append(f"• {name}: {amenity.description}".rstrip(": "))
+        row = [flowkit.button(JOB, name, "am", amenity.id)]
+        if amenity.picture_url:
+            row.append(flowkit.button(JOB, context.t("🖼 Picture"), "pic", amenity.id))
         rows.append(row)
     await flowkit.say(update, _join(note, "\n".join(lines)), flowkit.keyboard(rows, JOB, context))
     return State.AMENITY
@@ -478,7 +478,7 @@ async def _from_request(
     request = parse_booking_request(text, [AmenityNames.of(a) for a in amenities], now, zone)
     notes: list[str] = []
     if request.amenity_id is not None:
-        found = next(a for a in amenities if a.amenity_id == request.amenity_id)
+        found = next(a for a in amenities if a.id == request.amenity_id)
         _choose_amenity(draft, found, context.lang)
     elif Part.AMENITY in request.ambiguous:
         notes.append(context.t("Several amenities match that; please tap the one you mean."))
@@ -509,11 +509,11 @@ async def _from_request(
 
 
 def _choose_amenity(draft: BookDraft, amenity: Amenity, lang: str) -> None:
-    if draft.amenity_id not in (None, amenity.amenity_id):
+    if draft.amenity_id not in (None, amenity.id):
         # Another amenity has other free times: what was chosen for the first no longer holds.
         draft.start, draft.duration_minutes = None, None
-    draft.amenity_id = amenity.amenity_id
-    draft.amenity_name = amenity_label(amenity.amenity_name, lang)
+    draft.amenity_id = amenity.id
+    draft.amenity_name = amenity_label(amenity.name, lang)
 
 
 # ---- step handlers ---------------------------------------------------------------------------
@@ -532,7 +532,7 @@ async def choose_amenity(update: Update, context: ConciergeContext) -> State | i
     amenities = await _amenities(update, context, desk)
     if isinstance(amenities, ApiError):
         return await _failed_read(update, context, amenities, State.AMENITY)
-    found = next((a for a in amenities if a.amenity_id == _press_arg(update)), None)
+    found = next((a for a in amenities if a.id == _press_arg(update)), None)
     if found is None:
         await flowkit.notice(update, context.t("That amenity is not offered to you (any more)."))
         return State.AMENITY
@@ -550,25 +550,23 @@ async def show_picture(update: Update, context: ConciergeContext) -> State | int
     amenities = await _amenities(update, context, desk)
     if isinstance(amenities, ApiError):
         return await _failed_read(update, context, amenities, State.AMENITY)
-    found = next((a for a in amenities if a.amenity_id == _press_arg(update)), None)
-    if found is None or not found.amenity_picture_url:
+    found = next((a for a in amenities if a.id == _press_arg(update)), None)
+    if found is None or not found.picture_url:
         await flowkit.notice(update, context.t("That amenity is not offered to you (any more)."))
         return State.AMENITY
     try:
-        picture = await desk.download(found.amenity_picture_url)
+        picture = await desk.download(found.picture_url)
     except ApiError:
         await flowkit.notice(update, context.t("The picture could not be loaded just now."))
         return State.AMENITY
     await flowkit.answer(update)
-    name = amenity_label(found.amenity_name, context.lang)
+    name = amenity_label(found.name, context.lang)
     markup = InlineKeyboardMarkup(
-        [[flowkit.button(JOB, context.t("Book {amenity}", amenity=name), "am", found.amenity_id)]]
+        [[flowkit.button(JOB, context.t("Book {amenity}", amenity=name), "am", found.id)]]
     )
     chat = update.effective_chat
     if chat is not None:
-        await chat.send_photo(
-            picture, caption=_join(name, found.amenity_description), reply_markup=markup
-        )
+        await chat.send_photo(picture, caption=_join(name, found.description), reply_markup=markup)
     return State.AMENITY
 
 
@@ -807,10 +805,12 @@ async def _tell_booked(
         )
         return
     now = context.services.clock()
-    headline = {
-        BookingState.SUCCESS.value: context.t("✅ Booked!"),
-        BookingState.PENDING.value: context.t("📨 Booking requested."),
-    }.get(booking.state, context.t("Akubela answered:"))
+    if booking.state is BookingState.CONFIRMED:
+        headline = context.t("✅ Booked!")
+    elif booking.state is BookingState.PENDING:
+        headline = context.t("📨 Booking requested.")
+    else:
+        headline = context.t("Akubela answered:")
     text = _join(headline, booking_details(booking, context.lang, context.zone, now))
     await send_booking(update, context, desk, booking, text, None)
 

@@ -21,8 +21,8 @@ from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from api.akubela_models import Amenity
 from conversations import datetext
+from conversations.records import Amenity
 from conversations.vocab import PACKS, joined
 
 
@@ -49,10 +49,10 @@ class AmenityNames:
 
     @classmethod
     def of(cls, amenity: Amenity, aliases: Iterable[str] = ()) -> AmenityNames:
-        """Names from the vendor's `amenity_name` ("Gym / 健身房") plus extra aliases."""
-        pieces = [*_NAME_SPLIT.split(amenity.amenity_name), *aliases]
+        """Names from the amenity's name ("Gym / 健身房") plus extra aliases."""
+        pieces = [*_NAME_SPLIT.split(amenity.name), *aliases]
         names = tuple(dict.fromkeys(n for p in pieces if (n := datetext.normalize(p))))
-        return cls(amenity.amenity_id, names)
+        return cls(amenity.id, names)
 
 
 @dataclass(frozen=True, slots=True)

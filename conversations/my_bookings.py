@@ -22,6 +22,7 @@ Akubela cannot take them now they are kept and sent later under that id.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import re
@@ -45,12 +46,12 @@ from telegram.ext import (
     filters,
 )
 
-from api.akubela_models import Booking, BookingState
 from api.errors import ApiError, InvalidRequest
 from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.ports import ResidentDesk
+from conversations.records import Booking, BookingState
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.timewindow import TimeWindow, describe_window
 from conversations.writes import BookingByCode, BookingCancel, BookingCancelMany, Result
@@ -94,21 +95,21 @@ class BookingsDraft(BaseModel):
 
 # ---- rules -----------------------------------------------------------------------------------
 
-_HOLDING_STATES: Final = frozenset({BookingState.PENDING.value, BookingState.SUCCESS.value})
+_HOLDING_STATES: Final = frozenset({BookingState.PENDING, BookingState.CONFIRMED})
 
 STATE_WORDS: Final = {
-    BookingState.PENDING.value: N_("waiting for approval"),
-    BookingState.SUCCESS.value: N_("confirmed"),
-    BookingState.REJECTED.value: N_("declined"),
-    BookingState.CANCELED.value: N_("cancelled"),
+    BookingState.PENDING: N_("waiting for approval"),
+    BookingState.CONFIRMED: N_("confirmed"),
+    BookingState.DECLINED: N_("declined"),
+    BookingState.CANCELLED: N_("cancelled"),
 }
 
 
 def is_upcoming(booking: Booking, now: datetime) -> bool:
     """A booking that still holds its slot and has not ended."""
-    if booking.state not in _HOLDING_STATES or booking.is_expired:
+    if booking.state not in _HOLDING_STATES or booking.expired:
         return False
-    end = booking.finish_time or booking.start_time
+    end = booking.finish or booking.start
     return end is not None and end > now
 
 
@@ -119,8 +120,8 @@ def split_bookings(
     far_past = datetime.min.replace(tzinfo=UTC)
     upcoming = [b for b in bookings if is_upcoming(b, now)]
     past = [b for b in bookings if not is_upcoming(b, now)]
-    upcoming.sort(key=lambda b: b.start_time or far_past)
-    past.sort(key=lambda b: b.start_time or far_past, reverse=True)
+    upcoming.sort(key=lambda b: b.start or far_past)
+    past.sort(key=lambda b: b.start or far_past, reverse=True)
     return upcoming, past
 
 
@@ -148,18 +149,18 @@ def amenity_label(name: str, lang: str) -> str:
     return name.strip() or tr(lang, "Amenity")
 
 
-def state_words(state: str, lang: str) -> str:
-    """A booking state in words."""
-    words = STATE_WORDS.get(state)
-    return tr(lang, words) if words else state
+def state_words(booking: Booking, lang: str) -> str:
+    """A booking's state in words; one the community does not know as the vendor wrote it."""
+    words = STATE_WORDS.get(booking.state) if booking.state is not None else None
+    return tr(lang, words) if words else booking.state_text
 
 
 def when_words(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> str:
     """When a booking takes place, in the user's zone."""
-    if booking.start_time is None:
+    if booking.start is None:
         return tr(lang, "time not given")
-    finish = booking.finish_time or booking.start_time
-    return describe_window(TimeWindow(booking.start_time, finish), lang, zone, now=now)
+    finish = booking.finish or booking.start
+    return describe_window(TimeWindow(booking.start, finish), lang, zone, now=now)
 
 
 def booking_line(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> str:
@@ -169,7 +170,7 @@ def booking_line(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> 
         N_("{amenity}: {when} ({state})"),
         amenity=amenity_label(booking.amenity_name, lang),
         when=when_words(booking, lang, zone, now),
-        state=state_words(booking.state, lang),
+        state=state_words(booking, lang),
     )
 
 
@@ -178,9 +179,9 @@ def booking_details(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) 
     lines = [
         amenity_label(booking.amenity_name, lang),
         when_words(booking, lang, zone, now),
-        tr(lang, N_("Status: {state}"), state=state_words(booking.state, lang)),
+        tr(lang, N_("Status: {state}"), state=state_words(booking, lang)),
     ]
-    if booking.state == BookingState.SUCCESS and is_upcoming(booking, now) and booking.pin_code:
+    if booking.state == BookingState.CONFIRMED and is_upcoming(booking, now) and booking.pin_code:
         lines.append(tr(lang, N_("PIN code: {pin}"), pin=booking.pin_code))
     elif booking.state == BookingState.PENDING and is_upcoming(booking, now):
         lines.append(tr(lang, N_("The office has not approved it yet; you will hear back here.")))
@@ -257,7 +258,7 @@ async def _own(
     bookings = await _fetch(update, context, desk)
     if bookings is None:
         return None, None
-    found = next((b for b in bookings if b.booking_id == booking_id), None)
+    found = next((b for b in bookings if b.id == booking_id), None)
     if found is None:
         logger.info("user %s pressed a booking that is not in their list", context.user_id)
         await flowkit.notice(update, context.t("That booking is not in your list (any more)."))
@@ -290,9 +291,9 @@ def list_view(
     if pages > 1:
         title += "\n" + context.t("Page {page} of {pages}", page=page + 1, pages=pages)
     rows = [
-        [flowkit.button(JOB, booking_line(b, lang, zone, now), "open", b.booking_id)]
+        [flowkit.button(JOB, booking_line(b, lang, zone, now), "open", b.id)]
         for b in items
-        if b.booking_id
+        if b.id
     ]
     rows += flowkit.pager(JOB, context, page, pages)
     if draft.view is View.UPCOMING:
@@ -400,7 +401,7 @@ async def ask_drop(update: Update, context: ConciergeContext) -> State | int:
         await flowkit.notice(update, context.t("That booking can no longer be cancelled."))
         return State.BROWSE
     await flowkit.answer(update)
-    draft.cancel_ids, draft.command_id = [booking.booking_id], common.new_command_id()
+    draft.cancel_ids, draft.command_id = [booking.id], common.new_command_id()
     return await _ask_cancel(update, context, bookings, draft)
 
 
@@ -427,9 +428,7 @@ async def _open(
     text = booking_details(booking, lang, context.zone, now)
     rows = []
     if is_upcoming(booking, now):
-        rows.append(
-            [flowkit.button(JOB, context.t("🗑 Cancel this booking"), "drop", booking.booking_id)]
-        )
+        rows.append([flowkit.button(JOB, context.t("🗑 Cancel this booking"), "drop", booking.id)])
     rows.append([flowkit.button(JOB, context.t("◀ Back to the list"), "back")])
     markup = flowkit.keyboard(rows, JOB, context)
     await send_booking(update, context, desk, booking, text, markup)
@@ -448,7 +447,7 @@ async def send_booking(
     cannot become a photo), else as text, in place of the pressed view."""
     chat = update.effective_chat
     now = context.services.clock()
-    wants_qr = booking.state == BookingState.SUCCESS and is_upcoming(booking, now)
+    wants_qr = booking.state == BookingState.CONFIRMED and is_upcoming(booking, now)
     if chat is not None and wants_qr and booking.qr_code_url:
         await common.typing(update, context)
         try:
@@ -473,9 +472,9 @@ def selection_view(
     upcoming, _ = split_bookings(bookings, now)
     rows = []
     for booking in upcoming[:MAX_SELECTABLE]:
-        mark = "☑" if booking.booking_id in draft.selected else "☐"
+        mark = "☑" if booking.id in draft.selected else "☐"
         label = f"{mark} {booking_line(booking, lang, zone, now)}"
-        rows.append([flowkit.button(JOB, label, "tog", booking.booking_id)])
+        rows.append([flowkit.button(JOB, label, "tog", booking.id)])
     count = len(draft.selected)
     rows.append(
         [
@@ -514,7 +513,7 @@ async def toggle(update: Update, context: ConciergeContext) -> State | int:
         await flowkit.notice(update, context.t("That booking can no longer be cancelled."))
         return State.SELECT
     await flowkit.answer(update)
-    draft.selected = toggled(draft.selected, booking.booking_id)
+    draft.selected = toggled(draft.selected, booking.id)
     return await _send_selection(update, context, desk, draft)
 
 
@@ -540,7 +539,7 @@ async def _ask_cancel(
 ) -> State:
     """Asks to confirm cancelling the bookings in the draft."""
     now, lang, zone = context.services.clock(), context.lang, context.zone
-    chosen = [b for b in bookings if b.booking_id in draft.cancel_ids]
+    chosen = [b for b in bookings if b.id in draft.cancel_ids]
     lines = [booking_line(b, lang, zone, now) for b in chosen]
     if len(chosen) == 1:
         text = context.t("Cancel this booking?")
@@ -757,8 +756,8 @@ async def _tell_booked(
             update, context.t("✅ Booked with the code. Send /bookings to see your bookings.")
         )
         return
-    if not booking.booking_id:
-        booking = booking.model_copy(update={"booking_id": booking_id})
+    if not booking.id and booking_id:
+        booking = dataclasses.replace(booking, id=booking_id)
     now = context.services.clock()
     text = (
         context.t("✅ Booked with the code.")

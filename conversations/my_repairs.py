@@ -37,12 +37,12 @@ from telegram.ext import (
     ConversationHandler,
 )
 
-from api.akubela_models import Maintenance, MaintenanceState
 from api.errors import ApiError, NotFound
 from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.ports import ResidentDesk
+from conversations.records import Repair, RepairState
 from conversations.roles import Action, Target
 from conversations.timewindow import TimeWindow, describe_window
 from conversations.writes import RepairCancel, RepairClear, Result
@@ -54,7 +54,7 @@ PAGE_SIZE: Final = 5
 SNIPPET_LENGTH: Final = 28
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
 # The project-wide view lists the manager's richer repairs with these same rules.
-R = TypeVar("R", bound=Maintenance)
+R = TypeVar("R", bound=Repair)
 
 
 class State(StrEnum):
@@ -82,36 +82,35 @@ class MyRepairsDraft(BaseModel):
 
 # ---- rules (pure) ----------------------------------------------------------------------------
 
-FINISHED: Final = frozenset({MaintenanceState.COMPLETED.value, MaintenanceState.CLOSED.value})
+FINISHED: Final = frozenset({RepairState.COMPLETED, RepairState.CLOSED})
 
 _STATE_BADGES: Final = {
-    MaintenanceState.WAIT_FOR_CONFIRMATION.value: ("⏳", N_("waiting for confirmation")),
-    MaintenanceState.IN_PROGRESS.value: ("🔧", N_("in progress")),
-    MaintenanceState.COMPLETED.value: ("✅", N_("completed")),
-    MaintenanceState.CLOSED.value: ("🔒", N_("closed")),
+    RepairState.WAITING: ("⏳", N_("waiting for confirmation")),
+    RepairState.IN_PROGRESS: ("🔧", N_("in progress")),
+    RepairState.COMPLETED: ("✅", N_("completed")),
+    RepairState.CLOSED: ("🔒", N_("closed")),
 }
 UNKNOWN_EMOJI: Final = "❔"
 
 
-def state_emoji(state: str) -> str:
-    """The emoji of a repair state; unknown states get a question mark."""
-    return _STATE_BADGES.get(state.strip().lower(), (UNKNOWN_EMOJI, ""))[0]
+def state_emoji(state: RepairState | None) -> str:
+    """The emoji of a repair state; a state the community does not know gets a question mark."""
+    return _STATE_BADGES[state][0] if state is not None else UNKNOWN_EMOJI
 
 
-def state_words(state: str) -> str:
-    """The message id of a known state in words, or the vendor's raw text of an unknown one."""
-    known = _STATE_BADGES.get(state.strip().lower())
-    return known[1] if known else state.strip() or "?"
+def state_words(state: RepairState | None, text: str) -> str:
+    """The message id of a known state in words, or the vendor's own `text` of an unknown one."""
+    return _STATE_BADGES[state][1] if state is not None else text.strip() or "?"
 
 
 def newest_first(repairs: Sequence[R]) -> list[R]:
     """Newest first by creation time; repairs without one go last."""
     dated = sorted(
-        (r for r in repairs if r.created_time is not None),
-        key=lambda r: (r.created_time, r.maintenance_id),
+        (r for r in repairs if r.created is not None),
+        key=lambda r: (r.created, r.id),
         reverse=True,
     )
-    return dated + [r for r in repairs if r.created_time is None]
+    return dated + [r for r in repairs if r.created is None]
 
 
 def page_of(items: Sequence[R], page: int) -> tuple[list[R], int, int]:
@@ -121,9 +120,9 @@ def page_of(items: Sequence[R], page: int) -> tuple[list[R], int, int]:
     return list(items[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]), page, pages
 
 
-def finished_ids(repairs: Sequence[Maintenance]) -> list[str]:
+def finished_ids(repairs: Sequence[Repair]) -> list[str]:
     """The ids of the closed and completed repairs, which "Clear" deletes."""
-    return [r.maintenance_id for r in repairs if r.state.strip().lower() in FINISHED]
+    return [r.id for r in repairs if r.state in FINISHED]
 
 
 def key_of(repair_id: str) -> str:
@@ -135,7 +134,7 @@ def key_of(repair_id: str) -> str:
 
 def find(repairs: Sequence[R], key: str) -> R | None:
     """The repair a button names, if it is in the list (a forged or stale key finds none)."""
-    return next((r for r in repairs if r.maintenance_id and key_of(r.maintenance_id) == key), None)
+    return next((r for r in repairs if r.id and key_of(r.id) == key), None)
 
 
 def snippet(text: str, length: int = SNIPPET_LENGTH) -> str:
@@ -152,22 +151,19 @@ def short_id(repair_id: str) -> str:
 # ---- texts -----------------------------------------------------------------------------------
 
 
-def badge(context: ConciergeContext, state: str) -> str:
+def badge(context: ConciergeContext, repair: Repair) -> str:
     """ "⏳ waiting for confirmation", in the user's language; unknown states as sent."""
-    words = state_words(state)
-    shown = context.t(words) if state.strip().lower() in _STATE_BADGES else words
-    return f"{state_emoji(state)} {shown}"
+    words = state_words(repair.state, repair.state_text)
+    shown = context.t(words) if repair.state is not None else words
+    return f"{state_emoji(repair.state)} {shown}"
 
 
-def list_text(
-    context: ConciergeContext, shown: Sequence[Maintenance], page: int, pages: int
-) -> str:
+def list_text(context: ConciergeContext, shown: Sequence[Repair], page: int, pages: int) -> str:
     """The page of the list: one line per repair."""
     lines = [context.t("📋 Your repairs (page {page} of {pages}):", page=page + 1, pages=pages)]
     for repair in shown:
         lines.append(
-            f"{badge(context, repair.state)} · #{short_id(repair.maintenance_id)} · "
-            f"{snippet(repair.description)}"
+            f"{badge(context, repair)} · #{short_id(repair.id)} · {snippet(repair.description)}"
         )
     lines.append(context.t("Tap a repair to see it in full."))
     return "\n".join(lines)
@@ -177,12 +173,12 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
-def detail_text(context: ConciergeContext, repair: Maintenance) -> str:
+def detail_text(context: ConciergeContext, repair: Repair) -> str:
     """Every field Akubela returns for a repair, times in the community's zone."""
     zone = context.zone
-    if repair.start_time and repair.finish_time:
+    if repair.start and repair.finish:
         window = describe_window(
-            TimeWindow(repair.start_time, repair.finish_time),
+            TimeWindow(repair.start, repair.finish),
             context.lang,
             zone,
             now=context.services.clock(),
@@ -192,12 +188,12 @@ def detail_text(context: ConciergeContext, repair: Maintenance) -> str:
     text = context.t(
         "Repair #{short_id} — {state}\n\n📝 {description}\n"
         "🕒 Visit: {window}\n📞 {contact}\n🗓 Reported: {created}",
-        short_id=short_id(repair.maintenance_id),
-        state=badge(context, repair.state),
+        short_id=short_id(repair.id),
+        state=badge(context, repair),
         description=repair.description or "—",
         window=window,
         contact=repair.contact or "—",
-        created=_local(repair.created_time, zone),
+        created=_local(repair.created, zone),
     )
     if repair.feedback:
         text += "\n" + context.t("💬 Feedback: {feedback}", feedback=repair.feedback)
@@ -209,8 +205,8 @@ def detail_text(context: ConciergeContext, repair: Maintenance) -> str:
 
 def list_markup(
     context: ConciergeContext,
-    everything: Sequence[Maintenance],
-    shown: Sequence[Maintenance],
+    everything: Sequence[Repair],
+    shown: Sequence[Repair],
     page: int,
     pages: int,
 ) -> InlineKeyboardMarkup:
@@ -219,14 +215,13 @@ def list_markup(
         [
             flowkit.button(
                 JOB,
-                f"{state_emoji(r.state)} #{short_id(r.maintenance_id)} "
-                f"{snippet(r.description, 20)}",
+                f"{state_emoji(r.state)} #{short_id(r.id)} {snippet(r.description, 20)}",
                 "open",
-                key_of(r.maintenance_id),
+                key_of(r.id),
             )
         ]
         for r in shown
-        if r.maintenance_id
+        if r.id
     ]
     rows += flowkit.pager(JOB, context, page, pages)
     finished = len(finished_ids(everything))
@@ -236,9 +231,7 @@ def list_markup(
     return flowkit.keyboard(rows, JOB, context)
 
 
-def detail_markup(
-    context: ConciergeContext, repair: Maintenance, page: int
-) -> InlineKeyboardMarkup:
+def detail_markup(context: ConciergeContext, repair: Repair, page: int) -> InlineKeyboardMarkup:
     """Cancel this repair, or back to the list page it came from."""
     return flowkit.keyboard(
         [
@@ -247,7 +240,7 @@ def detail_markup(
                     JOB,
                     context.t("🗑 Cancel this repair"),
                     "drop",
-                    key_of(repair.maintenance_id),
+                    key_of(repair.id),
                 )
             ],
             [flowkit.button(JOB, context.t("⬅ Back to the list"), "page", str(page))],
@@ -277,7 +270,7 @@ async def _allowed(
 
 async def _fetch(
     update: Update, context: ConciergeContext, desk: ResidentDesk, *, retry_arg: str = "0"
-) -> list[Maintenance] | None:
+) -> list[Repair] | None:
     """The residence's repairs newest first, or None after saying what went wrong."""
     await common.typing(update, context)
     try:
@@ -367,7 +360,7 @@ async def open_repair(update: Update, context: ConciergeContext) -> State | int:
         await _refuse_press(update, context, key)
         return State.BROWSE
     try:
-        repair = await desk.repair(listed.maintenance_id)
+        repair = await desk.repair(listed.id)
     except NotFound as error:
         return await _show_list(update, context, desk, 0, common.vendor_failure(context, error))
     except ApiError as error:
@@ -387,17 +380,15 @@ async def open_repair(update: Update, context: ConciergeContext) -> State | int:
 
 async def repair_photos(
     context: ConciergeContext,
-    repair: Maintenance,
+    repair: Repair,
     *,
     residence_id: str,
     download: Callable[[str], Awaitable[bytes]],
 ) -> list[str | bytes]:
     """The resident's own photos (Telegram file ids kept at reporting) and Akubela's pictures."""
-    report = await context.services.repair_reports.get(
-        repair.maintenance_id, residence_id=residence_id
-    )
+    report = await context.services.repair_reports.get(repair.id, residence_id=residence_id)
     media: list[str | bytes] = [str(f) for f in (report.photo_file_ids if report else [])]
-    for url in repair.maintenance_picture_url[: common.MEDIA_GROUP_MAX - len(media)]:
+    for url in repair.picture_urls[: common.MEDIA_GROUP_MAX - len(media)]:
         try:
             media.append(await download(url))
         except ApiError as error:
@@ -407,15 +398,13 @@ async def repair_photos(
 
 
 async def _send_photos(
-    update: Update, context: ConciergeContext, desk: ResidentDesk, repair: Maintenance
+    update: Update, context: ConciergeContext, desk: ResidentDesk, repair: Repair
 ) -> None:
     """The repair's photos as one album."""
     media = await repair_photos(
         context, repair, residence_id=desk.residence_id, download=desk.download
     )
-    caption = context.t(
-        "📷 Photos of repair #{short_id}", short_id=short_id(repair.maintenance_id)
-    )
+    caption = context.t("📷 Photos of repair #{short_id}", short_id=short_id(repair.id))
     await common.send_album(update, media, caption)
 
 
@@ -434,12 +423,12 @@ async def ask_cancel(update: Update, context: ConciergeContext) -> State | int:
         await _refuse_press(update, context, key)
         return State.BROWSE
     draft = await _draft(context)
-    draft.pending, draft.target_ids = Pending.CANCEL, [repair.maintenance_id]
+    draft.pending, draft.target_ids = Pending.CANCEL, [repair.id]
     draft.command_id = common.new_command_id()
     await _save(context, draft)
     text = context.t(
         "Cancel repair #{short_id} “{description}”? This cannot be undone.",
-        short_id=short_id(repair.maintenance_id),
+        short_id=short_id(repair.id),
         description=snippet(repair.description, 60),
     )
     await flowkit.show(update, text, _confirm_markup(context, context.t("🗑 Yes, cancel it")))

@@ -34,7 +34,6 @@ from telegram.ext import (
     ConversationHandler,
 )
 
-from api.akubela_models import Booking, BookingState
 from api.errors import ApiError, NotFound, RateLimited, Unavailable
 from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
@@ -42,6 +41,7 @@ from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, state_words, when_words
 from conversations.my_repairs import key_of
 from conversations.ports import BookingDesk
+from conversations.records import Booking, BookingState
 from conversations.roles import Action, Target
 from conversations.tasks import when
 
@@ -149,15 +149,15 @@ def waiting(found: Sequence[Found], now: datetime) -> list[Found]:
     unique: dict[str, Found] = {}
     for item in found:
         booking = item.booking
-        end = booking.finish_time or booking.start_time
-        pending = booking.state.strip().lower() == BookingState.PENDING.value
+        end = booking.finish or booking.start
+        pending = booking.state is BookingState.PENDING
         # One that has ended or expired waits for nothing any more.
-        over = booking.is_expired or (end is not None and end <= now)
-        if booking.booking_id and pending and not over:
-            unique.setdefault(booking.booking_id, item)
+        over = booking.expired or (end is not None and end <= now)
+        if booking.id and pending and not over:
+            unique.setdefault(booking.id, item)
     return sorted(
         unique.values(),
-        key=lambda f: (f.booking.start_time or far_future, f.booking.booking_id),
+        key=lambda f: (f.booking.start or far_future, f.booking.id),
     )
 
 
@@ -245,12 +245,12 @@ def detail_text(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> s
             "🗓 Requested: {created}\nBooking id: {booking_id}"
         ),
         amenity=amenity_label(booking.amenity_name, lang),
-        state=state_words(booking.state, lang),
+        state=state_words(booking, lang),
         when=when_words(booking, lang, zone, now),
         family=booking.family_name or "—",
         building=booking.building_name or "—",
-        created=when(booking.created_time, zone),
-        booking_id=booking.booking_id or "—",
+        created=when(booking.created, zone),
+        booking_id=booking.id or "—",
     )
     return text + "\n\n" + tr(lang, CONSOLE_NOTE)
 
@@ -269,7 +269,7 @@ def list_markup(
                 JOB,
                 booking_line(f.booking, context.lang, zone, now),
                 "open",
-                key_of(f.booking.booking_id),
+                key_of(f.booking.id),
             )
         ]
         for f in shown
@@ -323,10 +323,10 @@ async def _show_list(update: Update, context: ConciergeContext, page: int) -> St
     draft = PendingDraft(
         page=page,
         listed={
-            key_of(f.booking.booking_id): Source(
+            key_of(f.booking.id): Source(
                 telegram_id=f.telegram_id,
                 residence_id=f.residence_id,
-                booking_id=f.booking.booking_id,
+                booking_id=f.booking.id,
             )
             for f in everything
         },

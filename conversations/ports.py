@@ -13,15 +13,18 @@ from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from api.akubela_models import (
+from conversations.domain import Actor, Redeemed, ResidentAccount
+from conversations.records import (
     Amenity,
     Booking,
-    BookingTimeList,
-    Maintenance,
-    ManagerMaintenance,
+    DayTimes,
+    Device,
+    Repair,
+    Room,
+    Task,
+    TaskDetail,
+    Worker,
 )
-from api.tuya_models import Device, Room, TaskDetail, TaskSummary, Worker
-from conversations.domain import Actor, Redeemed, ResidentAccount
 
 if TYPE_CHECKING:
     # writes.py builds on the desks above, so only its journal's type is named here.
@@ -33,11 +36,11 @@ class RepairDesk(Protocol):
 
     residence_id: str
 
-    async def repairs(self) -> list[Maintenance]:
+    async def repairs(self) -> list[Repair]:
         """Every repair of the residence."""
         ...
 
-    async def repair(self, repair_id: str) -> Maintenance:
+    async def repair(self, repair_id: str) -> Repair:
         """One repair (NotFound when it is gone)."""
         ...
 
@@ -71,7 +74,7 @@ class BookingDesk(Protocol):
         """The amenities the residence may book."""
         ...
 
-    async def booking_times(self, amenity_id: str, day: date) -> BookingTimeList:
+    async def booking_times(self, amenity_id: str, day: date) -> DayTimes:
         """The opening window and the taken intervals of one date."""
         ...
 
@@ -135,7 +138,7 @@ class TaskBoard(Protocol):
 
     project_id: str
 
-    async def tasks(self) -> list[TaskSummary]:
+    async def tasks(self) -> list[Task]:
         """Every task of the project, from all pages."""
         ...
 
@@ -221,7 +224,7 @@ class ProjectDesk(Protocol):
 
     project_id: str
 
-    async def repairs(self) -> list[ManagerMaintenance]:
+    async def repairs(self) -> list[Repair]:
         """Every repair of the project, from all pages, with the residence each belongs to."""
         ...
 

@@ -31,7 +31,6 @@ from telegram.ext import (
     ConversationHandler,
 )
 
-from api.akubela_models import MaintenanceState, ManagerMaintenance
 from api.errors import ApiError, AuthError
 from conversations import common, flowkit, keys
 from conversations.context import ConciergeContext
@@ -47,6 +46,7 @@ from conversations.my_repairs import (
     state_emoji,
     state_words,
 )
+from conversations.records import Repair, RepairState
 from conversations.roles import Action, Target
 from conversations.tasks import when
 from conversations.timewindow import TimeWindow, describe_window
@@ -59,12 +59,11 @@ OTHER: Final = "other"
 
 # Filter codes travel in buttons (no spaces allowed there); each names one documented state.
 STATE_FILTERS: Final = {
-    "waiting": MaintenanceState.WAIT_FOR_CONFIRMATION.value,
-    "progress": MaintenanceState.IN_PROGRESS.value,
-    "completed": MaintenanceState.COMPLETED.value,
-    "closed": MaintenanceState.CLOSED.value,
+    "waiting": RepairState.WAITING,
+    "progress": RepairState.IN_PROGRESS,
+    "completed": RepairState.COMPLETED,
+    "closed": RepairState.CLOSED,
 }
-KNOWN_STATES: Final = frozenset(STATE_FILTERS.values())
 OTHER_WORDS: Final = N_("other states")
 
 
@@ -84,26 +83,20 @@ class ProjectRepairsDraft(BaseModel):
 # ---- rules (pure) ----------------------------------------------------------------------------
 
 
-def normalized(state: str) -> str:
-    """A state as compared: trimmed, lower case."""
-    return state.strip().lower()
-
-
-def matches(repair: ManagerMaintenance, state_filter: str) -> bool:
+def matches(repair: Repair, state_filter: str) -> bool:
     """Whether a repair is shown under a filter (an unknown filter code shows everything)."""
-    state = normalized(repair.state)
     if state_filter == OTHER:
-        return state not in KNOWN_STATES
+        return repair.state is None
     wanted = STATE_FILTERS.get(state_filter)
-    return wanted is None or state == wanted
+    return wanted is None or repair.state is wanted
 
 
-def filtered(repairs: Sequence[ManagerMaintenance], state_filter: str) -> list[ManagerMaintenance]:
+def filtered(repairs: Sequence[Repair], state_filter: str) -> list[Repair]:
     """The repairs a filter shows, in the order given."""
     return [r for r in repairs if matches(r, state_filter)]
 
 
-def filter_counts(repairs: Sequence[ManagerMaintenance]) -> dict[str, int]:
+def filter_counts(repairs: Sequence[Repair]) -> dict[str, int]:
     """How many repairs each filter shows; "other" only when there are such repairs."""
     counts = {ALL: len(repairs)}
     for code in STATE_FILTERS:
@@ -114,10 +107,10 @@ def filter_counts(repairs: Sequence[ManagerMaintenance]) -> dict[str, int]:
     return counts
 
 
-def state_badge(state: str, lang: str) -> str:
-    """ "⏳ waiting for confirmation" in `lang`; an unknown state as Akubela sent it."""
-    words = state_words(state)
-    shown = tr(lang, words) if normalized(state) in KNOWN_STATES else words
+def state_badge(state: RepairState | None, text: str, lang: str) -> str:
+    """ "⏳ waiting for confirmation" in `lang`; an unknown state as the vendor wrote it."""
+    words = state_words(state, text)
+    shown = tr(lang, words) if state is not None else words
     return f"{state_emoji(state)} {shown}"
 
 
@@ -126,17 +119,17 @@ def filter_label(state_filter: str, lang: str) -> str:
     if state_filter == OTHER:
         return f"❔ {tr(lang, OTHER_WORDS)}"
     wanted = STATE_FILTERS.get(state_filter)
-    return state_badge(wanted, lang) if wanted else tr(lang, N_("all"))
+    return state_badge(wanted, "", lang) if wanted else tr(lang, N_("all"))
 
 
-def home_of(repair: ManagerMaintenance) -> str:
+def home_of(repair: Repair) -> str:
     """The residence as people name it: family and building, else its id."""
     parts = [p for p in (repair.family_name.strip(), repair.building_name.strip()) if p]
     return ", ".join(parts) or repair.residence_id or "—"
 
 
 def list_text(
-    repairs: Sequence[ManagerMaintenance], state_filter: str, page: int, pages: int, lang: str
+    repairs: Sequence[Repair], state_filter: str, page: int, pages: int, lang: str
 ) -> str:
     """One page of the list: a title and one line per repair."""
     label = filter_label(state_filter, lang)
@@ -153,19 +146,17 @@ def list_text(
     ]
     for repair in repairs:
         lines.append(
-            f"{state_badge(repair.state, lang)} · #{short_id(repair.maintenance_id)} · "
+            f"{state_badge(repair.state, repair.state_text, lang)} · #{short_id(repair.id)} · "
             f"{home_of(repair)} · {snippet(repair.description)}"
         )
     lines.append(tr(lang, N_("Tap a repair to see it in full.")))
     return "\n".join(lines)
 
 
-def detail_text(repair: ManagerMaintenance, lang: str, zone: ZoneInfo, now: datetime) -> str:
+def detail_text(repair: Repair, lang: str, zone: ZoneInfo, now: datetime) -> str:
     """Every field of a repair from the manager list, times in the community's zone."""
-    if repair.start_time and repair.finish_time:
-        window = describe_window(
-            TimeWindow(repair.start_time, repair.finish_time), lang, zone, now=now
-        )
+    if repair.start and repair.finish:
+        window = describe_window(TimeWindow(repair.start, repair.finish), lang, zone, now=now)
     else:
         window = "—"
     text = tr(
@@ -175,14 +166,14 @@ def detail_text(repair: ManagerMaintenance, lang: str, zone: ZoneInfo, now: date
             "🏠 {family} · {building}\n\n📝 {description}\n"
             "🕒 Visit: {window}\n📞 {contact}\n🗓 Reported: {created}"
         ),
-        short_id=short_id(repair.maintenance_id),
-        state=state_badge(repair.state, lang),
+        short_id=short_id(repair.id),
+        state=state_badge(repair.state, repair.state_text, lang),
         family=repair.family_name or "—",
         building=repair.building_name or "—",
         description=repair.description or "—",
         window=window,
         contact=repair.contact or "—",
-        created=when(repair.created_time, zone),
+        created=when(repair.created, zone),
     )
     if repair.feedback:
         text += "\n" + tr(lang, N_("💬 Feedback: {feedback}"), feedback=repair.feedback)
@@ -194,8 +185,8 @@ def detail_text(repair: ManagerMaintenance, lang: str, zone: ZoneInfo, now: date
 
 def list_markup(
     context: ConciergeContext,
-    everything: Sequence[ManagerMaintenance],
-    shown: Sequence[ManagerMaintenance],
+    everything: Sequence[Repair],
+    shown: Sequence[Repair],
     draft: ProjectRepairsDraft,
     pages: int,
 ) -> InlineKeyboardMarkup:
@@ -205,14 +196,14 @@ def list_markup(
         [
             flowkit.button(
                 JOB,
-                f"{state_emoji(r.state)} #{short_id(r.maintenance_id)} "
+                f"{state_emoji(r.state)} #{short_id(r.id)} "
                 f"{snippet(home_of(r), 16)} {snippet(r.description, 18)}",
                 "open",
-                key_of(r.maintenance_id),
+                key_of(r.id),
             )
         ]
         for r in shown
-        if r.maintenance_id
+        if r.id
     ]
     rows += flowkit.pager(JOB, context, draft.page, pages)
     chips = [
@@ -258,7 +249,7 @@ def failure_text(context: ConciergeContext, error: ApiError) -> str:
 
 async def _fetch(
     update: Update, context: ConciergeContext, *, retry: tuple[str, str]
-) -> list[ManagerMaintenance] | None:
+) -> list[Repair] | None:
     """Every repair of the project, newest first; None after saying what went wrong."""
     await common.typing(update, context)
     try:
@@ -354,9 +345,7 @@ async def _open(update: Update, context: ConciergeContext, *, in_place: bool) ->
         residence_id=repair.residence_id,
         download=context.services.project_desk.download,
     )
-    caption = context.t(
-        "📷 Photos of repair #{short_id}", short_id=short_id(repair.maintenance_id)
-    )
+    caption = context.t("📷 Photos of repair #{short_id}", short_id=short_id(repair.id))
     text = detail_text(repair, context.lang, context.zone, context.services.clock())
     await flowkit.show(update, text, _back_markup(context, draft.page), in_place=in_place)
     await common.send_album(update, media, caption)

@@ -15,7 +15,7 @@ How vendor times map to real moments (the sandbox serves exactly this):
   `22:00`-`14:00`, with America/Los_Angeles (UTC-8) it reads `14:00`-`06:00`.
 * `24:00` is midnight (the end of a UTC day); a finish equal to its start is a full 24 hours
   (a round-the-clock amenity in a zone off UTC can say it no other way). A missing
-  `allowed_booking_time` is a closed day. Disallowed intervals are clipped to the window.
+  opening is a closed day. Taken intervals are clipped to the window.
 
 Starts lie on the amenity's step from the window's start, strictly after `now`, with at least
 one step free before the next disallowed interval or closing. Everything is computed on UTC
@@ -32,9 +32,9 @@ from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from api.akubela_models import BookingTime, BookingTimeList
 from conversations import datetext
 from conversations.i18n import N_, tr
+from conversations.records import DayTimes, TimeSpan
 from conversations.rules import BOOKING_STEP_MINUTES
 
 DEFAULT_STEP_MINUTES: Final = BOOKING_STEP_MINUTES
@@ -64,9 +64,9 @@ def _first_at_or_after(moment: datetime, value: time) -> datetime:
     return candidate if candidate >= moment else candidate + timedelta(days=1)
 
 
-def _resolve(booking_time: BookingTime, anchor: datetime) -> Interval:
-    start = _first_at_or_after(anchor, booking_time.start_time)
-    end = _first_at_or_after(start, booking_time.finish_time)
+def _resolve(booking_time: TimeSpan, anchor: datetime) -> Interval:
+    start = _first_at_or_after(anchor, booking_time.start)
+    end = _first_at_or_after(start, booking_time.finish)
     if end == start:
         end += timedelta(days=1)
     return Interval(start, end)
@@ -76,21 +76,21 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC)
 
 
-def opening(time_list: BookingTimeList, day: date, zone: ZoneInfo) -> Interval | None:
+def opening(time_list: DayTimes, day: date, zone: ZoneInfo) -> Interval | None:
     """The allowed window of a local date as UTC instants, or None on a closed day."""
-    if time_list.allowed_booking_time is None:
+    if time_list.opening is None:
         return None
-    return _resolve(time_list.allowed_booking_time, _local_midnight(day, zone))
+    return _resolve(time_list.opening, _local_midnight(day, zone))
 
 
-def free_intervals(time_list: BookingTimeList, day: date, zone: ZoneInfo) -> list[Interval]:
+def free_intervals(time_list: DayTimes, day: date, zone: ZoneInfo) -> list[Interval]:
     """The allowed window minus every disallowed interval, in order."""
     window = opening(time_list, day, zone)
     if window is None:
         return []
     midnight = _local_midnight(day, zone)
     blocked = sorted(
-        (_resolve(b, midnight) for b in time_list.disallowed_booking_time),
+        (_resolve(b, midnight) for b in time_list.taken),
         key=lambda i: i.start,
     )
     free: list[Interval] = []
@@ -108,7 +108,7 @@ def free_intervals(time_list: BookingTimeList, day: date, zone: ZoneInfo) -> lis
 
 
 def free_starts(
-    time_list: BookingTimeList,
+    time_list: DayTimes,
     day: date,
     zone: ZoneInfo,
     *,
@@ -137,7 +137,7 @@ def free_starts(
 
 def durations_for(
     start: datetime,
-    time_list: BookingTimeList,
+    time_list: DayTimes,
     day: date,
     zone: ZoneInfo,
     *,
@@ -167,7 +167,7 @@ class Unfree(StrEnum):
 
 
 def why_not_free(
-    start: datetime, time_list: BookingTimeList, day: date, zone: ZoneInfo, *, now: datetime
+    start: datetime, time_list: DayTimes, day: date, zone: ZoneInfo, *, now: datetime
 ) -> Unfree:
     """Why `start` is not among the free starts: outside opening hours, inside someone's
     booking, already gone, or not on the amenity's step (or too close to the next booking)."""
@@ -178,7 +178,7 @@ def why_not_free(
     if moment <= now:
         return Unfree.PAST
     midnight = _local_midnight(day, zone)
-    for blocked in time_list.disallowed_booking_time:
+    for blocked in time_list.taken:
         interval = _resolve(blocked, midnight)
         if interval.start <= moment < interval.end:
             return Unfree.TAKEN

@@ -40,12 +40,12 @@ from telegram.ext import (
 )
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
-from api.tuya_models import TaskDetail, TaskStatus, TaskSummary
 from conversations import callbacks, common, flowkit, keys
 from conversations.context import ConciergeContext
 from conversations.domain import Actor, Role
 from conversations.i18n import N_, tr
 from conversations.ports import OwnWrite
+from conversations.records import Task, TaskDetail, TaskState
 from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
 from conversations.writes import (
     MaintenanceRecord,
@@ -93,40 +93,58 @@ class TasksDraft(BaseModel):
 # ---- rules -----------------------------------------------------------------------------------
 
 STATUS_WORDS: Final = {
-    TaskStatus.PENDING_MAINTENANCE.value: ("🆕", N_("new")),
-    TaskStatus.IN_MAINTENANCE.value: ("🛠", N_("in progress")),
-    TaskStatus.PENDING_ACCEPTANCE.value: ("⏳", N_("awaiting acceptance")),
-    TaskStatus.ACCEPTANCE_COMPLETE.value: ("✅", N_("accepted")),
+    TaskState.NEW: ("🆕", N_("new")),
+    TaskState.IN_PROGRESS: ("🛠", N_("in progress")),
+    TaskState.AWAITING_ACCEPTANCE: ("⏳", N_("awaiting acceptance")),
+    TaskState.ACCEPTED: ("✅", N_("accepted")),
 }
-FILTERS: Final = (ALL, *STATUS_WORDS)
-REOPEN_FROM: Final = frozenset(
-    {TaskStatus.PENDING_ACCEPTANCE.value, TaskStatus.ACCEPTANCE_COMPLETE.value}
-)
+# The filter codes travel in buttons and drafts, so they stay as first released.
+STATUS_FILTERS: Final = {
+    "PENDING_MAINTENANCE": TaskState.NEW,
+    "IN_MAINTENANCE": TaskState.IN_PROGRESS,
+    "PENDING_ACCEPTANCE": TaskState.AWAITING_ACCEPTANCE,
+    "ACCEPTANCE_COMPLETE": TaskState.ACCEPTED,
+}
+FILTERS: Final = (ALL, *STATUS_FILTERS)
+REOPEN_FROM: Final = frozenset({TaskState.AWAITING_ACCEPTANCE, TaskState.ACCEPTED})
 
 
-def status_words(status: str, lang: str) -> str:
-    """A task status in words, with its emoji; an unknown status as Tuya sent it."""
-    known = STATUS_WORDS.get(status)
-    if known is None:
-        return f"❔ {status or '?'}"
-    emoji, words = known
+def status_words(state: TaskState, lang: str) -> str:
+    """A task state in words, with its emoji."""
+    emoji, words = STATUS_WORDS[state]
     return f"{emoji} {tr(lang, words)}"
 
 
-def newest_first(tasks: Sequence[TaskSummary]) -> list[TaskSummary]:
+def filter_words(code: str, lang: str) -> str:
+    """A status filter in words; an unknown code as it is."""
+    state = STATUS_FILTERS.get(code)
+    return status_words(state, lang) if state is not None else f"❔ {code or '?'}"
+
+
+def task_status(task: Task, lang: str) -> str:
+    """A task's state in words; one the community does not know as the vendor wrote it."""
+    if task.state is None:
+        return f"❔ {task.state_text or '?'}"
+    return status_words(task.state, lang)
+
+
+def newest_first(tasks: Sequence[Task]) -> list[Task]:
     """Tasks by creation time, newest first; tasks without a time last."""
     oldest = datetime.min.replace(tzinfo=UTC)
-    return sorted(tasks, key=lambda t: (t.gmt_create or oldest, t.task_id), reverse=True)
+    return sorted(tasks, key=lambda t: (t.created or oldest, t.id), reverse=True)
 
 
-def with_status(tasks: Sequence[TaskSummary], status: str) -> list[TaskSummary]:
-    """The tasks in one status, or all of them."""
-    return list(tasks) if status == ALL else [t for t in tasks if t.status == status]
+def with_status(tasks: Sequence[Task], status: str) -> list[Task]:
+    """The tasks a status filter shows: those in its state, or all of them."""
+    if status == ALL:
+        return list(tasks)
+    wanted = STATUS_FILTERS.get(status)
+    return [t for t in tasks if wanted is not None and t.state is wanted]
 
 
 def page_of(
-    items: Sequence[TaskSummary], page: int, size: int = PAGE_SIZE
-) -> tuple[list[TaskSummary], int, int]:
+    items: Sequence[Task], page: int, size: int = PAGE_SIZE
+) -> tuple[list[Task], int, int]:
     """The items of one page, that page (clamped into range) and the number of pages."""
     pages = max(1, -(-len(items) // size))
     page = min(max(page, 0), pages - 1)
@@ -170,7 +188,7 @@ def places_lines(places: Places) -> list[str]:
     return [f"• {room}: {', '.join(devices) or '—'}" for room, devices in places]
 
 
-def worker_name(task: TaskSummary) -> str:
+def worker_name(task: Task) -> str:
     """How a task names its worker."""
     return task.worker_nickname or task.worker_username or "?"
 
@@ -184,10 +202,10 @@ def task_details(
 ) -> str:
     """The detail view of one task."""
     lines = [
-        tr(lang, N_("Task {task_id}"), task_id=task.task_id),
-        tr(lang, N_("Status: {status}"), status=status_words(task.status, lang)),
+        tr(lang, N_("Task {task_id}"), task_id=task.id),
+        tr(lang, N_("Status: {status}"), status=task_status(task, lang)),
         tr(lang, N_("Worker: {worker}"), worker=worker_name(task)),
-        tr(lang, N_("Created: {when}"), when=when(task.gmt_create, zone)),
+        tr(lang, N_("Created: {when}"), when=when(task.created, zone)),
     ]
     if acknowledged_at is not None:
         lines.append(tr(lang, N_("👍 Acknowledged: {when}"), when=when(acknowledged_at, zone)))
@@ -203,7 +221,7 @@ def maintenance_notes(
     rooms = "; ".join(f"{room} ({', '.join(devices) or '-'})" for room, devices in places)
     return "\n".join(
         [
-            f"Maintenance task {task.task_id}, accepted {when(accepted_at, zone)}.",
+            f"Maintenance task {task.id}, accepted {when(accepted_at, zone)}.",
             f"Worker: {worker_name(task)}",
             f"Rooms and devices: {rooms or '-'}",
         ]
@@ -298,16 +316,14 @@ async def places_of(context: ConciergeContext, task: TaskDetail) -> Places:
     """The task's rooms and devices by name (ids where the names cannot be read now)."""
     board = context.services.task_board
     try:
-        rooms = {r.room_id: r.room_name or r.room_no or r.room_id for r in await board.rooms()}
+        rooms = {r.id: r.name or r.number or r.id for r in await board.rooms()}
     except ApiError:
         logger.info("room names unavailable; showing ids")
         rooms = {}
     found: Places = []
-    for relation in task.room_device_relations:
+    for relation in task.rooms:
         try:
-            names = {
-                d.device_id: d.name or d.device_id for d in await board.devices(relation.room_id)
-            }
+            names = {d.id: d.name or d.id for d in await board.devices(relation.room_id)}
         except ApiError:
             logger.info("device names unavailable; showing ids")
             names = {}
@@ -324,28 +340,28 @@ async def places_of(context: ConciergeContext, task: TaskDetail) -> Places:
 
 
 def _task_button(
-    context: ConciergeContext, task: TaskSummary, manager: bool
+    context: ConciergeContext, task: Task, manager: bool
 ) -> InlineKeyboardButton | None:
-    parts = [status_words(task.status, context.lang), when(task.gmt_create, context.zone)]
+    parts = [task_status(task, context.lang), when(task.created, context.zone)]
     if manager:
         parts.append(worker_name(task))
-    parts.append(f"#{short_id(task.task_id)}")
+    parts.append(f"#{short_id(task.id)}")
     try:
-        return flowkit.button(JOB, " · ".join(parts), "open", task.task_id)
+        return flowkit.button(JOB, " · ".join(parts), "open", task.id)
     except callbacks.CallbackDataError:
         logger.warning("a task id does not fit in a button; it is left out")
         return None
 
 
 def list_view(
-    tasks: Sequence[TaskSummary], draft: TasksDraft, manager: bool, context: ConciergeContext
+    tasks: Sequence[Task], draft: TasksDraft, manager: bool, context: ConciergeContext
 ) -> tuple[str, InlineKeyboardMarkup, int]:
     """The text and buttons of one page of the board, and the page actually shown."""
     shown = newest_first(with_status(tasks, draft.status) if manager else tasks)
     items, page, pages = page_of(shown, draft.page)
     if manager:
         chosen = (
-            context.t("all") if draft.status == ALL else status_words(draft.status, context.lang)
+            context.t("all") if draft.status == ALL else filter_words(draft.status, context.lang)
         )
         title = (
             context.t("Maintenance tasks ({status}), newest first:", status=chosen)
@@ -367,7 +383,7 @@ def list_view(
             flowkit.button(
                 JOB,
                 ("• " if status == draft.status else "")
-                + (context.t("All") if status == ALL else status_words(status, context.lang)),
+                + (context.t("All") if status == ALL else filter_words(status, context.lang)),
                 "filter",
                 status,
             )
@@ -443,18 +459,18 @@ async def _detail_markup(
 ) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     if manager:
-        if task.status == TaskStatus.PENDING_ACCEPTANCE:
+        if task.state == TaskState.AWAITING_ACCEPTANCE:
             rows.append(
                 [
-                    flowkit.button(JOB, context.t("✅ Accept"), "accept", task.task_id),
-                    flowkit.button(JOB, context.t("🔁 Reopen"), "reopen", task.task_id),
+                    flowkit.button(JOB, context.t("✅ Accept"), "accept", task.id),
+                    flowkit.button(JOB, context.t("🔁 Reopen"), "reopen", task.id),
                 ]
             )
-        elif task.status in REOPEN_FROM:
-            rows.append([flowkit.button(JOB, context.t("🔁 Reopen"), "reopen", task.task_id)])
-        rows.append([flowkit.button(JOB, context.t("🗑 Delete"), "del", task.task_id)])
-    elif task.status == TaskStatus.PENDING_MAINTENANCE and not acknowledged:
-        rows.append([flowkit.button(JOB, context.t("👍 Acknowledge"), "ack", task.task_id)])
+        elif task.state in REOPEN_FROM:
+            rows.append([flowkit.button(JOB, context.t("🔁 Reopen"), "reopen", task.id)])
+        rows.append([flowkit.button(JOB, context.t("🗑 Delete"), "del", task.id)])
+    elif task.state == TaskState.NEW and not acknowledged:
+        rows.append([flowkit.button(JOB, context.t("👍 Acknowledge"), "ack", task.id)])
     rows.append([flowkit.button(JOB, context.t("◀ Back to the list"), "back")])
     return flowkit.keyboard(rows, JOB, context)
 
@@ -469,8 +485,8 @@ async def _send_task(
 ) -> State:
     """Shows one task with the buttons this user may use on it."""
     actor = await _actor(context)
-    acks = await context.services.acknowledgements.get_many([task.task_id])
-    ack = acks.get(task.task_id)
+    acks = await context.services.acknowledgements.get_many([task.id])
+    ack = acks.get(task.id)
     places = await places_of(context, task)
     text = task_details(
         task, places, ack.acknowledged_at if ack else None, context.lang, context.zone
@@ -503,7 +519,7 @@ async def acknowledge(update: Update, context: ConciergeContext) -> State:
     if loaded is None:
         return State.BROWSE
     task = loaded.task
-    if task.status != TaskStatus.PENDING_MAINTENANCE:
+    if task.state != TaskState.NEW:
         await flowkit.notice(
             update, context.t("This task is no longer new, so there is nothing to acknowledge.")
         )
@@ -555,9 +571,7 @@ async def _refused(
     """Explains a refused move with the task's state as it is now."""
     logger.info("tuya refused to %s task %s: %s", verb, task_id, error.message)
     try:
-        status = status_words(
-            (await context.services.task_board.task(task_id)).status, context.lang
-        )
+        status = task_status(await context.services.task_board.task(task_id), context.lang)
     except ApiError:
         status = "?"
     if verb == "accept":
@@ -626,14 +640,14 @@ async def log_writes(
 ) -> list[MaintenanceRecord | MaintenanceWorkRecord]:
     """What the maintenance log gets once the task is accepted: one record per mapped place."""
     log = context.services.maintenance_log
-    room_ids = [r.room_id for r in task.room_device_relations]
+    room_ids = [r.room_id for r in task.rooms]
     places = log.places(room_ids)
     if not places:
         return []
     notes = maintenance_notes(task, await places_of(context, task), accepted_at, context.zone)
     fields: dict[str, Any] = {
-        "reference": task.task_id,
-        "start": min(task.gmt_create or accepted_at, accepted_at),
+        "reference": task.id,
+        "start": min(task.created or accepted_at, accepted_at),
         "end": accepted_at,
         "notes": notes,
     }
@@ -693,13 +707,13 @@ async def ask_reason(update: Update, context: ConciergeContext) -> State:
     if loaded is None:
         return State.BROWSE
     task = loaded.task
-    if task.status not in REOPEN_FROM:
+    if task.state not in REOPEN_FROM:
         await flowkit.notice(
             update,
             context.t(
                 "Task {task_id} cannot be reopened: it is {status}.",
                 task_id=task_id,
-                status=status_words(task.status, context.lang),
+                status=task_status(task, context.lang),
             ),
         )
         return State.BROWSE
@@ -825,7 +839,7 @@ async def ask_delete(update: Update, context: ConciergeContext) -> State:
             "Delete task {task_id} ({worker}, {status})? This cannot be undone.",
             task_id=task_id,
             worker=worker_name(task),
-            status=status_words(task.status, context.lang),
+            status=task_status(task, context.lang),
         ),
         flowkit.keyboard(rows, JOB, context),
     )

@@ -24,11 +24,10 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from api.akubela_models import BookingState
 from api.errors import ApiError, NotFound
-from api.tuya_models import TaskStatus, TaskSummary, Worker
 from conversations.i18n import N_
 from conversations.ports import MaintenanceLog, ResidentDesk, TaskBoard
+from conversations.records import BookingState, Task, TaskState, Worker
 
 SHORT_ID_LENGTH = 6
 
@@ -71,18 +70,18 @@ def short_id(record_id: str | None) -> str:
     return (record_id or "")[-SHORT_ID_LENGTH:]
 
 
-def worker_id_of(task: TaskSummary, workers: Sequence[Worker]) -> str | None:
+def worker_id_of(task: Task, workers: Sequence[Worker]) -> str | None:
     """The worker a task belongs to: by username, else by a nickname only one worker has."""
     username = task.worker_username.strip().casefold()
     if username:
         for worker in workers:
             if worker.username.strip().casefold() == username:
-                return worker.worker_id
+                return worker.id
     nickname = task.worker_nickname.strip()
     if nickname:
         named = [w for w in workers if w.nickname.strip() == nickname]
         if len(named) == 1:
-            return named[0].worker_id
+            return named[0].id
     return None
 
 
@@ -181,10 +180,10 @@ class RepairCreate(ResidentWrite):
         for repair in await desk.repairs():
             if (
                 repair.description == self.description
-                and _same_moment(repair.start_time, self.start)
-                and _same_moment(repair.finish_time, self.finish)
+                and _same_moment(repair.start, self.start)
+                and _same_moment(repair.finish, self.finish)
             ):
-                return Found(repair.maintenance_id or None)
+                return Found(repair.id or None)
         return None
 
 
@@ -234,7 +233,7 @@ class RepairClear(ResidentWrite):
 
     async def find(self, targets: Targets) -> Found | None:
         desk = await targets.desk(self.residence_id)
-        left = {repair.maintenance_id for repair in await desk.repairs()}
+        left = {repair.id for repair in await desk.repairs()}
         return None if left & set(self.repair_ids) else Found(None)
 
     def done_values(self, record_id: str | None) -> dict[str, Any]:
@@ -270,10 +269,10 @@ class BookingCreate(ResidentWrite):
         for booking in await desk.bookings():
             if (
                 booking.amenity_id == self.amenity_id
-                and _same_moment(booking.start_time, self.start)
-                and booking.state != BookingState.CANCELED
+                and _same_moment(booking.start, self.start)
+                and booking.state != BookingState.CANCELLED
             ):
-                return Found(booking.booking_id or None)
+                return Found(booking.id or None)
         return None
 
 
@@ -291,7 +290,7 @@ class BookingByCode(ResidentWrite):
         if self.known_booking_ids is not None:
             return self
         desk = await targets.desk(self.residence_id)
-        known = [booking.booking_id for booking in await desk.bookings()]
+        known = [booking.id for booking in await desk.bookings()]
         return self.model_copy(update={"known_booking_ids": known})
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
@@ -304,8 +303,8 @@ class BookingByCode(ResidentWrite):
         desk = await targets.desk(self.residence_id)
         known = set(self.known_booking_ids)
         for booking in await desk.bookings():
-            if booking.booking_id not in known and booking.state != BookingState.CANCELED:
-                return Found(booking.booking_id or None)
+            if booking.id not in known and booking.state != BookingState.CANCELLED:
+                return Found(booking.id or None)
         return None
 
     def summary(self) -> dict[str, Any]:
@@ -338,7 +337,7 @@ class BookingCancel(ResidentWrite):
             booking = await desk.booking(self.booking_id)
         except NotFound:
             return Found(self.booking_id)
-        return Found(self.booking_id) if booking.state == BookingState.CANCELED else None
+        return Found(self.booking_id) if booking.state == BookingState.CANCELLED else None
 
 
 class BookingCancelMany(ResidentWrite):
@@ -360,9 +359,9 @@ class BookingCancelMany(ResidentWrite):
     async def find(self, targets: Targets) -> Found | None:
         desk = await targets.desk(self.residence_id)
         holding = {
-            booking.booking_id
+            booking.id
             for booking in await desk.bookings()
-            if booking.state != BookingState.CANCELED
+            if booking.state != BookingState.CANCELLED
         }
         return None if holding & set(self.booking_ids) else Found(None)
 
@@ -477,7 +476,7 @@ class TaskCreate(TaskWrite):
         board = targets.task_board
         workers = await board.workers()
         known = [
-            task.task_id
+            task.id
             for task in await board.tasks()
             if worker_id_of(task, workers) == self.worker_id
         ]
@@ -494,12 +493,12 @@ class TaskCreate(TaskWrite):
         known = set(self.known_task_ids)
         workers = await board.workers()
         for task in await board.tasks():
-            if task.task_id in known or worker_id_of(task, workers) != self.worker_id:
+            if task.id in known or worker_id_of(task, workers) != self.worker_id:
                 continue
-            detail = await board.task(task.task_id)
-            got = {r.room_id: r.device_ids for r in detail.room_device_relations}
+            detail = await board.task(task.id)
+            got = {r.room_id: r.device_ids for r in detail.rooms}
             if same_relations(got, self.rooms):
-                return Found(task.task_id)
+                return Found(task.id)
         return None
 
     def summary(self) -> dict[str, Any]:
@@ -517,8 +516,8 @@ class TaskMove(TaskWrite):
     task_id: str
     # Whose task it is, to tell them once the move is done (None: nobody we know).
     worker_id: str | None = None
-    # The status the move puts the task in.
-    moves_to: ClassVar[str]
+    # The state the move puts the task in (None: it goes away).
+    moves_to: ClassVar[TaskState | None]
 
     def subject(self) -> str | None:
         return f"tuya.task:{self.task_id}"
@@ -531,7 +530,7 @@ class TaskMove(TaskWrite):
 
     async def find(self, targets: Targets) -> Found | None:
         task = await targets.task_board.task(self.task_id)
-        return Found(self.task_id) if task.status == self.moves_to else None
+        return Found(self.task_id) if task.state is self.moves_to else None
 
 
 class TaskAccept(TaskMove):
@@ -540,7 +539,7 @@ class TaskAccept(TaskMove):
     kind: Literal["tuya.task.accept"] = "tuya.task.accept"
     done_message: ClassVar[str] = N_("✅ Task {task_id} is accepted.")
     audit_action: ClassVar[str] = "task.accept"
-    moves_to: ClassVar[str] = TaskStatus.ACCEPTANCE_COMPLETE.value
+    moves_to: ClassVar[TaskState | None] = TaskState.ACCEPTED
     # Written once the task is accepted, each a write of its own.
     then: list[MaintenanceRecord | MaintenanceWorkRecord] = Field(default_factory=list)
 
@@ -558,7 +557,7 @@ class TaskReopen(TaskMove):
     kind: Literal["tuya.task.reopen"] = "tuya.task.reopen"
     done_message: ClassVar[str] = N_("🔁 Task {task_id} is reopened.")
     audit_action: ClassVar[str] = "task.reopen"
-    moves_to: ClassVar[str] = TaskStatus.PENDING_MAINTENANCE.value
+    moves_to: ClassVar[TaskState | None] = TaskState.NEW
     reason: str
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
@@ -575,7 +574,7 @@ class TaskDelete(TaskMove):
     kind: Literal["tuya.task.delete"] = "tuya.task.delete"
     done_message: ClassVar[str] = N_("🗑 Task {task_id} is deleted.")
     audit_action: ClassVar[str] = "task.delete"
-    moves_to: ClassVar[str] = ""
+    moves_to: ClassVar[TaskState | None] = None
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
         await targets.task_board.delete(self.task_id)

@@ -904,14 +904,14 @@ async def test_a_booking_reminder_goes_out_once_before_it_starts(
     assert bot.telegram.sent("sendMessage") == []
     desk = await bot.services.resident_desk(ALICE)
     assert desk is not None
-    gym = next(b for b in await desk.bookings() if b.booking_id == BOOKING_ALICE_GYM)
-    assert gym.start_time is not None
-    bot_clock.now = gym.start_time - timedelta(minutes=20)
+    gym = next(b for b in await desk.bookings() if b.id == BOOKING_ALICE_GYM)
+    assert gym.start is not None
+    bot_clock.now = gym.start - timedelta(minutes=20)
     await _poll(bot)
     await _poll(bot)
     (reminder,) = _to(bot, ALICE)
     assert "Reminder" in (reminder.text or "")
-    assert gym.start_time.astimezone(bot.settings.zone).strftime("%H:%M") in (reminder.text or "")
+    assert gym.start.astimezone(bot.settings.zone).strftime("%H:%M") in (reminder.text or "")
 
 
 # ---- /alerts ---------------------------------------------------------------------------------
@@ -1214,8 +1214,8 @@ async def test_times_in_an_alert_are_shown_in_the_recipients_own_zone(
     await _poll(bot)
     desk = await bot.services.resident_desk(BOB)
     assert desk is not None
-    booking = next(b for b in await desk.bookings() if b.booking_id == BOOKING_BOB_PENDING)
-    assert booking.start_time is not None
-    london = booking.start_time.astimezone(ZoneInfo("Europe/London"))
+    booking = next(b for b in await desk.bookings() if b.id == BOOKING_BOB_PENDING)
+    assert booking.start is not None
+    london = booking.start.astimezone(ZoneInfo("Europe/London"))
     (approved,) = _to(bot, BOB)
     assert london.strftime("%Y-%m-%d %H:%M") in (approved.text or "")

@@ -106,7 +106,7 @@ async def _report_repair(bot: BotUnderTest, description: str) -> None:
 async def _book_meeting_room(bot: BotUnderTest) -> str:
     desk = await bot.services.resident_desk(BOB)
     assert desk is not None
-    before = {b.booking_id for b in await desk.bookings()}
+    before = {b.id for b in await desk.bookings()}
     chat = bot.chat(BOB)
     await chat.send(f"/book meeting room {_next_monday().isoformat()} 14:00 for 1 hour")
     await chat.press("1:book:confirm")
@@ -117,9 +117,9 @@ async def _book_meeting_room(bot: BotUnderTest) -> str:
         if int(c.params["chat_id"]) == BOB
     ]
     assert any(c.startswith("📨 Booking requested.") for c in shown[-2:])
-    (booking,) = [b for b in await desk.bookings() if b.booking_id not in before]
+    (booking,) = [b for b in await desk.bookings() if b.id not in before]
     assert booking.amenity_id == MEETING_ROOM
-    return booking.booking_id
+    return booking.id
 
 
 async def _office(sandbox_app: Starlette, **body: str) -> None:

@@ -14,7 +14,7 @@ from api.akubela import AkubelaClient
 from api.akubela_models import BookingTime, BookingTimeList
 from api.base import RetryPolicy
 from bot.booking_dates import local_day_times, utc_dates
-from bot.desks import AkubelaResidentDesk
+from bot.desks import AkubelaResidentDesk, day_times_of
 from bot.settings import Settings
 from conversations import slots
 from sandbox.akubela_seed import BBQ, GYM, MEETING_ROOM
@@ -51,7 +51,7 @@ def test_two_utc_dates_merge_into_the_local_day() -> None:
     }
     merged = local_day_times(answers, date(2026, 5, 12), SHANGHAI)
     now = datetime(2026, 5, 1, tzinfo=UTC)
-    starts = slots.free_starts(merged, date(2026, 5, 12), SHANGHAI, now=now)
+    starts = slots.free_starts(day_times_of(merged), date(2026, 5, 12), SHANGHAI, now=now)
     local = [s.strftime("%H:%M") for s in starts]
     assert local[:4] == ["06:00", "06:30", "08:00", "08:30"]
     assert local[-1] == "22:30"
@@ -127,7 +127,7 @@ async def test_reading_a_utc_keyed_list_as_local_would_offer_wrong_starts() -> N
             )
         )
         answer = await client.get_booking_time_list(auth, ALICE_HOME, GYM, day)
-    misread = slots.free_starts(answer, day, SHANGHAI, now=clock.now())
+    misread = slots.free_starts(day_times_of(answer), day, SHANGHAI, now=clock.now())
     right = await offered_starts("local", SHANGHAI, clock, GYM, day)
     assert [s.astimezone(UTC) for s in misread] != [s.astimezone(UTC) for s in right]
     assert right[0].astimezone(SHANGHAI).time() == time(6, 0)

@@ -141,9 +141,7 @@ async def test_tasks_are_never_cached_and_moves_go_to_tuya(
     new = await board.create("1306411812723001", {A_1201: ["0012243300b2"]})
     assert len(await board.tasks()) == 9
     detail = await board.task(new)
-    assert [(r.room_id, r.device_ids) for r in detail.room_device_relations] == [
-        (A_1201, ["0012243300b2"])
-    ]
+    assert [(r.room_id, r.device_ids) for r in detail.rooms] == [(A_1201, ("0012243300b2",))]
     with pytest.raises(InvalidRequest):
         await board.accept(new)  # not awaiting acceptance
     await board.delete(new)

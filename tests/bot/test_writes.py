@@ -169,9 +169,7 @@ async def test_a_repair_keeps_its_photos_however_its_creation_became_known(
     desk = await bot.services.resident_desk(USER)
     assert desk is not None
     (repair,) = [r for r in await desk.repairs() if r.description == description]
-    report = await bot.services.repair_reports.get(
-        repair.maintenance_id, residence_id=desk.residence_id
-    )
+    report = await bot.services.repair_reports.get(repair.id, residence_id=desk.residence_id)
     assert report is not None
     assert report.photo_file_ids == ["p-1", "p-2"]
 

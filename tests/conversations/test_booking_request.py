@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.akubela_models import Amenity
 from conversations.booking_request import (
     AmenityNames,
     BookingRequest,
@@ -18,6 +17,7 @@ from conversations.booking_request import (
     parse_booking_request,
     take_duration,
 )
+from conversations.records import Amenity
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 10, 30, tzinfo=SHANGHAI)  # a Monday
@@ -25,7 +25,7 @@ TOMORROW = date(2026, 11, 24)
 FRIDAY = date(2026, 11, 27)
 NEXT_WEEK_FRIDAY = date(2026, 12, 4)
 AMENITIES = [
-    AmenityNames.of(Amenity(amenity_id=i, amenity_name=n))
+    AmenityNames.of(Amenity(id=i, name=n))
     for i, n in [
         ("gym", "Gym / 健身房"),
         ("meeting", "Meeting room / 会议室"),
@@ -134,7 +134,7 @@ def test_match_amenity(text: str, expected: list[str]) -> None:
 
 
 def test_extra_aliases_and_longest_match() -> None:
-    pool = AmenityNames.of(Amenity(amenity_id="pool", amenity_name="Pool"), ["游泳池", "swim"])
+    pool = AmenityNames.of(Amenity(id="pool", name="Pool"), ["游泳池", "swim"])
     assert pool.names == ("pool", "游泳池", "swim")
     assert match_amenity("swim tomorrow", [*AMENITIES, pool])[0] == ["pool"]
     # "meeting room" beats the word "room" of "party room".

@@ -229,10 +229,10 @@ async def test_residents_never_see_a_full_vendor_id(
         assert desk is not None
         [made] = [r for r in await desk.repairs() if r.description == DESCRIPTION]
         await chat.send("/repairs")
-        await chat.press(callbacks.build(keys.REPAIRS, "open", made.maintenance_id))
+        await chat.press(callbacks.build(keys.REPAIRS, "open", made.id))
         shown = "\n".join(_texts(bot))
-        assert f"#{made.maintenance_id[-6:]}" in shown
-        assert made.maintenance_id not in shown
+        assert f"#{made.id[-6:]}" in shown
+        assert made.id not in shown
 
 
 async def test_a_conversation_stored_before_the_flow_kit_resumes(

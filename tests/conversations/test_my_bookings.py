@@ -17,7 +17,8 @@ from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from api.akubela_models import Booking
+from api.akubela_models import Booking as AkubelaBooking
+from bot.desks import booking_of
 from bot.persistence import DatabasePersistence
 from bot.storage.models import WriteRecord
 from conversations import callbacks
@@ -30,6 +31,7 @@ from conversations.my_bookings import (
     split_bookings,
     toggled,
 )
+from conversations.records import Booking
 from sandbox.akubela_seed import GYM
 from sandbox.core import Clock
 from sandbox.faults import FaultKind, FaultRule, FaultWhen
@@ -97,14 +99,16 @@ def _press(action: str, arg: str = "") -> str:
 
 
 def _booking(booking_id: str, start: datetime, state: str = "success", **kw: Any) -> Booking:
-    return Booking(
-        booking_id=booking_id,
-        amenity_name="Gym / 健身房",
-        start_time=start,
-        finish_time=start + timedelta(hours=1),
-        state=state,
-        pin_code="123456",
-        **kw,
+    return booking_of(
+        AkubelaBooking(
+            booking_id=booking_id,
+            amenity_name="Gym / 健身房",
+            start_time=start,
+            finish_time=start + timedelta(hours=1),
+            state=state,
+            pin_code="123456",
+            **kw,
+        )
     )
 
 
@@ -119,13 +123,13 @@ def test_bookings_split_into_upcoming_soonest_first_and_the_rest_latest_first() 
     running = _booking("e", NOW - timedelta(minutes=30))
     expired = _booking("f", NOW + timedelta(hours=1), is_expired=True)
     upcoming, past = split_bookings([later, sooner, cancelled, over, running, expired], NOW)
-    assert [b.booking_id for b in upcoming] == ["e", "b", "a"]
-    assert [b.booking_id for b in past] == ["c", "f", "d"]
+    assert [b.id for b in upcoming] == ["e", "b", "a"]
+    assert [b.id for b in past] == ["c", "f", "d"]
 
 
 def test_pages_are_clamped_into_range() -> None:
     items = [_booking(str(i), NOW + timedelta(days=i)) for i in range(7)]
-    assert [b.booking_id for b in page_of(items, 1)[0]] == ["5", "6"]
+    assert [b.id for b in page_of(items, 1)[0]] == ["5", "6"]
     assert page_of(items, 9)[1:] == (1, 2)
     assert page_of(items, -3)[1] == 0
     assert page_of([], 0) == ([], 0, 1)

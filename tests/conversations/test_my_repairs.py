@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from api.akubela_models import Maintenance
+from bot.desks import repair_of
 from bot.persistence import DatabasePersistence
 from conversations import callbacks
 from conversations.my_repairs import (
@@ -27,6 +28,7 @@ from conversations.my_repairs import (
     state_words,
 )
 from conversations.ports import ResidentDesk
+from conversations.records import Repair
 from sandbox.core import Clock
 from sandbox.faults import FaultKind, FaultRule, FaultWhen
 from tests.support_bot import (
@@ -82,7 +84,7 @@ async def _desk(bot: BotUnderTest, telegram_id: int) -> ResidentDesk:
 
 
 async def _ids(bot: BotUnderTest, telegram_id: int) -> set[str]:
-    return {r.maintenance_id for r in await (await _desk(bot, telegram_id)).repairs()}
+    return {r.id for r in await (await _desk(bot, telegram_id)).repairs()}
 
 
 async def _report(bot: BotUnderTest, telegram_id: int, description: str) -> str:
@@ -124,11 +126,11 @@ def _press(action: str, arg: str = "") -> str:
 # ---- pure rules ------------------------------------------------------------------------------
 
 
-def _repair(repair_id: str, state: str = "in progress", minutes: int | None = 0) -> Maintenance:
+def _repair(repair_id: str, state: str = "in progress", minutes: int | None = 0) -> Repair:
     created = (
         None if minutes is None else datetime(2026, 5, 1, tzinfo=UTC) + timedelta(minutes=minutes)
     )
-    return Maintenance(maintenance_id=repair_id, state=state, created_time=created)
+    return repair_of(Maintenance(maintenance_id=repair_id, state=state, created_time=created))
 
 
 @pytest.mark.parametrize(
@@ -143,18 +145,19 @@ def _repair(repair_id: str, state: str = "in progress", minutes: int | None = 0)
     ],
 )
 def test_each_state_has_an_emoji_and_words(state: str, emoji: str, words: str) -> None:
-    assert state_emoji(state) == emoji
-    assert state_words(state) == words
+    repair = _repair("r", state)
+    assert state_emoji(repair.state) == emoji
+    assert state_words(repair.state, repair.state_text) == words
 
 
 def test_newest_first_with_undated_repairs_last() -> None:
     repairs = [_repair("a", minutes=1), _repair("b", minutes=None), _repair("c", minutes=5)]
-    assert [r.maintenance_id for r in newest_first(repairs)] == ["c", "a", "b"]
+    assert [r.id for r in newest_first(repairs)] == ["c", "a", "b"]
 
 
 def test_pages_of_five_are_clamped_into_range() -> None:
     items = [_repair(str(n), minutes=n) for n in range(7)]
-    assert [r.maintenance_id for r in page_of(items, 1)[0]] == ["5", "6"]
+    assert [r.id for r in page_of(items, 1)[0]] == ["5", "6"]
     assert page_of(items, 9)[1:] == (1, 2)
     assert page_of(items, -1)[1] == 0
     assert page_of([], 0) == ([], 0, 1)
@@ -243,16 +246,16 @@ async def test_the_detail_shows_every_field_and_the_photos(
         description="Front door lock is stiff.",
     )
     repair = await desk.repair(BOB_COMPLETED)
-    assert repair.start_time is not None
-    assert repair.created_time is not None
+    assert repair.start is not None
+    assert repair.created is not None
     await chat.send("/repairs")
     await chat.press(_press("open", BOB_COMPLETED))
     (album,) = bot.telegram.sent("sendMediaGroup")
     assert [m["media"] for m in album.params["media"]] == ["lock-1", "lock-2"]
     assert album.params["media"][0]["caption"] == f"📷 Photos of repair #{BOB_COMPLETED[-6:]}"
     detail = _last(bot)
-    local_created = repair.created_time.astimezone(bot.settings.zone).strftime("%Y-%m-%d %H:%M")
-    local_start = repair.start_time.astimezone(bot.settings.zone).strftime("%H:%M")
+    local_created = repair.created.astimezone(bot.settings.zone).strftime("%Y-%m-%d %H:%M")
+    local_start = repair.start.astimezone(bot.settings.zone).strftime("%H:%M")
     assert detail.startswith(f"Repair #{BOB_COMPLETED[-6:]} — ✅ completed")
     assert BOB_COMPLETED not in detail
     assert "📝 Front door lock is stiff." in detail

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from api.akubela_models import Booking
+from api.akubela_models import Booking as AkubelaBooking
 from api.errors import AuthError, Unavailable
+from bot.desks import booking_of
 from bot.persistence import DatabasePersistence
 from bot.storage.accounts import StoredTokens
 from conversations import callbacks
@@ -29,6 +30,7 @@ from conversations.pending_bookings import (
     waiting,
 )
 from conversations.ports import BookingDesk
+from conversations.records import Booking
 from sandbox.faults import FaultKind, FaultRule
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
 
@@ -121,12 +123,14 @@ def _vendor(sandbox_app: Starlette) -> Any:
 
 def _booking(booking_id: str, hours: float, state: str = "pending", **kw: Any) -> Booking:
     start = NOW + timedelta(hours=hours)
-    return Booking(
-        booking_id=booking_id,
-        state=state,
-        start_time=start,
-        finish_time=start + timedelta(hours=1),
-        **kw,
+    return booking_of(
+        AkubelaBooking(
+            booking_id=booking_id,
+            state=state,
+            start_time=start,
+            finish_time=start + timedelta(hours=1),
+            **kw,
+        )
     )
 
 
@@ -149,7 +153,7 @@ def test_only_pending_bookings_not_yet_over_wait_soonest_first_each_once() -> No
         _booking("stale", 4, is_expired=True),
         _booking("", 6),
     )
-    assert [f.booking.booking_id for f in waiting(found, NOW)] == ["soon", "late"]
+    assert [f.booking.id for f in waiting(found, NOW)] == ["soon", "late"]
 
 
 class FakeDesk:
@@ -181,7 +185,7 @@ async def test_gathering_skips_a_resident_whose_login_fails_and_counts_them() ->
     sweep = await gather(
         [(1, ["r1"]), (2, ["r1"]), (3, ["r2"]), (4, ["r3"]), (5, ["r4"])], desk_for
     )
-    assert sorted(f.booking.booking_id for f in sweep.found) == ["a", "b"]
+    assert sorted(f.booking.id for f in sweep.found) == ["a", "b"]
     assert sweep.read == 2
     assert sweep.unreadable == 3  # 1 and 3 were refused; 5 has no usable link
     assert not sweep.vendor_down

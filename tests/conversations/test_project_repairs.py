@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from api.akubela_models import ManagerMaintenance
-from bot.desks import AkubelaProjectDesk
+from bot.desks import AkubelaProjectDesk, repair_of
 from bot.persistence import DatabasePersistence
 from conversations import callbacks
 from conversations.domain import Role
@@ -28,6 +28,7 @@ from conversations.project_repairs import (
     list_text,
     state_badge,
 )
+from conversations.records import Repair
 from sandbox.akubela_seed import DOC_REPAIR, DOC_REPAIR_TO_DELETE
 from sandbox.faults import FaultKind, FaultRule
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
@@ -101,8 +102,8 @@ def _press(action: str, arg: str = "") -> str:
 # ---- pure rules ------------------------------------------------------------------------------
 
 
-def _repair(state: str, **kw: Any) -> ManagerMaintenance:
-    return ManagerMaintenance(maintenance_id=f"m-{state or 'none'}", state=state, **kw)
+def _repair(state: str, **kw: Any) -> Repair:
+    return repair_of(ManagerMaintenance(maintenance_id=f"m-{state or 'none'}", state=state, **kw))
 
 
 REPAIRS = [
@@ -115,8 +116,8 @@ REPAIRS = [
 
 
 def test_each_state_filter_shows_its_repairs_and_unknown_states_go_under_other() -> None:
-    assert [r.maintenance_id for r in filtered(REPAIRS, "progress")] == ["m-In Progress "]
-    assert [r.maintenance_id for r in filtered(REPAIRS, "other")] == ["m-on hold"]
+    assert [r.id for r in filtered(REPAIRS, "progress")] == ["m-In Progress "]
+    assert [r.id for r in filtered(REPAIRS, "other")] == ["m-on hold"]
     assert filtered(REPAIRS, "all") == REPAIRS
     assert filtered(REPAIRS, "bogus") == REPAIRS
     counts = filter_counts(REPAIRS)
@@ -132,9 +133,13 @@ def test_each_state_filter_shows_its_repairs_and_unknown_states_go_under_other()
 
 
 def test_states_and_filters_in_words_in_both_languages() -> None:
-    assert state_badge("wait for confirmation", "en") == "⏳ waiting for confirmation"
-    assert state_badge("completed", "zh") == "✅ 已完成"
-    assert state_badge("on hold", "zh") == "❔ on hold"
+    for state, lang, badge in [
+        ("wait for confirmation", "en", "⏳ waiting for confirmation"),
+        ("completed", "zh", "✅ 已完成"),
+        ("on hold", "zh", "❔ on hold"),
+    ]:
+        repair = _repair(state)
+        assert state_badge(repair.state, repair.state_text, lang) == badge
     assert filter_label("all", "en") == "all"
     assert filter_label("other", "en") == "❔ other states"
     assert filter_label("closed", "zh").startswith("🔒 ")
@@ -210,7 +215,7 @@ async def test_the_project_desk_reads_every_page(
         page_size=2,
     )
     repairs = await desk.repairs()
-    assert [r.maintenance_id for r in repairs] == NEWEST_FIRST
+    assert [r.id for r in repairs] == NEWEST_FIRST
     assert {r.residence_id for r in repairs} >= {"r3f9a1c2d4e5b6a7980c1d2e3f4a5b603"}
 
 

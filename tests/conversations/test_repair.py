@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from api.akubela_models import Maintenance
 from bot.persistence import DatabasePersistence
 from bot.storage.models import RepairReport
 from conversations import callbacks
+from conversations.records import Repair, RepairState
 from conversations.repair import (
     MAX_DESCRIPTION,
     MAX_PHOTOS,
@@ -67,7 +67,7 @@ async def _resident(bot: BotUnderTest, sandbox_app: Starlette, *, lang: str = "e
     return bot.chat(BOB, language_code=lang)
 
 
-async def _repairs(bot: BotUnderTest) -> list[Maintenance]:
+async def _repairs(bot: BotUnderTest) -> list[Repair]:
     desk = await bot.services.resident_desk(BOB)
     assert desk is not None
     return await desk.repairs()
@@ -270,19 +270,17 @@ async def test_happy_path_in_english(bot: BotUnderTest, sandbox_app: Starlette) 
 
     assert bot.telegram.sent("sendChatAction")
     (repair,) = [r for r in await _repairs(bot) if r.description == DESCRIPTION]
-    assert repair.state == "wait for confirmation"
+    assert repair.state is RepairState.WAITING
     assert repair.contact == "+86 138 0000 0002"
-    assert repair.start_time == _tomorrow_at(9)
-    assert repair.finish_time == _tomorrow_at(12)
+    assert repair.start == _tomorrow_at(9)
+    assert repair.finish == _tomorrow_at(12)
     done = _last(bot)
-    assert done.startswith(f"✅ Repair #{repair.maintenance_id[-6:]} created — waiting")
+    assert done.startswith(f"✅ Repair #{repair.id[-6:]} created — waiting")
     # Residents see the short id only, never the vendor's.
-    assert repair.maintenance_id not in done
+    assert repair.id not in done
     desk = await bot.services.resident_desk(BOB)
     assert desk is not None
-    report = await bot.services.repair_reports.get(
-        repair.maintenance_id, residence_id=desk.residence_id
-    )
+    report = await bot.services.repair_reports.get(repair.id, residence_id=desk.residence_id)
     assert report is not None
     assert report.telegram_id == BOB
     assert report.photo_file_ids == ["leak-1"]
@@ -315,10 +313,10 @@ async def test_happy_path_in_chinese_from_the_menu_with_an_album(
 
     (repair,) = [r for r in await _repairs(bot) if r.description == "卫生间的灯一直闪烁不停"]
     assert repair.contact == "+86 138 0000 0002"
-    assert repair.start_time == _tomorrow_at(9)
-    assert _last(bot).startswith(f"✅ 报修单 #{repair.maintenance_id[-6:]} 已创建")
+    assert repair.start == _tomorrow_at(9)
+    assert _last(bot).startswith(f"✅ 报修单 #{repair.id[-6:]} 已创建")
     async with bot.services.storage.sessions() as session:
-        stored = await session.get(RepairReport, repair.maintenance_id)
+        stored = await session.get(RepairReport, repair.id)
     assert stored is not None
     assert stored.photo_file_ids == ["a-1", "a-2", "a-3"]
 
@@ -503,7 +501,7 @@ async def test_the_summary_edits_one_part_and_comes_back(
     assert markup["inline_keyboard"][0][0]["text"] == "✅ Confirm"
     await chat.press(_press("confirm"))
     (repair,) = [r for r in await _repairs(bot) if r.description == "The bathroom tap drips too."]
-    assert repair.start_time == _tomorrow_at(15)
+    assert repair.start == _tomorrow_at(15)
 
 
 async def test_cancel_with_the_button_and_with_the_command(
@@ -681,6 +679,6 @@ async def test_a_restart_in_the_middle_finishes_on_the_second_app(
         assert "created" in _last(second)
         (repair,) = [r for r in await _repairs(second) if r.description == DESCRIPTION]
         async with second.services.storage.sessions() as session:
-            stored = await session.get(RepairReport, repair.maintenance_id)
+            stored = await session.get(RepairReport, repair.id)
         assert stored is not None
         assert stored.photo_file_ids == ["before-restart"]

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.akubela_models import BookingTime, BookingTimeList
+from api.akubela_models import BookingTimeList
+from bot.desks import day_times_of
+from conversations.records import DayTimes
 from conversations.slots import (
     DateReason,
     DateRefusal,
@@ -37,8 +39,9 @@ DAY = date(2026, 11, 24)
 EARLIER = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def _list(allowed: tuple[str, str] | None, *blocked: tuple[str, str]) -> BookingTimeList:
-    return BookingTimeList.model_validate(
+def _list(allowed: tuple[str, str] | None, *blocked: tuple[str, str]) -> DayTimes:
+    """A day's times from an Akubela time list as its documents write one."""
+    vendor = BookingTimeList.model_validate(
         {
             "allowed_booking_time": (
                 None if allowed is None else {"start_time": allowed[0], "finish_time": allowed[1]}
@@ -46,6 +49,7 @@ def _list(allowed: tuple[str, str] | None, *blocked: tuple[str, str]) -> Booking
             "disallowed_booking_time": [{"start_time": a, "finish_time": b} for a, b in blocked],
         }
     )
+    return day_times_of(vendor)
 
 
 def _clock(starts: list[datetime]) -> list[str]:
@@ -96,7 +100,7 @@ def test_the_documented_example_in_utc() -> None:
         "odd-opening",
     ],
 )
-def test_free_starts_in_utc(time_list: BookingTimeList, expected: list[str]) -> None:
+def test_free_starts_in_utc(time_list: DayTimes, expected: list[str]) -> None:
     assert _clock(free_starts(time_list, DAY, ZoneInfo("UTC"), now=EARLIER)) == expected
 
 
@@ -365,17 +369,11 @@ def _hhmm(minutes: int) -> str:
 
 
 @st.composite
-def _time_lists(draw: st.DrawFn) -> BookingTimeList:
+def _time_lists(draw: st.DrawFn) -> DayTimes:
     allowed = (draw(_MINUTES), draw(_MINUTES))
     blocked = draw(st.lists(st.tuples(_MINUTES, _MINUTES), max_size=6))
-    return BookingTimeList(
-        allowed_booking_time=BookingTime.model_validate(
-            {"start_time": _hhmm(allowed[0]), "finish_time": _hhmm(allowed[1])}
-        ),
-        disallowed_booking_time=[
-            BookingTime.model_validate({"start_time": _hhmm(a), "finish_time": _hhmm(b)})
-            for a, b in blocked
-        ],
+    return _list(
+        (_hhmm(allowed[0]), _hhmm(allowed[1])), *((_hhmm(a), _hhmm(b)) for a, b in blocked)
     )
 
 
@@ -391,16 +389,13 @@ _DAYS = st.sampled_from([DAY, date(2026, 3, 29), date(2026, 10, 25), date(2026, 
     step=st.sampled_from([15, 30, 60]),
 )
 def test_free_starts_never_in_a_blocked_interval_or_the_past_and_durations_fit(
-    time_list: BookingTimeList, zone: ZoneInfo, day: date, now_offset: int, step: int
+    time_list: DayTimes, zone: ZoneInfo, day: date, now_offset: int, step: int
 ) -> None:
     now = datetime.combine(day, time(12), tzinfo=zone) + timedelta(minutes=now_offset)
     window = opening(time_list, day, zone)
     assert window is not None
     midnight = datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
-    blocked = [
-        opening(BookingTimeList(allowed_booking_time=b), day, zone)
-        for b in time_list.disallowed_booking_time
-    ]
+    blocked = [opening(DayTimes(opening=b), day, zone) for b in time_list.taken]
     starts = free_starts(time_list, day, zone, now=now, step_minutes=step)
     instants = [s.astimezone(UTC) for s in starts]
     assert instants == sorted(set(instants))

@@ -16,16 +16,18 @@ from starlette.applications import Starlette
 from api.errors import AuthError
 from api.tuya_models import RoomDeviceRelation, TaskDetail, TaskSummary, Worker
 from bot.persistence import DatabasePersistence
+from bot.taskboard import task_detail_of, task_of, worker_of
 from conversations import callbacks
 from conversations.domain import Actor, Role
+from conversations.records import Task
 from conversations.tasks import (
     board_project,
     maintenance_notes,
     newest_first,
     page_of,
     reason_problem,
-    status_words,
     task_details,
+    task_status,
     worker_name,
 )
 from conversations.writes import worker_id_of
@@ -150,36 +152,42 @@ def _new_events(sandbox_app: Starlette) -> list[dict[str, Any]]:
 # ---- pure rules ------------------------------------------------------------------------------
 
 WORKERS = [
-    Worker(worker_id="w1", username="tom@x", nickname="Tom"),
-    Worker(worker_id="w2", username="li@x", nickname="Li"),
-    Worker(worker_id="w3", username="li2@x", nickname="Li"),
+    worker_of(Worker(worker_id="w1", username="tom@x", nickname="Tom")),
+    worker_of(Worker(worker_id="w2", username="li@x", nickname="Li")),
+    worker_of(Worker(worker_id="w3", username="li2@x", nickname="Li")),
 ]
 
 
+def _task(task_id: str, **fields: Any) -> Task:
+    """A task of Tuya's list as the flows see it."""
+    return task_of(TaskSummary(task_id=task_id, **fields))
+
+
 def test_a_task_is_matched_to_its_worker_by_username_then_by_a_unique_nickname() -> None:
-    assert worker_id_of(TaskSummary(task_id="1", worker_username="TOM@x "), WORKERS) == "w1"
-    assert worker_id_of(TaskSummary(task_id="1", worker_nickname="Tom"), WORKERS) == "w1"
+    assert worker_id_of(_task("1", worker_username="TOM@x "), WORKERS) == "w1"
+    assert worker_id_of(_task("1", worker_nickname="Tom"), WORKERS) == "w1"
     # Two workers share the nickname: the task belongs to nobody we can name.
-    assert worker_id_of(TaskSummary(task_id="1", worker_nickname="Li"), WORKERS) is None
-    assert worker_id_of(TaskSummary(task_id="1", worker_username="gone@x"), WORKERS) is None
-    assert worker_id_of(TaskSummary(task_id="1"), WORKERS) is None
+    assert worker_id_of(_task("1", worker_nickname="Li"), WORKERS) is None
+    assert worker_id_of(_task("1", worker_username="gone@x"), WORKERS) is None
+    assert worker_id_of(_task("1"), WORKERS) is None
 
 
 def test_tasks_are_newest_first_and_paged_by_five() -> None:
     base = datetime(2026, 5, 1, tzinfo=UTC)
-    tasks = [TaskSummary(task_id=str(i), gmt_create=base + timedelta(hours=i)) for i in range(7)]
-    tasks.append(TaskSummary(task_id="x"))
+    tasks = [_task(str(i), gmt_create=base + timedelta(hours=i)) for i in range(7)]
+    tasks.append(_task("x"))
     ordered = newest_first(tasks)
-    assert [t.task_id for t in ordered] == ["6", "5", "4", "3", "2", "1", "0", "x"]
-    assert [t.task_id for t in page_of(ordered, 1)[0]] == ["1", "0", "x"]
+    assert [t.id for t in ordered] == ["6", "5", "4", "3", "2", "1", "0", "x"]
+    assert [t.id for t in page_of(ordered, 1)[0]] == ["1", "0", "x"]
     assert page_of(ordered, 9)[1:] == (1, 2)
     assert page_of([], 0) == ([], 0, 1)
 
 
 def test_status_in_words_in_both_languages() -> None:
-    assert status_words("PENDING_ACCEPTANCE", "en") == "⏳ awaiting acceptance"
-    assert status_words("PENDING_ACCEPTANCE", "zh") == "⏳ 待验收"
-    assert status_words("SOMETHING_NEW", "en") == "❔ SOMETHING_NEW"
+    awaiting = _task("1", status="PENDING_ACCEPTANCE")
+    assert task_status(awaiting, "en") == "⏳ awaiting acceptance"
+    assert task_status(awaiting, "zh") == "⏳ 待验收"
+    assert task_status(_task("2", status="SOMETHING_NEW"), "en") == "❔ SOMETHING_NEW"
 
 
 def test_a_manager_of_either_community_project_counts() -> None:
@@ -206,12 +214,14 @@ def test_reopen_reasons_need_a_few_words(text: str, fine: bool) -> None:
 
 
 def test_details_and_the_maintenance_notes_name_rooms_and_devices() -> None:
-    task = TaskDetail(
-        task_id="42",
-        status="PENDING_MAINTENANCE",
-        worker_nickname="Tom",
-        gmt_create=datetime(2026, 5, 1, 2, 0, tzinfo=UTC),
-        room_device_relations=[RoomDeviceRelation(room_id="r1", device_ids=["d1", "d2"])],
+    task = task_detail_of(
+        TaskDetail(
+            task_id="42",
+            status="PENDING_MAINTENANCE",
+            worker_nickname="Tom",
+            gmt_create=datetime(2026, 5, 1, 2, 0, tzinfo=UTC),
+            room_device_relations=[RoomDeviceRelation(room_id="r1", device_ids=["d1", "d2"])],
+        )
     )
     places = [("Block A 1201", ["Smart door lock", "Water leak sensor"])]
     text = task_details(task, places, None, "en", ZONE)
@@ -227,7 +237,7 @@ def test_details_and_the_maintenance_notes_name_rooms_and_devices() -> None:
     assert "Maintenance task 42" in notes
     assert "Worker: Tom" in notes
     assert "Block A 1201 (Smart door lock, Water leak sensor)" in notes
-    assert worker_name(TaskSummary(task_id="1", worker_username="u@x")) == "u@x"
+    assert worker_name(_task("1", worker_username="u@x")) == "u@x"
 
 
 # ---- workers ---------------------------------------------------------------------------------

@@ -57,4 +57,4 @@ async def test_a_repair_window_follows_the_residents_own_zone(
     assert desk is not None
     (repair,) = [r for r in await desk.repairs() if r.description == description]
     tomorrow = (bot.services.clock().astimezone(BERLIN) + timedelta(days=1)).date()
-    assert repair.start_time == datetime.combine(tomorrow, time(9), tzinfo=BERLIN)
+    assert repair.start == datetime.combine(tomorrow, time(9), tzinfo=BERLIN)
