@@ -65,7 +65,7 @@ class InboundUpdates:
 
     async def store(self, update_id: int, order_key: int, payload: str, now: datetime) -> bool:
         """Keeps an update (committed when this returns); False when it was stored before."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             inserted = await session.scalar(
                 upsert(
                     "postgresql",
@@ -80,12 +80,11 @@ class InboundUpdates:
                     update=[],
                 ).returning(InboundUpdate.update_id)
             )
-            await session.commit()
             return inserted is not None
 
     async def next_for(self, order_key: int) -> Waiting | None:
         """The chat's oldest update not yet handled."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             row = (
                 await session.execute(
                     select(InboundUpdate.update_id, InboundUpdate.payload)
@@ -102,7 +101,7 @@ class InboundUpdates:
         self, user_id: int | None, chat_id: int | None, conversation_keys: Sequence[str]
     ) -> ChatState:
         """The stored user_data, chat_data and conversation states of one update's chat."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             user = (
                 await session.scalar(select(UserData.data).where(UserData.user_id == user_id))
                 if user_id is not None
@@ -131,7 +130,7 @@ class InboundUpdates:
     ) -> None:
         """Stores what the handler changed and marks the update handled (None: no update, a
         time-out), all or nothing."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             if change is not None:
                 await self._write_state(session, change, now)
             if update_id is not None:
@@ -140,14 +139,13 @@ class InboundUpdates:
                     .where(InboundUpdate.update_id == update_id)
                     .values(handled_at=now)
                 )
-            await session.commit()
 
     async def conversation_unchanged_since(
         self, name: str, key: str, since: datetime, order_key: int
     ) -> bool:
         """Whether a conversation is still as one process left it at `since`: stored, not
         written since, and no update of its chat waiting."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             updated = await session.scalar(
                 select(ConversationState.updated_at).where(
                     ConversationState.name == name, ConversationState.key == key
@@ -183,15 +181,14 @@ class InboundUpdates:
 
     async def prune(self, handled_before: datetime) -> None:
         """Forgets handled updates old enough that Telegram no longer resends them."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             await session.execute(
                 delete(InboundUpdate).where(InboundUpdate.handled_at < handled_before)
             )
-            await session.commit()
 
     async def counts(self) -> tuple[int, int]:
         """(waiting, handled) updates, for tests and metrics."""
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
             waiting = await session.scalar(
                 select(func.count()).where(InboundUpdate.handled_at.is_(None))
             )

@@ -35,7 +35,7 @@ class PersistedState:
 
     async def _write(self, build: Callable[[str], Executable]) -> None:
         if self._dialect is None:
-            async with self._sessions() as session:
+            async with self._sessions.begin() as session:
                 self._dialect = session.get_bind().dialect.name
         statement = build(self._dialect)
         if self._dialect == "sqlite":
