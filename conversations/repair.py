@@ -22,6 +22,8 @@ ids are stored with the repair (`repair_reports`) for whoever handles it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -198,21 +200,17 @@ def next_step(draft: RepairDraft, finished: State) -> State:
     """Where to go after `finished`: back to the summary when editing, else onwards."""
     if draft.editing is not None:
         return State.SUMMARY
-    order = (State.DESCRIBE, State.PHOTOS, State.WHEN, State.CONTACT, State.SUMMARY)
-    if finished is State.WHEN_CONFIRM:
-        finished = State.WHEN
+    order = [step.state for step in STEPS if step.in_order]
+    finished = _STEP[finished].counts_as or finished
     return order[min(order.index(finished) + 1, len(order) - 1)] if finished in order else finished
 
 
 def missing_step(draft: RepairDraft, region: str) -> State | None:
     """The first step a confirmed report still lacks (None when it is complete)."""
-    if check_description(draft.description) is not None:
-        return State.DESCRIBE
-    if draft.window() is None or not draft.window_confirmed:
-        return State.WHEN
-    if check_contact(draft.contact, region) is not None:
-        return State.CONTACT
-    return None
+    return next(
+        (step.state for step in STEPS if step.lacks is not None and step.lacks(draft, region)),
+        None,
+    )
 
 
 def repair_write(draft: RepairDraft, residence_id: str) -> RepairCreate:
@@ -231,27 +229,6 @@ def repair_write(draft: RepairDraft, residence_id: str) -> RepairCreate:
 
 # ---- texts -----------------------------------------------------------------------------------
 
-_PART_LABELS: Final = {
-    Part.DESCRIPTION: N_("📝 Description"),
-    Part.PHOTOS: N_("📷 Photos"),
-    Part.TIME: N_("🕒 Time"),
-    Part.CONTACT: N_("📞 Contact"),
-}
-_PART_STEPS: Final = {
-    Part.DESCRIPTION: State.DESCRIBE,
-    Part.PHOTOS: State.PHOTOS,
-    Part.TIME: State.WHEN,
-    Part.CONTACT: State.CONTACT,
-}
-_UNEXPECTED: Final = {
-    State.RESUME: N_("Please tap Continue or Start over."),
-    State.DESCRIBE: N_("Please describe the problem in words (a photo with a caption works too)."),
-    State.PHOTOS: N_("Please send photos, or tap Done when you have finished."),
-    State.WHEN: N_('Please tap a time, or write one such as "tomorrow 9-12".'),
-    State.WHEN_CONFIRM: N_("Please tap Confirm or Change, or write another time."),
-    State.CONTACT: N_("Please share your phone with the button, or type how to reach you."),
-    State.SUMMARY: N_("Please use the buttons below the summary."),
-}
 SHARE_PHONE_LABEL: Final = N_("📱 Share my phone")
 
 
@@ -351,8 +328,9 @@ def _summary_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
 
 def _edit_markup(context: ConciergeContext) -> InlineKeyboardMarkup:
     parts = [
-        flowkit.button(JOB, context.t(label), "field", part.value)
-        for part, label in _PART_LABELS.items()
+        flowkit.button(JOB, context.t(step.part_label), "field", step.part.value)
+        for step in STEPS
+        if step.part is not None
     ]
     return flowkit.keyboard(
         [parts[:2], parts[2:], [flowkit.button(JOB, context.t(N_("⬅ Back")), "back")]],
@@ -401,6 +379,92 @@ async def _save(context: ConciergeContext, draft: RepairDraft) -> None:
 
 # ---- asking each step ------------------------------------------------------------------------
 
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup
+Prompt = tuple[str, Markup]
+
+
+def _resume_prompt(context: ConciergeContext, draft: RepairDraft) -> Prompt:
+    text = context.t(
+        "You have an unfinished repair report:\n“{description}”\nContinue it or start over?",
+        description=draft.description or "📷",
+    )
+    markup = flowkit.keyboard(
+        [
+            [
+                flowkit.button(JOB, context.t(N_("▶ Continue")), "continue"),
+                flowkit.button(JOB, context.t(N_("🆕 Start over")), "restart"),
+            ]
+        ],
+        JOB,
+        context,
+    )
+    return text, markup
+
+
+def _describe_prompt(context: ConciergeContext, draft: RepairDraft) -> Prompt:
+    text = context.t(
+        "🔧 What needs repairing? Describe the problem in {minimum}–{maximum} characters. "
+        "You can also send a photo with a caption.",
+        minimum=MIN_DESCRIPTION,
+        maximum=MAX_DESCRIPTION,
+    )
+    if draft.editing is Part.DESCRIPTION and draft.description:
+        text += "\n" + context.t("Now: “{description}”", description=draft.description)
+    return text, flowkit.keyboard([], JOB, context)
+
+
+def _photos_prompt(context: ConciergeContext, draft: RepairDraft) -> Prompt:
+    text = context.t(
+        "📷 You can add up to {maximum} photos of the problem (an album works too). "
+        "Tap Done when you have finished, or Skip if you have none.",
+        maximum=MAX_PHOTOS,
+    )
+    if draft.photo_file_ids:
+        text += "\n" + _photo_status(context, draft)
+    return text, _photo_markup(context, draft)
+
+
+def _when_prompt(context: ConciergeContext, draft: RepairDraft) -> Prompt:
+    text = context.t(
+        "🕒 When may a technician come? Tap a time, or write one, e.g. "
+        "“tomorrow 9-12”, “Fri 14:00 to 16:00” or “明天上午”."
+    )
+    return text, _preset_markup(context)
+
+
+def _when_confirm_prompt(context: ConciergeContext, draft: RepairDraft) -> Prompt:
+    window = draft.window()
+    text = context.t(
+        "A technician may come: {window}. Is that right?",
+        window=window_text(context, window) if window else "—",
+    )
+    markup = flowkit.keyboard(
+        [
+            [
+                flowkit.button(JOB, context.t(N_("✅ Confirm")), "ok"),
+                flowkit.button(JOB, context.t(N_("✏️ Change")), "change"),
+            ]
+        ],
+        JOB,
+        context,
+    )
+    return text, markup
+
+
+def _contact_prompt(context: ConciergeContext, draft: RepairDraft) -> Prompt:
+    text = context.t(
+        "📞 How can the technician reach you? Tap “{share}” or type a phone number.",
+        share=context.t(SHARE_PHONE_LABEL),
+    )
+    last = _remembered_contact(context)
+    if last:
+        text += "\n" + context.t("Or tap {contact} to use it again.", contact=last)
+    return text, _contact_markup(context)
+
+
+def _summary_prompt(context: ConciergeContext, draft: RepairDraft) -> Prompt:
+    return summary_text(context, draft), _summary_markup(context)
+
 
 async def ask(
     update: Update, context: ConciergeContext, draft: RepairDraft, step: State, note: str = ""
@@ -412,77 +476,8 @@ async def ask(
     chat = update.effective_chat
     if chat is None:
         return step
-    if step is State.RESUME:
-        text = context.t(
-            "You have an unfinished repair report:\n“{description}”\nContinue it or start over?",
-            description=draft.description or "📷",
-        )
-        markup = flowkit.keyboard(
-            [
-                [
-                    flowkit.button(JOB, context.t(N_("▶ Continue")), "continue"),
-                    flowkit.button(JOB, context.t(N_("🆕 Start over")), "restart"),
-                ]
-            ],
-            JOB,
-            context,
-        )
-        await chat.send_message(prefix + text, reply_markup=markup)
-    elif step is State.DESCRIBE:
-        text = context.t(
-            "🔧 What needs repairing? Describe the problem in {minimum}–{maximum} characters. "
-            "You can also send a photo with a caption.",
-            minimum=MIN_DESCRIPTION,
-            maximum=MAX_DESCRIPTION,
-        )
-        if draft.editing is Part.DESCRIPTION and draft.description:
-            text += "\n" + context.t("Now: “{description}”", description=draft.description)
-        await chat.send_message(prefix + text, reply_markup=flowkit.keyboard([], JOB, context))
-    elif step is State.PHOTOS:
-        text = context.t(
-            "📷 You can add up to {maximum} photos of the problem (an album works too). "
-            "Tap Done when you have finished, or Skip if you have none.",
-            maximum=MAX_PHOTOS,
-        )
-        if draft.photo_file_ids:
-            text += "\n" + _photo_status(context, draft)
-        await chat.send_message(prefix + text, reply_markup=_photo_markup(context, draft))
-    elif step is State.WHEN:
-        text = context.t(
-            "🕒 When may a technician come? Tap a time, or write one, e.g. "
-            "“tomorrow 9-12”, “Fri 14:00 to 16:00” or “明天上午”."
-        )
-        await chat.send_message(prefix + text, reply_markup=_preset_markup(context))
-    elif step is State.WHEN_CONFIRM:
-        window = draft.window()
-        text = context.t(
-            "A technician may come: {window}. Is that right?",
-            window=window_text(context, window) if window else "—",
-        )
-        markup = flowkit.keyboard(
-            [
-                [
-                    flowkit.button(JOB, context.t(N_("✅ Confirm")), "ok"),
-                    flowkit.button(JOB, context.t(N_("✏️ Change")), "change"),
-                ]
-            ],
-            JOB,
-            context,
-        )
-        await chat.send_message(prefix + text, reply_markup=markup)
-    elif step is State.CONTACT:
-        text = context.t(
-            "📞 How can the technician reach you? Tap “{share}” or type a phone number.",
-            share=context.t(SHARE_PHONE_LABEL),
-        )
-        last = _remembered_contact(context)
-        if last:
-            text += "\n" + context.t("Or tap {contact} to use it again.", contact=last)
-        await chat.send_message(prefix + text, reply_markup=_contact_markup(context))
-    else:
-        await chat.send_message(
-            prefix + summary_text(context, draft), reply_markup=_summary_markup(context)
-        )
+    text, markup = _STEP[step].prompt(context, draft)
+    await chat.send_message(prefix + text, reply_markup=markup)
     return step
 
 
@@ -772,7 +767,7 @@ async def receive_shared_contact(update: Update, context: ConciergeContext) -> S
     digits = clean_text(shared).lstrip("+")
     phone = read_contact("+" + digits if digits else "", _region(context))
     if isinstance(phone, Problem):
-        await flowkit.say(update, context.t(_UNEXPECTED[State.CONTACT]))
+        await flowkit.say(update, context.t(_STEP[State.CONTACT].unexpected))
         return State.CONTACT
     return await _take_contact(update, context, phone)
 
@@ -814,7 +809,7 @@ async def choose_part(update: Update, context: ConciergeContext) -> State:
     except ValueError:
         return await ask(update, context, draft, State.SUMMARY, context.t(flowkit.STALE))
     draft.editing = part
-    return await ask(update, context, draft, _PART_STEPS[part])
+    return await ask(update, context, draft, _PART_STEP[part])
 
 
 async def back_to_summary(update: Update, context: ConciergeContext) -> State:
@@ -892,7 +887,142 @@ async def receive_unexpected(update: Update, context: ConciergeContext) -> State
     """Anything the step does not take (a sticker, a file, …): says what it needs, asks again."""
     draft = await _draft(context)
     step = draft.step
-    return await ask(update, context, draft, step, context.t(_UNEXPECTED[step]))
+    return await ask(update, context, draft, step, context.t(_STEP[step].unexpected))
+
+
+# ---- the steps -------------------------------------------------------------------------------
+
+_MESSAGES: Final = filters.UpdateType.MESSAGE & ~filters.COMMAND
+_TEXT: Final = filters.TEXT & _MESSAGES
+_PHOTO: Final = filters.PHOTO & _MESSAGES
+
+
+def _lacks_description(draft: RepairDraft, region: str) -> bool:
+    return check_description(draft.description) is not None
+
+
+def _lacks_window(draft: RepairDraft, region: str) -> bool:
+    return draft.window() is None or not draft.window_confirmed
+
+
+def _lacks_contact(draft: RepairDraft, region: str) -> bool:
+    return check_contact(draft.contact, region) is not None
+
+
+def _contact_handlers() -> flowkit.Handlers:
+    exit_labels = filters.Text([tr(lang, flowkit.STOP_LABEL) for lang in LANGUAGES])
+    return [
+        MessageHandler(filters.CONTACT & _MESSAGES, receive_shared_contact),
+        # The reply keyboard's Stop arrives as text; it must not be read as a contact.
+        MessageHandler(exit_labels & _MESSAGES, flowkit.leave(JOB)),
+        MessageHandler(_TEXT, receive_contact),
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """One step of the report, declared once: everything else (the order, the check before
+    sending, the Edit menu, the prompts, the handlers, the reply to stray input) is read from
+    `STEPS`, so adding a step is one record plus its prompt and its parser."""
+
+    state: State
+    prompt: Callable[[ConciergeContext, RepairDraft], Prompt]
+    # Built per conversation: PTB handlers are not shared between applications.
+    handlers: Callable[[], flowkit.Handlers]
+    unexpected: str
+    """What the step says to input it does not take (marked for translation)."""
+    in_order: bool = True
+    """Whether the step is on the way from the description to the summary."""
+    counts_as: State | None = None
+    """The step this one completes (a confirmation finishes the step it confirms)."""
+    part: Part | None = None
+    """What the summary's Edit calls the step, when it offers it."""
+    part_label: str = ""
+    lacks: Callable[[RepairDraft, str], bool] | None = None
+    """For a required step: whether a draft (in a phone region) still lacks its answer."""
+
+
+STEPS: Final[tuple[Step, ...]] = (
+    Step(
+        state=State.RESUME,
+        prompt=_resume_prompt,
+        handlers=lambda: [
+            CallbackQueryHandler(choose_resume, pattern=flowkit.on(JOB, "(continue|restart)"))
+        ],
+        unexpected=N_("Please tap Continue or Start over."),
+        in_order=False,
+    ),
+    Step(
+        state=State.DESCRIBE,
+        prompt=_describe_prompt,
+        handlers=lambda: [
+            MessageHandler(_TEXT, receive_description),
+            MessageHandler(_PHOTO, receive_photo_while_describing),
+        ],
+        unexpected=N_("Please describe the problem in words (a photo with a caption works too)."),
+        part=Part.DESCRIPTION,
+        part_label=N_("📝 Description"),
+        lacks=_lacks_description,
+    ),
+    Step(
+        state=State.PHOTOS,
+        prompt=_photos_prompt,
+        handlers=lambda: [
+            MessageHandler(_PHOTO, receive_photo),
+            CallbackQueryHandler(finish_photos, pattern=flowkit.on(JOB, "(done|skip)")),
+            CallbackQueryHandler(clear_photos, pattern=flowkit.on(JOB, "clear")),
+        ],
+        unexpected=N_("Please send photos, or tap Done when you have finished."),
+        part=Part.PHOTOS,
+        part_label=N_("📷 Photos"),
+    ),
+    Step(
+        state=State.WHEN,
+        prompt=_when_prompt,
+        handlers=lambda: [
+            CallbackQueryHandler(choose_preset, pattern=flowkit.on(JOB, "when")),
+            MessageHandler(_TEXT, receive_time),
+        ],
+        unexpected=N_('Please tap a time, or write one such as "tomorrow 9-12".'),
+        part=Part.TIME,
+        part_label=N_("🕒 Time"),
+        lacks=_lacks_window,
+    ),
+    Step(
+        state=State.WHEN_CONFIRM,
+        prompt=_when_confirm_prompt,
+        handlers=lambda: [
+            CallbackQueryHandler(confirm_time, pattern=flowkit.on(JOB, "ok")),
+            CallbackQueryHandler(change_time, pattern=flowkit.on(JOB, "change")),
+            MessageHandler(_TEXT, receive_time),
+        ],
+        unexpected=N_("Please tap Confirm or Change, or write another time."),
+        in_order=False,
+        counts_as=State.WHEN,
+    ),
+    Step(
+        state=State.CONTACT,
+        prompt=_contact_prompt,
+        handlers=_contact_handlers,
+        unexpected=N_("Please share your phone with the button, or type how to reach you."),
+        part=Part.CONTACT,
+        part_label=N_("📞 Contact"),
+        lacks=_lacks_contact,
+    ),
+    Step(
+        state=State.SUMMARY,
+        prompt=_summary_prompt,
+        handlers=lambda: [
+            CallbackQueryHandler(confirm_report, pattern=flowkit.on(JOB, "confirm")),
+            CallbackQueryHandler(edit_report, pattern=flowkit.on(JOB, "edit")),
+            CallbackQueryHandler(choose_part, pattern=flowkit.on(JOB, "field")),
+            CallbackQueryHandler(back_to_summary, pattern=flowkit.on(JOB, "back")),
+        ],
+        unexpected=N_("Please use the buttons below the summary."),
+    ),
+)
+_STEP: Final = {step.state: step for step in STEPS}
+_PART_STEP: Final = {step.part: step.state for step in STEPS if step.part is not None}
 
 
 # ---- wiring ----------------------------------------------------------------------------------
@@ -906,44 +1036,7 @@ async def _resumable(context: ConciergeContext) -> bool:
 
 def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeContext]:
     """/repair and the menu's "Report a repair"."""
-    messages = filters.UpdateType.MESSAGE & ~filters.COMMAND
-    text = filters.TEXT & messages
-    photo = filters.PHOTO & messages
-    exit_labels = filters.Text([tr(lang, flowkit.STOP_LABEL) for lang in LANGUAGES])
-    states: dict[object, flowkit.Handlers] = {
-        State.RESUME: [
-            CallbackQueryHandler(choose_resume, pattern=flowkit.on(JOB, "(continue|restart)"))
-        ],
-        State.DESCRIBE: [
-            MessageHandler(text, receive_description),
-            MessageHandler(photo, receive_photo_while_describing),
-        ],
-        State.PHOTOS: [
-            MessageHandler(photo, receive_photo),
-            CallbackQueryHandler(finish_photos, pattern=flowkit.on(JOB, "(done|skip)")),
-            CallbackQueryHandler(clear_photos, pattern=flowkit.on(JOB, "clear")),
-        ],
-        State.WHEN: [
-            CallbackQueryHandler(choose_preset, pattern=flowkit.on(JOB, "when")),
-            MessageHandler(text, receive_time),
-        ],
-        State.WHEN_CONFIRM: [
-            CallbackQueryHandler(confirm_time, pattern=flowkit.on(JOB, "ok")),
-            CallbackQueryHandler(change_time, pattern=flowkit.on(JOB, "change")),
-            MessageHandler(text, receive_time),
-        ],
-        State.CONTACT: [
-            MessageHandler(filters.CONTACT & messages, receive_shared_contact),
-            MessageHandler(exit_labels & messages, flowkit.leave(JOB)),
-            MessageHandler(text, receive_contact),
-        ],
-        State.SUMMARY: [
-            CallbackQueryHandler(confirm_report, pattern=flowkit.on(JOB, "confirm")),
-            CallbackQueryHandler(edit_report, pattern=flowkit.on(JOB, "edit")),
-            CallbackQueryHandler(choose_part, pattern=flowkit.on(JOB, "field")),
-            CallbackQueryHandler(back_to_summary, pattern=flowkit.on(JOB, "back")),
-        ],
-    }
+    states: dict[object, flowkit.Handlers] = {step.state: step.handlers() for step in STEPS}
     return flowkit.build(
         job=JOB,
         command="repair",
