@@ -232,17 +232,17 @@ def list_markup(
 
 
 def detail_markup(context: ConciergeContext, repair: Repair, page: int) -> InlineKeyboardMarkup:
-    """Cancel this repair, or back to the list page it came from."""
+    """Cancel this repair (or, once it is finished, remove it from the list), or back to the list
+    page it came from. A finished repair cannot be called off any more: the same vendor delete
+    only tidies the list, and the button says so."""
+    drop_label = (
+        context.t("🧹 Remove from my list")
+        if repair.state in FINISHED
+        else context.t("🗑 Cancel this repair")
+    )
     return flowkit.keyboard(
         [
-            [
-                flowkit.button(
-                    JOB,
-                    context.t("🗑 Cancel this repair"),
-                    "drop",
-                    key_of(repair.id),
-                )
-            ],
+            [flowkit.button(JOB, drop_label, "drop", key_of(repair.id))],
             [flowkit.button(JOB, context.t("⬅ Back to the list"), "page", str(page))],
         ],
         JOB,
@@ -423,15 +423,23 @@ async def ask_cancel(update: Update, context: ConciergeContext) -> State | int:
         await _refuse_press(update, context, key)
         return State.BROWSE
     draft = await _draft(context)
-    draft.pending, draft.target_ids = Pending.CANCEL, [repair.id]
+    names = {"short_id": short_id(repair.id), "description": snippet(repair.description, 60)}
+    if repair.state in FINISHED:
+        draft.pending, draft.target_ids = Pending.CLEAR, [repair.id]
+        text = context.t(
+            "Remove repair #{short_id} “{description}” from your list? This cannot be undone.",
+            **names,
+        )
+        yes_label = context.t("🧹 Yes, remove it")
+    else:
+        draft.pending, draft.target_ids = Pending.CANCEL, [repair.id]
+        text = context.t(
+            "Cancel repair #{short_id} “{description}”? This cannot be undone.", **names
+        )
+        yes_label = context.t("🗑 Yes, cancel it")
     draft.command_id = common.new_command_id()
     await _save(context, draft)
-    text = context.t(
-        "Cancel repair #{short_id} “{description}”? This cannot be undone.",
-        short_id=short_id(repair.id),
-        description=snippet(repair.description, 60),
-    )
-    await flowkit.show(update, text, _confirm_markup(context, context.t("🗑 Yes, cancel it")))
+    await flowkit.show(update, text, _confirm_markup(context, yes_label))
     return State.CONFIRM
 
 

@@ -228,7 +228,7 @@ async def test_the_list_and_detail_in_chinese(bot: BotUnderTest, sandbox_app: St
     detail = _last(bot)
     assert detail.startswith(f"报修单 #{BOB_COMPLETED[-6:]} — ✅ 已完成")
     assert "💬 反馈：Lock cleaned and oiled." in detail
-    assert "🗑 取消这条报修" in _labels(bot)
+    assert "🧹 从我的列表中移除" in _labels(bot)
 
 
 async def test_the_detail_shows_every_field_and_the_photos(
@@ -264,7 +264,7 @@ async def test_the_detail_shows_every_field_and_the_photos(
     assert f"🗓 Reported: {local_created}" in detail
     assert "📞 +86 138 0000 0003" in detail
     assert "💬 Feedback: Lock cleaned and oiled. 门锁已清洁上油。" in detail
-    assert _labels(bot) == ["🗑 Cancel this repair", "⬅ Back to the list", "✖ Close"]
+    assert _labels(bot) == ["🧹 Remove from my list", "⬅ Back to the list", "✖ Close"]
     await chat.press(_press("page", "0"))
     assert _last(bot).startswith("📋 Your repairs")
 
@@ -307,6 +307,22 @@ async def test_cancel_one_after_a_confirmation(bot: BotUnderTest, sandbox_app: S
     assert _last(bot).startswith(f"🗑 Repair #{ALICE_WAITING[-6:]} is cancelled.")
     assert "📋 Your repairs (page 1 of 1):" in _last(bot)
     assert await _ids(bot, ALICE) == {ALICE_IN_PROGRESS}
+
+
+async def test_a_finished_repair_is_removed_from_the_list_not_cancelled(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    """A completed repair cannot be called off any more; its detail offers to tidy it away."""
+    chat = await _bob(bot, sandbox_app, lang="zh")
+    await chat.send("/repairs")
+    await chat.press(_press("open", BOB_COMPLETED))
+    assert _labels(bot)[0] == "🧹 从我的列表中移除"
+    await chat.press(_press("drop", BOB_COMPLETED))
+    assert _last(bot).startswith(f"要从您的列表中移除报修单 #{BOB_COMPLETED[-6:]}")
+    assert _labels(bot)[0] == "🧹 是的，移除"
+    await chat.press(_press("yes"))
+    assert _last(bot).startswith("🧹 已清除已关闭和已完成的报修：1 条。")
+    assert BOB_COMPLETED not in await _ids(bot, BOB)
 
 
 async def test_clear_closed_and_completed_says_how_many(
