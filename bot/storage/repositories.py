@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.storage import per_update
-from bot.storage.accounts import Accounts, Invites
+from bot.storage.accounts import Accounts, Invites, drafts_key
 from bot.storage.columns import utcnow
 from bot.storage.db import Sessions, create_engine, make_session_factory, upsert
 from bot.storage.models import (
@@ -172,7 +172,12 @@ class Drafts(_Repository):
             )
 
     async def load(self, telegram_id: int, job: str) -> dict[str, Any] | None:
-        """The saved draft, or None."""
+        """The saved draft, or None; from the update's scope when who the user is was read in
+        it (with their drafts) and nothing was written since."""
+        found, drafts = per_update.recall(drafts_key(telegram_id))
+        if found:
+            draft = drafts.get(job)
+            return None if draft is None else dict(draft)
         async with self._sessions.begin() as session:
             draft = await session.get(Draft, (telegram_id, job))
             return None if draft is None else draft.data
