@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event, or_
+from sqlalchemy import bindparam, event, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -80,12 +81,37 @@ def upsert(
         update = [column for column in first if column not in key]
     if not update:
         return statement.on_conflict_do_nothing(index_elements=list(key))
+    # `excluded` builds a new alias of the table on every access: taken once, not per column.
+    excluded = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=list(key),
-        set_={column: statement.excluded[column] for column in update},
-        where=or_(
-            *(model.__table__.c[c].is_distinct_from(statement.excluded[c]) for c in when_changed)
-        )
+        set_={column: excluded[column] for column in update},
+        where=or_(*(model.__table__.c[c].is_distinct_from(excluded[c]) for c in when_changed))
         if when_changed
         else None,
+    )
+
+
+@functools.cache
+def upsert_one(
+    dialect_name: str,
+    model: type[Base],
+    columns: tuple[str, ...],
+    *,
+    key: tuple[str, ...],
+    update: tuple[str, ...] | None = None,
+    when_changed: tuple[str, ...] = (),
+) -> Insert:
+    """`upsert` of one row of `columns`, built once and executed with the row as its
+    parameters (`session.execute(statement, row)`): the statements an update makes every time
+    (a draft saved, a user met) would otherwise be built anew for each."""
+    table = model.__table__
+    row = {column: bindparam(column, type_=table.c[column].type) for column in columns}
+    return upsert(
+        dialect_name,
+        model,
+        row,
+        key=key,
+        update=None if update is None else list(update),
+        when_changed=when_changed,
     )
