@@ -31,10 +31,37 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 def create_engine(database_url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine:
     """Opens an async engine; SQLite connections get WAL, foreign keys and a busy timeout."""
     url = make_url(database_url)
-    engine = _create_async_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite", **kwargs)
-    if url.get_backend_name() == "sqlite":
-        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    if url.get_backend_name() != "sqlite":
+        return _create_async_engine(url, pool_pre_ping=True, **kwargs)
+    kwargs.setdefault("pool_reset_on_return", None)
+    engine = _create_async_engine(url, pool_pre_ping=False, **kwargs)
+    event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    # On aiosqlite every call to the connection is a trip to its thread and back (the GIL
+    # handed over twice); a read's unit of work made five, of which the commit and the pool's
+    # rollback had nothing to end. SQLite says whether a transaction is open, so those two are
+    # made only when one is.
+    dialect = engine.sync_engine.dialect
+    commit = dialect.do_commit
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if _in_transaction(dbapi_connection):
+            commit(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    if kwargs["pool_reset_on_return"] is None:
+        event.listen(engine.sync_engine, "reset", _reset_sqlite)
     return engine
+
+
+def _in_transaction(dbapi_connection: Any) -> bool:
+    driver = getattr(dbapi_connection, "_connection", None)
+    return driver is None or bool(driver.in_transaction)
+
+
+def _reset_sqlite(dbapi_connection: Any, _record: Any, reset_state: Any) -> None:
+    # The pool's rollback of every connection it takes back, only when one is open (above).
+    if not reset_state.terminate_only and _in_transaction(dbapi_connection):
+        dbapi_connection.rollback()
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
