@@ -14,20 +14,18 @@ import asyncio
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, literal, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
 from bot.storage.columns import utcnow
-from bot.storage.db import Sessions, upsert
+from bot.storage.db import Sessions, upsert, upsert_one
 from bot.storage.inbound import ChatState
 from bot.storage.models import CallbackData, ChatData, ConversationState, UserData
 
 _CALLBACK_ROW = 1
-# Rows per statement: three or four bound values each, well under SQLite's limit.
+# Keys per DELETE ... IN: well under SQLite's limit on bound values.
 _CHUNK = 500
 
 
@@ -84,24 +82,51 @@ class PersistedState:
 
     async def write(self, changes: Changes) -> None:
         """Writes everything one flush changed in one transaction: a statement per table and
-        kind of change, however many rows changed. A user_data or chat_data row that would
-        not change is not rewritten."""
+        kind of change, however many rows changed. The upserts go as one executemany each:
+        built and compiled once, the rows bound in the database's thread rather than compiled
+        into the statement on the event loop. A user_data or chat_data row that would not
+        change is not rewritten."""
         if not changes:
             return
         dialect = await self._dialect_name()
         async with self._sqlite_writes, self._sessions.begin() as session:
+            connection = await session.connection()
             now = utcnow()
-            await self._write_data(session, dialect, UserData, "user_id", changes.user_data, now)
-            await self._write_data(session, dialect, ChatData, "chat_id", changes.chat_data, now)
-            stored = [
+            for model, column, data in (
+                (UserData, "user_id", changes.user_data),
+                (ChatData, "chat_id", changes.chat_data),
+            ):
+                stored = [
+                    {column: key, "data": text, "updated_at": now}
+                    for key, text in data.items()
+                    if text is not None
+                ]
+                if stored:
+                    statement = upsert_one(
+                        dialect,
+                        model,
+                        (column, "data", "updated_at"),
+                        key=(column,),
+                        when_changed=("data",),
+                    )
+                    await connection.execute(statement, stored)
+                dropped = [key for key, text in data.items() if text is None]
+                key_column = model.__table__.c[column]
+                for keys in _chunks(dropped):
+                    await connection.execute(delete(model).where(key_column.in_(keys)))
+            states = [
                 {"name": name, "key": key, "state": state, "updated_at": now}
                 for (name, key), state in changes.conversations.items()
                 if state is not None
             ]
-            for rows in _chunks(stored):
-                await session.execute(
-                    upsert(dialect, ConversationState, list(rows), key=["name", "key"])
+            if states:
+                statement = upsert_one(
+                    dialect,
+                    ConversationState,
+                    ("name", "key", "state", "updated_at"),
+                    key=("name", "key"),
                 )
+                await connection.execute(statement, states)
             for name in {name for name, _ in changes.conversations}:
                 ended = [
                     key
@@ -109,37 +134,14 @@ class PersistedState:
                     if of == name and state is None
                 ]
                 for keys in _chunks(ended):
-                    await session.execute(
+                    await connection.execute(
                         delete(ConversationState).where(
                             ConversationState.name == name, ConversationState.key.in_(keys)
                         )
                     )
             if changes.callback_data is not None:
                 row = {"id": _CALLBACK_ROW, "data": changes.callback_data, "updated_at": now}
-                await session.execute(upsert(dialect, CallbackData, row, key=["id"]))
-
-    @staticmethod
-    async def _write_data(
-        session: AsyncSession,
-        dialect: str,
-        model: type[UserData] | type[ChatData],
-        column: str,
-        changes: dict[int, str | None],
-        now: datetime,
-    ) -> None:
-        stored = [
-            {column: key, "data": text, "updated_at": now}
-            for key, text in changes.items()
-            if text is not None
-        ]
-        for rows in _chunks(stored):
-            await session.execute(
-                upsert(dialect, model, list(rows), key=[column], when_changed=["data"])
-            )
-        dropped = [key for key, text in changes.items() if text is None]
-        key_column = model.__table__.c[column]
-        for keys in _chunks(dropped):
-            await session.execute(delete(model).where(key_column.in_(keys)))
+                await connection.execute(upsert(dialect, CallbackData, row, key=["id"]))
 
     # reading one chat's state when it is needed
 
