@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, literal, select, union_all
+from sqlalchemy import delete, select
 from sqlalchemy.sql import Executable
 
 from bot.storage.columns import utcnow
 from bot.storage.db import Sessions, upsert, upsert_one
-from bot.storage.inbound import ChatState
+from bot.storage.inbound import ChatState, read_chat_state
 from bot.storage.models import CallbackData, ChatData, ConversationState, UserData
 
 _CALLBACK_ROW = 1
@@ -161,41 +161,8 @@ class PersistedState:
     ) -> ChatState:
         """The stored user_data, chat_data and conversation states of one update's chat and
         user, in one statement."""
-        parts = []
-        if user_id is not None:
-            parts.append(
-                select(literal("user"), literal(""), literal(""), UserData.data).where(
-                    UserData.user_id == user_id
-                )
-            )
-        if chat_id is not None:
-            parts.append(
-                select(literal("chat"), literal(""), literal(""), ChatData.data).where(
-                    ChatData.chat_id == chat_id
-                )
-            )
-        if conversation_keys:
-            parts.append(
-                select(
-                    literal("conversation"),
-                    ConversationState.name,
-                    ConversationState.key,
-                    ConversationState.state,
-                ).where(ConversationState.key.in_(list(conversation_keys)))
-            )
-        user = chat = None
-        conversations: dict[tuple[str, str], str] = {}
-        if parts:
-            async with self._sessions.begin() as session:
-                rows = (await session.execute(union_all(*parts))).all()
-            for kind, name, key, text in rows:
-                if kind == "user":
-                    user = text
-                elif kind == "chat":
-                    chat = text
-                else:
-                    conversations[(name, key)] = text
-        return ChatState(user, chat, conversations)
+        async with self._sessions.begin() as session:
+            return await read_chat_state(session, user_id, chat_id, conversation_keys)
 
     async def conversations(self, name: str) -> list[tuple[str, str]]:
         """Every stored (key, state) pair of one ConversationHandler (to inspect what is
