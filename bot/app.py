@@ -85,10 +85,11 @@ async def _post_init(application: ConciergeApp) -> None:
     await alert_watcher.look_before_updates(application)
 
 
-class _Application(ConciergeApplication, PersistentApplication):
+class _Application(PersistentApplication, ConciergeApplication):
     """The bot's Application: each update starts with a fresh scope for the reads storage
-    remembers while it is handled (bot.storage.per_update), before any handler runs; its
-    chat's stored state is in memory by then (`PersistentApplication`)."""
+    remembers while it is handled (bot.storage.per_update), and with its chat's stored state
+    in memory (`PersistentApplication`, first in line so that even a press's first answer
+    reads the user's chosen language), before any handler runs."""
 
     __slots__ = ()
 
