@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
@@ -164,6 +164,10 @@ class Users(_Repository):
 
 _DRAFT_COLUMNS = ("telegram_id", "job", "data", "updated_at")
 _DRAFT_KEY = ("telegram_id", "job")
+# Built once: every /cancel and every finished flow runs it.
+_DRAFT_DELETE = delete(Draft).where(
+    Draft.telegram_id == bindparam("telegram_id"), Draft.job == bindparam("job")
+)
 
 
 class Drafts(_Repository):
@@ -192,9 +196,7 @@ class Drafts(_Repository):
     async def clear(self, telegram_id: int, job: str) -> None:
         """Forgets the draft (on finish or cancel)."""
         async with self._sessions.begin() as session:
-            await session.execute(
-                delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == job)
-            )
+            await session.execute(_DRAFT_DELETE, {"telegram_id": telegram_id, "job": job})
 
 
 @dataclass(frozen=True, slots=True)
