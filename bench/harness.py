@@ -200,6 +200,16 @@ class WatchedPersistence(DatabasePersistence):
         finally:
             self.busy.leave()
 
+    @asynccontextmanager
+    async def flushing(self) -> AsyncIterator[None]:
+        """A whole flush, noted: its writes are made together when it ends."""
+        self.busy.enter()
+        try:
+            async with super().flushing():
+                yield
+        finally:
+            self.busy.leave()
+
 
 # ---- timed update processors -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.alert_kinds import Alert, in_quiet_hours, local_time, wanted
 from bot.app_type import ConciergeApp
+from bot.persistence import load_users
 from bot.services import Services
 from bot.storage.models import SentAlert, TelegramUser
 from conversations import notify
@@ -113,6 +114,8 @@ class AlertDelivery:
             if not rows:
                 return
             users = await storage.users.get_many(row.recipient for row in rows)
+            # Their chosen language, and where a refusal marks them blocked.
+            await load_users(application, users)
             blocked |= {tid for tid, user in users.items() if user.blocked_at is not None}
             for row in rows:
                 await self._deliver_one(application, row, users.get(row.recipient), blocked, now)

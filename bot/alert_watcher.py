@@ -49,6 +49,7 @@ from bot.alert_kinds import (
 )
 from bot.alert_polling import VendorPolling
 from bot.app_type import ConciergeApp, application_of
+from bot.persistence import load_users
 from bot.services import Services
 from bot.storage.repositories import SeenRecord
 from conversations.context import ANNOUNCER_KEY, SERVICES_KEY, ConciergeContext
@@ -124,6 +125,7 @@ class AlertWatcher:
             )
 
         # Alerts first, snapshot second: a crash in between derives the same keys next time.
+        await load_users(application, (alert.recipient for alert in alerts))
         await self._delivery.record_wanted(alerts, application.user_data, now)
         await polling.store(observed, markers, now)
         await self.deliver(application, now)
@@ -188,6 +190,7 @@ class AlertWatcher:
         deliver: bool = True,
     ) -> int:
         told = [alert for alert in alerts if alert.recipient != write.telegram_id]
+        await load_users(application, (alert.recipient for alert in told))
         await self._delivery.record_wanted(told, application.user_data, now)
         if deliver:
             await self.deliver(application, now)

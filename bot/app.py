@@ -21,6 +21,7 @@ from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
 from bot.jobs import recover_writes, schedule_jobs
 from bot.metrics import CountingRateLimiter, ObservedApplication
+from bot.persistence import PersistentApplication
 from bot.presses import ConciergeApplication
 from bot.services import Services
 from bot.settings import Settings
@@ -84,9 +85,11 @@ async def _post_init(application: ConciergeApp) -> None:
     await alert_watcher.look_before_updates(application)
 
 
-class _Application(ConciergeApplication):
+class _Application(PersistentApplication, ConciergeApplication):
     """The bot's Application: each update starts with a fresh scope for the reads storage
-    remembers while it is handled (bot.storage.per_update), before any handler runs."""
+    remembers while it is handled (bot.storage.per_update), and with its chat's stored state
+    in memory (`PersistentApplication`, first in line so that even a press's first answer
+    reads the user's chosen language), before any handler runs."""
 
     __slots__ = ()
 

@@ -28,9 +28,9 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import ConversationHandler
@@ -128,6 +128,17 @@ def _key_of(flow: ConversationHandler[Any], update: Update) -> tuple[int | str, 
     return tuple(key)
 
 
+class ChatStateSource(Protocol):
+    """Where a chat's stored state is read from (`InboundUpdates` here; the single process's
+    `PersistedState` when it reads a chat's state at its first update)."""
+
+    async def load(
+        self, user_id: int | None, chat_id: int | None, conversation_keys: Sequence[str]
+    ) -> ChatState:
+        """The stored user_data, chat_data and conversation states of one update's chat."""
+        ...
+
+
 class ChatStateBridge:
     """Moves one update's chat state between the database and the Application's memory.
 
@@ -135,7 +146,7 @@ class ChatStateBridge:
     conversations dict is reached here and nowhere else.
     """
 
-    def __init__(self, application: ConciergeApp, inbound: InboundUpdates) -> None:
+    def __init__(self, application: ConciergeApp, inbound: ChatStateSource) -> None:
         self._application = application
         self._inbound = inbound
         self._flows = _flows(application)

@@ -1,21 +1,37 @@
 """PTB persistence on the database: conversations, user and chat data survive a restart.
 
-Every write touches one row, upserted by its key (`bot/storage/persisted.py` keeps the rows),
-so its cost does not grow with the number of stored users; `get_*` read once at start. Services
-live in bot_data and are never persisted. Database errors propagate: the Application hands them
-to the error handler.
+Every write touches the rows it names, upserted by their keys (`bot/storage/persisted.py` keeps
+the rows), so its cost does not grow with the number of stored users; what one periodic flush
+of the Application changed goes in one transaction (`flushing`). Services live in bot_data and
+are never persisted. Database errors propagate: the Application hands them to the error handler.
+
+Nothing is read whole at start. PTB would hold every stored conversation, user_data and
+chat_data in memory from the first second, so memory and start-up grew with everyone who ever
+wrote. At start only the ids with stored state are read; a chat's state is read into the
+Application's memory when that chat's first update comes (`load_for`, through the same
+`ChatStateBridge` cluster mode loads every update with), and a user's data when something
+outside their updates needs it (`load_users`: alert settings, the blocked flag). PTB has
+supported hooks for the first part only: `refresh_user_data` and `refresh_chat_data` run per
+update, but a ConversationHandler reads its states from the dict `get_conversations` filled at
+start and asks nothing per update, so the bridge writes into that dict.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Hashable, Iterable, MutableMapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
-from telegram.ext import BasePersistence, PersistenceInput
+from telegram import Update
+from telegram.ext import Application, BasePersistence, PersistenceInput
 
 from bot.storage.db import Sessions
-from bot.storage.persisted import PersistedState
+from bot.storage.persisted import Changes, PersistedState
+
+if TYPE_CHECKING:
+    from bot.cluster import ChatStateBridge
 
 DEFAULT_UPDATE_INTERVAL = 5.0
 
@@ -44,10 +60,14 @@ def dump_json(value: object, what: str) -> str:
     return text
 
 
+# The changes of the flush running in this task (and the tasks PTB gathers it into), if any.
+_FLUSHING: ContextVar[Changes | None] = ContextVar("concierge_flushing", default=None)
+
+
 class DatabasePersistence(BasePersistence[Data, Data, Data]):
     """A BasePersistence that keeps user data, chat data and conversations in the database."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_bridge", "_rows", "_unloaded_chats", "_unloaded_users")
 
     def __init__(
         self,
@@ -59,35 +79,123 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
             store_data=PersistenceInput(bot_data=False), update_interval=update_interval
         )
         self._rows = PersistedState(sessions)
+        # Whose stored state is not in memory yet: chats (their chat_data and conversations)
+        # and users (their user_data). Filled at start, emptied as they come.
+        self._unloaded_chats: set[int] = set()
+        self._unloaded_users: set[int] = set()
+        self._bridge: ChatStateBridge | None = None
+
+    @property
+    def rows(self) -> PersistedState:
+        """The stored rows (what `ChatStateBridge` loads a chat from)."""
+        return self._rows
+
+    # loading when needed
+
+    async def load_for(
+        self, update: Update, application: Application[Any, Any, Any, Any, Any, Any]
+    ) -> None:
+        """Reads the stored state of the update's chat and user into the Application's memory
+        the first time either comes (one statement); afterwards memory is the truth, as this
+        process is the only writer."""
+        chat, user = update.effective_chat, update.effective_user
+        chat_new = chat is not None and chat.id in self._unloaded_chats
+        user_new = user is not None and user.id in self._unloaded_users
+        if not (chat_new or user_new):
+            return
+        # Taken off first: another update of the same user must not load over this one's.
+        if chat is not None:
+            self._unloaded_chats.discard(chat.id)
+        if user is not None:
+            self._unloaded_users.discard(user.id)
+        if self._bridge is None:
+            # Built at the first update, when every flow is registered; the cluster module
+            # builds on this one, hence the late import.
+            from bot.cluster import ChatStateBridge
+
+            self._bridge = ChatStateBridge(application, self._rows)
+        kept = None if user_new or user is None else dict(application.user_data[user.id])
+        await self._bridge.load(update)
+        if kept is not None and user is not None:
+            # The user's data was loaded before (for an alert) and may have changed since.
+            data = application.user_data[user.id]
+            data.clear()
+            data.update(kept)
+
+    async def load_users(
+        self, application: Application[Any, Any, Any, Any, Any, Any], user_ids: Iterable[int]
+    ) -> None:
+        """Reads the stored user_data of these users into memory where it is not yet."""
+        wanted = sorted({user_id for user_id in user_ids if user_id in self._unloaded_users})
+        if not wanted:
+            return
+        stored = await self._rows.users_data(wanted)
+        self._unloaded_users.difference_update(wanted)
+        for user_id, text in stored.items():
+            application.user_data[user_id].update(json.loads(text))
+
+    # what is stored, whole (for checks and tools; the bot reads a chat at a time)
+
+    async def stored_user_data(self) -> dict[int, Data]:
+        """Every stored user_data."""
+        return {key: json.loads(text) for key, text in (await self._rows.user_data()).items()}
+
+    async def stored_chat_data(self) -> dict[int, Data]:
+        """Every stored chat_data."""
+        return {key: json.loads(text) for key, text in (await self._rows.chat_data()).items()}
+
+    async def stored_conversations(self, name: str) -> ConversationDict:
+        """Every stored state of one ConversationHandler, by conversation key."""
+        return {
+            tuple(json.loads(key)): json.loads(state)
+            for key, state in await self._rows.conversations(name)
+        }
 
     # user_data and chat_data
 
     async def get_user_data(self) -> dict[int, Data]:
-        """Every stored user_data, read once at start."""
-        return {
-            user_id: json.loads(data) for user_id, data in (await self._rows.user_data()).items()
-        }
+        """Nothing at start: notes whose state is stored, to read it when they come."""
+        stored = await self._rows.stored_ids()
+        self._unloaded_chats = set(stored)
+        self._unloaded_users = stored
+        return {}
 
     async def get_chat_data(self) -> dict[int, Data]:
-        """Every stored chat_data, read once at start."""
-        return {
-            chat_id: json.loads(data) for chat_id, data in (await self._rows.chat_data()).items()
-        }
+        """Nothing at start: a chat's data is read with its first update."""
+        return {}
 
     async def update_user_data(self, user_id: int, data: Data) -> None:
         """Stores one user's data (one row)."""
-        await self._rows.store_user_data(user_id, dump_json(data, f"user_data of user {user_id}"))
+        text = dump_json(data, f"user_data of user {user_id}")
+        changes = _FLUSHING.get()
+        if changes is not None:
+            changes.user_data[user_id] = text
+            return
+        await self._rows.store_user_data(user_id, text)
 
     async def update_chat_data(self, chat_id: int, data: Data) -> None:
         """Stores one chat's data (one row)."""
-        await self._rows.store_chat_data(chat_id, dump_json(data, f"chat_data of chat {chat_id}"))
+        text = dump_json(data, f"chat_data of chat {chat_id}")
+        changes = _FLUSHING.get()
+        if changes is not None:
+            changes.chat_data[chat_id] = text
+            return
+        await self._rows.store_chat_data(chat_id, text)
 
     async def drop_user_data(self, user_id: int) -> None:
         """Forgets one user's data."""
+        changes = _FLUSHING.get()
+        if changes is not None:
+            changes.user_data[user_id] = None
+            return
         await self._rows.drop_user_data(user_id)
 
     async def drop_chat_data(self, chat_id: int) -> None:
         """Forgets one chat's data."""
+        changes = _FLUSHING.get()
+        if changes is not None:
+            changes.chat_data[chat_id] = None
+            return
         await self._rows.drop_chat_data(chat_id)
 
     async def refresh_user_data(self, user_id: int, user_data: Data) -> None:
@@ -122,23 +230,29 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         """Stores the callback data cache (one row)."""
         buttons, queries = data
         plain = [[[uuid, when, markup] for uuid, when, markup in buttons], queries]
-        await self._rows.store_callback_data(dump_json(plain, "callback data"))
+        text = dump_json(plain, "callback data")
+        changes = _FLUSHING.get()
+        if changes is not None:
+            changes.callback_data = text
+            return
+        await self._rows.store_callback_data(text)
 
     # conversations
 
     async def get_conversations(self, name: str) -> ConversationDict:
-        """The stored states of one ConversationHandler, by conversation key."""
-        conversations: dict[ConversationKey, object] = {}
-        for key, state in await self._rows.conversations(name):
-            conversations[tuple(json.loads(key))] = json.loads(state)
-        return conversations
+        """Nothing at start: a chat's conversations are read with its first update."""
+        return {}
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         """Stores one conversation's state (one row); None ends it and deletes the row."""
         key_text = dump_json(list(key), f"conversation key of {name}")
+        changes = _FLUSHING.get()
         if new_state is None:
+            if changes is not None:
+                changes.conversations[(name, key_text)] = None
+                return
             await self._rows.drop_conversation(name, key_text)
             return
         if not isinstance(new_state, Hashable):
@@ -146,7 +260,60 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         # A StrEnum state is written as its value and read back as that string, which compares
         # equal to the member, so ConversationHandler still finds its handlers.
         state_text = dump_json(new_state, f"conversation state of {name}")
+        if changes is not None:
+            changes.conversations[(name, key_text)] = state_text
+            return
         await self._rows.store_conversation(name, key_text, state_text)
 
+    @asynccontextmanager
+    async def flushing(self) -> AsyncIterator[None]:
+        """Collects every write the Application hands over inside the block (PTB's periodic
+        flush gathers them) and writes them in one transaction when it ends: a flush holds
+        SQLite's one writer once, not once per changed row."""
+        changes = Changes()
+        token = _FLUSHING.set(changes)
+        try:
+            yield
+        finally:
+            _FLUSHING.reset(token)
+        await self._rows.write(changes)
+
     async def flush(self) -> None:
-        """Nothing is buffered: every update is written when the Application hands it over."""
+        """Nothing is buffered outside a flush: every write is made when it is handed over."""
+
+
+class PersistentApplication(Application[Any, Any, Any, Any, Any, Any]):
+    """An Application whose `DatabasePersistence` reads a chat's stored state when the chat's
+    first update comes (before any handler looks at it) and writes each periodic flush in one
+    transaction. With another persistence it is PTB's Application."""
+
+    __slots__ = ()
+
+    async def process_update(self, update: object) -> None:
+        """Processes `update` with its chat's stored state in memory."""
+        persistence = self.persistence
+        if isinstance(persistence, DatabasePersistence) and isinstance(update, Update):
+            await persistence.load_for(update, self)
+        await super().process_update(update)
+
+    async def update_persistence(self) -> None:
+        """Hands what changed to the persistence, which writes it in one transaction."""
+        persistence = self.persistence
+        if not isinstance(persistence, DatabasePersistence):
+            await super().update_persistence()
+            return
+        try:
+            async with persistence.flushing():
+                await super().update_persistence()
+        except Exception as error:  # as PTB does with each write's error
+            await self.process_error(update=None, error=error)
+
+
+async def load_users(
+    application: Application[Any, Any, Any, Any, Any, Any], user_ids: Iterable[int]
+) -> None:
+    """Makes sure these users' stored data is in the Application's memory before something
+    outside their own updates reads or changes it (alert settings, the blocked flag)."""
+    persistence = application.persistence
+    if isinstance(persistence, DatabasePersistence):
+        await persistence.load_users(application, user_ids)

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import per_update
 from bot.storage.db import Sessions, upsert
 from bot.storage.models import (
     AlertStatus,
+    Draft,
     Invite,
     ManagerLink,
     ResidentLink,
@@ -101,6 +102,23 @@ class LockedTokens:
         return True
 
 
+# Built once: every update that asks who its user is runs it.
+_IDENTITY = (
+    select(TelegramUser.role, ResidentLink, WorkerLink.tuya_worker_id)
+    .add_columns(ManagerLink.project_id, Draft.job, Draft.data)
+    .outerjoin(ResidentLink, ResidentLink.telegram_id == TelegramUser.telegram_id)
+    .outerjoin(WorkerLink, WorkerLink.telegram_id == TelegramUser.telegram_id)
+    .outerjoin(ManagerLink, ManagerLink.telegram_id == TelegramUser.telegram_id)
+    .outerjoin(Draft, Draft.telegram_id == TelegramUser.telegram_id)
+    .where(TelegramUser.telegram_id == bindparam("telegram_id"))
+)
+
+
+def drafts_key(telegram_id: int) -> tuple[str, int]:
+    """Where an update's scope keeps the user's drafts ({job: data}) read with who they are."""
+    return ("drafts", telegram_id)
+
+
 @dataclass(frozen=True, slots=True)
 class _Identity:
     """A user's role and links as one statement reads them."""
@@ -151,19 +169,16 @@ class Accounts:
     async def _read_identity(self, telegram_id: int) -> _Identity:
         # One statement: the links all hang off the user's row (foreign keys), so a user with
         # no row has none; a manager of several projects comes back as one row per project.
-        query = (
-            select(TelegramUser.role, ResidentLink, WorkerLink.tuya_worker_id)
-            .add_columns(ManagerLink.project_id)
-            .outerjoin(ResidentLink, ResidentLink.telegram_id == TelegramUser.telegram_id)
-            .outerjoin(WorkerLink, WorkerLink.telegram_id == TelegramUser.telegram_id)
-            .outerjoin(ManagerLink, ManagerLink.telegram_id == TelegramUser.telegram_id)
-            .where(TelegramUser.telegram_id == telegram_id)
-        )
+        # The user's drafts come along (a row per draft): a flow the update opens reads its
+        # draft from this update's scope instead of with a statement of its own.
         async with self._sessions.begin() as session:
-            rows = (await session.execute(query)).all()
+            rows = (await session.execute(_IDENTITY, {"telegram_id": telegram_id})).all()
         if not rows:
             return _Identity(role=None, resident=None, worker_id=None, project_ids=frozenset())
-        role, resident, worker_id, _project = rows[0]
+        per_update.remember(
+            drafts_key(telegram_id), {row[4]: row[5] for row in rows if row[4] is not None}
+        )
+        role, resident, worker_id = rows[0][:3]
         return _Identity(
             role=role,
             resident=resident,

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, literal, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.storage.db import make_session_factory, upsert
@@ -102,28 +102,7 @@ class InboundUpdates:
     ) -> ChatState:
         """The stored user_data, chat_data and conversation states of one update's chat."""
         async with self._sessions.begin() as session:
-            user = (
-                await session.scalar(select(UserData.data).where(UserData.user_id == user_id))
-                if user_id is not None
-                else None
-            )
-            chat = (
-                await session.scalar(select(ChatData.data).where(ChatData.chat_id == chat_id))
-                if chat_id is not None
-                else None
-            )
-            rows = (
-                (
-                    await session.execute(
-                        select(
-                            ConversationState.name, ConversationState.key, ConversationState.state
-                        ).where(ConversationState.key.in_(list(conversation_keys)))
-                    )
-                ).all()
-                if conversation_keys
-                else []
-            )
-        return ChatState(user, chat, {(name, key): state for name, key, state in rows})
+            return await read_chat_state(session, user_id, chat_id, conversation_keys)
 
     async def finish(
         self, update_id: int | None, change: ChatStateChange | None, now: datetime
@@ -207,6 +186,51 @@ async def held_everywhere(engine: AsyncEngine, lock: tuple[int, int]) -> AsyncIt
             text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": lock[0], "b": lock[1]}
         )
         yield
+
+
+async def read_chat_state(
+    session: AsyncSession,
+    user_id: int | None,
+    chat_id: int | None,
+    conversation_keys: Sequence[str],
+) -> ChatState:
+    """The stored user_data, chat_data and conversation states of one update's chat and user,
+    in one statement (a cluster process reads it for every update, a single process for a
+    chat's first)."""
+    parts = []
+    if user_id is not None:
+        parts.append(
+            select(literal("user"), literal(""), literal(""), UserData.data).where(
+                UserData.user_id == user_id
+            )
+        )
+    if chat_id is not None:
+        parts.append(
+            select(literal("chat"), literal(""), literal(""), ChatData.data).where(
+                ChatData.chat_id == chat_id
+            )
+        )
+    if conversation_keys:
+        parts.append(
+            select(
+                literal("conversation"),
+                ConversationState.name,
+                ConversationState.key,
+                ConversationState.state,
+            ).where(ConversationState.key.in_(list(conversation_keys)))
+        )
+    user = chat = None
+    conversations: dict[tuple[str, str], str] = {}
+    if not parts:
+        return ChatState(user, chat, conversations)
+    for kind, name, key, stored in (await session.execute(union_all(*parts))).all():
+        if kind == "user":
+            user = stored
+        elif kind == "chat":
+            chat = stored
+        else:
+            conversations[(name, key)] = stored
+    return ChatState(user, chat, conversations)
 
 
 def conversation_key_text(key: Sequence[int | str]) -> str:

@@ -66,6 +66,22 @@ async def remembered(key: object, read: Callable[[], Awaitable[T]]) -> T:
     return value
 
 
+def remember(key: object, value: object) -> None:
+    """Keeps `value` under `key` for the rest of the update (a read that answered two
+    questions at once); nothing outside an update."""
+    scope = _scope()
+    if scope is not None:
+        scope.remembered[key] = value
+
+
+def recall(key: object) -> tuple[bool, Any]:
+    """Whether this update's scope holds `key`, and its value."""
+    scope = _scope()
+    if scope is None or key not in scope.remembered:
+        return False, None
+    return True, scope.remembered[key]
+
+
 def forget() -> None:
     """Empties the current update's scope (after a write)."""
     scope = _scope()

@@ -1,24 +1,55 @@
 """The rows behind PTB's persistence: user_data, chat_data, conversation states and the
 callback data cache, each stored as JSON text under its key.
 
-Every write touches one row, upserted by its key, so its cost does not grow with the number of
-stored users. The JSON itself (and the refusal of values JSON would change) is the
+Every write touches the rows it names, upserted by their keys, so its cost does not grow with
+the number of stored users; what one periodic flush changed is written in one transaction
+(`write`). Nothing is read whole at start: `stored_ids` says whose state is stored and `load`
+reads one chat's. The JSON itself (and the refusal of values JSON would change) is the
 persistence's business (`bot/persistence.py`); this module only keeps the text.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.sql import Executable
 
 from bot.storage.columns import utcnow
-from bot.storage.db import Sessions, upsert
+from bot.storage.db import Sessions, upsert, upsert_one
+from bot.storage.inbound import ChatState, read_chat_state
 from bot.storage.models import CallbackData, ChatData, ConversationState, UserData
 
 _CALLBACK_ROW = 1
+# Keys per DELETE ... IN: well under SQLite's limit on bound values.
+_CHUNK = 500
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one flush writes: JSON text by key, None where the row goes."""
+
+    user_data: dict[int, str | None] = field(default_factory=dict)
+    chat_data: dict[int, str | None] = field(default_factory=dict)
+    conversations: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    callback_data: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.user_data
+            or self.chat_data
+            or self.conversations
+            or self.callback_data is not None
+        )
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
 
 
 class PersistedState:
@@ -34,30 +65,140 @@ class PersistedState:
         self._sqlite_writes = asyncio.Lock()
 
     async def _write(self, build: Callable[[str], Executable]) -> None:
-        if self._dialect is None:
-            async with self._sessions.begin() as session:
-                self._dialect = session.get_bind().dialect.name
-        statement = build(self._dialect)
-        if self._dialect == "sqlite":
+        dialect = await self._dialect_name()
+        statement = build(dialect)
+        if dialect == "sqlite":
             async with self._sqlite_writes, self._sessions.begin() as session:
                 await session.execute(statement)
             return
         async with self._sessions.begin() as session:
             await session.execute(statement)
 
-    # user_data and chat_data
+    async def _dialect_name(self) -> str:
+        if self._dialect is None:
+            async with self._sessions.begin() as session:
+                self._dialect = session.get_bind().dialect.name
+        return self._dialect
+
+    async def write(self, changes: Changes) -> None:
+        """Writes everything one flush changed in one transaction: a statement per table and
+        kind of change, however many rows changed. The upserts go as one executemany each:
+        built and compiled once, the rows bound in the database's thread rather than compiled
+        into the statement on the event loop. A user_data or chat_data row that would not
+        change is not rewritten."""
+        if not changes:
+            return
+        dialect = await self._dialect_name()
+        async with self._sqlite_writes, self._sessions.begin() as session:
+            connection = await session.connection()
+            now = utcnow()
+            for model, column, data in (
+                (UserData, "user_id", changes.user_data),
+                (ChatData, "chat_id", changes.chat_data),
+            ):
+                stored = [
+                    {column: key, "data": text, "updated_at": now}
+                    for key, text in data.items()
+                    if text is not None
+                ]
+                if stored:
+                    statement = upsert_one(
+                        dialect,
+                        model,
+                        (column, "data", "updated_at"),
+                        key=(column,),
+                        when_changed=("data",),
+                    )
+                    await connection.execute(statement, stored)
+                dropped = [key for key, text in data.items() if text is None]
+                key_column = model.__table__.c[column]
+                for keys in _chunks(dropped):
+                    await connection.execute(delete(model).where(key_column.in_(keys)))
+            states = [
+                {"name": name, "key": key, "state": state, "updated_at": now}
+                for (name, key), state in changes.conversations.items()
+                if state is not None
+            ]
+            if states:
+                statement = upsert_one(
+                    dialect,
+                    ConversationState,
+                    ("name", "key", "state", "updated_at"),
+                    key=("name", "key"),
+                )
+                await connection.execute(statement, states)
+            for name in {name for name, _ in changes.conversations}:
+                ended = [
+                    key
+                    for (of, key), state in changes.conversations.items()
+                    if of == name and state is None
+                ]
+                for keys in _chunks(ended):
+                    await connection.execute(
+                        delete(ConversationState).where(
+                            ConversationState.name == name, ConversationState.key.in_(keys)
+                        )
+                    )
+            if changes.callback_data is not None:
+                row = {"id": _CALLBACK_ROW, "data": changes.callback_data, "updated_at": now}
+                await connection.execute(upsert(dialect, CallbackData, row, key=["id"]))
+
+    # reading one chat's state when it is needed
+
+    async def stored_ids(self) -> set[int]:
+        """Every user and chat with stored state: user_data, chat_data, or a conversation
+        (each id in its key)."""
+        ids: set[int] = set()
+        async with self._sessions.begin() as session:
+            ids.update(await session.scalars(select(UserData.user_id)))
+            ids.update(await session.scalars(select(ChatData.chat_id)))
+            for key in await session.scalars(select(ConversationState.key).distinct()):
+                ids.update(part for part in json.loads(key) if isinstance(part, int))
+        return ids
+
+    async def load(
+        self, user_id: int | None, chat_id: int | None, conversation_keys: Sequence[str]
+    ) -> ChatState:
+        """The stored user_data, chat_data and conversation states of one update's chat and
+        user, in one statement."""
+        async with self._sessions.begin() as session:
+            return await read_chat_state(session, user_id, chat_id, conversation_keys)
+
+    async def conversations(self, name: str) -> list[tuple[str, str]]:
+        """Every stored (key, state) pair of one ConversationHandler (to inspect what is
+        stored; the bot itself reads one chat's at a time)."""
+        async with self._sessions.begin() as session:
+            rows = await session.execute(
+                select(ConversationState.key, ConversationState.state).where(
+                    ConversationState.name == name
+                )
+            )
+            return [(key, state) for key, state in rows.all()]
 
     async def user_data(self) -> dict[int, str]:
-        """Every stored user_data, by user."""
+        """Every stored user_data, by user (to inspect what is stored)."""
         async with self._sessions.begin() as session:
             rows = await session.execute(select(UserData.user_id, UserData.data))
             return {key: data for key, data in rows.all()}
 
     async def chat_data(self) -> dict[int, str]:
-        """Every stored chat_data, by chat."""
+        """Every stored chat_data, by chat (to inspect what is stored)."""
         async with self._sessions.begin() as session:
             rows = await session.execute(select(ChatData.chat_id, ChatData.data))
             return {key: data for key, data in rows.all()}
+
+    async def users_data(self, user_ids: Sequence[int]) -> dict[int, str]:
+        """The stored user_data of these users (those that have one)."""
+        found: dict[int, str] = {}
+        async with self._sessions.begin() as session:
+            for ids in _chunks(list(user_ids)):
+                rows = await session.execute(
+                    select(UserData.user_id, UserData.data).where(UserData.user_id.in_(ids))
+                )
+                found.update({key: data for key, data in rows.all()})
+        return found
+
+    # user_data and chat_data
 
     async def store_user_data(self, user_id: int, text: str) -> None:
         """Keeps one user's data."""
@@ -91,16 +232,6 @@ class PersistedState:
         await self._write(lambda dialect: upsert(dialect, CallbackData, row, key=["id"]))
 
     # conversations
-
-    async def conversations(self, name: str) -> list[tuple[str, str]]:
-        """The stored (key, state) pairs of one ConversationHandler."""
-        async with self._sessions.begin() as session:
-            rows = await session.execute(
-                select(ConversationState.key, ConversationState.state).where(
-                    ConversationState.name == name
-                )
-            )
-            return [(key, state) for key, state in rows.all()]
 
     async def store_conversation(self, name: str, key: str, state: str) -> None:
         """Keeps one conversation's state."""

@@ -3,20 +3,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from bot.storage import per_update
-from bot.storage.accounts import Accounts, Invites
+from bot.storage.accounts import Accounts, Invites, drafts_key
 from bot.storage.columns import utcnow
-from bot.storage.db import Sessions, create_engine, make_session_factory, upsert
+from bot.storage.db import Sessions, create_engine, make_session_factory, upsert, upsert_one
 from bot.storage.models import (
     AlertStatus,
     AuditEntry,
@@ -63,6 +65,20 @@ def storable_key(key: str) -> str:
     return key[: MAX_KEY_LENGTH - len(digest) - 1] + "#" + digest
 
 
+@functools.cache
+def _meeting(dialect: str, *, renames: bool) -> ExecutableReturnsRows:
+    # Built once per dialect and kind: every /start and first message makes it.
+    statement = upsert_one(
+        dialect,
+        TelegramUser,
+        ("telegram_id", "language", "role", "display_name", "created_at", "updated_at"),
+        key=("telegram_id",),
+        update=("display_name", "updated_at") if renames else (),
+        when_changed=("display_name",) if renames else (),
+    ).returning(TelegramUser)
+    return select(TelegramUser).from_statement(statement)
+
+
 class Users(_Repository):
     """Telegram users: who they are, how they want to be spoken to, what they may do."""
 
@@ -103,16 +119,8 @@ class Users(_Repository):
             # renames and returns the row. The first contact decides the language and role; a
             # known user whose name is unchanged is left as is (no row back), and read.
             renames = display_name is not None
-            statement = upsert(
-                _dialect(session),
-                TelegramUser,
-                values,
-                key=["telegram_id"],
-                update=["display_name", "updated_at"] if renames else [],
-                when_changed=["display_name"] if renames else (),
-            ).returning(TelegramUser)
             stored: TelegramUser | None = await session.scalar(
-                select(TelegramUser).from_statement(statement)
+                _meeting(_dialect(session), renames=renames), values
             )
             if stored is not None:
                 return stored
@@ -154,6 +162,14 @@ class Users(_Repository):
         await self._set(telegram_id, quiet_hours_start=start, quiet_hours_end=end)
 
 
+_DRAFT_COLUMNS = ("telegram_id", "job", "data", "updated_at")
+_DRAFT_KEY = ("telegram_id", "job")
+# Built once: every /cancel and every finished flow runs it.
+_DRAFT_DELETE = delete(Draft).where(
+    Draft.telegram_id == bindparam("telegram_id"), Draft.job == bindparam("job")
+)
+
+
 class Drafts(_Repository):
     """What a user typed in a job, saved at once so a crash loses no input."""
 
@@ -161,18 +177,18 @@ class Drafts(_Repository):
 
     async def save(self, telegram_id: int, job: str, data: dict[str, Any]) -> None:
         """Stores the draft (one upsert, committed before returning)."""
+        row = {"telegram_id": telegram_id, "job": job, "data": data, "updated_at": utcnow()}
         async with self._sessions.begin() as session:
-            await session.execute(
-                upsert(
-                    _dialect(session),
-                    Draft,
-                    {"telegram_id": telegram_id, "job": job, "data": data, "updated_at": utcnow()},
-                    key=["telegram_id", "job"],
-                )
-            )
+            statement = upsert_one(_dialect(session), Draft, _DRAFT_COLUMNS, key=_DRAFT_KEY)
+            await session.execute(statement, row)
 
     async def load(self, telegram_id: int, job: str) -> dict[str, Any] | None:
-        """The saved draft, or None."""
+        """The saved draft, or None; from the update's scope when who the user is was read in
+        it (with their drafts) and nothing was written since."""
+        found, drafts = per_update.recall(drafts_key(telegram_id))
+        if found:
+            draft = drafts.get(job)
+            return None if draft is None else dict(draft)
         async with self._sessions.begin() as session:
             draft = await session.get(Draft, (telegram_id, job))
             return None if draft is None else draft.data
@@ -180,9 +196,7 @@ class Drafts(_Repository):
     async def clear(self, telegram_id: int, job: str) -> None:
         """Forgets the draft (on finish or cancel)."""
         async with self._sessions.begin() as session:
-            await session.execute(
-                delete(Draft).where(Draft.telegram_id == telegram_id, Draft.job == job)
-            )
+            await session.execute(_DRAFT_DELETE, {"telegram_id": telegram_id, "job": job})
 
 
 @dataclass(frozen=True, slots=True)

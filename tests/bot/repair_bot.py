@@ -23,7 +23,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, RequestData
 
-from bot.persistence import DatabasePersistence
+from bot.persistence import DatabasePersistence, PersistentApplication
 from bot.storage.db import create_engine, make_session_factory
 from bot.storage.repositories import Drafts
 
@@ -146,6 +146,7 @@ def build_app(
     """The test bot: one persistent repair conversation."""
     app = (
         Application.builder()
+        .application_class(PersistentApplication)
         .token("123456:TEST-token")
         .request(request)
         .get_updates_request(FakeBotApi())
@@ -173,8 +174,9 @@ def build_app(
 class Chat:
     """Makes the updates one resident sends in a private chat."""
 
-    def __init__(self) -> None:
-        self._ids = iter(range(1, 10_000))
+    def __init__(self, resident: dict[str, Any] | None = None, first_id: int = 1) -> None:
+        self._resident = resident or RESIDENT
+        self._ids = iter(range(first_id, first_id + 10_000))
 
     def says(self, app: Application[Any, Any, Any, Any, Any, Any], words: str) -> Update:
         """An update carrying the text (a command when it starts with '/')."""
@@ -182,8 +184,8 @@ class Chat:
         message: dict[str, Any] = {
             "message_id": number,
             "date": 1_700_000_000 + number,
-            "chat": {"id": RESIDENT["id"], "type": "private"},
-            "from": RESIDENT,
+            "chat": {"id": self._resident["id"], "type": "private"},
+            "from": self._resident,
             "text": words,
         }
         if words.startswith("/"):

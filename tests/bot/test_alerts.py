@@ -972,6 +972,35 @@ async def test_a_manager_switches_one_kind_off_and_still_gets_the_others(
     assert bot.app.user_data[BOSS][SWITCHED_OFF_KEY] == []
 
 
+async def test_a_kind_switched_off_stays_off_after_a_restart_before_the_manager_writes(
+    database_url: str, sandbox_app: Starlette, bot_clock: MovableClock
+) -> None:
+    async with running_bot(database_url, sandbox_app, clock=bot_clock) as first:
+        await _community(first, sandbox_app)
+        await _poll(first)
+        boss = first.chat(BOSS)
+        await boss.send("/alerts")
+        await boss.press("1:alerts:toggle:repair_new")
+
+    # The restarted bot holds nobody's data until they write; the manager has not.
+    async with running_bot(database_url, sandbox_app, clock=bot_clock) as second:
+        await _poll(second)
+        desk = await second.services.resident_desk(BOB)
+        assert desk is not None
+        start = datetime.now(UTC) + timedelta(days=2)
+        await desk.report_repair(
+            start=start,
+            finish=start + timedelta(hours=2),
+            description="Doorbell is silent",
+            contact="+86 138 0000 0002",
+            command_id="alerts-test-restart-repair",
+        )
+        second.telegram.clear()
+        await _poll(second)
+        assert not any("Doorbell is silent" in (c.text or "") for c in _to(second, BOSS))
+        assert second.app.user_data[BOSS][SWITCHED_OFF_KEY] == ["repair_new"]
+
+
 async def test_alerts_buttons_are_checked_and_residents_only_get_quiet_hours(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:

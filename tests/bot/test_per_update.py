@@ -125,3 +125,27 @@ async def test_a_manager_of_several_projects_keeps_them_all(storage: Storage) ->
     assert actor.role is Role.MANAGER
     assert actor.project_ids == {"p-1", "p-2"}
     assert (await storage.accounts.actor(7003)).role is Role.RESIDENT
+
+
+async def test_a_flow_opening_reads_its_draft_with_who_the_user_is(
+    storage: Storage, statements: list[str]
+) -> None:
+    await _resident(storage)
+    await storage.drafts.save(RESIDENT, "repair", {"description": "Tap"})
+    statements.clear()
+
+    async def update() -> None:
+        per_update.open_scope()
+        await storage.accounts.actor(RESIDENT)
+        assert await storage.drafts.load(RESIDENT, "repair") == {"description": "Tap"}
+        assert await storage.drafts.load(RESIDENT, "book") is None
+        assert len(statements) == 1
+        # The step saves; a later read in the update sees what it saved, from the database.
+        await storage.drafts.save(RESIDENT, "repair", {"description": "Leaking tap"})
+        assert await storage.drafts.load(RESIDENT, "repair") == {"description": "Leaking tap"}
+        assert len(statements) == 3
+
+    await asyncio.create_task(update())
+    # Outside an update the draft is read from the database.
+    assert await storage.drafts.load(RESIDENT, "repair") == {"description": "Leaking tap"}
+    assert len(statements) == 4

@@ -15,7 +15,7 @@ from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.persistence import DatabasePersistence, PersistenceDataError
+from bot.persistence import DatabasePersistence, PersistenceDataError, load_users
 from bot.storage.db import create_engine, make_session_factory
 from bot.storage.models import UserData
 from bot.storage.repositories import Drafts
@@ -45,29 +45,29 @@ def test_the_write_interval_is_a_parameter(sessions: async_sessionmaker[AsyncSes
 
 
 async def test_user_data_round_trips(persistence: DatabasePersistence) -> None:
-    assert await persistence.get_user_data() == {}
+    assert await persistence.stored_user_data() == {}
 
     await persistence.update_user_data(100, {"repair": {"description": "Tap", "photos": []}})
     await persistence.update_user_data(100, {"repair": {"description": "Leaking tap"}})
     await persistence.update_user_data(200, {"lang": "zh", "note": "厨房漏水"})
 
-    assert await persistence.get_user_data() == {
+    assert await persistence.stored_user_data() == {
         100: {"repair": {"description": "Leaking tap"}},
         200: {"lang": "zh", "note": "厨房漏水"},
     }
     await persistence.drop_user_data(100)
-    assert await persistence.get_user_data() == {200: {"lang": "zh", "note": "厨房漏水"}}
+    assert await persistence.stored_user_data() == {200: {"lang": "zh", "note": "厨房漏水"}}
 
 
 async def test_chat_data_round_trips(persistence: DatabasePersistence) -> None:
-    assert await persistence.get_chat_data() == {}
+    assert await persistence.stored_chat_data() == {}
 
     await persistence.update_chat_data(-1001, {"muted": True})
     await persistence.update_chat_data(100, {})
 
-    assert await persistence.get_chat_data() == {-1001: {"muted": True}, 100: {}}
+    assert await persistence.stored_chat_data() == {-1001: {"muted": True}, 100: {}}
     await persistence.drop_chat_data(-1001)
-    assert await persistence.get_chat_data() == {100: {}}
+    assert await persistence.stored_chat_data() == {100: {}}
 
 
 async def test_refresh_leaves_memory_as_it_is(persistence: DatabasePersistence) -> None:
@@ -109,7 +109,7 @@ async def test_callback_data_round_trips(persistence: DatabasePersistence) -> No
 async def test_conversations_round_trip_with_enum_states(
     persistence: DatabasePersistence,
 ) -> None:
-    assert await persistence.get_conversations("repair") == {}
+    assert await persistence.stored_conversations("repair") == {}
 
     await persistence.update_conversation("repair", (100, 100), Step.DESCRIBE)
     await persistence.update_conversation("repair", (100, 100), Step.CONTACT)
@@ -117,17 +117,17 @@ async def test_conversations_round_trip_with_enum_states(
     await persistence.update_conversation("booking", (100, 100), "booking.date")
     await persistence.update_conversation("booking", (-5, "inline-7"), 3)
 
-    repair = await persistence.get_conversations("repair")
+    repair = await persistence.stored_conversations("repair")
     assert repair == {(100, 100): Step.CONTACT, (200, 200): Step.DESCRIBE}
     assert type(repair[(100, 100)]) is str  # the value, so adding a step never breaks it
-    assert await persistence.get_conversations("booking") == {
+    assert await persistence.stored_conversations("booking") == {
         (100, 100): "booking.date",
         (-5, "inline-7"): 3,
     }
 
     await persistence.update_conversation("repair", (100, 100), None)
     await persistence.update_conversation("repair", (300, 300), None)  # never stored: fine
-    assert await persistence.get_conversations("repair") == {(200, 200): Step.DESCRIBE}
+    assert await persistence.stored_conversations("repair") == {(200, 200): Step.DESCRIBE}
 
 
 async def test_flush_writes_nothing_more(
@@ -152,13 +152,13 @@ async def test_data_json_would_change_is_refused(
 ) -> None:
     with pytest.raises(PersistenceDataError, match=problem):
         await persistence.update_user_data(100, data)
-    assert await persistence.get_user_data() == {}
+    assert await persistence.stored_user_data() == {}
 
 
 async def test_a_state_json_would_change_is_refused(persistence: DatabasePersistence) -> None:
     with pytest.raises(PersistenceDataError):
         await persistence.update_conversation("repair", (1, 1), (1, 2))
-    assert await persistence.get_conversations("repair") == {}
+    assert await persistence.stored_conversations("repair") == {}
 
 
 async def test_database_errors_reach_the_caller(
@@ -171,7 +171,7 @@ async def test_database_errors_reach_the_caller(
     with pytest.raises(DBAPIError):
         await persistence.update_user_data(100, {"a": 1})
     with pytest.raises(DBAPIError):
-        await persistence.get_user_data()
+        await persistence.stored_user_data()
 
 
 class _count_statements:
@@ -216,7 +216,7 @@ async def test_a_write_touches_one_row_however_many_users_are_stored(
         await persistence.update_conversation("repair", (1, 1), Step.CONFIRM)
 
     # One single-row upsert per write, whether 1 or 2001 users are stored.
-    assert len(await persistence.get_user_data()) == 2001
+    assert len(await persistence.stored_user_data()) == 2001
     assert len(few) == len(many) == 2
     assert all("ON CONFLICT" in statement for statement in many)
     assert all("DELETE" not in statement and "SELECT" not in statement for statement in many)
@@ -229,8 +229,8 @@ async def test_many_rows_written_at_once_all_land(persistence: DatabasePersisten
         *(persistence.update_conversation("repair", (n, n), Step.CONTACT) for n in range(60)),
     )
 
-    assert len(await persistence.get_user_data()) == 60
-    assert len(await persistence.get_conversations("repair")) == 60
+    assert len(await persistence.stored_user_data()) == 60
+    assert len(await persistence.stored_conversations("repair")) == 60
 
 
 # --- a real Application driven through process_update
@@ -282,8 +282,8 @@ async def test_a_conversation_is_finished_after_a_restart(
         "Created: The kitchen tap drips",
     ]
     check = DatabasePersistence(sessions)
-    assert await check.get_conversations("repair") == {}
-    assert await check.get_user_data() == {100: {}}
+    assert await check.stored_conversations("repair") == {}
+    assert await check.stored_user_data() == {100: {}}
     assert await Drafts(sessions).load(100, "repair") is None
 
 
@@ -307,7 +307,7 @@ async def test_a_killed_process_loses_at_most_the_step_in_flight(
     second = build_app(DatabasePersistence(sessions), api, Drafts(sessions))
     async with second:
         # The conversation stands where the last write left it: one step back at most...
-        assert await DatabasePersistence(sessions).get_conversations("repair") == {
+        assert await DatabasePersistence(sessions).stored_conversations("repair") == {
             (100, 100): Step.CONTACT
         }
         # ...and what the resident typed in the lost step is in the drafts table.
@@ -327,7 +327,7 @@ async def _read_until(stream: asyncio.StreamReader, expected: str) -> None:
 
 
 async def _state_of_resident(sessions: async_sessionmaker[AsyncSession]) -> object:
-    return (await DatabasePersistence(sessions).get_conversations("repair")).get((100, 100))
+    return (await DatabasePersistence(sessions).stored_conversations("repair")).get((100, 100))
 
 
 async def test_a_process_killed_with_sigkill_loses_no_typed_input(
@@ -377,3 +377,90 @@ async def test_a_process_killed_with_sigkill_loses_no_typed_input(
             await second.process_update(chat.says(second, "+86 138 0000 0000"))
         await second.process_update(chat.says(second, "yes"))
     assert api.texts[-1] == "Created: The kitchen tap drips"
+
+
+# --- one transaction per flush, and nothing read whole at start
+
+
+def _resident(user_id: int) -> Chat:
+    return Chat(
+        {"id": user_id, "is_bot": False, "first_name": "R", "language_code": "en"},
+        first_id=user_id * 100,
+    )
+
+
+async def _midway(app: Any, chats: list[Chat]) -> None:
+    for words in ("/repair", "The kitchen tap drips"):
+        for resident in chats:
+            await app.process_update(resident.says(app, words))
+
+
+async def test_a_flush_writes_every_change_in_one_transaction(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    persistence = DatabasePersistence(sessions)
+    app = build_app(persistence, FakeBotApi(), Drafts(sessions))
+    chats = [_resident(user_id) for user_id in range(201, 241)]
+    commits: list[object] = []
+
+    def note(*_: object) -> None:
+        commits.append(None)
+
+    async with app:
+        await _midway(app, chats)
+        event.listen(engine.sync_engine, "commit", note)
+        with _count_statements(engine) as statements:
+            await app.update_persistence()
+        event.remove(engine.sync_engine, "commit", note)
+
+    # 40 conversations, user_data and chat_data: one transaction, a statement per table.
+    assert len(commits) == 1
+    assert len(statements) <= 4
+    stored = await persistence.stored_conversations("repair")
+    assert stored == {(n, n): Step.CONTACT for n in range(201, 241)}
+    assert set(await persistence.stored_user_data()) == set(range(201, 241))
+
+
+async def test_a_restart_reads_a_chat_only_when_it_writes(
+    database_url: str, second_engine: AsyncEngine
+) -> None:
+    first_engine = create_engine(database_url)
+    first_sessions = make_session_factory(first_engine)
+    first = build_app(DatabasePersistence(first_sessions), FakeBotApi(), Drafts(first_sessions))
+    ann, bob = _resident(301), _resident(302)
+    async with first:
+        await _midway(first, [ann, bob])
+    await first_engine.dispose()
+
+    sessions = make_session_factory(second_engine)
+    api = FakeBotApi()
+    second = build_app(DatabasePersistence(sessions), api, Drafts(sessions))
+    async with second:
+        # Started with nobody's state in memory...
+        assert dict(second.user_data) == {}
+        await second.process_update(ann.says(second, "+86 138 0000 0000"))
+        # ...Ann's read when she wrote, and her conversation picked up where it stood...
+        assert set(second.user_data) == {301}
+        assert api.texts == [
+            "Create repair 'The kitchen tap drips', contact +86 138 0000 0000? (yes/no)"
+        ]
+        # ...and Bob's when he does.
+        await second.process_update(bob.says(second, "+86 139 0000 0000"))
+        assert set(second.user_data) == {301, 302}
+        assert api.texts[-1].endswith("contact +86 139 0000 0000? (yes/no)")
+
+
+async def test_a_user_read_for_an_alert_keeps_what_changed_when_they_write(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    stored = DatabasePersistence(sessions)
+    await stored.update_user_data(401, {"switched_off": ["booking"]})
+    app = build_app(DatabasePersistence(sessions), FakeBotApi(), Drafts(sessions))
+    async with app:
+        # The alert watcher asks before it reads a recipient's settings...
+        await load_users(app, [401, 402])
+        assert app.user_data[401] == {"switched_off": ["booking"]}
+        # ...and marks them blocked when Telegram refuses a message.
+        app.user_data[401]["blocked"] = True
+        await app.process_update(_resident(401).says(app, "/repair"))
+        assert app.user_data[401] == {"switched_off": ["booking"], "blocked": True}

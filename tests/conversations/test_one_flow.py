@@ -199,9 +199,9 @@ async def test_a_flow_put_aside_is_closed_in_the_database_after_a_restart(
         await first.app.update_persistence()
         await chat.send("/book")
         await first.app.update_persistence()
-    stored = await DatabasePersistence(sessions).get_conversations("repairs")
+    stored = await DatabasePersistence(sessions).stored_conversations("repairs")
     assert stored == {}
-    assert await DatabasePersistence(sessions).get_conversations("book") != {}
+    assert await DatabasePersistence(sessions).stored_conversations("book") != {}
 
 
 async def test_a_flow_put_aside_never_announces_a_time_out(
