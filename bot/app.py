@@ -86,14 +86,17 @@ async def _post_init(application: ConciergeApp) -> None:
 
 class _Application(ConciergeApplication):
     """The bot's Application: each update starts with a fresh scope for the reads storage
-    remembers while it is handled (bot.storage.per_update), before any handler runs."""
+    remembers while it is handled (bot.storage.per_update), before any handler runs, and the
+    vendor writes that end in it count as told once it was processed (bot.writes)."""
 
     __slots__ = ()
 
     async def process_update(self, update: object) -> None:
         """Processes `update` in a scope of its own."""
         per_update.open_scope()
-        await super().process_update(update)
+        services: Services = self.bot_data[SERVICES_KEY]
+        async with services.writes.told_by_update():
+            await super().process_update(update)
 
 
 def build_application(

@@ -45,6 +45,7 @@ from bot.storage.inbound import (
     Waiting,
     conversation_key_text,
 )
+from bot.writes import reported_by_handler
 
 logger = logging.getLogger(__name__)
 
@@ -304,9 +305,18 @@ class ClusterDispatcher:
     async def _handle(self, waiting: Waiting) -> None:
         update = Update.de_json(json.loads(waiting.payload), self._application.bot)
         stored = await self._bridge.load(update)
-        await self._application.process_update(update)
+        # The writes that end in this update count as told in the transaction that stores it:
+        # killed before that, the update runs again without their drafts, and the journal
+        # tells them instead.
+        with reported_by_handler() as reports:
+            await self._application.process_update(update)
         now = self._clock()
-        await self._inbound.finish(waiting.update_id, self._change(update, stored), now)
+        await self._inbound.finish(
+            waiting.update_id,
+            self._change(update, stored),
+            now,
+            reported=reports.row_ids if reports is not None else (),
+        )
         self._guard_time_outs(update, now)
 
     def _change(self, update: Update, stored: ChatState) -> ChatStateChange | None:

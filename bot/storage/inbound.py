@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from bot.storage.db import make_session_factory, upsert
 from bot.storage.models import ChatData, ConversationState, InboundUpdate, UserData
+from bot.storage.writes import reported_statement
 
 # The two-int advisory lock space (separate from the one-bigint space chats use): the class
 # of lock, then which one.
@@ -126,13 +127,20 @@ class InboundUpdates:
         return ChatState(user, chat, {(name, key): state for name, key, state in rows})
 
     async def finish(
-        self, update_id: int | None, change: ChatStateChange | None, now: datetime
+        self,
+        update_id: int | None,
+        change: ChatStateChange | None,
+        now: datetime,
+        *,
+        reported: Sequence[int] = (),
     ) -> None:
         """Stores what the handler changed and marks the update handled (None: no update, a
-        time-out), all or nothing."""
+        time-out), with the vendor writes its handler told (`reported`), all or nothing."""
         async with self._sessions.begin() as session:
             if change is not None:
                 await self._write_state(session, change, now)
+            if reported:
+                await session.execute(reported_statement(reported, now))
             if update_id is not None:
                 await session.execute(
                     update(InboundUpdate)

@@ -173,12 +173,10 @@ def test_residents_run_full_flows_across_three_processes(cluster: Cluster) -> No
 # had already done with it (answered its press, taken a keyboard off) Telegram refuses the
 # second time, and the bot carries on (it never shows those refusals to the user).
 @pytest.mark.telegram_refusals("query is too old", "message is not modified")
-# Known gap, not a pass: when the kill lands after a repair's write reached Akubela but before
-# its update was stored as handled, the update runs again without the draft (handed over to
-# the write journal by the first run), so the resident is asked to start again and never told
-# the repair was created (it exists once). The journal needs to know which settled writes the
-# conversation never reported (docs/architecture.md, "Many processes, one bot").
-@pytest.mark.xfail(strict=False, reason="a killed confirm loses its 'created' notice")
+# A kill after a repair's write reached Akubela but before its update was stored as handled:
+# the update runs again without the draft (the write journal took it over), and the resident
+# hears of the repair from the journal instead ("went through"; tests/cluster/
+# test_write_reports.py makes that window happen every time).
 def test_a_process_killed_and_one_upgraded_lose_nothing(cluster: Cluster) -> None:
     moved_on: dict[str, float] = {}
 
