@@ -34,6 +34,7 @@ class Waiting:
 
     update_id: int
     payload: str
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,9 @@ class InboundUpdates:
         async with self._sessions.begin() as session:
             row = (
                 await session.execute(
-                    select(InboundUpdate.update_id, InboundUpdate.payload)
+                    select(
+                        InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.received_at
+                    )
                     .where(
                         InboundUpdate.order_key == order_key, InboundUpdate.handled_at.is_(None)
                     )
@@ -96,7 +99,7 @@ class InboundUpdates:
                     .limit(1)
                 )
             ).first()
-        return Waiting(row[0], row[1]) if row is not None else None
+        return Waiting(row[0], row[1], row[2]) if row is not None else None
 
     async def load(
         self, user_id: int | None, chat_id: int | None, conversation_keys: Sequence[str]

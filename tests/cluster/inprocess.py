@@ -76,6 +76,7 @@ class Bot:
     dispatcher: ClusterDispatcher
     telegram: TranscriptRequest
     inbound: MortalInbound
+    locks: AdvisoryLocks
 
     def told(self) -> int:
         return self.telegram.methods["sendMessage"] + self.telegram.methods["editMessageText"]
@@ -108,13 +109,15 @@ async def cluster_bot(
     )
     locks = AdvisoryLocks(services.storage.engine)
     inbound = MortalInbound(services.storage.engine)
-    dispatcher = ClusterDispatcher(app, inbound, locks, clock=services.clock, max_running=8)
+    dispatcher = ClusterDispatcher(
+        app, inbound, locks, clock=services.clock, max_running=8, metrics=services.metrics
+    )
     inbound.dispatcher = dispatcher
     try:
         async with app:
             await app.start()
             try:
-                yield Bot(app, services, dispatcher, telegram, inbound)
+                yield Bot(app, services, dispatcher, telegram, inbound, locks)
             finally:
                 await dispatcher.stop()
                 await app.stop()
