@@ -298,11 +298,9 @@ class ClusterDispatcher:
 
     async def _drain(self, key: int) -> None:
         try:
-            while not self._stopping:
-                waiting = await self._inbound.next_for(key)
-                if waiting is None:
-                    break
-                await self._handle(waiting)
+            waiting = await self._inbound.next_for(key)
+            while waiting is not None and not self._stopping:
+                waiting = await self._handle(waiting)
         except Exception:
             logger.exception("handling a chat's updates failed; they wait for the next look")
         finally:
@@ -312,7 +310,8 @@ class ClusterDispatcher:
             # An update may have come for this chat while it was still held: look again now.
             self._wake.set()
 
-    async def _handle(self, waiting: Waiting) -> None:
+    async def _handle(self, waiting: Waiting) -> Waiting | None:
+        """Handles one update; returns the chat's next one (read with the storing)."""
         if self._metrics is not None:
             waited = (self._clock() - waiting.received_at).total_seconds()
             self._metrics.cluster_wait.observe(max(0.0, waited))
@@ -324,15 +323,17 @@ class ClusterDispatcher:
         with reported_by_handler() as reports:
             await self._application.process_update(update)
         now = self._clock()
-        await self._inbound.finish(
+        following = await self._inbound.finish(
             waiting.update_id,
             self._change(update, stored),
             now,
             reported=reports.row_ids if reports is not None else (),
+            next_of=waiting.order_key,
         )
         if self._metrics is not None:
             self._metrics.cluster_updates.labels("handled").inc()
         self._guard_time_outs(update, now)
+        return following
 
     def _change(self, update: Update, stored: ChatState) -> ChatStateChange | None:
         try:

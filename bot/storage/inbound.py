@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import JSON, delete, func, null, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.storage.db import make_session_factory, upsert
@@ -35,6 +35,7 @@ class Waiting:
     update_id: int
     payload: str
     received_at: datetime
+    order_key: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +61,19 @@ class ChatStateChange:
 class InboundUpdates:
     """`inbound_updates` and the chat state rows, for the cluster's dispatcher."""
 
-    __slots__ = ("_sessions",)
+    __slots__ = ("_one_statement", "_sessions")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions: async_sessionmaker[AsyncSession] = make_session_factory(engine)
+        # For the units of work that are one statement, on every update's path: a statement
+        # is its own transaction, and BEGIN and COMMIT around it would be two more round trips.
+        self._one_statement: async_sessionmaker[AsyncSession] = make_session_factory(
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     async def store(self, update_id: int, order_key: int, payload: str, now: datetime) -> bool:
         """Keeps an update (committed when this returns); False when it was stored before."""
-        async with self._sessions.begin() as session:
+        async with self._one_statement.begin() as session:
             inserted = await session.scalar(
                 upsert(
                     "postgresql",
@@ -86,48 +92,52 @@ class InboundUpdates:
 
     async def next_for(self, order_key: int) -> Waiting | None:
         """The chat's oldest update not yet handled."""
-        async with self._sessions.begin() as session:
-            row = (
-                await session.execute(
-                    select(
-                        InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.received_at
-                    )
-                    .where(
-                        InboundUpdate.order_key == order_key, InboundUpdate.handled_at.is_(None)
-                    )
-                    .order_by(InboundUpdate.update_id)
-                    .limit(1)
-                )
-            ).first()
-        return Waiting(row[0], row[1], row[2]) if row is not None else None
+        async with self._one_statement.begin() as session:
+            return await self._next(session, order_key)
+
+    @staticmethod
+    async def _next(session: AsyncSession, order_key: int) -> Waiting | None:
+        row = (
+            await session.execute(
+                select(InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.received_at)
+                .where(InboundUpdate.order_key == order_key, InboundUpdate.handled_at.is_(None))
+                .order_by(InboundUpdate.update_id)
+                .limit(1)
+            )
+        ).first()
+        return Waiting(row[0], row[1], row[2], order_key) if row is not None else None
 
     async def load(
         self, user_id: int | None, chat_id: int | None, conversation_keys: Sequence[str]
     ) -> ChatState:
-        """The stored user_data, chat_data and conversation states of one update's chat."""
-        async with self._sessions.begin() as session:
-            user = (
-                await session.scalar(select(UserData.data).where(UserData.user_id == user_id))
-                if user_id is not None
-                else None
+        """The stored user_data, chat_data and conversation states of one update's chat, in
+        one statement (one round trip before every update)."""
+        user = select(UserData.data).where(UserData.user_id == user_id).scalar_subquery()
+        chat = select(ChatData.data).where(ChatData.chat_id == chat_id).scalar_subquery()
+        states = (
+            select(
+                func.json_agg(
+                    func.json_build_array(
+                        ConversationState.name, ConversationState.key, ConversationState.state
+                    ),
+                    type_=JSON,
+                )
             )
-            chat = (
-                await session.scalar(select(ChatData.data).where(ChatData.chat_id == chat_id))
-                if chat_id is not None
-                else None
-            )
-            rows = (
-                (
-                    await session.execute(
-                        select(
-                            ConversationState.name, ConversationState.key, ConversationState.state
-                        ).where(ConversationState.key.in_(list(conversation_keys)))
+            .where(ConversationState.key.in_(list(conversation_keys)))
+            .scalar_subquery()
+        )
+        async with self._one_statement.begin() as session:
+            row = (
+                await session.execute(
+                    select(
+                        user if user_id is not None else null(),
+                        chat if chat_id is not None else null(),
+                        states if conversation_keys else null(),
                     )
-                ).all()
-                if conversation_keys
-                else []
-            )
-        return ChatState(user, chat, {(name, key): state for name, key, state in rows})
+                )
+            ).one()
+        rows: list[list[str]] = row[2] or []
+        return ChatState(row[0], row[1], {(name, key): state for name, key, state in rows})
 
     async def finish(
         self,
@@ -136,9 +146,13 @@ class InboundUpdates:
         now: datetime,
         *,
         reported: Sequence[int] = (),
-    ) -> None:
+        next_of: int | None = None,
+    ) -> Waiting | None:
         """Stores what the handler changed and marks the update handled (None: no update, a
-        time-out), with the vendor writes its handler told (`reported`), all or nothing."""
+        time-out), with the vendor writes its handler told (`reported`), all or nothing.
+
+        With `next_of`, returns that chat's next waiting update, read in the same transaction
+        (one round trip less per update than asking `next_for` afterwards)."""
         async with self._sessions.begin() as session:
             if change is not None:
                 await self._write_state(session, change, now)
@@ -150,6 +164,9 @@ class InboundUpdates:
                     .where(InboundUpdate.update_id == update_id)
                     .values(handled_at=now)
                 )
+            if next_of is None:
+                return None
+            return await self._next(session, next_of)
 
     async def conversation_unchanged_since(
         self, name: str, key: str, since: datetime, order_key: int
