@@ -76,5 +76,22 @@ async def test_a_repair_created_just_before_a_kill_is_still_told_once(
             assert short_id(made[0]) in told[0]
             waiting, _ = await second.inbound.counts()
             assert waiting == 0
+
+            # A repair confirmed on a process that lives: its conversation told it, and it
+            # counts as told with the update, so the journal never tells it again.
+            for number, step in enumerate(steps, start=8):
+                payload = dict(step, update_id=number)
+                if number == 9:
+                    payload = message_update(number, resident, "The hall light flickers")
+                await second.handle(payload)
+            confirm = press_update(14, resident, callbacks.build("repair", "confirm"))
+            # On another message than the first confirm, which the survivor saw moments ago
+            # (the same press on the same message that soon is a double tap, ignored).
+            confirm["callback_query"]["message"]["message_id"] = 14
+            await second.handle(confirm)
+            assert "created" in second.telegram.last_text[resident]
+            rows = await second.services.storage.writes.all()
+            assert len(rows) == 2
+            assert all(row.reported_at is not None for row in rows)
     finally:
         await postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
