@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import signal
 import time
 from collections import Counter, defaultdict
@@ -41,8 +42,9 @@ pytestmark = pytest.mark.cluster
 
 CONTACT = "+86 139 0000 0019"
 # Residents acting at once. Each polls its chat every 50 ms from this process, which also
-# serves the local Bot API and the vendors: more threads starve those of the GIL.
-DRIVERS = 12
+# serves the local Bot API and the vendors: more threads starve those of the GIL
+# (CLUSTER_DRIVERS overrides, for a large CLUSTER_RESIDENTS run).
+DRIVERS = int(os.environ.get("CLUSTER_DRIVERS", "12"))
 # A process starting beside a busy cluster first settles writes left in flight and polls the
 # vendors once for every linked resident, before it says it is healthy.
 STARTUP_SECONDS = 120
