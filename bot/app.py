@@ -89,14 +89,17 @@ class _Application(PersistentApplication, ConciergeApplication):
     """The bot's Application: each update starts with a fresh scope for the reads storage
     remembers while it is handled (bot.storage.per_update), and with its chat's stored state
     in memory (`PersistentApplication`, first in line so that even a press's first answer
-    reads the user's chosen language), before any handler runs."""
+    reads the user's chosen language), before any handler runs; the vendor writes that end in
+    it count as told once it was processed (bot.writes)."""
 
     __slots__ = ()
 
     async def process_update(self, update: object) -> None:
         """Processes `update` in a scope of its own."""
         per_update.open_scope()
-        await super().process_update(update)
+        services: Services = self.bot_data[SERVICES_KEY]
+        async with services.writes.told_by_update():
+            await super().process_update(update)
 
 
 def build_application(

@@ -36,6 +36,7 @@ from telegram import Update
 from telegram.ext import ConversationHandler
 
 from bot.app_type import ConciergeApp
+from bot.metrics import Metrics
 from bot.persistence import DatabasePersistence, PersistenceDataError, dump_json
 from bot.storage.inbound import (
     AdvisoryLocks,
@@ -45,6 +46,7 @@ from bot.storage.inbound import (
     Waiting,
     conversation_key_text,
 )
+from bot.writes import reported_by_handler
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +67,15 @@ def order_key(update: Update) -> int:
     return NO_CHAT
 
 
-async def store_update(inbound: InboundUpdates, payload: dict[str, Any], now: datetime) -> None:
-    """Keeps one update as the webhook took it; a second copy (a retry) changes nothing."""
+async def store_update(inbound: InboundUpdates, payload: dict[str, Any], now: datetime) -> bool:
+    """Keeps one update as the webhook took it; a second copy (a retry) changes nothing and
+    returns False."""
     update = Update.de_json(payload, None)
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     if not await inbound.store(update.update_id, order_key(update), text, now):
         logger.info("update %s came again; it was stored before", update.update_id)
+        return False
+    return True
 
 
 class ClusterPersistence(DatabasePersistence):
@@ -236,8 +241,10 @@ class ClusterDispatcher:
         clock: Callable[[], datetime],
         max_running: int,
         poll_seconds: float = POLL_SECONDS,
+        metrics: Metrics | None = None,
     ) -> None:
         self._application = application
+        self._metrics = metrics
         self._inbound = inbound
         self._locks = locks
         self._bridge = ChatStateBridge(application, inbound)
@@ -248,12 +255,16 @@ class ClusterDispatcher:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
         self._loop: asyncio.Task[None] | None = None
+        if metrics is not None:
+            metrics.cluster_chats.set_function(lambda: len(self._running))
 
     # ---- the webhook's side ----------------------------------------------------------------
 
     async def receive(self, payload: dict[str, Any]) -> None:
         """Stores one webhook update; returns once it is committed (then Telegram hears 200)."""
-        await store_update(self._inbound, payload, self._clock())
+        stored = await store_update(self._inbound, payload, self._clock())
+        if self._metrics is not None:
+            self._metrics.cluster_updates.labels("stored" if stored else "redelivered").inc()
         self._wake.set()
 
     # ---- the handling side -----------------------------------------------------------------
@@ -298,11 +309,9 @@ class ClusterDispatcher:
 
     async def _drain(self, key: int) -> None:
         try:
-            while not self._stopping:
-                waiting = await self._inbound.next_for(key)
-                if waiting is None:
-                    break
-                await self._handle(waiting)
+            waiting = await self._inbound.next_for(key)
+            while waiting is not None and not self._stopping:
+                waiting = await self._handle(waiting)
         except Exception:
             logger.exception("handling a chat's updates failed; they wait for the next look")
         finally:
@@ -312,13 +321,30 @@ class ClusterDispatcher:
             # An update may have come for this chat while it was still held: look again now.
             self._wake.set()
 
-    async def _handle(self, waiting: Waiting) -> None:
+    async def _handle(self, waiting: Waiting) -> Waiting | None:
+        """Handles one update; returns the chat's next one (read with the storing)."""
+        if self._metrics is not None:
+            waited = (self._clock() - waiting.received_at).total_seconds()
+            self._metrics.cluster_wait.observe(max(0.0, waited))
         update = Update.de_json(json.loads(waiting.payload), self._application.bot)
         stored = await self._bridge.load(update)
-        await self._application.process_update(update)
+        # The writes that end in this update count as told in the transaction that stores it:
+        # killed before that, the update runs again without their drafts, and the journal
+        # tells them instead.
+        with reported_by_handler() as reports:
+            await self._application.process_update(update)
         now = self._clock()
-        await self._inbound.finish(waiting.update_id, self._change(update, stored), now)
+        following = await self._inbound.finish(
+            waiting.update_id,
+            self._change(update, stored),
+            now,
+            reported=reports.row_ids if reports is not None else (),
+            next_of=waiting.order_key,
+        )
+        if self._metrics is not None:
+            self._metrics.cluster_updates.labels("handled").inc()
         self._guard_time_outs(update, now)
+        return following
 
     def _change(self, update: Update, stored: ChatState) -> ChatStateChange | None:
         try:
@@ -378,11 +404,16 @@ class SharedWork:
     with its connection and the next process to look takes it, within one job interval."""
 
     def __init__(
-        self, locks: AdvisoryLocks, inbound: InboundUpdates, clock: Callable[[], datetime]
+        self,
+        locks: AdvisoryLocks,
+        inbound: InboundUpdates,
+        clock: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
         self._locks = locks
         self._inbound = inbound
         self._clock = clock
+        self._metrics = metrics
 
     async def mine(self) -> bool:
         """Whether this process does the shared work now (taking it over if nobody does)."""
@@ -390,7 +421,9 @@ class SharedWork:
             held = await self._locks.try_shared_work()
         except Exception:
             logger.warning("could not reach the database for the shared-work lock")
-            return False
+            held = False
+        if self._metrics is not None:
+            self._metrics.cluster_shared_work.set(1 if held else 0)
         if held:
             await self._inbound.prune(self._clock() - KEEP_HANDLED)
         return held

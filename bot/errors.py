@@ -16,6 +16,7 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.app_type import ConciergeApp, application_of
 from bot.metrics import mark_update, where_of
+from bot.writes import handler_failed
 from conversations.context import SERVICES_KEY, ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.notify import language_of, mark_blocked
@@ -138,6 +139,7 @@ async def on_error(update: object, context: ConciergeContext) -> None:
     reports it to the operator."""
     error = context.error
     mark_update("error")
+    handler_failed()
     trace = new_trace_id()
     if update is None and context.job is not None:
         flow, step = "job", context.job.name or "job"

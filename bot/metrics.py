@@ -124,6 +124,43 @@ class Metrics:
             "Conversations in progress (stored, not yet finished or timed out).",
             registry=registry,
         )
+        # Cluster mode (bot/cluster.py): what this process did, and the shared queue's backlog.
+        self.cluster_updates = Counter(
+            "concierge_cluster_updates",
+            "Cluster mode: updates this process took from the webhook (stored, or redelivered: "
+            "a copy of one stored before) and updates it handled.",
+            ["event"],
+            registry=registry,
+        )
+        for event in ("stored", "redelivered", "handled"):
+            self.cluster_updates.labels(event)  # each shown from 0, not from its first event
+        self.cluster_wait = Histogram(
+            "concierge_cluster_update_wait_seconds",
+            "Cluster mode: time from an update being stored to this process starting it "
+            "(waiting for its chat's lock and the chat's earlier updates).",
+            buckets=SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.cluster_chats = Gauge(
+            "concierge_cluster_chats_running",
+            "Cluster mode: chats this process holds and is handling now.",
+            registry=registry,
+        )
+        self.cluster_shared_work = Gauge(
+            "concierge_cluster_shared_work_owner",
+            "Cluster mode: 1 while this process runs the cluster's shared jobs, else 0.",
+            registry=registry,
+        )
+        self.inbound_waiting = Gauge(
+            "concierge_inbound_updates_waiting",
+            "Cluster mode: updates stored and not handled yet, by any process.",
+            registry=registry,
+        )
+        self.inbound_oldest = Gauge(
+            "concierge_inbound_oldest_waiting_seconds",
+            "Cluster mode: age of the oldest update not handled yet (0 when none waits).",
+            registry=registry,
+        )
         self.telegram_retries = Counter(
             "concierge_telegram_retries",
             "Bot API calls made again, by reason (429: flood control, network).",
@@ -220,6 +257,8 @@ class Metrics:
         self.outbox_oldest.set(backlog.outbox_oldest_seconds)
         self.alerts_pending.set(backlog.alerts_pending)
         self.conversations_active.set(backlog.conversations_active)
+        self.inbound_waiting.set(backlog.inbound_waiting)
+        self.inbound_oldest.set(backlog.inbound_oldest_seconds)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

@@ -154,8 +154,11 @@ def _join_cluster(
         locks,
         clock=services.clock,
         max_running=settings.max_concurrent_updates,
+        metrics=services.metrics,
     )
-    application.bot_data[SHARED_WORK_KEY] = SharedWork(locks, inbound, services.clock)
+    application.bot_data[SHARED_WORK_KEY] = SharedWork(
+        locks, inbound, services.clock, services.metrics
+    )
     watcher_of(application).deliver_one_at_a_time_with(
         lambda: held_everywhere(engine, ALERT_DELIVERY_LOCK)
     )

@@ -13,16 +13,26 @@ the answer came at once, otherwise from here when the write ended.
 
 `on_outcome` hooks run wherever a write ends (in a conversation, in the job, at start): the
 one place to hang what follows a write (its photos kept, the audit log, announcements).
+
+A write that ends in a conversation is told by that update's handler, so it counts as told
+only when the update's handling is stored (`reported_by_handler`): in cluster mode in the
+transaction that marks the update handled, in one process once the update was processed. A
+process killed before that point leaves it untold, and the job (or the next start) tells it,
+in the user's language, as it tells a write that ended away from its conversation. A kill in
+between the handler's reply and that point tells it twice, never not at all.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
@@ -54,6 +64,9 @@ REASON_NOT_LINKED = N_("the Akubela account is no longer linked")
 REASON_NO_ANSWER = N_("no answer after several tries")
 REASON_UNREADABLE = N_("an unknown kind of request")
 REASON_UNDERWAY = N_("⏳ That is already on its way; you will hear back here when it is done.")
+REASON_REFUSED = N_("it refused the request")
+# The reasons a refusal is stored with that can be told as they are (else: REASON_REFUSED).
+_TOLD_REASONS = {REASON_NOT_LINKED, REASON_NO_ANSWER, REASON_UNREADABLE}
 
 Hook = Callable[[Outcome], Awaitable[None]]
 Report = Callable[[Outcome], Awaitable[None]]
@@ -64,6 +77,57 @@ _RESULTS = {
     Result.REFUSED: WriteStatus.FAILED,
     Result.UNKNOWN: WriteStatus.UNKNOWN,
 }
+_ENDS = {status: result for result, status in _RESULTS.items()}
+
+
+class HandlerReports:
+    """The writes that ended while one update was handled, told by its handler."""
+
+    __slots__ = ("row_ids", "task")
+
+    def __init__(self) -> None:
+        # Only the update's own task: a task a handler starts does not tell the user itself.
+        self.task = asyncio.current_task()
+        self.row_ids: list[int] = []
+
+
+_HANDLER_REPORTS: ContextVar[HandlerReports | None] = ContextVar(
+    "concierge_handler_reports", default=None
+)
+
+
+@contextlib.contextmanager
+def reported_by_handler() -> Iterator[HandlerReports | None]:
+    """Writes that end inside the block are told by the update's handler: they count as told
+    once the caller stores the update's handling and marks `row_ids` reported with it.
+
+    Inside another block of the same task (the Application's inside the cluster dispatcher's)
+    this yields None: they belong to the outer one, whose owner stores them.
+    """
+    if _handler_reports() is not None:
+        yield None
+        return
+    reports = HandlerReports()
+    token = _HANDLER_REPORTS.set(reports)
+    try:
+        yield reports
+    finally:
+        _HANDLER_REPORTS.reset(token)
+
+
+def handler_failed() -> None:
+    """The update's handler failed: the writes that ended in it may never have been told, so
+    they do not count as told with the update; the journal tells them once its time runs out."""
+    reports = _handler_reports()
+    if reports is not None:
+        reports.row_ids.clear()
+
+
+def _handler_reports() -> HandlerReports | None:
+    reports = _HANDLER_REPORTS.get()
+    if reports is None or reports.task is not asyncio.current_task():
+        return None
+    return reports
 
 
 def process_owner() -> str:
@@ -116,6 +180,16 @@ class WriteJournalService:
     def on_outcome(self, hook: Hook) -> None:
         """Runs `hook` once for every write that ends (done, refused or unknown), wherever."""
         self._hooks.append(hook)
+
+    @contextlib.asynccontextmanager
+    async def told_by_update(self) -> AsyncIterator[None]:
+        """One update's handling in a single process: the writes that ended in it count as
+        told once it was processed. A process that dies first (or a block that raises) leaves
+        them to `recover`. Inside the cluster dispatcher's block this adds to that one."""
+        with reported_by_handler() as reports:
+            yield
+        if reports is not None and reports.row_ids:
+            await self._storage.writes.reported(reports.row_ids, now=self._clock())
 
     # ---- the conversations' entry point ----------------------------------------------------
 
@@ -178,7 +252,41 @@ class WriteJournalService:
         )
         if orphans:
             logger.info("taking over %d writes a stopped process was sending", len(orphans))
-        return await self._run(orphans, report) + await self.deliver_due(report)
+        ended = await self._run(orphans, report) + await self.deliver_due(report)
+        return ended + await self.tell_unreported(report)
+
+    async def tell_unreported(self, report: Report) -> int:
+        """Tells the writes that ended in an update whose handling was never stored (its
+        process died) or not in time; each is marked told once its report was made."""
+        now = self._clock()
+        rows = await self._storage.writes.claim_unreported(
+            now=now,
+            owner=self.owner,
+            lease_until=now + self._lease,
+            gone=lambda owner: owner_gone(owner, self.owner),
+        )
+        for row in rows:
+            write = self._read(row)
+            if write is not None:
+                logger.info("write %s ended untold; telling it now", row.command_id)
+                try:
+                    await report(self._ended(row, write))
+                except Exception:
+                    # Told or not, it is not told again: one failed notice must not repeat.
+                    logger.exception("could not report write %s", row.command_id)
+            await self._storage.writes.reported([row.id], now=self._clock())
+        return len(rows)
+
+    @staticmethod
+    def _ended(row: WriteRecord, write: Write) -> Outcome:
+        """How a stored write that ended is told."""
+        result = _ENDS[row.status]
+        reason = None
+        if result is Result.REFUSED:
+            reason = row.last_error if row.last_error in _TOLD_REASONS else REASON_REFUSED
+        return Outcome(
+            row.telegram_id, row.command_id, write, result, record_id=row.record_id, reason=reason
+        )
 
     async def _run(self, rows: list[WriteRecord], report: Report) -> int:
         ended = 0
@@ -306,10 +414,15 @@ class WriteJournalService:
             if result is Result.DONE and isinstance(write, TaskAccept)
             else []
         )
+        # Ended inside an update: its handler tells it, and it counts as told with the update.
+        reports = _handler_reports()
+        now = self._clock()
         settled = await self._storage.writes.settle(
             row.id,
             _RESULTS[result],
-            now=self._clock(),
+            now=now,
+            reporter=self.owner if reports is not None else None,
+            report_by=now + self._lease,
             record_id=record_id,
             error=type(error).__name__ if error is not None else reason,
             then=[
@@ -337,6 +450,8 @@ class WriteJournalService:
         )
         if not settled:
             return outcome
+        if reports is not None:
+            reports.row_ids.append(row.id)
         logger.info("write %s (%s) ended: %s", row.command_id, write.kind, result.value)
         for hook in self._hooks:
             try:

@@ -233,10 +233,23 @@ class WriteRecord(Timestamps, Base):
     recognise its result at the vendor. While a process sends it, `owner` names that process
     and `next_attempt_at` is its lease; a write whose answer may have been lost has
     `maybe_sent`, so the next attempt first looks at the vendor instead of sending it again.
+
+    A write that ended is told to whoever asked once `reported_at` is set. One that ended in a
+    conversation is reported by that update's handler, so it counts as told only when the
+    update's handling is stored; until then `owner` and `next_attempt_at` say who tells it and
+    until when, and the journal tells it if that process dies first.
     """
 
     __tablename__ = "vendor_writes"
-    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        Index(
+            "ix_vendor_writes_unreported",
+            "next_attempt_at",
+            postgresql_where="reported_at IS NULL AND status <> 'pending'",
+            sqlite_where="reported_at IS NULL AND status <> 'pending'",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     command_id: Mapped[str] = mapped_column(String(128), unique=True)
@@ -255,6 +268,7 @@ class WriteRecord(Timestamps, Base):
     owner: Mapped[str | None] = mapped_column(String(255))
     record_id: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
+    reported_at: Mapped[datetime | None]
 
 
 class VendorState(Base):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Update, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Sessions, upsert
@@ -42,6 +42,16 @@ class Begun:
     held: bool
     # Another write on the same record is still in flight (`row` is that one).
     other: bool = False
+
+
+def reported_statement(row_ids: Sequence[int], now: datetime) -> Update:
+    """Marks writes as told, for a transaction of its caller's (cluster mode: the one that
+    stores the update whose handler told them)."""
+    return (
+        update(WriteRecord)
+        .where(WriteRecord.id.in_(list(row_ids)), WriteRecord.reported_at.is_(None))
+        .values(reported_at=now, owner=None)
+    )
 
 
 class WriteRecords:
@@ -237,12 +247,20 @@ class WriteRecords:
         record_id: str | None = None,
         error: str | None = None,
         then: Sequence[FollowUp] = (),
+        reporter: str | None = None,
+        report_by: datetime | None = None,
     ) -> bool:
         """Ends the write; False when it had ended already (so its end is told once).
+
+        With `reporter`, that process's handler tells the user, and the write counts as told
+        only once `reported` says so: until then `reporter` holds it until `report_by`, and
+        afterwards (or when the reporter is gone) `claim_unreported` hands it to the journal.
+        Without, the caller tells the user now and it counts as told at once.
 
         `then` are the writes that follow it, recorded in the same transaction: due at once,
         held by nobody, so a process that stops before sending them leaves them to the next.
         """
+        told_later = reporter is not None
         async with self._sessions.begin() as session:
             settled_id = await session.scalar(
                 update(WriteRecord)
@@ -251,7 +269,9 @@ class WriteRecords:
                     status=status,
                     record_id=record_id,
                     last_error=error,
-                    owner=None,
+                    owner=reporter,
+                    next_attempt_at=report_by if told_later else WriteRecord.next_attempt_at,
+                    reported_at=None if told_later else now,
                     updated_at=now,
                 )
                 .returning(WriteRecord.id)
@@ -285,6 +305,44 @@ class WriteRecords:
                     )
                 )
             return settled
+
+    async def claim_unreported(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_until: datetime,
+        gone: Callable[[str], bool],
+        limit: int = 100,
+    ) -> list[WriteRecord]:
+        """Takes the writes that ended but were never told: their reporter is gone
+        (`gone(owner)`) or its time to tell them ran out."""
+        async with self._sessions.begin() as session:
+            rows = [
+                row
+                for row in await session.scalars(
+                    select(WriteRecord)
+                    .where(
+                        WriteRecord.reported_at.is_(None),
+                        WriteRecord.status != WriteStatus.PENDING,
+                    )
+                    .order_by(WriteRecord.next_attempt_at, WriteRecord.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                if row.owner is None or row.next_attempt_at <= now or gone(row.owner)
+            ]
+            for row in rows:
+                row.owner = owner
+                row.next_attempt_at = lease_until
+            return rows
+
+    async def reported(self, row_ids: Sequence[int], *, now: datetime) -> None:
+        """The users were told how these writes ended."""
+        if not row_ids:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(reported_statement(row_ids, now))
 
     async def _change(
         self, row_id: int, holder: str, *, release: bool = False, **values: Any

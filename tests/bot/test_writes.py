@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,9 +14,11 @@ from sqlalchemy import update
 from starlette.applications import Starlette
 
 from api.errors import Unavailable
-from bot.jobs import deliver_outbox
+from bot.jobs import deliver_outbox, recover_writes
 from bot.storage.models import WriteRecord, WriteStatus
+from bot.storage.writes import WriteRecords
 from bot.writes import MAX_ATTEMPTS, owner_gone, process_owner
+from conversations import callbacks
 from conversations.common import new_command_id
 from conversations.writes import (
     BookingCancel,
@@ -30,6 +32,7 @@ from conversations.writes import (
 )
 from sandbox.faults import FaultKind, FaultRule, FaultWhen
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
+from tests.support_telegram import Chat, FakeTelegram
 
 USER = 4242
 ALICE_GYM = "b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e01"
@@ -407,3 +410,81 @@ def test_a_process_is_gone_when_its_pid_is_on_this_host_and_dead(dead_pid: int) 
 
 def test_the_job_callback_is_the_delivery() -> None:
     assert deliver_outbox.__name__ == "deliver_outbox"
+
+
+# ---- a write that ended in a conversation counts as told once its update was processed ------
+
+
+class _Killed(Exception):
+    """The process died here."""
+
+
+class _DiesBeforeCountingTold(WriteRecords):
+    """The journal's table, in a process that dies in the step that would count the writes an
+    update's handler told as told (the update was handled; the process never got further)."""
+
+    async def reported(self, row_ids: Sequence[int], *, now: datetime) -> None:
+        raise _Killed
+
+
+def _repair_presses() -> list[str]:
+    return [callbacks.build("repair", a, arg) for a, arg in (("skip", ""), ("when", "1m"))]
+
+
+async def _to_repair_summary(chat: Chat, description: str) -> None:
+    await chat.send("/repair")
+    await chat.send(description)
+    for data in _repair_presses():
+        await chat.press(data)
+    await chat.press(callbacks.build("repair", "ok"))
+    await chat.send("+86 138 0000 0000")
+
+
+async def test_a_repair_created_just_before_a_kill_is_told_at_the_next_start(
+    database_url: str, sandbox_app: Starlette
+) -> None:
+    description = "水槽下面一直漏水，单进程测试"
+    async with running_bot(database_url, sandbox_app) as first:
+        # A resident who chose Chinese (as /start stores it from their Telegram).
+        await first.services.storage.users.get_or_create(USER, language="zh")
+        await link_demo_resident(first, sandbox_app, USER)
+        chat = first.chat(USER, language_code="zh")
+        await _to_repair_summary(chat, description)
+        storage = first.services.storage
+        storage.writes = _DiesBeforeCountingTold(storage.sessions)
+        with pytest.raises(_Killed):
+            await chat.press(callbacks.build("repair", "confirm"))
+        assert await _repairs_described(first, description) == 1
+        telegram = first.telegram
+    told_before = len(_told_in(telegram))
+
+    # The next start tells the resident, in their language, what the dead process may not have.
+    async with running_bot(database_url, sandbox_app, telegram=telegram) as second:
+        await recover_writes(second.app)  # what the start does before taking updates
+        [told] = _told_in(second.telegram)[told_before:]
+        assert told.startswith("✅ 您的报修已提交成功：报修单 #")
+        await _run_job(second)
+        assert len(_told_in(second.telegram)) == told_before + 1
+    async with running_bot(database_url, sandbox_app, telegram=telegram) as third:
+        assert len(_told_in(third.telegram)) == told_before + 1
+
+
+async def test_a_write_its_conversation_told_is_never_told_again(
+    bot: BotUnderTest, sandbox_app: Starlette, clock_: MovableClock
+) -> None:
+    description = "Hall light flickers, told by its conversation"
+    await link_demo_resident(bot, sandbox_app, USER)
+    chat = bot.chat(USER)
+    await _to_repair_summary(chat, description)
+    await chat.press(callbacks.build("repair", "confirm"))
+    told = _told(bot)
+    assert "created" in told[-1]
+    clock_.advance(hours=1)  # long past the time the conversation had to tell it
+    await _run_job(bot)
+    assert _told(bot) == told
+    [row] = [r for r in await bot.services.storage.writes.all() if r.telegram_id == USER]
+    assert row.reported_at is not None
+
+
+def _told_in(telegram: FakeTelegram) -> list[str]:
+    return [c.text or "" for c in telegram.sent("sendMessage") if c.params.get("chat_id") == USER]

@@ -102,7 +102,7 @@ def _database(postgres_server: PostgresServer, template: str, name: str) -> str:
 
 def residents_count() -> int:
     """How many residents run flows at once (CLUSTER_RESIDENTS overrides, for a quick try)."""
-    return int(os.environ.get("CLUSTER_RESIDENTS", "60"))
+    return int(os.environ.get("CLUSTER_RESIDENTS", "20"))
 
 
 @pytest.fixture

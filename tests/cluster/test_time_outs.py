@@ -5,73 +5,13 @@ Two cluster bots in this process, on one PostgreSQL database, each on a recordin
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
-from starlette.applications import Starlette
-
-from bench.harness import RecordingRequest, bench_settings, message_update, prepare_community
-from bot.app import build_application
-from bot.cluster import ClusterDispatcher, ClusterPersistence
-from bot.services import Services
-from bot.storage.inbound import AdvisoryLocks, InboundUpdates
+from bench.harness import message_update, prepare_community
+from tests.cluster.inprocess import cluster_bot
 from tests.conftest import PostgresServer
 
 TIME_OUT_MINUTES = 0.1  # six seconds
-
-
-@dataclass
-class Bot:
-    """One cluster process's bot."""
-
-    dispatcher: ClusterDispatcher
-    telegram: RecordingRequest
-    inbound: InboundUpdates
-
-    def told(self) -> int:
-        return self.telegram.methods["sendMessage"] + self.telegram.methods["editMessageText"]
-
-    async def handle(self, payload: dict[str, Any]) -> None:
-        """Takes one update from the webhook and waits until it was handled."""
-        await self.dispatcher.receive(payload)
-        async with asyncio.timeout(15):
-            while True:
-                waiting, _ = await self.inbound.counts()
-                if not waiting:
-                    return
-                await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def cluster_bot(database_url: str, sandbox: Starlette) -> AsyncIterator[Bot]:
-    settings = bench_settings(database_url, conversation_timeout_minutes=TIME_OUT_MINUTES)
-    services = Services.open(settings, vendor_transport=httpx.ASGITransport(app=sandbox))
-    telegram = RecordingRequest()
-    app = build_application(
-        settings,
-        services,
-        persistence=ClusterPersistence(services.storage.sessions),
-        request=telegram,
-        rate_limiter=False,
-    )
-    locks = AdvisoryLocks(services.storage.engine)
-    inbound = InboundUpdates(services.storage.engine)
-    dispatcher = ClusterDispatcher(app, inbound, locks, clock=services.clock, max_running=8)
-    try:
-        async with app:
-            await app.start()
-            try:
-                yield Bot(dispatcher, telegram, inbound)
-            finally:
-                await dispatcher.stop()
-                await app.stop()
-    finally:
-        await locks.close()
-        await services.aclose()
 
 
 async def test_only_the_process_that_handled_the_last_update_times_the_flow_out(
@@ -84,8 +24,12 @@ async def test_only_the_process_that_handled_the_last_update_times_the_flow_out(
         community = await prepare_community(tmp_path, 1, database_url=database_url)
         resident = community.residents[0].telegram_id
         async with (
-            cluster_bot(database_url, community.sandbox) as first,
-            cluster_bot(database_url, community.sandbox) as second,
+            cluster_bot(
+                database_url, community.sandbox, conversation_timeout_minutes=TIME_OUT_MINUTES
+            ) as first,
+            cluster_bot(
+                database_url, community.sandbox, conversation_timeout_minutes=TIME_OUT_MINUTES
+            ) as second,
         ):
             # The first process starts the repair; the second takes the description.
             first.dispatcher.start()
