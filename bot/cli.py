@@ -89,10 +89,12 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.storage.migrate import upgrade
+    from bot.communities import migrate
 
-    asyncio.run(upgrade(settings.database_url))
+    made = asyncio.run(migrate(settings))
     print("Database is up to date.")
+    if made:
+        print("Community 1 was made from the settings (see `concierge community show 1`).")
     return 0
 
 
