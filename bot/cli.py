@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from bot import community_admin
 from bot.logs import configure_logging
 from bot.settings import Settings
 
@@ -168,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_cmd_migrate)
+
+    community_admin.add_parser(commands)
 
     invite = commands.add_parser("invite", help="make a single-use invite link")
     roles = invite.add_subparsers(dest="role", required=True)
