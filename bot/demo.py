@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -165,10 +166,10 @@ async def seed(
     settings: Settings,
     people: list[DemoPersona],
     transport: Any,
-    communities: list[CommunityAccess],
+    communities: Sequence[CommunityAccess] = (),
 ) -> None:
-    """Keeps the communities, links the residents, binds the workers and the manager, in a
-    fresh database."""
+    """Keeps the communities (none given: the settings' one, made at start), links the
+    residents, binds the workers and the manager, in a fresh database."""
     await upgrade(settings.database_url)
     services = Services.open(settings, vendor_transport=transport)
     try:
@@ -209,7 +210,7 @@ async def seed(
 
 
 async def bind_staff(
-    services: Services, people: list[DemoPersona], communities: list[CommunityAccess]
+    services: Services, people: list[DemoPersona], communities: Sequence[CommunityAccess]
 ) -> None:
     """Where the demo's workers and managers get their communities (staff bindings are the
     staff side's: its invites with --community); residents land in theirs by their homes."""
