@@ -200,8 +200,10 @@ def _starts(
     )
 
 
-def _on_buttons(starts: list[datetime], zone: ZoneInfo) -> list[datetime]:
+def _on_buttons(starts: list[datetime], zone: ZoneInfo, rules: AmenityRules) -> list[datetime]:
     # A grid finer than this makes more buttons than Telegram takes: those starts are typed.
+    if rules.grid_minutes >= BUTTON_STEP_MINUTES:
+        return starts
     every = BUTTON_STEP_MINUTES
     return [s for i, s in enumerate(starts) if i == 0 or s.astimezone(zone).minute % every == 0]
 
@@ -247,7 +249,9 @@ async def advance(
         nearest = slots.nearest_free_starts(near, starts, NEAREST)
         return await _ask_start(update, context, draft, nearest, note, full=False)
     if draft.start is None:
-        return await _ask_start(update, context, draft, _on_buttons(starts, context.zone), note)
+        return await _ask_start(
+            update, context, draft, _on_buttons(starts, context.zone, rules), note
+        )
     chosen = draft.start
     if not any(same_moment(chosen, s) for s in starts):
         draft.start, draft.duration_minutes = None, None
@@ -274,7 +278,11 @@ async def advance(
                 ),
             )
         draft.duration_minutes = None
-        shown = slots.on_buttons(durations, BUTTON_STEP_MINUTES)
+        shown = (
+            durations
+            if rules.grid_minutes >= BUTTON_STEP_MINUTES
+            else slots.on_buttons(durations, BUTTON_STEP_MINUTES)
+        )
         return await _ask_duration(update, context, draft, shown, note)
     return await _show_summary(update, context, draft, note)
 

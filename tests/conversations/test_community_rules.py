@@ -140,3 +140,28 @@ async def test_repair_visits_keep_to_the_communitys_service_hours(bot: BotUnderT
     assert "12:00" in _last(bot)
     await chat.send("tomorrow 10:00-11:00")
     assert "10:00" in _last(bot)
+
+
+@pytest.mark.parametrize(
+    ("grid", "shown"),
+    [
+        (45, ["17:00", "17:45", "18:30", "19:15"]),  # a coarse grid: every start a button
+        (5, ["17:00", "17:30", "18:00", "18:30", "19:00", "19:30"]),  # a fine one: typed
+    ],
+)
+async def test_start_buttons_follow_the_grid(
+    bot: BotUnderTest, grid: int, shown: list[str]
+) -> None:
+    await set_rules(
+        bot,
+        amenity_rules={
+            BBQ: AmenityRules(
+                grid_minutes=grid, min_minutes=45 if grid == 45 else 30, max_minutes=90
+            )
+        },
+    )
+    chat = bot.chat(BOB)
+    await chat.send("/book")
+    await chat.press(_press("am", BBQ))
+    await chat.press(_press("day", _tomorrow().isoformat()))
+    assert [label for label in _labels(bot) if label[:2].isdigit()] == shown
