@@ -124,11 +124,18 @@ async def running_bot(
         await services.aclose()
 
 
-def demo_residents(sandbox_app: Starlette) -> list[dict[str, Any]]:
-    """The sandbox's demo residents: email, password, name, residence_ids."""
+def demo_residents(sandbox_app: Starlette, *, every_project: bool = False) -> list[dict[str, Any]]:
+    """The sandbox's demo residents (email, password, name, residence_ids): those of the
+    settings' project, the one community a test deployment serves, unless `every_project`
+    (the second demo community's too)."""
     info: dict[str, Any] = sandbox_app.state.control.vendors["akubela"].demo_info()
-    residents: list[dict[str, Any]] = info["residents"]
-    return residents
+    project_of = {home["residence_id"]: home["project_id"] for home in info["residences"]}
+    return [
+        person
+        for person in info["residents"]
+        if every_project
+        or all(project_of[rid] == info["project_id"] for rid in person["residence_ids"])
+    ]
 
 
 async def link_demo_resident(
@@ -146,7 +153,7 @@ async def link_demo_resident(
 
     person = next(
         r
-        for r in demo_residents(sandbox_app)
+        for r in demo_residents(sandbox_app, every_project=True)
         if (r["email"] == email if email else len(r["residence_ids"]) == homes)
     )
     info = sandbox_app.state.control.vendors["akubela"].demo_info()

@@ -16,6 +16,7 @@ from bot.demo import demo_communities
 from conversations import callbacks
 from conversations.booking import at_arg
 from conversations.community import UnknownCommunity
+from conversations.domain import Role
 from sandbox.tuya import ROOM_A_1201
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
 
@@ -146,3 +147,38 @@ async def test_a_singapore_resident_books_the_pool_on_its_60_minute_grid(
     vendor = sandbox_app.state.control.vendors["akubela"]
     [made] = [b for b in vendor._bookings.values() if b.amenity_id == POOL]
     assert made.start_time == start
+
+
+async def test_the_watcher_reads_every_communitys_repairs(two: BotUnderTest) -> None:
+    # A repair of Marina Bay, once seen, is still there at the next poll: the watcher reads
+    # each community's manager list, so nobody hears it was withdrawn.
+    manager = 3101
+    invites = two.services.invites
+    code = await invites.create(
+        Role.MANAGER,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        project_id=two.settings.akubela_project_id,
+    )
+    await invites.redeem(code, manager, now=datetime.now(UTC))
+    assert two.app.job_queue is not None
+    (job,) = two.app.job_queue.get_jobs_by_name("alerts")
+    await job.run(two.app)  # the baseline
+    desk = await two.services.resident_desk(GRACE)
+    assert desk is not None
+    start = datetime.now(UTC) + timedelta(days=1)
+    await desk.report_repair(
+        start=start,
+        finish=start + timedelta(hours=2),
+        description="The lift lobby light is out",
+        contact="+65 9000 0001",
+        command_id="c-marina-1",
+    )
+    await job.run(two.app)  # sees it new
+    await job.run(two.app)  # and still there
+    told = [
+        str(call.params.get("text", ""))
+        for call in two.telegram.sent("sendMessage")
+        if int(call.params["chat_id"]) == manager
+    ]
+    assert not [text for text in told if "withdrawn" in text]
+    assert [text for text in told if "The lift lobby light is out" in text]
