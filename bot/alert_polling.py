@@ -161,11 +161,16 @@ class VendorPolling:
     async def repairs(self, markers: Mapping[str, Any], now: datetime) -> Observed | None:
         """The project's repairs; None when the manager list cannot be read now."""
         services = self._services
+        vendors = services.vendors
         try:
+            # Every community's list: a repair of another community is not gone from this one.
             items = [
                 item
-                async for item in services.akubela.iter_project_maintenance(
-                    services.manager_auth, services.settings.akubela_project_id
+                for community in services.communities()
+                async for item in vendors.akubela(
+                    vendors.access(community.id).akubela_base_url
+                ).iter_project_maintenance(
+                    vendors.manager(community.id), community.akubela_project_id
                 )
             ]
         except ApiError as exc:

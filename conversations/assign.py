@@ -235,7 +235,7 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
         )
         return ConversationHandler.END
     await flowkit.answer(update)
-    room = context.services.settings.tuya_room_of_residence.get(repair.residence_id)
+    room = context.resolved_community.tuya_room_of_residence.get(repair.residence_id)
     draft = AssignDraft(
         repair=FromRepair(
             repair_id=repair.id,

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
 
+from conversations.community import Community
 from conversations.domain import Actor, Redeemed, ResidentAccount
 from conversations.records import (
     Amenity,
@@ -391,28 +391,9 @@ class RepairReports(Protocol):
         ...
 
 
-class Community(Protocol):
-    """The community's settings a flow reads (the communities issue makes them data)."""
-
-    @property
-    def zone(self) -> ZoneInfo: ...
-    @property
-    def phone_region(self) -> str: ...
-    @property
-    def service_hours_start(self) -> time: ...
-    @property
-    def service_hours_end(self) -> time: ...
-    @property
-    def akubela_project_id(self) -> str: ...
-    @property
-    def tuya_room_of_residence(self) -> dict[str, str]: ...
-
-
 class Ports(Protocol):
     """Everything the conversations may reach, as `context.services`; `bot` provides it."""
 
-    @property
-    def settings(self) -> Community: ...
     @property
     def clock(self) -> Callable[[], datetime]: ...
     @property
@@ -437,11 +418,44 @@ class Ports(Protocol):
     @property
     def writes(self) -> WriteJournal: ...
     @property
-    def task_board(self) -> TaskBoard: ...
+    def task_board(self) -> TaskBoard:
+        """The first community's task board (staff views move to `task_board_of`)."""
+        ...
+
     @property
-    def maintenance_log(self) -> MaintenanceLog: ...
+    def maintenance_log(self) -> MaintenanceLog:
+        """The first community's maintenance log (see `maintenance_log_of`)."""
+        ...
+
     @property
-    def project_desk(self) -> ProjectDesk: ...
+    def project_desk(self) -> ProjectDesk:
+        """The first community's repairs (see `project_desk_of`)."""
+        ...
+
+    def communities(self) -> list[Community]:
+        """Every community of the deployment, by id (at least one)."""
+        ...
+
+    def community(self, community_id: int) -> Community:
+        """One community; UnknownCommunity (conversations.community) when there is none."""
+        ...
+
+    async def community_of(self, telegram_id: int) -> Community:
+        """The user's community: a resident's is the one of the residence they act for;
+        anyone else's (and a resident's before choosing) is the deployment's first."""
+        ...
+
+    def task_board_of(self, community_id: int) -> TaskBoard:
+        """The maintenance tasks of one community's Tuya project."""
+        ...
+
+    def project_desk_of(self, community_id: int) -> ProjectDesk:
+        """All repairs of one community, through its manager's login."""
+        ...
+
+    def maintenance_log_of(self, community_id: int) -> MaintenanceLog:
+        """Where one community's finished work is recorded."""
+        ...
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
         """The resident's desk for their chosen residence; None until linked and chosen."""

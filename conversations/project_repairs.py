@@ -233,7 +233,7 @@ async def _draft(context: ConciergeContext) -> ProjectRepairsDraft:
 
 
 async def _allowed(update: Update, context: ConciergeContext) -> bool:
-    target = Target(project_id=context.services.settings.akubela_project_id)
+    target = Target(project_id=(await context.community()).akubela_project_id)
     return await common.allowed(update, context, Action.REPAIRS_VIEW_ALL, target)
 
 

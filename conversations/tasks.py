@@ -233,8 +233,8 @@ def maintenance_notes(
 
 def project_ids(context: ConciergeContext) -> list[str]:
     """The community's projects: the task board's first, then Akubela's."""
-    settings = context.services.settings
-    ids = [context.services.task_board.project_id, settings.akubela_project_id]
+    community = context.resolved_community
+    ids = [context.services.task_board.project_id, community.akubela_project_id]
     return list(dict.fromkeys(i for i in ids if i))
 
 

@@ -124,21 +124,40 @@ async def running_bot(
         await services.aclose()
 
 
-def demo_residents(sandbox_app: Starlette) -> list[dict[str, Any]]:
-    """The sandbox's demo residents: email, password, name, residence_ids."""
+def demo_residents(sandbox_app: Starlette, *, every_project: bool = False) -> list[dict[str, Any]]:
+    """The sandbox's demo residents (email, password, name, residence_ids): those of the
+    settings' project, the one community a test deployment serves, unless `every_project`
+    (the second demo community's too)."""
     info: dict[str, Any] = sandbox_app.state.control.vendors["akubela"].demo_info()
-    residents: list[dict[str, Any]] = info["residents"]
-    return residents
+    project_of = {home["residence_id"]: home["project_id"] for home in info["residences"]}
+    return [
+        person
+        for person in info["residents"]
+        if every_project
+        or all(project_of[rid] == info["project_id"] for rid in person["residence_ids"])
+    ]
 
 
 async def link_demo_resident(
-    bot: BotUnderTest, sandbox_app: Starlette, telegram_id: int, *, homes: int = 1
+    bot: BotUnderTest,
+    sandbox_app: Starlette,
+    telegram_id: int,
+    *,
+    homes: int = 1,
+    email: str | None = None,
 ) -> dict[str, Any]:
-    """Links a demo resident (with `homes` residences) the quick way, as a completed OAuth
-    login would: tokens from the sandbox, stored encrypted, first residence chosen."""
+    """Links a demo resident (with `homes` residences, or the one with that e-mail) the quick
+    way, as a completed OAuth login would: tokens from the sandbox, stored encrypted, each
+    residence with its project (as Akubela's family list gives it), the first one chosen."""
     from bot.storage.accounts import StoredTokens
 
-    person = next(r for r in demo_residents(sandbox_app) if len(r["residence_ids"]) == homes)
+    person = next(
+        r
+        for r in demo_residents(sandbox_app, every_project=True)
+        if (r["email"] == email if email else len(r["residence_ids"]) == homes)
+    )
+    info = sandbox_app.state.control.vendors["akubela"].demo_info()
+    project_of = {home["residence_id"]: home["project_id"] for home in info["residences"]}
     services = bot.services
     tokens = await services.akubela.password_login(
         person["email"], SecretStr(person["password"]), scope="user"
@@ -150,7 +169,9 @@ async def link_demo_resident(
         telegram_id,
         account_id=person["account_id"],
         email=person["email"],
-        residences=[{"residence_id": rid} for rid in person["residence_ids"]],
+        residences=[
+            {"residence_id": rid, "project_id": project_of[rid]} for rid in person["residence_ids"]
+        ],
         tokens=StoredTokens(
             access_token_encrypted=cipher.encrypt(tokens.access_token.get_secret_value()),
             refresh_token_encrypted=cipher.encrypt(refresh.get_secret_value())

@@ -18,6 +18,7 @@ from sqlalchemy.sql.selectable import ExecutableReturnsRows
 from bot.storage import per_update
 from bot.storage.accounts import Accounts, Invites, drafts_key
 from bot.storage.columns import utcnow
+from bot.storage.communities import Communities
 from bot.storage.db import Sessions, create_engine, make_session_factory, upsert, upsert_one
 from bot.storage.models import (
     AlertStatus,
@@ -471,6 +472,7 @@ class Storage:
         "accounts",
         "alerts",
         "audit",
+        "communities",
         "drafts",
         "engine",
         "invites",
@@ -491,6 +493,7 @@ class Storage:
         self.invites = Invites(self.sessions)
         self.oauth_states = OAuthStates(self.sessions)
         self.repair_reports = RepairReports(self.sessions)
+        self.communities = Communities(self.sessions)
         self.users = Users(self.sessions)
         self.drafts = Drafts(self.sessions)
         self.vendor_states = VendorStates(self.sessions)

@@ -1,7 +1,7 @@
 """A vendor write that ended is told to whoever asked once `reported_at` is set.
 
-Revision ID: 0009_cluster2_write_reports
-Revises: 0008_cluster
+Revision ID: 0011_write_reports
+Revises: 0009_communities
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_cluster2_write_reports"
-down_revision: str | None = "0008_cluster"
+revision: str = "0011_write_reports"
+down_revision: str | None = "0009_communities"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
