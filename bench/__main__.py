@@ -32,7 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only", help=f"comma-separated figures to run (default all: {','.join(FIGURES)})"
     )
     parser.add_argument(
-        "--fanout-rate", type=float, help="the rate limiter's messages per second for figure 3"
+        "--fanout-rate",
+        type=float,
+        help="alert delivery's overall messages per second for figure 3 (Telegram's 30)",
     )
     parser.add_argument(
         "--databases",
