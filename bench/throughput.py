@@ -40,6 +40,7 @@ from bench.harness import (
     set_vendor_latency,
 )
 from bench.report import Figure, Target
+from conversations.flowkit import CANCELLED, CLOSED
 
 if TYPE_CHECKING:
     from bench.databases import Databases
@@ -61,6 +62,7 @@ SPEEDUP_TARGET = 10.0
 # Concierge keeps each chat's order; PTB's concurrent processing does not, which is the most a
 # PTB bot can do, so it is the yardstick Concierge must come close to.
 CONCURRENT_SHARE_TARGET = 0.9
+FLOW_ENDS = frozenset({CANCELLED, CLOSED})  # English: the bench's residents speak it
 COMMUNITY = "community"  # the template database `prepare_community` fills
 COPIES = itertools.count(1)  # every copy of the community gets a name of its own
 
@@ -141,9 +143,8 @@ async def measure(
         ) as bot:
             queued = await feed(bot, timings, steps)
             told = bot.telegram.last_text
-            finished = sum(
-                1 for r in residents if told.get(r.telegram_id, "").startswith("Cancelled")
-            )
+            # /cancel ends a flow: "Closed." after a view, "Cancelled." in a draft.
+            finished = sum(1 for r in residents if told.get(r.telegram_id) in FLOW_ENDS)
             errors = len(bot.errors)
             busy = bot.persistence_busy
             cpu = _cpu_seconds() - cpu_before

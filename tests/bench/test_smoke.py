@@ -80,9 +80,11 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
     assert len(on_postgres["targets"]) == 1
     throughput_on_postgres = data["figures"]["throughput_postgresql"]
     assert len(throughput_on_postgres["targets"]) == 5
-    for row in throughput_on_postgres["data"]["rows"]:
+    for row in [*rows, *throughput_on_postgres["data"]["rows"]]:
         assert set(row["concierge"]) >= SIDE_KEYS
         assert row["concierge"]["errors"] == 0
+        # Every resident's flow ran to its /cancel and heard that it ended.
+        assert row["concierge"]["flows_finished"] == row["concierge"]["residents"]
     assert "PostgreSQL" in data["figures"]["handler_time_postgresql"]["title"]
 
     fanout = data["figures"]["fanout"]["data"]
