@@ -1,11 +1,12 @@
-"""Figure 3: alerts to N recipients, some of them several, through the bot's alert delivery and
-PTB's `AIORateLimiter`, against the local Bot API over a real socket with its own rulebook's
-flood control, Telegram's limits (30 messages a second overall; per private chat a burst of 5,
-then one a second; see `bench.botapi_server`): the achieved rate as a share of the configured
-one, how many 429s the server answered, and whether any chat's alerts waited behind another's.
+"""Figure 3: alerts to N recipients, some of them several, through the bot's alert delivery
+(which paces itself per chat and overall, `bot.alert_pacing`) and the bot's own rate limiter,
+against the local Bot API over a real socket with its own rulebook's flood control, Telegram's
+limits (30 messages a second overall; per private chat a burst of 5, then one a second; see
+`bench.botapi_server`): the achieved rate as a share of the configured one, how many 429s the
+server answered, and whether any chat's alerts waited behind another's.
 
 The alerts wait in `sent_alerts` as the watcher leaves them, a recipient's several ones side by
-side as they are created; `AlertWatcher.deliver` sends them as it does after every poll
+side as they are created; `AlertDelivery.deliver` sends them as it does after every poll
 (rendered in each recipient's language and zone, one message each, marked sent one by one).
 
 An alert is delayed behind another chat's when delivery waits on one chat's own limit (a 429
@@ -15,6 +16,7 @@ other chats' alerts are pending: a stall. Every stall and the seconds it took ar
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,16 +24,17 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, insert, select
-from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes
+from telegram.ext import ApplicationBuilder, ContextTypes
 from telegram.request import HTTPXRequest, RequestData
 
 from bench.botapi_server import STATS_PATH, TOKEN
 from bench.child_server import ChildServer
 from bench.harness import bench_settings, now, sqlite_url
 from bench.report import Figure, Target
+from bot.alert_delivery import AlertDelivery
 from bot.alert_kinds import MSG_BOOKING_REMINDER, Alert, AlertKind
-from bot.alert_watcher import AlertWatcher
-from bot.app import file_url_for
+from bot.alert_pacing import TELEGRAM
+from bot.app import file_url_for, telegram_rate_limiter
 from bot.app_type import ConciergeApp
 from bot.services import Services
 from bot.storage.db import create_engine
@@ -203,8 +206,8 @@ class LocalBotApi(ChildServer):
 async def run_fanout(
     *, recipients: int, rate: float, several: int, every: int, workdir: Path
 ) -> Figure:
-    """Figure 3: delivers the pending alerts with the limiter at `rate` messages per second,
-    against Telegram's own limits."""
+    """Figure 3: delivers the pending alerts, paced at `rate` messages per second overall and
+    Telegram's per-chat limit, against Telegram's own limits."""
     database_url = sqlite_url(workdir / f"fanout-{recipients}.db")
     total = await store_alerts(database_url, recipients, several=several, every=every)
     log = AttemptLog()
@@ -213,22 +216,23 @@ async def run_fanout(
         settings = bench_settings(database_url, telegram_base_url=base_url)
         services = Services.open(settings)
         try:
-            limiter = AIORateLimiter(overall_max_rate=rate, overall_time_period=1, max_retries=5)
-            # The builder's generic parameters change with each call; the result is typed here.
+            # The bot's own limiter, as `concierge run` builds it.
             builder: Any = (
                 ApplicationBuilder()
                 .token(TOKEN)
                 .base_url(base_url)
                 .base_file_url(file_url_for(base_url))
                 .request(log)
-                .rate_limiter(limiter)
+                .rate_limiter(telegram_rate_limiter(services))
                 .context_types(ContextTypes(context=ConciergeContext))
             )
             app: ConciergeApp = builder.build()
             async with app:
-                watcher = AlertWatcher(services)
+                delivery = AlertDelivery(
+                    services, limits=dataclasses.replace(TELEGRAM, overall=round(rate))
+                )
                 started = now()
-                await watcher.deliver(app, services.clock())
+                await delivery.deliver(app, services.clock())
                 elapsed = now() - started
         finally:
             await services.aclose()
@@ -301,9 +305,10 @@ async def run_fanout(
         Target("every alert marked sent (sanity check)", sent == total, f"{sent:,} of {total:,}")
     )
     figure.notes += [
-        "AlertWatcher.deliver sends the pending alerts (booking reminders, rendered per "
-        "recipient) through an Application whose AIORateLimiter is set to the configured "
-        "rate, to the local Bot API on 127.0.0.1 in its own process, playing Telegram's flood "
+        "AlertDelivery.deliver sends the pending alerts (booking reminders, rendered per "
+        "recipient), the chats taking turns, paced at the configured rate overall and at "
+        "Telegram's per-chat limit (bot.alert_pacing), through the bot's own AIORateLimiter, "
+        "to the local Bot API on 127.0.0.1 in its own process, playing Telegram's flood "
         "control from its rulebook (sandbox/botapi/rules.py): 30 msg/s overall, and per "
         "private chat a burst of 5 then one a second, answering 429 with retry_after beyond.",
         f"{several_recipients} recipients get {several} alerts each, stored side by side; "

@@ -1,5 +1,6 @@
 """Figure 2: what persisting one update costs with 1k, 10k and 100k stored conversations,
-Concierge's `DatabasePersistence` (SQLite, the default) against PTB's `PicklePersistence`.
+Concierge's `DatabasePersistence` (on SQLite, the default, against PTB's `PicklePersistence`;
+and on PostgreSQL, what a deployment uses).
 
 A stored conversation is a resident half way through reporting a repair: the `repair`
 conversation's state, their draft, their user_data and their chat_data. Concierge keeps the
@@ -23,7 +24,8 @@ from typing import Any
 from sqlalchemy import insert
 from telegram.ext import BasePersistence, ExtBot, PersistenceInput, PicklePersistence
 
-from bench.harness import now, sqlite_url
+from bench.databases import SQLITE, Databases
+from bench.harness import now
 from bench.report import Figure, Target
 from bot.persistence import DatabasePersistence
 from bot.storage.db import create_engine, make_session_factory
@@ -183,9 +185,9 @@ class Writer:
 
 
 async def measure_database(
-    workdir: Path, sizes: Sequence[int], updates: int
+    databases: Databases, sizes: Sequence[int], updates: int
 ) -> dict[int, list[float]]:
-    """Per-update seconds of Concierge's persistence on SQLite, for each stored count.
+    """Per-update seconds of Concierge's persistence on `databases`, for each stored count.
 
     The sizes take turns update by update, so a busy moment on the machine costs them alike.
     """
@@ -193,7 +195,7 @@ async def measure_database(
     writers: list[Writer] = []
     try:
         for count in sizes:
-            url = sqlite_url(workdir / f"persistence-{count}.db")
+            url = await databases.fresh(f"persistence-{count}")
             await populate_database(url, count)
             engines.append(create_engine(url))
             sessions = make_session_factory(engines[-1])
@@ -230,21 +232,28 @@ def _ms(values: Sequence[float]) -> dict[str, float]:
 
 
 async def run_persistence_cost(
-    *, sizes: Sequence[int], updates: int, pickle_budget: int, workdir: Path
+    *, sizes: Sequence[int], updates: int, pickle_budget: int, databases: Databases
 ) -> Figure:
-    """Figure 2: both persistences at every size, same updates; the growth of ours."""
+    """Figure 2: both persistences at every size, same updates; the growth of ours. On
+    PostgreSQL ours alone: PicklePersistence has no database, its figures are SQLite's run's."""
+    pickled = databases.kind == SQLITE
     figure = Figure(
         key="persistence",
         title="Persistence write cost per update by stored conversations",
-        headers=["stored", "Concierge (SQLite)", "PicklePersistence", "pickle ÷ ours"],
+        headers=["stored", f"Concierge ({databases.label})"]
+        + (["PicklePersistence", "pickle ÷ ours"] if pickled else []),
     )
     rows: list[dict[str, Any]] = []
-    database = await measure_database(workdir, sizes, updates)
+    database = await measure_database(databases, sizes, updates)
     for count in sizes:
         ours = _ms(database[count])
+        if not pickled:
+            rows.append({"stored": count, "concierge": ours})
+            figure.table.append([f"{count:,}", f"{ours['median_ms']:.2f} ms"])
+            continue
         # Pickle rewrites the whole file per write: fewer updates keep its run short.
         pickle_updates = max(3, min(updates, pickle_budget // count))
-        theirs = _ms(await measure_pickle(workdir, count, pickle_updates))
+        theirs = _ms(await measure_pickle(databases.directory, count, pickle_updates))
         ratio = round(theirs["median_ms"] / ours["median_ms"], 1)
         rows.append(
             {"stored": count, "concierge": ours, "pickle": theirs, "pickle_over_ours": ratio}
@@ -259,13 +268,17 @@ async def run_persistence_cost(
         )
     smallest, largest = rows[0], rows[-1]
     growth = round(largest["concierge"]["median_ms"] / smallest["concierge"]["median_ms"], 2)
-    pickle_growth = round(largest["pickle"]["median_ms"] / smallest["pickle"]["median_ms"], 1)
-    figure.data = {"rows": rows, "growth": growth, "pickle_growth": pickle_growth}
+    figure.data = {"rows": rows, "growth": growth, "database": databases.kind}
+    measured = f"{growth}×"
+    if pickled:
+        pickle_growth = round(largest["pickle"]["median_ms"] / smallest["pickle"]["median_ms"], 1)
+        figure.data["pickle_growth"] = pickle_growth
+        measured += f" (PicklePersistence: {pickle_growth}×)"
     figure.targets.append(
         Target(
             f"ours within {GROWTH_TARGET}× from {smallest['stored']:,} to {largest['stored']:,}",
             growth <= GROWTH_TARGET,
-            f"{growth}× (PicklePersistence: {pickle_growth}×)",
+            measured,
         )
     )
     figure.notes += [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import platform
@@ -13,13 +14,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.databases import KINDS as DATABASE_KINDS
+from bench.databases import SQLITE, Databases
 from bench.report import Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")
-# No figure takes near this long on two cores; past it something hangs.
-FIGURE_LIMIT_SECONDS = 900.0
+# Figure 1 with its three sides takes about 15 minutes on two cores busy with other work
+# (PostgreSQL, load 30); well past that, something hangs.
+FIGURE_LIMIT_SECONDS = 1800.0
 FIGURES = ("throughput", "persistence", "fanout", "handler_time", "memory", "cpu", "cluster")
+# Issue 20: these also run on PostgreSQL, what a deployment uses.
+ON_EVERY_DATABASE = ("throughput", "persistence", "handler_time")
+_SUFFIXES = tuple(f"_{kind}" for kind in DATABASE_KINDS if kind != SQLITE)
+POSTGRES_NOTE = (
+    "On PostgreSQL: a throwaway cluster on this machine over loopback, as the tests start one "
+    "(sandbox/postgres.py), with fsync and synchronous_commit off: a durable server's commits "
+    "cost more."
+)
 
 
 @dataclass(frozen=True)
@@ -106,47 +118,41 @@ async def _figure(name: str, work: Awaitable[Figure]) -> Figure:
 
 
 async def run_figures(
-    sizes: Sizes, workdir: Path, only: Sequence[str] = FIGURES, *, baseline: str | None = None
+    sizes: Sizes,
+    workdir: Path,
+    only: Sequence[str] = FIGURES,
+    *,
+    baseline: str | None = None,
+    databases: Sequence[str] = DATABASE_KINDS,
 ) -> list[Figure]:
     """Runs the chosen figures (in the issue's order) and returns them; `baseline` is a git
-    revision whose CPU per update is measured beside this tree's."""
-    from bench.child_server import ChildServer
+    revision whose CPU per update is measured beside this tree's. Figures 1, 2 and 4 run on
+    each of `databases` (PostgreSQL on a throwaway cluster); the others on SQLite."""
     from bench.cluster import run_cluster
     from bench.cpu import run_cpu
     from bench.fanout import run_fanout
-    from bench.harness import prepare_community
     from bench.memory import run_memory
-    from bench.persistence_cost import run_persistence_cost
-    from bench.sandbox_server import HEALTH_PATH
-    from bench.throughput import run_throughput
+    from sandbox.postgres import throwaway_server
 
     done: dict[str, Figure] = {}
-    if "throughput" in only or "handler_time" in only:
-        # The sandbox in its own process: the bot's process then spends its CPU on the bot.
-        async with ChildServer("bench.sandbox_server", [], health=HEALTH_PATH) as sandbox:
-            community = await prepare_community(workdir, sizes.residents, sandbox_url=sandbox.base)
-            (throughput, handler), seconds = await _timed(
-                "throughput",
-                run_throughput(
-                    community,
-                    latencies=sizes.vendor_latencies if "throughput" in only else (0.0,),
-                    sample_residents=sizes.sequential_sample,
-                    workdir=workdir,
-                ),
-            )
-        # One set of runs measures both figures; the time is the throughput figure's.
-        throughput.seconds = seconds
-        done["throughput"], done["handler_time"] = throughput, handler
-    if "persistence" in only:
-        done["persistence"] = await _figure(
-            "persistence",
-            run_persistence_cost(
-                sizes=sizes.stored_conversations,
-                updates=sizes.persistence_updates,
-                pickle_budget=sizes.pickle_budget,
-                workdir=workdir,
-            ),
-        )
+    with contextlib.ExitStack() as servers:
+        for kind in databases:
+            if not set(only) & set(ON_EVERY_DATABASE):
+                break
+            if kind == SQLITE:
+                place = Databases(workdir)
+            else:
+                folder = workdir / kind
+                folder.mkdir(exist_ok=True)
+                place = Databases(folder, servers.enter_context(throwaway_server()))
+            found = await _on_database(sizes, place, only)
+            for figure in found:
+                if kind != SQLITE:
+                    figure.key = f"{figure.key}_{kind}"
+                    figure.notes.append(POSTGRES_NOTE)
+                if len(databases) > 1:
+                    figure.title += f" — {place.label}"
+                done[figure.key] = figure
     if "fanout" in only:
         done["fanout"] = await _figure(
             "fanout",
@@ -170,7 +176,53 @@ async def run_figures(
         done["cluster"] = await _figure(
             "cluster", run_cluster(residents=sizes.cluster_residents, workdir=workdir)
         )
-    return [done[key] for key in FIGURES if key in only and key in done]
+    keys = [f"{key}{suffix}" for key in FIGURES for suffix in ("", *_SUFFIXES)]
+    return [done[key] for key in keys if key in done]
+
+
+async def _on_database(sizes: Sizes, databases: Databases, only: Sequence[str]) -> list[Figure]:
+    """Figures 1, 4 and 2 on one kind of database, those of them chosen."""
+    from bench.child_server import ChildServer
+    from bench.harness import prepare_community
+    from bench.persistence_cost import run_persistence_cost
+    from bench.sandbox_server import HEALTH_PATH
+    from bench.throughput import COMMUNITY, run_throughput
+
+    found: list[Figure] = []
+    if "throughput" in only or "handler_time" in only:
+        # The sandbox in its own process: the bot's process then spends its CPU on the bot.
+        async with ChildServer("bench.sandbox_server", [], health=HEALTH_PATH) as sandbox:
+            community = await prepare_community(
+                databases.directory,
+                sizes.residents,
+                sandbox_url=sandbox.base,
+                database_url=await databases.fresh(COMMUNITY),
+            )
+            (throughput, handler), seconds = await _timed(
+                "throughput",
+                run_throughput(
+                    community,
+                    latencies=sizes.vendor_latencies if "throughput" in only else (0.0,),
+                    sample_residents=sizes.sequential_sample,
+                    databases=databases,
+                ),
+            )
+        # One set of runs measures both figures; the time is the throughput figure's.
+        throughput.seconds = seconds
+        found += [f for f in (throughput, handler) if f.key in only]
+    if "persistence" in only:
+        found.append(
+            await _figure(
+                "persistence",
+                run_persistence_cost(
+                    sizes=sizes.stored_conversations,
+                    updates=sizes.persistence_updates,
+                    pickle_budget=sizes.pickle_budget,
+                    databases=databases,
+                ),
+            )
+        )
+    return found
 
 
 def results_json(

@@ -14,12 +14,12 @@ each update ends when all before it have ended, plus its own time). The output s
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram.ext import BaseUpdateProcessor
 
@@ -32,16 +32,18 @@ from bench.harness import (
     TimedPerChatProcessor,
     TimedSequentialProcessor,
     Timings,
-    copy_database,
     feed,
     interleaved,
     percentile,
     running_bot,
     set_remote_latency,
     set_vendor_latency,
-    sqlite_url,
 )
 from bench.report import Figure, Target
+from conversations.flowkit import CANCELLED, CLOSED
+
+if TYPE_CHECKING:
+    from bench.databases import Databases
 
 CONCIERGE = "concierge"
 PTB = "ptb_sequential"
@@ -60,6 +62,9 @@ SPEEDUP_TARGET = 10.0
 # Concierge keeps each chat's order; PTB's concurrent processing does not, which is the most a
 # PTB bot can do, so it is the yardstick Concierge must come close to.
 CONCURRENT_SHARE_TARGET = 0.9
+FLOW_ENDS = frozenset({CANCELLED, CLOSED})  # English: the bench's residents speak it
+COMMUNITY = "community"  # the template database `prepare_community` fills
+COPIES = itertools.count(1)  # every copy of the community gets a name of its own
 
 
 class BenchFailure(RuntimeError):
@@ -115,9 +120,10 @@ async def measure(
     *,
     side: str,
     latency: float,
-    workdir: Path,
+    databases: Databases,
 ) -> Run:
-    """Runs every flow of `residents` through one side and times each update."""
+    """Runs every flow of `residents` through one side, on its own copy of the community's
+    database, and times each update."""
     steps = interleaved(residents)
     timings = Timings(len(steps))
     processor: BaseUpdateProcessor
@@ -127,19 +133,18 @@ async def measure(
         processor = TimedConcurrentProcessor(timings, MAX_RUNNING)
     else:
         processor = TimedSequentialProcessor(timings)
-    name = f"{side}-{round(latency * 1000)}ms-{len(residents)}.db"
-    database = copy_database(community.template, workdir / name)
+    name = f"{side}-{round(latency * 1000)}ms-{len(residents)}-{next(COPIES)}"
+    database = await databases.copy(COMMUNITY, name)
     await _set_latency(community, latency)
     cpu_before = _cpu_seconds()
     try:
         async with running_bot(
-            sqlite_url(database), community.sandbox, processor, sandbox_url=community.sandbox_url
+            database, community.sandbox, processor, sandbox_url=community.sandbox_url
         ) as bot:
             queued = await feed(bot, timings, steps)
             told = bot.telegram.last_text
-            finished = sum(
-                1 for r in residents if told.get(r.telegram_id, "").startswith("Cancelled")
-            )
+            # /cancel ends a flow: "Closed." after a view, "Cancelled." in a draft.
+            finished = sum(1 for r in residents if told.get(r.telegram_id) in FLOW_ENDS)
             errors = len(bot.errors)
             busy = bot.persistence_busy
             cpu = _cpu_seconds() - cpu_before
@@ -251,13 +256,14 @@ async def run_throughput(
     *,
     latencies: Sequence[float],
     sample_residents: int,
-    workdir: Path,
+    databases: Databases,
 ) -> tuple[Figure, Figure]:
-    """Figure 1 (both sides at each vendor latency) and figure 4 (handler time)."""
+    """Figure 1 (both sides at each vendor latency) and figure 4 (handler time), on the
+    community's template database (`COMMUNITY` of `databases`), copied for every run."""
     everyone = list(community.residents)
     sampled = everyone[: max(1, sample_residents)]
     # Lazy imports, translations and connection pools warm up here, outside any measurement.
-    await measure(community, everyone[:10], side=CONCIERGE, latency=0, workdir=workdir)
+    await measure(community, everyone[:10], side=CONCIERGE, latency=0, databases=databases)
     rows: list[dict[str, Any]] = []
     table: list[list[str]] = []
     handler_run: Run | None = None
@@ -267,7 +273,7 @@ async def run_throughput(
         for _ in range(ZERO_LATENCY_ROUNDS if latency == 0 else 1):
             rounds[CONCIERGE].append(
                 await measure(
-                    community, everyone, side=CONCIERGE, latency=latency, workdir=workdir
+                    community, everyone, side=CONCIERGE, latency=latency, databases=databases
                 )
             )
             rounds[PTB].append(
@@ -276,12 +282,12 @@ async def run_throughput(
                     everyone if full else sampled,
                     side=PTB,
                     latency=latency,
-                    workdir=workdir,
+                    databases=databases,
                 )
             )
             rounds[PTB_CONCURRENT].append(
                 await measure(
-                    community, everyone, side=PTB_CONCURRENT, latency=latency, workdir=workdir
+                    community, everyone, side=PTB_CONCURRENT, latency=latency, databases=databases
                 )
             )
         ours = _best(rounds[CONCIERGE])

@@ -1,26 +1,35 @@
 """The watcher's hands: alerts are recorded once (the dedupe key) and sent when they are due.
 
 Every alert is first kept in `sent_alerts` (`storage.alerts`) with what it says, so one that
-failed, or waited out the recipient's quiet hours, goes out on a later round. Delivery goes
-through `application.bot` (with the Application's `AIORateLimiter`), one delivery at a time per
-process; a user who blocked the bot is marked and skipped; every outcome is logged and kept.
-Non-urgent alerts wait while the recipient is in their quiet hours.
+failed, or waited out the recipient's quiet hours, goes out on a later round. A round queues
+each recipient's due alerts in the order they were recorded and sends them at Telegram's
+limits, paced by `bot.alert_pacing`: the oldest alert of the chats that may send goes first, a
+few sends under way at once and one per chat, so a recipient with many alerts (or one Telegram
+asked to wait) holds up nobody else.
+One round at a time per process (in cluster mode, across processes); a user who blocked the
+bot is marked and skipped; every outcome is logged and kept. Non-urgent alerts wait while the
+recipient is in their quiet hours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from datetime import datetime
-from typing import Any
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, RetryAfter, TelegramError
 
 from bot.alert_kinds import Alert, in_quiet_hours, local_time, wanted
+from bot.alert_pacing import TELEGRAM, SendLimits, SendPacer
 from bot.app_type import ConciergeApp
 from bot.persistence import load_users
 from bot.services import Services
@@ -33,6 +42,8 @@ from conversations.i18n import pick_language, tr
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# 429s one alert may get in one round before it waits for the next poll instead.
+MAX_REFUSALS = 3
 PAGE_SIZE = 200
 
 
@@ -59,9 +70,12 @@ def render(alert: Alert, lang: str, zone: ZoneInfo) -> tuple[str, InlineKeyboard
 class AlertDelivery:
     """Records alerts and sends the pending ones; one per watcher."""
 
-    def __init__(self, services: Services, *, page_size: int = PAGE_SIZE) -> None:
-        self._services = services
-        self._page_size = page_size
+    def __init__(
+        self, services: Services, *, page_size: int = PAGE_SIZE, limits: SendLimits = TELEGRAM
+    ) -> None:
+        self.services = services
+        self.page_size = page_size
+        self.limits = limits
         # A poll and an announcement may deliver at the same moment: one at a time, so a
         # pending alert is never picked up and sent by both.
         self._delivering = asyncio.Lock()
@@ -76,7 +90,7 @@ class AlertDelivery:
 
     async def record(self, alert: Alert, now: datetime) -> bool:
         """Keeps the alert as pending; False when its key was recorded before."""
-        return await self._services.storage.alerts.record(
+        return await self.services.storage.alerts.record(
             alert.key,
             recipient=alert.recipient,
             kind=alert.kind.value,
@@ -106,52 +120,77 @@ class AlertDelivery:
 
     async def _deliver_pending(self, application: ConciergeApp, now: datetime) -> None:
         # Page through by id: alerts held by quiet hours must not hide the ones behind them.
-        storage = self._services.storage
-        after = 0
-        blocked: set[int] = set()
-        while True:
-            rows = await storage.alerts.pending(after=after, limit=self._page_size)
-            if not rows:
-                return
-            users = await storage.users.get_many(row.recipient for row in rows)
-            # Their chosen language, and where a refusal marks them blocked.
-            await load_users(application, users)
-            blocked |= {tid for tid, user in users.items() if user.blocked_at is not None}
-            for row in rows:
-                await self._deliver_one(application, row, users.get(row.recipient), blocked, now)
-            after = rows[-1].id
+        # Each recipient's alerts queue in id order; the pacer says whose turn it is, so a
+        # recipient with many alerts, or one Telegram asked to wait, holds up no one else.
+        round_ = _Round(self, application, now)
+        try:
+            await self._send_round(round_)
+        finally:
+            await round_.aclose()
 
-    async def _deliver_one(
+    async def _send_round(self, round_: _Round) -> None:
+        while True:
+            if round_.wants_more():
+                await round_.load_page()
+                continue
+            chat_id = round_.pacer.take(time.monotonic())
+            if chat_id is not None:
+                round_.start(chat_id)
+                continue
+            if not round_.sending and not len(round_.pacer):
+                if round_.exhausted:
+                    return
+                await round_.load_page()
+                continue
+            await round_.wait()
+
+    async def prepare(
         self,
-        application: ConciergeApp,
         row: SentAlert,
         user: TelegramUser | None,
         blocked: set[int],
         now: datetime,
-    ) -> None:
-        storage = self._services.storage
+    ) -> _Send | None:
+        """The send this pending alert needs now; None when it is settled or waits (quiet)."""
+        storage = self.services.storage
         if user is None or row.payload is None:
             await storage.alerts.mark_attempt_failed(row.dedupe_key, "nothing to send", final=True)
-            return
+            return None
         if row.recipient in blocked:
             await storage.alerts.mark_attempt_failed(row.dedupe_key, "blocked", final=True)
             logger.info("alert %s skipped: user %s blocked the bot", row.kind, row.recipient)
-            return
+            return None
         alert = Alert.from_payload(row.dedupe_key, row.kind, row.recipient, row.payload)
         zone = self._zone(user)
         if not alert.urgent and in_quiet_hours(
             now.astimezone(zone).time(), user.quiet_hours_start, user.quiet_hours_end
         ):
+            return None
+        return _Send(row, alert, user)
+
+    async def send(self, application: ConciergeApp, send: _Send, round_: _Round) -> None:
+        """Sends one message of an alert and settles what came back."""
+        row, storage = send.row, self.services.storage
+        if send.photos_only:
+            with round_.answer_of(row.recipient):
+                await _send_photos(application.bot, row.recipient, send.alert.photos)
+            return
+        if row.recipient in round_.blocked:
+            await storage.alerts.mark_attempt_failed(row.dedupe_key, "blocked", final=True)
             return
         chosen = (application.user_data.get(row.recipient) or {}).get(LANGUAGE_KEY)
-        text, markup = render(alert, pick_language(chosen or user.language, None), zone)
+        zone = self._zone(send.user)
+        text, markup = render(send.alert, pick_language(chosen or send.user.language, None), zone)
         try:
-            await application.bot.send_message(row.recipient, text, reply_markup=markup)
+            with round_.answer_of(row.recipient):
+                await application.bot.send_message(row.recipient, text, reply_markup=markup)
         except Forbidden:
-            blocked.add(row.recipient)
-            await notify.mark_blocked(application, self._services, row.recipient)
+            round_.blocked.add(row.recipient)
+            await notify.mark_blocked(application, self.services, row.recipient)
             await storage.alerts.mark_attempt_failed(row.dedupe_key, "Forbidden", final=True)
             logger.info("alert %s: user %s has blocked the bot; marked", row.kind, row.recipient)
+        except RetryAfter:
+            raise  # the round holds the chat and sends this one again
         except TelegramError as exc:
             final = row.attempts + 1 >= MAX_ATTEMPTS
             await storage.alerts.mark_attempt_failed(
@@ -165,11 +204,12 @@ class AlertDelivery:
                 "; giving up" if final else "; retried next poll",
             )
         else:
-            await storage.alerts.mark_sent(row.dedupe_key, now)
-            self._services.metrics.alert_sent(row.kind)
+            await storage.alerts.mark_sent(row.dedupe_key, round_.now)
+            self.services.metrics.alert_sent(row.kind)
             logger.info("alert %s sent to user %s", row.kind, row.recipient)
-            if alert.photos:
-                await _send_photos(application.bot, row.recipient, alert.photos)
+            if send.alert.photos:
+                # The photos are a message of their own, paced as one, next in this chat.
+                round_.queue_first(dataclasses.replace(send, photos_only=True))
 
     def _zone(self, user: TelegramUser) -> ZoneInfo:
         """The user's own time zone, else the community's."""
@@ -178,7 +218,7 @@ class AlertDelivery:
                 return ZoneInfo(user.time_zone)
             except (ZoneInfoNotFoundError, ValueError):
                 logger.debug("user %s has an unknown time zone", user.telegram_id)
-        return self._services.settings.zone
+        return self.services.settings.zone
 
 
 async def _send_photos(bot: Bot, chat_id: int, photos: Sequence[str]) -> None:
@@ -191,3 +231,144 @@ async def _send_photos(bot: Bot, chat_id: int, photos: Sequence[str]) -> None:
             await bot.send_media_group(chat_id, [InputMediaPhoto(p) for p in photos[:10]])
     except TelegramError as exc:
         logger.warning("photos of an alert to user %s failed (%s)", chat_id, type(exc).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """One message an alert needs: its text, or (after the text went) its photos."""
+
+    row: SentAlert
+    alert: Alert
+    user: TelegramUser
+    photos_only: bool = False
+    refusals: int = 0  # 429s this send had in this round
+
+
+class _Round:
+    """One delivery round: the due alerts queued per chat in id order, the pacer that gives the
+    chats their turns, and the sends under way."""
+
+    def __init__(self, delivery: AlertDelivery, application: ConciergeApp, now: datetime) -> None:
+        self._delivery = delivery
+        self._application = application
+        self.now = now
+        self.pacer = SendPacer(delivery.limits)
+        self.blocked: set[int] = set()
+        self.sending: set[asyncio.Task[None]] = set()
+        self.exhausted = False
+        self._after = 0
+        self._queues: dict[int, deque[_Send]] = {}
+        self._queued = 0
+        self._busy: set[int] = set()  # chats with a send under way: one at a time keeps order
+        self._answered: set[int] = set()  # busy chats whose send Telegram answered already
+        self._changed = asyncio.Event()
+        self._error: BaseException | None = None
+
+    def wants_more(self) -> bool:
+        """Whether the next page should be read before sending on."""
+        return not self.exhausted and self._queued < self._delivery.page_size
+
+    async def load_page(self) -> None:
+        """Queues the next page of pending alerts that are due."""
+        storage = self._delivery.services.storage
+        rows = await storage.alerts.pending(after=self._after, limit=self._delivery.page_size)
+        if not rows:
+            self.exhausted = True
+            return
+        self._after = rows[-1].id
+        users = await storage.users.get_many(row.recipient for row in rows)
+        # Their chosen language, and where a refusal marks them blocked.
+        await load_users(self._application, users)
+        self.blocked |= {tid for tid, user in users.items() if user.blocked_at is not None}
+        for row in rows:
+            send = await self._delivery.prepare(
+                row, users.get(row.recipient), self.blocked, self.now
+            )
+            if send is not None:
+                self._queue(send, first=False)
+
+    def queue_first(self, send: _Send) -> None:
+        """Puts `send` first in its chat's queue (its photos, or a send Telegram refused)."""
+        self._queue(send, first=True)
+
+    def _queue(self, send: _Send, *, first: bool) -> None:
+        chat_id = send.row.recipient
+        queue = self._queues.setdefault(chat_id, deque())
+        waiting = bool(queue) or chat_id in self._busy
+        if first:
+            queue.appendleft(send)
+        else:
+            queue.append(send)
+        self._queued += 1
+        if not waiting:
+            self.pacer.want(chat_id, queue[0].row.id, time.monotonic())
+
+    def start(self, chat_id: int) -> None:
+        """Starts the next send of the chat whose turn it is."""
+        send = self._queues[chat_id].popleft()
+        self._queued -= 1
+        self._busy.add(chat_id)
+        self.sending.add(asyncio.create_task(self._run(send)))
+
+    async def wait(self) -> None:
+        """Until a send ends or the pacer lets the next chat go; a send's crash is raised."""
+        self._changed.clear()
+        moment = self.pacer.next_moment(time.monotonic())
+        try:
+            async with asyncio.timeout(None if moment is None else moment - time.monotonic()):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+        if self._error is not None:
+            raise self._error
+
+    async def aclose(self) -> None:
+        """Stops the sends still under way (after a crash); the alerts stay pending."""
+        for task in list(self.sending):
+            task.cancel()
+        await asyncio.gather(*self.sending, return_exceptions=True)
+
+    @contextmanager
+    def answer_of(self, chat_id: int) -> Iterator[None]:
+        """Around the one Telegram call of a send: its answer counts in the pacer's windows
+        the moment it comes back, before the send is recorded."""
+        try:
+            yield
+        finally:
+            self._answered.add(chat_id)
+            self.pacer.answered(chat_id, time.monotonic())
+
+    async def _run(self, send: _Send) -> None:
+        chat_id = send.row.recipient
+        try:
+            await self._delivery.send(self._application, send, self)
+        except RetryAfter as exc:
+            retry_after = _seconds(exc.retry_after)
+            self.pacer.hold(chat_id, time.monotonic() + retry_after)
+            if send.refusals + 1 < MAX_REFUSALS:
+                self.queue_first(dataclasses.replace(send, refusals=send.refusals + 1))
+            else:
+                storage = self._delivery.services.storage
+                await storage.alerts.mark_attempt_failed(
+                    send.row.dedupe_key, "RetryAfter", final=False
+                )
+            logger.info("alert to user %s: Telegram asked to wait %.0f s", chat_id, retry_after)
+        except BaseException as exc:
+            self._error = self._error or exc
+            raise
+        finally:
+            if chat_id not in self._answered:  # it ended before it reached Telegram
+                self.pacer.answered(chat_id, time.monotonic())
+            self._answered.discard(chat_id)
+            self._busy.discard(chat_id)
+            # Gone from `sending` before the round looks again (a done-callback would be late).
+            self.sending.discard(cast("asyncio.Task[None]", asyncio.current_task()))
+            if queue := self._queues.get(chat_id):
+                self.pacer.want(chat_id, queue[0].row.id, time.monotonic())
+            else:
+                self._queues.pop(chat_id, None)
+            self._changed.set()
+
+
+def _seconds(value: int | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

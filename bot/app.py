@@ -108,6 +108,12 @@ class _Application(PersistentApplication, ConciergeApplication):
             await super().process_update(update)
 
 
+def telegram_rate_limiter(services: Services) -> CountingRateLimiter:
+    """The bot-wide guard on Telegram's overall limit, retrying after a 429 (alerts pace
+    themselves per chat and overall in `bot.alert_pacing` and stay under it)."""
+    return CountingRateLimiter(max_retries=3, on_retry=services.metrics.telegram_retry)
+
+
 def build_application(
     settings: Settings,
     services: Services,
@@ -126,11 +132,7 @@ def build_application(
         base_file_url=file_url_for(settings.telegram_base_url),
         request=request or HTTPXRequest(connection_pool_size=256),
         get_updates_request=request or HTTPXRequest(connection_pool_size=1),
-        rate_limiter=(
-            CountingRateLimiter(max_retries=3, on_retry=services.metrics.telegram_retry)
-            if rate_limiter
-            else None
-        ),
+        rate_limiter=telegram_rate_limiter(services) if rate_limiter else None,
     )
     # The builder's generic parameters change with each call; the result is typed below.
     builder: Any = (

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.fanout import Attempt, stalls
 from bench.harness import Handled, Resident, Timings, interleaved, percentile
 from bench.report import render
-from bench.run import FIGURES, TINY, results_json, run_figures
+from bench.run import FIGURES, ON_EVERY_DATABASE, TINY, results_json, run_figures
 from bench.throughput import PTB, PTB_CONCURRENT, Run, replay
 
 SIDE_KEYS = {
@@ -32,10 +32,16 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
     figures = await run_figures(TINY, tmp_path, baseline="HEAD")
     data = json.loads(json.dumps(results_json(figures, TINY, command="smoke", seconds=0.0)))
 
-    assert list(data["figures"]) == list(FIGURES)
+    # Figures 1, 2 and 4 run on PostgreSQL too, each right after its SQLite run.
+    assert list(data["figures"]) == [
+        f"{key}{suffix}"
+        for key in FIGURES
+        for suffix in ("", "_postgresql")
+        if not suffix or key in ON_EVERY_DATABASE
+    ]
     for key, figure in data["figures"].items():
         assert figure["title"]
-        assert (figure["seconds"] is None) == (key == "handler_time")
+        assert (figure["seconds"] is None) == key.startswith("handler_time")
         assert figure["table"]["rows"]
         assert all(len(row) == len(figure["table"]["headers"]) for row in figure["table"]["rows"])
         for target in figure["targets"]:
@@ -66,6 +72,20 @@ async def test_every_figure_runs_and_reports_its_keys(tmp_path: Path) -> None:
         assert {"median_ms", "mean_ms", "updates"} <= set(row["concierge"])
         assert {"median_ms", "mean_ms", "updates"} <= set(row["pickle"])
     assert "growth" in persistence
+    on_postgres = data["figures"]["persistence_postgresql"]
+    assert on_postgres["data"]["database"] == "postgresql"
+    assert [row["stored"] for row in on_postgres["data"]["rows"]] == list(
+        TINY.stored_conversations
+    )
+    assert len(on_postgres["targets"]) == 1
+    throughput_on_postgres = data["figures"]["throughput_postgresql"]
+    assert len(throughput_on_postgres["targets"]) == 5
+    for row in [*rows, *throughput_on_postgres["data"]["rows"]]:
+        assert set(row["concierge"]) >= SIDE_KEYS
+        assert row["concierge"]["errors"] == 0
+        # Every resident's flow ran to its /cancel and heard that it ended.
+        assert row["concierge"]["flows_finished"] == row["concierge"]["residents"]
+    assert "PostgreSQL" in data["figures"]["handler_time_postgresql"]["title"]
 
     fanout = data["figures"]["fanout"]["data"]
     assert fanout["recipients"] == TINY.recipients
