@@ -118,7 +118,7 @@ async def seed(settings: Settings, people: list[DemoPersona], transport: Any) ->
                 grant = {"role": Role.MANAGER, "project_id": settings.tuya_project_id}
             if grant is not None:
                 code = await services.invites.create(
-                    expires_at=datetime.now(UTC) + timedelta(minutes=5), **grant
+                    expires_at=datetime.now(UTC) + timedelta(minutes=5), community_ids=[1], **grant
                 )
                 await services.invites.redeem(code, user_id, now=datetime.now(UTC))
         # The manager also manages the Akubela project, where repairs and bookings live.
@@ -126,6 +126,7 @@ async def seed(settings: Settings, people: list[DemoPersona], transport: Any) ->
         code = await services.invites.create(
             Role.MANAGER,
             project_id=settings.akubela_project_id,
+            community_ids=[1],
             expires_at=datetime.now(UTC) + timedelta(minutes=5),
         )
         await services.invites.redeem(code, manager, now=datetime.now(UTC))

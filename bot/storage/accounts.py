@@ -21,6 +21,7 @@ from bot.storage.models import (
     ManagerLink,
     ResidentLink,
     SentAlert,
+    StaffCommunity,
     TelegramUser,
     WorkerLink,
 )
@@ -29,6 +30,8 @@ from conversations.domain import Actor, Redeemed, RedeemOutcome, Role
 INVITE_CODE_BYTES = 15  # 20 URL-safe characters: fits a /start parameter, out of guessing range
 MAX_FAILED_INVITE_ATTEMPTS = 5
 INVITE_LOCKOUT = timedelta(minutes=15)
+# The roles bound to communities by their invites.
+STAFF_ROLES = frozenset({Role.WORKER, Role.MANAGER})
 
 
 def hash_code(code: str) -> str:
@@ -109,6 +112,7 @@ class _Identity:
     resident: ResidentLink | None
     worker_id: str | None
     project_ids: frozenset[str]
+    community_ids: frozenset[int]
 
 
 class Accounts:
@@ -136,6 +140,7 @@ class Accounts:
             residence_ids=residence_ids,
             worker_id=identity.worker_id,
             project_ids=identity.project_ids,
+            community_ids=identity.community_ids,
         )
 
     async def resident(self, telegram_id: int) -> ResidentLink | None:
@@ -150,25 +155,34 @@ class Accounts:
 
     async def _read_identity(self, telegram_id: int) -> _Identity:
         # One statement: the links all hang off the user's row (foreign keys), so a user with
-        # no row has none; a manager of several projects comes back as one row per project.
+        # no row has none; a manager of several projects and communities comes back as one row
+        # per project and community (a handful at most).
         query = (
             select(TelegramUser.role, ResidentLink, WorkerLink.tuya_worker_id)
-            .add_columns(ManagerLink.project_id)
+            .add_columns(ManagerLink.project_id, StaffCommunity.community_id)
             .outerjoin(ResidentLink, ResidentLink.telegram_id == TelegramUser.telegram_id)
             .outerjoin(WorkerLink, WorkerLink.telegram_id == TelegramUser.telegram_id)
             .outerjoin(ManagerLink, ManagerLink.telegram_id == TelegramUser.telegram_id)
+            .outerjoin(StaffCommunity, StaffCommunity.telegram_id == TelegramUser.telegram_id)
             .where(TelegramUser.telegram_id == telegram_id)
         )
         async with self._sessions.begin() as session:
             rows = (await session.execute(query)).all()
         if not rows:
-            return _Identity(role=None, resident=None, worker_id=None, project_ids=frozenset())
-        role, resident, worker_id, _project = rows[0]
+            return _Identity(
+                role=None,
+                resident=None,
+                worker_id=None,
+                project_ids=frozenset(),
+                community_ids=frozenset(),
+            )
+        role, resident, worker_id, _project, _community = rows[0]
         return _Identity(
             role=role,
             resident=resident,
             worker_id=worker_id,
             project_ids=frozenset(row[3] for row in rows if row[3] is not None),
+            community_ids=frozenset(row[4] for row in rows if row[4] is not None),
         )
 
     async def holders_of(self, account_id: str) -> list[int]:
@@ -298,6 +312,19 @@ class Accounts:
             )
             return list(rows)
 
+    async def staff_communities(self) -> dict[int, frozenset[int]]:
+        """Every worker's and manager's communities, by Telegram user (for the watcher)."""
+        async with self._sessions.begin() as session:
+            rows = (
+                await session.execute(
+                    select(StaffCommunity.telegram_id, StaffCommunity.community_id)
+                )
+            ).all()
+        served: dict[int, set[int]] = {}
+        for telegram_id, community_id in rows:
+            served.setdefault(telegram_id, set()).add(community_id)
+        return {telegram_id: frozenset(ids) for telegram_id, ids in served.items()}
+
 
 class Invites:
     """Single-use, expiring invite codes; only their hashes are stored."""
@@ -314,13 +341,20 @@ class Invites:
         expires_at: datetime,
         worker_id: str | None = None,
         project_id: str | None = None,
+        community_ids: Collection[int] = (),
         created_by: int | None = None,
     ) -> str:
-        """Makes a new code and returns it; this is the only time the plain code exists."""
+        """Makes a new code and returns it; this is the only time the plain code exists.
+
+        A worker or manager invite binds to the communities it names; an administrator serves
+        every community (communities named on their invite are not kept).
+        """
         if role is Role.WORKER and not worker_id:
             raise ValueError("a worker invite names the Tuya worker")
         if role is Role.MANAGER and not project_id:
             raise ValueError("a manager invite names the project")
+        if role in STAFF_ROLES and not community_ids:
+            raise ValueError("a worker or manager invite names at least one community")
         code = secrets.token_urlsafe(INVITE_CODE_BYTES)
         async with self._sessions.begin() as session:
             session.add(
@@ -329,6 +363,7 @@ class Invites:
                     role=role,
                     worker_id=worker_id,
                     project_id=project_id,
+                    community_ids=sorted(set(community_ids)) if role in STAFF_ROLES else None,
                     created_by=created_by,
                     expires_at=expires_at,
                 )
@@ -381,6 +416,7 @@ class Invites:
                 role=invite.role,
                 worker_id=invite.worker_id,
                 project_id=invite.project_id,
+                community_ids=_communities_of(invite),
             )
 
     async def redeem(
@@ -412,20 +448,29 @@ class Invites:
             if claimed is None:
                 return Redeemed(RedeemOutcome.USED)
             user.failed_invite_attempts = 0
+            # A manager invited to one more community keeps the others, as with projects.
+            keeps_communities = user.role is Role.MANAGER and invite.role is Role.MANAGER
             user.role = invite.role
             if display_name:
                 user.display_name = display_name
-            await self._take_role(session, invite, telegram_id, stale_alert_kinds)
+            await self._take_role(
+                session, invite, telegram_id, stale_alert_kinds, keeps_communities
+            )
             return Redeemed(
                 RedeemOutcome.BOUND,
                 role=invite.role,
                 worker_id=invite.worker_id,
                 project_id=invite.project_id,
+                community_ids=_communities_of(invite),
             )
 
     @staticmethod
     async def _take_role(
-        session: AsyncSession, invite: Invite, telegram_id: int, stale_alert_kinds: Collection[str]
+        session: AsyncSession,
+        invite: Invite,
+        telegram_id: int,
+        stale_alert_kinds: Collection[str],
+        keeps_communities: bool,
     ) -> None:
         """Links for the invite's role, and none of another role's left behind."""
         dialect = session.get_bind().dialect.name
@@ -454,6 +499,21 @@ class Invites:
                     key=["telegram_id", "project_id"],
                 )
             )
+        # Otherwise the invite's communities replace the old role's whole.
+        if not keeps_communities:
+            await session.execute(
+                delete(StaffCommunity).where(StaffCommunity.telegram_id == telegram_id)
+            )
+        served = [
+            {"telegram_id": telegram_id, "community_id": community_id}
+            for community_id in _communities_of(invite)
+        ]
+        if invite.role in STAFF_ROLES and served:
+            await session.execute(
+                upsert(
+                    dialect, StaffCommunity, served, key=["telegram_id", "community_id"], update=[]
+                )
+            )
         if stale_alert_kinds:
             await session.execute(
                 delete(SentAlert).where(
@@ -462,3 +522,7 @@ class Invites:
                     SentAlert.kind.in_(sorted(stale_alert_kinds)),
                 )
             )
+
+
+def _communities_of(invite: Invite) -> tuple[int, ...]:
+    return tuple(sorted({int(i) for i in invite.community_ids or ()}))

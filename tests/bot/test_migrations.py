@@ -117,3 +117,64 @@ async def test_writes_the_outbox_kept_and_drafts_in_user_data_move_on(
     assert load_write(moved.write) == BookingCancel(residence_id="r-1", booking_id="b-1")
     # The draft's copy left user_data; what is the user's own stayed.
     assert json.loads(data) == {"lang": "zh"}
+
+
+async def test_staff_of_the_one_community_belong_to_community_1_after_the_upgrade(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine(empty_database_url)
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    users = [(21, "worker"), (22, "manager"), (23, "admin"), (24, "resident")]
+    invites = [
+        ("spent", "manager", now),
+        ("open-worker", "worker", None),
+        ("open-admin", "admin", None),
+    ]
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to, "0008_cluster")
+            for telegram_id, role in users:
+                await connection.execute(
+                    text(
+                        "INSERT INTO telegram_users (telegram_id, language, role, display_name, "
+                        "failed_invite_attempts, created_at, updated_at) "
+                        "VALUES (:id, 'en', :role, '', 0, :now, :now)"
+                    ),
+                    {"id": telegram_id, "role": role, "now": now},
+                )
+            for code_hash, role, used_at in invites:
+                await connection.execute(
+                    text(
+                        "INSERT INTO invites (code_hash, role, worker_id, project_id, created_at, "
+                        "expires_at, used_at) VALUES (:hash, :role, 'w-1', 'p-1', :now, :now, "
+                        ":used)"
+                    ),
+                    {"hash": code_hash, "role": role, "now": now, "used": used_at},
+                )
+        await upgrade(empty_database_url)
+        storage = Storage(engine)
+        actors = {
+            telegram_id: await storage.accounts.actor(telegram_id) for telegram_id, _ in users
+        }
+        async with engine.connect() as connection:
+            kept: dict[str, Any] = dict(
+                (
+                    await connection.execute(text("SELECT code_hash, community_ids FROM invites"))
+                ).all()
+            )
+    finally:
+        await engine.dispose()
+    assert {telegram_id: actor.community_ids for telegram_id, actor in actors.items()} == {
+        21: {1},
+        22: {1},
+        23: frozenset(),  # an administrator serves every community
+        24: frozenset(),  # a resident's community follows from their home
+    }
+    # An invite still to be opened binds to the one community there was.
+    assert {
+        code: json.loads(ids) if isinstance(ids, str) else ids for code, ids in kept.items()
+    } == {
+        "spent": None,
+        "open-worker": [1],
+        "open-admin": None,
+    }
