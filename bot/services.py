@@ -29,6 +29,7 @@ from bot.storage.repositories import AuditLog, Drafts, Storage, TaskAcknowledgem
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
 from bot.tokens import TokenHolders
 from bot.writes import WriteJournalService
+from conversations.community import Community
 from conversations.ports import MaintenanceLog, Ports, ProjectDesk, ResidentDesk, TaskBoard
 from conversations.writes import NotLinked, Outcome, RepairCreate, Result
 
@@ -156,6 +157,33 @@ class Services:
             result="found after a lost answer" if outcome.found else "done",
             at=self.clock(),
         )
+
+    def communities(self) -> list[Community]:
+        """Every community of the deployment, by id (one, from the settings, until the
+        communities work makes them data)."""
+        settings = self.settings
+        return [
+            Community(
+                id=1,
+                name_en="Community 1",
+                name_zh="社区 1",
+                time_zone=settings.timezone,
+                akubela_project_id=settings.akubela_project_id,
+                tuya_project_id=settings.tuya_project_id,
+            )
+        ]
+
+    def task_board_of(self, community_id: int) -> TaskBoard:
+        """The maintenance tasks of one community's Tuya project."""
+        return self.task_board
+
+    def project_desk_of(self, community_id: int) -> ProjectDesk:
+        """All repairs of one community, through its manager's login."""
+        return self.project_desk
+
+    def maintenance_log_of(self, community_id: int) -> MaintenanceLog:
+        """Where one community's finished work is recorded."""
+        return self.maintenance_log
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
         """The resident's desk for their chosen residence; None until linked and chosen, and

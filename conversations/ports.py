@@ -13,6 +13,7 @@ from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
+from conversations import community
 from conversations.domain import Actor, Redeemed, ResidentAccount
 from conversations.records import (
     Amenity,
@@ -442,6 +443,22 @@ class Ports(Protocol):
     def maintenance_log(self) -> MaintenanceLog: ...
     @property
     def project_desk(self) -> ProjectDesk: ...
+
+    def communities(self) -> list[community.Community]:
+        """Every community of the deployment, by id (at least one)."""
+        ...
+
+    def task_board_of(self, community_id: int) -> TaskBoard:
+        """The maintenance tasks of one community's Tuya project."""
+        ...
+
+    def project_desk_of(self, community_id: int) -> ProjectDesk:
+        """All repairs of one community, through its manager's login."""
+        ...
+
+    def maintenance_log_of(self, community_id: int) -> MaintenanceLog:
+        """Where one community's finished work is recorded."""
+        ...
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
         """The resident's desk for their chosen residence; None until linked and chosen."""
