@@ -29,7 +29,7 @@ from bot.storage.repositories import AuditLog, Drafts, Storage, TaskAcknowledgem
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
 from bot.tokens import TokenHolders
 from bot.writes import WriteJournalService
-from conversations.community import Community
+from conversations.community import FIRST_COMMUNITY, Community
 from conversations.ports import MaintenanceLog, Ports, ProjectDesk, ResidentDesk, TaskBoard
 from conversations.writes import NotLinked, Outcome, RepairCreate, Result
 
@@ -164,7 +164,7 @@ class Services:
         settings = self.settings
         return [
             Community(
-                id=1,
+                id=FIRST_COMMUNITY,
                 name_en="Community 1",
                 name_zh="社区 1",
                 time_zone=settings.timezone,
@@ -320,15 +320,13 @@ class UserTargets:
             raise NotLinked(f"residence {residence_id} is not linked")
         return desk
 
-    @property
-    def task_board(self) -> TaskBoard:
-        """The community's task board."""
-        return self._services.task_board
+    def task_board_of(self, community_id: int) -> TaskBoard:
+        """A community's task board."""
+        return self._services.task_board_of(community_id)
 
-    @property
-    def maintenance_log(self) -> MaintenanceLog:
-        """The community's maintenance log."""
-        return self._services.maintenance_log
+    def maintenance_log_of(self, community_id: int) -> MaintenanceLog:
+        """A community's maintenance log."""
+        return self._services.maintenance_log_of(community_id)
 
 
 def _provides_ports(services: Services) -> Ports:

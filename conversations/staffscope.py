@@ -74,18 +74,16 @@ def _anywhere(_community: Community) -> Target:
     return Target()
 
 
-async def allowed_scope(
-    update: Update,
+async def scope_or_refusal(
     context: ConciergeContext,
     action: Action,
     *,
     chosen: int = ALL,
     target_of: Callable[[Community], Target] = _anywhere,
-) -> Scope | None:
+) -> Scope | Refusal:
     """The communities in which the asker may do `action` (on `target_of` the community, in
-    it), read fresh at every press; None after a polite refusal when there is none."""
-    if context.user_id is None:
-        return None
+    it), read fresh at every press; why not when there is none."""
+    assert context.user_id is not None
     actor = await context.services.directory.actor(context.user_id)
     refusal: Refusal | None = decide(actor, action)
     allowed: list[Community] = []
@@ -96,9 +94,25 @@ async def allowed_scope(
         refusal = refusal or why
     if allowed:
         return scope_for(actor, allowed, chosen)
-    refusal = refusal or Refusal.NOT_YOURS
-    logger.warning("user %s refused %s: %s", context.user_id, action.value, refusal.value)
-    await flowkit.say(update, context.t(REFUSAL_MESSAGES[refusal]))
+    return refusal or Refusal.NOT_YOURS
+
+
+async def allowed_scope(
+    update: Update,
+    context: ConciergeContext,
+    action: Action,
+    *,
+    chosen: int = ALL,
+    target_of: Callable[[Community], Target] = _anywhere,
+) -> Scope | None:
+    """`scope_or_refusal`, the refusal said politely (then None)."""
+    if context.user_id is None:
+        return None
+    found = await scope_or_refusal(context, action, chosen=chosen, target_of=target_of)
+    if isinstance(found, Scope):
+        return found
+    logger.warning("user %s refused %s: %s", context.user_id, action.value, found.value)
+    await flowkit.say(update, context.t(REFUSAL_MESSAGES[found]))
     return None
 
 
