@@ -14,6 +14,7 @@ from api.base import Sleep, default_timeout
 from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
 from bot.alert_kinds import MANAGER_KINDS
+from bot.communities import CommunityVendors, VendorFactory, community_from_settings
 from bot.crypto import TokenCipher
 from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
 from bot.directory import AccountDirectory, InviteDesk, StoredPeople
@@ -29,7 +30,7 @@ from bot.storage.repositories import AuditLog, Drafts, Storage, TaskAcknowledgem
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
 from bot.tokens import TokenHolders
 from bot.writes import WriteJournalService
-from conversations.community import FIRST_COMMUNITY, Community
+from conversations.community import Community
 from conversations.ports import MaintenanceLog, Ports, ProjectDesk, ResidentDesk, TaskBoard
 from conversations.writes import NotLinked, Outcome, RepairCreate, Result
 
@@ -56,6 +57,7 @@ class Services:
     linker: Linker
     images: httpx.AsyncClient
     repair_reports: RepairReports
+    vendors: CommunityVendors  # every community and its vendor clients (bot.communities)
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)
     reports: OperatorReports = field(init=False)
@@ -71,12 +73,18 @@ class Services:
     def __post_init__(self) -> None:
         for client in (self.akubela, self.tuya, self.servitly):
             client.observe_requests(self.metrics.vendor_request)
+        self.vendors.observe(self.metrics.vendor_request)
+        # Until the database's communities are read (load_communities), the settings are the
+        # one community, as they were before communities were data.
+        self.vendors.replace([community_from_settings(self.settings)])
         self.reports = OperatorReports(
             delay=self.settings.operator_report_delay_seconds,
             interval=self.settings.operator_report_interval_seconds,
         )
-        # Built here from the clients above, so each keeps its name cache for the whole run.
+        # Built here from the clients above, so each keeps its name cache for the whole run;
+        # the first community's board, log, login and desk are these same objects.
         self.task_board = TuyaTaskBoard(self.tuya, clock=self.clock)
+        self.vendors.adopt_task_board(self.task_board)
         settings = self.settings
         self.maintenance_log = ServitlyMaintenanceLog(
             self.servitly,
@@ -85,13 +93,16 @@ class Services:
             thing_definition_id=settings.servitly_thing_definition_id,
             deprecated_works=settings.servitly_use_deprecated_maintenance_works,
         )
-        # One manager login for the whole run, shared by every view that needs it.
+        # One manager login per account for the whole run, shared by every view that needs it.
         self.manager_auth = self.akubela.manager_tokens(
             settings.akubela_manager_username, settings.akubela_manager_password
         )
+        self.vendors.adopt_manager(1, self.manager_auth)
         self.project_desk = AkubelaProjectDesk(
             self.akubela, self.manager_auth, settings.akubela_project_id, images=self.images
         )
+        self.vendors.adopt_maintenance_log(1, self.maintenance_log)
+        self.vendors.adopt_project_desk(1, self.project_desk)
         # Long enough for a write's look, preparation and send, each with the client's
         # timeouts and read retries; a process killed mid-send is taken over sooner (bot.writes).
         lease = timedelta(seconds=4 * (settings.http_connect_timeout + settings.http_read_timeout))
@@ -129,6 +140,42 @@ class Services:
         """Which worker has seen which task."""
         return self.storage.task_acknowledgements
 
+    def communities(self) -> list[Community]:
+        """Every community of the deployment, by id."""
+        return self.vendors.all()
+
+    def community(self, community_id: int) -> Community:
+        """One community (UnknownCommunity when there is none)."""
+        return self.vendors.access(community_id).community
+
+    async def community_of(self, telegram_id: int) -> Community:
+        """The user's community: a resident's follows the residence they act for (the project
+        Akubela's family list gave it); anyone else's is the first community."""
+        link = await self.accounts.resident(telegram_id)
+        if link is not None and link.residence_id is not None:
+            community = self._community_of_residence(link, link.residence_id)
+            if community is not None:
+                return community
+        return self.communities()[0]
+
+    def _community_of_residence(self, link: ResidentLink, residence_id: str) -> Community | None:
+        for residence in link.residences:
+            if isinstance(residence, dict) and str(residence.get("residence_id")) == residence_id:
+                return self.vendors.of_akubela_project(str(residence.get("project_id") or ""))
+        return None
+
+    def task_board_of(self, community_id: int) -> TaskBoard:
+        """One community's task board."""
+        return self.vendors.task_board(community_id)
+
+    def project_desk_of(self, community_id: int) -> ProjectDesk:
+        """One community's repairs, through its manager's login."""
+        return self.vendors.project_desk(community_id)
+
+    def maintenance_log_of(self, community_id: int) -> MaintenanceLog:
+        """One community's maintenance log."""
+        return self.vendors.maintenance_log(community_id)
+
     async def _keep_repair_photos(self, outcome: Outcome) -> None:
         """A reported repair keeps its photos once it is created, however that became known."""
         write = outcome.write
@@ -157,33 +204,6 @@ class Services:
             result="found after a lost answer" if outcome.found else "done",
             at=self.clock(),
         )
-
-    def communities(self) -> list[Community]:
-        """Every community of the deployment, by id (one, from the settings, until the
-        communities work makes them data)."""
-        settings = self.settings
-        return [
-            Community(
-                id=FIRST_COMMUNITY,
-                name_en="Community 1",
-                name_zh="社区 1",
-                time_zone=settings.timezone,
-                akubela_project_id=settings.akubela_project_id,
-                tuya_project_id=settings.tuya_project_id,
-            )
-        ]
-
-    def task_board_of(self, community_id: int) -> TaskBoard:
-        """The maintenance tasks of one community's Tuya project."""
-        return self.task_board
-
-    def project_desk_of(self, community_id: int) -> ProjectDesk:
-        """All repairs of one community, through its manager's login."""
-        return self.project_desk
-
-    def maintenance_log_of(self, community_id: int) -> MaintenanceLog:
-        """Where one community's finished work is recorded."""
-        return self.maintenance_log
 
     async def resident_desk(self, telegram_id: int) -> ResidentDesk | None:
         """The resident's desk for their chosen residence; None until linked and chosen, and
@@ -215,9 +235,8 @@ class Services:
         holder = self.tokens.holder(link)
         if holder is None:
             return None
-        utc_dates_in = (
-            self.settings.zone if self.settings.akubela_time_list_date == "utc" else None
-        )
+        community = self._community_of_residence(link, residence_id) or self.communities()[0]
+        utc_dates_in = community.zone if self.settings.akubela_time_list_date == "utc" else None
         return AkubelaResidentDesk(
             self.akubela, holder, residence_id, images=self.images, utc_dates_zone=utc_dates_in
         )
@@ -252,6 +271,28 @@ class Services:
         )
         images = httpx.AsyncClient(transport=vendor(), timeout=timeout, follow_redirects=True)
         tokens = TokenHolders(accounts=accounts, akubela=akubela, cipher=cipher, clock=clock)
+        tuya = TuyaClient(
+            base_url=settings.tuya_base_url,
+            client_id=settings.tuya_client_id,
+            client_secret=settings.tuya_client_secret,
+            project_id=settings.tuya_project_id,
+            transport=vendor(),
+            timeout=timeout,
+            sleep=vendor_sleep,
+        )
+        servitly = ServitlyClient(
+            base_url=settings.servitly_base_url,
+            api_key=settings.servitly_api_key,
+            pat=settings.servitly_pat,
+            tenant=settings.servitly_tenant,
+            tenant_header=settings.servitly_tenant_header,
+            transport=vendor(),
+            timeout=timeout,
+            sleep=vendor_sleep,
+        )
+        factory = VendorFactory(
+            settings=settings, transport=vendor, timeout=timeout, clock=clock, sleep=vendor_sleep
+        )
         return cls(
             settings=settings,
             images=images,
@@ -262,24 +303,10 @@ class Services:
             cipher=cipher,
             akubela=akubela,
             tokens=tokens,
-            tuya=TuyaClient(
-                base_url=settings.tuya_base_url,
-                client_id=settings.tuya_client_id,
-                client_secret=settings.tuya_client_secret,
-                project_id=settings.tuya_project_id,
-                transport=vendor(),
-                timeout=timeout,
-                sleep=vendor_sleep,
-            ),
-            servitly=ServitlyClient(
-                base_url=settings.servitly_base_url,
-                api_key=settings.servitly_api_key,
-                pat=settings.servitly_pat,
-                tenant=settings.servitly_tenant,
-                tenant_header=settings.servitly_tenant_header,
-                transport=vendor(),
-                timeout=timeout,
-                sleep=vendor_sleep,
+            tuya=tuya,
+            servitly=servitly,
+            vendors=CommunityVendors(
+                factory, images=images, akubela=akubela, tuya=tuya, servitly=servitly
             ),
             linker=Linker(
                 oauth_states=storage.oauth_states,
@@ -299,9 +326,7 @@ class Services:
     async def aclose(self) -> None:
         """Closes every connection pool."""
         await self.reports.aclose()
-        await self.akubela.aclose()
-        await self.tuya.aclose()
-        await self.servitly.aclose()
+        await self.vendors.aclose()  # the settings' own clients among them
         await self.images.aclose()
         await self.storage.close()
 

@@ -137,6 +137,8 @@ async def remember_user(update: Update, context: ConciergeContext) -> None:
     user = update.effective_user
     if user is None or context.user_data is None:
         return
+    # Every handler after this one shows times in the user's community's zone.
+    await context.community()
     data = context.user_data
     if data.get(KNOWN_KEY) and not data.get(BLOCKED_KEY):
         return
@@ -353,7 +355,7 @@ async def set_time_zone(update: Update, context: ConciergeContext) -> None:
     user = update.effective_user
     if message is None or user is None or context.user_data is None:
         return
-    community = str(context.services.settings.zone)
+    community = str((await context.community()).zone)
     if not context.args:
         await message.reply_text(
             context.t(

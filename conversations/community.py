@@ -84,3 +84,11 @@ class Community:
     def rules_for(self, amenity_id: str) -> AmenityRules:
         """The booking rules of one amenity: its own where set, else the community's defaults."""
         return self.amenity_rules.get(amenity_id, self.amenity_defaults)
+
+
+class UnknownCommunity(LookupError):
+    """No community has that id (a stale press or a removed community)."""
+
+    def __init__(self, community_id: int) -> None:
+        super().__init__(f"no community {community_id}")
+        self.community_id = community_id

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from conversations.community import Community
 from conversations.i18n import pick_language, tr
 from conversations.ports import Announcer, OwnWrite, Ports
 from conversations.validation import read_zone
@@ -25,6 +26,8 @@ class ConciergeContext(
 
     telegram_language: str | None = None
     user_id: int | None = None
+    # The user's community, read once per update (`community()`); None until then.
+    _community: Community | None = None
 
     @classmethod
     def from_update(
@@ -64,7 +67,23 @@ class ConciergeContext(
         zone = read_zone(chosen) if isinstance(chosen, str) else None
         if zone is not None:
             return zone
-        return self.services.settings.zone
+        return self.resolved_community.zone
+
+    @property
+    def resolved_community(self) -> Community:
+        """The user's community as read this update (`remember_user` reads it before any
+        flow), else the deployment's first (a job with no user)."""
+        return self._community or self.services.communities()[0]
+
+    async def community(self) -> Community:
+        """The user's community (a resident's: that of the residence they act for), read once
+        per update; `zone` follows it from then on."""
+        if self._community is None:
+            if self.user_id is None:
+                self._community = self.services.communities()[0]
+            else:
+                self._community = await self.services.community_of(self.user_id)
+        return self._community
 
     def t(self, message: str, /, **values: Any) -> str:
         """`message` in the user's language."""

@@ -287,7 +287,7 @@ async def _draft(context: ConciergeContext) -> PendingDraft:
 
 
 async def _allowed(update: Update, context: ConciergeContext) -> bool:
-    target = Target(project_id=context.services.settings.akubela_project_id)
+    target = Target(project_id=(await context.community()).akubela_project_id)
     return await common.allowed(update, context, Action.BOOKINGS_VIEW_PENDING, target)
 
 

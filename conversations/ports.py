@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
 
-from conversations import community
+from conversations.community import Community
 from conversations.domain import Actor, Redeemed, ResidentAccount
 from conversations.records import (
     Amenity,
@@ -392,28 +391,9 @@ class RepairReports(Protocol):
         ...
 
 
-class Community(Protocol):
-    """The community's settings a flow reads (the communities issue makes them data)."""
-
-    @property
-    def zone(self) -> ZoneInfo: ...
-    @property
-    def phone_region(self) -> str: ...
-    @property
-    def service_hours_start(self) -> time: ...
-    @property
-    def service_hours_end(self) -> time: ...
-    @property
-    def akubela_project_id(self) -> str: ...
-    @property
-    def tuya_room_of_residence(self) -> dict[str, str]: ...
-
-
 class Ports(Protocol):
     """Everything the conversations may reach, as `context.services`; `bot` provides it."""
 
-    @property
-    def settings(self) -> Community: ...
     @property
     def clock(self) -> Callable[[], datetime]: ...
     @property
@@ -438,14 +418,31 @@ class Ports(Protocol):
     @property
     def writes(self) -> WriteJournal: ...
     @property
-    def task_board(self) -> TaskBoard: ...
-    @property
-    def maintenance_log(self) -> MaintenanceLog: ...
-    @property
-    def project_desk(self) -> ProjectDesk: ...
+    def task_board(self) -> TaskBoard:
+        """The first community's task board (staff views move to `task_board_of`)."""
+        ...
 
-    def communities(self) -> list[community.Community]:
+    @property
+    def maintenance_log(self) -> MaintenanceLog:
+        """The first community's maintenance log (see `maintenance_log_of`)."""
+        ...
+
+    @property
+    def project_desk(self) -> ProjectDesk:
+        """The first community's repairs (see `project_desk_of`)."""
+        ...
+
+    def communities(self) -> list[Community]:
         """Every community of the deployment, by id (at least one)."""
+        ...
+
+    def community(self, community_id: int) -> Community:
+        """One community; UnknownCommunity (conversations.community) when there is none."""
+        ...
+
+    async def community_of(self, telegram_id: int) -> Community:
+        """The user's community: a resident's is the one of the residence they act for;
+        anyone else's (and a resident's before choosing) is the deployment's first."""
         ...
 
     def task_board_of(self, community_id: int) -> TaskBoard:

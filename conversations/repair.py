@@ -356,12 +356,12 @@ def _remembered_contact(context: ConciergeContext) -> str:
 
 
 def _region(context: ConciergeContext) -> str:
-    return context.services.settings.phone_region
+    return context.resolved_community.phone_region
 
 
 def _hours(context: ConciergeContext) -> ServiceHours:
-    settings = context.services.settings
-    return ServiceHours(settings.service_hours_start, settings.service_hours_end)
+    community = context.resolved_community
+    return ServiceHours(community.service_hours_start, community.service_hours_end)
 
 
 # ---- the draft -------------------------------------------------------------------------------
