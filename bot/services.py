@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -157,6 +158,12 @@ class Services:
             if community is not None:
                 return community
         return self.communities()[0]
+
+    def community_of_residence(self, residence: Mapping[str, Any]) -> Community:
+        """The community of a residence as a resident's link keeps it (by its Akubela
+        project), the first community when the project is none of the deployment's."""
+        project_id = str(residence.get("project_id") or "")
+        return self.vendors.of_akubela_project(project_id) or self.communities()[0]
 
     def _community_of_residence(self, link: ResidentLink, residence_id: str) -> Community | None:
         for residence in link.residences:

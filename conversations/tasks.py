@@ -635,7 +635,7 @@ async def acknowledge(update: Update, context: ConciergeContext) -> State:
             "tuya.task.acknowledge",
             context.user_id,
             (task_id,),
-            {"worker": worker_name(task), "rooms": rooms},
+            {"worker": worker_name(task), "rooms": rooms, "community_id": loaded.community.id},
         )
     )
     return await _send_task(

@@ -312,6 +312,14 @@ class Accounts:
             )
             return list(rows)
 
+    async def with_role(self, role: Role) -> list[int]:
+        """The Telegram users who hold a role (for the watcher: administrators)."""
+        async with self._sessions.begin() as session:
+            rows = await session.scalars(
+                select(TelegramUser.telegram_id).where(TelegramUser.role == role)
+            )
+            return list(rows)
+
     async def staff_communities(self) -> dict[int, frozenset[int]]:
         """Every worker's and manager's communities, by Telegram user (for the watcher)."""
         async with self._sessions.begin() as session:
