@@ -90,6 +90,12 @@ class _Application(ConciergeApplication):
 
     __slots__ = ()
 
+    async def initialize(self) -> None:
+        """Reads the communities before any update or job needs one, then initializes."""
+        services: Services = self.bot_data[SERVICES_KEY]
+        await services.load_communities()
+        await super().initialize()
+
     async def process_update(self, update: object) -> None:
         """Processes `update` in a scope of its own."""
         per_update.open_scope()

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from bot import community_admin
 from bot.logs import configure_logging
 from bot.settings import Settings
 
@@ -89,10 +90,12 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.storage.migrate import upgrade
+    from bot.communities import migrate
 
-    asyncio.run(upgrade(settings.database_url))
+    made = asyncio.run(migrate(settings))
     print("Database is up to date.")
+    if made:
+        print("Community 1 was made from the settings (see `concierge community show 1`).")
     return 0
 
 
@@ -115,13 +118,21 @@ async def _bot_username(settings: Settings) -> str | None:
 
 
 async def _invite(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.storage.migrate import upgrade
+    from bot.communities import migrate
     from bot.storage.repositories import Storage
     from conversations.domain import Role
 
-    await upgrade(settings.database_url)
+    await migrate(settings)
     storage = Storage.open(settings.database_url)
     try:
+        for community_id in getattr(args, "community", None) or ():
+            if await storage.communities.get(community_id) is None:
+                print(
+                    f"There is no community {community_id}: `concierge community list` shows "
+                    "them. No invite was made.",
+                    file=sys.stderr,
+                )
+                return 2
         code = await storage.invites.create(
             Role(args.role),
             worker_id=getattr(args, "worker_id", None),
@@ -172,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_cmd_migrate)
+
+    community_admin.add_parser(commands)
 
     invite = commands.add_parser("invite", help="make a single-use invite link")
     roles = invite.add_subparsers(dest="role", required=True)

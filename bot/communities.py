@@ -10,22 +10,30 @@ community needs it and kept for the run, so its token and name caches are shared
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from types import MappingProxyType
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
+import phonenumbers
 from pydantic import SecretStr
 
 from api.akubela import AkubelaClient, AkubelaTokens
 from api.base import Sleep
 from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
+from bot.crypto import TokenCipher
 from bot.desks import AkubelaProjectDesk
-from bot.settings import Settings
+from bot.settings import SERVITLY_TARGET_KEYS, Settings
+from bot.storage.migrate import upgrade
+from bot.storage.models import CommunityRecord
+from bot.storage.repositories import Storage
 from bot.taskboard import ServitlyMaintenanceLog, TuyaTaskBoard
 from conversations.community import AmenityRules, Community, UnknownCommunity
+from conversations.validation import read_zone
 
 _Client = TypeVar("_Client", AkubelaClient, TuyaClient, ServitlyClient)
 
@@ -297,3 +305,204 @@ def _log_key(community: Community) -> str:
 
 def _desk_key(access: CommunityAccess) -> tuple[str, str, str]:
     return (access.akubela_base_url, access.manager_username, access.community.akubela_project_id)
+
+
+# ---- stored communities ------------------------------------------------------------------------
+
+RULE_FIELDS = ("grid_minutes", "min_minutes", "max_minutes", "horizon_days")
+KNOWN_LANGUAGES = frozenset({"en", "zh"})
+
+
+def rules_of(data: Mapping[str, Any], defaults: AmenityRules | None = None) -> AmenityRules:
+    """Amenity rules from stored or typed values; a field left out takes `defaults`'."""
+    unknown = set(data) - set(RULE_FIELDS)
+    if unknown:
+        raise ValueError(
+            "unknown amenity rule "
+            + ", ".join(sorted(unknown))
+            + " (known: "
+            + ", ".join(RULE_FIELDS)
+            + ")"
+        )
+    base = defaults or AmenityRules()
+    values: dict[str, int] = {}
+    for name in RULE_FIELDS:
+        value = data.get(name, getattr(base, name))
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number, not {value!r}")
+        values[name] = value
+    return AmenityRules(**values)
+
+
+def rules_data(rules: AmenityRules) -> dict[str, int]:
+    """Amenity rules as stored."""
+    return {name: getattr(rules, name) for name in RULE_FIELDS}
+
+
+def access_of(row: CommunityRecord, cipher: TokenCipher) -> CommunityAccess:
+    """A stored community, its manager's password decrypted."""
+    defaults = rules_of(row.amenity_defaults)
+    return CommunityAccess(
+        community=Community(
+            id=row.id,
+            name_en=row.name_en,
+            name_zh=row.name_zh,
+            time_zone=row.time_zone,
+            languages=tuple(str(code) for code in row.languages),
+            phone_region=row.phone_region,
+            service_hours_start=row.service_hours_start,
+            service_hours_end=row.service_hours_end,
+            akubela_project_id=row.akubela_project_id,
+            tuya_project_id=row.tuya_project_id,
+            tuya_room_of_residence={str(k): str(v) for k, v in row.tuya_room_of_residence.items()},
+            servitly_tenant=row.servitly_tenant,
+            servitly_location_map={
+                str(k): {str(a): str(b) for a, b in v.items()}
+                for k, v in row.servitly_location_map.items()
+            },
+            amenity_defaults=defaults,
+            amenity_rules=MappingProxyType(
+                {str(k): rules_of(v, defaults) for k, v in row.amenity_rules.items()}
+            ),
+            escalate_repair_after=timedelta(minutes=row.escalate_repair_minutes),
+            escalate_task_after=timedelta(minutes=row.escalate_task_minutes),
+        ),
+        akubela_base_url=row.akubela_base_url,
+        manager_username=row.manager_username,
+        manager_password=SecretStr(cipher.decrypt(row.manager_password_encrypted)),
+    )
+
+
+def stored_values(access: CommunityAccess, cipher: TokenCipher) -> dict[str, Any]:
+    """A community's columns (but its id), the manager's password encrypted."""
+    community = access.community
+    return {
+        "name_en": community.name_en,
+        "name_zh": community.name_zh,
+        "time_zone": community.time_zone,
+        "languages": list(community.languages),
+        "phone_region": community.phone_region,
+        "service_hours_start": community.service_hours_start,
+        "service_hours_end": community.service_hours_end,
+        "amenity_defaults": rules_data(community.amenity_defaults),
+        "amenity_rules": {k: rules_data(v) for k, v in community.amenity_rules.items()},
+        "escalate_repair_minutes": int(community.escalate_repair_after.total_seconds() // 60),
+        "escalate_task_minutes": int(community.escalate_task_after.total_seconds() // 60),
+        "akubela_base_url": access.akubela_base_url,
+        "akubela_project_id": community.akubela_project_id,
+        "manager_username": access.manager_username,
+        "manager_password_encrypted": cipher.encrypt(access.manager_password.get_secret_value()),
+        "tuya_project_id": community.tuya_project_id,
+        "tuya_room_of_residence": dict(community.tuya_room_of_residence),
+        "servitly_tenant": community.servitly_tenant,
+        "servitly_location_map": {k: dict(v) for k, v in community.servitly_location_map.items()},
+    }
+
+
+def _minutes(value: int) -> str:
+    return f"{value} minute" + ("" if value == 1 else "s")
+
+
+def rule_problems(where: str, rules: AmenityRules) -> list[str]:
+    """What is wrong with one amenity's rules, in plain words."""
+    problems: list[str] = []
+    grid = rules.grid_minutes
+    if grid <= 0:
+        problems.append(f"{where}: the grid must be at least 1 minute")
+    if rules.min_minutes <= 0:
+        problems.append(f"{where}: the shortest booking must be at least 1 minute")
+    if rules.horizon_days <= 0:
+        problems.append(f"{where}: the booking horizon must be at least 1 day")
+    if rules.min_minutes > rules.max_minutes:
+        problems.append(
+            f"{where}: the shortest booking ({_minutes(rules.min_minutes)}) is longer than the "
+            f"longest ({_minutes(rules.max_minutes)})"
+        )
+    if grid > 0:
+        for label, length in (("shortest", rules.min_minutes), ("longest", rules.max_minutes)):
+            if length > 0 and length % grid:
+                problems.append(
+                    f"{where}: the {grid}-minute grid does not divide the {label} booking "
+                    f"({_minutes(length)}); bookings last whole steps of the grid"
+                )
+    return problems
+
+
+def problems(access: CommunityAccess, others: Iterable[CommunityAccess] = ()) -> list[str]:
+    """Everything wrong with a community (given the deployment's other ones), in plain
+    words; empty when it may be kept."""
+    community = access.community
+    found: list[str] = []
+    if community.id < 1:
+        found.append(f"the community id must be 1 or more, not {community.id}")
+    if not community.name_en.strip() or not community.name_zh.strip():
+        found.append("the community needs a name in English and in Chinese")
+    if read_zone(community.time_zone) is None or read_zone(community.time_zone) != ZoneInfo(
+        community.time_zone.strip() or "UTC"
+    ):
+        found.append(
+            f"unknown time zone {community.time_zone!r}: use a name such as Asia/Shanghai or "
+            "Asia/Singapore"
+        )
+    if community.phone_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        found.append(
+            f"unknown phone region {community.phone_region!r}: use a code such as CN or SG"
+        )
+    unknown = set(community.languages) - KNOWN_LANGUAGES
+    if not community.languages or unknown:
+        found.append("the languages must be some of: " + ", ".join(sorted(KNOWN_LANGUAGES)))
+    if community.service_hours_end <= community.service_hours_start:
+        found.append(
+            f"the service hours end ({community.service_hours_end:%H:%M}) before they start "
+            f"({community.service_hours_start:%H:%M})"
+        )
+    for label, after in (
+        ("repair", community.escalate_repair_after),
+        ("task", community.escalate_task_after),
+    ):
+        if after <= timedelta(0):
+            found.append(f"the {label} escalation time must be more than 0 minutes")
+    found += rule_problems("the amenity defaults", community.amenity_defaults)
+    for amenity_id, rules in community.amenity_rules.items():
+        found += rule_problems(f"amenity {amenity_id}", rules)
+    if not community.akubela_project_id.strip():
+        found.append("the community needs its Akubela project id")
+    if not access.akubela_base_url.startswith(("http://", "https://")):
+        found.append(f"the Akubela base URL {access.akubela_base_url!r} is not an http(s) URL")
+    if not access.manager_username.strip() or not access.manager_password.get_secret_value():
+        found.append("the community needs its Akubela manager login (username and password)")
+    for room_id, target in community.servitly_location_map.items():
+        if len(target) != 1 or not set(target) <= SERVITLY_TARGET_KEYS or not all(target.values()):
+            found.append(f"Servitly location map: room {room_id} needs one thingId or locationId")
+    for other in others:
+        if other.community.id == community.id:
+            continue
+        if other.community.akubela_project_id == community.akubela_project_id:
+            found.append(
+                f"the Akubela project {community.akubela_project_id} is already community "
+                f"{other.community.id}'s"
+            )
+    return found
+
+
+async def first_community(storage: Storage, settings: Settings, cipher: TokenCipher) -> bool:
+    """Makes community 1 from the settings when the database has no community (a deployment
+    of one community upgrading, or a new one); False when there was one already."""
+    values = stored_values(community_from_settings(settings), cipher)
+    return await storage.communities.add_first(values)
+
+
+async def stored_communities(storage: Storage, cipher: TokenCipher) -> list[CommunityAccess]:
+    """Every stored community, by id."""
+    return [access_of(row, cipher) for row in await storage.communities.all()]
+
+
+async def migrate(settings: Settings) -> bool:
+    """`concierge migrate`: the newest schema, and community 1 from the settings when the
+    database has no community; whether community 1 was made."""
+    await upgrade(settings.database_url)
+    storage = Storage.open(settings.database_url)
+    try:
+        return await first_community(storage, settings, TokenCipher(settings.secret_key))
+    finally:
+        await storage.close()

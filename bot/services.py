@@ -15,7 +15,13 @@ from api.base import Sleep, default_timeout
 from api.servitly import ServitlyClient
 from api.tuya import TuyaClient
 from bot.alert_kinds import MANAGER_KINDS
-from bot.communities import CommunityVendors, VendorFactory, community_from_settings
+from bot.communities import (
+    CommunityVendors,
+    VendorFactory,
+    community_from_settings,
+    first_community,
+    stored_communities,
+)
 from bot.crypto import TokenCipher
 from bot.desks import AkubelaProjectDesk, AkubelaResidentDesk
 from bot.directory import AccountDirectory, InviteDesk, StoredPeople
@@ -140,6 +146,13 @@ class Services:
     def acknowledgements(self) -> TaskAcknowledgements:
         """Which worker has seen which task."""
         return self.storage.task_acknowledgements
+
+    async def load_communities(self) -> None:
+        """Takes the database's communities as the run's; a database with none (a deployment
+        of one community, upgraded) gets community 1 from the settings first. A change made
+        with `concierge community` is read here, at the next start."""
+        await first_community(self.storage, self.settings, self.cipher)
+        self.vendors.replace(await stored_communities(self.storage, self.cipher))
 
     def communities(self) -> list[Community]:
         """Every community of the deployment, by id."""

@@ -39,12 +39,12 @@ from telegram.ext import (
 from api.errors import ApiError, InvalidRequest
 from conversations import callbacks, common, datetext, flowkit, freetext, keys, slots
 from conversations.booking_request import AmenityNames, Part, parse_booking_request, take_duration
+from conversations.community import AmenityRules
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, booking_details, send_booking
 from conversations.ports import ResidentDesk
 from conversations.records import Amenity, BookingState, DayTimes
-from conversations.rules import BOOKING_MAX_LEAD, BOOKING_MAX_MINUTES
 from conversations.timewindow import TimeWindow, describe_day, describe_window
 from conversations.writes import BookingCreate, Result
 
@@ -55,6 +55,8 @@ JOB: Final = keys.BOOK
 # this ceiling (the longest the demo community allows for most amenities); Akubela still
 # refuses a longer booking for an amenity with a lower limit, and the resident is told why.
 STARTS_PER_ROW: Final = 4
+# Buttons offer starts and lengths on this many minutes (or the amenity's coarser grid).
+BUTTON_STEP_MINUTES: Final = 30
 NEAREST: Final = 4
 LOOKAHEAD_DAYS: Final = 7
 _AT_FORMAT: Final = "%Y%m%dT%H%M"
@@ -114,9 +116,9 @@ def same_moment(a: datetime, b: datetime) -> bool:
     return a.astimezone(UTC) == b.astimezone(UTC)
 
 
-def bookable_day(day: date, today: date) -> bool:
-    """A date the resident may pick: today or later, within `BOOKING_MAX_LEAD`."""
-    return today <= day <= today + BOOKING_MAX_LEAD
+def bookable_day(day: date, today: date, rules: AmenityRules) -> bool:
+    """A date the resident may pick: today or later, within the amenity's horizon."""
+    return today <= day <= today + rules.horizon
 
 
 def typed_start(text: str, day: date, zone: ZoneInfo) -> datetime | str | None:
@@ -180,8 +182,28 @@ async def _times(
         return error
 
 
-def _starts(context: ConciergeContext, times: DayTimes, day: date) -> list[datetime]:
-    return slots.free_starts(times, day, context.zone, now=context.services.clock())
+def _rules(context: ConciergeContext, draft: BookDraft) -> AmenityRules:
+    """The amenity's rules in the resident's community (its defaults before one is chosen)."""
+    return context.resolved_community.rules_for(draft.amenity_id or "")
+
+
+def _starts(
+    context: ConciergeContext, times: DayTimes, day: date, rules: AmenityRules
+) -> list[datetime]:
+    return slots.free_starts(
+        times,
+        day,
+        context.zone,
+        now=context.services.clock(),
+        step_minutes=rules.grid_minutes,
+        min_minutes=rules.min_minutes,
+    )
+
+
+def _on_buttons(starts: list[datetime], zone: ZoneInfo) -> list[datetime]:
+    # A grid finer than this makes more buttons than Telegram takes: those starts are typed.
+    every = BUTTON_STEP_MINUTES
+    return [s for i, s in enumerate(starts) if i == 0 or s.astimezone(zone).minute % every == 0]
 
 
 # ---- deciding the next question --------------------------------------------------------------
@@ -201,7 +223,8 @@ async def advance(
     `near`: offer the free starts nearest to this one (a refused or taken start).
     """
     today = _today(context)
-    if draft.day is not None and not bookable_day(draft.day, today):
+    rules = _rules(context, draft)
+    if draft.day is not None and not bookable_day(draft.day, today, rules):
         draft.day, draft.start, draft.duration_minutes = None, None, None
     if draft.amenity_id is None:
         return await _ask_amenity(update, context, desk, draft, note)
@@ -211,7 +234,7 @@ async def advance(
     if isinstance(times, ApiError):
         await flowkit.save_draft(context, JOB, draft)
         return await _failed_read(update, context, times, State.START)
-    starts = _starts(context, times, draft.day)
+    starts = _starts(context, times, draft.day, rules)
     if not starts:
         return await _no_free_time(update, context, desk, draft, note)
     if draft.start is None and draft.wanted_time is not None:
@@ -224,7 +247,7 @@ async def advance(
         nearest = slots.nearest_free_starts(near, starts, NEAREST)
         return await _ask_start(update, context, draft, nearest, note, full=False)
     if draft.start is None:
-        return await _ask_start(update, context, draft, starts, note)
+        return await _ask_start(update, context, draft, _on_buttons(starts, context.zone), note)
     chosen = draft.start
     if not any(same_moment(chosen, s) for s in starts):
         draft.start, draft.duration_minutes = None, None
@@ -237,7 +260,9 @@ async def advance(
         draft.day,
         context.zone,
         now=context.services.clock(),
-        max_minutes=BOOKING_MAX_MINUTES,
+        max_minutes=rules.max_minutes,
+        step_minutes=rules.grid_minutes,
+        min_minutes=rules.min_minutes,
     )
     if draft.duration_minutes not in durations:
         if draft.duration_minutes is not None:
@@ -249,7 +274,8 @@ async def advance(
                 ),
             )
         draft.duration_minutes = None
-        return await _ask_duration(update, context, draft, durations, note)
+        shown = slots.on_buttons(durations, BUTTON_STEP_MINUTES)
+        return await _ask_duration(update, context, draft, shown, note)
     return await _show_summary(update, context, draft, note)
 
 
@@ -343,7 +369,7 @@ async def _no_free_time(
         times = await _times(update, context, desk, draft.amenity_id, candidate)
         if isinstance(times, ApiError):
             break
-        if _starts(context, times, candidate):
+        if _starts(context, times, candidate, _rules(context, draft)):
             offered.append(candidate)
         if len(offered) == 3:
             break
@@ -592,13 +618,13 @@ async def choose_date(update: Update, context: ConciergeContext) -> State | int 
     except ValueError:
         await flowkit.stale(update, context, None)
         return None
-    if not bookable_day(day, _today(context)):
+    draft = await _draft(context)
+    if not bookable_day(day, _today(context), _rules(context, draft)):
         await flowkit.notice(
             update, context.t("That day can no longer be booked; please pick another.")
         )
         return State.DATE
     await flowkit.take(update)
-    draft = await _draft(context)
     if draft.day != day:
         draft.start, draft.duration_minutes = None, None
     draft.day = day
@@ -616,11 +642,12 @@ async def receive_date_text(update: Update, context: ConciergeContext) -> State 
     if isinstance(found, slots.DateRefusal):
         await flowkit.say(update, found.message(context.lang))
         return State.DATE
-    if not bookable_day(found, _today(context)):
+    rules = _rules(context, draft)
+    if not bookable_day(found, _today(context), rules):
         await flowkit.say(
             update,
             context.t(
-                "Please choose a date within the next {days} days.", days=BOOKING_MAX_LEAD.days
+                "Please choose a date within the next {days} days.", days=rules.horizon_days
             ),
         )
         return State.DATE

@@ -37,6 +37,7 @@ from conversations.i18n import N_, tr
 from conversations.records import DayTimes, TimeSpan
 from conversations.rules import BOOKING_STEP_MINUTES
 
+# The flows pass each amenity's own grid (Community.rules_for); this default serves the tests.
 DEFAULT_STEP_MINUTES: Final = BOOKING_STEP_MINUTES
 DATE_BUTTONS: Final = 7
 
@@ -144,17 +145,28 @@ def durations_for(
     now: datetime,
     max_minutes: int,
     step_minutes: int = DEFAULT_STEP_MINUTES,
+    min_minutes: int | None = None,
 ) -> list[int]:
-    """Durations in minutes, in steps up to `max_minutes`, that fit free after a free start."""
+    """Durations in minutes, in steps from `min_minutes` (one step) up to `max_minutes`, that
+    fit free after a free start."""
     moment = start.astimezone(UTC)
+    shortest = max(min_minutes or step_minutes, step_minutes)
     # Compared in UTC: two wall times of a fall-back night are equal in their own zone.
-    offered = free_starts(time_list, day, zone, now=now, step_minutes=step_minutes)
+    offered = free_starts(
+        time_list, day, zone, now=now, step_minutes=step_minutes, min_minutes=shortest
+    )
     if moment not in {s.astimezone(UTC) for s in offered}:
         return []
     gap = next(g for g in free_intervals(time_list, day, zone) if g.start <= moment < g.end)
     room = int((gap.end - moment).total_seconds() // 60)
     limit = min(room, max_minutes)
-    return list(range(step_minutes, limit + 1, step_minutes))
+    return list(range(shortest, limit + 1, step_minutes))
+
+
+def on_buttons(values: Sequence[int], every: int) -> list[int]:
+    """The values a row of buttons offers: those on `every` (a fine grid would make more
+    buttons than Telegram takes), the first always; the rest may still be typed."""
+    return [v for i, v in enumerate(values) if i == 0 or v % every == 0]
 
 
 class Unfree(StrEnum):

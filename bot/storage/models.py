@@ -384,3 +384,32 @@ class InboundUpdate(Base):
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class CommunityRecord(Timestamps, Base):
+    """One community of the deployment: its rules (`conversations.community.Community`) and
+    how the bot reaches its vendors; the manager's password is encrypted with bot.crypto."""
+
+    __tablename__ = "communities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_zh: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    languages: Mapped[list[Any]] = mapped_column(default=list)
+    phone_region: Mapped[str] = mapped_column(String(2))
+    service_hours_start: Mapped[time] = mapped_column(Time)
+    service_hours_end: Mapped[time] = mapped_column(Time)
+    # {"grid_minutes", "min_minutes", "max_minutes", "horizon_days"}, and per amenity id.
+    amenity_defaults: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    amenity_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    escalate_repair_minutes: Mapped[int] = mapped_column(Integer)
+    escalate_task_minutes: Mapped[int] = mapped_column(Integer)
+    akubela_base_url: Mapped[str] = mapped_column(String(500))
+    akubela_project_id: Mapped[str] = mapped_column(String(128), unique=True)
+    manager_username: Mapped[str] = mapped_column(String(255))
+    manager_password_encrypted: Mapped[str] = mapped_column(Text)
+    tuya_project_id: Mapped[str] = mapped_column(String(128))
+    tuya_room_of_residence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    servitly_tenant: Mapped[str] = mapped_column(String(128))
+    servitly_location_map: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.storage import per_update
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.columns import utcnow
+from bot.storage.communities import Communities
 from bot.storage.db import Sessions, create_engine, make_session_factory, upsert
 from bot.storage.models import (
     AlertStatus,
@@ -457,6 +458,7 @@ class Storage:
         "accounts",
         "alerts",
         "audit",
+        "communities",
         "drafts",
         "engine",
         "invites",
@@ -477,6 +479,7 @@ class Storage:
         self.invites = Invites(self.sessions)
         self.oauth_states = OAuthStates(self.sessions)
         self.repair_reports = RepairReports(self.sessions)
+        self.communities = Communities(self.sessions)
         self.users = Users(self.sessions)
         self.drafts = Drafts(self.sessions)
         self.vendor_states = VendorStates(self.sessions)

@@ -123,6 +123,13 @@ def test_a_manager_invite_binds_to_the_communities_named(
     url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("TELEGRAM_BASE_URL", f"http://127.0.0.1:{_free_port()}/bot")
+    monkeypatch.setenv("AKUBELA_MANAGER_PASSWORD", "manager-secret")
+    assert main(["migrate"]) == 0  # community 1, from the settings
+    for n in (2, 3):
+        community = ["--name-en", f"Court {n}", "--name-zh", f"苑 {n}", "--time-zone", "UTC"]
+        community += ["--akubela-project-id", f"p-{n}", "--tuya-project-id", f"t-{n}"]
+        assert main(["community", "add", *community]) == 0
+    capsys.readouterr()
     command = ["invite", "manager", "--project", "p-1", "--community", "1,2", "--community", "3"]
     assert main(command) == 0
     out = capsys.readouterr().out
@@ -143,6 +150,19 @@ def test_a_manager_invite_binds_to_the_communities_named(
             await storage.close()
 
     assert asyncio.run(redeem()) == {1, 2, 3}
+
+
+def test_an_invite_to_a_community_there_is_not_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    monkeypatch.setenv("TELEGRAM_BASE_URL", f"http://127.0.0.1:{_free_port()}/bot")
+    command = ["invite", "manager", "--project", "p-1", "--community", "1,7"]
+    assert main(command) == 2
+    out, err = capsys.readouterr()
+    assert "There is no community 7: `concierge community list` shows them." in err
+    assert "Code:" not in out
 
 
 @pytest.mark.parametrize(

@@ -178,3 +178,127 @@ async def test_staff_of_the_one_community_belong_to_community_1_after_the_upgrad
         "open-worker": [1],
         "open-admin": None,
     }
+
+
+def _everything(connection: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    tables = sorted(set(inspect(connection).get_table_names()) - {"alembic_version"})
+    rows = {}
+    for table in tables:
+        if table == "communities":
+            continue
+        result = connection.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - our names
+        rows[table] = sorted((tuple(row) for row in result), key=repr)
+    return rows
+
+
+async def test_a_single_community_deployment_upgrades_to_community_1_losing_nothing(
+    empty_database_url: str,
+) -> None:
+    from bot.communities import migrate, stored_communities
+    from bot.crypto import TokenCipher
+    from bot.settings import Settings
+    from bot.storage.accounts import StoredTokens
+    from bot.storage.models import ResidentLink, SentAlert, VendorState, WriteRecord
+
+    settings = Settings(
+        _env_file=None,
+        database_url=empty_database_url,
+        timezone="Asia/Singapore",
+        service_hours_start="09:00",
+        service_hours_end="18:30",
+        escalate_repair_after_minutes=90,
+        akubela_project_id="p-old-deployment",
+        akubela_manager_password="the-managers-own-password",
+        tuya_project_id="tuya-old",
+        servitly_tenant="old-tenant",
+    )
+    engine = create_engine(empty_database_url)
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to, "0008_cluster")
+        storage = Storage(engine)
+        await storage.users.get_or_create(7)
+        # Written as rows: today's repositories read tables a 0008 schema does not have yet.
+        tokens = StoredTokens("enc-access", "enc-refresh", at)
+        async with storage.sessions.begin() as session:
+            session.add(
+                ResidentLink(
+                    telegram_id=7,
+                    akubela_account_id="acc-7",
+                    email="seven@example.com",
+                    residences=[{"residence_id": "r-7"}],
+                    residence_id="r-7",
+                    access_token_encrypted=tokens.access_token_encrypted,
+                    refresh_token_encrypted=tokens.refresh_token_encrypted,
+                    token_expires_at=tokens.expires_at,
+                )
+            )
+        await storage.drafts.save(7, "repair", {"description": "The tap drips"})
+        async with storage.sessions.begin() as session:
+            session.add(
+                WriteRecord(
+                    command_id="c-1",
+                    telegram_id=7,
+                    vendor="akubela",
+                    kind="akubela.booking.cancel",
+                    subject="akubela.booking:b-1",
+                    write={"kind": "akubela.booking.cancel", "booking_id": "b-1"},
+                    status=WriteStatus.PENDING,
+                    next_attempt_at=at,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+            session.add(SentAlert(dedupe_key="repair:m-1:done", recipient=7, kind="repair"))
+            session.add(
+                VendorState(
+                    vendor="akubela", kind="repair", record_id="m-1", state="done", snapshot={}
+                )
+            )
+        async with engine.connect() as connection:
+            before = await connection.run_sync(_everything)
+
+        assert await migrate(settings) is True
+        assert await migrate(settings) is False  # once only
+        # Fresh connections: PostgreSQL's cached plans of `SELECT *` predate new columns.
+        await engine.dispose()
+
+        async with engine.connect() as connection:
+            after = await connection.run_sync(_everything)
+        [access] = await stored_communities(storage, TokenCipher(settings.secret_key))
+        async with engine.connect() as connection:
+            [stored_password] = (
+                await connection.execute(
+                    text("SELECT manager_password_encrypted FROM communities")
+                )
+            ).scalars()
+    finally:
+        await engine.dispose()
+    assert await current_revision(empty_database_url) == head_revision()
+    # Every row there was is still there (later revisions may add tables of their own).
+    assert {table: after[table] for table in before} == before
+    for table in ("telegram_users", "resident_links", "drafts", "vendor_writes"):
+        assert before[table], table
+    for table in ("sent_alerts", "vendor_states"):
+        assert before[table], table
+    community = access.community
+    assert community.id == 1
+    assert community.time_zone == "Asia/Singapore"
+    assert (
+        community.service_hours_start.isoformat(),
+        community.service_hours_end.isoformat(),
+    ) == (
+        "09:00:00",
+        "18:30:00",
+    )
+    assert community.escalate_repair_after.total_seconds() == 90 * 60
+    assert (community.akubela_project_id, community.tuya_project_id) == (
+        "p-old-deployment",
+        "tuya-old",
+    )
+    assert community.servitly_tenant == "old-tenant"
+    assert community.tuya_room_of_residence == settings.tuya_room_of_residence
+    assert community.servitly_location_map == settings.servitly_location_map
+    assert access.manager_password.get_secret_value() == "the-managers-own-password"
+    assert "the-managers-own-password" not in stored_password  # encrypted at rest

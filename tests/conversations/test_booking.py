@@ -24,6 +24,7 @@ from conversations.booking import (
     same_moment,
     typed_start,
 )
+from conversations.community import AmenityRules
 from sandbox.akubela_seed import BBQ, GYM, MEETING_ROOM
 from sandbox.app import create_app, default_vendors
 from sandbox.core import Clock
@@ -135,9 +136,10 @@ def test_typed_starts() -> None:
 
 def test_bookable_days() -> None:
     today = date(2026, 5, 11)
-    assert bookable_day(today, today)
-    assert not bookable_day(today - timedelta(days=1), today)
-    assert not bookable_day(today + timedelta(days=91), today)
+    assert bookable_day(today, today, AmenityRules())
+    assert not bookable_day(today - timedelta(days=1), today, AmenityRules())
+    assert not bookable_day(today + timedelta(days=91), today, AmenityRules())
+    assert not bookable_day(today + timedelta(days=15), today, AmenityRules(horizon_days=14))
 
 
 # ---- step by step ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Everyone already on the staff, and every invite not yet used, belongs to communi
 community a deployment ran before communities were data.
 
 Revision ID: 0010_staffscope
-Revises: 0008_cluster
+Revises: 0009_communities
 Create Date: 2026-12-04
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_staffscope"
-down_revision: str | None = "0008_cluster"
+down_revision: str | None = "0009_communities"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
