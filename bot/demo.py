@@ -9,9 +9,11 @@ manager already bound, and one persona left as a newcomer who has linked nothing
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,16 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from bot.communities import CommunityAccess, community_from_settings, stored_values
 from bot.runner import EmbeddedServer, run_bot, stop_on_signals
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.accounts import StoredTokens
 from bot.storage.migrate import upgrade
+from conversations.community import AmenityRules, Community
 from conversations.domain import Role
 from conversations.i18n import pick_language
-from sandbox.app import create_app
+from sandbox.app import create_app, second_community
 from sandbox.botapi import Persona, Rules, create_botapi_app
 
 logger = logging.getLogger(__name__)
@@ -67,14 +71,75 @@ def demo_settings(base: Settings, *, database_path: Path) -> Settings:
     )
 
 
+def demo_communities(settings: Settings, sandbox_app: Starlette) -> list[CommunityAccess]:
+    """The demo's two communities: Garden Court in Shanghai (the settings' own, community 1)
+    and Marina Bay in Singapore (community 2), each amenity with its own booking rules."""
+    amenities: dict[str, str] = sandbox_app.state.control.vendors["akubela"].demo_info()[
+        "amenities"
+    ]
+    first = community_from_settings(settings)
+    shanghai = dataclasses.replace(
+        first,
+        community=dataclasses.replace(
+            first.community,
+            name_en="Garden Court",
+            name_zh="花园阁",
+            amenity_rules={
+                # The gym takes any start: on a 5-minute grid, 80 minutes from 13:15 fit.
+                amenities["gym"]: AmenityRules(5, 30, 120, 30),
+                amenities["meeting_room"]: AmenityRules(30, 30, 180, 30),
+                amenities["bbq"]: AmenityRules(60, 60, 120, 14),
+            },
+        ),
+    )
+    marina = second_community()
+    singapore = CommunityAccess(
+        community=Community(
+            id=2,
+            name_en="Marina Bay",
+            name_zh="滨海湾",
+            time_zone=marina["time_zone"],
+            phone_region="SG",
+            service_hours_start=time(9, 0),
+            service_hours_end=time(18, 0),
+            akubela_project_id=marina["akubela_project_id"],
+            tuya_project_id=marina["tuya_project_id"],
+            tuya_room_of_residence=marina["tuya_room_of_residence"],
+            servitly_tenant=marina["servitly_tenant"],
+            servitly_location_map=marina["servitly_location_map"],
+            amenity_rules={
+                marina["amenities"]["pool"]: AmenityRules(60, 60, 120, 14),
+                marina["amenities"]["tennis"]: AmenityRules(30, 30, 120, 14),
+            },
+        ),
+        akubela_base_url=settings.akubela_base_url,
+        manager_username=marina["manager_username"],
+        manager_password=SecretStr(marina["manager_password"]),
+    )
+    return [shanghai, singapore]
+
+
 def demo_personas(sandbox_app: Starlette) -> list[DemoPersona]:
-    """One persona per demo resident, worker and manager, and a newcomer."""
+    """One persona per demo resident (Shanghai's from 1001, Singapore's from 1101), worker and
+    manager, and a newcomer."""
     vendors = sandbox_app.state.control.vendors
+    info = vendors["akubela"].demo_info()
+    project_of = {home["residence_id"]: home["project_id"] for home in info["residences"]}
+    community_of = {project["project_id"]: n for n, project in enumerate(info["projects"], 1)}
     people: list[DemoPersona] = []
-    for n, resident in enumerate(vendors["akubela"].demo_info()["residents"]):
+    numbers = {1: 1001, 2: 1101}
+    for resident in info["residents"]:
+        community = community_of[project_of[resident["residence_ids"][0]]]
+        user_id = numbers[community]
+        numbers[community] += 1
         people.append(
             DemoPersona(
-                Persona(user_id=1001 + n, name=str(resident["name"]), role="resident"),
+                Persona(
+                    user_id=user_id,
+                    name=str(resident["name"]),
+                    role="resident",
+                    communities=(community,),
+                ),
                 email=str(resident["email"]),
                 password=str(resident["password"]),
             )
@@ -97,11 +162,21 @@ def demo_personas(sandbox_app: Starlette) -> list[DemoPersona]:
     return people
 
 
-async def seed(settings: Settings, people: list[DemoPersona], transport: Any) -> None:
-    """Links the residents, binds the workers and the manager, in a fresh database."""
+async def seed(
+    settings: Settings,
+    people: list[DemoPersona],
+    transport: Any,
+    communities: Sequence[CommunityAccess] = (),
+) -> None:
+    """Keeps the communities (none given: the settings' one, made at start), links the
+    residents, binds the workers and the manager, in a fresh database."""
     await upgrade(settings.database_url)
     services = Services.open(settings, vendor_transport=transport)
     try:
+        for access in communities:
+            await services.storage.communities.save(
+                access.community.id, stored_values(access, services.cipher)
+            )
         for person in people:
             user_id = person.persona.user_id
             await services.storage.users.get_or_create(
@@ -130,8 +205,17 @@ async def seed(settings: Settings, people: list[DemoPersona], transport: Any) ->
             expires_at=datetime.now(UTC) + timedelta(minutes=5),
         )
         await services.invites.redeem(code, manager, now=datetime.now(UTC))
+        await bind_staff(services, people, communities)
     finally:
         await services.aclose()
+
+
+async def bind_staff(
+    services: Services, people: list[DemoPersona], communities: Sequence[CommunityAccess]
+) -> None:
+    """Where the demo's workers and managers get their communities (staff bindings are the
+    staff side's: its invites with --community); residents land in theirs by their homes."""
+    return None
 
 
 async def _link(services: Services, user_id: int, email: str, password: str) -> None:
@@ -191,9 +275,12 @@ def _print_welcome(settings: Settings, people: list[DemoPersona]) -> None:
     ]
     for person in people:
         extra = f"  {person.email} / {person.password}" if person.email else ""
-        lines.append(f"  - {person.persona.name} [{person.persona.role}]{extra}")
+        ids = ", ".join(str(c) for c in person.persona.communities)
+        where = f", community {ids}" if ids else ""
+        lines.append(f"  - {person.persona.name} [{person.persona.role}{where}]{extra}")
     lines += [
         "",
+        "Communities: 1 Garden Court (Asia/Shanghai), 2 Marina Bay (Asia/Singapore).",
         f"Vendor sandbox: http://{settings.sandbox_host}:{settings.sandbox_port}/_sandbox/demo",
         "The newcomer links an account through the sandbox's login page with the e-mail and",
         "password of any resident above. Repairs, bookings and tasks move on their own.",
@@ -229,7 +316,8 @@ async def run_demo(base: Settings, *, workdir: Path, stop: asyncio.Event | None 
     )
     botapi, botapi_task = await _serve(botapi_app, settings.demo_host, settings.demo_port)
     try:
-        await seed(settings, people, httpx.ASGITransport(app=sandbox_app))
+        communities = demo_communities(settings, sandbox_app)
+        await seed(settings, people, httpx.ASGITransport(app=sandbox_app), communities)
         _print_welcome(settings, people)
         await run_bot(settings, stop=stop)
     finally:

@@ -1,9 +1,9 @@
-"""The community's rules for repair visits and amenity bookings, in one place.
+"""The defaults of the rules for repair visits and amenity bookings.
 
-The flows read their limits here and nowhere else (the communities issue will make them data
-per community). Two leads are kept apart on purpose: a repair visit is planned at most
-`VISIT_MAX_LEAD` ahead, an amenity at most `BOOKING_MAX_LEAD`, and each message that names a
-limit takes its number from here.
+Each community's own service hours and amenity rules are data (`conversations.community`,
+kept in the `communities` table); the values here are what a new community starts from, and
+the visit limits every community shares. Two leads are kept apart on purpose: a repair visit is
+planned at most `VISIT_MAX_LEAD` ahead, an amenity by default at most `BOOKING_MAX_LEAD`.
 """
 
 from __future__ import annotations

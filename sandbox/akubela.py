@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import qrcode
 from PIL import Image
@@ -61,6 +62,7 @@ from sandbox.akubela_errors import ErrorStyle, Failure, render
 from sandbox.akubela_seed import (
     BBQ,
     GYM,
+    MARINA,
     MEETING_ROOM,
     Amenity,
     BookingRecord,
@@ -83,6 +85,7 @@ ACCESS_TTL = timedelta(hours=2)
 REFRESH_TTL = timedelta(days=30)
 CODE_TTL = timedelta(minutes=5)
 MANAGER_ACCOUNT = "manager"
+MARINA_MANAGER = "manager-marina"
 Param = dict[str, Any]
 CommandHandler = Callable[["AkubelaSandbox", "Caller", Param], Any]
 
@@ -135,6 +138,19 @@ class AkubelaSandbox:
         self._settings = settings
         self._clock = clock
         self._zone = settings.zone
+        # Each project's zone and manager: the settings' project first, then Marina Bay.
+        self._zones = {
+            settings.akubela_project_id: settings.zone,
+            MARINA.project_id: ZoneInfo(MARINA.zone),
+        }
+        self._managers = {
+            settings.akubela_manager_username: (
+                settings.akubela_manager_password.get_secret_value(),
+                MANAGER_ACCOUNT,
+                settings.akubela_project_id,
+            ),
+            MARINA.manager_username: (MARINA.manager_password, MARINA_MANAGER, MARINA.project_id),
+        }
         self._error_style = ErrorStyle(settings.sandbox_akubela_error_style)
         # Requests and the demo timer share the state; uvicorn runs in another thread in
         # tests. Nothing awaits while holding the lock, so a check and its write are atomic.
@@ -213,6 +229,10 @@ class AkubelaSandbox:
                     "password": self._settings.akubela_manager_password.get_secret_value(),
                 },
                 "project_id": self._settings.akubela_project_id,
+                "projects": [
+                    {"project_id": project, "zone": zone.key}
+                    for project, zone in self._zones.items()
+                ],
                 "residents": [
                     {
                         "account_id": person.account_id,
@@ -229,6 +249,7 @@ class AkubelaSandbox:
                         "family_name": home.family_name,
                         "building_name": home.building_name,
                         "room_name": home.room_name,
+                        "project_id": home.project_id,
                     }
                     for home in self._residences.values()
                 ],
@@ -424,15 +445,11 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
     def _password_grant(self, form: dict[str, str], now: datetime) -> dict[str, Any]:
         username, password = form.get("username", ""), form.get("password", "")
         scope = form.get("scope") or Scope.USER
-        manager_ok = username == self._settings.akubela_manager_username and (
-            secrets.compare_digest(
-                password, self._settings.akubela_manager_password.get_secret_value()
-            )
-        )
-        if manager_ok:
+        manager = self._managers.get(username)
+        if manager is not None and secrets.compare_digest(password, manager[0]):
             if scope != Scope.MANAGER:
                 raise Failure("invalid_scope", "the manager account signs in with scope manager")
-            return self._issue(MANAGER_ACCOUNT, Scope.MANAGER, now)
+            return self._issue(manager[1], Scope.MANAGER, now)
         person = self._resident_by_login(username, password)
         if person is None:
             raise Failure("invalid_grant", "wrong username or password")
@@ -681,12 +698,16 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
 
     # -- bookings
 
-    def _amenity(self, param: Param) -> Amenity:
+    def _amenity(self, param: Param, home: Residence) -> Amenity:
         amenity_id = self._text(param, "amenity_id")
         amenity = self._amenities.get(amenity_id)
-        if amenity is None:
+        # Another community's amenity is as unknown to a residence as one that never was.
+        if amenity is None or amenity.project_id != home.project_id:
             raise Failure("amenity_not_found", f"amenity {amenity_id} not found")
         return amenity
+
+    def _zone_of(self, amenity: Amenity) -> ZoneInfo:
+        return self._zones.get(amenity.project_id, self._zone)
 
     def _booking_json(self, booking: BookingRecord, base: str) -> dict[str, Any]:
         amenity = self._amenities[booking.amenity_id]
@@ -729,7 +750,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         return data
 
     def cmd_get_booking_amenity_list(self, caller: Caller, param: Param) -> Any:
-        self._residence(caller, param)
+        home = self._residence(caller, param)
         return [
             {
                 "amenity_id": a.amenity_id,
@@ -738,6 +759,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
                 "amenity_description": a.description,
             }
             for a in self._amenities.values()
+            if a.project_id == home.project_id
         ]
 
     def _window(self, amenity: Amenity, day: date) -> tuple[datetime, datetime] | None:
@@ -746,17 +768,21 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         if hours is None:
             return None
         opens, closes = hours
-        return self._local(day, opens), self._local(day, closes)
+        zone = self._zone_of(amenity)
+        return self._local(day, opens, zone), self._local(day, closes, zone)
 
-    def _local(self, day: date, moment: time) -> datetime:
-        return datetime.combine(day, moment, tzinfo=self._zone).astimezone(UTC)
+    def _local(self, day: date, moment: time, zone: ZoneInfo) -> datetime:
+        return datetime.combine(day, moment, tzinfo=zone).astimezone(UTC)
 
     def _taken(
         self, amenity: Amenity, days: Sequence[date], *, ignore_group: str = ""
     ) -> list[tuple[datetime, datetime]]:
         """Booked and blocked intervals of some local dates."""
+        zone = self._zone_of(amenity)
         intervals = [
-            (self._local(day, a), self._local(day, b)) for day in days for a, b in amenity.blocks
+            (self._local(day, a, zone), self._local(day, b, zone))
+            for day in days
+            for a, b in amenity.blocks
         ]
         intervals += [
             (b.start_time, b.finish_time)
@@ -767,22 +793,23 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
 
     def _bookable(self, amenity: Amenity, day: date) -> bool:
         """Whether a local date lies within the amenity's booking horizon."""
-        today = self._clock.now().astimezone(self._zone).date()
+        today = self._clock.now().astimezone(self._zone_of(amenity)).date()
         return day <= today + timedelta(days=amenity.rules.horizon_days)
 
-    def _span(self, day: date) -> tuple[datetime, datetime]:
+    def _span(self, day: date, local: ZoneInfo) -> tuple[datetime, datetime]:
         """The instants a `get_booking_time_list` date covers, by AKUBELA_TIME_LIST_DATE."""
-        zone = self._zone if self._settings.akubela_time_list_date == "local" else UTC
+        zone = local if self._settings.akubela_time_list_date == "local" else UTC
         midnight = datetime.combine(day, time(0, 0), tzinfo=zone)
         following = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
         return midnight.astimezone(UTC), following.astimezone(UTC)
 
     def cmd_get_booking_time_list(self, caller: Caller, param: Param) -> Any:
-        self._residence(caller, param)
-        amenity = self._amenity(param)
-        span_start, span_end = self._span(self._date(param, "date"))
+        home = self._residence(caller, param)
+        amenity = self._amenity(param, home)
+        local = self._zone_of(amenity)
+        span_start, span_end = self._span(self._date(param, "date"), local)
         # A UTC date may hold parts of two local opening days: look at every local date near.
-        first = span_start.astimezone(self._zone).date() - timedelta(days=1)
+        first = span_start.astimezone(local).date() - timedelta(days=1)
         days = [first + timedelta(days=n) for n in range(3)]
         windows: list[tuple[datetime, datetime]] = []
         for day in days:
@@ -852,7 +879,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
         if start < self._clock.now():
             raise Failure("time_in_past", "start_time is in the past")
         finish = start + timedelta(minutes=minutes)
-        day = start.astimezone(self._zone).date()
+        day = start.astimezone(self._zone_of(amenity)).date()
         if not self._bookable(amenity, day):
             raise Failure(
                 "too_far_ahead",
@@ -902,7 +929,7 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
 
     def cmd_create_booking_info(self, caller: Caller, param: Param) -> Any:
         home = self._residence(caller, param)
-        amenity = self._amenity(param)
+        amenity = self._amenity(param, home)
         start = self._time(param, "start_time")
         minutes = self._int(param, "duration", low=-(10**6), high=10**6)
         finish = self._check_slot(amenity, start, minutes)
@@ -993,7 +1020,9 @@ label{{display:block;margin:.8rem 0 .2rem}}input[type=email],input[type=password
 
     def cmd_manager_get_maintenance_list(self, caller: Caller, param: Param) -> Any:
         project_id = self._text(param, "project_id")
-        if project_id != self._settings.akubela_project_id:
+        # A manager sees the project they manage; any other is as unknown as a made-up one.
+        managed = {account: project for _p, account, project in self._managers.values()}
+        if managed.get(caller.account_id) != project_id:
             raise Failure("project_not_found", f"project {project_id} not found")
         page_size = self._int(param, "page_size", low=1, high=100)
         page_index = self._int(param, "page_index", low=1, high=10**6)

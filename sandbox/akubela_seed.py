@@ -71,6 +71,7 @@ class Amenity:
     rules: BookingRules
     auto_approve: bool
     blocks: tuple[tuple[time, time], ...] = ()  # daily closures (cleaning, maintenance)
+    project_id: str = ""  # the project whose residents may book it ("" : the first project)
 
 
 @dataclass(slots=True)
@@ -135,6 +136,104 @@ DOC_BOOKING_TO_DELETE = "b8b5a73f8dd84abaa94dcs248be49b0d1"
 DOC_BOOKING_CODE = "bfa332e258aae1badbb27d31128f442dc"
 MEETING_ROOM = "a7c1e0f2b9d84c3e8f61d2a4b5c6e7f02"
 BBQ = "a7c1e0f2b9d84c3e8f61d2a4b5c6e7f03"
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """A community the sandbox serves beside the first: its zone and its manager's login."""
+
+    project_id: str
+    zone: str
+    manager_username: str
+    manager_password: str
+
+
+# The second demo community, in another time zone: a Singapore condominium.
+MARINA = Project(
+    project_id="p-demo-marina-bay",
+    zone="Asia/Singapore",
+    manager_username="manager@marina.demo",
+    manager_password="marina-manager-password",  # noqa: S106 - the demo's public login
+)
+POOL = "a9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b01"  # Marina Bay's pool: a 60-minute grid
+TENNIS = "a9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b02"  # Marina Bay's tennis court: a 30-minute grid
+MARINA_HOME = "r7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c0"  # + 1, 2: the Tan and Kumar flats
+
+
+def _marina(now: datetime) -> Seed:
+    """Marina Bay: its flats, residents, amenities and one repair, in Singapore time."""
+    home = MARINA_HOME
+    residences = {
+        f"{home}1": Residence(
+            f"{home}1", "Tan Home / 陈家", "Tower 1 / 1座", "#12-01", MARINA.project_id
+        ),
+        f"{home}2": Residence(
+            f"{home}2", "Kumar Home / 库马尔家", "Tower 2 / 2座", "#08-04", MARINA.project_id
+        ),
+    }
+    residents = {
+        person.account_id: person
+        for person in (
+            Resident(
+                "u5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c01",
+                "grace@marina.demo",
+                "grace-demo-pass",
+                "Grace Tan",
+                "+65 9000 0001",
+                (f"{home}1",),
+            ),
+            Resident(
+                "u5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c02",
+                "hari@marina.demo",
+                "hari-demo-pass",
+                "Hari Kumar",
+                "+65 9000 0002",
+                (f"{home}2",),
+            ),
+        )
+    }
+    every_day = dict.fromkeys(WEEKDAYS, (time(7, 0), time(21, 0)))
+    amenities = {
+        POOL: Amenity(
+            POOL,
+            "pool",
+            "Pool / 游泳池",
+            "A 25-metre lap pool on the fifth floor. 五楼25米泳池。",
+            every_day,
+            BookingRules(grid_minutes=60, min_minutes=60, max_minutes=120, horizon_days=14),
+            auto_approve=True,
+            project_id=MARINA.project_id,
+        ),
+        TENNIS: Amenity(
+            TENNIS,
+            "tennis",
+            "Tennis court / 网球场",
+            "One hard court with lights. 一块带灯光的硬地球场。",
+            every_day,
+            BookingRules(grid_minutes=30, min_minutes=30, max_minutes=120, horizon_days=14),
+            auto_approve=True,
+            project_id=MARINA.project_id,
+        ),
+    }
+    created = now.astimezone(UTC).replace(microsecond=0) - timedelta(days=1)
+    zone = ZoneInfo(MARINA.zone)
+    visit = datetime.combine(
+        (created + timedelta(days=2)).astimezone(zone).date(), time(10), tzinfo=zone
+    ).astimezone(UTC)
+    repairs = {
+        "m7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c01": Repair(
+            maintenance_id="m7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c01",
+            residence_id=f"{home}2",
+            start_time=visit,
+            finish_time=visit + timedelta(hours=2),
+            description="Aircon drips onto the floor. 空调滴水。",
+            contact="+65 9000 0002",
+            filenames=[],
+            state=MaintenanceState.WAIT_FOR_CONFIRMATION.value,
+            created_time=created,
+        )
+    }
+    return Seed(residences, residents, amenities, repairs)
 
 
 def _residences(project_id: str) -> dict[str, Residence]:
@@ -254,6 +353,8 @@ def _amenities() -> dict[str, Amenity]:
 def build_seed(project_id: str, now: datetime, zone: ZoneInfo) -> Seed:
     """The demo community, with times laid out around `now`."""
     seed = Seed(_residences(project_id), _residents(), _amenities())
+    for amenity in seed.amenities.values():
+        amenity.project_id = project_id
     r = "r3f9a1c2d4e5b6a7980c1d2e3f4a5b60"
     now = now.astimezone(UTC).replace(microsecond=0)
     today = now.astimezone(zone).date()
@@ -389,4 +490,10 @@ def build_seed(project_id: str, now: datetime, zone: ZoneInfo) -> Seed:
             booking_code=DOC_BOOKING_CODE if number == 0 else f"k{bid[1:]}",
             created_time=now - timedelta(days=3, hours=number),
         )
+    # The second community comes after the first, so the first's people keep their order.
+    marina = _marina(now)
+    seed.residences |= marina.residences
+    seed.residents |= marina.residents
+    seed.amenities |= marina.amenities
+    seed.repairs |= marina.repairs
     return seed

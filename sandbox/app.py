@@ -30,6 +30,32 @@ VENDOR_CLASSES: tuple[tuple[str, str], ...] = (
 )
 
 
+def second_community() -> dict[str, Any]:
+    """What the sandbox serves for the second demo community (Marina Bay, Singapore) beside
+    the settings' own: its Akubela project, zone and manager login (public demo values), its
+    Tuya project and rooms, its Servitly tenant and places, and its amenities."""
+    from sandbox.akubela_seed import MARINA, MARINA_HOME, POOL, TENNIS
+    from sandbox.servitly import MARINA_TENANT
+    from sandbox.tuya import MARINA_PROJECT, MARINA_ROOMS
+
+    rooms = [room[0] for room in MARINA_ROOMS]
+    return {
+        "akubela_project_id": MARINA.project_id,
+        "time_zone": MARINA.zone,
+        "manager_username": MARINA.manager_username,
+        "manager_password": MARINA.manager_password,
+        "tuya_project_id": MARINA_PROJECT,
+        "tuya_room_of_residence": {f"{MARINA_HOME}1": rooms[0], f"{MARINA_HOME}2": rooms[1]},
+        "servitly_tenant": MARINA_TENANT,
+        "servitly_location_map": {
+            rooms[0]: {"locationId": "loc-marina-tower-1"},
+            rooms[1]: {"locationId": "loc-marina-tower-2"},
+            rooms[2]: {"thingId": "thing-marina-pool-pump"},
+        },
+        "amenities": {"pool": POOL, "tennis": TENNIS},
+    }
+
+
 def default_vendors(settings: Settings, clock: Clock) -> list[VendorSandbox]:
     """Builds every vendor sandbox on one clock."""
     vendors: list[VendorSandbox] = []

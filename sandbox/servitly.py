@@ -79,6 +79,16 @@ THINGS: tuple[dict[str, str], ...] = (
     {"id": "thing-gate-main", "name": "Main gate", "locationId": "loc-main-entrance"},
 )
 
+# The second demo community's tenant (Marina Bay, Singapore), with its own places.
+MARINA_TENANT = "marina"
+MARINA_LOCATIONS: tuple[dict[str, str], ...] = (
+    {"id": "loc-marina-tower-1", "name": "Tower 1"},
+    {"id": "loc-marina-tower-2", "name": "Tower 2"},
+)
+MARINA_THINGS: tuple[dict[str, str], ...] = (
+    {"id": "thing-marina-pool-pump", "name": "Pool pump", "locationId": "loc-marina-tower-1"},
+)
+
 BAD_REQUEST = "Bad request"
 NOT_AUTHENTICATED = "User not authenticated"
 NOT_AUTHORIZED = "User not authorized"
@@ -107,6 +117,7 @@ class _Session:
     refresh_token: str
     user_id: str
     expires_at: datetime
+    tenant: str = ""
 
 
 @dataclass
@@ -299,6 +310,15 @@ class ServitlySandbox:
         self._definition_by_id = {d["id"]: d for defs in self._definitions.values() for d in defs}
         self._things = {thing["id"]: thing for thing in THINGS}
         self._locations = {location["id"]: location for location in LOCATIONS}
+        # Each tenant's places; a tenant sees and records on its own only.
+        self._places: dict[str, tuple[dict[str, dict[str, str]], set[str]]] = {
+            self._tenant: (dict(self._things), set(self._locations)),
+            MARINA_TENANT: (
+                {thing["id"]: thing for thing in MARINA_THINGS},
+                {location["id"] for location in MARINA_LOCATIONS},
+            ),
+        }
+        self._things |= self._places[MARINA_TENANT][0]
         self._store = _Store()
         self.reset()
 
@@ -413,12 +433,13 @@ class ServitlySandbox:
 
     # --- auth -------------------------------------------------------------------------------
 
-    def _check_tenant(self, request: Request) -> None:
+    def _check_tenant(self, request: Request) -> str:
         value = request.headers.get(self._tenant_header)
         if value is None:
             raise _Refused(401, f"{NOT_AUTHENTICATED}: missing {self._tenant_header} header")
-        if value != self._tenant:
+        if value not in self._places:
             raise _Refused(403, f"{NOT_AUTHORIZED}: unknown tenant")
+        return value
 
     def _bearer(self, request: Request) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -429,14 +450,16 @@ class ServitlySandbox:
 
     def _authenticate(self, request: Request) -> _Session:
         """The caller's live session, or a 401/403."""
-        self._check_tenant(request)
+        tenant = self._check_tenant(request)
         token = self._bearer(request)
         session = self._store.sessions.get(token) if token else None
         if session is None or self._clock.now() >= session.expires_at:
             raise _Refused(401, NOT_AUTHENTICATED)
+        if session.tenant != tenant:  # a token is good for the tenant it was issued in
+            raise _Refused(401, NOT_AUTHENTICATED)
         return session
 
-    def _issue(self, user_id: str) -> dict[str, Any]:
+    def _issue(self, user_id: str, tenant: str) -> dict[str, Any]:
         self._store.issued += 1
         # Whole milliseconds, exactly what `tokenExpirationTimestamp` tells the client, so the
         # client's idea of expiry never runs ahead of the sandbox's.
@@ -446,6 +469,7 @@ class ServitlySandbox:
             refresh_token=secrets.token_hex(16),
             user_id=user_id,
             expires_at=expires_at,
+            tenant=tenant,
         )
         self._store.sessions[session.token] = session
         self._store.refresh[session.refresh_token] = session.token
@@ -459,7 +483,7 @@ class ServitlySandbox:
 
     async def _pat_login(self, request: Request) -> Response:
         try:
-            self._check_tenant(request)
+            tenant = self._check_tenant(request)
             body = await _json_object(request)
             api_key, pat = body.get("apiKey"), body.get("pat")
             if not isinstance(api_key, str) or not isinstance(pat, str):
@@ -469,13 +493,13 @@ class ServitlySandbox:
                 and secrets.compare_digest(pat, self._pat)
             ):
                 raise _Refused(401, INVALID_CREDENTIALS)
-            return JSONResponse(self._issue(DEMO_USER_ID))
+            return JSONResponse(self._issue(DEMO_USER_ID, tenant))
         except _Refused as refused:
             return refused.response()
 
     async def _password_login(self, request: Request) -> Response:
         try:
-            self._check_tenant(request)
+            tenant = self._check_tenant(request)
             api_key = request.query_params.get("apiKey") or request.query_params.get("apikey")
             body = await _json_object(request)
             email, password = body.get("email"), body.get("password")
@@ -488,13 +512,13 @@ class ServitlySandbox:
                 and secrets.compare_digest(password, DEMO_USER_PASSWORD)
             ):
                 raise _Refused(401, INVALID_CREDENTIALS)
-            return JSONResponse(self._issue(DEMO_USER_ID))
+            return JSONResponse(self._issue(DEMO_USER_ID, tenant))
         except _Refused as refused:
             return refused.response()
 
     async def _renew(self, request: Request) -> Response:
         try:
-            self._check_tenant(request)
+            tenant = self._check_tenant(request)
             body = await _json_object(request)
             refresh_token = body.get("refreshToken")
             if not isinstance(refresh_token, str):
@@ -502,7 +526,7 @@ class ServitlySandbox:
             token = self._store.refresh.get(refresh_token)
             session = self._store.sessions.get(token) if token else None
             bearer = self._bearer(request)
-            if session is None or bearer != session.token:
+            if session is None or bearer != session.token or session.tenant != tenant:
                 raise _Refused(401, NOT_AUTHENTICATED)
             user_id = body.get("userId")
             if user_id is not None and user_id != session.user_id:
@@ -512,30 +536,35 @@ class ServitlySandbox:
             # The old JWT and its refresh token are spent; no await since the checks above.
             del self._store.sessions[session.token]
             del self._store.refresh[session.refresh_token]
-            return JSONResponse(self._issue(session.user_id))
+            return JSONResponse(self._issue(session.user_id, session.tenant))
         except _Refused as refused:
             return refused.response()
 
     # --- events -----------------------------------------------------------------------------
 
     def _target(
-        self, thing_id: str | None, location_id: str | None
+        self, thing_id: str | None, location_id: str | None, tenant: str
     ) -> tuple[str | None, str | None]:
-        """Checks the thing or location an event is about; a thing implies its location."""
+        """Checks the thing or location an event is about (the tenant's own); a thing implies
+        its location."""
+        things, locations = self._places[tenant]
         if thing_id is None and location_id is None:
             raise _Refused(400, f"{BAD_REQUEST}: give a thingId or a locationId")
         if thing_id is not None:
-            thing = self._things.get(thing_id)
+            thing = things.get(thing_id)
             if thing is None:
                 raise _Refused(400, f"{BAD_REQUEST}: unknown thingId")
             if location_id is not None and location_id != thing["locationId"]:
                 raise _Refused(400, f"{BAD_REQUEST}: the thing is not at that location")
             location_id = thing["locationId"]
-        if location_id is not None and location_id not in self._locations:
+        if location_id is not None and location_id not in locations:
             raise _Refused(400, f"{BAD_REQUEST}: unknown locationId")
         return thing_id, location_id
 
-    def _event_fields(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _of_tenant(self, event: dict[str, Any], tenant: str) -> bool:
+        return event.get("locationId") in self._places[tenant][1]
+
+    def _event_fields(self, body: dict[str, Any], tenant: str) -> dict[str, Any]:
         """Validates a create or update body into stored fields."""
         definition_id = _opt_str(body, "alertDefinitionId", max_length=200)
         if definition_id is None or definition_id not in self._definition_by_id:
@@ -547,7 +576,9 @@ class ServitlySandbox:
         if end is not None and end < start:
             raise _Refused(400, f"{BAD_REQUEST}: endTimestamp is before startTimestamp")
         thing_id, location_id = self._target(
-            _opt_str(body, "thingId", max_length=200), _opt_str(body, "locationId", max_length=200)
+            _opt_str(body, "thingId", max_length=200),
+            _opt_str(body, "locationId", max_length=200),
+            tenant,
         )
         return {
             "definition_id": definition_id,
@@ -621,8 +652,8 @@ class ServitlySandbox:
 
     async def _create_event(self, request: Request) -> Response:
         try:
-            self._authenticate(request)
-            fields = self._event_fields(await _json_object(request))
+            session = self._authenticate(request)
+            fields = self._event_fields(await _json_object(request), session.tenant)
             # Re-checked after the body arrived: the token may have expired while it did.
             self._authenticate(request)
             definition_id = fields.pop("definition_id")
@@ -633,11 +664,12 @@ class ServitlySandbox:
 
     async def _update_event(self, request: Request) -> Response:
         try:
-            self._authenticate(request)
+            session = self._authenticate(request)
             event_id = request.path_params["event_id"]
-            if event_id not in self._store.events:
+            event = self._store.events.get(event_id)
+            if event is None or not self._of_tenant(event, session.tenant):
                 raise _Refused(404, NOT_FOUND)
-            fields = self._event_fields(await _json_object(request))
+            fields = self._event_fields(await _json_object(request), session.tenant)
             self._authenticate(request)
             if event_id not in self._store.events:
                 raise _Refused(404, NOT_FOUND)
@@ -670,7 +702,7 @@ class ServitlySandbox:
 
     async def _list_events(self, request: Request) -> Response:
         try:
-            self._authenticate(request)
+            session = self._authenticate(request)
             page = _query_int(request, "page", 0, 0, 10**9)
             size = _query_int(request, "size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
             severities = request.query_params.get("eventSeverity", "")
@@ -682,7 +714,11 @@ class ServitlySandbox:
             field_name, _, direction = sort.partition(",")
             if direction.upper() not in ("", "ASC", "DESC"):
                 raise _Refused(400, f"{BAD_REQUEST}: sort direction is ASC or DESC")
-            matching = [e for e in self._store.events.values() if self._matches(e, request)]
+            matching = [
+                e
+                for e in self._store.events.values()
+                if self._of_tenant(e, session.tenant) and self._matches(e, request)
+            ]
             matching.sort(
                 key=lambda e: _sort_key(e, field_name), reverse=direction.upper() == "DESC"
             )
@@ -719,7 +755,7 @@ class ServitlySandbox:
 
     async def _create_work(self, request: Request) -> Response:
         try:
-            self._authenticate(request)
+            session = self._authenticate(request)
             body = await _json_object(request)
             start = _opt_millis(body, "startTimestamp")
             end = _opt_millis(body, "endTimestamp")
@@ -728,7 +764,7 @@ class ServitlySandbox:
             thing_id = _opt_str(body, "thingId", max_length=200)
             location_id = _opt_str(body, "locationId", max_length=200)
             if thing_id is not None or location_id is not None:
-                thing_id, location_id = self._target(thing_id, location_id)
+                thing_id, location_id = self._target(thing_id, location_id, session.tenant)
             work: dict[str, Any] = {
                 "startTimestamp": start,
                 "endTimestamp": end,

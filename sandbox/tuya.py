@@ -123,6 +123,21 @@ DEVICES: tuple[tuple[str, str, str, str], ...] = (
     ("0012243300f3", ROOM_B_PLANT, "Door sensor", "mcs"),
 )
 
+# The second demo community's project (Marina Bay, Singapore): its rooms and their devices.
+MARINA_PROJECT = "1233823965050002"
+MARINA_ROOMS: tuple[tuple[str, str, str, str], ...] = (
+    ("145267896505320001", "Tower 1 #12-01", "T1-1201", "Flat #12-01, Tower 1"),
+    ("145267896505320002", "Tower 2 #08-04", "T2-0804", "Flat #08-04, Tower 2"),
+    ("145267896505320003", "Pool deck", "POOL", "Fifth-floor pool deck"),
+)
+MARINA_DEVICES: tuple[tuple[str, str, str, str], ...] = (
+    ("0012243301a1", "145267896505320001", "Smart door lock", "ms"),
+    ("0012243301b1", "145267896505320002", "Air conditioner", "kt"),
+    ("0012243301c1", "145267896505320003", "Pool pump", "cz"),
+)
+EVERY_ROOM = ROOMS + MARINA_ROOMS
+EVERY_DEVICE = DEVICES + MARINA_DEVICES
+
 # task id, worker, status, hours before the seed time it was created, [(room, [devices])]
 SEED_TASKS: tuple[tuple[str, str, TaskStatus, int, list[tuple[str, list[str]]]], ...] = (
     ("1112382396505300001", TOM, TaskStatus.ACCEPTANCE_COMPLETE, 240,
@@ -159,6 +174,7 @@ class _Task:
     status: TaskStatus
     created: datetime
     relations: list[tuple[str, list[str]]] = field(default_factory=list)
+    project_id: str = ""
 
 
 @dataclass(slots=True)
@@ -255,6 +271,8 @@ class TuyaSandbox:
         self._client_id = settings.tuya_client_id
         self._secret = settings.tuya_client_secret
         self.project_id = settings.tuya_project_id
+        # Each project the sandbox serves, with its rooms: the settings' first.
+        self._rooms_of = {self.project_id: ROOMS, MARINA_PROJECT: MARINA_ROOMS}
         self._clock = clock
         self._grants: dict[str, _Grant] = {}  # by access token
         self._refresh: dict[str, _Grant] = {}  # by refresh token, until spent
@@ -312,6 +330,7 @@ class TuyaSandbox:
                 status,
                 now - timedelta(hours=hours_ago),
                 [(room, list(devices)) for room, devices in relations],
+                self.project_id,
             )
             for task_id, worker, status, hours_ago, relations in SEED_TASKS
         }
@@ -497,14 +516,17 @@ class TuyaSandbox:
 
     # --- tasks -----------------------------------------------------------------------------
 
-    def _check_project(self, request: Request) -> None:
-        if request.path_params["project_id"] != self.project_id:
+    def _check_project(self, request: Request) -> str:
+        project_id: str = request.path_params["project_id"]
+        if project_id not in self._rooms_of:
             raise TuyaFailure(1106, "permission deny")
+        return project_id
 
     def _task(self, request: Request) -> _Task:
-        self._check_project(request)
+        project_id = self._check_project(request)
         task = self._tasks.get(request.path_params["task_id"])
-        if task is None:
+        # Another project's task does not exist for this one.
+        if task is None or task.project_id != project_id:
             raise TuyaFailure(1000, "data not exist: task not exist")
         return task
 
@@ -528,7 +550,7 @@ class TuyaSandbox:
         return data
 
     def _create(self, request: Request, body: bytes) -> Any:
-        self._check_project(request)
+        project_id = self._check_project(request)
         try:
             payload = json.loads(body)
         except ValueError:
@@ -543,15 +565,22 @@ class TuyaSandbox:
             raise TuyaFailure(1104, "type is incorrect: worker_id or room_device_relations")
         if all(w["worker_id"] != worker_id for w in WORKERS):
             raise TuyaFailure(1000, "data not exist: worker not exist")
-        parsed = [self._relation(item) for item in relations]
+        parsed = [self._relation(item, self._rooms_of[project_id]) for item in relations]
         task_id = f"11123823965053{self._next_task:05d}"
         self._next_task += 1
         self._tasks[task_id] = _Task(
-            task_id, worker_id, TaskStatus.PENDING_MAINTENANCE, self._clock.now(), parsed
+            task_id,
+            worker_id,
+            TaskStatus.PENDING_MAINTENANCE,
+            self._clock.now(),
+            parsed,
+            project_id,
         )
         return task_id
 
-    def _relation(self, item: Any) -> tuple[str, list[str]]:
+    def _relation(
+        self, item: Any, rooms: Sequence[tuple[str, str, str, str]]
+    ) -> tuple[str, list[str]]:
         if not isinstance(item, dict):
             raise TuyaFailure(1104, "type is incorrect: room_device_relations item")
         room_id, device_ids = item.get("room_id"), item.get("device_ids")
@@ -559,9 +588,9 @@ class TuyaSandbox:
             raise TuyaFailure(1100, "param is empty: room_id and device_ids")
         if not isinstance(room_id, str) or not isinstance(device_ids, list):
             raise TuyaFailure(1104, "type is incorrect: room_id or device_ids")
-        if all(room[0] != room_id for room in ROOMS):
+        if all(room[0] != room_id for room in rooms):
             raise TuyaFailure(1000, f"data not exist: room {room_id} not exist")
-        in_room = {d[0] for d in DEVICES if d[1] == room_id}
+        in_room = {d[0] for d in EVERY_DEVICE if d[1] == room_id}
         for device_id in device_ids:
             if not isinstance(device_id, str) or device_id not in in_room:
                 raise TuyaFailure(
@@ -570,9 +599,13 @@ class TuyaSandbox:
         return room_id, list(dict.fromkeys(device_ids))
 
     def _list(self, request: Request, body: bytes) -> Any:
-        self._check_project(request)
+        project_id = self._check_project(request)
         page_no, page_size = _page_params(request)
-        ordered = sorted(self._tasks.values(), key=lambda t: (t.created, t.task_id), reverse=True)
+        ordered = sorted(
+            (t for t in self._tasks.values() if t.project_id == project_id),
+            key=lambda t: (t.created, t.task_id),
+            reverse=True,
+        )
         items = [self._summary_json(task) for task in ordered]
         return {
             "total": len(items),
@@ -618,7 +651,7 @@ class TuyaSandbox:
         }
 
     def _rooms(self, request: Request, body: bytes) -> Any:
-        self._check_project(request)
+        project_id = self._check_project(request)
         page_no, page_size = _page_params(request)
         # A fixed install time keeps the room list identical across resets and runs.
         installed = 1_700_000_000_000
@@ -631,7 +664,7 @@ class TuyaSandbox:
                 "gmt_create": installed,
                 "gmt_modified": installed,
             }
-            for room_id, name, number, description in ROOMS
+            for room_id, name, number, description in self._rooms_of[project_id]
         ]
         return {
             "total": len(items),
@@ -642,7 +675,7 @@ class TuyaSandbox:
 
     def _devices(self, request: Request, body: bytes) -> Any:
         room_id = request.path_params["room_id"]
-        if all(room[0] != room_id for room in ROOMS):
+        if all(room[0] != room_id for room in EVERY_ROOM):
             raise TuyaFailure(1000, f"data not exist: room {room_id} not exist")
         return [
             {
@@ -652,7 +685,7 @@ class TuyaSandbox:
                 "product_id": f"demo-{category}",
                 "online": True,
             }
-            for device_id, room, name, category in DEVICES
+            for device_id, room, name, category in EVERY_DEVICE
             if room == room_id
         ]
 

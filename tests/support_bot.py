@@ -132,13 +132,25 @@ def demo_residents(sandbox_app: Starlette) -> list[dict[str, Any]]:
 
 
 async def link_demo_resident(
-    bot: BotUnderTest, sandbox_app: Starlette, telegram_id: int, *, homes: int = 1
+    bot: BotUnderTest,
+    sandbox_app: Starlette,
+    telegram_id: int,
+    *,
+    homes: int = 1,
+    email: str | None = None,
 ) -> dict[str, Any]:
-    """Links a demo resident (with `homes` residences) the quick way, as a completed OAuth
-    login would: tokens from the sandbox, stored encrypted, first residence chosen."""
+    """Links a demo resident (with `homes` residences, or the one with that e-mail) the quick
+    way, as a completed OAuth login would: tokens from the sandbox, stored encrypted, each
+    residence with its project (as Akubela's family list gives it), the first one chosen."""
     from bot.storage.accounts import StoredTokens
 
-    person = next(r for r in demo_residents(sandbox_app) if len(r["residence_ids"]) == homes)
+    person = next(
+        r
+        for r in demo_residents(sandbox_app)
+        if (r["email"] == email if email else len(r["residence_ids"]) == homes)
+    )
+    info = sandbox_app.state.control.vendors["akubela"].demo_info()
+    project_of = {home["residence_id"]: home["project_id"] for home in info["residences"]}
     services = bot.services
     tokens = await services.akubela.password_login(
         person["email"], SecretStr(person["password"]), scope="user"
@@ -150,7 +162,9 @@ async def link_demo_resident(
         telegram_id,
         account_id=person["account_id"],
         email=person["email"],
-        residences=[{"residence_id": rid} for rid in person["residence_ids"]],
+        residences=[
+            {"residence_id": rid, "project_id": project_of[rid]} for rid in person["residence_ids"]
+        ],
         tokens=StoredTokens(
             access_token_encrypted=cipher.encrypt(tokens.access_token.get_secret_value()),
             refresh_token_encrypted=cipher.encrypt(refresh.get_secret_value())

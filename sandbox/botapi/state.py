@@ -61,6 +61,8 @@ class Persona:
     role: str
     language_code: str = "en"
     phone_number: str | None = None
+    # The communities the persona belongs to (ids of the bot's deployment), for the web chat.
+    communities: tuple[int, ...] = ()
 
     def user(self) -> JSON:
         """The Telegram `User` object for this persona."""

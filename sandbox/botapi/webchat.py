@@ -1,6 +1,7 @@
 """The web chat's JSON API: what a person does in the page becomes Bot API updates.
 
-- `GET /api/personas` → `[{"user_id", "name", "role", "language_code"}]`
+- `GET /api/personas` → `[{"user_id", "name", "role", "language_code", "community"}]`
+  (`community`: the ids of the communities the persona belongs to)
 - `GET /api/chats/{user_id}` → the chat's state: `version`, `typing`, `typing_for` (seconds),
   `reply_keyboard` (the keyboard shown under the input, or null), `commands` (the bot's menu
   for the persona's language), `toasts` (`[{"seq", "text", "show_alert"}]`, newest last) and
@@ -185,6 +186,7 @@ def _persona_view(chat: Chat) -> JSON:
         "name": persona.name,
         "role": persona.role,
         "language_code": persona.language_code,
+        "community": list(persona.communities),
     }
 
 

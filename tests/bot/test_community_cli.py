@@ -3,6 +3,7 @@ words with nothing saved."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,19 @@ def test_import_refuses_in_plain_words_and_saves_nothing(
     assert said in err
     assert run(capsys, "community", "list")[1].startswith("1  Community 1 / 社区 1")
     assert run(capsys, "community", "list")[1].count("\n") == 1
+
+
+def test_the_readmes_communities_toml_imports_as_shown(
+    capsys: pytest.CaptureFixture[str], deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    [example] = re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL)
+    (deployment / "communities.toml").write_text(example, encoding="utf-8")
+    monkeypatch.setenv("MARINA_MANAGER_PASSWORD", "from-the-environment")
+    run(capsys, "migrate")
+    assert run(capsys, "community", "import", "communities.toml")[:2] == (
+        0,
+        "Community 2 added.\n",
+    )
+    shown = run(capsys, "community", "show", "2")[1]
+    assert "amenity a9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b01: grid 60 min, 60-120 min" in shown

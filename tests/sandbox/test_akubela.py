@@ -779,8 +779,11 @@ def test_demo_info(sandbox: AkubelaSandbox, sandbox_settings: Settings) -> None:
     assert len(info["residents"]) >= 4
     assert any(len(r["residence_ids"]) == 2 for r in info["residents"])
     assert len(info["residences"]) >= 6
-    assert len({r["building_name"] for r in info["residences"]}) == 2
-    assert set(info["amenities"]) == {"gym", "meeting_room", "bbq"}
+    first = [r for r in info["residences"] if r["project_id"] == info["project_id"]]
+    assert len({r["building_name"] for r in first}) == 2
+    # The second community: its own project, in its own zone.
+    assert {p["zone"] for p in info["projects"]} == {"Asia/Shanghai", "Asia/Singapore"}
+    assert set(info["amenities"]) == {"gym", "meeting_room", "bbq", "pool", "tennis"}
     assert info["booking_codes"]
 
 
