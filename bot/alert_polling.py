@@ -164,12 +164,20 @@ class VendorPolling:
             flats=flats,
         )
 
-    async def by_username(self, workers: Iterable[Worker]) -> dict[str, tuple[int, ...]]:
-        """Linked workers' Telegram accounts by Tuya username: tasks name their worker by
-        username, links name the Tuya worker id."""
+    async def by_username(
+        self, workers: Iterable[Worker], community: Community
+    ) -> dict[str, tuple[int, ...]]:
+        """Linked workers' Telegram accounts by Tuya username, those who serve the community:
+        tasks name their worker by username, links name the Tuya worker id."""
+        accounts = self._services.accounts
+        served = await accounts.staff_communities()
         linked: dict[str, tuple[int, ...]] = {}
         for worker in workers:
-            ids = await self._services.accounts.telegram_ids_of_worker(worker.worker_id)
+            ids = [
+                telegram_id
+                for telegram_id in await accounts.telegram_ids_of_worker(worker.worker_id)
+                if community.id in served.get(telegram_id, frozenset())
+            ]
             if ids and worker.username:
                 linked[worker.username] = tuple(ids)
         return linked
@@ -193,7 +201,7 @@ class VendorPolling:
         except ApiError as exc:
             logger.info("alerts: workers unknown now (%s); next poll", type(exc).__name__)
             return None
-        return await self.by_username(workers)
+        return await self.by_username(workers, community)
 
     async def photos(self, changes: Iterable[Change]) -> dict[str, list[str]]:
         """Photos residents sent with new repairs through the bot, by repair id."""
@@ -288,7 +296,7 @@ class VendorPolling:
                 type(exc).__name__,
             )
             return None
-        linked = await self.by_username(workers)
+        linked = await self.by_username(workers, community)
         current = owned([task_record(task) for task in tasks if task.task_id], community)
         previous = await self.previous("tuya", "task", community=community)
         marker = source("tuya.task", community)

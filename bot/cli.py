@@ -191,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = roles.add_parser("worker", help="for a maintenance worker")
     worker.add_argument("--worker-id", required=True, help="the Tuya worker id")
     manager = roles.add_parser("manager", help="for a property manager")
-    manager.add_argument("--project", required=True, help="the project id they manage")
+    manager.add_argument(
+        "--project", help="the one project they manage (default: their communities' projects)"
+    )
     for staff in (worker, manager):
         staff.add_argument(
             "--community",

@@ -17,6 +17,7 @@ from bot.storage import per_update
 from bot.storage.db import Sessions, upsert
 from bot.storage.models import (
     AlertStatus,
+    CommunityRecord,
     Invite,
     ManagerLink,
     ResidentLink,
@@ -359,8 +360,6 @@ class Invites:
         """
         if role is Role.WORKER and not worker_id:
             raise ValueError("a worker invite names the Tuya worker")
-        if role is Role.MANAGER and not project_id:
-            raise ValueError("a manager invite names the project")
         if role in STAFF_ROLES and not community_ids:
             raise ValueError("a worker or manager invite names at least one community")
         code = secrets.token_urlsafe(INVITE_CODE_BYTES)
@@ -498,15 +497,25 @@ class Invites:
                         key=["telegram_id"],
                     )
                 )
-        if invite.role is Role.MANAGER and invite.project_id:
-            await session.execute(
-                upsert(
-                    dialect,
-                    ManagerLink,
-                    {"telegram_id": telegram_id, "project_id": invite.project_id},
-                    key=["telegram_id", "project_id"],
+        if invite.role is Role.MANAGER:
+            # The project the invite names (as invites did before there were communities),
+            # else every project of the communities it binds to.
+            projects = {invite.project_id or ""}
+            if not invite.project_id:
+                rows = await session.execute(
+                    select(
+                        CommunityRecord.akubela_project_id, CommunityRecord.tuya_project_id
+                    ).where(CommunityRecord.id.in_(_communities_of(invite)))
                 )
-            )
+                projects.update(project for row in rows for project in row)
+            managed = [
+                {"telegram_id": telegram_id, "project_id": project}
+                for project in sorted(projects - {""})
+            ]
+            if managed:
+                await session.execute(
+                    upsert(dialect, ManagerLink, managed, key=["telegram_id", "project_id"])
+                )
         # Otherwise the invite's communities replace the old role's whole.
         if not keeps_communities:
             await session.execute(
