@@ -122,7 +122,11 @@ class Services:
         self.writes.on_outcome(self._keep_repair_photos)
         self.writes.on_outcome(self._audit)
         self.directory = AccountDirectory(
-            self.accounts, self.linker, self.tokens, settings.admin_telegram_ids
+            self.accounts,
+            self.linker,
+            self.tokens,
+            settings.admin_telegram_ids,
+            self.community_of_residence,
         )
         self.invite_desk = InviteDesk(self.invites, self.directory, self.clock)
         self.people = StoredPeople(self.storage.users)

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from conversations import callbacks
 from conversations.domain import Role
 from conversations.my_repairs import key_of
+from conversations.records import BookingState
 from sandbox.faults import FaultKind, FaultRule
 from sandbox.tuya import MARINA_DEVICES, MARINA_PROJECT, MARINA_ROOMS, TOM
 from tests.support_bot import (
@@ -168,6 +169,37 @@ async def test_crafted_presses_with_the_other_communitys_ids_find_nothing(
     assert not any("Aircon" in text for text in seen)
     # The chip of a community they do not serve shows their own, all of it.
     assert len(_lines(seen[-1])) == 5
+
+
+# ---- /bookings_pending ---------------------------------------------------------------------
+
+
+async def test_bookings_waiting_are_gathered_from_the_askers_communities_only(
+    bot: BotUnderTest, sandbox_app: Starlette
+) -> None:
+    await link_demo_resident(bot, sandbox_app, GRACE, email="grace@marina.demo")
+    await link_demo_resident(bot, sandbox_app, BOB, email="bob@demo.community")
+    await staff(bot)
+    bob = await bot.services.resident_desk(BOB)
+    assert bob is not None
+    [waiting] = [b for b in await bob.bookings() if b.state is BookingState.PENDING]
+
+    await bot.chat(MORGAN).send("/bookings_pending")
+    [line] = [line for line in _last_to(bot, MORGAN).splitlines() if line.startswith("• ")]
+    assert line.startswith("• 🏘 Garden Court · Meeting room")
+    await bot.chat(GARDEN_MANAGER).send("/bookings_pending")
+    assert "• Meeting room" in _last_to(bot, GARDEN_MANAGER)
+    assert "🏘" not in _last_to(bot, GARDEN_MANAGER)
+
+    chat = bot.chat(MARINA_MANAGER)
+    await chat.send("/bookings_pending")
+    assert _last_to(bot, MARINA_MANAGER).startswith("⏳ No bookings are waiting for approval.")
+    # Garden Court's booking, pressed by Marina Bay's manager: not theirs to see.
+    await chat.press(callbacks.build("bookings_pending", "open", key_of(waiting.id)))
+    await chat.press(callbacks.build("bookings_pending", "community", "1"))
+    seen = [c.text or "" for c in _to(bot, MARINA_MANAGER)]
+    assert "Sorry, that booking is not in the list (any more)." in seen
+    assert not any("Meeting room" in text or waiting.id in text for text in seen)
 
 
 # ---- /assign and /tasks ---------------------------------------------------------------------
