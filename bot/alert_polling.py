@@ -143,7 +143,8 @@ class VendorPolling:
         for link in await services.accounts.residents():
             for residence in link.residences:
                 if isinstance(residence, dict) and residence.get("residence_id"):
-                    if services.community_of_residence(residence).id != community.id:
+                    home = services.community_of_residence(residence)
+                    if home is None or home.id != community.id:
                         continue
                     rid = str(residence["residence_id"])
                     residents[rid].append(link.telegram_id)
@@ -320,9 +321,9 @@ class VendorPolling:
 
     # ---- the bot's own writes --------------------------------------------------------------
 
-    async def community_of_write(self, write: OwnWrite) -> Community:
+    async def community_of_write(self, write: OwnWrite) -> Community | None:
         """The community a write of the bot's was made in: a task write names it, a resident's
-        follows from the residence it was made for."""
+        follows from the residence it was made for (None: a project none of ours)."""
         services = self._services
         named = write.payload.get("community_id")
         if isinstance(named, int):

@@ -178,6 +178,8 @@ class AlertWatcher:
         polling = self._polling
         now = self._services.clock()
         community = await polling.community_of_write(write)
+        if community is None:
+            return 0  # a home in a project no community of the deployment has: nobody to tell
         readers = await polling.readers_of_several()
         if write.operation == ACKNOWLEDGE:
             # Not a vendor write: the acknowledgement lives in the bot, the task is unchanged.

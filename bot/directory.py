@@ -31,7 +31,7 @@ class AccountDirectory:
         linker: Linker,
         tokens: TokenHolders,
         admin_ids: Collection[int],
-        community_of_residence: Callable[[Mapping[str, Any]], Community],
+        community_of_residence: Callable[[Mapping[str, Any]], Community | None],
     ) -> None:
         self._accounts = accounts
         self._linker = linker
@@ -47,6 +47,10 @@ class AccountDirectory:
         """The Telegram users bound to a worker."""
         return await self._accounts.telegram_ids_of_worker(worker_id)
 
+    def _in(self, residence: Mapping[str, Any], community_id: int) -> bool:
+        community = self._community_of_residence(residence)
+        return community is not None and community.id == community_id
+
     async def residences_of_residents(
         self, community_id: int | None = None
     ) -> list[tuple[int, list[str]]]:
@@ -58,10 +62,7 @@ class AccountDirectory:
                 [
                     str(r["residence_id"])
                     for r in link.residences
-                    if isinstance(r, dict)
-                    and (
-                        community_id is None or self._community_of_residence(r).id == community_id
-                    )
+                    if isinstance(r, dict) and (community_id is None or self._in(r, community_id))
                 ],
             )
             for link in await self._accounts.residents()

@@ -176,11 +176,14 @@ class Services:
                 return community
         return self.communities()[0]
 
-    def community_of_residence(self, residence: Mapping[str, Any]) -> Community:
-        """The community of a residence as a resident's link keeps it (by its Akubela
-        project), the first community when the project is none of the deployment's."""
+    def community_of_residence(self, residence: Mapping[str, Any]) -> Community | None:
+        """The community of a residence as a resident's link keeps it, by its Akubela project:
+        the first community for a link from before links kept the project, None for a project
+        that is none of the deployment's (nobody here manages it)."""
         project_id = str(residence.get("project_id") or "")
-        return self.vendors.of_akubela_project(project_id) or self.communities()[0]
+        if not project_id:
+            return self.communities()[0]
+        return self.vendors.of_akubela_project(project_id)
 
     def _community_of_residence(self, link: ResidentLink, residence_id: str) -> Community | None:
         for residence in link.residences:
