@@ -37,7 +37,7 @@ from bot.storage.models import SentAlert, TelegramUser
 from conversations import notify
 from conversations.alert_settings import SWITCHED_OFF_KEY
 from conversations.context import LANGUAGE_KEY
-from conversations.i18n import pick_language, tr
+from conversations.i18n import N_, pick_language, tr
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ MAX_ATTEMPTS = 5
 # 429s one alert may get in one round before it waits for the next poll instead.
 MAX_REFUSALS = 3
 PAGE_SIZE = 200
+# Heads an alert to someone who serves several communities.
+COMMUNITY_LINE = N_("🏘 {community}")
 
 
 def render(alert: Alert, lang: str, zone: ZoneInfo) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -58,6 +60,9 @@ def render(alert: Alert, lang: str, zone: ZoneInfo) -> tuple[str, InlineKeyboard
         for name, value in alert.values.items()
     }
     text = tr(lang, alert.message, **values)
+    community = alert.community_name(lang)
+    if community:
+        text = tr(lang, COMMUNITY_LINE, community=community) + "\n" + text
     if not alert.buttons:
         return text, None
     rows = [

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
@@ -34,6 +34,7 @@ from api.akubela_models import (
 from api.tuya_models import TaskStatus, TaskSummary
 from bot.storage.repositories import SeenRecord
 from conversations import callbacks
+from conversations.community import Community
 from conversations.i18n import N_
 from conversations.my_repairs import key_of
 from conversations.ports import OwnWrite
@@ -205,6 +206,8 @@ class Alert:
     urgent: bool = False
     photos: tuple[str, ...] = ()  # Telegram file ids sent after the text
     moments: tuple[str, ...] = ()  # values that are ISO times, shown in the reader's zone
+    # The community's name by language ("en", "zh"), for a reader who serves several.
+    community: Mapping[str, str] = field(default_factory=dict)
 
     def payload(self) -> dict[str, Any]:
         """The alert as JSON-plain data, kept until it is delivered."""
@@ -216,6 +219,7 @@ class Alert:
             "urgent": self.urgent,
             "photos": list(self.photos),
             "moments": list(self.moments),
+            "community": dict(self.community),
         }
 
     @classmethod
@@ -234,7 +238,22 @@ class Alert:
             urgent=bool(payload.get("urgent")),
             photos=tuple(str(p) for p in payload.get("photos") or ()),
             moments=tuple(str(m) for m in payload.get("moments") or ()),
+            community={str(k): str(v) for k, v in dict(payload.get("community") or {}).items()},
         )
+
+    def community_name(self, lang: str) -> str:
+        """The community's name in `lang` ("" for an alert that names none)."""
+        chinese = self.community.get("zh", "") if lang.startswith("zh") else ""
+        return chinese or self.community.get("en", "") or self.community.get("zh", "")
+
+
+def labelled(alerts: Iterable[Alert], community: Community, readers: Set[int]) -> list[Alert]:
+    """The alerts of one community, those to `readers` (who serve several) naming it."""
+    names = {"en": community.name("en"), "zh": community.name("zh")}
+    return [
+        replace(alert, community=names) if alert.recipient in readers else alert
+        for alert in alerts
+    ]
 
 
 # ---- records ---------------------------------------------------------------------------------

@@ -18,11 +18,18 @@ so a record is announced once whichever path saw it first:
 Then whatever is pending is delivered, so an alert that failed, or waited out quiet hours, goes
 out later. A source looked at for the first time (no marker yet) takes what nobody knew of as
 its baseline; records the bot already knows (it announced them) are compared.
+
+A deployment of several communities is polled one community at a time side by side, each with
+the requests a poll of one community makes, and each community's round (poll, record, store,
+deliver) stands alone: a community whose vendors are slow or failing delays and stops no other.
+Alerts to someone who serves several communities name the community.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -39,6 +46,7 @@ from bot.alert_kinds import (
     booking_lapses,
     booking_reminders,
     diff,
+    labelled,
     live,
     own_write,
     repair_alerts,
@@ -52,9 +60,12 @@ from bot.app_type import ConciergeApp, application_of
 from bot.persistence import load_users
 from bot.services import Services
 from bot.storage.repositories import SeenRecord
+from conversations.community import Community
 from conversations.context import ANNOUNCER_KEY, SERVICES_KEY, ConciergeContext
 from conversations.ports import OwnWrite
 from conversations.writes import Outcome
+
+logger = logging.getLogger(__name__)
 
 WATCHER_KEY = ANNOUNCER_KEY
 
@@ -74,16 +85,47 @@ class AlertWatcher:
         return self._delivery
 
     async def poll(self, application: ConciergeApp) -> None:
-        """One round: look, record what changed, store the snapshot, deliver what is due."""
-        settings = self._services.settings
+        """One round of every community side by side; each delivers what is due."""
         polling = self._polling
         now = self._services.clock()
-        directory = await polling.directory()
         markers = await polling.markers()
+        readers = await polling.readers_of_several()
+        communities = self._services.communities()
+        rounds = await asyncio.gather(
+            *(self._poll(application, c, markers, readers, now) for c in communities),
+            return_exceptions=True,
+        )
+        failures: list[Exception] = []
+        for community, result in zip(communities, rounds, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancelled: the job is stopping
+                # Its alerts wait for the next round; the other communities' went out.
+                logger.error(
+                    "alerts: the round of community %s failed (%s); next poll",
+                    community.id,
+                    type(result).__name__,
+                )
+                failures.append(result)
+        if failures:
+            # Once every other community's round is done, the error handler hears of it.
+            raise failures[0]
+
+    async def _poll(
+        self,
+        application: ConciergeApp,
+        community: Community,
+        markers: Mapping[str, object],
+        readers: Set[int],
+        now: datetime,
+    ) -> None:
+        """One community's round: look, record what changed, store the snapshot, deliver."""
+        polling = self._polling
+        directory = await polling.directory(community)
         alerts: list[Alert] = []
         observed: list[tuple[str, str, Observed]] = []
 
-        repairs = await polling.repairs(markers, now)
+        repairs = await polling.repairs(community, markers, now)
         if repairs is not None:
             observed.append(("akubela", "repair", repairs))
             photos = await polling.photos(repairs.changes)
@@ -92,10 +134,10 @@ class AlertWatcher:
                 live(repairs.stored),
                 directory,
                 now=now,
-                threshold=timedelta(minutes=settings.escalate_repair_after_minutes),
+                threshold=community.escalate_repair_after,
             )
 
-        for booking in await polling.bookings(directory, markers, now):
+        for booking in await polling.bookings(community, directory, markers, now):
             observed.append(("akubela", "booking", booking))
             alerts += booking_alerts(booking.changes, directory)
             current = live(booking.stored)
@@ -104,10 +146,10 @@ class AlertWatcher:
                 current,
                 directory,
                 now=now,
-                lead=timedelta(minutes=settings.booking_reminder_minutes),
+                lead=timedelta(minutes=self._services.settings.booking_reminder_minutes),
             )
 
-        polled = await polling.tasks(markers, now)
+        polled = await polling.tasks(community, markers, now)
         if polled is not None:
             tasks, workers = polled
             directory = replace(directory, workers=workers)
@@ -121,11 +163,12 @@ class AlertWatcher:
                 await polling.acknowledged(waiting),
                 directory,
                 now=now,
-                threshold=timedelta(minutes=settings.escalate_task_after_minutes),
+                threshold=community.escalate_task_after,
             )
 
         # Alerts first, snapshot second: a crash in between derives the same keys next time.
         await load_users(application, (alert.recipient for alert in alerts))
+        alerts = labelled(alerts, community, readers)
         await self._delivery.record_wanted(alerts, application.user_data, now)
         await polling.store(observed, markers, now)
         await self.deliver(application, now)
@@ -136,6 +179,10 @@ class AlertWatcher:
         what the watcher knows, so no poll tells it again. How many alerts it made."""
         polling = self._polling
         now = self._services.clock()
+        community = await polling.community_of_write(write)
+        if community is None:
+            return 0  # a home in a project no community of the deployment has: nobody to tell
+        readers = await polling.readers_of_several()
         if write.operation == ACKNOWLEDGE:
             # Not a vendor write: the acknowledgement lives in the bot, the task is unchanged.
             (task_id,) = write.record_ids
@@ -144,14 +191,14 @@ class AlertWatcher:
                 str(write.payload.get("worker") or ""),
                 str(write.payload.get("rooms") or ""),
                 now,
-                await polling.directory(),
+                await polling.directory(community),
             )
-            return await self._tell(application, write, alerts, now)
-        found = await polling.records_after(write)
+            return await self._tell(application, write, labelled(alerts, community, readers), now)
+        found = await polling.records_after(write, community)
         if found is None:
             return 0  # the next poll will see it
         vendor, kind, current, ids = found
-        previous = await polling.previous(vendor, kind, ids)
+        previous = await polling.previous(vendor, kind, ids, community)
         # A record the watcher has not seen yet was, before this write, in the one state the
         # write can start from.
         before = WRITE_STARTS_FROM.get(write.operation)
@@ -159,13 +206,13 @@ class AlertWatcher:
             for rid in ids:
                 previous.setdefault(rid, SeenRecord(rid, before, {}))
         changes = diff(previous, current)
-        directory = await polling.directory()
+        directory = await polling.directory(community)
         if kind == "repair":
             alerts = repair_alerts(changes, directory, await polling.photos(changes))
         elif kind == "booking":
             alerts = booking_alerts(changes, directory)
         else:
-            workers = await polling.linked_workers()
+            workers = await polling.linked_workers(community)
             if workers is None:
                 return 0
             directory = replace(directory, workers=workers)
@@ -174,6 +221,7 @@ class AlertWatcher:
             if reason:
                 changes = [replace(c, snapshot={**c.snapshot, "reason": reason}) for c in changes]
             alerts = task_alerts(changes, directory)
+        alerts = labelled(alerts, community, readers)
         told = await self._tell(application, write, alerts, now, deliver=False)
         # Alerts first, state second, as in a poll.
         await polling.store_announced(vendor, kind, stamp(previous, current, now), now)

@@ -118,23 +118,37 @@ async def _bot_username(settings: Settings) -> str | None:
 
 
 async def _invite(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.storage.migrate import upgrade
+    from bot.communities import migrate
     from bot.storage.repositories import Storage
     from conversations.domain import Role
 
-    await upgrade(settings.database_url)
+    await migrate(settings)
     storage = Storage.open(settings.database_url)
     try:
+        for community_id in getattr(args, "community", None) or ():
+            if await storage.communities.get(community_id) is None:
+                print(
+                    f"There is no community {community_id}: `concierge community list` shows "
+                    "them. No invite was made.",
+                    file=sys.stderr,
+                )
+                return 2
         code = await storage.invites.create(
             Role(args.role),
             worker_id=getattr(args, "worker_id", None),
             project_id=getattr(args, "project", None),
+            community_ids=getattr(args, "community", None) or (),
             expires_at=datetime.now(UTC) + timedelta(hours=settings.invite_ttl_hours),
         )
     finally:
         await storage.close()
     username = await _bot_username(settings)
-    print(f"Invite for a {args.role}, valid {settings.invite_ttl_hours:g} hours, single use.")
+    communities = getattr(args, "community", None)
+    serving = f" of community {', '.join(map(str, communities))}" if communities else ""
+    print(
+        f"Invite for a {args.role}{serving}, valid {settings.invite_ttl_hours:g} hours, "
+        "single use."
+    )
     if username:
         print(f"Link: https://t.me/{username}?start={code}")
     print(f"Code: {code}  (or send: /start {code})")
@@ -177,10 +191,32 @@ def build_parser() -> argparse.ArgumentParser:
     worker = roles.add_parser("worker", help="for a maintenance worker")
     worker.add_argument("--worker-id", required=True, help="the Tuya worker id")
     manager = roles.add_parser("manager", help="for a property manager")
-    manager.add_argument("--project", required=True, help="the project id they manage")
+    manager.add_argument(
+        "--project", help="the one project they manage (default: their communities' projects)"
+    )
+    for staff in (worker, manager):
+        staff.add_argument(
+            "--community",
+            required=True,
+            action="extend",
+            type=community_ids,
+            metavar="ID[,ID...]",
+            help="the community they serve (repeat it, or list them with commas)",
+        )
     roles.add_parser("admin", help="for an administrator")
     invite.set_defaults(handler=_cmd_invite)
     return parser
+
+
+def community_ids(text: str) -> list[int]:
+    """Community ids as typed after --community: one, or several with commas."""
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids or not all(part.isdigit() and int(part) > 0 for part in ids):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a community id: give its number, as `concierge community list` "
+            "shows it (several with commas: 1,2)"
+        )
+    return [int(part) for part in ids]
 
 
 def settings_problems(exc: ValidationError) -> list[str]:

@@ -3,7 +3,8 @@
 Everything listens on 127.0.0.1. The bot runs exactly as in production (`run_bot`), pointed at
 the local Bot API through TELEGRAM_BASE_URL; only the outside world is simulated. The demo
 database is made fresh each time, with the demo residents already linked, the workers and the
-manager already bound, and one persona left as a newcomer who has linked nothing.
+managers already bound to their communities, and one persona left as a newcomer who has
+linked nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from bot.communities import CommunityAccess, community_from_settings, stored_values
+from bot.communities import (
+    CommunityAccess,
+    community_from_settings,
+    first_community,
+    stored_values,
+)
 from bot.runner import EmbeddedServer, run_bot, stop_on_signals
 from bot.services import Services
 from bot.settings import Settings
@@ -144,16 +150,31 @@ def demo_personas(sandbox_app: Starlette) -> list[DemoPersona]:
                 password=str(resident["password"]),
             )
         )
+    # The workers work at Garden Court; Morgan manages both communities, Mei and Arjun one each.
     for n, worker in enumerate(vendors["tuya"].demo_info()["workers"]):
         people.append(
             DemoPersona(
-                Persona(user_id=2001 + n, name=f"{worker['nickname']} (worker)", role="worker"),
+                Persona(
+                    user_id=2001 + n,
+                    name=f"{worker['nickname']} (worker)",
+                    role="worker",
+                    communities=(1,),
+                ),
                 worker_id=str(worker["worker_id"]),
             )
         )
-    people.append(
-        DemoPersona(Persona(user_id=3001, name="Morgan (manager)", role="manager"), manages=True)
-    )
+    managers = [
+        (3001, "Morgan (manager)", (1, 2), "en"),
+        (3002, "Mei 梅 (manager, Garden Court)", (1,), "zh"),
+        (3003, "Arjun (manager, Marina Bay)", (2,), "en"),
+    ]
+    for user_id, name, communities, language in managers:
+        people.append(
+            DemoPersona(
+                Persona(user_id, name, "manager", language, communities=communities),
+                manages=True,
+            )
+        )
     people.append(
         DemoPersona(
             Persona(user_id=4001, name="新住户 Newcomer", role="newcomer", language_code="zh")
@@ -186,24 +207,7 @@ async def seed(
             )
             if person.email and person.password:
                 await _link(services, user_id, person.email, person.password)
-            grant: dict[str, Any] | None = None
-            if person.worker_id:
-                grant = {"role": Role.WORKER, "worker_id": person.worker_id}
-            elif person.manages:
-                grant = {"role": Role.MANAGER, "project_id": settings.tuya_project_id}
-            if grant is not None:
-                code = await services.invites.create(
-                    expires_at=datetime.now(UTC) + timedelta(minutes=5), **grant
-                )
-                await services.invites.redeem(code, user_id, now=datetime.now(UTC))
-        # The manager also manages the Akubela project, where repairs and bookings live.
-        manager = next(p for p in people if p.manages).persona.user_id
-        code = await services.invites.create(
-            Role.MANAGER,
-            project_id=settings.akubela_project_id,
-            expires_at=datetime.now(UTC) + timedelta(minutes=5),
-        )
-        await services.invites.redeem(code, manager, now=datetime.now(UTC))
+        await first_community(services.storage, settings, services.cipher)
         await bind_staff(services, people, communities)
     finally:
         await services.aclose()
@@ -212,9 +216,24 @@ async def seed(
 async def bind_staff(
     services: Services, people: list[DemoPersona], communities: Sequence[CommunityAccess]
 ) -> None:
-    """Where the demo's workers and managers get their communities (staff bindings are the
-    staff side's: its invites with --community); residents land in theirs by their homes."""
-    return None
+    """Binds the demo's workers and managers to their communities as staff are bound: an
+    invite naming them (`concierge invite ... --community`), redeemed. A manager manages
+    their communities' projects. Only the communities the demo keeps are named (the first
+    alone when none are given); residents land in theirs by their homes."""
+    kept = {access.community.id for access in communities} or {1}
+    for person in people:
+        # A persona that names no community serves the first.
+        serves = [c for c in person.persona.communities or (1,) if c in kept]
+        if not serves or not (person.worker_id or person.manages):
+            continue
+        role = Role.WORKER if person.worker_id else Role.MANAGER
+        code = await services.invites.create(
+            role,
+            worker_id=person.worker_id,
+            community_ids=serves,
+            expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        )
+        await services.invites.redeem(code, person.persona.user_id, now=datetime.now(UTC))
 
 
 async def _link(services: Services, user_id: int, email: str, password: str) -> None:

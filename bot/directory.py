@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, time
+from typing import Any
 
 from bot.alert_kinds import MANAGER_KINDS, WORKER_KINDS
 from bot.linking import Linker
 from bot.storage.accounts import Accounts, Invites
 from bot.storage.repositories import Users
 from bot.tokens import TokenHolders
+from conversations.community import Community
 from conversations.domain import (
     Actor,
     Redeemed,
@@ -29,11 +31,13 @@ class AccountDirectory:
         linker: Linker,
         tokens: TokenHolders,
         admin_ids: Collection[int],
+        community_of_residence: Callable[[Mapping[str, Any]], Community | None],
     ) -> None:
         self._accounts = accounts
         self._linker = linker
         self._tokens = tokens
         self._admin_ids = frozenset(admin_ids)
+        self._community_of_residence = community_of_residence
 
     async def actor(self, telegram_id: int) -> Actor:
         """Everything authorisation needs; configured administrators are administrators."""
@@ -43,12 +47,23 @@ class AccountDirectory:
         """The Telegram users bound to a worker."""
         return await self._accounts.telegram_ids_of_worker(worker_id)
 
-    async def residences_of_residents(self) -> list[tuple[int, list[str]]]:
-        """Every linked resident with their residences."""
+    def _in(self, residence: Mapping[str, Any], community_id: int) -> bool:
+        community = self._community_of_residence(residence)
+        return community is not None and community.id == community_id
+
+    async def residences_of_residents(
+        self, community_id: int | None = None
+    ) -> list[tuple[int, list[str]]]:
+        """Every linked resident with their residences (only those in one community, when
+        named)."""
         return [
             (
                 link.telegram_id,
-                [str(r["residence_id"]) for r in link.residences if isinstance(r, dict)],
+                [
+                    str(r["residence_id"])
+                    for r in link.residences
+                    if isinstance(r, dict) and (community_id is None or self._in(r, community_id))
+                ],
             )
             for link in await self._accounts.residents()
         ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -121,7 +122,11 @@ class Services:
         self.writes.on_outcome(self._keep_repair_photos)
         self.writes.on_outcome(self._audit)
         self.directory = AccountDirectory(
-            self.accounts, self.linker, self.tokens, settings.admin_telegram_ids
+            self.accounts,
+            self.linker,
+            self.tokens,
+            settings.admin_telegram_ids,
+            self.community_of_residence,
         )
         self.invite_desk = InviteDesk(self.invites, self.directory, self.clock)
         self.people = StoredPeople(self.storage.users)
@@ -170,6 +175,15 @@ class Services:
             if community is not None:
                 return community
         return self.communities()[0]
+
+    def community_of_residence(self, residence: Mapping[str, Any]) -> Community | None:
+        """The community of a residence as a resident's link keeps it, by its Akubela project:
+        the first community for a link from before links kept the project, None for a project
+        that is none of the deployment's (nobody here manages it)."""
+        project_id = str(residence.get("project_id") or "")
+        if not project_id:
+            return self.communities()[0]
+        return self.vendors.of_akubela_project(project_id)
 
     def _community_of_residence(self, link: ResidentLink, residence_id: str) -> Community | None:
         for residence in link.residences:
@@ -358,15 +372,13 @@ class UserTargets:
             raise NotLinked(f"residence {residence_id} is not linked")
         return desk
 
-    @property
-    def task_board(self) -> TaskBoard:
-        """The community's task board."""
-        return self._services.task_board
+    def task_board_of(self, community_id: int) -> TaskBoard:
+        """A community's task board."""
+        return self._services.task_board_of(community_id)
 
-    @property
-    def maintenance_log(self) -> MaintenanceLog:
-        """The community's maintenance log."""
-        return self._services.maintenance_log
+    def maintenance_log_of(self, community_id: int) -> MaintenanceLog:
+        """A community's maintenance log."""
+        return self._services.maintenance_log_of(community_id)
 
 
 def _provides_ports(services: Services) -> Ports:

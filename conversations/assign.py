@@ -2,7 +2,8 @@
 
 ```mermaid
 graph LR
-  start(/assign) --> worker -- pick --> rooms
+  start(/assign) -- several communities --> community -- pick --> worker
+  start -- one community --> worker -- pick --> rooms
   rooms -- toggle / page --> rooms
   rooms -- done --> devices -- toggle --> devices
   devices -- done, more rooms --> devices
@@ -34,18 +35,16 @@ from telegram.ext import (
 )
 
 from api.errors import ApiError, InvalidRequest
-from conversations import common, flowkit, keys
+from conversations import common, flowkit, keys, staffscope
+from conversations.community import FIRST_COMMUNITY
 from conversations.context import ConciergeContext
 from conversations.i18n import N_
 from conversations.my_repairs import find
+from conversations.ports import TaskBoard
 from conversations.records import Device, Room, Worker
-from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
-from conversations.tasks import (
-    board_failure,
-    board_project,
-    places_lines,
-    project_ids,
-)
+from conversations.roles import REFUSAL_MESSAGES, Action, Refusal
+from conversations.staffscope import Scope
+from conversations.tasks import board_failure, board_target, places_lines
 from conversations.writes import Outcome, Result, TaskCreate
 
 logger = logging.getLogger(__name__)
@@ -58,6 +57,7 @@ _FROM_REPAIR: Final = flowkit.on(JOB, "repair")
 class State(StrEnum):
     """Steps of the conversation, persisted by value."""
 
+    COMMUNITY = "assign.community"
     WORKER = "assign.worker"
     ROOMS = "assign.rooms"
     DEVICES = "assign.devices"
@@ -85,6 +85,9 @@ class AssignDraft(BaseModel):
     """The task being put together, and what is known about an attempt to create it."""
 
     repair: FromRepair | None = None
+    # The community whose board the task goes on (drafts from before there were several
+    # communities were the first's).
+    community_id: int = FIRST_COMMUNITY
     worker_id: str | None = None
     worker_name: str = ""
     page: int = 0
@@ -129,10 +132,10 @@ def worker_label(worker: Worker) -> str:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-async def _username(context: ConciergeContext, worker_id: str) -> str:
+async def _username(context: ConciergeContext, draft: AssignDraft, worker_id: str) -> str:
     """The worker's Tuya username (how tasks name their worker); "" when unknown now."""
     try:
-        workers = await context.services.task_board.workers()
+        workers = await _board(context, draft).workers()
     except ApiError:
         return ""
     return next((w.username for w in workers if w.id == worker_id), "")
@@ -163,22 +166,31 @@ async def _failed(
     return state
 
 
-async def _allowed(update: Update, context: ConciergeContext) -> bool:
-    """Whether the user may assign tasks; tells them when not."""
+def _board(context: ConciergeContext, draft: AssignDraft) -> TaskBoard:
+    """The board of the draft's community (checked when it was picked and again at Create)."""
+    return context.services.task_board_of(draft.community_id)
+
+
+async def _allowed(
+    update: Update, context: ConciergeContext, community_id: int | None = None
+) -> Scope | None:
+    """The communities on whose boards the user may assign tasks (`community_id` among them,
+    when given); tells them when there is none."""
     assert context.user_id is not None
     actor = await context.services.directory.actor(context.user_id)
-    refusal = decide(
-        actor, Action.TASK_ASSIGN, Target(project_id=board_project(actor, project_ids(context)))
+    found = await staffscope.scope_or_refusal(
+        context, Action.TASK_ASSIGN, target_of=board_target(actor)
     )
-    if refusal is None:
-        return True
+    if isinstance(found, Scope) and (community_id is None or found.of(community_id)):
+        return found
+    refusal = found if isinstance(found, Refusal) else Refusal.NOT_YOURS
     logger.info("user %s may not assign tasks: %s", context.user_id, refusal)
     text = context.t(REFUSAL_MESSAGES[refusal])
     if update.callback_query is not None:
         await flowkit.notice(update, text)
     else:
         await flowkit.say(update, text)
-    return False
+    return None
 
 
 # ---- worker ----------------------------------------------------------------------------------
@@ -189,7 +201,7 @@ async def _send_workers(
 ) -> State:
     await common.typing(update, context)
     try:
-        workers = await context.services.task_board.workers()
+        workers = await _board(context, draft).workers()
     except ApiError as error:
         return await _failed(update, context, error, State.WORKER)
     first, last, draft.page = page_bounds(len(workers), draft.page)
@@ -203,6 +215,11 @@ async def _send_workers(
     )
     if draft.repair is not None:
         text = _from_repair(context, draft.repair) + "\n" + text
+    scope = await _allowed(update, context, draft.community_id)
+    if scope is None:
+        return State.WORKER
+    tag = scope.tag(draft.community_id, context.lang)
+    text = (tag + "\n" if tag else "") + text
     await flowkit.show(update, text, flowkit.keyboard(rows, JOB, context), in_place=not anew)
     return State.WORKER
 
@@ -210,21 +227,53 @@ async def _send_workers(
 async def start_assign(update: Update, context: ConciergeContext) -> State | int:
     """Starts a new task: asks which worker."""
     await flowkit.take(update)
-    if not await _allowed(update, context):
+    scope = await _allowed(update, context)
+    if scope is None:
         return ConversationHandler.END
-    return await _send_workers(update, context, AssignDraft())
+    if scope.several:
+        return await _send_communities(update, context, scope)
+    return await _send_workers(update, context, AssignDraft(community_id=scope.served[0].id))
+
+
+async def _send_communities(update: Update, context: ConciergeContext, scope: Scope) -> State:
+    """Asks in which community the task is (for a manager of several)."""
+    await flowkit.clear_draft(context, JOB)
+    rows = [
+        [flowkit.button(JOB, c.name(context.lang), staffscope.ACTION, str(c.id))]
+        for c in scope.served
+    ]
+    await flowkit.show(
+        update, context.t("In which community is the work?"), flowkit.keyboard(rows, JOB, context)
+    )
+    return State.COMMUNITY
+
+
+async def choose_community(update: Update, context: ConciergeContext) -> State:
+    """Takes the community (one the manager serves), then asks which worker."""
+    community_id = staffscope.picked(flowkit.arg(update, JOB))
+    if await _allowed(update, context, community_id) is None:
+        return State.COMMUNITY
+    await flowkit.answer(update)
+    return await _send_workers(update, context, AssignDraft(community_id=community_id))
 
 
 async def start_from_repair(update: Update, context: ConciergeContext) -> State | int:
     """A new-repair alert's "Assign a task": the repair's flat already chosen as the room (when
     it is mapped to one), its description the task's text; asks which worker."""
     press = flowkit.pressed(update, JOB)
-    if not await _allowed(update, context):
+    scope = await _allowed(update, context)
+    if scope is None:
         return ConversationHandler.END
     key = press.arg if press is not None else ""
+    services = context.services
+    repair, community = None, scope.served[0]
     try:
-        repair = find(await context.services.project_desk.repairs(), key)
-        rooms = {room.id for room in await context.services.task_board.rooms()}
+        # The repair's community is the one whose manager list has it, among the asker's.
+        for community in scope.served:
+            repair = find(await services.project_desk_of(community.id).repairs(), key)
+            if repair is not None:
+                break
+        rooms = {room.id for room in await services.task_board_of(community.id).rooms()}
     except ApiError as error:
         await flowkit.notice(update, board_failure(context, error))
         return ConversationHandler.END
@@ -235,8 +284,9 @@ async def start_from_repair(update: Update, context: ConciergeContext) -> State 
         )
         return ConversationHandler.END
     await flowkit.answer(update)
-    room = context.resolved_community.tuya_room_of_residence.get(repair.residence_id)
+    room = community.tuya_room_of_residence.get(repair.residence_id)
     draft = AssignDraft(
+        community_id=community.id,
         repair=FromRepair(
             repair_id=repair.id,
             residence_id=repair.residence_id,
@@ -269,7 +319,7 @@ async def choose_worker(update: Update, context: ConciergeContext) -> State:
     draft = await _draft(context)
     worker_id = flowkit.arg(update, JOB)
     try:
-        workers = await context.services.task_board.workers()
+        workers = await _board(context, draft).workers()
     except ApiError as error:
         await flowkit.notice(update, board_failure(context, error))
         return State.WORKER
@@ -281,6 +331,7 @@ async def choose_worker(update: Update, context: ConciergeContext) -> State:
     await flowkit.answer(update)
     draft = AssignDraft(
         repair=draft.repair,
+        community_id=draft.community_id,
         worker_id=worker.id,
         worker_name=worker_label(worker),
         room_ids=draft.room_ids,
@@ -291,17 +342,19 @@ async def choose_worker(update: Update, context: ConciergeContext) -> State:
 # ---- rooms -----------------------------------------------------------------------------------
 
 
-async def _rooms(update: Update, context: ConciergeContext, state: State) -> list[Room] | None:
+async def _rooms(
+    update: Update, context: ConciergeContext, draft: AssignDraft, state: State
+) -> list[Room] | None:
     await common.typing(update, context)
     try:
-        return await context.services.task_board.rooms()
+        return await _board(context, draft).rooms()
     except ApiError as error:
         await _failed(update, context, error, state)
         return None
 
 
 async def _send_rooms(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
-    rooms = await _rooms(update, context, State.ROOMS)
+    rooms = await _rooms(update, context, draft, State.ROOMS)
     if rooms is None:
         return State.ROOMS
     first, last, draft.page = page_bounds(len(rooms), draft.page)
@@ -366,7 +419,9 @@ async def back_to_workers(update: Update, context: ConciergeContext) -> State:
     """Another worker: the workers again, the rooms forgotten."""
     draft = await _draft(context)
     await flowkit.answer(update)
-    return await _send_workers(update, context, AssignDraft(repair=draft.repair))
+    return await _send_workers(
+        update, context, AssignDraft(repair=draft.repair, community_id=draft.community_id)
+    )
 
 
 async def toggle_room(update: Update, context: ConciergeContext) -> State:
@@ -375,7 +430,7 @@ async def toggle_room(update: Update, context: ConciergeContext) -> State:
     if draft is None:
         return await flowkit.stale(update, context, State.ROOMS)
     room_id = flowkit.arg(update, JOB)
-    rooms = await _rooms(update, context, State.ROOMS)
+    rooms = await _rooms(update, context, draft, State.ROOMS)
     if rooms is None:
         return State.ROOMS
     order = [r.id for r in rooms]
@@ -405,18 +460,20 @@ async def finish_rooms(update: Update, context: ConciergeContext) -> State:
 # ---- devices ---------------------------------------------------------------------------------
 
 
-async def _devices(update: Update, context: ConciergeContext, room_id: str) -> list[Device] | None:
+async def _devices(
+    update: Update, context: ConciergeContext, draft: AssignDraft, room_id: str
+) -> list[Device] | None:
     await common.typing(update, context)
     try:
-        return await context.services.task_board.devices(room_id)
+        return await _board(context, draft).devices(room_id)
     except ApiError as error:
         await _failed(update, context, error, State.DEVICES)
         return None
 
 
-async def _room_name(context: ConciergeContext, room_id: str) -> str:
+async def _room_name(context: ConciergeContext, draft: AssignDraft, room_id: str) -> str:
     try:
-        rooms = await context.services.task_board.rooms()
+        rooms = await _board(context, draft).rooms()
     except ApiError:
         return room_id
     return next((r.name for r in rooms if r.id == room_id and r.name), room_id)
@@ -424,7 +481,7 @@ async def _room_name(context: ConciergeContext, room_id: str) -> str:
 
 async def _send_devices(update: Update, context: ConciergeContext, draft: AssignDraft) -> State:
     room_id = draft.room_ids[draft.room_index]
-    devices = await _devices(update, context, room_id)
+    devices = await _devices(update, context, draft, room_id)
     if devices is None:
         return State.DEVICES
     chosen = draft.devices.get(room_id, [])
@@ -451,7 +508,7 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
             "Room {number} of {count}: {room}. Which devices should {worker} look at?",
             number=draft.room_index + 1,
             count=len(draft.room_ids),
-            room=await _room_name(context, room_id),
+            room=await _room_name(context, draft, room_id),
             worker=draft.worker_name,
         )
     else:
@@ -460,7 +517,7 @@ async def _send_devices(update: Update, context: ConciergeContext, draft: Assign
             "Go back and leave it out.",
             number=draft.room_index + 1,
             count=len(draft.room_ids),
-            room=await _room_name(context, room_id),
+            room=await _room_name(context, draft, room_id),
         )
     await flowkit.show(update, text, flowkit.keyboard(rows, JOB, context))
     return State.DEVICES
@@ -490,7 +547,7 @@ async def toggle_device(update: Update, context: ConciergeContext) -> State:
         return await flowkit.stale(update, context, State.DEVICES)
     draft, room_id = found
     device_id = flowkit.arg(update, JOB)
-    devices = await _devices(update, context, room_id)
+    devices = await _devices(update, context, draft, room_id)
     if devices is None:
         return State.DEVICES
     order = [d.id for d in devices]
@@ -542,12 +599,12 @@ async def _places(context: ConciergeContext, draft: AssignDraft) -> list[tuple[s
     places = []
     for room_id, device_ids in relations_of(draft).items():
         try:
-            names = {
-                d.id: d.name or d.id for d in await context.services.task_board.devices(room_id)
-            }
+            names = {d.id: d.name or d.id for d in await _board(context, draft).devices(room_id)}
         except ApiError:
             names = {}
-        places.append((await _room_name(context, room_id), [names.get(d, d) for d in device_ids]))
+        places.append(
+            (await _room_name(context, draft, room_id), [names.get(d, d) for d in device_ids])
+        )
     return places
 
 
@@ -588,7 +645,7 @@ async def create(update: Update, context: ConciergeContext) -> State | int:
     draft = await _complete(context)
     if draft is None:
         return await flowkit.stale(update, context, State.CONFIRM)
-    if not await _allowed(update, context):
+    if await _allowed(update, context, draft.community_id) is None:
         return State.CONFIRM
     await flowkit.take(update)
     return await _create(update, context, draft)
@@ -601,8 +658,9 @@ async def _create(update: Update, context: ConciergeContext, draft: AssignDraft)
     await common.typing(update, context)
     places = await _places(context, draft)
     facts = draft.repair.facts() if draft.repair is not None else {}
-    facts["worker_username"] = await _username(context, draft.worker_id)
+    facts["worker_username"] = await _username(context, draft, draft.worker_id)
     write = TaskCreate(
+        community_id=draft.community_id,
         worker_id=draft.worker_id,
         rooms=relations_of(draft),
         room_names=[room for room, _ in places],
@@ -689,6 +747,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         aside=N_("The new task was not created (/assign to start again)."),
         entry_points=[CallbackQueryHandler(start_from_repair, pattern=_FROM_REPAIR)],
         states={
+            State.COMMUNITY: [on(rf"{staffscope.ACTION}:\d+", choose_community)],
             State.WORKER: [
                 on("retry", show_workers),
                 on(r"wpage:\d+", turn_workers),

@@ -22,6 +22,10 @@ from conversations.rules import (
     SERVICE_HOURS_START,
 )
 
+# The community a deployment ran as before communities were data: what it had (its staff, their
+# kept writes) belongs to this one.
+FIRST_COMMUNITY = 1
+
 
 @dataclass(frozen=True, slots=True)
 class AmenityRules:

@@ -27,6 +27,13 @@ class Actor:
     residence_ids: frozenset[str] = field(default_factory=frozenset)
     worker_id: str | None = None
     project_ids: frozenset[str] = field(default_factory=frozenset)
+    # The communities a worker or manager serves (their invites bound them); a resident's
+    # community follows from their residence instead, and an administrator serves them all.
+    community_ids: frozenset[int] = field(default_factory=frozenset)
+
+    def serves(self, community_id: int) -> bool:
+        """Whether this worker, manager or administrator may act in a community's staff views."""
+        return self.role is Role.ADMIN or community_id in self.community_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +110,4 @@ class Redeemed:
     role: Role | None = None
     worker_id: str | None = None
     project_id: str | None = None
+    community_ids: tuple[int, ...] = ()

@@ -14,28 +14,32 @@ whose login fails is skipped and counted, and the list says how many could not b
 detail says plainly that approving happens in the Akubela console (no approve command is
 documented). The list remembers where each booking came from, so a press is answered only for a
 booking it showed, read afresh from that residence.
+
+Only the residences of the communities the manager serves are read; over several, a chip per
+community picks one and each booking names its community (`conversations.staffscope`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     CallbackQueryHandler,
     ConversationHandler,
 )
 
 from api.errors import ApiError, NotFound, RateLimited, Unavailable
-from conversations import common, flowkit, keys
+from conversations import common, flowkit, keys, staffscope
+from conversations.community import FIRST_COMMUNITY
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_bookings import amenity_label, state_words, when_words
@@ -43,6 +47,7 @@ from conversations.my_repairs import key_of
 from conversations.ports import BookingDesk
 from conversations.records import Booking, BookingState
 from conversations.roles import Action, Target
+from conversations.staffscope import Scope
 from conversations.tasks import when
 
 logger = logging.getLogger(__name__)
@@ -64,13 +69,16 @@ class Source(BaseModel):
     telegram_id: int
     residence_id: str
     booking_id: str
+    community_id: int = FIRST_COMMUNITY  # lists from before there were several: the first's
 
 
 class PendingDraft(BaseModel):
-    """The page shown and, by button key, where each listed booking came from."""
+    """The page shown, the community chip and, by button key, where each listed booking came
+    from."""
 
     page: int = 0
     listed: dict[str, Source] = Field(default_factory=dict)
+    community: int = staffscope.ALL
 
 
 # ---- gathering (no Telegram) -----------------------------------------------------------------
@@ -83,6 +91,7 @@ class Found:
     booking: Booking
     telegram_id: int
     residence_id: str
+    community_id: int = FIRST_COMMUNITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +224,11 @@ def list_text(
     lang: str,
     zone: ZoneInfo,
     now: datetime,
+    tags: Mapping[str, str] | None = None,
 ) -> str:
-    """One page of waiting bookings, with what could not be read and where to approve."""
+    """One page of waiting bookings, with what could not be read and where to approve; each
+    after its community's tag (by booking id) where there are several."""
+    tags = tags or {}
     if shown:
         lines = [
             tr(
@@ -226,7 +238,12 @@ def list_text(
                 pages=pages,
             )
         ]
-        lines += [f"• {booking_line(f.booking, lang, zone, now)}" for f in shown]
+        lines += [
+            "• "
+            + (f"{tags[f.booking.id]} · " if tags.get(f.booking.id) else "")
+            + booking_line(f.booking, lang, zone, now)
+            for f in shown
+        ]
     else:
         lines = [tr(lang, N_("⏳ No bookings are waiting for approval."))]
     note = unreadable_note(unreadable, lang)
@@ -259,9 +276,13 @@ def detail_text(booking: Booking, lang: str, zone: ZoneInfo, now: datetime) -> s
 
 
 def list_markup(
-    context: ConciergeContext, shown: Sequence[Found], page: int, pages: int
+    context: ConciergeContext,
+    shown: Sequence[Found],
+    page: int,
+    pages: int,
+    communities: Sequence[list[InlineKeyboardButton]] = (),
 ) -> InlineKeyboardMarkup:
-    """A button per booking, Prev/Next, and Refresh."""
+    """A button per booking, Prev/Next, Refresh and the community chips."""
     zone, now = context.zone, context.services.clock()
     rows = [
         [
@@ -276,6 +297,7 @@ def list_markup(
     ]
     rows += flowkit.pager(JOB, context, page, pages)
     rows.append([flowkit.button(JOB, context.t("🔄 Refresh"), "page", str(page))])
+    rows += communities
     return flowkit.keyboard(rows, JOB, context)
 
 
@@ -286,20 +308,40 @@ async def _draft(context: ConciergeContext) -> PendingDraft:
     return await flowkit.load_draft(context, JOB, PendingDraft) or PendingDraft()
 
 
-async def _allowed(update: Update, context: ConciergeContext) -> bool:
-    target = Target(project_id=(await context.community()).akubela_project_id)
-    return await common.allowed(update, context, Action.BOOKINGS_VIEW_PENDING, target)
+async def _allowed(
+    update: Update, context: ConciergeContext, chosen: int = staffscope.ALL
+) -> Scope | None:
+    """The communities whose bookings the asker may see (bookings are Akubela's)."""
+    return await staffscope.allowed_scope(
+        update,
+        context,
+        Action.BOOKINGS_VIEW_PENDING,
+        chosen=chosen,
+        target_of=lambda community: Target(project_id=community.akubela_project_id),
+    )
 
 
-async def _sweep(context: ConciergeContext) -> Sweep:
+async def _sweep(context: ConciergeContext, scope: Scope) -> Sweep:
+    """One look over the linked residences of the communities shown, each booking knowing
+    its community."""
     services = context.services
-    residents = await services.directory.residences_of_residents()
-    return await gather(residents, services.desk_for_residence)
+    found: list[Found] = []
+    unreadable = read = 0
+    down = False
+    for community in scope.shown():
+        residents = await services.directory.residences_of_residents(community.id)
+        sweep = await gather(residents, services.desk_for_residence)
+        found += [replace(f, community_id=community.id) for f in sweep.found]
+        unreadable, read = unreadable + sweep.unreadable, read + sweep.read
+        down = down or sweep.vendor_down
+    return Sweep(found, unreadable, read, down)
 
 
-async def _show_list(update: Update, context: ConciergeContext, page: int) -> State | int:
+async def _show_list(
+    update: Update, context: ConciergeContext, page: int, scope: Scope
+) -> State | int:
     await common.typing(update, context)
-    sweep = await _sweep(context)
+    sweep = await _sweep(context, scope)
     if sweep.vendor_down and sweep.read == 0:
         await flowkit.say(
             update,
@@ -327,13 +369,17 @@ async def _show_list(update: Update, context: ConciergeContext, page: int) -> St
                 telegram_id=f.telegram_id,
                 residence_id=f.residence_id,
                 booking_id=f.booking.id,
+                community_id=f.community_id,
             )
             for f in everything
         },
+        community=scope.chosen,
     )
     await flowkit.save_draft(context, JOB, draft)
-    text = list_text(shown, page, pages, sweep.unreadable, context.lang, context.zone, now)
-    await flowkit.show(update, text, list_markup(context, shown, page, pages))
+    tags = {f.booking.id: scope.tag(f.community_id, context.lang) for f in shown}
+    text = list_text(shown, page, pages, sweep.unreadable, context.lang, context.zone, now, tags)
+    markup = list_markup(context, shown, page, pages, staffscope.chips(JOB, context, scope))
+    await flowkit.show(update, text, markup)
     return State.BROWSE
 
 
@@ -343,32 +389,46 @@ async def _show_list(update: Update, context: ConciergeContext, page: int) -> St
 async def start_list(update: Update, context: ConciergeContext) -> State | int:
     """/bookings_pending or the menu button: the first page of waiting bookings, for managers."""
     await flowkit.answer(update)
-    if not await _allowed(update, context):
+    scope = await _allowed(update, context)
+    if scope is None:
         return ConversationHandler.END
-    return await _show_list(update, context, 0)
+    return await _show_list(update, context, 0, scope)
 
 
 async def turn_page(update: Update, context: ConciergeContext) -> State | int:
     """Prev, Next, Back, Refresh or Try again: that page, gathered afresh."""
     await flowkit.answer(update)
-    if not await _allowed(update, context):
+    scope = await _allowed(update, context, (await _draft(context)).community)
+    if scope is None:
         return ConversationHandler.END
     arg = flowkit.arg(update, JOB)
-    return await _show_list(update, context, int(arg) if arg.isdigit() else 0)
+    return await _show_list(update, context, int(arg) if arg.isdigit() else 0, scope)
+
+
+async def choose_community(update: Update, context: ConciergeContext) -> State | int:
+    """A community chip: the first page of that community's waiting bookings (or of all of
+    the asker's); one the asker does not serve shows all of theirs."""
+    await flowkit.answer(update)
+    scope = await _allowed(update, context, staffscope.picked(flowkit.arg(update, JOB)))
+    if scope is None:
+        return ConversationHandler.END
+    return await _show_list(update, context, 0, scope)
 
 
 async def open_booking(update: Update, context: ConciergeContext) -> State | int:
     """A booking of the list: read afresh from its residence and shown in full."""
     await flowkit.answer(update)
-    if not await _allowed(update, context):
+    draft = await _draft(context)
+    scope = await _allowed(update, context, draft.community)
+    if scope is None:
         return ConversationHandler.END
     key = flowkit.arg(update, JOB)
-    draft = await _draft(context)
     source = draft.listed.get(key)
-    if source is None:
+    # Listed, and still of a community the asker serves (they may have lost one since).
+    if source is None or scope.of(source.community_id) is None:
         logger.warning("user %s pressed booking %r, which was not listed", context.user_id, key)
         await flowkit.say(update, context.t("Sorry, that booking is not in the list (any more)."))
-        return await _show_list(update, context, draft.page)
+        return await _show_list(update, context, draft.page, scope)
     await common.typing(update, context)
     desk = await context.services.desk_for_residence(source.telegram_id, source.residence_id)
     if desk is None:
@@ -376,12 +436,12 @@ async def open_booking(update: Update, context: ConciergeContext) -> State | int
             update,
             context.t("That resident's link is gone, so the booking cannot be read now."),
         )
-        return await _show_list(update, context, draft.page)
+        return await _show_list(update, context, draft.page, scope)
     try:
         booking = await desk.booking(source.booking_id)
     except NotFound as error:
         await flowkit.say(update, common.vendor_failure(context, error))
-        return await _show_list(update, context, draft.page)
+        return await _show_list(update, context, draft.page, scope)
     except ApiError as error:
         logger.info("pending booking unreadable: %s", type(error).__name__)
         await flowkit.say(
@@ -391,6 +451,8 @@ async def open_booking(update: Update, context: ConciergeContext) -> State | int
         )
         return State.BROWSE
     text = detail_text(booking, context.lang, context.zone, context.services.clock())
+    tag = scope.tag(source.community_id, context.lang)
+    text = (tag + "\n" if tag else "") + text
     back = [[flowkit.button(JOB, context.t("⬅ Back to the list"), "page", str(draft.page))]]
     await flowkit.show(update, text, flowkit.keyboard(back, JOB, context))
     return State.BROWSE
@@ -405,6 +467,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
         State.BROWSE: [
             CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, "page")),
             CallbackQueryHandler(open_booking, pattern=flowkit.on(JOB, "open")),
+            CallbackQueryHandler(choose_community, pattern=flowkit.on(JOB, staffscope.ACTION)),
         ],
     }
     return flowkit.build(

@@ -260,8 +260,11 @@ class Directory(Protocol):
         """The Telegram users bound to a worker (none when the worker does not use the bot)."""
         ...
 
-    async def residences_of_residents(self) -> list[tuple[int, list[str]]]:
-        """Every linked resident with the residences they may act for."""
+    async def residences_of_residents(
+        self, community_id: int | None = None
+    ) -> list[tuple[int, list[str]]]:
+        """Every linked resident with their residences (only those in one community, when
+        named)."""
         ...
 
     async def login_lost(self, telegram_id: int) -> bool:

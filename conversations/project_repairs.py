@@ -11,28 +11,34 @@ The list comes from Akubela's manager list, every page of it, newest first, five
 filter per repair state (and "other" when Akubela sends a state the docs do not name). The detail
 shows every field, times in the community's zone, the residence, building and family, the
 feedback, and the photos: the resident's own when they reported through the bot (kept as
-Telegram files) and Akubela's pictures. Every press is checked again (role and project) and a
-press naming a repair is looked up in a fresh list, so an old or forged button shows nothing.
+Telegram files) and Akubela's pictures. Every press is checked again (role, project and
+community) and a press naming a repair is looked up in a fresh list of the asker's communities,
+so an old or forged button, or one carrying another community's repair, shows nothing.
+
+A manager of several communities sees all of theirs, each repair naming its community, and a
+chip per community to show one (`conversations.staffscope`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     CallbackQueryHandler,
     ConversationHandler,
 )
 
 from api.errors import ApiError, AuthError
-from conversations import common, flowkit, keys
+from conversations import common, flowkit, keys, staffscope
+from conversations.community import Community
 from conversations.context import ConciergeContext
 from conversations.i18n import N_, tr
 from conversations.my_repairs import (
@@ -48,6 +54,7 @@ from conversations.my_repairs import (
 )
 from conversations.records import Repair, RepairState
 from conversations.roles import Action, Target
+from conversations.staffscope import Scope
 from conversations.tasks import when
 from conversations.timewindow import TimeWindow, describe_window
 
@@ -78,6 +85,7 @@ class ProjectRepairsDraft(BaseModel):
 
     state_filter: str = ALL
     page: int = 0
+    community: int = staffscope.ALL
 
 
 # ---- rules (pure) ----------------------------------------------------------------------------
@@ -129,9 +137,16 @@ def home_of(repair: Repair) -> str:
 
 
 def list_text(
-    repairs: Sequence[Repair], state_filter: str, page: int, pages: int, lang: str
+    repairs: Sequence[Repair],
+    state_filter: str,
+    page: int,
+    pages: int,
+    lang: str,
+    tags: Mapping[str, str] | None = None,
 ) -> str:
-    """One page of the list: a title and one line per repair."""
+    """One page of the list: a title and one line per repair (after its community's tag, by
+    repair id, where there are several)."""
+    tags = tags or {}
     label = filter_label(state_filter, lang)
     if not repairs:
         return tr(lang, N_("🏠 No repairs in the community ({state})."), state=label)
@@ -145,8 +160,10 @@ def list_text(
         )
     ]
     for repair in repairs:
+        tag = tags.get(repair.id, "")
         lines.append(
-            f"{state_badge(repair.state, repair.state_text, lang)} · #{short_id(repair.id)} · "
+            (f"{tag} · " if tag else "")
+            + f"{state_badge(repair.state, repair.state_text, lang)} · #{short_id(repair.id)} · "
             f"{home_of(repair)} · {snippet(repair.description)}"
         )
     lines.append(tr(lang, N_("Tap a repair to see it in full.")))
@@ -189,8 +206,10 @@ def list_markup(
     shown: Sequence[Repair],
     draft: ProjectRepairsDraft,
     pages: int,
+    communities: Sequence[list[InlineKeyboardButton]] = (),
 ) -> InlineKeyboardMarkup:
-    """A button per repair, Prev/Next, and a button per state filter (with counts)."""
+    """A button per repair, Prev/Next, a button per state filter (with counts) and the
+    community chips."""
     lang = context.lang
     rows = [
         [
@@ -216,6 +235,7 @@ def list_markup(
         for code, count in filter_counts(everything).items()
     ]
     rows += [chips[i : i + 2] for i in range(0, len(chips), 2)]
+    rows += communities
     return flowkit.keyboard(rows, JOB, context)
 
 
@@ -232,9 +252,29 @@ async def _draft(context: ConciergeContext) -> ProjectRepairsDraft:
     return await flowkit.load_draft(context, JOB, ProjectRepairsDraft) or ProjectRepairsDraft()
 
 
-async def _allowed(update: Update, context: ConciergeContext) -> bool:
-    target = Target(project_id=(await context.community()).akubela_project_id)
-    return await common.allowed(update, context, Action.REPAIRS_VIEW_ALL, target)
+async def _allowed(
+    update: Update, context: ConciergeContext, chosen: int = staffscope.ALL
+) -> Scope | None:
+    """The communities whose repairs the asker may see (the manager list is Akubela's)."""
+    return await staffscope.allowed_scope(
+        update,
+        context,
+        Action.REPAIRS_VIEW_ALL,
+        chosen=chosen,
+        target_of=lambda community: Target(project_id=community.akubela_project_id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """Every repair of the communities shown, newest first, and whose each one is."""
+
+    repairs: list[Repair]
+    community_of: dict[str, int]  # repair id -> community id
+
+    def tags(self, scope: Scope, lang: str) -> dict[str, str]:
+        """Each repair's community tag (none over one community)."""
+        return {rid: scope.tag(cid, lang) for rid, cid in self.community_of.items()}
 
 
 def failure_text(context: ConciergeContext, error: ApiError) -> str:
@@ -248,32 +288,51 @@ def failure_text(context: ConciergeContext, error: ApiError) -> str:
 
 
 async def _fetch(
-    update: Update, context: ConciergeContext, *, retry: tuple[str, str]
-) -> list[Repair] | None:
-    """Every repair of the project, newest first; None after saying what went wrong."""
+    update: Update,
+    context: ConciergeContext,
+    communities: Sequence[Community],
+    *,
+    retry: tuple[str, str],
+) -> Fetched | None:
+    """Every repair of those communities, newest first; None after saying what went wrong."""
     await common.typing(update, context)
+    repairs: list[Repair] = []
+    community_of: dict[str, int] = {}
     try:
-        return newest_first(await context.services.project_desk.repairs())
+        for community in communities:
+            listed = await context.services.project_desk_of(community.id).repairs()
+            repairs += listed
+            community_of.update((r.id, community.id) for r in listed)
     except ApiError as error:
         logger.info("manager repair list failed: %s", type(error).__name__)
         await flowkit.say(
             update, failure_text(context, error), flowkit.retry_keyboard(JOB, context, *retry)
         )
         return None
+    return Fetched(newest_first(repairs), community_of)
 
 
 async def _show_list(
-    update: Update, context: ConciergeContext, draft: ProjectRepairsDraft
+    update: Update, context: ConciergeContext, draft: ProjectRepairsDraft, scope: Scope
 ) -> State:
-    repairs = await _fetch(update, context, retry=("page", str(draft.page)))
-    if repairs is None:
+    draft.community = scope.chosen
+    fetched = await _fetch(update, context, scope.shown(), retry=("page", str(draft.page)))
+    if fetched is None:
         return State.BROWSE
+    repairs = fetched.repairs
     shown, draft.page, pages = page_of(filtered(repairs, draft.state_filter), draft.page)
     await flowkit.save_draft(context, JOB, draft)
     await flowkit.show(
         update,
-        list_text(shown, draft.state_filter, draft.page, pages, context.lang),
-        list_markup(context, repairs, shown, draft, pages),
+        list_text(
+            shown,
+            draft.state_filter,
+            draft.page,
+            pages,
+            context.lang,
+            fetched.tags(scope, context.lang),
+        ),
+        list_markup(context, repairs, shown, draft, pages, staffscope.chips(JOB, context, scope)),
     )
     return State.BROWSE
 
@@ -284,34 +343,49 @@ async def _show_list(
 async def start_list(update: Update, context: ConciergeContext) -> State | int:
     """/repairs_all or the menu button: the first page of every repair, for managers."""
     await flowkit.answer(update)
-    if not await _allowed(update, context):
+    scope = await _allowed(update, context)
+    if scope is None:
         return ConversationHandler.END
-    return await _show_list(update, context, ProjectRepairsDraft())
+    return await _show_list(update, context, ProjectRepairsDraft(), scope)
 
 
 async def turn_page(update: Update, context: ConciergeContext) -> State | int:
     """Prev, Next, Back or Try again: that page, fetched fresh, same filter."""
     await flowkit.answer(update)
-    if not await _allowed(update, context):
-        return ConversationHandler.END
     draft = await _draft(context)
+    scope = await _allowed(update, context, draft.community)
+    if scope is None:
+        return ConversationHandler.END
     arg = flowkit.arg(update, JOB)
     draft.page = int(arg) if arg.isdigit() else 0
-    return await _show_list(update, context, draft)
+    return await _show_list(update, context, draft, scope)
 
 
 async def choose_filter(update: Update, context: ConciergeContext) -> State | int:
     """A state button: the first page of the repairs in that state."""
     await flowkit.answer(update)
-    if not await _allowed(update, context):
+    draft = await _draft(context)
+    scope = await _allowed(update, context, draft.community)
+    if scope is None:
         return ConversationHandler.END
     code = flowkit.arg(update, JOB)
     if code not in (ALL, OTHER, *STATE_FILTERS):
         logger.warning("user %s pressed an unknown repair filter %r", context.user_id, code)
         code = ALL
-    draft = await _draft(context)
     draft.state_filter, draft.page = code, 0
-    return await _show_list(update, context, draft)
+    return await _show_list(update, context, draft, scope)
+
+
+async def choose_community(update: Update, context: ConciergeContext) -> State | int:
+    """A community chip: the first page of that community's repairs (or of all of theirs); a
+    community the asker does not serve shows all of theirs."""
+    await flowkit.answer(update)
+    scope = await _allowed(update, context, staffscope.picked(flowkit.arg(update, JOB)))
+    if scope is None:
+        return ConversationHandler.END
+    draft = await _draft(context)
+    draft.page = 0
+    return await _show_list(update, context, draft, scope)
 
 
 async def open_repair(update: Update, context: ConciergeContext) -> State | int:
@@ -327,26 +401,32 @@ async def open_from_alert(update: Update, context: ConciergeContext) -> State | 
 
 
 async def _open(update: Update, context: ConciergeContext, *, in_place: bool) -> State | int:
-    if not await _allowed(update, context):
+    draft = await _draft(context)
+    scope = await _allowed(update, context, draft.community)
+    if scope is None:
         return ConversationHandler.END
     key = flowkit.arg(update, JOB)
-    repairs = await _fetch(update, context, retry=("open", key))
-    if repairs is None:
+    # Looked up in every community the asker serves, whichever one the list shows: an alert
+    # may name a repair of another of theirs; one of a community they do not serve is not found.
+    fetched = await _fetch(update, context, scope.served, retry=("open", key))
+    if fetched is None:
         return State.BROWSE
-    repair = find(repairs, key)
-    draft = await _draft(context)
+    repair = find(fetched.repairs, key)
     if repair is None:
         logger.warning("user %s pressed repair %r, which is not in the list", context.user_id, key)
         await flowkit.say(update, context.t("Sorry, that repair is not in the list (any more)."))
-        return await _show_list(update, context, draft)
+        return await _show_list(update, context, draft, scope)
+    community_id = fetched.community_of[repair.id]
     media = await repair_photos(
         context,
         repair,
         residence_id=repair.residence_id,
-        download=context.services.project_desk.download,
+        download=context.services.project_desk_of(community_id).download,
     )
     caption = context.t("📷 Photos of repair #{short_id}", short_id=short_id(repair.id))
     text = detail_text(repair, context.lang, context.zone, context.services.clock())
+    tag = scope.tag(community_id, context.lang)
+    text = f"{tag}\n{text}" if tag else text
     await flowkit.show(update, text, _back_markup(context, draft.page), in_place=in_place)
     await common.send_album(update, media, caption)
     return State.BROWSE
@@ -362,6 +442,7 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
             CallbackQueryHandler(turn_page, pattern=flowkit.on(JOB, "page")),
             CallbackQueryHandler(choose_filter, pattern=flowkit.on(JOB, "filter")),
             CallbackQueryHandler(open_repair, pattern=flowkit.on(JOB, "open")),
+            CallbackQueryHandler(choose_community, pattern=flowkit.on(JOB, staffscope.ACTION)),
         ],
     }
     return flowkit.build(

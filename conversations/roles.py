@@ -1,8 +1,8 @@
 """Who may do what: the one place every command and button press is checked.
 
 A decision needs the actor (role and links) and, for a record, whose it is: the residence a
-repair or booking belongs to, the worker a task is assigned to, the project it is in. Rules are
-pure so the whole matrix is tested without Telegram.
+repair or booking belongs to, the worker a task is assigned to, the project and the community
+it is in. Rules are pure so the whole matrix is tested without Telegram.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class Target:
     residence_id: str | None = None
     worker_id: str | None = None
     project_id: str | None = None
+    community_id: int | None = None
 
 
 EVERYONE = frozenset({Action.HELP, Action.WHOAMI, Action.LANGUAGE, Action.ACCOUNT_LINK})
@@ -126,13 +127,21 @@ def _as_worker(actor: Actor, target: Target) -> Refusal | None:
         return Refusal.NOT_LINKED
     if target.worker_id is not None and target.worker_id != actor.worker_id:
         return Refusal.NOT_YOURS
-    return None
+    return _in_their_community(actor, target)
 
 
 def _as_manager(actor: Actor, target: Target) -> Refusal | None:
     if not actor.project_ids:
         return Refusal.NOT_LINKED
     if target.project_id is not None and target.project_id not in actor.project_ids:
+        return Refusal.NOT_YOURS
+    return _in_their_community(actor, target)
+
+
+def _in_their_community(actor: Actor, target: Target) -> Refusal | None:
+    # A record of a community the worker or manager does not serve is someone else's, even
+    # where vendor ids (a worker id, a project) happen to match across communities.
+    if target.community_id is not None and not actor.serves(target.community_id):
         return Refusal.NOT_YOURS
     return None
 

@@ -17,13 +17,18 @@ the audit log, and told to the managers. Managers see every task with a status f
 awaiting acceptance is accepted (then recorded in the maintenance log) or reopened with a
 reason the worker is told. Every press naming a task reads the task afresh and is checked with
 `roles.decide` before anything is shown or changed.
+
+Each community has its own board. The list covers the communities the asker serves, with a chip
+per community and each task naming its community where there are several
+(`conversations.staffscope`); a press naming a task is looked up on the boards of the asker's
+communities only, so another community's task id finds nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -40,13 +45,15 @@ from telegram.ext import (
 )
 
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited, Unavailable
-from conversations import callbacks, common, flowkit, keys
+from conversations import callbacks, common, flowkit, keys, staffscope
+from conversations.community import Community
 from conversations.context import ConciergeContext
 from conversations.domain import Actor, Role
 from conversations.i18n import N_, tr
 from conversations.ports import OwnWrite
 from conversations.records import Task, TaskDetail, TaskState
-from conversations.roles import REFUSAL_MESSAGES, Action, Target, decide
+from conversations.roles import REFUSAL_MESSAGES, Action, Refusal, Target, decide
+from conversations.staffscope import Scope
 from conversations.writes import (
     MaintenanceRecord,
     MaintenanceWorkRecord,
@@ -88,6 +95,7 @@ class TasksDraft(BaseModel):
     reason: str | None = None
     # The reopen's command id, chosen with the reason, so sending it again is the same write.
     command_id: str | None = None
+    community: int = staffscope.ALL  # the community chip: all of the asker's, or one
 
 
 # ---- rules -----------------------------------------------------------------------------------
@@ -107,6 +115,7 @@ STATUS_FILTERS: Final = {
 }
 FILTERS: Final = (ALL, *STATUS_FILTERS)
 REOPEN_FROM: Final = frozenset({TaskState.AWAITING_ACCEPTANCE, TaskState.ACCEPTED})
+TASK_GONE: Final = N_("That task no longer exists; it may have been deleted meanwhile.")
 
 
 def status_words(state: TaskState, lang: str) -> str:
@@ -157,7 +166,8 @@ def board_project(actor: Actor, project_ids: Sequence[str]) -> str:
     The task board is the community's Tuya project; a manager linked to either the Tuya or
     the Akubela project of the community manages it.
     """
-    return next((p for p in project_ids if p in actor.project_ids), project_ids[0])
+    first = project_ids[0] if project_ids else ""
+    return next((p for p in project_ids if p in actor.project_ids), first)
 
 
 def reason_problem(text: str) -> str | None:
@@ -231,11 +241,32 @@ def maintenance_notes(
 # ---- talking to people outside this chat -------------------------------------------------------
 
 
-def project_ids(context: ConciergeContext) -> list[str]:
-    """The community's projects: the task board's first, then Akubela's."""
-    community = context.resolved_community
-    ids = [context.services.task_board.project_id, community.akubela_project_id]
+def community_projects(community: Community) -> list[str]:
+    """A community's projects: the task board's first, then Akubela's."""
+    ids = [community.tuya_project_id, community.akubela_project_id]
     return list(dict.fromkeys(i for i in ids if i))
+
+
+def board_target(actor: Actor) -> Callable[[Community], Target]:
+    """What a decision on a community's board is checked against: a manager's project there (a
+    worker's tasks are checked by worker)."""
+
+    def target(community: Community) -> Target:
+        if not _is_manager(actor):
+            return Target()
+        return Target(project_id=board_project(actor, community_projects(community)))
+
+    return target
+
+
+async def board_scope(
+    context: ConciergeContext, action: Action, chosen: int = staffscope.ALL
+) -> Scope | Refusal:
+    """The communities on whose boards the asker may do `action`, or why none."""
+    actor = await _actor(context)
+    return await staffscope.scope_or_refusal(
+        context, action, chosen=chosen, target_of=board_target(actor)
+    )
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -244,7 +275,7 @@ def project_ids(context: ConciergeContext) -> list[str]:
 def board_failure(context: ConciergeContext, error: ApiError) -> str:
     """What went wrong with the task system, in plain words."""
     if isinstance(error, NotFound):
-        return context.t("That task no longer exists; it may have been deleted meanwhile.")
+        return context.t(TASK_GONE)
     if isinstance(error, AuthError):
         return context.t(
             "The task system no longer accepts the bot's credentials. "
@@ -282,39 +313,60 @@ class Loaded:
 
     task: TaskDetail
     worker_id: str | None
+    community: Community
+    scope: Scope  # the asker's communities for the action, to name the task's among them
 
 
 async def load_task(
     update: Update, context: ConciergeContext, task_id: str, action: Action
 ) -> Loaded | None:
-    """The task when it exists and the user may do `action` on it; else None, user told."""
-    board = context.services.task_board
+    """The task when it exists on the board of one of the user's communities and the user may
+    do `action` on it; else None, user told."""
     actor = await _actor(context)
+    scope = await board_scope(context, action)
+    if not isinstance(scope, Scope):
+        logger.warning("user %s refused %s: %s", context.user_id, action.value, scope.value)
+        await flowkit.notice(update, context.t(REFUSAL_MESSAGES[scope]))
+        return None
     await common.typing(update, context)
-    try:
-        task = await board.task(task_id)
-        workers = await board.workers()
-    except ApiError as error:
-        await flowkit.notice(update, board_failure(context, error))
-        return None
-    worker_id = worker_id_of(task, workers)
-    # An unmatched worker is nobody's: a worker never reaches a task we cannot place.
-    target = Target(
-        worker_id=worker_id or "", project_id=board_project(actor, project_ids(context))
-    )
-    refusal = decide(actor, action, target)
-    if refusal is not None:
-        logger.warning(
-            "user %s refused %s on task %s: %s", context.user_id, action.value, task_id, refusal
+    for community in scope.served:
+        board = context.services.task_board_of(community.id)
+        try:
+            task = await board.task(task_id)
+            workers = await board.workers()
+        except NotFound:
+            continue  # not this community's: perhaps another of theirs
+        except ApiError as error:
+            await flowkit.notice(update, board_failure(context, error))
+            return None
+        worker_id = worker_id_of(task, workers)
+        # An unmatched worker is nobody's: a worker never reaches a task we cannot place.
+        target = Target(
+            worker_id=worker_id or "",
+            project_id=board_project(actor, community_projects(community)),
+            community_id=community.id,
         )
-        await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
-        return None
-    return Loaded(task, worker_id)
+        refusal = decide(actor, action, target)
+        if refusal is not None:
+            logger.warning(
+                "user %s refused %s on task %s: %s",
+                context.user_id,
+                action.value,
+                task_id,
+                refusal,
+            )
+            await flowkit.notice(update, context.t(REFUSAL_MESSAGES[refusal]))
+            return None
+        return Loaded(task, worker_id, community, scope)
+    # On no board of theirs: gone, or another community's (which is not said).
+    logger.warning("user %s pressed task %s, on none of their boards", context.user_id, task_id)
+    await flowkit.notice(update, context.t(TASK_GONE))
+    return None
 
 
-async def places_of(context: ConciergeContext, task: TaskDetail) -> Places:
+async def places_of(context: ConciergeContext, task: TaskDetail, community_id: int) -> Places:
     """The task's rooms and devices by name (ids where the names cannot be read now)."""
-    board = context.services.task_board
+    board = context.services.task_board_of(community_id)
     try:
         rooms = {r.id: r.name or r.number or r.id for r in await board.rooms()}
     except ApiError:
@@ -340,9 +392,11 @@ async def places_of(context: ConciergeContext, task: TaskDetail) -> Places:
 
 
 def _task_button(
-    context: ConciergeContext, task: Task, manager: bool
+    context: ConciergeContext, task: Task, manager: bool, community: str = ""
 ) -> InlineKeyboardButton | None:
     parts = [task_status(task, context.lang), when(task.created, context.zone)]
+    if community:
+        parts.insert(0, community)
     if manager:
         parts.append(worker_name(task))
     parts.append(f"#{short_id(task.id)}")
@@ -354,9 +408,17 @@ def _task_button(
 
 
 def list_view(
-    tasks: Sequence[Task], draft: TasksDraft, manager: bool, context: ConciergeContext
+    tasks: Sequence[Task],
+    draft: TasksDraft,
+    manager: bool,
+    context: ConciergeContext,
+    names: Mapping[str, str] | None = None,
+    communities: Sequence[list[InlineKeyboardButton]] = (),
 ) -> tuple[str, InlineKeyboardMarkup, int]:
-    """The text and buttons of one page of the board, and the page actually shown."""
+    """The text and buttons of one page of the board, and the page actually shown; `names`
+    gives each task's community (by task id) where there are several, `communities` the
+    chips."""
+    names = names or {}
     shown = newest_first(with_status(tasks, draft.status) if manager else tasks)
     items, page, pages = page_of(shown, draft.page)
     if manager:
@@ -376,7 +438,8 @@ def list_view(
         )
     if pages > 1:
         title += "\n" + context.t("Page {page} of {pages}", page=page + 1, pages=pages)
-    rows = [[b] for b in (_task_button(context, t, manager) for t in items) if b is not None]
+    buttons = (_task_button(context, t, manager, names.get(t.id, "")) for t in items)
+    rows = [[b] for b in buttons if b is not None]
     rows += flowkit.pager(JOB, context, page, pages)
     if manager:
         choices = [
@@ -390,27 +453,40 @@ def list_view(
             for status in FILTERS
         ]
         rows += [choices[:3], choices[3:]]
+    rows += communities
     return title, flowkit.keyboard(rows, JOB, context), page
 
 
 async def _send_list(update: Update, context: ConciergeContext, draft: TasksDraft) -> State:
-    """Shows the board page the draft points at."""
+    """Shows the board page the draft points at, over the communities it covers."""
     actor = await _actor(context)
     manager = _is_manager(actor)
-    board = context.services.task_board
+    scope = await board_scope(context, Action.TASK_VIEW, draft.community)
+    if not isinstance(scope, Scope):
+        await flowkit.say(update, context.t(REFUSAL_MESSAGES[scope]))
+        return State.BROWSE
+    draft.community = scope.chosen
     await common.typing(update, context)
+    tasks: list[Task] = []
+    names: dict[str, str] = {}
     try:
-        tasks = await board.tasks()
-        workers = [] if manager else await board.workers()
+        for community in scope.shown():
+            board = context.services.task_board_of(community.id)
+            listed = await board.tasks()
+            if not manager:
+                workers = await board.workers()
+                listed = [t for t in listed if worker_id_of(t, workers) == actor.worker_id]
+            tasks += listed
+            if scope.several:
+                names.update((t.id, community.name(context.lang)) for t in listed)
     except ApiError as error:
         retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "retry")]]
         await flowkit.show(
             update, board_failure(context, error), flowkit.keyboard(retry, JOB, context)
         )
         return State.BROWSE
-    if not manager:
-        tasks = [t for t in tasks if worker_id_of(t, workers) == actor.worker_id]
-    text, markup, draft.page = list_view(tasks, draft, manager, context)
+    chips = staffscope.chips(JOB, context, scope)
+    text, markup, draft.page = list_view(tasks, draft, manager, context, names, chips)
     draft.task_id, draft.reason = None, None
     await flowkit.save_draft(context, JOB, draft)
     await flowkit.show(update, text, markup)
@@ -420,11 +496,9 @@ async def _send_list(update: Update, context: ConciergeContext, draft: TasksDraf
 async def start_tasks(update: Update, context: ConciergeContext) -> State | int:
     """Shows the board: a worker's own tasks, or every task for a manager."""
     await flowkit.take(update)
-    actor = await _actor(context)
-    target = Target(project_id=board_project(actor, project_ids(context)))
-    refusal = decide(actor, Action.TASK_VIEW, target if _is_manager(actor) else None)
-    if refusal is not None:
-        await flowkit.say(update, context.t(REFUSAL_MESSAGES[refusal]))
+    scope = await board_scope(context, Action.TASK_VIEW)
+    if not isinstance(scope, Scope):
+        await flowkit.say(update, context.t(REFUSAL_MESSAGES[scope]))
         return ConversationHandler.END
     return await _send_list(update, context, TasksDraft())
 
@@ -448,6 +522,15 @@ async def choose_filter(update: Update, context: ConciergeContext) -> State | in
     await flowkit.answer(update)
     draft = await _draft(context)
     draft.status, draft.page = flowkit.arg(update, JOB), 0
+    return await _send_list(update, context, draft)
+
+
+async def choose_community(update: Update, context: ConciergeContext) -> State | int:
+    """A community chip: that community's tasks (or all of the asker's), from the first page;
+    one the asker does not serve shows all of theirs."""
+    await flowkit.answer(update)
+    draft = await _draft(context)
+    draft.community, draft.page = staffscope.picked(flowkit.arg(update, JOB)), 0
     return await _send_list(update, context, draft)
 
 
@@ -478,19 +561,22 @@ async def _detail_markup(
 async def _send_task(
     update: Update,
     context: ConciergeContext,
-    task: TaskDetail,
+    loaded: Loaded,
     prefix: str = "",
     *,
     anew: bool = False,
 ) -> State:
     """Shows one task with the buttons this user may use on it."""
+    task = loaded.task
     actor = await _actor(context)
     acks = await context.services.acknowledgements.get_many([task.id])
     ack = acks.get(task.id)
-    places = await places_of(context, task)
+    places = await places_of(context, task, loaded.community.id)
     text = task_details(
         task, places, ack.acknowledged_at if ack else None, context.lang, context.zone
     )
+    tag = loaded.scope.tag(loaded.community.id, context.lang)
+    text = (tag + "\n" if tag else "") + text
     markup = await _detail_markup(context, task, _is_manager(actor), ack is not None)
     text = (prefix + "\n\n" if prefix else "") + text
     await flowkit.show(update, text, markup, in_place=not anew)
@@ -509,7 +595,7 @@ async def open_task(
     if loaded is None:
         return State.BROWSE
     await flowkit.answer(update)
-    return await _send_task(update, context, loaded.task, anew=anew)
+    return await _send_task(update, context, loaded, anew=anew)
 
 
 async def acknowledge(update: Update, context: ConciergeContext) -> State:
@@ -523,7 +609,7 @@ async def acknowledge(update: Update, context: ConciergeContext) -> State:
         await flowkit.notice(
             update, context.t("This task is no longer new, so there is nothing to acknowledge.")
         )
-        return await _send_task(update, context, task)
+        return await _send_task(update, context, loaded)
     await flowkit.answer(update)
     assert context.user_id is not None
     services = context.services
@@ -531,7 +617,7 @@ async def acknowledge(update: Update, context: ConciergeContext) -> State:
     fresh = await services.acknowledgements.acknowledge(task_id, context.user_id, at=now)
     if not fresh:
         return await _send_task(
-            update, context, task, context.t("This task was already acknowledged.")
+            update, context, loaded, context.t("This task was already acknowledged.")
         )
     await services.audit.append(
         telegram_id=context.user_id,
@@ -542,18 +628,18 @@ async def acknowledge(update: Update, context: ConciergeContext) -> State:
         result="acknowledged",
         at=now,
     )
-    places = await places_of(context, task)
+    places = await places_of(context, task, loaded.community.id)
     rooms = ", ".join(room for room, _ in places) or "—"
     await context.announce(
         OwnWrite(
             "tuya.task.acknowledge",
             context.user_id,
             (task_id,),
-            {"worker": worker_name(task), "rooms": rooms},
+            {"worker": worker_name(task), "rooms": rooms, "community_id": loaded.community.id},
         )
     )
     return await _send_task(
-        update, context, task, context.t("Thanks! The manager knows you have seen it.")
+        update, context, loaded, context.t("Thanks! The manager knows you have seen it.")
     )
 
 
@@ -566,12 +652,14 @@ async def show_task(update: Update, context: ConciergeContext) -> State | int:
 
 
 async def _refused(
-    update: Update, context: ConciergeContext, task_id: str, verb: str, error: ApiError
+    update: Update, context: ConciergeContext, loaded: Loaded, verb: str, error: ApiError
 ) -> State:
     """Explains a refused move with the task's state as it is now."""
+    task_id = loaded.task.id
     logger.info("tuya refused to %s task %s: %s", verb, task_id, error.message)
+    board = context.services.task_board_of(loaded.community.id)
     try:
-        status = task_status(await context.services.task_board.task(task_id), context.lang)
+        status = task_status(await board.task(task_id), context.lang)
     except ApiError:
         status = "?"
     if verb == "accept":
@@ -604,14 +692,15 @@ async def accept(update: Update, context: ConciergeContext) -> State:
     write = TaskAccept(
         task_id=task_id,
         worker_id=loaded.worker_id,
-        then=await log_writes(context, loaded.task, services.clock()),
+        community_id=loaded.community.id,
+        then=await log_writes(context, loaded, services.clock()),
     )
     outcome = await services.writes.submit(
         context.user_id, write, command_id=common.new_command_id()
     )
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
-            return await _refused(update, context, task_id, "accept", outcome.error)
+            return await _refused(update, context, loaded, "accept", outcome.error)
         retry = [[flowkit.button(JOB, context.t("🔄 Retry"), "accept", task_id)]]
         await flowkit.say(
             update, _write_failure(context, outcome), flowkit.keyboard(retry, JOB, context)
@@ -636,16 +725,20 @@ async def accept(update: Update, context: ConciergeContext) -> State:
 
 
 async def log_writes(
-    context: ConciergeContext, task: TaskDetail, accepted_at: datetime
+    context: ConciergeContext, loaded: Loaded, accepted_at: datetime
 ) -> list[MaintenanceRecord | MaintenanceWorkRecord]:
-    """What the maintenance log gets once the task is accepted: one record per mapped place."""
-    log = context.services.maintenance_log
+    """What the task's community's maintenance log gets once the task is accepted: one record
+    per mapped place."""
+    task, community = loaded.task, loaded.community
+    log = context.services.maintenance_log_of(community.id)
     room_ids = [r.room_id for r in task.rooms]
     places = log.places(room_ids)
     if not places:
         return []
-    notes = maintenance_notes(task, await places_of(context, task), accepted_at, context.zone)
+    places_named = await places_of(context, task, community.id)
+    notes = maintenance_notes(task, places_named, accepted_at, context.zone)
     fields: dict[str, Any] = {
+        "community_id": community.id,
         "reference": task.id,
         "start": min(task.created or accepted_at, accepted_at),
         "end": accepted_at,
@@ -773,12 +866,17 @@ async def _reopen_now(update: Update, context: ConciergeContext, draft: TasksDra
     services = context.services
     outcome = await services.writes.submit(
         context.user_id,
-        TaskReopen(task_id=task_id, worker_id=loaded.worker_id, reason=reason),
+        TaskReopen(
+            task_id=task_id,
+            worker_id=loaded.worker_id,
+            reason=reason,
+            community_id=loaded.community.id,
+        ),
         command_id=draft.command_id or common.new_command_id(),
     )
     if outcome.result is Result.REFUSED:
         if isinstance(outcome.error, InvalidRequest):
-            return await _refused(update, context, task_id, "reopen", outcome.error)
+            return await _refused(update, context, loaded, "reopen", outcome.error)
         again = [[flowkit.button(JOB, context.t("🔄 Send again"), "resend")]]
         await flowkit.say(
             update,
@@ -855,7 +953,7 @@ async def keep_task(update: Update, context: ConciergeContext) -> State:
     if loaded is None:
         return State.CONFIRM
     await flowkit.answer(update)
-    return await _send_task(update, context, loaded.task)
+    return await _send_task(update, context, loaded)
 
 
 async def confirm_delete(update: Update, context: ConciergeContext) -> State:
@@ -870,7 +968,9 @@ async def confirm_delete(update: Update, context: ConciergeContext) -> State:
     await flowkit.answer(update)
     assert context.user_id is not None
     outcome = await context.services.writes.submit(
-        context.user_id, TaskDelete(task_id=task_id), command_id=common.new_command_id()
+        context.user_id,
+        TaskDelete(task_id=task_id, community_id=loaded.community.id),
+        command_id=common.new_command_id(),
     )
     if outcome.result is Result.REFUSED:
         await flowkit.say(update, _write_failure(context, outcome))
@@ -926,6 +1026,9 @@ def build_conversation(*, timeout: timedelta) -> ConversationHandler[ConciergeCo
                 ),
                 CallbackQueryHandler(acknowledge, pattern=flowkit.on(JOB, "ack:.+")),
                 CallbackQueryHandler(ask_delete, pattern=flowkit.on(JOB, "del:.+")),
+                CallbackQueryHandler(
+                    choose_community, pattern=flowkit.on(JOB, rf"{staffscope.ACTION}:\d+")
+                ),
             ],
             State.REASON: [
                 MessageHandler(filters.TEXT & not_command, receive_reason),

@@ -25,6 +25,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol, Self
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from api.errors import ApiError, NotFound
+from conversations.community import FIRST_COMMUNITY
 from conversations.i18n import N_
 from conversations.ports import MaintenanceLog, ResidentDesk, TaskBoard
 from conversations.records import BookingState, Task, TaskState, Worker
@@ -54,14 +55,12 @@ class Targets(Protocol):
         """The user's desk for that residence (NotLinked when it is no longer theirs)."""
         ...
 
-    @property
-    def task_board(self) -> TaskBoard:
-        """The community's maintenance tasks."""
+    def task_board_of(self, community_id: int) -> TaskBoard:
+        """A community's maintenance tasks."""
         ...
 
-    @property
-    def maintenance_log(self) -> MaintenanceLog:
-        """Where accepted work is recorded."""
+    def maintenance_log_of(self, community_id: int) -> MaintenanceLog:
+        """Where a community's accepted work is recorded."""
         ...
 
 
@@ -378,6 +377,13 @@ class BookingCancelMany(ResidentWrite):
 class LogWrite(VendorWrite):
     """Accepted work written to the maintenance log, on one thing or location."""
 
+    # Whose log: writes kept from before there were several communities are the first's.
+    community_id: int = FIRST_COMMUNITY
+
+    def log(self, targets: Targets) -> MaintenanceLog:
+        """The maintenance log of the write's community."""
+        return targets.maintenance_log_of(self.community_id)
+
     vendor: ClassVar[str] = "servitly"
     audit_action: ClassVar[str] = "maintenance.record"
     reference: str  # the Tuya task
@@ -405,7 +411,7 @@ class MaintenanceRecord(LogWrite):
     )
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
-        return await targets.maintenance_log.record_event(
+        return await self.log(targets).record_event(
             place=self.place,
             reference=self.reference,
             start=self.start,
@@ -414,7 +420,7 @@ class MaintenanceRecord(LogWrite):
         )
 
     async def find(self, targets: Targets) -> Found | None:
-        found = await targets.maintenance_log.find_event(
+        found = await self.log(targets).find_event(
             place=self.place, reference=self.reference, end=self.end
         )
         return None if found is None else Found(found)
@@ -429,7 +435,7 @@ class MaintenanceWorkRecord(LogWrite):
     )
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
-        return await targets.maintenance_log.record_work(
+        return await self.log(targets).record_work(
             place=self.place,
             reference=self.reference,
             start=self.start,
@@ -446,9 +452,15 @@ class MaintenanceWorkRecord(LogWrite):
 
 
 class TaskWrite(VendorWrite):
-    """A write on the community's Tuya task board."""
+    """A write on a community's Tuya task board."""
 
     vendor: ClassVar[str] = "tuya"
+    # Whose board: writes kept from before there were several communities are the first's.
+    community_id: int = FIRST_COMMUNITY
+
+    def board(self, targets: Targets) -> TaskBoard:
+        """The task board of the write's community."""
+        return targets.task_board_of(self.community_id)
 
     def done_values(self, record_id: str | None) -> dict[str, Any]:
         return {"task_id": record_id or ""}
@@ -473,7 +485,7 @@ class TaskCreate(TaskWrite):
     async def prepare(self, targets: Targets) -> Self:
         if self.known_task_ids is not None:
             return self
-        board = targets.task_board
+        board = self.board(targets)
         workers = await board.workers()
         known = [
             task.id
@@ -484,12 +496,12 @@ class TaskCreate(TaskWrite):
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
         # Tuya has no de-duplication key: `command_id` stays ours.
-        return await targets.task_board.create(self.worker_id, self.rooms)
+        return await self.board(targets).create(self.worker_id, self.rooms)
 
     async def find(self, targets: Targets) -> Found | None:
         if self.known_task_ids is None:
             raise CannotTell("sent before the worker's tasks were read")
-        board = targets.task_board
+        board = self.board(targets)
         known = set(self.known_task_ids)
         workers = await board.workers()
         for task in await board.tasks():
@@ -529,7 +541,7 @@ class TaskMove(TaskWrite):
         return self.task_id
 
     async def find(self, targets: Targets) -> Found | None:
-        task = await targets.task_board.task(self.task_id)
+        task = await self.board(targets).task(self.task_id)
         return Found(self.task_id) if task.state is self.moves_to else None
 
 
@@ -544,7 +556,7 @@ class TaskAccept(TaskMove):
     then: list[MaintenanceRecord | MaintenanceWorkRecord] = Field(default_factory=list)
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
-        await targets.task_board.accept(self.task_id)
+        await self.board(targets).accept(self.task_id)
         return self.task_id
 
     def summary(self) -> dict[str, Any]:
@@ -561,7 +573,7 @@ class TaskReopen(TaskMove):
     reason: str
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
-        await targets.task_board.reopen(self.task_id)
+        await self.board(targets).reopen(self.task_id)
         return self.task_id
 
     def summary(self) -> dict[str, Any]:
@@ -577,12 +589,12 @@ class TaskDelete(TaskMove):
     moves_to: ClassVar[TaskState | None] = None
 
     async def perform(self, targets: Targets, command_id: str) -> str | None:
-        await targets.task_board.delete(self.task_id)
+        await self.board(targets).delete(self.task_id)
         return self.task_id
 
     async def find(self, targets: Targets) -> Found | None:
         try:
-            await targets.task_board.task(self.task_id)
+            await self.board(targets).task(self.task_id)
         except NotFound:
             return Found(self.task_id)
         return None

@@ -205,3 +205,17 @@ async def run_writes_job(bot: BotUnderTest) -> None:
     assert bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name("outbox")
     await job.run(bot.app)
+
+
+async def keep_demo_communities(bot: BotUnderTest, sandbox_app: Starlette) -> None:
+    """The demo's two communities, Garden Court (Shanghai, 1) and Marina Bay (Singapore, 2),
+    kept and loaded as `concierge demo` runs them."""
+    from bot.communities import stored_values
+    from bot.demo import demo_communities
+
+    services = bot.services
+    for access in demo_communities(bot.settings, sandbox_app):
+        await services.storage.communities.save(
+            access.community.id, stored_values(access, services.cipher)
+        )
+    await services.load_communities()

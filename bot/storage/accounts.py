@@ -17,11 +17,13 @@ from bot.storage import per_update
 from bot.storage.db import Sessions, upsert
 from bot.storage.models import (
     AlertStatus,
+    CommunityRecord,
     Draft,
     Invite,
     ManagerLink,
     ResidentLink,
     SentAlert,
+    StaffCommunity,
     TelegramUser,
     WorkerLink,
 )
@@ -30,6 +32,8 @@ from conversations.domain import Actor, Redeemed, RedeemOutcome, Role
 INVITE_CODE_BYTES = 15  # 20 URL-safe characters: fits a /start parameter, out of guessing range
 MAX_FAILED_INVITE_ATTEMPTS = 5
 INVITE_LOCKOUT = timedelta(minutes=15)
+# The roles bound to communities by their invites.
+STAFF_ROLES = frozenset({Role.WORKER, Role.MANAGER})
 
 
 def hash_code(code: str) -> str:
@@ -105,10 +109,11 @@ class LockedTokens:
 # Built once: every update that asks who its user is runs it.
 _IDENTITY = (
     select(TelegramUser.role, ResidentLink, WorkerLink.tuya_worker_id)
-    .add_columns(ManagerLink.project_id, Draft.job, Draft.data)
+    .add_columns(ManagerLink.project_id, StaffCommunity.community_id, Draft.job, Draft.data)
     .outerjoin(ResidentLink, ResidentLink.telegram_id == TelegramUser.telegram_id)
     .outerjoin(WorkerLink, WorkerLink.telegram_id == TelegramUser.telegram_id)
     .outerjoin(ManagerLink, ManagerLink.telegram_id == TelegramUser.telegram_id)
+    .outerjoin(StaffCommunity, StaffCommunity.telegram_id == TelegramUser.telegram_id)
     .outerjoin(Draft, Draft.telegram_id == TelegramUser.telegram_id)
     .where(TelegramUser.telegram_id == bindparam("telegram_id"))
 )
@@ -127,6 +132,7 @@ class _Identity:
     resident: ResidentLink | None
     worker_id: str | None
     project_ids: frozenset[str]
+    community_ids: frozenset[int]
 
 
 class Accounts:
@@ -154,6 +160,7 @@ class Accounts:
             residence_ids=residence_ids,
             worker_id=identity.worker_id,
             project_ids=identity.project_ids,
+            community_ids=identity.community_ids,
         )
 
     async def resident(self, telegram_id: int) -> ResidentLink | None:
@@ -168,15 +175,22 @@ class Accounts:
 
     async def _read_identity(self, telegram_id: int) -> _Identity:
         # One statement: the links all hang off the user's row (foreign keys), so a user with
-        # no row has none; a manager of several projects comes back as one row per project.
-        # The user's drafts come along (a row per draft): a flow the update opens reads its
-        # draft from this update's scope instead of with a statement of its own.
+        # no row has none; a manager of several projects and communities comes back as one row
+        # per project and community (a handful at most). The user's drafts come along (a row
+        # per draft): a flow the update opens reads its draft from this update's scope instead
+        # of with a statement of its own.
         async with self._sessions.begin() as session:
             rows = (await session.execute(_IDENTITY, {"telegram_id": telegram_id})).all()
         if not rows:
-            return _Identity(role=None, resident=None, worker_id=None, project_ids=frozenset())
+            return _Identity(
+                role=None,
+                resident=None,
+                worker_id=None,
+                project_ids=frozenset(),
+                community_ids=frozenset(),
+            )
         per_update.remember(
-            drafts_key(telegram_id), {row[4]: row[5] for row in rows if row[4] is not None}
+            drafts_key(telegram_id), {row[5]: row[6] for row in rows if row[5] is not None}
         )
         role, resident, worker_id = rows[0][:3]
         return _Identity(
@@ -184,6 +198,7 @@ class Accounts:
             resident=resident,
             worker_id=worker_id,
             project_ids=frozenset(row[3] for row in rows if row[3] is not None),
+            community_ids=frozenset(row[4] for row in rows if row[4] is not None),
         )
 
     async def holders_of(self, account_id: str) -> list[int]:
@@ -313,6 +328,27 @@ class Accounts:
             )
             return list(rows)
 
+    async def with_role(self, role: Role) -> list[int]:
+        """The Telegram users who hold a role (for the watcher: administrators)."""
+        async with self._sessions.begin() as session:
+            rows = await session.scalars(
+                select(TelegramUser.telegram_id).where(TelegramUser.role == role)
+            )
+            return list(rows)
+
+    async def staff_communities(self) -> dict[int, frozenset[int]]:
+        """Every worker's and manager's communities, by Telegram user (for the watcher)."""
+        async with self._sessions.begin() as session:
+            rows = (
+                await session.execute(
+                    select(StaffCommunity.telegram_id, StaffCommunity.community_id)
+                )
+            ).all()
+        served: dict[int, set[int]] = {}
+        for telegram_id, community_id in rows:
+            served.setdefault(telegram_id, set()).add(community_id)
+        return {telegram_id: frozenset(ids) for telegram_id, ids in served.items()}
+
 
 class Invites:
     """Single-use, expiring invite codes; only their hashes are stored."""
@@ -329,13 +365,18 @@ class Invites:
         expires_at: datetime,
         worker_id: str | None = None,
         project_id: str | None = None,
+        community_ids: Collection[int] = (),
         created_by: int | None = None,
     ) -> str:
-        """Makes a new code and returns it; this is the only time the plain code exists."""
+        """Makes a new code and returns it; this is the only time the plain code exists.
+
+        A worker or manager invite binds to the communities it names; an administrator serves
+        every community (communities named on their invite are not kept).
+        """
         if role is Role.WORKER and not worker_id:
             raise ValueError("a worker invite names the Tuya worker")
-        if role is Role.MANAGER and not project_id:
-            raise ValueError("a manager invite names the project")
+        if role in STAFF_ROLES and not community_ids:
+            raise ValueError("a worker or manager invite names at least one community")
         code = secrets.token_urlsafe(INVITE_CODE_BYTES)
         async with self._sessions.begin() as session:
             session.add(
@@ -344,6 +385,7 @@ class Invites:
                     role=role,
                     worker_id=worker_id,
                     project_id=project_id,
+                    community_ids=sorted(set(community_ids)) if role in STAFF_ROLES else None,
                     created_by=created_by,
                     expires_at=expires_at,
                 )
@@ -396,6 +438,7 @@ class Invites:
                 role=invite.role,
                 worker_id=invite.worker_id,
                 project_id=invite.project_id,
+                community_ids=_communities_of(invite),
             )
 
     async def redeem(
@@ -427,20 +470,29 @@ class Invites:
             if claimed is None:
                 return Redeemed(RedeemOutcome.USED)
             user.failed_invite_attempts = 0
+            # A manager invited to one more community keeps the others, as with projects.
+            keeps_communities = user.role is Role.MANAGER and invite.role is Role.MANAGER
             user.role = invite.role
             if display_name:
                 user.display_name = display_name
-            await self._take_role(session, invite, telegram_id, stale_alert_kinds)
+            await self._take_role(
+                session, invite, telegram_id, stale_alert_kinds, keeps_communities
+            )
             return Redeemed(
                 RedeemOutcome.BOUND,
                 role=invite.role,
                 worker_id=invite.worker_id,
                 project_id=invite.project_id,
+                community_ids=_communities_of(invite),
             )
 
     @staticmethod
     async def _take_role(
-        session: AsyncSession, invite: Invite, telegram_id: int, stale_alert_kinds: Collection[str]
+        session: AsyncSession,
+        invite: Invite,
+        telegram_id: int,
+        stale_alert_kinds: Collection[str],
+        keeps_communities: bool,
     ) -> None:
         """Links for the invite's role, and none of another role's left behind."""
         dialect = session.get_bind().dialect.name
@@ -460,13 +512,38 @@ class Invites:
                         key=["telegram_id"],
                     )
                 )
-        if invite.role is Role.MANAGER and invite.project_id:
+        if invite.role is Role.MANAGER:
+            # The project the invite names (as invites did before there were communities),
+            # else every project of the communities it binds to.
+            projects = {invite.project_id or ""}
+            if not invite.project_id:
+                rows = await session.execute(
+                    select(
+                        CommunityRecord.akubela_project_id, CommunityRecord.tuya_project_id
+                    ).where(CommunityRecord.id.in_(_communities_of(invite)))
+                )
+                projects.update(project for row in rows for project in row)
+            managed = [
+                {"telegram_id": telegram_id, "project_id": project}
+                for project in sorted(projects - {""})
+            ]
+            if managed:
+                await session.execute(
+                    upsert(dialect, ManagerLink, managed, key=["telegram_id", "project_id"])
+                )
+        # Otherwise the invite's communities replace the old role's whole.
+        if not keeps_communities:
+            await session.execute(
+                delete(StaffCommunity).where(StaffCommunity.telegram_id == telegram_id)
+            )
+        served = [
+            {"telegram_id": telegram_id, "community_id": community_id}
+            for community_id in _communities_of(invite)
+        ]
+        if invite.role in STAFF_ROLES and served:
             await session.execute(
                 upsert(
-                    dialect,
-                    ManagerLink,
-                    {"telegram_id": telegram_id, "project_id": invite.project_id},
-                    key=["telegram_id", "project_id"],
+                    dialect, StaffCommunity, served, key=["telegram_id", "community_id"], update=[]
                 )
             )
         if stale_alert_kinds:
@@ -477,3 +554,7 @@ class Invites:
                     SentAlert.kind.in_(sorted(stale_alert_kinds)),
                 )
             )
+
+
+def _communities_of(invite: Invite) -> tuple[int, ...]:
+    return tuple(sorted({int(i) for i in invite.community_ids or ()}))

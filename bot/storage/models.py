@@ -155,6 +155,20 @@ class ManagerLink(Timestamps, Base):
     project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
+class StaffCommunity(Base):
+    """A worker or manager bound to one community (one row per community they serve)."""
+
+    __tablename__ = "staff_communities"
+
+    telegram_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("telegram_users.telegram_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    community_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
 class Invite(Base):
     """A single-use invite code; only its hash is kept."""
 
@@ -165,6 +179,8 @@ class Invite(Base):
     role: Mapped[Role] = mapped_column(_string_enum(Role, "role"))
     worker_id: Mapped[str | None] = mapped_column(String(128))
     project_id: Mapped[str | None] = mapped_column(String(128))
+    # The communities a worker or manager invite binds to (a JSON list of ids).
+    community_ids: Mapped[list[Any] | None]
     # Invites are made from the CLI too, where there is no Telegram user: no foreign key.
     created_by: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -212,7 +212,10 @@ async def test_unlink_forgets_the_tokens(bot: BotUnderTest, sandbox_app: Starlet
 
 async def test_worker_invite_binds_once(bot: BotUnderTest) -> None:
     code = await bot.services.invites.create(
-        Role.WORKER, worker_id="w-tom", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.WORKER,
+        worker_id="w-tom",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        community_ids=[1],
     )
     await bot.chat(509).send(f"/start {code}")
     assert "maintenance worker" in (bot.telegram.last.text or "")
@@ -225,10 +228,16 @@ async def test_worker_invite_binds_once(bot: BotUnderTest) -> None:
 
 async def test_manager_invite_and_expired_invite(bot: BotUnderTest) -> None:
     good = await bot.services.invites.create(
-        Role.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.MANAGER,
+        project_id="p-1",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        community_ids=[1],
     )
     stale = await bot.services.invites.create(
-        Role.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) - timedelta(seconds=1)
+        Role.MANAGER,
+        project_id="p-1",
+        expires_at=datetime.now(UTC) - timedelta(seconds=1),
+        community_ids=[1],
     )
     await bot.chat(511).send(f"/start {stale}")
     assert "expired" in (bot.telegram.last.text or "")
@@ -408,14 +417,20 @@ async def test_a_victim_sees_whose_telegram_it_is_and_the_earlier_holder_is_told
 
 async def _manager(bot: BotUnderTest, telegram_id: int, project: str = "p-1") -> None:
     code = await bot.services.invites.create(
-        Role.MANAGER, project_id=project, expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.MANAGER,
+        project_id=project,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        community_ids=[1],
     )
     await bot.services.invites.redeem(code, telegram_id, now=datetime.now(UTC))
 
 
 async def _worker_invite(bot: BotUnderTest, worker_id: str = "w-tom") -> str:
     return await bot.services.invites.create(
-        Role.WORKER, worker_id=worker_id, expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.WORKER,
+        worker_id=worker_id,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        community_ids=[1],
     )
 
 
@@ -475,7 +490,10 @@ async def test_a_worker_becoming_a_manager_loses_the_worker_binding(bot: BotUnde
     chat = bot.chat(533)
     await chat.send(f"/start {await _worker_invite(bot)}")
     code = await bot.services.invites.create(
-        Role.MANAGER, project_id="p-2", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.MANAGER,
+        project_id="p-2",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        community_ids=[1],
     )
     await chat.send(f"/start {code}")
     assert "binding to maintenance worker w-tom ends" in (bot.telegram.last.text or "")

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from bot.alert_delivery import render
 from bot.alert_kinds import (
     GONE,
+    MSG_REPAIR_NEW,
     SINCE,
+    Alert,
+    AlertKind,
     ChangeKind,
     Observed,
+    labelled,
     live,
     observe,
     own_write,
 )
 from bot.storage.repositories import SeenRecord
+from conversations.community import Community
 from conversations.writes import BookingCancelMany, Outcome, Result, TaskCreate
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -122,3 +129,24 @@ def test_nothing_is_announced_of_a_write_not_at_the_vendor_or_told_before() -> N
     assert own_write(_outcome(_task(), record_id="t-9", settled_before=True)) is None
     # A task made but whose id was never learned names nothing to announce.
     assert own_write(_outcome(_task())) is None
+
+
+def test_alerts_to_someone_of_several_communities_name_the_community() -> None:
+    singapore = Community(id=2, name_en="Marina Court", name_zh="滨海苑")
+    values = {"short_id": "42", "home": "B2 0301", "description": "Tap", "contact": "—"}
+    values |= {"start": "2026-12-04T02:00:00+00:00", "finish": "2026-12-04T03:00:00+00:00"}
+    alerts = [
+        Alert(f"repair:42:new:{reader}", AlertKind.REPAIR_NEW, reader, MSG_REPAIR_NEW, values)
+        for reader in (3001, 3003)
+    ]
+
+    # 3001 manages both communities, 3003 only this one.
+    both, one = labelled(alerts, singapore, {3001})
+    zone = ZoneInfo("Asia/Singapore")
+
+    assert render(both, "en", zone)[0].startswith("🏘 Marina Court\n🆕 New repair #42 from B2 0301")
+    assert render(both, "zh", zone)[0].startswith("🏘 滨海苑\n🆕 B2 0301 提交了新报修 #42")
+    assert render(one, "en", zone)[0].startswith("🆕 New repair #42")
+    # The label is kept with the alert until it is delivered.
+    stored = Alert.from_payload(both.key, both.kind, both.recipient, both.payload())
+    assert stored == both

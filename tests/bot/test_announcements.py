@@ -40,6 +40,7 @@ async def _join(
         expires_at=datetime.now(UTC) + timedelta(hours=1),
         worker_id=worker_id,
         project_id=project_id,
+        community_ids=[1],
     )
     redeemed = await invites.redeem(code, telegram_id, now=datetime.now(UTC))
     assert redeemed.outcome is RedeemOutcome.BOUND

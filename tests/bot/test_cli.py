@@ -94,7 +94,7 @@ def test_invite_prints_a_code_that_binds(
     monkeypatch.setenv("DATABASE_URL", url)
     # No Bot API is listening: the code is still printed, without the t.me link.
     monkeypatch.setenv("TELEGRAM_BASE_URL", f"http://127.0.0.1:{_free_port()}/bot")
-    assert main(["invite", "worker", "--worker-id", "w-42"]) == 0
+    assert main(["invite", "worker", "--worker-id", "w-42", "--community", "1"]) == 0
     out = capsys.readouterr().out
     code = out.split("Code: ")[1].split()[0]
 
@@ -114,6 +114,81 @@ def test_invite_prints_a_code_that_binds(
             await storage.close()
 
     assert asyncio.run(redeem()) is RedeemOutcome.BOUND
+
+
+def test_a_manager_invite_binds_to_the_communities_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("TELEGRAM_BASE_URL", f"http://127.0.0.1:{_free_port()}/bot")
+    monkeypatch.setenv("AKUBELA_MANAGER_PASSWORD", "manager-secret")
+    assert main(["migrate"]) == 0  # community 1, from the settings
+    for n in (2, 3):
+        community = ["--name-en", f"Court {n}", "--name-zh", f"苑 {n}", "--time-zone", "UTC"]
+        community += ["--akubela-project-id", f"p-{n}", "--tuya-project-id", f"t-{n}"]
+        assert main(["community", "add", *community]) == 0
+    capsys.readouterr()
+    command = ["invite", "manager", "--project", "p-1", "--community", "1,2", "--community", "3"]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "Invite for a manager of community 1, 2, 3" in out
+    code = out.split("Code: ")[1].split()[0]
+
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.storage.repositories import Storage
+
+    async def redeem() -> frozenset[int]:
+        storage = Storage.open(url)
+        try:
+            await storage.invites.redeem(code, 78, now=datetime.now(UTC))
+            return (await storage.accounts.actor(78)).community_ids
+        finally:
+            await storage.close()
+
+    assert asyncio.run(redeem()) == {1, 2, 3}
+
+
+def test_an_invite_to_a_community_there_is_not_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    monkeypatch.setenv("TELEGRAM_BASE_URL", f"http://127.0.0.1:{_free_port()}/bot")
+    command = ["invite", "manager", "--project", "p-1", "--community", "1,7"]
+    assert main(command) == 2
+    out, err = capsys.readouterr()
+    assert "There is no community 7: `concierge community list` shows them." in err
+    assert "Code:" not in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ([], "the following arguments are required: --community"),
+        (["--community", "Shanghai"], "'Shanghai' is not a community id: give its number"),
+        (["--community", "1,0"], "'1,0' is not a community id"),
+    ],
+)
+def test_a_staff_invite_without_a_community_is_refused_in_plain_words(
+    extra: list[str],
+    problem: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    with pytest.raises(SystemExit) as exit_:
+        main(["invite", "worker", "--worker-id", "w-42", *extra])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert problem in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", [["run"], ["migrate"], ["invite", "admin"]])

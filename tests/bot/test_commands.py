@@ -71,7 +71,10 @@ async def test_a_linked_resident_gets_a_resident_menu_in_their_language(
 
 async def test_a_manager_invite_gives_the_manager_menu(bot: BotUnderTest) -> None:
     code = await bot.services.invites.create(
-        Role.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.MANAGER,
+        project_id="p-1",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        community_ids=[1],
     )
     await bot.chat(532).send(f"/start {code}")
     menu = _chat_menu(bot, 532)
@@ -81,7 +84,10 @@ async def test_a_manager_invite_gives_the_manager_menu(bot: BotUnderTest) -> Non
 
 async def test_a_worker_invite_gives_the_worker_menu(bot: BotUnderTest) -> None:
     code = await bot.services.invites.create(
-        Role.WORKER, worker_id="w-tom", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.WORKER,
+        worker_id="w-tom",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        community_ids=[1],
     )
     await bot.chat(533).send(f"/start {code}")
     menu = _chat_menu(bot, 533)
@@ -93,7 +99,10 @@ async def test_a_manager_who_unlinks_their_home_loses_the_resident_commands(
     bot: BotUnderTest, sandbox_app: Starlette
 ) -> None:
     code = await bot.services.invites.create(
-        Role.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        Role.MANAGER,
+        project_id="p-1",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        community_ids=[1],
     )
     chat = bot.chat(534)
     await chat.send(f"/start {code}")

@@ -83,3 +83,36 @@ def test_the_demo_polls_often_enough_to_show_every_alert_within_ten_seconds(
     demo = demo_settings(production, database_path=tmp_path / "demo.db")
     assert demo.alert_poll_seconds <= 10
     assert production.alert_poll_seconds == 60
+
+
+async def test_the_demos_staff_serve_their_communities(tmp_path: Path, sandbox_app: Any) -> None:
+    from bot.demo import demo_communities, demo_personas, seed
+    from bot.settings import Settings
+    from bot.storage.repositories import Storage
+    from sandbox.botapi import create_botapi_app
+
+    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
+    people = demo_personas(sandbox_app)
+    communities = demo_communities(settings, sandbox_app)
+    await seed(settings, people, httpx.ASGITransport(app=sandbox_app), communities)
+
+    chat = create_botapi_app(token="1:demo", personas=[p.persona for p in people])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=chat), base_url="http://t"
+    ) as web:
+        listed = (await web.get("/api/personas")).json()
+    staff = {p["user_id"]: p["community"] for p in listed if p["role"] in ("worker", "manager")}
+    # Morgan manages both communities, Mei Garden Court, Arjun Marina Bay; the workers work
+    # at Garden Court.
+    assert staff == {2001: [1], 2002: [1], 3001: [1, 2], 3002: [1], 3003: [2]}
+    storage = Storage.open(settings.database_url)
+    try:
+        for user_id, serves in staff.items():
+            actor = await storage.accounts.actor(user_id)
+            assert actor.community_ids == set(serves), user_id
+        morgan = await storage.accounts.actor(3001)
+        projects = {c.community.akubela_project_id for c in communities}
+        projects |= {c.community.tuya_project_id for c in communities}
+        assert morgan.project_ids == projects
+    finally:
+        await storage.close()

@@ -116,7 +116,10 @@ async def test_a_manager_of_several_projects_keeps_them_all(storage: Storage) ->
     invites = storage.invites
     for project in ("p-1", "p-2"):
         code = await invites.create(
-            Role.MANAGER, project_id=project, expires_at=datetime.now(UTC) + timedelta(hours=1)
+            Role.MANAGER,
+            project_id=project,
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            community_ids=[1],
         )
         await invites.redeem(code, 7002, now=datetime.now(UTC))
 
@@ -149,3 +152,58 @@ async def test_a_flow_opening_reads_its_draft_with_who_the_user_is(
     # Outside an update the draft is read from the database.
     assert await storage.drafts.load(RESIDENT, "repair") == {"description": "Leaking tap"}
     assert len(statements) == 4
+
+
+async def test_staff_carry_their_communities_in_the_one_statement(
+    storage: Storage, statements: list[str]
+) -> None:
+    # Two projects and two communities: the rows multiply, the statement stays one.
+    invites = storage.invites
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    for project, communities in (("p-1", [1]), ("p-2", [2, 3])):
+        code = await invites.create(
+            Role.MANAGER, project_id=project, expires_at=expires, community_ids=communities
+        )
+        await invites.redeem(code, 7004, now=datetime.now(UTC))
+    worker = await invites.create(
+        Role.WORKER, worker_id="w-tom", expires_at=expires, community_ids=[2]
+    )
+    await invites.redeem(worker, 7005, now=datetime.now(UTC))
+    statements.clear()
+
+    manager = await storage.accounts.actor(7004)
+    tom = await storage.accounts.actor(7005)
+
+    assert len(statements) == 2
+    assert manager.project_ids == {"p-1", "p-2"}
+    assert manager.community_ids == {1, 2, 3}
+    assert tom.worker_id == "w-tom"
+    assert tom.community_ids == {2}
+    assert (tom.serves(2), tom.serves(1)) == (True, False)
+
+
+async def test_a_new_role_brings_its_own_communities(storage: Storage) -> None:
+    invites = storage.invites
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    manager = await invites.create(
+        Role.MANAGER, project_id="p-1", expires_at=expires, community_ids=[1, 2]
+    )
+    await invites.redeem(manager, 7006, now=datetime.now(UTC))
+    worker = await invites.create(
+        Role.WORKER, worker_id="w-li", expires_at=expires, community_ids=[2]
+    )
+    await invites.redeem(worker, 7006, now=datetime.now(UTC))
+    assert (await storage.accounts.actor(7006)).community_ids == {2}
+
+    admin = await invites.create(Role.ADMIN, expires_at=expires)
+    await invites.redeem(admin, 7006, now=datetime.now(UTC))
+    actor = await storage.accounts.actor(7006)
+    # An administrator serves every community without a list of them.
+    assert (actor.community_ids, actor.serves(2), actor.serves(9)) == (frozenset(), True, True)
+
+
+async def test_a_staff_invite_names_its_communities(storage: Storage) -> None:
+    with pytest.raises(ValueError, match="at least one community"):
+        await storage.invites.create(
+            Role.MANAGER, project_id="p-1", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        )

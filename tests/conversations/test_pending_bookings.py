@@ -69,7 +69,10 @@ async def join(
 ) -> None:
     """A manager joins the way staff do: an invite and /start <code>."""
     code = await bot.services.invites.create(
-        Role.MANAGER, expires_at=datetime.now(UTC) + timedelta(hours=1), project_id=project_id
+        Role.MANAGER,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        project_id=project_id,
+        community_ids=[1],
     )
     await bot.chat(telegram_id, language_code=lang).send(f"/start {code}")
     bot.telegram.clear()

@@ -83,3 +83,62 @@ def test_every_action_is_covered_by_the_matrix() -> None:
 
 def test_every_refusal_has_a_message() -> None:
     assert set(REFUSAL_MESSAGES) == set(Refusal)
+
+
+# ---- across communities --------------------------------------------------------------------
+# Community A is 1, B is 2. The staff of A hold vendor ids that B's records may share (one
+# Akubela base, worker ids reused across Tuya projects), so only the community tells them apart.
+A, B = 1, 2
+HOME_IN = {A: "r-a", B: "r-b"}
+STAFF_OF: dict[str, Actor] = {
+    "worker of A": Actor(11, Role.WORKER, worker_id="w-1", community_ids=frozenset({A})),
+    "manager of A": Actor(
+        12, Role.MANAGER, project_ids=frozenset({"p-1"}), community_ids=frozenset({A})
+    ),
+    "manager of A and B": Actor(
+        13, Role.MANAGER, project_ids=frozenset({"p-1"}), community_ids=frozenset({A, B})
+    ),
+    "resident of A": Actor(14, Role.RESIDENT, residence_ids=frozenset({HOME_IN[A]})),
+    "administrator": Actor(15, Role.ADMIN),
+}
+
+
+def _may(who: str, action: Action, community: int) -> bool:
+    """The policy across communities, written out apart from `decide`: staff act only in the
+    communities they serve (an administrator in all), a resident only on their home."""
+    actor = STAFF_OF[who]
+    if action in {Action.HELP, Action.WHOAMI, Action.LANGUAGE, Action.ACCOUNT_LINK}:
+        return True
+    if action in RESIDENT_ACTIONS:
+        return who == "resident of A" and community == A
+    if who == "administrator":
+        return action is not Action.TASK_ACKNOWLEDGE
+    if who == "worker of A":
+        return action in {Action.TASK_VIEW, Action.TASK_ACKNOWLEDGE} and community == A
+    if who.startswith("manager"):
+        return action in [*MANAGER_ONLY, Action.TASK_VIEW] and community in actor.community_ids
+    return False
+
+
+def test_nobody_acts_in_a_community_they_do_not_belong_to() -> None:
+    tried = refused = 0
+    wrong = []
+    for who, actor in STAFF_OF.items():
+        for action in Action:
+            for community in (A, B):
+                # The record is the actor's own in every way but its community.
+                target = Target(
+                    residence_id=HOME_IN[community] if action in RESIDENT_ACTIONS else None,
+                    worker_id="w-1",
+                    project_id="p-1",
+                    community_id=community,
+                )
+                allowed = decide(actor, action, target) is None
+                if _may(who, action, community) != allowed:
+                    wrong.append(f"{who} {action} in {community}: allowed={allowed}")
+                if community == B and not _may(who, action, B):
+                    tried += 1
+                    refused += not allowed
+    print(f"across communities (pure rules): tried {tried}, refused {refused}")
+    assert wrong == []
+    assert (tried, refused) == (83, 83)

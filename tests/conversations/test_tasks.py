@@ -84,6 +84,7 @@ async def join(
         expires_at=datetime.now(UTC) + timedelta(hours=1),
         worker_id=worker_id,
         project_id=project_id,
+        community_ids=[1],
     )
     await bot.chat(telegram_id, language_code=language_code).send(f"/start {code}")
     assert "Welcome aboard" in _last(bot) or "欢迎" in _last(bot)

@@ -223,6 +223,7 @@ async def join(
         expires_at=datetime.now(UTC) + timedelta(hours=1),
         worker_id=worker_id,
         project_id=project_id,
+        community_ids=[1],
     )
     await bot.chat(telegram_id).send(f"/start {code}")
     assert "Welcome aboard" in (bot.telegram.last.text or "")

@@ -1,7 +1,7 @@
 """A vendor write that ended is told to whoever asked once `reported_at` is set.
 
 Revision ID: 0011_write_reports
-Revises: 0009_communities
+Revises: 0010_staffscope
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_write_reports"
-down_revision: str | None = "0009_communities"
+down_revision: str | None = "0010_staffscope"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
