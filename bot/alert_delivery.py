@@ -166,7 +166,7 @@ class AlertDelivery:
             logger.info("alert %s skipped: user %s blocked the bot", row.kind, row.recipient)
             return None
         alert = Alert.from_payload(row.dedupe_key, row.kind, row.recipient, row.payload)
-        zone = self._zone(user)
+        zone = reading_zone(user, alert, self.services.settings.zone)
         if not alert.urgent and in_quiet_hours(
             now.astimezone(zone).time(), user.quiet_hours_start, user.quiet_hours_end
         ):
@@ -184,7 +184,7 @@ class AlertDelivery:
             await storage.alerts.mark_attempt_failed(row.dedupe_key, "blocked", final=True)
             return
         chosen = (application.user_data.get(row.recipient) or {}).get(LANGUAGE_KEY)
-        zone = self._zone(send.user)
+        zone = reading_zone(send.user, send.alert, self.services.settings.zone)
         text, markup = render(send.alert, pick_language(chosen or send.user.language, None), zone)
         try:
             with round_.answer_of(row.recipient):
@@ -216,14 +216,17 @@ class AlertDelivery:
                 # The photos are a message of their own, paced as one, next in this chat.
                 round_.queue_first(dataclasses.replace(send, photos_only=True))
 
-    def _zone(self, user: TelegramUser) -> ZoneInfo:
-        """The user's own time zone, else the community's."""
-        if user.time_zone:
+
+def reading_zone(user: TelegramUser, alert: Alert, fallback: ZoneInfo) -> ZoneInfo:
+    """Where the reader reads the alert's times: their own zone if they chose one, else the
+    zone of the alert's community (`fallback` for an alert stored before alerts kept one)."""
+    for name in (user.time_zone, alert.time_zone):
+        if name:
             try:
-                return ZoneInfo(user.time_zone)
+                return ZoneInfo(name)
             except (ZoneInfoNotFoundError, ValueError):
-                logger.debug("user %s has an unknown time zone", user.telegram_id)
-        return self.services.settings.zone
+                logger.debug("alert %s: unknown time zone %r", alert.kind, name)
+    return fallback
 
 
 async def _send_photos(bot: Bot, chat_id: int, photos: Sequence[str]) -> None:

@@ -208,6 +208,9 @@ class Alert:
     moments: tuple[str, ...] = ()  # values that are ISO times, shown in the reader's zone
     # The community's name by language ("en", "zh"), for a reader who serves several.
     community: Mapping[str, str] = field(default_factory=dict)
+    # The community's time zone: its times read as its people live them, unless the reader
+    # chose a zone of their own ("": the deployment's first community).
+    time_zone: str = ""
 
     def payload(self) -> dict[str, Any]:
         """The alert as JSON-plain data, kept until it is delivered."""
@@ -220,6 +223,7 @@ class Alert:
             "photos": list(self.photos),
             "moments": list(self.moments),
             "community": dict(self.community),
+            "time_zone": self.time_zone,
         }
 
     @classmethod
@@ -239,6 +243,7 @@ class Alert:
             photos=tuple(str(p) for p in payload.get("photos") or ()),
             moments=tuple(str(m) for m in payload.get("moments") or ()),
             community={str(k): str(v) for k, v in dict(payload.get("community") or {}).items()},
+            time_zone=str(payload.get("time_zone") or ""),
         )
 
     def community_name(self, lang: str) -> str:
@@ -248,10 +253,15 @@ class Alert:
 
 
 def labelled(alerts: Iterable[Alert], community: Community, readers: Set[int]) -> list[Alert]:
-    """The alerts of one community, those to `readers` (who serve several) naming it."""
+    """The alerts of one community, in its time zone, those to `readers` (who serve several)
+    naming it."""
     names = {"en": community.name("en"), "zh": community.name("zh")}
     return [
-        replace(alert, community=names) if alert.recipient in readers else alert
+        replace(
+            alert,
+            community=names if alert.recipient in readers else alert.community,
+            time_zone=community.time_zone,
+        )
         for alert in alerts
     ]
 

@@ -3,11 +3,12 @@ database, no vendor, no Telegram."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.alert_delivery import render
+from bot.alert_delivery import reading_zone, render
 from bot.alert_kinds import (
     GONE,
     MSG_REPAIR_NEW,
@@ -21,6 +22,7 @@ from bot.alert_kinds import (
     observe,
     own_write,
 )
+from bot.storage.models import TelegramUser
 from bot.storage.repositories import SeenRecord
 from conversations.community import Community
 from conversations.writes import BookingCancelMany, Outcome, Result, TaskCreate
@@ -150,3 +152,22 @@ def test_alerts_to_someone_of_several_communities_name_the_community() -> None:
     # The label is kept with the alert until it is delivered.
     stored = Alert.from_payload(both.key, both.kind, both.recipient, both.payload())
     assert stored == both
+
+
+def test_an_alert_reads_in_its_communitys_zone_unless_the_reader_chose_one() -> None:
+    london = Community(id=3, name_en="Thames Yard", name_zh="泰晤士苑", time_zone="Europe/London")
+    values = {"short_id": "42", "home": "B2 0301", "description": "Tap", "contact": "—"}
+    values |= {"start": "2026-12-04T10:00:00+00:00", "finish": "2026-12-04T12:00:00+00:00"}
+    alert = Alert("repair:42:new:3001", AlertKind.REPAIR_NEW, 3001, MSG_REPAIR_NEW, values)
+    alert = replace(alert, moments=("start", "finish"))
+    [local] = labelled([alert], london, set())
+    stored = Alert.from_payload(local.key, local.kind, local.recipient, local.payload())
+    deployment_zone = ZoneInfo("Asia/Shanghai")
+
+    manager = TelegramUser(telegram_id=3001, time_zone=None)
+    zone = reading_zone(manager, stored, deployment_zone)
+    assert "10:00" in render(stored, "en", zone)[0]  # London's own clock, not Shanghai's 18:00
+    traveller = TelegramUser(telegram_id=3001, time_zone="Asia/Tokyo")
+    assert "19:00" in render(stored, "en", reading_zone(traveller, stored, deployment_zone))[0]
+    # An alert kept from before alerts carried a zone reads in the deployment's first zone.
+    assert reading_zone(manager, alert, deployment_zone) == deployment_zone
