@@ -150,16 +150,18 @@ async def test_a_singapore_resident_books_the_pool_on_its_60_minute_grid(
 
 
 async def test_the_watcher_reads_every_communitys_repairs(two: BotUnderTest) -> None:
-    # A repair of Marina Bay, once seen, is still there at the next poll: the watcher reads
-    # each community's manager list, so nobody hears it was withdrawn.
-    manager = 3101
+    # A repair of Marina Bay, once seen, is still there at the next poll: each community's
+    # round reads its own manager list, so nobody hears it was withdrawn, and only those who
+    # serve Marina Bay hear of it at all.
+    both, garden_court_only = 3101, 3102
     invites = two.services.invites
-    code = await invites.create(
-        Role.MANAGER,
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
-        project_id=two.settings.akubela_project_id,
-    )
-    await invites.redeem(code, manager, now=datetime.now(UTC))
+    for manager, communities in ((both, [1, 2]), (garden_court_only, [1])):
+        code = await invites.create(
+            Role.MANAGER,
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            community_ids=communities,  # and so their projects
+        )
+        await invites.redeem(code, manager, now=datetime.now(UTC))
     assert two.app.job_queue is not None
     (job,) = two.app.job_queue.get_jobs_by_name("alerts")
     await job.run(two.app)  # the baseline
@@ -175,10 +177,14 @@ async def test_the_watcher_reads_every_communitys_repairs(two: BotUnderTest) -> 
     )
     await job.run(two.app)  # sees it new
     await job.run(two.app)  # and still there
-    told = [
-        str(call.params.get("text", ""))
-        for call in two.telegram.sent("sendMessage")
-        if int(call.params["chat_id"]) == manager
-    ]
-    assert not [text for text in told if "withdrawn" in text]
-    assert [text for text in told if "The lift lobby light is out" in text]
+
+    def told(manager: int) -> list[str]:
+        return [
+            str(call.params.get("text", ""))
+            for call in two.telegram.sent("sendMessage")
+            if int(call.params["chat_id"]) == manager
+        ]
+
+    assert not [text for text in told(both) if "withdrawn" in text]
+    assert len([text for text in told(both) if "The lift lobby light is out" in text]) == 1
+    assert not [text for text in told(garden_court_only) if "lift lobby" in text]
