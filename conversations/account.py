@@ -137,17 +137,19 @@ async def remember_user(update: Update, context: ConciergeContext) -> None:
     user = update.effective_user
     if user is None or context.user_data is None:
         return
-    # Every handler after this one shows times in the user's community's zone.
-    await context.community()
     data = context.user_data
-    if data.get(KNOWN_KEY) and not data.get(BLOCKED_KEY):
-        return
-    # Someone who blocked the bot and writes again has unblocked it: alerts reach them again.
-    await context.services.people.first_contact(
-        user.id, language=context.lang, display_name=user.full_name
-    )
-    data.pop(BLOCKED_KEY, None)
-    data[KNOWN_KEY] = True
+    if not data.get(KNOWN_KEY) or data.get(BLOCKED_KEY):
+        # Someone who blocked the bot and writes again has unblocked it: alerts reach them
+        # again.
+        await context.services.people.first_contact(
+            user.id, language=context.lang, display_name=user.full_name
+        )
+        data.pop(BLOCKED_KEY, None)
+        data[KNOWN_KEY] = True
+    # Every handler after this one shows times in the user's community's zone. Read after the
+    # write above: a write ends what the update remembered, so a read before it would be made
+    # twice (the handler asks who the user is again).
+    await context.community()
 
 
 async def start(update: Update, context: ConciergeContext) -> None:
