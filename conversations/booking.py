@@ -293,14 +293,15 @@ _UNFREE_TEXTS: Final = {
     ),
     slots.Unfree.TAKEN: N_("{time} is taken. The nearest free times:"),
     slots.Unfree.PAST: N_("{time} has already passed. The nearest free times:"),
-    slots.Unfree.OFF_GRID: N_("{time} is not free. The nearest free times:"),
+    slots.Unfree.OFF_GRID: N_("{time} can't be booked. The nearest free times:"),
 }
 
 
 def _not_free_text(
     context: ConciergeContext, draft: BookDraft, chosen: datetime, times: DayTimes
 ) -> str:
-    """Why the wanted start is not offered: closed then, booked by someone, or gone."""
+    """Why the wanted start is not offered: closed then, booked by someone, gone, or not a
+    start the amenity takes (off its grid, or too close to the next booking)."""
     assert draft.day is not None
     zone = context.zone
     why = slots.why_not_free(chosen, times, draft.day, zone, now=context.services.clock())

@@ -136,7 +136,7 @@ async def test_a_singapore_resident_books_the_pool_on_its_60_minute_grid(
     assert starts == [f"{hour:02d}:00" for hour in range(7, 21)]
     await chat.send("8:30am" if language == "en" else "早上8点半")
     assert (two.telegram.last.text or "").startswith(
-        "08:30 is not free." if language == "en" else "08:30"
+        "08:30 can't be booked." if language == "en" else "08:30 无法预约。"
     )
     start = datetime.combine(tomorrow, time(8), tzinfo=SINGAPORE)
     await chat.press(callbacks.build("book", "at", at_arg(start)))

@@ -85,7 +85,7 @@ async def test_a_60_minute_grid_amenity_offers_only_starts_on_its_grid(
     starts = [label for label in _labels(bot) if label[:2].isdigit()]
     assert starts == ["17:00", "18:00", "19:00"]  # evenings 17-20, on the hour only
     await chat.send("17:30")
-    assert _last(bot).startswith("17:30 is not free. The nearest free times:")
+    assert _last(bot).startswith("17:30 can't be booked. The nearest free times:")
     assert [label for label in _labels(bot) if label[:2].isdigit()] == ["17:00", "18:00", "19:00"]
     await chat.press(_press("at", at_arg(datetime.combine(tomorrow, time(18), tzinfo=ZONE))))
     assert _labels(bot)[:2] == ["1 h", "2 h"]

@@ -48,8 +48,16 @@ COMMANDS = "/akubela/api/v1.0/invoke/open-ability/method/user-commands"
 ALICE_WAITING = "m5e0d1c2b3a4f5e6d7c8b9a0f1e2d3c01"  # a repair waiting for confirmation
 ALICE_GYM = "b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e01"  # tomorrow 07:00 at the gym
 DESCRIPTION = "Bedroom radiator bangs at night, confirmed just before the crash"
-# Lies the bot used to tell after such a kill.
-NEVER = ("not free", "Nothing was created", "could not send", "unfinished")
+# Lies the bot used to tell after such a kill ("not free" is how a slot said no before each
+# reason had its own words).
+NEVER = (
+    "not free",
+    "is taken",
+    "can't be booked",
+    "Nothing was created",
+    "could not send",
+    "unfinished",
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
