@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from bench.harness import (
@@ -56,7 +55,7 @@ from bot.settings import Settings
 from bot.storage.db import create_engine
 from bot.storage.inbound import AdvisoryLocks, InboundUpdates
 from bot.storage.migrate import upgrade
-from sandbox.postgres import throwaway_server
+from sandbox.postgres import run_maintenance, throwaway_server
 from sandbox.serving import serve
 
 PROCESSES = (1, 2, 3)
@@ -76,17 +75,8 @@ class Admin:
         return url.render_as_string(hide_password=False)
 
     async def execute(self, statement: str) -> None:
-        """Runs one statement outside a transaction (CREATE DATABASE cannot run in one)."""
-        engine = create_async_engine(
-            make_url(self.url).set(drivername="postgresql+asyncpg"),
-            isolation_level="AUTOCOMMIT",
-            poolclass=NullPool,
-        )
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
+        """Runs one statement (CREATE DATABASE) on the maintenance database."""
+        await run_maintenance(self.url, statement)
 
     async def copy(self, template: str, name: str) -> str:
         """A fresh database copied from `template`."""

@@ -7,11 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import make_url
 
 from bench.harness import copy_database, sqlite_url
+from sandbox.postgres import run_maintenance
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -63,17 +62,7 @@ class Databases:
 
     async def _execute(self, statement: str) -> None:
         assert self._postgres_url is not None
-        # CREATE DATABASE cannot run inside a transaction.
-        engine = create_async_engine(
-            make_url(self._postgres_url).set(drivername="postgresql+asyncpg"),
-            isolation_level="AUTOCOMMIT",
-            poolclass=NullPool,
-        )
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
+        await run_maintenance(self._postgres_url, statement)
 
 
 def _identifier(name: str) -> str:

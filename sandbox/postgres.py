@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL server from Debian's binaries, for the tests and the bench: its own
-data directory, loopback only, trust authentication, and no durability (fsync off)."""
+data directory, loopback only, trust authentication, and no durability (fsync off); and the one
+way the tests and the bench make and drop databases on it (or on any server they are given)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import asyncpg
 
 
 class PostgresUnavailable(RuntimeError):
@@ -81,3 +84,16 @@ def throwaway_server(max_connections: int = 200) -> Iterator[str]:
     finally:
         _run([pg_ctl, "--pgdata", str(data), "-m", "immediate", "-w", "stop"], log)
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def run_maintenance(server_url: str, statement: str) -> None:
+    """Runs one statement (CREATE or DROP DATABASE) on a server's maintenance database, given
+    by its libpq URL (postgresql://...), outside any transaction."""
+    # CREATE/DROP DATABASE cannot run inside a transaction, and asyncpg opens none unless asked.
+    # The driver straight, not SQLAlchemy: only bot/storage may use SQLAlchemy, and this is no
+    # statement of the product's (tests/bot/test_storage_owns_sql.py).
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()

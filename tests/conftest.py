@@ -23,19 +23,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
-from sqlalchemy.pool import NullPool
 
 from bot.storage.db import create_engine, make_session_factory
 from bot.storage.migrate import upgrade
-from sandbox.postgres import PostgresUnavailable, bin_dir, throwaway_server
+from sandbox.postgres import PostgresUnavailable, bin_dir, run_maintenance, throwaway_server
 
 # The test process starts here: PTB reports durations as timedelta, as `concierge` asks it to
 # (bot.cli.main), so a RetryAfter does not warn (and warnings are errors in the tests).
@@ -67,18 +64,8 @@ class PostgresServer:
         return url.render_as_string(hide_password=False)
 
     async def execute(self, statement: str) -> None:
-        """Runs one statement on the maintenance database."""
-        # CREATE/DROP DATABASE cannot run inside a transaction.
-        engine = create_async_engine(
-            make_url(self.admin_url).set(drivername="postgresql+asyncpg"),
-            isolation_level="AUTOCOMMIT",
-            poolclass=NullPool,
-        )
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
+        """Runs one statement (CREATE or DROP DATABASE) on the maintenance database."""
+        await run_maintenance(self.admin_url, statement)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
 """bot.storage owns every SQL statement: no module of the product outside it (and its schema
-migrations) imports SQLAlchemy, so a query cannot grow anywhere else unnoticed."""
+migrations) imports SQLAlchemy or a database driver, so a query cannot grow anywhere else
+unnoticed. The one other owner is the throwaway test server's maintenance (making and dropping
+databases), which is no statement of the product's."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("api", "bot", "conversations", "sandbox")
-OWNERS = ("bot/storage/", "bot/migrations/")
-DATABASE_LIBRARIES = ("sqlalchemy", "alembic")
+OWNERS = ("bot/storage/", "bot/migrations/", "sandbox/postgres.py")
+# The drivers too: a query through asyncpg or sqlite3 is a query all the same.
+DATABASE_LIBRARIES = ("sqlalchemy", "alembic", "asyncpg", "aiosqlite", "sqlite3", "psycopg")
 
 
 def _imports_a_database_library(path: Path) -> list[str]:
@@ -53,3 +56,9 @@ def test_the_check_sees_an_import_where_one_is_written(tmp_path: Path) -> None:
         "    import sqlalchemy as sa\n"
     )
     assert _imports_a_database_library(module) == ["sqlalchemy.ext.asyncio", "sqlalchemy"]
+
+
+def test_the_check_sees_a_driver_too(tmp_path: Path) -> None:
+    module = tmp_path / "driver.py"
+    module.write_text("import asyncpg\nfrom sqlite3 import connect\n")
+    assert _imports_a_database_library(module) == ["asyncpg", "sqlite3"]
