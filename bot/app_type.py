@@ -1,23 +1,13 @@
-"""The running bot's type, named once for every module that is handed the application."""
+"""The running bot's type for the wiring (named beside the context, in conversations/context.py,
+so the flows can be handed it too), and the one cast that recovers it from a context."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
-from telegram.ext import Application, ExtBot
+from conversations.context import ConciergeApp, ConciergeContext
 
-from conversations.context import ConciergeContext
-
-# The bot, the handlers' context and the three dicts of user, chat and bot data; the job
-# queue is PTB's default one.
-ConciergeApp = Application[
-    ExtBot[None],
-    ConciergeContext,
-    dict[Any, Any],
-    dict[Any, Any],
-    dict[Any, Any],
-    Any,
-]
+__all__ = ["ConciergeApp", "application_of"]
 
 
 def application_of(context: ConciergeContext) -> ConciergeApp:

@@ -21,7 +21,13 @@ from telegram.ext import (
 
 from conversations import callbacks, commands, freetext, repair
 from conversations.common import offer_link
-from conversations.context import LANGUAGE_KEY, SERVICES_KEY, TIME_ZONE_KEY, ConciergeContext
+from conversations.context import (
+    LANGUAGE_KEY,
+    SERVICES_KEY,
+    TIME_ZONE_KEY,
+    ConciergeApp,
+    ConciergeContext,
+)
 from conversations.domain import Actor, Linked, Redeemed, RedeemOutcome, Residence, Role
 from conversations.i18n import LANGUAGE_NAMES, LANGUAGES, N_, tr
 from conversations.notify import BLOCKED_KEY, language_of, tell
@@ -578,7 +584,7 @@ async def nothing_to_cancel(update: Update, context: ConciergeContext) -> None:
         )
 
 
-async def tell_linked(application: Any, linked: Linked) -> None:
+async def tell_linked(application: ConciergeApp, linked: Linked) -> None:
     """Tells the user in Telegram that their account is linked, and what comes next; and
     anyone else the same Akubela account was linked to, that it now is to this user too."""
     services: Ports = application.bot_data[SERVICES_KEY]

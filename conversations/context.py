@@ -88,3 +88,16 @@ class ConciergeContext(
     def t(self, message: str, /, **values: Any) -> str:
         """`message` in the user's language."""
         return tr(self.lang, message, **values)
+
+
+# The running bot: its bot, this context and the three dicts of user, chat and bot data; the
+# job queue is PTB's default one. Named here, beside the context it names, so the flows can
+# be handed the application typed (bot/app_type.py gives the same name to the wiring).
+ConciergeApp = Application[
+    ExtBot[None],
+    ConciergeContext,
+    dict[Any, Any],
+    dict[Any, Any],
+    dict[Any, Any],
+    Any,
+]
