@@ -124,15 +124,18 @@ async def _invite(settings: Settings, args: argparse.Namespace) -> int:
 
     await migrate(settings)
     storage = Storage.open(settings.database_url)
+    names: list[str] = []
     try:
         for community_id in getattr(args, "community", None) or ():
-            if await storage.communities.get(community_id) is None:
+            found = await storage.communities.get(community_id)
+            if found is None:
                 print(
                     f"There is no community {community_id}: `concierge community list` shows "
                     "them. No invite was made.",
                     file=sys.stderr,
                 )
                 return 2
+            names.append(f"{found.name_en} ({community_id})")
         code = await storage.invites.create(
             Role(args.role),
             worker_id=getattr(args, "worker_id", None),
@@ -143,8 +146,7 @@ async def _invite(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await storage.close()
     username = await _bot_username(settings)
-    communities = getattr(args, "community", None)
-    serving = f" of community {', '.join(map(str, communities))}" if communities else ""
+    serving = f" of {', '.join(names)}" if names else ""
     print(
         f"Invite for a {args.role}{serving}, valid {settings.invite_ttl_hours:g} hours, "
         "single use."

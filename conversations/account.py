@@ -19,8 +19,9 @@ from telegram.ext import (
     filters,
 )
 
-from conversations import callbacks, commands, freetext, repair
+from conversations import callbacks, commands, freetext, repair, staffscope
 from conversations.common import offer_link
+from conversations.community import Community
 from conversations.context import (
     LANGUAGE_KEY,
     SERVICES_KEY,
@@ -205,7 +206,7 @@ SWITCH_WORKER = N_(
     "This invite binds you to maintenance worker {new} instead of {old}: the tasks of {old} "
     "will no longer reach you."
 )
-LOSE_PROJECTS = N_("You will stop managing {projects}, and manager alerts stop.")
+LOSE_COMMUNITIES = N_("You will stop managing {communities}, and manager alerts stop.")
 LOSE_WORKER = N_("Your binding to maintenance worker {worker} ends, and its task alerts stop.")
 KEEP_RESIDENCE = N_("Your Akubela account stays linked.")
 SWITCH_QUESTION = N_("Go ahead?")
@@ -217,8 +218,16 @@ ALSO_LINKED = N_(
 )
 
 
-def role_change(actor: Actor, grant: Redeemed, t: Callable[..., str]) -> list[str]:
-    """What redeeming `grant` would change for `actor`, in words (none: nothing is lost)."""
+def served_names(actor: Actor, communities: Sequence[Community], lang: str) -> str:
+    """The communities a worker, manager or administrator serves, by name in `lang`."""
+    return ", ".join(c.name(lang) for c in staffscope.scope_for(actor, communities).served)
+
+
+def role_change(
+    actor: Actor, grant: Redeemed, t: Callable[..., str], communities: str
+) -> list[str]:
+    """What redeeming `grant` would change for `actor` (who serves `communities`, named), in
+    words (none: nothing is lost)."""
     assert grant.role is not None
     new = grant.role
     lines: list[str] = []
@@ -227,8 +236,8 @@ def role_change(actor: Actor, grant: Redeemed, t: Callable[..., str]) -> list[st
     if actor.role is new or actor.role is Role.RESIDENT:
         return lines
     lines.append(t(SWITCH_ROLE, current=t(ROLE_NAMES[actor.role]), new=t(ROLE_NAMES[new])))
-    if actor.project_ids and new is Role.WORKER:
-        lines.append(t(LOSE_PROJECTS, projects=", ".join(sorted(actor.project_ids))))
+    if actor.role is Role.MANAGER and new is Role.WORKER:
+        lines.append(t(LOSE_COMMUNITIES, communities=communities))
     if actor.worker_id and new is not Role.WORKER:
         lines.append(t(LOSE_WORKER, worker=actor.worker_id))
     if actor.residence_ids:
@@ -248,7 +257,8 @@ async def _redeem(update: Update, context: ConciergeContext, code: str) -> None:
         await message.reply_text(context.t(INVITE_REFUSALS[grant.outcome]))
         return
     actor = await actor_of(update, context)
-    lines = role_change(actor, grant, context.t)
+    served = served_names(actor, context.services.communities(), context.lang)
+    lines = role_change(actor, grant, context.t, served)
     if not lines:
         await _join(update, context, code)
         return
@@ -326,15 +336,18 @@ async def whoami(update: Update, context: ConciergeContext) -> None:
                 residence=chosen.label() if chosen else context.t("not chosen yet"),
             )
         )
+        if chosen is not None:
+            community = await context.community()
+            lines.append(
+                context.t("Community: {community}", community=community.name(context.lang))
+            )
     worker = await directory.worker_name(user.id)
     if worker is not None:
         lines.append(context.t("Maintenance worker: {name}", name=worker))
-    if actor.project_ids:
-        lines.append(
-            context.t(
-                "Projects you manage: {projects}", projects=", ".join(sorted(actor.project_ids))
-            )
-        )
+    if actor.role is not Role.RESIDENT:
+        served = served_names(actor, context.services.communities(), context.lang)
+        if served:
+            lines.append(context.t("Communities you serve: {communities}", communities=served))
     lines.append(context.t("Language: {language}", language=LANGUAGE_NAMES[context.lang]))
     lines.append(context.t("Time zone: {zone}", zone=str(context.zone)))
     await message.reply_text("\n".join(lines))

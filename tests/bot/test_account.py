@@ -451,7 +451,7 @@ async def test_a_manager_opening_a_worker_invite_is_asked_first(bot: BotUnderTes
     question = bot.telegram.last.text or ""
     assert "You are a property manager now" in question
     assert "maintenance worker instead" in question
-    assert "stop managing p-1" in question
+    assert "stop managing Community 1," in question  # its name, never its project "p-1"
     # Nothing changed yet, and the code is not spent.
     actor = await bot.services.accounts.actor(530)
     assert actor.project_ids == frozenset({"p-1"})

@@ -133,7 +133,8 @@ def test_a_manager_invite_binds_to_the_communities_named(
     command = ["invite", "manager", "--project", "p-1", "--community", "1,2", "--community", "3"]
     assert main(command) == 0
     out = capsys.readouterr().out
-    assert "Invite for a manager of community 1, 2, 3" in out
+    # The communities by name, with the number `--community` takes.
+    assert "Invite for a manager of Community 1 (1), Court 2 (2), Court 3 (3)" in out
     code = out.split("Code: ")[1].split()[0]
 
     import asyncio

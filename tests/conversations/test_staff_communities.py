@@ -111,6 +111,60 @@ async def _report(bot: BotUnderTest, resident: int, description: str) -> None:
     )
 
 
+# ---- /whoami and the invite's question ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_whoami_names_the_communities_not_their_projects(
+    bot: BotUnderTest, sandbox_app: Starlette, language: str
+) -> None:
+    await link_demo_resident(bot, sandbox_app, GRACE, email="grace@marina.demo")
+    await staff(bot, morgan_language=language)
+    marina, garden = ("滨海湾", "花园阁") if language == "zh" else ("Marina Bay", "Garden Court")
+    serve, home = (
+        ("您服务的社区：", "社区：")
+        if language == "zh"
+        else ("Communities you serve: ", "Community: ")
+    )
+    projects = [c.akubela_project_id for c in bot.services.communities()]
+    projects += [c.tuya_project_id for c in bot.services.communities()]
+
+    await bot.chat(MORGAN, language_code=language).send("/whoami")
+    assert f"{serve}{garden}, {marina}" in _last_to(bot, MORGAN).splitlines()
+    await bot.chat(MARINA_MANAGER).send("/whoami")
+    assert "Communities you serve: Marina Bay" in _last_to(bot, MARINA_MANAGER).splitlines()
+    await bot.chat(TOM_TG).send("/whoami")
+    assert "Communities you serve: Garden Court" in _last_to(bot, TOM_TG).splitlines()
+    await bot.chat(GRACE, language_code=language).send("/language")
+    await bot.chat(GRACE).press(callbacks.build("acct", "lang", language))
+    await bot.chat(GRACE).send("/whoami")
+    assert f"{home}{marina}" in _last_to(bot, GRACE).splitlines()
+    said = "\n".join(c.text or "" for c in bot.telegram.replies())
+    assert not [p for p in projects if p and p in said]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_a_manager_asked_before_becoming_a_worker_hears_the_communities_named(
+    bot: BotUnderTest, language: str
+) -> None:
+    await staff(bot, morgan_language=language)
+    code = await bot.services.invites.create(
+        Role.WORKER,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        worker_id=TOM,
+        community_ids=[2],
+    )
+    await bot.chat(MORGAN, language_code=language).send(f"/start {code}")
+    question = _last_to(bot, MORGAN)
+    if language == "zh":
+        assert "您将不再管理花园阁, 滨海湾，物业经理提醒也会停止。" in question
+    else:
+        assert "You will stop managing Garden Court, Marina Bay, and manager alerts stop." in (
+            question
+        )
+    assert not any(c.akubela_project_id in question for c in bot.services.communities())
+
+
 # ---- /repairs_all ------------------------------------------------------------------------------
 
 
