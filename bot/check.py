@@ -1,8 +1,10 @@
 """`concierge check`: is this deployment healthy? One line per item, ok or the problem.
 
 Each check only reads: the database's schema version, a token grant and one small page from
-each vendor, Telegram's getMe and (in webhook mode) getWebhookInfo. Nothing is written
-anywhere, so it is safe to run beside the bot, before a start and after an upgrade.
+each vendor, a login as each stored community's manager with one page of its project,
+Telegram's getMe and (in webhook mode) getWebhookInfo. Nothing is written anywhere, so it is
+safe to run beside the bot, before a start and after an upgrade. No password or token is
+printed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,6 +24,8 @@ from telegram.request import BaseRequest, HTTPXRequest
 from api.errors import ApiError, AuthError, InvalidRequest, NotFound, RateLimited
 from api.redaction import secrets_filter
 from bot.app import file_url_for
+from bot.communities import access_of
+from bot.crypto import TokenDecryptError
 from bot.services import Services
 from bot.settings import Settings, is_loopback_host
 from bot.storage.db import DatabaseError
@@ -128,6 +133,40 @@ async def check_vendors(services: Services) -> list[Result]:
     ]
 
 
+async def check_community_managers(services: Services) -> list[Result]:
+    """Each stored community's manager logs in at its Akubela and reads one page of its
+    project, so a wrong password in `concierge community` shows before the watcher meets it."""
+    results: list[Result] = []
+    for row in await services.storage.communities.all():
+        name = f"manager of {row.name_en} ({row.id})"
+        fix = (
+            f"its manager login: `concierge community edit {row.id} --manager-username ... "
+            "--manager-password-env VARIABLE`"
+        )
+        try:
+            access = access_of(row, services.cipher)
+        except TokenDecryptError:
+            results.append(
+                Result(name, False, f"the stored password cannot be read with SECRET_KEY; {fix}")
+            )
+            continue
+        client = services.vendors.akubela(access.akubela_base_url)
+        # A login of its own, from what is stored: the run may share one login per account.
+        login = client.manager_tokens(access.manager_username, access.manager_password)
+        project = access.community.akubela_project_id
+        results.append(
+            await _vendor(
+                name,
+                partial(client.get_project_maintenance_page, login, project, page_size=1),
+                credentials=fix,
+                scope=f"its Akubela project ({project})",
+                base_url=access.akubela_base_url,
+                ok=f"manager login works, project {project} readable",
+            )
+        )
+    return results
+
+
 def webhook_url(settings: Settings) -> str:
     """Where Telegram should post updates in webhook mode."""
     return settings.public_base_url.rstrip("/") + WEBHOOK_PATH
@@ -227,7 +266,8 @@ async def run_checks(
     """Every check, in the order they are printed (settings loaded, or none would run)."""
     mode = "demo: the local Bot API" if settings.is_demo else "production"
     results = [Result("settings", True, f"loaded ({mode}, {settings.run_mode})")]
-    results.append(await check_database(settings))
+    database = await check_database(settings)
+    results.append(database)
 
     async def no_wait(seconds: float) -> None:
         await asyncio.sleep(0)
@@ -236,6 +276,8 @@ async def run_checks(
     services = Services.open(settings, vendor_transport=vendor_transport, vendor_sleep=no_wait)
     try:
         results += await check_vendors(services)
+        if database.ok:
+            results += await check_community_managers(services)
     finally:
         await services.aclose()
     results += await check_telegram(settings, request=telegram_request)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from bot.check import Result, run_checks, webhook_url
 from bot.cli import main
@@ -169,3 +170,59 @@ def test_settings_that_do_not_load_are_the_first_failed_line(
     assert out.startswith("FAIL  settings: ")
     assert "SECRET_KEY" in out
     assert list(tmp_path.iterdir()) == []
+
+
+async def _keep_communities(settings: Settings, sandbox_app: Starlette, password: str) -> None:
+    """The demo's two communities stored as `concierge community` keeps them, Marina Bay's
+    manager password being `password`."""
+    import dataclasses
+
+    from pydantic import SecretStr
+
+    from bot.communities import stored_values
+    from bot.crypto import TokenCipher
+    from bot.demo import demo_communities
+    from bot.storage.repositories import Storage
+
+    garden, marina = demo_communities(settings, sandbox_app)
+    marina = dataclasses.replace(marina, manager_password=SecretStr(password))
+    storage = Storage.open(settings.database_url)
+    cipher = TokenCipher(settings.secret_key)
+    try:
+        for access in (garden, marina):
+            await storage.communities.save(access.community.id, stored_values(access, cipher))
+    finally:
+        await storage.close()
+
+
+async def test_each_communitys_manager_login_is_checked_by_name(
+    env: dict[str, Any], sandbox_app: Starlette
+) -> None:
+    settings = Settings(_env_file=None, **env)
+    await _keep_communities(settings, sandbox_app, "Xq9-not-it")
+    results = await _check(env)
+    assert list(results)[-3:] == [
+        "manager of Garden Court (1)",
+        "manager of Marina Bay (2)",
+        "telegram",
+    ]
+    assert results["manager of Garden Court (1)"].ok
+    assert _failed(results) == {
+        "manager of Marina Bay (2)": results["manager of Marina Bay (2)"].detail
+    }
+    problem = results["manager of Marina Bay (2)"].line()
+    assert problem.startswith("FAIL  manager of Marina Bay (2): refused the credentials")
+    assert "concierge community edit 2" in problem
+    printed = "\n".join(result.line() for result in results.values())
+    assert "Xq9-not-it" not in printed
+    assert settings.akubela_manager_password.get_secret_value() not in printed
+
+    # With the right password kept, every line is ok again.
+    await _keep_communities(settings, sandbox_app, _marina_password())
+    assert _failed(await _check(env)) == {}
+
+
+def _marina_password() -> str:
+    from sandbox.app import second_community
+
+    return str(second_community()["manager_password"])
