@@ -82,6 +82,21 @@ MAX_CAPTION: Final = 1024
 MAX_ALERT: Final = 200
 
 
+def vendor_state(sandbox: Starlette) -> dict[str, Any]:
+    """A deep copy of every vendor record a user could change."""
+    vendors = sandbox.state.control.vendors
+    akubela, tuya, servitly = vendors["akubela"], vendors["tuya"], vendors["servitly"]
+    return copy.deepcopy(
+        {
+            "repairs": {k: dataclasses.asdict(v) for k, v in akubela._repairs.items()},
+            "bookings": {k: dataclasses.asdict(v) for k, v in akubela._bookings.items()},
+            "tasks": {k: dataclasses.asdict(v) for k, v in tuya._tasks.items()},
+            "events": dict(servitly._store.events),
+            "works": dict(servitly._store.works),
+        }
+    )
+
+
 @dataclass
 class Records:
     """Ids the community's people own, for pressing other people's buttons."""
@@ -196,17 +211,7 @@ class Community:
 
     def vendor_state(self) -> dict[str, Any]:
         """A deep copy of every vendor record a user could change."""
-        vendors = self.sandbox.state.control.vendors
-        akubela, tuya, servitly = vendors["akubela"], vendors["tuya"], vendors["servitly"]
-        return copy.deepcopy(
-            {
-                "repairs": {k: dataclasses.asdict(v) for k, v in akubela._repairs.items()},
-                "bookings": {k: dataclasses.asdict(v) for k, v in akubela._bookings.items()},
-                "tasks": {k: dataclasses.asdict(v) for k, v in tuya._tasks.items()},
-                "events": dict(servitly._store.events),
-                "works": dict(servitly._store.works),
-            }
-        )
+        return vendor_state(self.sandbox)
 
 
 async def join(

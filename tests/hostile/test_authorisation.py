@@ -1,5 +1,5 @@
 """The authorisation matrix through the real app: every command and button, every role, own and
-others' records.
+others' records; and across communities, every role of one community pressing the other's.
 
 The pure rules are tested in tests/conversations/test_roles.py; this test checks that every
 way in (a command, a menu button, a forged press with someone else's id) reaches them. Each
@@ -13,15 +13,33 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import pytest
+from starlette.applications import Starlette
 
+from conversations import callbacks
 from conversations.alert_settings import SWITCHED_OFF_KEY
+from conversations.domain import Role
+from conversations.my_repairs import key_of
+from conversations.records import BookingState
 from conversations.roles import Action
+from sandbox.akubela_seed import GYM
+from sandbox.tuya import LI_WEI, MARINA_DEVICES, TOM
+from tests.conversations.test_staff_communities import (
+    BOB,
+    GARDEN_MANAGER,
+    GRACE,
+    MARINA_MANAGER,
+    MARINA_ROOM,
+    TOM_TG,
+    join,
+    staff,
+)
 from tests.hostile.community import (
     ADMIN,
     MANAGER,
@@ -31,6 +49,13 @@ from tests.hostile.community import (
     UNLINKED,
     WORKER,
     Community,
+    vendor_state,
+)
+from tests.support_bot import (
+    BotUnderTest,
+    keep_demo_communities,
+    link_demo_resident,
+    running_bot,
 )
 
 TASK = "11123823965053000{:02d}".format  # the Tuya sandbox's seed tasks 1..8
@@ -486,3 +511,242 @@ async def test_every_command_and_button_for_every_role(
                     f"record shown {leaked}, answered {answered})"
                 )
     assert wrong == []
+
+
+# ---- across communities ----------------------------------------------------------------------
+# The demo's two communities, Garden Court (1) and Marina Bay (2). Each one's resident, worker and
+# manager presses every button that names a record or a community with the other community's
+# ids in it, pressed cold (as from an old message or an alert) and again inside the view the
+# button belongs to. The same worker id works at both boards, so only the community tells Li
+# Wei's Garden Court tasks from his Marina Bay ones. The pure rules across communities are
+# tested in tests/conversations/test_roles.py.
+
+LI_WEI_TG: Final = 2002  # Li Wei, a worker of Marina Bay here
+SINGAPORE: Final = ZoneInfo("Asia/Singapore")
+
+Press = tuple[str, str, str]  # job, action, argument
+Step = str | Press  # typed, or pressed
+
+
+@pytest.fixture
+async def two(sqlite_url: str, sandbox_app: Starlette) -> AsyncIterator[BotUnderTest]:
+    """The bot with the demo's two communities and their staff: Morgan of both, one manager of
+    each, Tom a worker of Garden Court and Li Wei of Marina Bay."""
+    async with running_bot(sqlite_url, sandbox_app) as running:
+        await keep_demo_communities(running, sandbox_app)
+        await link_demo_resident(running, sandbox_app, GRACE, email="grace@marina.demo")
+        await link_demo_resident(running, sandbox_app, BOB, email="bob@demo.community")
+        await staff(running)
+        await join(running, LI_WEI_TG, Role.WORKER, [2], worker_id=LI_WEI)
+        yield running
+
+
+@dataclass(frozen=True)
+class Side:
+    """One community's records, as the other community's people would press them."""
+
+    community: str  # its number, as a chip's argument
+    repair: str  # a repair's key, as the buttons carry it
+    booking: str  # a resident's booking
+    waiting: str  # a booking waiting for the manager, as the buttons carry it
+    residence: str
+    amenity: str
+    task: str  # a task of the worker id the other community's worker has
+    words: tuple[str, ...]  # what would give one of its records away
+
+
+def _as_resident(side: Side) -> list[Step]:
+    repairs = [("repairs", a, side.repair) for a in ("open", "drop", "clear")]
+    bookings = [("bookings", a, side.booking) for a in ("open", "drop", "tog")]
+    booking = [("book", a, side.amenity) for a in ("am", "pic")]
+    return [
+        *repairs,
+        "/repairs",
+        *repairs,
+        *bookings,
+        "/bookings",
+        ("bookings", "select", ""),
+        *bookings,
+        ("acct", "res", side.residence),
+        "/residence",
+        ("acct", "res", side.residence),
+        *booking,
+        "/book",
+        *booking,
+    ]
+
+
+def _as_worker(side: Side) -> list[Step]:
+    tasks = [("tasks", a, side.task) for a in ("open", "show", "ack", "accept", "reopen", "del")]
+    return [*tasks, "/tasks", *tasks, ("tasks", "community", side.community)]
+
+
+def _as_manager(side: Side) -> list[Step]:
+    repairs = [("repairs_all", a, side.repair) for a in ("open", "show")]
+    waiting = [("bookings_pending", "open", side.waiting)]
+    tasks = [("tasks", a, side.task) for a in ("open", "show", "accept", "reopen", "del")]
+    chip = side.community
+    return [
+        *repairs,
+        "/repairs_all",
+        *repairs,
+        ("repairs_all", "community", chip),
+        ("assign", "repair", side.repair),
+        "/assign",
+        ("assign", "repair", side.repair),
+        ("assign", "community", chip),
+        *waiting,
+        "/bookings_pending",
+        *waiting,
+        ("bookings_pending", "community", chip),
+        *tasks,
+        "/tasks",
+        *tasks,
+        ("tasks", "community", chip),
+    ]
+
+
+async def _sides(bot: BotUnderTest) -> dict[int, Side]:
+    """Both communities' records, by community."""
+    services = bot.services
+    [aircon] = await services.project_desk_of(2).repairs()
+    marina_task = await services.task_board_of(2).create(
+        TOM, {MARINA_ROOM: [MARINA_DEVICES[0][0]]}
+    )
+    grace = await services.resident_desk(GRACE)
+    assert grace is not None
+    [pool] = [a for a in await grace.amenities() if "Pool" in a.name]
+    tomorrow = (datetime.now(SINGAPORE) + timedelta(days=2)).date()
+    booking = await grace.book(
+        amenity_id=pool.id,
+        start=datetime.combine(tomorrow, time(10), tzinfo=SINGAPORE),
+        duration_minutes=60,
+        command_id="x-1",
+    )
+    grace_link = await services.accounts.resident(GRACE)
+    assert booking
+    assert marina_task
+    assert grace_link
+    assert grace_link.residence_id
+    [kitchen] = [
+        r for r in await services.project_desk_of(1).repairs() if "Kitchen" in r.description
+    ]
+    bob = await services.resident_desk(BOB)
+    bob_link = await services.accounts.resident(BOB)
+    assert bob is not None
+    assert bob_link is not None
+    assert bob_link.residence_id
+    [waiting] = [b for b in await bob.bookings() if b.state is BookingState.PENDING]
+    [gym] = [a for a in await bob.amenities() if a.id == GYM]
+    li_weis = TASK(4)  # Li Wei's own task at Garden Court: his worker id, the other community
+    marina = ("Aircon", "Tower 1", "Tower 2", "Pool", marina_task[-6:], aircon.id[-6:])
+    garden = ("Kitchen", "Building A", "Meeting room", gym.name, li_weis[-6:], kitchen.id[-6:])
+    return {
+        2: Side(
+            "2",
+            key_of(aircon.id),
+            booking,
+            key_of(booking),
+            grace_link.residence_id,
+            pool.id,
+            marina_task,
+            marina,
+        ),
+        1: Side(
+            "1",
+            key_of(kitchen.id),
+            waiting.id,
+            key_of(waiting.id),
+            bob_link.residence_id,
+            gym.id,
+            li_weis,
+            garden,
+        ),
+    }
+
+
+async def test_nobody_acts_on_the_other_communitys_records(
+    two: BotUnderTest, sandbox_app: Starlette, figures: Counter[str]
+) -> None:
+    """Every role of each community, every press naming the other community's records: each
+    press is answered, shows nothing of the other community and changes nothing at the
+    vendors."""
+    bot = two
+    sides = await _sides(bot)
+    # Who presses, and the community whose records they press: the other one.
+    players = {
+        BOB: (sides[2], _as_resident),
+        TOM_TG: (sides[2], _as_worker),
+        GARDEN_MANAGER: (sides[2], _as_manager),
+        GRACE: (sides[1], _as_resident),
+        LI_WEI_TG: (sides[1], _as_worker),
+        MARINA_MANAGER: (sides[1], _as_manager),
+    }
+    homes = {user: await bot.services.accounts.resident(user) for user in (BOB, GRACE)}
+    # The same presses with their own community's ids do show the records, so what is looked
+    # for below would be seen if it leaked.
+    for user, own in ((GARDEN_MANAGER, sides[1]), (MARINA_MANAGER, sides[2])):
+        await bot.chat(user).send("/repairs_all")
+        await bot.chat(user).press(callbacks.build("repairs_all", "open", own.repair))
+        assert own.words[-1] in (bot.telegram.last.text or "")
+        await bot.chat(user).send("/cancel")
+    await bot.chat(GRACE).send("/bookings")
+    await bot.chat(GRACE).press(callbacks.build("bookings", "open", sides[2].booking))
+    assert "Pool" in (bot.telegram.last.text or "")
+    await bot.chat(GRACE).send("/cancel")
+    await bot.chat(MARINA_MANAGER).press(callbacks.build("tasks", "open", sides[2].task))
+    assert sides[2].task in (bot.telegram.last.text or "")
+    await bot.chat(MARINA_MANAGER).send("/cancel")
+    tried = refused = 0
+    wrong = []
+    for user, (other, steps) in players.items():
+        chat = bot.chat(user)
+        for step in steps(other):
+            world = vendor_state(sandbox_app)
+            calls = len(bot.telegram.calls)
+            if isinstance(step, str):
+                await chat.send(step)
+            else:
+                await chat.press(callbacks.build(*[part for part in step if part]))
+            after = bot.telegram.calls[calls:]
+            shown = " ".join(
+                (c.text or "")
+                + str(c.params.get("caption") or "")
+                + str(c.params.get("reply_markup") or "")
+                for c in after
+                if int(c.params.get("chat_id", user)) == user
+            )
+            leaked = [w for w in other.words if w in shown]
+            changed = vendor_state(sandbox_app) != world
+            if isinstance(step, str):  # opening one's own view: only nothing of theirs
+                if leaked or changed:
+                    wrong.append(f"{user} {step}: shown {leaked}, changed {changed}")
+                continue
+            answered = any(c.method == "answerCallbackQuery" for c in after)
+            tried += 1
+            if answered and not leaked and not changed:
+                refused += 1
+            else:
+                wrong.append(
+                    f"{user} {':'.join(step)}: answered {answered}, shown {leaked}, "
+                    f"changed {changed}"
+                )
+    figures["cross_community_presses_tried"] += tried
+    figures["cross_community_presses_refused"] += refused
+    print(f"across communities (through the bot): tried {tried}, refused {refused}")
+    assert wrong == []
+    assert (tried, refused) == (108, 108)
+    # Refused politely: a record of the other community is, to them, one that is not there.
+    said = {str(call.params.get("text")) for call in bot.telegram.calls}
+    for notice in (
+        "Sorry, that repair is not in the list (any more).",
+        "Sorry, that booking is not in the list (any more).",
+        "That task no longer exists; it may have been deleted meanwhile.",
+    ):
+        assert notice in said
+    # The residents' chosen homes stayed theirs.
+    for user, home in homes.items():
+        now = await bot.services.accounts.resident(user)
+        assert home is not None
+        assert now is not None
+        assert now.residence_id == home.residence_id
