@@ -168,13 +168,18 @@ class Services:
 
     async def community_of(self, telegram_id: int) -> Community:
         """The user's community: a resident's follows the residence they act for (the project
-        Akubela's family list gave it); anyone else's is the first community."""
+        Akubela's family list gave it); a worker's or manager's is the first they serve, so a
+        Marina Bay manager reads Marina Bay's times; anyone else's is the first community."""
         link = await self.accounts.resident(telegram_id)
         if link is not None and link.residence_id is not None:
             community = self._community_of_residence(link, link.residence_id)
             if community is not None:
                 return community
-        return self.communities()[0]
+        known = {c.id: c for c in self.communities()}
+        served = sorted(
+            i for i in await self.accounts.staff_community_ids(telegram_id) if i in known
+        )
+        return known[served[0]] if served else self.communities()[0]
 
     def community_of_residence(self, residence: Mapping[str, Any]) -> Community | None:
         """The community of a residence as a resident's link keeps it, by its Akubela project:

@@ -167,6 +167,10 @@ class Accounts:
         """The resident link, if any (read once per update, with the actor)."""
         return (await self._identity(telegram_id)).resident
 
+    async def staff_community_ids(self, telegram_id: int) -> frozenset[int]:
+        """The communities a worker or manager serves (read once per update, with the actor)."""
+        return (await self._identity(telegram_id)).community_ids
+
     async def _identity(self, telegram_id: int) -> _Identity:
         # The gate, the handler and the menu each ask who the user is; one update reads it once.
         return await per_update.remembered(

@@ -159,6 +159,17 @@ async def test_a_manager_asked_before_becoming_a_worker_hears_the_communities_na
     assert not any(c.akubela_project_id in question for c in bot.services.communities())
 
 
+async def test_a_manager_of_another_zones_community_reads_its_times(bot: BotUnderTest) -> None:
+    # Staff used to read the deployment's first community's zone whatever they served.
+    await staff(bot)
+    await bot.chat(MARINA_MANAGER).send("/whoami")
+    assert "Time zone: Asia/Singapore" in _last_to(bot, MARINA_MANAGER).splitlines()
+    await bot.chat(TOM_TG).send("/whoami")
+    assert "Time zone: Asia/Shanghai" in _last_to(bot, TOM_TG).splitlines()
+    await bot.chat(MORGAN).send("/whoami")
+    assert "Time zone: Asia/Shanghai" in _last_to(bot, MORGAN).splitlines()
+
+
 # ---- /repairs_all ------------------------------------------------------------------------------
 
 
