@@ -128,11 +128,19 @@ class Metrics:
         self.cluster_updates = Counter(
             "concierge_cluster_updates",
             "Cluster mode: updates this process took from the webhook (stored, or redelivered: "
-            "a copy of one stored before) and updates it handled.",
+            "a copy of one stored before) and updates it handled; presses it answered while "
+            "they waited (press_answered_waiting) and presses that started too late for any "
+            "answer (press_too_late).",
             ["event"],
             registry=registry,
         )
-        for event in ("stored", "redelivered", "handled"):
+        for event in (
+            "stored",
+            "redelivered",
+            "handled",
+            "press_answered_waiting",
+            "press_too_late",
+        ):
             self.cluster_updates.labels(event)  # each shown from 0, not from its first event
         self.cluster_wait = Histogram(
             "concierge_cluster_update_wait_seconds",
