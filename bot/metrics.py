@@ -119,6 +119,13 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.alerts_maybe_sent = Counter(
+            "concierge_alerts_maybe_sent",
+            "Alerts sent again after a send whose outcome is unknown (the process died or "
+            "Telegram's answer was lost after it left), marked as a possible repeat, by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self.conversations_active = Gauge(
             "concierge_conversations_active",
             "Conversations in progress (stored, not yet finished or timed out).",
@@ -197,6 +204,10 @@ class Metrics:
     def alert_sent(self, kind: str) -> None:
         """One alert delivered."""
         self.alerts_sent.labels(kind).inc()
+
+    def alert_maybe_sent(self, kind: str) -> None:
+        """One alert sent again after a send of unknown outcome (marked a possible repeat)."""
+        self.alerts_maybe_sent.labels(kind).inc()
 
     async def count_update(self, update: object, handle: Awaitable[Any]) -> None:
         """Runs the handling of one update and counts it with its outcome."""
