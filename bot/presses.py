@@ -13,6 +13,10 @@ makes sure of the rest, in one place rather than in every handler:
 - `AnswerPressFirst` wraps the vendor clients' transport: a vendor call made while the press
   that caused it is unanswered answers it first (the same toast), so the spinner never waits for
   a vendor that may take 15 s.
+- In cluster mode a press may wait in a queue before any process starts it; the process that
+  stored it answers it meanwhile (`answer_waiting`, called by `bot.cluster`), its stored row
+  being the one owner of "answered" across processes, and one that starts later than
+  `ANSWERABLE_FOR` after it arrived gets no answer that Telegram would refuse.
 """
 
 from __future__ import annotations
