@@ -9,6 +9,12 @@ asked to wait) holds up nobody else.
 One round at a time per process (in cluster mode, across processes); a user who blocked the
 bot is marked and skipped; every outcome is logged and kept. Non-urgent alerts wait while the
 recipient is in their quiet hours.
+
+Telegram has no idempotency key, so a send whose answer never came back (the process was
+killed after the send left, the answer timed out) has an unknown outcome. As in the write
+journal, each send is marked `maybe_sent` (committed) before it leaves; an alert still pending
+with that mark is sent again, headed as a possible repeat in the reader's language: an alert is
+never lost, and a copy the recipient may already have says so.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
-from telegram.error import Forbidden, RetryAfter, TelegramError
+from telegram.error import Forbidden, RetryAfter, TelegramError, TimedOut
 
 from bot.alert_kinds import Alert, in_quiet_hours, local_time, wanted
 from bot.alert_pacing import TELEGRAM, SendLimits, SendPacer
@@ -47,10 +53,15 @@ MAX_REFUSALS = 3
 PAGE_SIZE = 200
 # Heads an alert to someone who serves several communities.
 COMMUNITY_LINE = N_("🏘 {community}")
+# Heads an alert sent again after a send whose outcome is unknown.
+MAYBE_REPEAT = N_("🔁 Possibly a repeat: the bot could not confirm this alert reached you.")
 
 
-def render(alert: Alert, lang: str, zone: ZoneInfo) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The alert's text and buttons in `lang`, its times in `zone`."""
+def render(
+    alert: Alert, lang: str, zone: ZoneInfo, *, maybe_repeat: bool = False
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The alert's text and buttons in `lang`, its times in `zone`; `maybe_repeat` heads it as
+    a possible repeat."""
     values = {
         name: tr(lang, value)
         if name in alert.translated
@@ -63,6 +74,8 @@ def render(alert: Alert, lang: str, zone: ZoneInfo) -> tuple[str, InlineKeyboard
     community = alert.community_name(lang)
     if community:
         text = tr(lang, COMMUNITY_LINE, community=community) + "\n" + text
+    if maybe_repeat:
+        text = tr(lang, MAYBE_REPEAT) + "\n" + text
     if not alert.buttons:
         return text, None
     rows = [
@@ -171,6 +184,12 @@ class AlertDelivery:
             now.astimezone(zone).time(), user.quiet_hours_start, user.quiet_hours_end
         ):
             return None
+        if row.maybe_sent:
+            # No personal data here: the kind only.
+            logger.info(
+                "alert %s: an earlier send may have arrived; sent as a possible repeat", row.kind
+            )
+            self.services.metrics.alert_maybe_sent(row.kind)
         return _Send(row, alert, user)
 
     async def send(self, application: ConciergeApp, send: _Send, round_: _Round) -> None:
@@ -185,21 +204,33 @@ class AlertDelivery:
             return
         chosen = (application.user_data.get(row.recipient) or {}).get(LANGUAGE_KEY)
         zone = reading_zone(send.user, send.alert, self.services.settings.zone)
-        text, markup = render(send.alert, pick_language(chosen or send.user.language, None), zone)
+        language = pick_language(chosen or send.user.language, None)
+        # An earlier send may have reached the recipient (see the module): say so.
+        earlier = row.maybe_sent
+        text, markup = render(send.alert, language, zone, maybe_repeat=earlier)
+        await storage.alerts.sending(row.dedupe_key)
         try:
             with round_.answer_of(row.recipient):
                 await application.bot.send_message(row.recipient, text, reply_markup=markup)
         except Forbidden:
             round_.blocked.add(row.recipient)
             await notify.mark_blocked(application, self.services, row.recipient)
-            await storage.alerts.mark_attempt_failed(row.dedupe_key, "Forbidden", final=True)
+            await storage.alerts.mark_attempt_failed(
+                row.dedupe_key, "Forbidden", final=True, maybe_sent=earlier
+            )
             logger.info("alert %s: user %s has blocked the bot; marked", row.kind, row.recipient)
         except RetryAfter:
-            raise  # the round holds the chat and sends this one again
+            # Refused, so not sent; the round holds the chat and sends this one again.
+            await storage.alerts.sending(row.dedupe_key, maybe_sent=earlier)
+            raise
         except TelegramError as exc:
             final = row.attempts + 1 >= MAX_ATTEMPTS
+            # A time-out came after the send left: it may have arrived all the same.
             await storage.alerts.mark_attempt_failed(
-                row.dedupe_key, type(exc).__name__, final=final
+                row.dedupe_key,
+                type(exc).__name__,
+                final=final,
+                maybe_sent=earlier or isinstance(exc, TimedOut),
             )
             logger.warning(
                 "alert %s for user %s failed (%s)%s",
@@ -358,7 +389,7 @@ class _Round:
             else:
                 storage = self._delivery.services.storage
                 await storage.alerts.mark_attempt_failed(
-                    send.row.dedupe_key, "RetryAfter", final=False
+                    send.row.dedupe_key, "RetryAfter", final=False, maybe_sent=send.row.maybe_sent
                 )
             logger.info("alert to user %s: Telegram asked to wait %.0f s", chat_id, retry_after)
         except BaseException as exc:

@@ -38,15 +38,19 @@ from telegram.ext import ConversationHandler
 from bot.app_type import ConciergeApp
 from bot.metrics import Metrics
 from bot.persistence import DatabasePersistence, PersistenceDataError, dump_json
+from bot.presses import ANSWER_WITHIN, ANSWERABLE_FOR, answer_waiting
 from bot.storage.inbound import (
     AdvisoryLocks,
     ChatState,
     ChatStateChange,
     InboundUpdates,
+    Stored,
     Waiting,
     conversation_key_text,
 )
+from bot.telegram_bot import ConciergeBot
 from bot.writes import reported_by_handler
+from conversations.context import LANGUAGE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +71,19 @@ def order_key(update: Update) -> int:
     return NO_CHAT
 
 
-async def store_update(inbound: InboundUpdates, payload: dict[str, Any], now: datetime) -> bool:
+async def store_update(
+    inbound: InboundUpdates, payload: dict[str, Any], now: datetime
+) -> tuple[Update, Stored] | None:
     """Keeps one update as the webhook took it; a second copy (a retry) changes nothing and
-    returns False."""
+    returns None."""
     update = Update.de_json(payload, None)
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    if not await inbound.store(update.update_id, order_key(update), text, now):
+    press = update.callback_query is not None
+    stored = await inbound.store(update.update_id, order_key(update), text, now, press=press)
+    if stored is None:
         logger.info("update %s came again; it was stored before", update.update_id)
-        return False
-    return True
+        return None
+    return update, stored
 
 
 class ClusterPersistence(DatabasePersistence):
@@ -242,6 +250,7 @@ class ClusterDispatcher:
         max_running: int,
         poll_seconds: float = POLL_SECONDS,
         metrics: Metrics | None = None,
+        answer_within: float = ANSWER_WITHIN,
     ) -> None:
         self._application = application
         self._metrics = metrics
@@ -255,6 +264,13 @@ class ClusterDispatcher:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
         self._loop: asyncio.Task[None] | None = None
+        # Presses stored here that no process started yet: each waits `answer_within`, then is
+        # answered if still waiting (the timers by update id, then the answers under way).
+        self._answer_within = answer_within
+        self._press_timers: dict[int, asyncio.TimerHandle] = {}
+        self._presses: set[asyncio.Task[None]] = set()
+        # Presses this process started (bounded): its own waiting presses need no look.
+        self._started_presses: set[int] = set()
         if metrics is not None:
             metrics.cluster_chats.set_function(lambda: len(self._running))
 
@@ -262,10 +278,58 @@ class ClusterDispatcher:
 
     async def receive(self, payload: dict[str, Any]) -> None:
         """Stores one webhook update; returns once it is committed (then Telegram hears 200)."""
-        stored = await store_update(self._inbound, payload, self._clock())
+        received_at = self._clock()
+        stored = await store_update(self._inbound, payload, received_at)
         if self._metrics is not None:
             self._metrics.cluster_updates.labels("stored" if stored else "redelivered").inc()
+        if stored is not None and stored[0].callback_query is not None:
+            update, kept = stored
+            # A press is answered promptly whatever queue it waits in: at once when its chat's
+            # earlier updates hold it up (its row was stored answered), else once no process
+            # started it within `answer_within` (every process busy).
+            if kept.answer_now:
+                self._answer_soon(update, taken=True)
+            elif not self._stopping:
+                self._press_timers[update.update_id] = asyncio.get_running_loop().call_later(
+                    self._answer_within, self._answer_soon, update, False
+                )
         self._wake.set()
+
+    def _answer_soon(self, update: Update, taken: bool) -> None:
+        self._press_timers.pop(update.update_id, None)
+        task = asyncio.create_task(self._answer_if_waiting(update, taken))
+        self._presses.add(task)
+        task.add_done_callback(self._presses.discard)
+
+    async def _answer_if_waiting(self, update: Update, taken: bool) -> None:
+        """Answers a waiting press; unless already `taken` at receipt, its row must say that no
+        process started it and nobody answered it. The row is the one owner of "answered", so
+        the process that handles the press never sends a second answer."""
+        try:
+            if not taken:
+                if update.update_id in self._started_presses:
+                    self._started_presses.discard(update.update_id)
+                    return  # started here: its handler answers
+                now = self._clock()
+                if not await self._inbound.answer_waiting_press(
+                    update.update_id, now, now - ANSWERABLE_FOR
+                ):
+                    return  # started elsewhere (its handler answers), or too late
+            await self._answer_waiting(update)
+        except Exception:
+            logger.exception("answering a waiting press failed")
+
+    async def _answer_waiting(self, update: Update) -> None:
+        query = update.callback_query
+        bot = self._application.bot
+        if query is None or not isinstance(bot, ConciergeBot):
+            return
+        stored = await self._inbound.load(query.from_user.id, None, ())
+        chosen = json.loads(stored.user_data).get(LANGUAGE_KEY) if stored.user_data else None
+        chat = update.effective_chat
+        await answer_waiting(bot, query, chat.id if chat else None, chosen)
+        if self._metrics is not None:
+            self._metrics.cluster_updates.labels("press_answered_waiting").inc()
 
     # ---- the handling side -----------------------------------------------------------------
 
@@ -282,6 +346,12 @@ class ClusterDispatcher:
             await self._loop
         if self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
+        # A press this process took an answer for is answered before it goes; the ones still
+        # timed are left to the process that handles them.
+        for timer in self._press_timers.values():
+            timer.cancel()
+        self._press_timers.clear()
+        await asyncio.gather(*self._presses, return_exceptions=True)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -309,7 +379,7 @@ class ClusterDispatcher:
 
     async def _drain(self, key: int) -> None:
         try:
-            waiting = await self._inbound.next_for(key)
+            waiting = await self._inbound.next_for(key, self._clock())
             while waiting is not None and not self._stopping:
                 waiting = await self._handle(waiting)
         except Exception:
@@ -327,6 +397,7 @@ class ClusterDispatcher:
             waited = (self._clock() - waiting.received_at).total_seconds()
             self._metrics.cluster_wait.observe(max(0.0, waited))
         update = Update.de_json(json.loads(waiting.payload), self._application.bot)
+        self._note_press(update, waiting)
         stored = await self._bridge.load(update)
         # The writes that end in this update count as told in the transaction that stores it:
         # killed before that, the update runs again without their drafts, and the journal
@@ -345,6 +416,26 @@ class ClusterDispatcher:
             self._metrics.cluster_updates.labels("handled").inc()
         self._guard_time_outs(update, now)
         return following
+
+    def _note_press(self, update: Update, waiting: Waiting) -> None:
+        """Tells the bot's press bookkeeping what the stored row knows: a press answered at
+        receipt, or one too old for any answer (counted from its receipt, not from now), has
+        no answer sent; what its handler answers comes as a message."""
+        query = update.callback_query
+        bot = self._application.bot
+        if query is None or not isinstance(bot, ConciergeBot):
+            return
+        if len(self._started_presses) > 10_000:
+            self._started_presses.clear()
+        self._started_presses.add(update.update_id)
+        late = self._clock() - waiting.received_at >= ANSWERABLE_FOR
+        if waiting.press_answered or late:
+            chat = update.effective_chat
+            bot.note_press(query.id, chat.id if chat else None, answered=True)
+        if late and not waiting.press_answered:
+            logger.info("a press started too late for an answer; its handler's words go as text")
+            if self._metrics is not None:
+                self._metrics.cluster_updates.labels("press_too_late").inc()
 
     def _change(self, update: Update, stored: ChatState) -> ChatStateChange | None:
         try:

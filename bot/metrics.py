@@ -119,6 +119,13 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.alerts_maybe_sent = Counter(
+            "concierge_alerts_maybe_sent",
+            "Alerts sent again after a send whose outcome is unknown (the process died or "
+            "Telegram's answer was lost after it left), marked as a possible repeat, by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self.conversations_active = Gauge(
             "concierge_conversations_active",
             "Conversations in progress (stored, not yet finished or timed out).",
@@ -128,11 +135,19 @@ class Metrics:
         self.cluster_updates = Counter(
             "concierge_cluster_updates",
             "Cluster mode: updates this process took from the webhook (stored, or redelivered: "
-            "a copy of one stored before) and updates it handled.",
+            "a copy of one stored before) and updates it handled; presses it answered while "
+            "they waited (press_answered_waiting) and presses that started too late for any "
+            "answer (press_too_late).",
             ["event"],
             registry=registry,
         )
-        for event in ("stored", "redelivered", "handled"):
+        for event in (
+            "stored",
+            "redelivered",
+            "handled",
+            "press_answered_waiting",
+            "press_too_late",
+        ):
             self.cluster_updates.labels(event)  # each shown from 0, not from its first event
         self.cluster_wait = Histogram(
             "concierge_cluster_update_wait_seconds",
@@ -189,6 +204,10 @@ class Metrics:
     def alert_sent(self, kind: str) -> None:
         """One alert delivered."""
         self.alerts_sent.labels(kind).inc()
+
+    def alert_maybe_sent(self, kind: str) -> None:
+        """One alert sent again after a send of unknown outcome (marked a possible repeat)."""
+        self.alerts_maybe_sent.labels(kind).inc()
 
     async def count_update(self, update: object, handle: Awaitable[Any]) -> None:
         """Runs the handling of one update and counts it with its outcome."""

@@ -13,6 +13,10 @@ makes sure of the rest, in one place rather than in every handler:
 - `AnswerPressFirst` wraps the vendor clients' transport: a vendor call made while the press
   that caused it is unanswered answers it first (the same toast), so the spinner never waits for
   a vendor that may take 15 s.
+- In cluster mode a press may wait in a queue before any process starts it; the process that
+  stored it answers it meanwhile (`answer_waiting`, called by `bot.cluster`), its stored row
+  being the one owner of "answered" across processes, and one that starts later than
+  `ANSWERABLE_FOR` after it arrived gets no answer that Telegram would refuse.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final
 
 import httpx
@@ -39,6 +44,10 @@ from conversations.i18n import N_, pick_language, tr
 logger = logging.getLogger(__name__)
 
 ANSWER_WITHIN: Final = 0.8  # seconds: Telegram users expect the spinner gone within a second
+# Telegram takes a press's answer for about 15 s after the press. One that starts later than
+# this after it arrived gets none: the handler's answer would come too late and be refused,
+# and the text it carried would be lost.
+ANSWERABLE_FOR: Final = timedelta(seconds=12)
 DOUBLE_TAP_SECONDS: Final = 3.0
 ONE_MOMENT: Final = N_("⏳ One moment…")
 
@@ -72,6 +81,20 @@ class Press:
 CURRENT_PRESS: contextvars.ContextVar[Press | None] = contextvars.ContextVar(
     "concierge_press", default=None
 )
+
+
+async def answer_waiting(
+    bot: ConciergeBot, query: CallbackQuery, chat_id: int | None, chosen_language: str | None
+) -> None:
+    """Answers a press that waits behind other work (cluster mode: its chat's earlier updates,
+    or every process busy) with the "one moment" toast in the presser's language, so the
+    spinner stops now; the handler's own words come as a message when it runs."""
+    bot.note_press(query.id, chat_id)
+    language = pick_language(chosen_language, query.from_user.language_code)
+    try:
+        await bot.answer_callback_query(query.id, tr(language, ONE_MOMENT))
+    except TelegramError as error:
+        logger.info("a waiting press could not be answered: %s", error)
 
 
 def _language(application: Application[Any, Any, Any, Any, Any, Any], update: Update) -> str:

@@ -147,9 +147,11 @@ class ConciergeBot(ExtBot[int]):
 
     # --- presses ----------------------------------------------------------------------------
 
-    def note_press(self, query_id: str, chat_id: int | None) -> None:
-        """Remembers a press that arrived, and where its late words should go."""
-        answered = self._presses.get(query_id, (None, False))[1]
+    def note_press(self, query_id: str, chat_id: int | None, *, answered: bool = False) -> None:
+        """Remembers a press that arrived, and where its late words should go; `answered`: it
+        had its one answer elsewhere (at receipt, by the process that stored it) or can have
+        none any more (too old), so what a handler answers comes as a message."""
+        answered = answered or self._presses.get(query_id, (None, False))[1]
         self._presses[query_id] = (chat_id, answered)
         while len(self._presses) > REMEMBERED_PRESSES:
             self._presses.popitem(last=False)

@@ -14,8 +14,9 @@ import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, literal, select, text, union_all, update
+from sqlalchemy import case, delete, exists, func, literal, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.storage.db import make_session_factory, upsert
@@ -36,6 +37,16 @@ class Waiting:
     payload: str
     received_at: datetime
     order_key: int
+    press_answered: bool = False  # a press answered at receipt, while it waited
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An update the webhook stored for the first time."""
+
+    # A press stored behind unhandled updates of its chat: it had its one answer at receipt,
+    # and the process that stored it gives that answer.
+    answer_now: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,41 +82,90 @@ class InboundUpdates:
             engine.execution_options(isolation_level="AUTOCOMMIT")
         )
 
-    async def store(self, update_id: int, order_key: int, payload: str, now: datetime) -> bool:
-        """Keeps an update (committed when this returns); False when it was stored before."""
-        async with self._one_statement.begin() as session:
-            inserted = await session.scalar(
-                upsert(
-                    "postgresql",
-                    InboundUpdate,
-                    {
-                        "update_id": update_id,
-                        "order_key": order_key,
-                        "payload": payload,
-                        "received_at": now,
-                    },
-                    key=["update_id"],
-                    update=[],
-                ).returning(InboundUpdate.update_id)
-            )
-            return inserted is not None
+    async def store(
+        self, update_id: int, order_key: int, payload: str, now: datetime, *, press: bool = False
+    ) -> Stored | None:
+        """Keeps an update (committed when this returns); None when it was stored before.
 
-    async def next_for(self, order_key: int) -> Waiting | None:
-        """The chat's oldest update not yet handled."""
+        A press (`press`) that its chat's unhandled updates would keep waiting is stored as
+        answered at receipt, in the same statement, so no process handling it answers again."""
+        values: dict[str, Any] = {
+            "update_id": update_id,
+            "order_key": order_key,
+            "payload": payload,
+            "received_at": now,
+        }
+        if press:
+            ahead = exists().where(
+                InboundUpdate.order_key == order_key,
+                InboundUpdate.handled_at.is_(None),
+                InboundUpdate.update_id < update_id,
+            )
+            values["press_answered_at"] = case((ahead, now), else_=None)
         async with self._one_statement.begin() as session:
-            return await self._next(session, order_key)
+            row = (
+                await session.execute(
+                    upsert(
+                        "postgresql", InboundUpdate, values, key=["update_id"], update=[]
+                    ).returning(InboundUpdate.press_answered_at)
+                )
+            ).first()
+            return None if row is None else Stored(answer_now=row[0] is not None)
+
+    async def answer_waiting_press(
+        self, update_id: int, now: datetime, received_after: datetime
+    ) -> bool:
+        """Takes a press's one answer for its receiving process, if no process has started it
+        yet, nobody answered it, and it arrived after `received_after` (else an answer would
+        come too late): the same row the handling process claims it on decides."""
+        async with self._one_statement.begin() as session:
+            taken = await session.scalar(
+                update(InboundUpdate)
+                .where(
+                    InboundUpdate.update_id == update_id,
+                    InboundUpdate.started_at.is_(None),
+                    InboundUpdate.handled_at.is_(None),
+                    InboundUpdate.press_answered_at.is_(None),
+                    InboundUpdate.received_at > received_after,
+                )
+                .values(press_answered_at=now)
+                .returning(InboundUpdate.update_id)
+            )
+            return taken is not None
+
+    async def next_for(self, order_key: int, now: datetime) -> Waiting | None:
+        """Claims the chat's oldest update not yet handled (see `_next`)."""
+        async with self._one_statement.begin() as session:
+            return await self._next(session, order_key, now)
 
     @staticmethod
-    async def _next(session: AsyncSession, order_key: int) -> Waiting | None:
+    async def _next(session: AsyncSession, order_key: int, now: datetime) -> Waiting | None:
+        """The chat's oldest update not yet handled, marked started: from here on a press in
+        it is answered by the process handling it, and whether it was answered at receipt is
+        read in this same statement."""
+        oldest = (
+            select(InboundUpdate.update_id)
+            .where(InboundUpdate.order_key == order_key, InboundUpdate.handled_at.is_(None))
+            .order_by(InboundUpdate.update_id)
+            .limit(1)
+            .scalar_subquery()
+        )
         row = (
             await session.execute(
-                select(InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.received_at)
-                .where(InboundUpdate.order_key == order_key, InboundUpdate.handled_at.is_(None))
-                .order_by(InboundUpdate.update_id)
-                .limit(1)
+                update(InboundUpdate)
+                .where(InboundUpdate.update_id == oldest)
+                .values(started_at=now)
+                .returning(
+                    InboundUpdate.update_id,
+                    InboundUpdate.payload,
+                    InboundUpdate.received_at,
+                    InboundUpdate.press_answered_at,
+                )
             )
         ).first()
-        return Waiting(row[0], row[1], row[2], order_key) if row is not None else None
+        if row is None:
+            return None
+        return Waiting(row[0], row[1], row[2], order_key, press_answered=row[3] is not None)
 
     async def load(
         self, user_id: int | None, chat_id: int | None, conversation_keys: Sequence[str]
@@ -142,7 +202,7 @@ class InboundUpdates:
                 )
             if next_of is None:
                 return None
-            return await self._next(session, next_of)
+            return await self._next(session, next_of, now)
 
     async def conversation_unchanged_since(
         self, name: str, key: str, since: datetime, order_key: int

@@ -320,6 +320,9 @@ class SentAlert(Base):
     sent_at: Mapped[datetime | None]
     # What to send, kept until it is delivered (quiet hours, a failed attempt, a restart).
     payload: Mapped[dict[str, Any] | None]
+    # A send left and no answer from Telegram was recorded (the process died, the answer timed
+    # out): it may have reached the recipient, so the next one says it may be a repeat.
+    maybe_sent: Mapped[bool] = mapped_column(default=False)
 
 
 class AuditEntry(Base):
@@ -398,6 +401,11 @@ class InboundUpdate(Base):
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(index=True)
+    # When a process began handling it (the latest, after a dead process's try).
+    started_at: Mapped[datetime | None]
+    # A press that waited: when it had its one answer ("one moment") at receipt. The row is the
+    # one owner of that fact across processes: the handler's process reads it as it starts.
+    press_answered_at: Mapped[datetime | None]
 
 
 class CommunityRecord(Timestamps, Base):

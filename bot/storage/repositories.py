@@ -361,6 +361,12 @@ class Alerts(_Repository):
             query = select(SentAlert).where(SentAlert.dedupe_key == dedupe_key)
             return await session.scalar(query)
 
+    async def sending(self, dedupe_key: str, *, maybe_sent: bool = True) -> None:
+        """A send of the alert leaves now (committed before it does): until Telegram's answer
+        is recorded it may have reached its recipient, as the write journal's `maybe_sent`.
+        `maybe_sent=False`: Telegram refused that send, and no earlier one may have arrived."""
+        await self._change(dedupe_key, maybe_sent=maybe_sent)
+
     async def mark_sent(self, dedupe_key: str, at: datetime) -> None:
         """The alert reached its recipient."""
         await self._change(
@@ -369,13 +375,21 @@ class Alerts(_Repository):
             sent_at=at,
             attempts=SentAlert.attempts + 1,
             last_error=None,
+            maybe_sent=False,
         )
 
-    async def mark_attempt_failed(self, dedupe_key: str, error: str, *, final: bool) -> None:
-        """One delivery attempt failed; `final` gives up on it. `error` must hold no secret."""
+    async def mark_attempt_failed(
+        self, dedupe_key: str, error: str, *, final: bool, maybe_sent: bool = False
+    ) -> None:
+        """One delivery attempt failed; `final` gives up on it. `error` must hold no secret.
+        `maybe_sent`: this attempt or an earlier one may still have reached the recipient."""
         status = AlertStatus.FAILED if final else AlertStatus.PENDING
         await self._change(
-            dedupe_key, status=status, attempts=SentAlert.attempts + 1, last_error=error
+            dedupe_key,
+            status=status,
+            attempts=SentAlert.attempts + 1,
+            last_error=error,
+            maybe_sent=maybe_sent,
         )
 
     async def _change(self, dedupe_key: str, **values: Any) -> None:

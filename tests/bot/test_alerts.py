@@ -42,7 +42,7 @@ from bot.alert_kinds import (
 )
 from bot.alert_watcher import AlertWatcher, watch_vendors, watcher_of
 from bot.storage.models import AlertStatus, SentAlert
-from bot.storage.repositories import SeenRecord, VendorStates, storable_key
+from bot.storage.repositories import Alerts, SeenRecord, VendorStates, storable_key
 from conversations.alert_settings import MSG_QUIET_BAD, SWITCHED_OFF_KEY, parse_quiet_hours
 from conversations.domain import RedeemOutcome, Role
 from conversations.i18n import tr
@@ -756,6 +756,51 @@ async def test_no_alert_is_sent_twice_across_a_restart_and_a_change_seen_by_the_
         assert "Feedback: Repaired by the technician" in (done.text or "")
         await _poll(second)
         assert _recipients(second) == [ALICE]
+
+
+class Killed(BaseException):
+    """The process died here (no handler of the bot's catches it, as none survives a kill)."""
+
+
+async def test_an_alert_sent_just_before_a_kill_is_sent_again_only_as_a_marked_repeat(
+    database_url: str,
+    sandbox_app: Starlette,
+    bot_clock: MovableClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def killed(*args: Any, **kwargs: Any) -> None:
+        raise Killed("killed after Telegram took the alert, before it was marked sent")
+
+    async with running_bot(database_url, sandbox_app, clock=bot_clock) as first:
+        await _community(first, sandbox_app)
+        await _poll(first)
+        _akubela(sandbox_app).advance("repair", REPAIR_WAITING)
+        with monkeypatch.context() as patched:
+            patched.setattr(Alerts, "mark_sent", killed)
+            with pytest.raises(Killed):
+                await _poll(first)
+        (told,) = _to(first, ALICE)
+    async with running_bot(database_url, sandbox_app, clock=bot_clock) as second:
+        await _poll(second)  # the process taking over finds the alert of unknown outcome
+        (again,) = _to(second, ALICE)
+        await _poll(second)
+        assert len(_to(second, ALICE)) == 1
+        rows = await _ledger_rows(second)
+        unknown = [
+            (sample.labels["kind"], sample.value)
+            for metric in second.services.metrics.alerts_maybe_sent.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        ]
+
+    assert told.text is not None
+    assert again.text is not None
+    assert not told.text.startswith("🔁")
+    # Alice reads the same alert once more, headed as what it may be, and no third time.
+    marker = "🔁 Possibly a repeat: the bot could not confirm this alert reached you."
+    assert again.text == f"{marker}\n{told.text}"
+    assert [(row.status, row.maybe_sent) for row in rows] == [(AlertStatus.SENT, False)]
+    assert unknown == [(rows[0].kind, 1.0)]  # counted by kind, no one named
 
 
 async def test_an_outage_gives_no_false_alerts_and_recovery_gives_the_real_ones(

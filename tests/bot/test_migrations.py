@@ -212,7 +212,7 @@ async def test_a_single_community_deployment_upgrades_to_community_1_losing_noth
     from bot.crypto import TokenCipher
     from bot.settings import Settings
     from bot.storage.accounts import StoredTokens
-    from bot.storage.models import ResidentLink, SentAlert, VendorState, WriteRecord
+    from bot.storage.models import ResidentLink, VendorState, WriteRecord
 
     settings = Settings(
         _env_file=None,
@@ -267,7 +267,13 @@ async def test_a_single_community_deployment_upgrades_to_community_1_losing_noth
                     updated_at=at,
                 )
             )
-            session.add(SentAlert(dedupe_key="repair:m-1:done", recipient=7, kind="repair"))
+            await session.execute(
+                text(
+                    "INSERT INTO sent_alerts (dedupe_key, recipient, kind, status, attempts, "
+                    "created_at) VALUES ('repair:m-1:done', 7, 'repair', 'pending', 0, :at)"
+                ),
+                {"at": at},
+            )
             session.add(
                 VendorState(
                     vendor="akubela", kind="repair", record_id="m-1", state="done", snapshot={}

@@ -8,16 +8,18 @@ import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from telegram.request import BaseRequest
 
 from bench.harness import RecordingRequest, bench_settings
 from bot.app import build_application
 from bot.app_type import ConciergeApp
 from bot.cluster import ClusterDispatcher, ClusterPersistence
-from bot.services import Services
+from bot.services import Services, utc_now
 from bot.storage.inbound import AdvisoryLocks, InboundUpdates
 
 
@@ -74,9 +76,15 @@ class Bot:
     app: ConciergeApp
     services: Services
     dispatcher: ClusterDispatcher
-    telegram: TranscriptRequest
+    request: BaseRequest  # what the bot's Bot API calls go to
     inbound: MortalInbound
     locks: AdvisoryLocks
+
+    @property
+    def telegram(self) -> TranscriptRequest:
+        """The recording Bot API (when no other was given)."""
+        assert isinstance(self.request, TranscriptRequest)
+        return self.request
 
     def told(self) -> int:
         return self.telegram.methods["sendMessage"] + self.telegram.methods["editMessageText"]
@@ -94,12 +102,21 @@ class Bot:
 
 @contextlib.asynccontextmanager
 async def cluster_bot(
-    database_url: str, sandbox: Starlette, **settings_overrides: Any
+    database_url: str,
+    sandbox: Starlette,
+    *,
+    request: BaseRequest | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    max_running: int = 8,
+    **settings_overrides: Any,
 ) -> AsyncIterator[Bot]:
-    """One cluster process's bot, started (its dispatcher is started by the test)."""
+    """One cluster process's bot, started (its dispatcher is started by the test), talking to
+    `request` (else a recording Bot API)."""
     settings = bench_settings(database_url, **settings_overrides)
-    services = Services.open(settings, vendor_transport=httpx.ASGITransport(app=sandbox))
-    telegram = TranscriptRequest()
+    services = Services.open(
+        settings, vendor_transport=httpx.ASGITransport(app=sandbox), clock=clock
+    )
+    telegram = request or TranscriptRequest()
     app = build_application(
         settings,
         services,
@@ -110,7 +127,12 @@ async def cluster_bot(
     locks = AdvisoryLocks(services.storage.engine)
     inbound = MortalInbound(services.storage.engine)
     dispatcher = ClusterDispatcher(
-        app, inbound, locks, clock=services.clock, max_running=8, metrics=services.metrics
+        app,
+        inbound,
+        locks,
+        clock=services.clock,
+        max_running=max_running,
+        metrics=services.metrics,
     )
     inbound.dispatcher = dispatcher
     try:
