@@ -393,8 +393,12 @@ class _Round:
                 )
             logger.info("alert to user %s: Telegram asked to wait %.0f s", chat_id, retry_after)
         except BaseException as exc:
+            # The round raises it from `wait`. The task, gone from `sending` below, is gathered
+            # by nobody, so an error raised here too would only log "exception never
+            # retrieved"; a cancellation or an exit still ends the task.
             self._error = self._error or exc
-            raise
+            if not isinstance(exc, Exception):
+                raise
         finally:
             if chat_id not in self._answered:  # it ended before it reached Telegram
                 self.pacer.answered(chat_id, time.monotonic())
