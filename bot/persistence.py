@@ -442,6 +442,13 @@ class PersistentApplication(Application[Any, Any, Any, Any, Any, Any]):
                 before = handling[1]
         elif job is not None:
             user_id, chat_id = job.user_id, job.chat_id
+            timed_out = getattr(job.data, "update", None)
+            if user_id is None and chat_id is None and isinstance(timed_out, Update):
+                # A conversation's time-out: its handlers ran on the update that began the
+                # wait, and may have changed that user's data (a prompt's buttons taken off).
+                user, chat = timed_out.effective_user, timed_out.effective_chat
+                user_id = None if user is None else user.id
+                chat_id = None if chat is None else chat.id
         failed_users, failed_chats = persistence.keep(
             self, user_id=user_id, chat_id=chat_id, before=before
         )

@@ -16,7 +16,13 @@ import telegram.ext._application as ptb_application
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Update
-from telegram.ext import Application, CommandHandler, ContextTypes
+from telegram.ext import (
+    Application,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    TypeHandler,
+)
 
 from bot.persistence import DatabasePersistence, PersistenceDataError, PersistentApplication
 from bot.storage.persisted import SLICE, PersistedState
@@ -184,6 +190,45 @@ async def test_what_a_job_left_is_stored(sessions: async_sessionmaker[AsyncSessi
         job.schedule_removal()
         await app.update_persistence()
         assert await persistence.stored_user_data() == {421: {"reminded": True}}
+
+
+async def test_what_a_conversations_time_out_left_is_stored(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    app, persistence = _app(sessions)
+
+    async def nap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        assert context.user_data is not None
+        context.user_data["prompt"] = 7
+        return 1
+
+    async def wake(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert context.user_data is not None
+        context.user_data.pop("prompt", None)
+
+    napping = ConversationHandler(
+        entry_points=[CommandHandler("nap", nap)],
+        states={1: [], ConversationHandler.TIMEOUT: [TypeHandler(Update, wake)]},
+        fallbacks=[],
+        conversation_timeout=3600,
+        name="nap",
+        persistent=True,
+    )
+    app.add_handler(napping, group=1)
+    ann = _resident(425)
+    async with app:
+        await app.start()  # a time-out needs the running JobQueue
+        try:
+            await app.process_update(ann.says(app, "/nap"))
+            await app.update_persistence()
+            assert await persistence.stored_user_data() == {425: {"prompt": 7}}
+            await napping.timeout_jobs[(425, 425)].run(app)
+            await app.update_persistence()
+            # Before, the time-out's change waited for the user's next update to be stored.
+            assert await persistence.stored_user_data() == {425: {}}
+            assert await persistence.stored_conversations("nap") == {}
+        finally:
+            await app.stop()
 
 
 async def test_data_json_cannot_hold_still_reaches_the_error_handler(
