@@ -1,9 +1,12 @@
 """PTB persistence on the database: conversations, user and chat data survive a restart.
 
 Every write touches the rows it names, upserted by their keys (`bot/storage/persisted.py` keeps
-the rows), so its cost does not grow with the number of stored users; what one periodic flush
-of the Application changed goes in one transaction (`flushing`). Services live in bot_data and
-are never persisted. Database errors propagate: the Application hands them to the error handler.
+the rows), so its cost does not grow with the number of stored users. What an update or a job
+changed is taken in as JSON text when it ends (`keep`, from `PersistentApplication`'s override
+of PTB's private `_mark_for_persistence_update`), so the periodic flush copies nothing on the
+event loop and writes only text, a few short transactions at a time (`flushing`). Services live
+in bot_data and are never persisted. Database errors propagate: the Application hands them to
+the error handler.
 
 Nothing is read whole at start. PTB would hold every stored conversation, user_data and
 chat_data in memory from the first second, so memory and start-up grew with everyone who ever
