@@ -29,10 +29,13 @@ from bot.storage.models import CallbackData, ChatData, ConversationState, UserDa
 _CALLBACK_ROW = 1
 # Keys per read's ... IN: well under SQLite's limit on bound values.
 _CHUNK = 500
-# Rows per transaction of a flush. Binding a row's parameters costs the event loop about
-# 10 µs, so a slice holds it (and SQLite's one writer) about a millisecond; the handlers run
-# between slices. A flush after a busy interval has a row per active user and conversation.
-SLICE = 100
+# Rows per transaction of a flush. Binding a row's parameters costs the event loop 10-30 µs,
+# so a slice holds it (and SQLite's one writer) a millisecond or so. A flush after a busy
+# interval has a row per active user and conversation: a thousand or more.
+SLICE = 50
+# The flush is background work: after each slice it lets the handlers run this long, so that
+# an update running meanwhile (a few milliseconds) meets one slice, not every one of them.
+SLICE_PAUSE_SECONDS = 0.005
 
 
 @dataclass(slots=True)
@@ -180,12 +183,14 @@ class PersistedState:
         statement per table and kind of change in each. The statements are built once; a
         transaction's rows are bound on the event loop, so a flush of a thousand rows never
         holds the loop (or SQLite's one writer, which the handlers' own writes wait for) for
-        more than one slice at a time. A user_data or chat_data row that would not change is
-        not rewritten."""
+        more than one slice at a time, and the handlers run between slices. A user_data or
+        chat_data row that would not change is not rewritten."""
         if not changes:
             return
         dialect = await self._dialect_name()
-        for transaction in _transactions(_slices(dialect, changes, utcnow())):
+        for number, transaction in enumerate(_transactions(_slices(dialect, changes, utcnow()))):
+            if number:
+                await asyncio.sleep(SLICE_PAUSE_SECONDS)
             async with self._sqlite_writes, self._sessions.begin() as session:
                 connection = await session.connection()
                 for statement, rows, _ in transaction:
