@@ -491,7 +491,8 @@ def _handler_figure(run: Run | None) -> Figure:
     )
     figure.notes.append(
         "The last two rows split the updates by whether the Application's periodic persistence "
-        "flush (every changed user_data, chat_data and conversation, one write each) was "
-        "writing while they ran: they share SQLite's single writer and the event loop with it."
+        "flush (the user_data, chat_data and conversations updates changed since the last, "
+        "written in transactions of a few rows) was under way while they ran: they share "
+        "SQLite's single writer and the event loop with it."
     )
     return figure

@@ -91,6 +91,8 @@ class ClusterPersistence(DatabasePersistence):
     off, because the dispatcher loads and stores each chat's state around each update; a timed
     write of this process's copy could overwrite what another process stored since."""
 
+    keeps_changes = False
+
     __slots__ = ()
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:

@@ -1,9 +1,12 @@
 """PTB persistence on the database: conversations, user and chat data survive a restart.
 
 Every write touches the rows it names, upserted by their keys (`bot/storage/persisted.py` keeps
-the rows), so its cost does not grow with the number of stored users; what one periodic flush
-of the Application changed goes in one transaction (`flushing`). Services live in bot_data and
-are never persisted. Database errors propagate: the Application hands them to the error handler.
+the rows), so its cost does not grow with the number of stored users. What an update or a job
+changed is taken in as JSON text when it ends (`keep`, from `PersistentApplication`'s override
+of PTB's private `_mark_for_persistence_update`), so the periodic flush copies nothing on the
+event loop and writes only text, a few short transactions at a time (`flushing`). Services live
+in bot_data and are never persisted. Database errors propagate: the Application hands them to
+the error handler.
 
 Nothing is read whole at start. PTB would hold every stored conversation, user_data and
 chat_data in memory from the first second, so memory and start-up grew with everyone who ever
@@ -19,13 +22,15 @@ start and asks nothing per update, so the bridge writes into that dict.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Hashable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from telegram import Update
-from telegram.ext import Application, BasePersistence, PersistenceInput
+from telegram.ext import Application, BasePersistence, Job, PersistenceInput
+from telegram.ext._handlers.conversationhandler import PendingState
+from telegram.ext._utils.trackingdict import TrackingDict
 
 from bot.storage.db import Sessions
 from bot.storage.persisted import Changes, PersistedState
@@ -60,14 +65,58 @@ def dump_json(value: object, what: str) -> str:
     return text
 
 
+def conversation_key(key: ConversationKey) -> str:
+    """A conversation key as it is stored: its JSON list."""
+    return dump_json(list(key), "conversation key")
+
+
+def _plain_text(data: Data) -> str | None:
+    """`data` as `dump_json` would write it, unchecked (to compare, not to store); None when
+    JSON cannot say it."""
+    try:
+        return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+
+
 # The changes of the flush running in this task (and the tasks PTB gathers it into), if any.
 _FLUSHING: ContextVar[Changes | None] = ContextVar("concierge_flushing", default=None)
+# The user_data and chat_data of the update this task handles as they were before its handlers
+# ran: (user id, JSON text), (chat id, JSON text).
+Before = tuple[tuple[int, str | None] | None, tuple[int, str | None] | None]
+_BEFORE: ContextVar[tuple[Update, Before] | None] = ContextVar("concierge_before", default=None)
+
+
+def _keep_data(
+    pending: dict[int, str | None],
+    data: Mapping[int, Data],
+    key: int | None,
+    was: tuple[int, str | None] | None,
+    what: str,
+) -> list[int]:
+    """Puts `data[key]` in `pending` as JSON text unless it is still `was`; returns [key] when
+    JSON cannot hold it."""
+    if key is None:
+        return []
+    current = data[key]
+    if was is not None and was[0] == key and was[1] is not None and _plain_text(current) == was[1]:
+        return []
+    try:
+        pending[key] = dump_json(current, f"{what} of {key}")
+    except PersistenceDataError:
+        return [key]
+    return []
 
 
 class DatabasePersistence(BasePersistence[Data, Data, Data]):
     """A BasePersistence that keeps user data, chat data and conversations in the database."""
 
-    __slots__ = ("_bridge", "_rows", "_unloaded_chats", "_unloaded_users")
+    # Whether what an update or a job left is taken in as JSON text when it ends (`keep`) and
+    # written at the next periodic flush. Cluster mode's dispatcher writes each update's state
+    # itself, and its persistence writes nothing on a timer.
+    keeps_changes: ClassVar[bool] = True
+
+    __slots__ = ("_bridge", "_pending", "_rows", "_unloaded_chats", "_unloaded_users")
 
     def __init__(
         self,
@@ -84,6 +133,8 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         self._unloaded_chats: set[int] = set()
         self._unloaded_users: set[int] = set()
         self._bridge: ChatStateBridge | None = None
+        # What updates and jobs left since the last flush, as JSON text (`keep`).
+        self._pending = Changes()
 
     @property
     def rows(self) -> PersistedState:
@@ -133,6 +184,63 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         self._unloaded_users.difference_update(wanted)
         for user_id, text in stored.items():
             application.user_data[user_id].update(json.loads(text))
+
+    # what an update or a job left, taken in when it ends
+
+    def before(
+        self, update: Update, application: Application[Any, Any, Any, Any, Any, Any]
+    ) -> Before:
+        """The update's user_data and chat_data before its handlers run, as text: what `keep`
+        compares with, so that an update that changed neither writes neither."""
+        user, chat = update.effective_user, update.effective_chat
+        return (
+            None if user is None else (user.id, _plain_text(application.user_data[user.id])),
+            None if chat is None else (chat.id, _plain_text(application.chat_data[chat.id])),
+        )
+
+    def keep(
+        self,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        *,
+        user_id: int | None,
+        chat_id: int | None,
+        before: Before | None,
+    ) -> tuple[list[int], list[int]]:
+        """Takes in what an update or a job left for its user and chat: their data as JSON
+        text, where it differs from `before` (for a job, unknown: always). Text does not change
+        after, so nothing is deep-copied, and the work is the ending update's own few
+        microseconds instead of a thousand updates' at once at the flush. Returns the user and
+        chat ids whose data JSON cannot hold unchanged, for PTB's flush to hand over: it fails
+        there, to the error handler, as every persistence error does."""
+        was_user, was_chat = before if before is not None else (None, None)
+        failed_users = _keep_data(
+            self._pending.user_data, application.user_data, user_id, was_user, "user_data"
+        )
+        failed_chats = _keep_data(
+            self._pending.chat_data, application.chat_data, chat_id, was_chat, "chat_data"
+        )
+        return failed_users, failed_chats
+
+    def keep_conversations(
+        self, states: Mapping[str, TrackingDict[ConversationKey, object]]
+    ) -> None:
+        """Takes in every conversation state written since the last call (PTB's dicts note
+        each write). A state JSON cannot hold, or a non-blocking handler's unresolved one, is
+        noted again for PTB's flush, which resolves it and hands it over."""
+        for name, conversations in states.items():
+            for key, state in conversations.pop_accessed_write_items():
+                if state is TrackingDict.DELETED:
+                    self._pending.conversations[(name, conversation_key(key))] = None
+                    continue
+                if isinstance(state, PendingState) or not isinstance(state, Hashable):
+                    conversations.mark_as_accessed(key)
+                    continue
+                try:
+                    text = dump_json(state, f"conversation state of {name}")
+                except PersistenceDataError:
+                    conversations.mark_as_accessed(key)
+                    continue
+                self._pending.conversations[(name, conversation_key(key))] = text
 
     # what is stored, whole (for checks and tools; the bot reads a chat at a time)
 
@@ -247,7 +355,7 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         """Stores one conversation's state (one row); None ends it and deletes the row."""
-        key_text = dump_json(list(key), f"conversation key of {name}")
+        key_text = conversation_key(key)
         changes = _FLUSHING.get()
         if new_state is None:
             if changes is not None:
@@ -267,19 +375,27 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
 
     @asynccontextmanager
     async def flushing(self) -> AsyncIterator[None]:
-        """Collects every write the Application hands over inside the block (PTB's periodic
-        flush gathers them) and writes them in one transaction when it ends: a flush holds
-        SQLite's one writer once, not once per changed row."""
-        changes = Changes()
+        """Collects what updates and jobs left since the last flush (`keep`) and every write
+        the Application hands over inside the block (PTB's periodic flush gathers them; they
+        are newer, so they win), and writes them when it ends. Should the write fail, what it
+        held is kept for the next flush, under anything newer."""
+        changes = self._pending
+        self._pending = Changes()
         token = _FLUSHING.set(changes)
         try:
             yield
         finally:
             _FLUSHING.reset(token)
-        await self._rows.write(changes)
+        try:
+            await self._rows.write(changes)
+        except BaseException:
+            self._pending = changes.updated_by(self._pending)
+            raise
 
     async def flush(self) -> None:
-        """Nothing is buffered outside a flush: every write is made when it is handed over."""
+        """Writes what updates and jobs left after the Application's last flush."""
+        async with self.flushing():
+            pass
 
 
 class PersistentApplication(Application[Any, Any, Any, Any, Any, Any]):
@@ -292,12 +408,60 @@ class PersistentApplication(Application[Any, Any, Any, Any, Any, Any]):
     async def process_update(self, update: object) -> None:
         """Processes `update` with its chat's stored state in memory."""
         persistence = self.persistence
-        if isinstance(persistence, DatabasePersistence) and isinstance(update, Update):
-            await persistence.load_for(update, self)
-        await super().process_update(update)
+        if not (isinstance(persistence, DatabasePersistence) and isinstance(update, Update)):
+            await super().process_update(update)
+            return
+        await persistence.load_for(update, self)
+        if not persistence.keeps_changes:
+            await super().process_update(update)
+            return
+        token = _BEFORE.set((update, persistence.before(update, self)))
+        try:
+            await super().process_update(update)
+        finally:
+            _BEFORE.reset(token)
+
+    def _mark_for_persistence_update(
+        self, *, update: object | None = None, job: Job[Any] | None = None
+    ) -> None:
+        """PTB calls this private method when an update's handlers or a job have ended. It
+        marks their user and chat, so that the next flush deep-copies the whole user_data and
+        chat_data of every one marked, on the event loop, all at once: a handler waiting then
+        waited for a thousand copies. Here what they left is taken in as JSON text at once
+        instead, only what changed, and the flush has only text to write (see
+        docs/architecture.md, "PTB's persistence")."""
+        persistence = self.persistence
+        if not (isinstance(persistence, DatabasePersistence) and persistence.keeps_changes):
+            super()._mark_for_persistence_update(update=update, job=job)
+            return
+        user_id = chat_id = None
+        before: Before | None = None
+        if isinstance(update, Update):
+            user, chat = update.effective_user, update.effective_chat
+            user_id = None if user is None else user.id
+            chat_id = None if chat is None else chat.id
+            handling = _BEFORE.get()
+            if handling is not None and handling[0] is update:
+                before = handling[1]
+        elif job is not None:
+            user_id, chat_id = job.user_id, job.chat_id
+            timed_out = getattr(job.data, "update", None)
+            if user_id is None and chat_id is None and isinstance(timed_out, Update):
+                # A conversation's time-out: its handlers ran on the update that began the
+                # wait, and may have changed that user's data (a prompt's buttons taken off).
+                user, chat = timed_out.effective_user, timed_out.effective_chat
+                user_id = None if user is None else user.id
+                chat_id = None if chat is None else chat.id
+        failed_users, failed_chats = persistence.keep(
+            self, user_id=user_id, chat_id=chat_id, before=before
+        )
+        if failed_users or failed_chats:
+            self.mark_data_for_update_persistence(chat_ids=failed_chats, user_ids=failed_users)
+        persistence.keep_conversations(self._conversation_handler_conversations)
 
     async def update_persistence(self) -> None:
-        """Hands what changed to the persistence, which writes it in one transaction."""
+        """Writes what updates and jobs left since the last flush, with what the Application
+        hands over itself (data marked by hand, dropped data, the callback data cache)."""
         persistence = self.persistence
         if not isinstance(persistence, DatabasePersistence):
             await super().update_persistence()

@@ -2,18 +2,20 @@
 callback data cache, each stored as JSON text under its key.
 
 Every write touches the rows it names, upserted by their keys, so its cost does not grow with
-the number of stored users; what one periodic flush changed is written in one transaction
-(`write`). Nothing is read whole at start: `stored_ids` says whose state is stored and `load`
-reads one chat's. The JSON itself (and the refusal of values JSON would change) is the
-persistence's business (`bot/persistence.py`); this module only keeps the text.
+the number of stored users; what one periodic flush changed is written in a few short
+transactions of at most `SLICE` rows (`write`). Nothing is read whole at start: `stored_ids`
+says whose state is stored and `load` reads one chat's. The JSON itself (and the refusal of
+values JSON would change) is the persistence's business (`bot/persistence.py`); this module
+only keeps the text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -25,8 +27,15 @@ from bot.storage.inbound import ChatState, read_chat_state
 from bot.storage.models import CallbackData, ChatData, ConversationState, UserData
 
 _CALLBACK_ROW = 1
-# Keys per DELETE ... IN: well under SQLite's limit on bound values.
+# Keys per read's ... IN: well under SQLite's limit on bound values.
 _CHUNK = 500
+# Rows per transaction of a flush. Binding a row's parameters costs the event loop 10-30 µs,
+# so a slice holds it (and SQLite's one writer) a millisecond or so. A flush after a busy
+# interval has a row per active user and conversation: a thousand or more.
+SLICE = 50
+# The flush is background work: after each slice it lets the handlers run this long, so that
+# an update running meanwhile (a few milliseconds) meets one slice, not every one of them.
+SLICE_PAUSE_SECONDS = 0.005
 
 
 @dataclass(slots=True)
@@ -46,10 +55,99 @@ class Changes:
             or self.callback_data is not None
         )
 
+    def updated_by(self, newer: Changes) -> Changes:
+        """These changes with `newer`'s over them (what a failed write kept, under what came
+        since)."""
+        return Changes(
+            user_data=self.user_data | newer.user_data,
+            chat_data=self.chat_data | newer.chat_data,
+            conversations=self.conversations | newer.conversations,
+            callback_data=self.callback_data
+            if newer.callback_data is None
+            else newer.callback_data,
+        )
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# A statement of a flush, its rows (an upsert's parameters; None when they are in the
+# statement) and how many rows or keys it touches.
+Step = tuple[Executable, list[dict[str, Any]] | None, int]
+
+
+def _transactions(steps: Iterable[Step]) -> Iterator[list[Step]]:
+    """`steps` in transactions of at most `SLICE` rows or keys (a step is never split)."""
+    batch: list[Step] = []
+    size = 0
+    for step in steps:
+        if batch and size + step[2] > SLICE:
+            yield batch
+            batch, size = [], 0
+        batch.append(step)
+        size += step[2]
+    if batch:
+        yield batch
+
+
+def _slices(dialect: str, changes: Changes, now: datetime) -> Iterator[Step]:
+    """The statements that write `changes`, each with at most `SLICE` rows (an upsert's
+    parameters) or keys (a delete's, in the statement)."""
+    for model, column, data in (
+        (UserData, "user_id", changes.user_data),
+        (ChatData, "chat_id", changes.chat_data),
+    ):
+        stored = [
+            {column: key, "data": text, "updated_at": now}
+            for key, text in data.items()
+            if text is not None
+        ]
+        if stored:
+            statement = upsert_one(
+                dialect,
+                model,
+                (column, "data", "updated_at"),
+                key=(column,),
+                when_changed=("data",),
+            )
+            for rows in _chunks(stored, SLICE):
+                yield statement, list(rows), len(rows)
+        dropped = [key for key, text in data.items() if text is None]
+        key_column = model.__table__.c[column]
+        for keys in _chunks(dropped, SLICE):
+            yield delete(model).where(key_column.in_(keys)), None, len(keys)
+    states = [
+        {"name": name, "key": key, "state": state, "updated_at": now}
+        for (name, key), state in changes.conversations.items()
+        if state is not None
+    ]
+    if states:
+        statement = upsert_one(
+            dialect,
+            ConversationState,
+            ("name", "key", "state", "updated_at"),
+            key=("name", "key"),
+        )
+        for rows in _chunks(states, SLICE):
+            yield statement, list(rows), len(rows)
+    ended: dict[str, list[str]] = {}
+    for (name, key), state in changes.conversations.items():
+        if state is None:
+            ended.setdefault(name, []).append(key)
+    for name, keys in ended.items():
+        for part in _chunks(keys, SLICE):
+            yield (
+                delete(ConversationState).where(
+                    ConversationState.name == name, ConversationState.key.in_(part)
+                ),
+                None,
+                len(part),
+            )
+    if changes.callback_data is not None:
+        row = {"id": _CALLBACK_ROW, "data": changes.callback_data, "updated_at": now}
+        yield upsert(dialect, CallbackData, row, key=["id"]), None, 1
 
 
 class PersistedState:
@@ -81,67 +179,25 @@ class PersistedState:
         return self._dialect
 
     async def write(self, changes: Changes) -> None:
-        """Writes everything one flush changed in one transaction: a statement per table and
-        kind of change, however many rows changed. The upserts go as one executemany each:
-        built and compiled once, the rows bound in the database's thread rather than compiled
-        into the statement on the event loop. A user_data or chat_data row that would not
-        change is not rewritten."""
+        """Writes everything one flush changed in transactions of at most `SLICE` rows, a
+        statement per table and kind of change in each. The statements are built once; a
+        transaction's rows are bound on the event loop, so a flush of a thousand rows never
+        holds the loop (or SQLite's one writer, which the handlers' own writes wait for) for
+        more than one slice at a time, and the handlers run between slices. A user_data or
+        chat_data row that would not change is not rewritten."""
         if not changes:
             return
         dialect = await self._dialect_name()
-        async with self._sqlite_writes, self._sessions.begin() as session:
-            connection = await session.connection()
-            now = utcnow()
-            for model, column, data in (
-                (UserData, "user_id", changes.user_data),
-                (ChatData, "chat_id", changes.chat_data),
-            ):
-                stored = [
-                    {column: key, "data": text, "updated_at": now}
-                    for key, text in data.items()
-                    if text is not None
-                ]
-                if stored:
-                    statement = upsert_one(
-                        dialect,
-                        model,
-                        (column, "data", "updated_at"),
-                        key=(column,),
-                        when_changed=("data",),
-                    )
-                    await connection.execute(statement, stored)
-                dropped = [key for key, text in data.items() if text is None]
-                key_column = model.__table__.c[column]
-                for keys in _chunks(dropped):
-                    await connection.execute(delete(model).where(key_column.in_(keys)))
-            states = [
-                {"name": name, "key": key, "state": state, "updated_at": now}
-                for (name, key), state in changes.conversations.items()
-                if state is not None
-            ]
-            if states:
-                statement = upsert_one(
-                    dialect,
-                    ConversationState,
-                    ("name", "key", "state", "updated_at"),
-                    key=("name", "key"),
-                )
-                await connection.execute(statement, states)
-            for name in {name for name, _ in changes.conversations}:
-                ended = [
-                    key
-                    for (of, key), state in changes.conversations.items()
-                    if of == name and state is None
-                ]
-                for keys in _chunks(ended):
-                    await connection.execute(
-                        delete(ConversationState).where(
-                            ConversationState.name == name, ConversationState.key.in_(keys)
-                        )
-                    )
-            if changes.callback_data is not None:
-                row = {"id": _CALLBACK_ROW, "data": changes.callback_data, "updated_at": now}
-                await connection.execute(upsert(dialect, CallbackData, row, key=["id"]))
+        for number, transaction in enumerate(_transactions(_slices(dialect, changes, utcnow()))):
+            if number:
+                await asyncio.sleep(SLICE_PAUSE_SECONDS)
+            async with self._sqlite_writes, self._sessions.begin() as session:
+                connection = await session.connection()
+                for statement, rows, _ in transaction:
+                    if rows is None:
+                        await connection.execute(statement)
+                    else:
+                        await connection.execute(statement, rows)
 
     # reading one chat's state when it is needed
 

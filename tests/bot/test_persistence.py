@@ -400,7 +400,8 @@ async def test_a_flush_writes_every_change_in_one_transaction(
 ) -> None:
     persistence = DatabasePersistence(sessions)
     app = build_app(persistence, FakeBotApi(), Drafts(sessions))
-    chats = [_resident(user_id) for user_id in range(201, 241)]
+    # A small flush (bigger ones go in slices: tests/bot/test_persistence_flush.py).
+    chats = [_resident(user_id) for user_id in range(201, 221)]
     commits: list[object] = []
 
     def note(*_: object) -> None:
@@ -413,12 +414,12 @@ async def test_a_flush_writes_every_change_in_one_transaction(
             await app.update_persistence()
         event.remove(engine.sync_engine, "commit", note)
 
-    # 40 conversations, user_data and chat_data: one transaction, a statement per table.
+    # 20 conversations and user_data: one transaction, a statement per table.
     assert len(commits) == 1
     assert len(statements) <= 4
     stored = await persistence.stored_conversations("repair")
-    assert stored == {(n, n): Step.CONTACT for n in range(201, 241)}
-    assert set(await persistence.stored_user_data()) == set(range(201, 241))
+    assert stored == {(n, n): Step.CONTACT for n in range(201, 221)}
+    assert set(await persistence.stored_user_data()) == set(range(201, 221))
 
 
 async def test_a_restart_reads_a_chat_only_when_it_writes(
