@@ -78,6 +78,10 @@ class AlertWatcher:
         self._services = services
         self._polling = VendorPolling(services)
         self._delivery = AlertDelivery(services, page_size=page_size)
+        # Cluster mode: an announcement's delivery runs beside the update (see `_deliver_soon`).
+        self._beside: asyncio.Task[None] | None = None
+        self._asked_again = False
+        self._announce_beside = False
 
     @property
     def ledger(self) -> AlertDelivery:
@@ -225,7 +229,7 @@ class AlertWatcher:
         told = await self._tell(application, write, alerts, now, deliver=False)
         # Alerts first, state second, as in a poll.
         await polling.store_announced(vendor, kind, stamp(previous, current, now), now)
-        await self.deliver(application, now)
+        await self._deliver_announced(application, now)
         return told
 
     async def _tell(
@@ -241,8 +245,31 @@ class AlertWatcher:
         await load_users(application, (alert.recipient for alert in told))
         await self._delivery.record_wanted(told, application.user_data, now)
         if deliver:
-            await self.deliver(application, now)
+            await self._deliver_announced(application, now)
         return len(told)
+
+    async def _deliver_announced(self, application: ConciergeApp, now: datetime) -> None:
+        if self._announce_beside:
+            self._deliver_soon(application)
+        else:
+            await self.deliver(application, now)
+
+    def _deliver_soon(self, application: ConciergeApp) -> None:
+        """Cluster mode: the recorded alerts go out beside the update, not inside it. Delivery
+        is one round at a time across the cluster, and a round paces each chat to Telegram's
+        one message a second, so a manager with a backlog would hold every resident's answer
+        ("Repair created") for as long as the backlog takes. One task per process asks for
+        rounds until no announcement came during the last one."""
+        self._asked_again = True
+        if self._beside is None or self._beside.done():
+            self._beside = application.create_task(
+                self._deliver_while_asked(application), name="alerts-after-a-write"
+            )
+
+    async def _deliver_while_asked(self, application: ConciergeApp) -> None:
+        while self._asked_again:
+            self._asked_again = False
+            await self.deliver(application, self._services.clock())
 
     async def deliver(self, application: ConciergeApp, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
@@ -251,8 +278,10 @@ class AlertWatcher:
     def deliver_one_at_a_time_with(
         self, lock: Callable[[], AbstractAsyncContextManager[None]]
     ) -> None:
-        """Cluster mode: deliveries also wait for `lock`, which every process shares."""
+        """Cluster mode: deliveries also wait for `lock`, which every process shares, and an
+        announcement's delivery runs beside its update (`_deliver_soon`)."""
         self._delivery.deliver_one_at_a_time_with(lock)
+        self._announce_beside = True
 
 
 def watcher_of(application: ConciergeApp) -> AlertWatcher:
