@@ -275,6 +275,10 @@ class AlertWatcher:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
         await self._delivery.deliver(application, now)
 
+    def close(self) -> None:
+        """The process is stopping: delivery ends soon (see `AlertDelivery.close`)."""
+        self._delivery.close()
+
     def deliver_one_at_a_time_with(
         self, lock: Callable[[], AbstractAsyncContextManager[None]]
     ) -> None:
