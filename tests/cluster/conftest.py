@@ -75,6 +75,7 @@ class Cluster:
     database_url: str
     processes: list[BotProcess]
     residents: list[Persona]
+    seeded_bookings: frozenset[str]  # the Akubela bookings there were before the residents came
     started: float = field(default_factory=time.monotonic)
 
     def query(self, sql: str, **values: Any) -> list[Any]:
@@ -184,8 +185,15 @@ def cluster(
                 process = BotProcess(env, workdir, port)
                 process.start(120)
                 processes.append(process)
+            akubela = sandbox_app.state.control.vendors["akubela"]
             yield Cluster(
-                botapi_url, app.state.botapi, sandbox_app, database_url, processes, residents
+                botapi_url,
+                app.state.botapi,
+                sandbox_app,
+                database_url,
+                processes,
+                residents,
+                frozenset(akubela._bookings),
             )
         finally:
             for process in processes:
