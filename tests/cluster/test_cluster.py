@@ -123,7 +123,7 @@ def booking_flow(cluster: Cluster, chat: WebChat, resident: Persona) -> None:
     opened = callbacks.build("bookings", "open", booking.booking_id)
     for _attempt in range(5):
         chat.say("/bookings")
-        if _turn_to(chat, chat.wait_for_text("Your upcoming bookings"), opened):
+        if _turn_to(chat, _new_list(chat), opened):
             break
     else:
         raise AssertionError(f"{chat.base}: booking {booking.booking_id} not in /bookings")
@@ -132,6 +132,20 @@ def booking_flow(cluster: Cluster, chat: WebChat, resident: Persona) -> None:
     chat.wait_for_text("Cancel this booking?")
     chat.press(callbacks.build("bookings", "yes"))
     wait_for_any(chat, ("the booking is cancelled",))
+
+
+def _new_list(chat: WebChat) -> dict[str, Any]:
+    """The list /bookings just sent: a new message (an older list the resident turned the pages
+    of is edited too, and is not the answer)."""
+
+    def found() -> dict[str, Any] | None:
+        for message in chat.bot_messages():
+            text = message.get("text") or ""
+            if message["message_id"] > chat.seen and "Your upcoming bookings" in text:
+                return message
+        return None
+
+    return chat.wait(found, "the list /bookings sends", seconds=120)
 
 
 def _turn_to(chat: WebChat, listing: dict[str, Any], data: str) -> bool:
@@ -296,6 +310,9 @@ def check_outcome(cluster: Cluster, done: list[int]) -> dict[str, Any]:
         "manager_alerts_seen": len(told),
         "manager_alerts_sent_twice": sum(1 for n in told.values() if n > 1),
         "presses_answered_too_late": too_old,
+        # The local Bot API's side: deliveries nginx or a process did not take (retried).
+        "webhook_deliveries_failed": cluster.botapi.webhook_delivery.failed,
+        "webhook_most_at_once": cluster.botapi.webhook_delivery.most_at_once,
     }
 
 
