@@ -20,6 +20,7 @@ never lost, and a copy the recipient may already have says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -99,6 +100,7 @@ class AlertDelivery:
         self._delivering = asyncio.Lock()
         # Cluster mode: a lock all processes share, so a pending alert is sent by one of them.
         self._delivering_everywhere: Callable[[], AbstractAsyncContextManager[None]] | None = None
+        self._closing = asyncio.Event()
 
     def deliver_one_at_a_time_with(
         self, lock: Callable[[], AbstractAsyncContextManager[None]]
@@ -127,13 +129,34 @@ class AlertDelivery:
             if await self.record(alert, now):
                 logger.info("alert %s for user %s recorded", alert.kind.value, alert.recipient)
 
+    def close(self) -> None:
+        """The process is stopping: no round starts, and one under way ends once its sends in
+        flight are settled. A round paces each chat to Telegram's limits, so a manager's backlog
+        would hold a stop (an upgrade's SIGTERM) for minutes; what is left stays pending for
+        the next round, on this process after its restart or on another one."""
+        self._closing.set()
+
     async def deliver(self, application: ConciergeApp, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
         async with self._delivering:
+            if self._closing.is_set():
+                return
             if self._delivering_everywhere is None:
                 await self._deliver_pending(application, now)
                 return
-            async with self._delivering_everywhere():
+            async with contextlib.AsyncExitStack() as held:
+                # Another process's round may hold the lock for minutes: a stop does not wait.
+                taking = asyncio.ensure_future(
+                    held.enter_async_context(self._delivering_everywhere())
+                )
+                closing = asyncio.ensure_future(self._closing.wait())
+                await asyncio.wait({taking, closing}, return_when=asyncio.FIRST_COMPLETED)
+                closing.cancel()
+                if not taking.done():
+                    taking.cancel()
+                    await asyncio.gather(taking, return_exceptions=True)
+                    return
+                taking.result()  # a failure to take the lock is raised
                 await self._deliver_pending(application, now)
 
     async def _deliver_pending(self, application: ConciergeApp, now: datetime) -> None:
@@ -148,6 +171,10 @@ class AlertDelivery:
 
     async def _send_round(self, round_: _Round) -> None:
         while True:
+            if self._closing.is_set():
+                # Each send under way is settled (recorded sent, or left pending).
+                await asyncio.gather(*round_.sending, return_exceptions=True)
+                return
             if round_.wants_more():
                 await round_.load_page()
                 continue

@@ -78,6 +78,10 @@ class AlertWatcher:
         self._services = services
         self._polling = VendorPolling(services)
         self._delivery = AlertDelivery(services, page_size=page_size)
+        # Cluster mode: delivery runs beside the update or poll that recorded (`_deliver_soon`).
+        self._beside: asyncio.Task[None] | None = None
+        self._asked_again = False
+        self._announce_beside = False
 
     @property
     def ledger(self) -> AlertDelivery:
@@ -171,7 +175,7 @@ class AlertWatcher:
         alerts = labelled(alerts, community, readers)
         await self._delivery.record_wanted(alerts, application.user_data, now)
         await polling.store(observed, markers, now)
-        await self.deliver(application, now)
+        await self._deliver_recorded(application, now)
 
     async def announce(self, application: ConciergeApp, write: OwnWrite) -> int:
         """A write of the bot's that went through: the record's new state is looked up, the
@@ -225,7 +229,7 @@ class AlertWatcher:
         told = await self._tell(application, write, alerts, now, deliver=False)
         # Alerts first, state second, as in a poll.
         await polling.store_announced(vendor, kind, stamp(previous, current, now), now)
-        await self.deliver(application, now)
+        await self._deliver_recorded(application, now)
         return told
 
     async def _tell(
@@ -241,18 +245,52 @@ class AlertWatcher:
         await load_users(application, (alert.recipient for alert in told))
         await self._delivery.record_wanted(told, application.user_data, now)
         if deliver:
-            await self.deliver(application, now)
+            await self._deliver_recorded(application, now)
         return len(told)
+
+    async def _deliver_recorded(self, application: ConciergeApp, now: datetime) -> None:
+        if self._announce_beside:
+            self._deliver_soon(application)
+        else:
+            await self.deliver(application, now)
+
+    def _deliver_soon(self, application: ConciergeApp) -> None:
+        """Cluster mode: the recorded alerts go out beside the update or the poll, not inside
+        it. Delivery is one round at a time across the cluster, and a round paces each chat to
+        Telegram's one message a second, so a manager with a backlog would hold every resident's
+        answer ("Repair created"), and a starting process's first poll (before it says it is
+        healthy), for as long as the backlog takes. One task per process asks for rounds until
+        nothing was recorded during the last one."""
+        if not application.running:
+            # The first poll at start (bot.app's post_init): the next round sends them, the
+            # shared work's next poll at the latest.
+            return
+        self._asked_again = True
+        if self._beside is None or self._beside.done():
+            self._beside = application.create_task(
+                self._deliver_while_asked(application), name="alerts-after-a-write"
+            )
+
+    async def _deliver_while_asked(self, application: ConciergeApp) -> None:
+        while self._asked_again:
+            self._asked_again = False
+            await self.deliver(application, self._services.clock())
 
     async def deliver(self, application: ConciergeApp, now: datetime) -> None:
         """Sends every pending alert that is due; failed ones stay for the next poll."""
         await self._delivery.deliver(application, now)
 
+    def close(self) -> None:
+        """The process is stopping: delivery ends soon (see `AlertDelivery.close`)."""
+        self._delivery.close()
+
     def deliver_one_at_a_time_with(
         self, lock: Callable[[], AbstractAsyncContextManager[None]]
     ) -> None:
-        """Cluster mode: deliveries also wait for `lock`, which every process shares."""
+        """Cluster mode: deliveries also wait for `lock`, which every process shares, and run
+        beside the update or poll that recorded the alerts (`_deliver_soon`)."""
         self._delivery.deliver_one_at_a_time_with(lock)
+        self._announce_beside = True
 
 
 def watcher_of(application: ConciergeApp) -> AlertWatcher:

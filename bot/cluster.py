@@ -59,6 +59,9 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # Handled updates are kept this long to recognise Telegram's late retries of them.
 KEEP_HANDLED = timedelta(days=1)
+# How often the shared work forgets them: a day's margin needs no DELETE at every run of every
+# shared job (the write journal's may run every second).
+PRUNE_EVERY = timedelta(minutes=10)
 NO_CHAT = 0  # the order key of an update without chat or user (none the bot asks for today)
 
 
@@ -507,6 +510,7 @@ class SharedWork:
         self._inbound = inbound
         self._clock = clock
         self._metrics = metrics
+        self._pruned_at: datetime | None = None
 
     async def mine(self) -> bool:
         """Whether this process does the shared work now (taking it over if nobody does)."""
@@ -517,8 +521,10 @@ class SharedWork:
             held = False
         if self._metrics is not None:
             self._metrics.cluster_shared_work.set(1 if held else 0)
-        if held:
-            await self._inbound.prune(self._clock() - KEEP_HANDLED)
+        now = self._clock()
+        if held and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY):
+            await self._inbound.prune(now - KEEP_HANDLED)
+            self._pruned_at = now
         return held
 
 

@@ -125,6 +125,8 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
             server.should_exit = True
             await serving
             stopped.cancel()
+            # A delivery round under way stops pacing a backlog; what is left stays pending.
+            watcher_of(application).close()
             if cluster is not None:
                 # The web server takes no more updates; the chats in hand finish their current
                 # one and are given back to the other processes.

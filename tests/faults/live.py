@@ -39,30 +39,72 @@ def eventually(check: Callable[[], T | None], what: str, seconds: float = 30) ->
 
 
 class WebChat:
-    """The resident's side of the web chat, through its JSON API."""
+    """The resident's side of the web chat, through its JSON API.
 
-    def __init__(self, url: str, user_id: int) -> None:
+    Waiting looks again each time the chat changes (the web chat's long poll), not on a timer:
+    hundreds of residents waiting at once then cost the server nothing between the bot's
+    answers. `http` keeps one connection open for a resident's many requests (the caller
+    closes it); without it each request opens its own.
+    """
+
+    def __init__(self, url: str, user_id: int, http: httpx.Client | None = None) -> None:
         self.base = f"{url}/api/chats/{user_id}"
         self.seen = 0  # the newest message when the resident last acted
+        self._http = http
+
+    def _request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        options.setdefault("timeout", 5)
+        if self._http is not None:
+            return self._http.request(method, f"{self.base}{path}", **options)
+        return httpx.request(method, f"{self.base}{path}", **options)
 
     def _acting(self) -> None:
         self.seen = max((m["message_id"] for m in self.bot_messages()), default=self.seen)
 
     def bot_messages(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = httpx.get(f"{self.base}/messages", timeout=5).json()
+        messages: list[dict[str, Any]] = self._request("GET", "/messages").json()
         return [m for m in messages if m["from"] == "bot" and not m.get("deleted")]
+
+    def _version_after(self, version: int, seconds: float) -> int:
+        """The chat's version once it passes `version`, or after `seconds`."""
+        answer = self._request(
+            "GET",
+            "/events",
+            params={"since": version, "timeout": round(seconds, 2)},
+            timeout=httpx.Timeout(5, read=seconds + 5),
+        )
+        answer.raise_for_status()
+        return int(answer.json()["version"])
+
+    def wait(self, check: Callable[[], T | None], what: str, seconds: float = 30) -> T:
+        """`check()`'s answer once it has one, asked again after each change of the chat."""
+        deadline = time.monotonic() + seconds
+        since = -1  # answered at once with the chat's version
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                # The version is read before `check` looks: a change while it looks makes the
+                # next long poll answer at once.
+                since = self._version_after(since, 0 if since < 0 else min(max(left, 0), 25))
+                result = check()
+            except (httpx.TransportError, ValueError):
+                result, since = None, -1
+                time.sleep(0.05)
+            if result:
+                return result
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {what}")
 
     def say(self, text: str) -> None:
         self._acting()
-        httpx.post(f"{self.base}/messages", json={"text": text}, timeout=5).raise_for_status()
+        self._request("POST", "/messages", json={"text": text}).raise_for_status()
 
     def send_photo(self, data: bytes, caption: str | None = None) -> None:
         """Sends a photo (image bytes) from the resident's side."""
         self._acting()
         form = {"caption": caption} if caption else None
         files = {"photo": ("photo.png", data, "image/png")}
-        answer = httpx.post(f"{self.base}/messages", data=form, files=files, timeout=5)
-        answer.raise_for_status()
+        self._request("POST", "/messages", data=form, files=files).raise_for_status()
 
     def wait_for_text(self, part: str) -> dict[str, Any]:
         """The bot's answer to the last action (a new message, or one edited) holding `part`."""
@@ -74,7 +116,7 @@ class WebChat:
                     return dict(message)
             return None
 
-        message: dict[str, Any] = eventually(found, repr(part))
+        message: dict[str, Any] = self.wait(found, repr(part))
         return message
 
     def press(self, data: str) -> None:
@@ -87,12 +129,10 @@ class WebChat:
                         return dict(message)
             return None
 
-        message = eventually(shown, f"a button {data!r}")
+        message = self.wait(shown, f"a button {data!r}")
         self._acting()
-        answer = httpx.post(
-            f"{self.base}/callbacks",
-            json={"message_id": message["message_id"], "data": data},
-            timeout=5,
+        answer = self._request(
+            "POST", "/callbacks", json={"message_id": message["message_id"], "data": data}
         )
         answer.raise_for_status()
 
