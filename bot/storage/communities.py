@@ -59,7 +59,8 @@ class Communities:
 
     async def add_first(self, values: Mapping[str, Any]) -> bool:
         """Adds community 1 when there is no community at all; False when there was one
-        (two processes starting at once add it once: the id is the key)."""
+        (two processes starting at once add it once: whichever unique constraint the second
+        meets first, its row is not added)."""
         now = utcnow()
         async with self._sessions.begin() as session:
             if await session.scalar(select(func.count()).select_from(CommunityRecord)):
@@ -69,7 +70,7 @@ class Communities:
                     session.get_bind().dialect.name,
                     CommunityRecord,
                     {"id": 1, "created_at": now, "updated_at": now, **values},
-                    key=["id"],
+                    key=(),
                     update=(),
                 )
             )

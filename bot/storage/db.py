@@ -107,7 +107,9 @@ def upsert(
         first = rows if isinstance(rows, dict) else rows[0]
         update = [column for column in first if column not in key]
     if not update:
-        return statement.on_conflict_do_nothing(index_elements=list(key))
+        # No key: any unique constraint's conflict is ignored, not only the key's (a row that
+        # a concurrent transaction added may meet another constraint first).
+        return statement.on_conflict_do_nothing(index_elements=list(key) or None)
     # `excluded` builds a new alias of the table on every access: taken once, not per column.
     excluded = statement.excluded
     return statement.on_conflict_do_update(
