@@ -33,9 +33,9 @@ from bench.harness import bench_settings, now, sqlite_url
 from bench.report import Figure, Target
 from bot.alert_delivery import AlertDelivery
 from bot.alert_kinds import MSG_BOOKING_REMINDER, Alert, AlertKind
-from bot.alert_pacing import TELEGRAM
 from bot.app import file_url_for, telegram_rate_limiter
 from bot.app_type import ConciergeApp
+from bot.send_budget import TELEGRAM
 from bot.services import Services
 from bot.storage.db import create_engine
 from bot.storage.migrate import upgrade
