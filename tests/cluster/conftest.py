@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from bot.demo import DemoPersona, seed
 from bot.settings import Settings
 from sandbox.botapi import Persona, create_botapi_app
+from sandbox.botapi.rules import Rules
 from tests.conftest import PostgresServer, run_in_thread
 from tests.faults.live import BotProcess, bot_env, eventually, free_port
 from tests.sandbox.conftest import clock, sandbox_app, sandbox_settings
@@ -124,7 +125,9 @@ def cluster(
         for n in range(count)
     ]
     database_url = _database(postgres_server, postgres_template, f"cluster_{os.getpid()}")
-    app = create_botapi_app(token=TOKEN, personas=[*residents, MANAGER])
+    app = create_botapi_app(
+        token=TOKEN, personas=[*residents, MANAGER], rules=Rules(flood_control=True)
+    )
     with serve(app) as botapi_url, serve(sandbox_app) as vendors:
         settings = Settings(
             _env_file=None,
