@@ -12,9 +12,12 @@ per window in PostgreSQL (`bot.storage.send_windows`), with the database's clock
 A send first takes its place in its chat's window, waits for it, then takes its place in the
 bot-wide window. Each window hands out moments in order (a sliding log: at most `count` in any
 `period`), so a chat over its own limit waits without holding anyone else up, and the sends
-that may go now share the bot-wide rate first come, first served. A reservation is made before
-the call leaves and never refunded: a slot a failed call did not use costs a thirtieth of a
-second, and the windows can only err on the safe side.
+that may go now share the bot-wide rate first come, first served. A place is taken before the
+call leaves and never given back (a place a failed call did not use costs a thirtieth of a
+second). Once Telegram's answer is back, the send's moment moves to that answer
+(`settle`): Telegram counted the message when it arrived, before it answered, so a window
+counted from the answers holds on Telegram's side whatever the call's delay on its way (a busy
+event loop, the network), and needs no margin for it.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-# Telegram counts a message when it arrives, the budget when the call leaves: a call held up
-# on its way (a busy event loop, the network) arrives late and squeezes the next window. The
-# windows are this much longer than Telegram's, so such a delay costs a 429 only when longer.
-SAFETY_SECONDS: Final = 0.1
+# Each window is this much longer than Telegram's: clocks tick in steps.
+SAFETY_SECONDS: Final = 0.02
+# A message still on its way (no answer yet) may arrive at Telegram this long after it left
+# (a busy event loop, the network, a database commit): until its answer is back, it counts as
+# if it had arrived then.
+IN_FLIGHT_SECONDS: Final = 0.25
 OVERALL_KEY: Final = "overall"
 
 
@@ -77,19 +82,39 @@ def overall_window(limits: SendLimits) -> Window:
     return Window(OVERALL_KEY, limits.overall, limits.overall_period + SAFETY_SECONDS)
 
 
-def next_slot(log: Sequence[float], now: float, window: Window) -> float:
+# A message's moment in a window: when it left or was answered, and whether it is still on
+# its way (no answer yet).
+Moment = tuple[float, bool]
+
+
+def counts_until(moment: Moment, window: Window) -> float:
+    """Until when a message counts in `window`: a period after it reached Telegram, at the
+    latest."""
+    when, on_its_way = moment
+    return when + window.period + (IN_FLIGHT_SECONDS if on_its_way else 0.0)
+
+
+def next_slot(log: Sequence[Moment], now: float, window: Window) -> float:
     """The first moment, from `now` and not before the last one handed out, at which one more
-    send keeps `window` at most `count` in any `period`; `log` is the window's moments, in
-    order."""
-    slot = max(now, log[-1]) if log else now
+    message keeps `window` at most `count` in any `period`, wherever in their allowance the
+    messages on their way reach Telegram; `log` is the window's moments in order."""
+    slot = max(now, log[-1][0]) if log else now
     if len(log) >= window.count:
-        slot = max(slot, log[-window.count] + window.period)
+        slot = max(slot, sorted(counts_until(m, window) for m in log)[-window.count])
     return slot
 
 
-def recent(log: Sequence[float], now: float, window: Window) -> list[float]:
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A message's place: its chat's window and its moment (on the budget's clock)."""
+
+    chat: Window
+    moment: float
+
+
+def recent(log: Sequence[Moment], now: float, window: Window) -> list[Moment]:
     """The moments of `log` that still count at `now` (later ones, handed out, included)."""
-    return [moment for moment in log if moment > now - window.period]
+    return [moment for moment in log if counts_until(moment, window) > now]
 
 
 class SendBudget(ABC):
@@ -104,24 +129,31 @@ class SendBudget(ABC):
         self.limits = limits
         self._sleep = sleep
 
-    async def wait_for_turn(self, chat_id: int | str) -> None:
-        """Waits until a message to `chat_id` keeps every window within Telegram's limits."""
+    async def wait_for_turn(self, chat_id: int | str) -> Turn:
+        """Waits until a message to `chat_id` keeps every window within Telegram's limits;
+        its place, to `settle` once Telegram has answered."""
         window = chat_window(chat_id, self.limits)
         slot, wait = await self.take_chat_slot(window)
         if wait > 0:
             await self._sleep(wait)
-        wait = await self.take_overall_slot(window, slot)
+        slot, wait = await self.take_overall_slot(window, slot)
         if wait > 0:
             await self._sleep(wait)
+        return Turn(window, slot)
 
     @abstractmethod
     async def take_chat_slot(self, window: Window) -> tuple[float, float]:
         """Takes the chat's next moment: (the moment, seconds until it)."""
 
     @abstractmethod
-    async def take_overall_slot(self, chat: Window, chat_slot: float) -> float:
+    async def take_overall_slot(self, chat: Window, chat_slot: float) -> tuple[float, float]:
         """Takes the bot-wide window's next moment from now, and moves the chat's moment
-        `chat_slot` to it (the moment the message really leaves); seconds until it."""
+        `chat_slot` to it (the moment the message really leaves): (the moment, seconds until
+        it)."""
+
+    @abstractmethod
+    async def settle(self, turn: Turn) -> None:
+        """Telegram answered the message of `turn`: its moment becomes now in both windows."""
 
 
 class MemorySendBudget(SendBudget):
@@ -139,7 +171,7 @@ class MemorySendBudget(SendBudget):
     ) -> None:
         super().__init__(limits, sleep=sleep)
         self._clock = clock
-        self._logs: dict[str, list[float]] = {}
+        self._logs: dict[str, list[Moment]] = {}
         self._taken = 0
 
     def __len__(self) -> int:
@@ -149,7 +181,7 @@ class MemorySendBudget(SendBudget):
     def _take(self, window: Window, now: float) -> float:
         log = recent(self._logs.get(window.key, ()), now, window)
         slot = next_slot(log, now, window)
-        log.append(slot)
+        log.append((slot, True))
         self._logs[window.key] = log
         return slot
 
@@ -162,26 +194,33 @@ class MemorySendBudget(SendBudget):
         slot = self._take(window, now)
         return slot, slot - now
 
-    async def take_overall_slot(self, chat: Window, chat_slot: float) -> float:
+    async def take_overall_slot(self, chat: Window, chat_slot: float) -> tuple[float, float]:
         """Takes the bot-wide window's next moment, and moves the chat's to it."""
         now = self._clock()
         slot = self._take(overall_window(self.limits), now)
-        move(self._logs.get(chat.key, []), chat_slot, slot)
-        return slot - now
+        move(self._logs.get(chat.key, []), (chat_slot, True), (slot, True))
+        return slot, slot - now
+
+    async def settle(self, turn: Turn) -> None:
+        """The message's moment becomes now, its answer's."""
+        now = self._clock()
+        for key in (turn.chat.key, OVERALL_KEY):
+            move(self._logs.get(key, []), (turn.moment, True), (max(now, turn.moment), False))
 
     def _sweep(self, now: float) -> None:
-        longest = max(self.limits.per_group_period, self.limits.per_chat_period) + SAFETY_SECONDS
-        for key in [k for k, log in self._logs.items() if not log or log[-1] <= now - longest]:
+        chats = (self.limits.per_group_period, self.limits.per_chat_period)
+        longest = max(chats) + SAFETY_SECONDS + IN_FLIGHT_SECONDS
+        for key in [k for k, log in self._logs.items() if not log or log[-1][0] <= now - longest]:
             del self._logs[key]
 
 
-def move(log: list[float], moment: float, to: float) -> None:
-    """Moves `moment` in the ordered `log` to the later `to`, keeping the order."""
+def move(log: list[Moment], moment: Moment, to: Moment) -> None:
+    """Moves `moment` in the ordered `log` to `to`, keeping the order."""
     try:
         log.remove(moment)
     except ValueError:
         return  # forgotten already: nothing to move
     position = len(log)
-    while position > 0 and log[position - 1] > to:
+    while position > 0 and log[position - 1][0] > to[0]:
         position -= 1
     log.insert(position, to)

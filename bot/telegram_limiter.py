@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Final
 
-from telegram.error import RetryAfter
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
 
-from bot.send_budget import SendBudget
+from bot.send_budget import SendBudget, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -78,21 +78,31 @@ class BudgetRateLimiter(BaseRateLimiter[int]):
         retries = self._max_retries if rate_limit_args is None else rate_limit_args
         paced = is_paced(endpoint, data)
         for attempt in range(retries + 1):
-            if paced:
-                await self.budget.wait_for_turn(data["chat_id"])
+            turn = await self.budget.wait_for_turn(data["chat_id"]) if paced else None
             try:
-                return await callback(*args, **kwargs)
+                result = await callback(*args, **kwargs)
             except RetryAfter as exc:
+                await self._settle(turn)
                 if attempt == retries:
-                    logger.warning(
-                        "%s refused with 429 %d times; giving up", endpoint, attempt + 1
-                    )
+                    logger.warning("%s: 429 %d times; giving up", endpoint, attempt + 1)
                     raise
                 self._on_retry("429")
                 wait = _seconds(exc.retry_after)
                 logger.info("%s: Telegram asked to wait %.0f s; trying again", endpoint, wait)
                 await self._sleep(wait)
+                continue
+            except TelegramError:
+                # A refusal is an answer too (Telegram may have counted the message).
+                await self._settle(turn)
+                raise
+            await self._settle(turn)
+            return result
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _settle(self, turn: Turn | None) -> None:
+        # A call cut off (cancelled) is not settled: its moment stays when it left.
+        if turn is not None:
+            await self.budget.settle(turn)
 
 
 def _seconds(value: int | timedelta) -> float:

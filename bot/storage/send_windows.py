@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.send_budget import (
     OVERALL_KEY,
     TELEGRAM,
+    Moment,
     SendBudget,
     SendLimits,
+    Turn,
     Window,
     move,
     next_slot,
@@ -52,41 +54,42 @@ class SharedSendBudget(SendBudget):
         )
         async with self._engine.begin() as connection:
             stored, now = (await connection.execute(taken)).one()
-            log = recent(stored, float(now), window)
+            log = recent(_moments(stored), float(now), window)
             slot = next_slot(log, float(now), window)
-            await _store(connection, window.key, [*log, slot])
+            await _store(connection, window.key, [*log, (slot, True)])
         return slot, slot - float(now)
 
-    async def take_overall_slot(self, chat: Window, chat_slot: float) -> float:
+    async def take_overall_slot(self, chat: Window, chat_slot: float) -> tuple[float, float]:
         """Takes the bot-wide window's next moment, and moves the chat's to it."""
         overall = overall_window(self.limits)
-        async with self._engine.begin() as connection:
-            if not self._overall_made:
+        if not self._overall_made:
+            # Committed before any turn reads it: a turn of this process that ran beside the
+            # transaction making it would not see the row, and its place would be lost.
+            async with self._engine.begin() as connection:
                 await connection.execute(
                     postgresql.insert(SendWindow)
                     .values(key=OVERALL_KEY, moments=[])
                     .on_conflict_do_nothing(index_elements=["key"])
                 )
-                self._overall_made = True
-            rows = await connection.execute(
-                select(SendWindow.key, SendWindow.moments, _NOW)
-                .where(SendWindow.key.in_([chat.key, OVERALL_KEY]))
-                .order_by(SendWindow.key)
-                .with_for_update()
-            )
-            logs: dict[str, list[float]] = {}
-            now = 0.0
-            for key, stored, now_at_row in rows:
-                logs[key] = list(stored)
-                now = float(now_at_row)
+            self._overall_made = True
+        async with self._engine.begin() as connection:
+            logs, now = await _locked(connection, chat)
             log = recent(logs.get(OVERALL_KEY, []), now, overall)
             slot = next_slot(log, now, overall)
-            await _store(connection, OVERALL_KEY, [*log, slot])
+            await _store(connection, OVERALL_KEY, [*log, (slot, True)])
             if chat.key in logs:
                 chat_log = logs[chat.key]
-                move(chat_log, chat_slot, slot)
+                move(chat_log, (chat_slot, True), (slot, True))
                 await _store(connection, chat.key, chat_log)
-        return slot - now
+        return slot, slot - now
+
+    async def settle(self, turn: Turn) -> None:
+        """Moves the message's moment to now, its answer's, in both windows."""
+        async with self._engine.begin() as connection:
+            logs, now = await _locked(connection, turn.chat)
+            for key, log in logs.items():
+                move(log, (turn.moment, True), (max(now, turn.moment), False))
+                await _store(connection, key, log)
 
     async def forget_before(self, before: datetime) -> None:
         """Drops the windows of chats not written to since `before` (their moments have long
@@ -105,7 +108,30 @@ class SharedSendBudget(SendBudget):
             return {key: list(moments) for key, moments in rows}
 
 
-async def _store(connection: AsyncConnection, key: str, moments: list[float]) -> None:
+async def _locked(
+    connection: AsyncConnection, chat: Window
+) -> tuple[dict[str, list[Moment]], float]:
+    """The chat's and the bot-wide window's moments, locked in that order, and the time."""
+    rows = await connection.execute(
+        select(SendWindow.key, SendWindow.moments, _NOW)
+        .where(SendWindow.key.in_([chat.key, OVERALL_KEY]))
+        .order_by(SendWindow.key)
+        .with_for_update()
+    )
+    logs: dict[str, list[Moment]] = {}
+    now = 0.0
+    for key, stored, now_at_row in rows:
+        logs[key] = _moments(stored)
+        now = float(now_at_row)
+    return logs, now
+
+
+def _moments(stored: list[Any]) -> list[Moment]:
+    """A window's moments as stored: JSON pairs [when, on its way]."""
+    return [(float(when), bool(on_its_way)) for when, on_its_way in stored]
+
+
+async def _store(connection: AsyncConnection, key: str, moments: list[Moment]) -> None:
     await connection.execute(
         update(SendWindow)
         .where(SendWindow.key == key)

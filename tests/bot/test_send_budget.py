@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.error import RetryAfter
 from telegram.ext import ExtBot
 
-from bot.send_budget import SAFETY_SECONDS, MemorySendBudget, SendBudget
+from bot.send_budget import IN_FLIGHT_SECONDS, SAFETY_SECONDS, MemorySendBudget, SendBudget
 from bot.storage.db import create_engine
 from bot.storage.send_windows import SharedSendBudget
 from bot.telegram_limiter import BudgetRateLimiter
@@ -39,15 +39,20 @@ class FakeTime:
         self.now += seconds
 
 
+async def _send(budget: SendBudget, chat: int) -> None:
+    """One message: its turn, then Telegram's answer at once."""
+    await budget.settle(await budget.wait_for_turn(chat))
+
+
 async def test_a_chat_past_its_burst_waits_and_holds_nobody_else_up() -> None:
     time = FakeTime()
     budget = MemorySendBudget(clock=time.clock, sleep=time.sleep)
     for _ in range(5):
-        await budget.wait_for_turn(7)
+        await _send(budget, 7)
     assert time.slept == []  # Telegram's burst of five goes at once
-    await budget.wait_for_turn(8)
+    await _send(budget, 8)
     assert time.slept == []  # another chat is not held up by the first one's window
-    await budget.wait_for_turn(7)
+    await _send(budget, 7)
     assert time.slept == [5 + SAFETY_SECONDS]  # the sixth waits for the first to leave
 
 
@@ -55,19 +60,42 @@ async def test_the_thirty_first_message_of_a_second_waits() -> None:
     time = FakeTime()
     budget = MemorySendBudget(clock=time.clock, sleep=time.sleep)
     for chat in range(30):
-        await budget.wait_for_turn(100 + chat)
+        await _send(budget, 100 + chat)
     assert time.slept == []
-    await budget.wait_for_turn(200)
+    await _send(budget, 200)
     assert time.slept == [1 + SAFETY_SECONDS]
+
+
+async def test_a_message_counts_from_when_telegram_answered() -> None:
+    # Telegram counts a message when it arrives; a call held up on its way arrives late, and
+    # the next second's messages must wait for its answer, not for when it left.
+    time = FakeTime()
+    budget = MemorySendBudget(clock=time.clock, sleep=time.sleep)
+    turns = [await budget.wait_for_turn(100 + chat) for chat in range(30)]
+    time.now += 0.4  # the answers come back 0.4 s later
+    for turn in turns:
+        await budget.settle(turn)
+    await _send(budget, 200)
+    assert time.slept == [pytest.approx(1 + SAFETY_SECONDS)]
+    assert time.now == pytest.approx(1000 + 0.4 + 1 + SAFETY_SECONDS)
+
+
+async def test_a_message_still_on_its_way_counts_as_arriving_late() -> None:
+    time = FakeTime()
+    budget = MemorySendBudget(clock=time.clock, sleep=time.sleep)
+    for chat in range(30):
+        await budget.wait_for_turn(100 + chat)  # no answer yet
+    await budget.wait_for_turn(200)
+    assert time.slept == [pytest.approx(1 + SAFETY_SECONDS + IN_FLIGHT_SECONDS)]
 
 
 async def test_a_group_takes_twenty_a_minute() -> None:
     time = FakeTime()
     budget = MemorySendBudget(clock=time.clock, sleep=time.sleep)
     for _ in range(20):
-        await budget.wait_for_turn(-100123)
+        await _send(budget, -100123)
     assert time.slept == []
-    await budget.wait_for_turn(-100123)
+    await _send(budget, -100123)
     assert time.slept == [60 + SAFETY_SECONDS]
 
 
