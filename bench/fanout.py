@@ -307,7 +307,8 @@ async def run_fanout(
     figure.notes += [
         "AlertDelivery.deliver sends the pending alerts (booking reminders, rendered per "
         "recipient), the chats taking turns, paced at the configured rate overall and at "
-        "Telegram's per-chat limit (bot.alert_pacing), through the bot's own AIORateLimiter, "
+        "Telegram's per-chat limit (bot.alert_pacing), through the bot's own rate limiter (each "
+        "message waits for its turn in the send budget, bot.send_budget), "
         "to the local Bot API on 127.0.0.1 in its own process, playing Telegram's flood "
         "control from its rulebook (sandbox/botapi/rules.py): 30 msg/s overall, and per "
         "private chat a burst of 5 then one a second, answering 429 with retry_after beyond.",
