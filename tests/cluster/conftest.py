@@ -103,9 +103,9 @@ def _database(postgres_server: PostgresServer, template: str, name: str) -> str:
 
 
 def residents_count() -> int:
-    """How many residents run full flows (CLUSTER_RESIDENTS overrides): issue 19's 300. Both
-    cluster tests together took 473 s at a load of about 7 on two cores and 517 CPU seconds
-    (README, Performance): on a quiet machine, by that CPU, some four minutes more than 20."""
+    """How many residents run full flows (CLUSTER_RESIDENTS overrides): issue 19's 300. Under
+    Telegram's 30 messages a second each of the two cluster tests takes some six minutes
+    (README, Performance), whatever the machine: that limit, not the CPU, sets their pace."""
     return int(os.environ.get("CLUSTER_RESIDENTS", "300"))
 
 
