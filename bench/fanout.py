@@ -33,9 +33,9 @@ from bench.harness import bench_settings, now, sqlite_url
 from bench.report import Figure, Target
 from bot.alert_delivery import AlertDelivery
 from bot.alert_kinds import MSG_BOOKING_REMINDER, Alert, AlertKind
-from bot.alert_pacing import TELEGRAM
 from bot.app import file_url_for, telegram_rate_limiter
 from bot.app_type import ConciergeApp
+from bot.send_budget import TELEGRAM
 from bot.services import Services
 from bot.storage.db import create_engine
 from bot.storage.migrate import upgrade
@@ -307,7 +307,8 @@ async def run_fanout(
     figure.notes += [
         "AlertDelivery.deliver sends the pending alerts (booking reminders, rendered per "
         "recipient), the chats taking turns, paced at the configured rate overall and at "
-        "Telegram's per-chat limit (bot.alert_pacing), through the bot's own AIORateLimiter, "
+        "Telegram's per-chat limit (bot.alert_pacing), through the bot's own rate limiter (each "
+        "message waits for its turn in the send budget, bot.send_budget), "
         "to the local Bot API on 127.0.0.1 in its own process, playing Telegram's flood "
         "control from its rulebook (sandbox/botapi/rules.py): 30 msg/s overall, and per "
         "private chat a burst of 5 then one a second, answering 429 with retry_after beyond.",

@@ -36,9 +36,10 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMedia
 from telegram.error import Forbidden, RetryAfter, TelegramError, TimedOut
 
 from bot.alert_kinds import Alert, in_quiet_hours, local_time, wanted
-from bot.alert_pacing import TELEGRAM, SendLimits, SendPacer
+from bot.alert_pacing import SendPacer
 from bot.app_type import ConciergeApp
 from bot.persistence import load_users
+from bot.send_budget import TELEGRAM, SendLimits
 from bot.services import Services
 from bot.storage.models import SentAlert, TelegramUser
 from conversations import notify

@@ -9,8 +9,9 @@ that pacing: per chat and overall. Among the chats that may send now, the one wh
 is oldest goes first; a chat that must wait steps aside and the others go on, so no chat's
 alert waits behind another chat's limit. (Strict round-robin would be fair too, but it pushes
 every second alert of a recipient to the end of a large round, where the per-chat limit then
-leaves the whole round waiting on those few chats.) The bot-wide limiter stays as the guard for
-the rest of the bot's traffic; paced alerts never reach its limits.
+leaves the whole round waiting on those few chats.) Each send still takes its turn in the
+bot's send budget (bot.send_budget), the one owner of Telegram's limits across processes: the
+pacing here only chooses which alert goes next, so that no recipient holds up the round.
 
 A send counts in a window from the moment its answer came back, never from when it left: the
 answer arrives after Telegram counted the message, so windows measured that way hold on
@@ -23,21 +24,7 @@ import heapq
 from collections import deque
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True, slots=True)
-class SendLimits:
-    """At most `overall` messages in any `overall_period` seconds, and at most `per_chat` to one
-    private chat in any `per_chat_period` seconds (Telegram: 30 a second; 5, then 1 a second)."""
-
-    overall: int = 30
-    overall_period: float = 1.0
-    per_chat: int = 5
-    per_chat_period: float = 5.0
-    # Sends under way at once: enough that a round trip's latency does not cap the rate.
-    in_flight: int = 8
-
-
-TELEGRAM = SendLimits()
+from bot.send_budget import TELEGRAM, SendLimits
 
 
 @dataclass(slots=True)

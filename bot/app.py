@@ -20,13 +20,16 @@ from bot.app_type import ConciergeApp
 from bot.concurrency import PerChatUpdateProcessor
 from bot.errors import on_error
 from bot.jobs import recover_writes, schedule_jobs
-from bot.metrics import CountingRateLimiter, ObservedApplication
+from bot.metrics import ObservedApplication
 from bot.persistence import PersistentApplication
 from bot.presses import ConciergeApplication
+from bot.send_budget import MemorySendBudget
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage import per_update
+from bot.storage.send_windows import SharedSendBudget
 from bot.telegram_bot import ConciergeBot
+from bot.telegram_limiter import BudgetRateLimiter
 from bot.tokens import MSG_LINK_AGAIN
 from conversations import (
     account,
@@ -108,10 +111,11 @@ class _Application(PersistentApplication, ConciergeApplication):
             await super().process_update(update)
 
 
-def telegram_rate_limiter(services: Services) -> CountingRateLimiter:
-    """The bot-wide guard on Telegram's overall limit, retrying after a 429 (alerts pace
-    themselves per chat and overall in `bot.alert_pacing` and stay under it)."""
-    return CountingRateLimiter(max_retries=3, on_retry=services.metrics.telegram_retry)
+def telegram_rate_limiter(services: Services, *, cluster: bool = False) -> BudgetRateLimiter:
+    """The bot's guard on Telegram's limits: every message waits for its turn in the send
+    budget, which a cluster's processes share in the database (bot.send_budget)."""
+    budget = SharedSendBudget(services.storage.engine) if cluster else MemorySendBudget()
+    return BudgetRateLimiter(budget, on_retry=services.metrics.telegram_retry)
 
 
 def build_application(
@@ -132,7 +136,9 @@ def build_application(
         base_file_url=file_url_for(settings.telegram_base_url),
         request=request or HTTPXRequest(connection_pool_size=256),
         get_updates_request=request or HTTPXRequest(connection_pool_size=1),
-        rate_limiter=telegram_rate_limiter(services) if rate_limiter else None,
+        rate_limiter=(
+            telegram_rate_limiter(services, cluster=settings.cluster) if rate_limiter else None
+        ),
     )
     # The builder's generic parameters change with each call; the result is typed below.
     builder: Any = (

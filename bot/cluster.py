@@ -48,6 +48,7 @@ from bot.storage.inbound import (
     Waiting,
     conversation_key_text,
 )
+from bot.storage.send_windows import SharedSendBudget
 from bot.telegram_bot import ConciergeBot
 from bot.writes import reported_by_handler
 from conversations.context import LANGUAGE_KEY
@@ -505,9 +506,11 @@ class SharedWork:
         inbound: InboundUpdates,
         clock: Callable[[], datetime],
         metrics: Metrics | None = None,
+        send_budget: SharedSendBudget | None = None,
     ) -> None:
         self._locks = locks
         self._inbound = inbound
+        self._send_budget = send_budget
         self._clock = clock
         self._metrics = metrics
         self._pruned_at: datetime | None = None
@@ -524,6 +527,8 @@ class SharedWork:
         now = self._clock()
         if held and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY):
             await self._inbound.prune(now - KEEP_HANDLED)
+            if self._send_budget is not None:
+                await self._send_budget.forget_before(now - PRUNE_EVERY)
             self._pruned_at = now
         return held
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TelegramError
-from telegram.ext import AIORateLimiter, Application, BaseHandler, ConversationHandler
+from telegram.ext import Application, BaseHandler, ConversationHandler
 
 from bot.storage.db import Sessions
 from bot.storage.gauges import read_backlog
@@ -279,37 +279,6 @@ class Metrics:
         self.inbound_waiting.set(backlog.inbound_waiting)
         self.inbound_oldest.set(backlog.inbound_oldest_seconds)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class CountingRateLimiter(AIORateLimiter):
-    """PTB's rate limiter, counting each call it makes again after a 429."""
-
-    def __init__(self, *, on_retry: Callable[[str], None], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._on_retry = on_retry
-
-    async def process_request(
-        self,
-        callback: Callable[..., Any],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> Any:
-        """Sends through the limiter; every call of `callback` after the first is a retry."""
-        calls = 0
-
-        async def counted(*call_args: Any, **call_kwargs: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls > 1:
-                self._on_retry("429")
-            return await callback(*call_args, **call_kwargs)
-
-        return await super().process_request(
-            counted, args, kwargs, endpoint, data, rate_limit_args
-        )
 
 
 class ObservedApplication(Application[Any, Any, Any, Any, Any, Any]):

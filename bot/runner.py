@@ -23,6 +23,8 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.storage.inbound import ALERT_DELIVERY_LOCK, AdvisoryLocks, InboundUpdates, held_everywhere
 from bot.storage.migrate import upgrade
+from bot.storage.send_windows import SharedSendBudget
+from bot.telegram_limiter import BudgetRateLimiter
 from bot.web import WEBHOOK_PATH, create_web_app
 
 logger = logging.getLogger(__name__)
@@ -158,8 +160,14 @@ def _join_cluster(
         max_running=settings.max_concurrent_updates,
         metrics=services.metrics,
     )
+    limiter = application.bot.rate_limiter
+    budget = limiter.budget if isinstance(limiter, BudgetRateLimiter) else None
     application.bot_data[SHARED_WORK_KEY] = SharedWork(
-        locks, inbound, services.clock, services.metrics
+        locks,
+        inbound,
+        services.clock,
+        services.metrics,
+        send_budget=budget if isinstance(budget, SharedSendBudget) else None,
     )
     watcher_of(application).deliver_one_at_a_time_with(
         lambda: held_everywhere(engine, ALERT_DELIVERY_LOCK)

@@ -435,3 +435,15 @@ class CommunityRecord(Timestamps, Base):
     tuya_room_of_residence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     servitly_tenant: Mapped[str] = mapped_column(String(128))
     servitly_location_map: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SendWindow(Base):
+    """One of Telegram's send windows, in cluster mode (bot.storage.send_windows): the
+    bot-wide one or one chat's, with the moments it handed out (seconds on the database's
+    clock, in order)."""
+
+    __tablename__ = "telegram_send_windows"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    moments: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -3,7 +3,8 @@ answers, and whose turn it is."""
 
 from __future__ import annotations
 
-from bot.alert_pacing import SendLimits, SendPacer
+from bot.alert_pacing import SendPacer
+from bot.send_budget import SendLimits
 
 LIMITS = SendLimits(overall=4, overall_period=1.0, per_chat=2, per_chat_period=2.0, in_flight=3)
 

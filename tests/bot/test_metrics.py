@@ -15,7 +15,9 @@ from telegram.error import NetworkError, RetryAfter, TimedOut
 from api.errors import AuthError, RateLimited, Unavailable
 from bot.alert_kinds import Alert, AlertKind
 from bot.alert_watcher import AlertWatcher
-from bot.metrics import CountingRateLimiter, Metrics
+from bot.metrics import Metrics
+from bot.send_budget import MemorySendBudget
+from bot.telegram_limiter import BudgetRateLimiter
 from bot.web import create_web_app
 from sandbox.faults import FaultKind, FaultRule
 from tests.support_bot import BotUnderTest, link_demo_resident, running_bot
@@ -180,7 +182,7 @@ def test_error_kinds_are_snake_case_labels() -> None:
 
 async def test_telegram_retries_are_counted_by_reason() -> None:
     metrics = Metrics()
-    limiter = CountingRateLimiter(max_retries=2, on_retry=metrics.telegram_retry)
+    limiter = BudgetRateLimiter(MemorySendBudget(), max_retries=2, on_retry=metrics.telegram_retry)
     attempts = 0
 
     async def flaky(*args: Any, **kwargs: Any) -> bool:

@@ -313,6 +313,11 @@ def check_outcome(cluster: Cluster, done: list[int]) -> dict[str, Any]:
         "manager_alerts_seen": len(told),
         "manager_alerts_sent_twice": sum(1 for n in told.values() if n > 1),
         "presses_answered_too_late": too_old,
+        # Messages Telegram's flood control refused although the send budget gave them their
+        # turn (each was made again after Telegram's wait: a second late, never lost).
+        "telegram_429": sum(
+            1 for test, _, status, _ in BOTAPI.refusals if test == BOTAPI.test and status == 429
+        ),
         # The local Bot API's side: deliveries nginx or a process did not take (retried).
         "webhook_deliveries_failed": cluster.botapi.webhook_delivery.failed,
         "webhook_most_at_once": cluster.botapi.webhook_delivery.most_at_once,
