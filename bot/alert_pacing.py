@@ -2,16 +2,16 @@
 
 Telegram refuses a bot that sends more than about 30 messages a second overall, or more than a
 short burst and then about one a second to one private chat; beyond either it answers 429 with
-`retry_after`. PTB's `AIORateLimiter` knows the overall limit and the group one, not the
-private-chat one, and on any 429 it halts every request, so one recipient with many alerts
-would hold up everyone else's. Delivery therefore paces its own sends here, the one owner of
-that pacing: per chat and overall. Among the chats that may send now, the one whose next alert
-is oldest goes first; a chat that must wait steps aside and the others go on, so no chat's
-alert waits behind another chat's limit. (Strict round-robin would be fair too, but it pushes
-every second alert of a recipient to the end of a large round, where the per-chat limit then
-leaves the whole round waiting on those few chats.) Each send still takes its turn in the
-bot's send budget (bot.send_budget), the one owner of Telegram's limits across processes: the
-pacing here only chooses which alert goes next, so that no recipient holds up the round.
+`retry_after`. Every send waits for its turn in the bot's send budget (bot.send_budget), but
+delivery keeps only a few sends under way at once: were they all a manager's seventh, eighth
+and ninth alerts, each waiting a second in its chat's window, everyone else's would wait behind
+them. Delivery therefore chooses its next send here, per chat and overall. Among the chats that
+may send now, the one whose next alert is oldest goes first; a chat that must wait steps aside
+and the others go on, so no chat's alert waits behind another chat's limit. (Strict round-robin
+would be fair too, but it pushes every second alert of a recipient to the end of a large round,
+where the per-chat limit then leaves the whole round waiting on those few chats.) The budget
+stays the one owner of Telegram's limits across processes; the pacing here only chooses which
+alert goes next.
 
 A send counts in a window from the moment its answer came back, never from when it left: the
 answer arrives after Telegram counted the message, so windows measured that way hold on

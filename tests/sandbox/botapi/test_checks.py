@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Conflict, InvalidToken, RetryAfter
-from telegram.ext import AIORateLimiter
 
+from bot.send_budget import MemorySendBudget
+from bot.telegram_limiter import BudgetRateLimiter
 from tests.sandbox.botapi.conftest import MANAGER, RESIDENT, LiveBotApi, png_bytes
 
 # These tests send what Telegram refuses, to see it refused.
@@ -170,9 +171,10 @@ async def test_json_and_urlencoded_bodies_are_both_read(botapi: LiveBotApi) -> N
     ]
 
 
-async def test_injected_429_is_retried_by_ptbs_rate_limiter(botapi: LiveBotApi) -> None:
+async def test_injected_429_is_retried_by_the_bots_rate_limiter(botapi: LiveBotApi) -> None:
     botapi.state.faults.inject("sendMessage", count=2, retry_after=0.05)
-    application = botapi.builder().rate_limiter(AIORateLimiter(max_retries=3)).build()
+    limiter = BudgetRateLimiter(MemorySendBudget(), on_retry=lambda _reason: None)
+    application = botapi.builder().rate_limiter(limiter).build()
     async with application:
         sent = await application.bot.send_message(CHAT, "eventually")
     assert sent.text == "eventually"
