@@ -619,3 +619,46 @@ async def test_a_handler_that_fails_after_its_write_leaves_it_to_the_journal(
         assert (await _row(bot, row.command_id)).reported_at is not None
         await _other_process_looks_past(bot, other, row)
         assert len([t for t in _told(bot) if "went through" in t]) == 1
+
+
+async def test_writes_live_handlers_still_hold_keep_no_dead_process_s_write_untold(
+    bot: BotUnderTest, dead_pid: int
+) -> None:
+    me = bot.services.writes.owner
+    host = me.rsplit(":", 2)[0]
+    now = bot.services.clock()
+    writes = bot.services.storage.writes
+    write = dump_write(_repair("r-1", "Told by a handler still running, or by nobody"))
+
+    async def ended(command_id: str, reporter: str, report_by: datetime) -> None:
+        begun = await writes.begin(
+            command_id=command_id,
+            telegram_id=USER,
+            vendor="akubela",
+            kind=write["kind"],
+            subject=None,
+            write=write,
+            owner=reporter,
+            now=now,
+            lease_until=now + timedelta(minutes=1),
+        )
+        await writes.settle(
+            begun.row.id, WriteStatus.DONE, now=now, reporter=reporter, report_by=report_by
+        )
+
+    # Handlers of a live process on another machine, still telling theirs, come first...
+    for number in range(3):
+        await ended(f"live-{number}", "another-host:1:alive", now + timedelta(minutes=1))
+    # ... and a write whose handler's process died here, its hold not yet run out.
+    await ended("dead", f"{host}:{dead_pid}:start", now + timedelta(minutes=2))
+
+    taken = await writes.claim_unreported(
+        now=now,
+        owner=me,
+        lease_until=now + timedelta(minutes=1),
+        gone=lambda owner: owner_gone(owner, me),
+        limit=2,
+    )
+    assert [row.command_id for row in taken] == ["dead"]
+    live = [row for row in await writes.all() if row.command_id.startswith("live-")]
+    assert {row.owner for row in live} == {"another-host:1:alive"}
