@@ -408,7 +408,7 @@ class ClusterDispatcher:
         # The writes that end in this update count as told in the transaction that stores it:
         # killed before that, the update runs again without their drafts, and the journal
         # tells them instead.
-        with reported_by_handler() as reports:
+        async with reported_by_handler() as reports:
             await self._application.process_update(update)
         now = self._clock()
         following = await self._inbound.finish(

@@ -16,10 +16,11 @@ one place to hang what follows a write (its photos kept, the audit log, announce
 
 A write that ends in a conversation is told by that update's handler, so it counts as told
 only when the update's handling is stored (`reported_by_handler`): in cluster mode in the
-transaction that marks the update handled, in one process once the update was processed. A
-process killed before that point leaves it untold, and the job (or the next start) tells it,
-in the user's language, as it tells a write that ended away from its conversation. A kill in
-between the handler's reply and that point tells it twice, never not at all.
+transaction that marks the update handled, in one process once the update was processed.
+Until then its process holds it, however long the handler runs. A process killed before that
+point leaves it untold, and the job (or the next start) tells it, in the user's language, as
+it tells a write that ended away from its conversation. A kill in between the handler's reply
+and that point tells it twice, never not at all.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 
@@ -70,6 +71,7 @@ _TOLD_REASONS = {REASON_NOT_LINKED, REASON_NO_ANSWER, REASON_UNREADABLE}
 
 Hook = Callable[[Outcome], Awaitable[None]]
 Report = Callable[[Outcome], Awaitable[None]]
+Hold = Callable[[list[int]], Awaitable[None]]
 TargetsFor = Callable[[int], Targets]
 
 _RESULTS = {
@@ -81,14 +83,51 @@ _ENDS = {status: result for result, status in _RESULTS.items()}
 
 
 class HandlerReports:
-    """The writes that ended while one update was handled, told by its handler."""
+    """The writes that ended while one update was handled, told by its handler.
 
-    __slots__ = ("row_ids", "task")
+    While the handler runs on (it may wait for Telegram's send limits or a slow vendor), its
+    process keeps holding them: from the first one on, a renewal moves their hold a lease on
+    every third of a lease, until the block ends. A process that dies stops renewing, so the
+    journal takes them over one lease later.
+    """
+
+    __slots__ = ("_done", "_holding", "row_ids", "task")
 
     def __init__(self) -> None:
         # Only the update's own task: a task a handler starts does not tell the user itself.
         self.task = asyncio.current_task()
         self.row_ids: list[int] = []
+        self._holding: asyncio.Task[None] | None = None
+        self._done: asyncio.Event | None = None
+
+    def add(self, row_id: int, hold: Hold, every: float) -> None:
+        """`row_id` ended in this update; `hold(row_ids)` keeps them held, every `every` s."""
+        self.row_ids.append(row_id)
+        if self._holding is None:
+            self._done = asyncio.Event()
+            self._holding = asyncio.create_task(
+                self._keep_holding(hold, every, self._done), name="concierge-writes-hold"
+            )
+
+    async def _keep_holding(self, hold: Hold, every: float, done: asyncio.Event) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), every)
+                return
+            if not self.row_ids:
+                continue  # given up (the handler failed): the journal tells them
+            try:
+                await hold(list(self.row_ids))
+            except Exception as error:
+                # The hold still runs for two thirds of a lease: the next round tries again.
+                logger.warning("could not renew the hold on told writes: %s", type(error).__name__)
+
+    async def close(self) -> None:
+        """The block ended: the renewal stops, between two statements rather than in one, and
+        is gone when this returns (cancelled with it if the caller is cancelled meanwhile)."""
+        if self._holding is not None and self._done is not None:
+            self._done.set()
+            await self._holding
 
 
 _HANDLER_REPORTS: ContextVar[HandlerReports | None] = ContextVar(
@@ -96,10 +135,11 @@ _HANDLER_REPORTS: ContextVar[HandlerReports | None] = ContextVar(
 )
 
 
-@contextlib.contextmanager
-def reported_by_handler() -> Iterator[HandlerReports | None]:
+@contextlib.asynccontextmanager
+async def reported_by_handler() -> AsyncIterator[HandlerReports | None]:
     """Writes that end inside the block are told by the update's handler: they count as told
-    once the caller stores the update's handling and marks `row_ids` reported with it.
+    once the caller stores the update's handling and marks `row_ids` reported with it. The
+    caller does that right after the block; within it, this process keeps holding them.
 
     Inside another block of the same task (the Application's inside the cluster dispatcher's)
     this yields None: they belong to the outer one, whose owner stores them.
@@ -113,11 +153,13 @@ def reported_by_handler() -> Iterator[HandlerReports | None]:
         yield reports
     finally:
         _HANDLER_REPORTS.reset(token)
+        await reports.close()
 
 
 def handler_failed() -> None:
     """The update's handler failed: the writes that ended in it may never have been told, so
-    they do not count as told with the update; the journal tells them once its time runs out."""
+    they do not count as told with the update and are no longer held; the journal tells them
+    once their hold runs out."""
     reports = _handler_reports()
     if reports is not None:
         reports.row_ids.clear()
@@ -186,10 +228,15 @@ class WriteJournalService:
         """One update's handling in a single process: the writes that ended in it count as
         told once it was processed. A process that dies first (or a block that raises) leaves
         them to `recover`. Inside the cluster dispatcher's block this adds to that one."""
-        with reported_by_handler() as reports:
+        async with reported_by_handler() as reports:
             yield
         if reports is not None and reports.row_ids:
             await self._storage.writes.reported(reports.row_ids, now=self._clock())
+
+    async def _hold_told(self, row_ids: list[int]) -> None:
+        await self._storage.writes.hold_unreported(
+            row_ids, owner=self.owner, until=self._clock() + self._lease
+        )
 
     # ---- the conversations' entry point ----------------------------------------------------
 
@@ -451,7 +498,7 @@ class WriteJournalService:
         if not settled:
             return outcome
         if reports is not None:
-            reports.row_ids.append(row.id)
+            reports.add(row.id, self._hold_told, self._lease.total_seconds() / 3)
         logger.info("write %s (%s) ended: %s", row.command_id, write.kind, result.value)
         for hook in self._hooks:
             try:

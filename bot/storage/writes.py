@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Update, delete, select, update
+from sqlalchemy import CursorResult, Update, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Sessions, upsert
@@ -253,8 +253,9 @@ class WriteRecords:
         """Ends the write; False when it had ended already (so its end is told once).
 
         With `reporter`, that process's handler tells the user, and the write counts as told
-        only once `reported` says so: until then `reporter` holds it until `report_by`, and
-        afterwards (or when the reporter is gone) `claim_unreported` hands it to the journal.
+        only once `reported` says so: until then `reporter` holds it until `report_by` (which
+        its handler moves on while it runs, `hold_unreported`), and afterwards (or when the
+        reporter is gone) `claim_unreported` hands it to the journal.
         Without, the caller tells the user now and it counts as told at once.
 
         `then` are the writes that follow it, recorded in the same transaction: due at once,
@@ -316,26 +317,65 @@ class WriteRecords:
         limit: int = 100,
     ) -> list[WriteRecord]:
         """Takes the writes that ended but were never told: their reporter is gone
-        (`gone(owner)`) or its time to tell them ran out."""
+        (`gone(owner)`) or its time to tell them ran out.
+
+        Only those are locked: a write a live handler still holds is neither locked (its
+        holder's renewal and marking it told never wait on this) nor counted in `limit` (so
+        many of them cannot keep a due one waiting)."""
+        unreported = (
+            WriteRecord.reported_at.is_(None),
+            WriteRecord.status != WriteStatus.PENDING,
+        )
         async with self._sessions.begin() as session:
-            rows = [
-                row
-                for row in await session.scalars(
+            holders = await session.scalars(
+                select(WriteRecord.owner)
+                .where(
+                    *unreported,
+                    WriteRecord.owner.is_not(None),
+                    WriteRecord.owner != owner,
+                    WriteRecord.next_attempt_at > now,
+                )
+                .distinct()
+            )
+            gone_holders = [holder for holder in holders if holder is not None and gone(holder)]
+            rows = list(
+                await session.scalars(
                     select(WriteRecord)
                     .where(
-                        WriteRecord.reported_at.is_(None),
-                        WriteRecord.status != WriteStatus.PENDING,
+                        *unreported,
+                        or_(
+                            WriteRecord.owner.is_(None),
+                            WriteRecord.next_attempt_at <= now,
+                            WriteRecord.owner.in_(gone_holders),
+                        ),
                     )
                     .order_by(WriteRecord.next_attempt_at, WriteRecord.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
-                if row.owner is None or row.next_attempt_at <= now or gone(row.owner)
-            ]
+            )
             for row in rows:
                 row.owner = owner
                 row.next_attempt_at = lease_until
             return rows
+
+    async def hold_unreported(self, row_ids: Sequence[int], *, owner: str, until: datetime) -> int:
+        """`owner`'s handler is still telling how these writes ended: it holds them until
+        `until`. Only those it still holds (not told yet, not taken over); how many."""
+        if not row_ids:
+            return 0
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(WriteRecord)
+                .where(
+                    WriteRecord.id.in_(list(row_ids)),
+                    WriteRecord.owner == owner,
+                    WriteRecord.reported_at.is_(None),
+                    WriteRecord.status != WriteStatus.PENDING,
+                )
+                .values(next_attempt_at=until)
+            )
+            return cast(CursorResult[Any], result).rowcount
 
     async def reported(self, row_ids: Sequence[int], *, now: datetime) -> None:
         """The users were told how these writes ended."""

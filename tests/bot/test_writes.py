@@ -3,21 +3,26 @@ are sent again, reported once however their end became known."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from asyncio import Task
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 from starlette.applications import Starlette
+from telegram.request import RequestData
 
 from api.errors import Unavailable
-from bot.jobs import deliver_outbox, recover_writes
+from bot.jobs import deliver_outbox, recover_writes, report_outcome
+from bot.services import UserTargets
 from bot.storage.models import WriteRecord, WriteStatus
 from bot.storage.writes import WriteRecords
-from bot.writes import MAX_ATTEMPTS, owner_gone, process_owner
+from bot.writes import MAX_ATTEMPTS, WriteJournalService, owner_gone, process_owner
 from conversations import callbacks
 from conversations.common import new_command_id
 from conversations.writes import (
@@ -488,3 +493,172 @@ async def test_a_write_its_conversation_told_is_never_told_again(
 
 def _told_in(telegram: FakeTelegram) -> list[str]:
     return [c.text or "" for c in telegram.sent("sendMessage") if c.params.get("chat_id") == USER]
+
+
+# ---- a handler that runs on past the write lease ----------------------------------------------
+
+# Short, so that the handler below outlives it several times within seconds.
+SHORT_LEASE = timedelta(seconds=1.5)
+CREATED = "created — waiting for confirmation"
+
+
+class _HoldsTheReport(FakeTelegram):
+    """Telegram that holds the handler's "Repair created" message until the test lets it go
+    (as a send waiting its turn under Telegram's limits does), or refuses it (`refuse`)."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        super().__init__()
+        self.reached = asyncio.Event()
+        self.go = asyncio.Event()
+        self.refuse = refuse
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        text = request_data.parameters.get("text") if request_data is not None else None
+        if isinstance(text, str) and CREATED in text and not self.reached.is_set():
+            self.reached.set()
+            if self.refuse:
+                return 400, b'{"ok": false, "error_code": 400, "description": "Bad Request"}'
+            await self.go.wait()
+        return await super().do_request(
+            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+        )
+
+
+def _short_journal(bot: BotUnderTest, owner: str | None = None) -> WriteJournalService:
+    services = bot.services
+    return WriteJournalService(
+        services.storage,
+        targets_for=lambda telegram_id: UserTargets(services, telegram_id),
+        clock=services.clock,
+        lease=SHORT_LEASE,
+        owner=owner,
+    )
+
+
+async def _confirm_held(bot: BotUnderTest, sandbox_app: Starlette, description: str) -> Task[str]:
+    """A resident confirms a repair; returns the press, once its handler sends its report."""
+    telegram = bot.telegram
+    assert isinstance(telegram, _HoldsTheReport)
+    await link_demo_resident(bot, sandbox_app, USER)
+    chat = bot.chat(USER)
+    await _to_repair_summary(chat, description)
+    confirming = asyncio.create_task(chat.press(callbacks.build("repair", "confirm")))
+    await asyncio.wait_for(telegram.reached.wait(), 30)
+    return confirming
+
+
+async def _other_process_looks_past(
+    bot: BotUnderTest, other: WriteJournalService, row: WriteRecord
+) -> None:
+    """Another process's journal looks for untold writes, again and again, until a lease
+    after the hold `row` had ran out."""
+
+    async def report(outcome: Outcome) -> None:
+        await report_outcome(bot.app, bot.services, outcome)
+
+    until = row.next_attempt_at + SHORT_LEASE
+    while bot.services.clock() <= until:
+        await asyncio.sleep(SHORT_LEASE.total_seconds() / 4)
+        await other.tell_unreported(report)
+
+
+async def test_a_handler_that_outlives_the_write_lease_tells_its_write_once(
+    database_url: str, sandbox_app: Starlette
+) -> None:
+    description = "The boiler knocks, and the handler takes its time"
+    telegram = _HoldsTheReport()
+    async with running_bot(database_url, sandbox_app, telegram=telegram) as bot:
+        bot.services.writes = _short_journal(bot)
+        other = _short_journal(bot, owner="another-host:1:other")
+        confirming = await _confirm_held(bot, sandbox_app, description)
+        # The repair was created and the handler is sending its report: held there past the
+        # lease, while the other process's journal looks for untold writes.
+        [row] = [r for r in await bot.services.storage.writes.all() if r.telegram_id == USER]
+        assert row.status is WriteStatus.DONE
+        await _other_process_looks_past(bot, other, row)
+        assert not [t for t in _told(bot) if "went through" in t]
+
+        telegram.go.set()
+        await confirming
+        assert len([t for t in _told(bot) if CREATED in t]) == 1
+        row = await _row(bot, row.command_id)
+        assert row.reported_at is not None
+        await _other_process_looks_past(bot, other, row)
+        await _run_job(bot)
+        told = _told(bot)
+        assert len([t for t in told if CREATED in t or "went through" in t]) == 1
+
+
+async def test_a_handler_that_fails_after_its_write_leaves_it_to_the_journal(
+    database_url: str, sandbox_app: Starlette
+) -> None:
+    description = "The balcony door will not lock, and the reply fails"
+    telegram = _HoldsTheReport(refuse=True)
+    async with running_bot(database_url, sandbox_app, telegram=telegram) as bot:
+        bot.services.writes = _short_journal(bot)
+        other = _short_journal(bot, owner="another-host:1:other")
+        confirming = await _confirm_held(bot, sandbox_app, description)
+        await confirming  # the handler failed: the user heard it was ours, not of the repair
+        assert not [t for t in _told(bot) if CREATED in t]
+        [row] = [r for r in await bot.services.storage.writes.all() if r.telegram_id == USER]
+        assert row.status is WriteStatus.DONE
+        assert row.reported_at is None
+
+        await _other_process_looks_past(bot, other, row)
+        [told] = [t for t in _told(bot) if "went through" in t]
+        assert told.endswith(f"repair #{(row.record_id or '')[-6:]}.")
+        assert (await _row(bot, row.command_id)).reported_at is not None
+        await _other_process_looks_past(bot, other, row)
+        assert len([t for t in _told(bot) if "went through" in t]) == 1
+
+
+async def test_writes_live_handlers_still_hold_keep_no_dead_process_s_write_untold(
+    bot: BotUnderTest, dead_pid: int
+) -> None:
+    me = bot.services.writes.owner
+    host = me.rsplit(":", 2)[0]
+    now = bot.services.clock()
+    writes = bot.services.storage.writes
+    write = dump_write(_repair("r-1", "Told by a handler still running, or by nobody"))
+
+    async def ended(command_id: str, reporter: str, report_by: datetime) -> None:
+        begun = await writes.begin(
+            command_id=command_id,
+            telegram_id=USER,
+            vendor="akubela",
+            kind=write["kind"],
+            subject=None,
+            write=write,
+            owner=reporter,
+            now=now,
+            lease_until=now + timedelta(minutes=1),
+        )
+        await writes.settle(
+            begun.row.id, WriteStatus.DONE, now=now, reporter=reporter, report_by=report_by
+        )
+
+    # Handlers of a live process on another machine, still telling theirs, come first...
+    for number in range(3):
+        await ended(f"live-{number}", "another-host:1:alive", now + timedelta(minutes=1))
+    # ... and a write whose handler's process died here, its hold not yet run out.
+    await ended("dead", f"{host}:{dead_pid}:start", now + timedelta(minutes=2))
+
+    taken = await writes.claim_unreported(
+        now=now,
+        owner=me,
+        lease_until=now + timedelta(minutes=1),
+        gone=lambda owner: owner_gone(owner, me),
+        limit=2,
+    )
+    assert [row.command_id for row in taken] == ["dead"]
+    live = [row for row in await writes.all() if row.command_id.startswith("live-")]
+    assert {row.owner for row in live} == {"another-host:1:alive"}
