@@ -101,12 +101,6 @@ class SharedSendBudget(SendBudget):
                 )
             )
 
-    async def windows(self) -> dict[str, list[Any]]:
-        """Every window's moments, for tests."""
-        async with self._engine.begin() as connection:
-            rows = await connection.execute(select(SendWindow.key, SendWindow.moments))
-            return {key: list(moments) for key, moments in rows}
-
 
 async def _locked(
     connection: AsyncConnection, chat: Window
